@@ -1,0 +1,143 @@
+# evstore: the daemon (evstored), the client library (libevstore) and the CLI (evstore).
+#
+#   make          build build/bin/evstored, build/bin/evstore, build/lib/libevstore.so.1
+#   make run      install missing Debian packages, build, start evstored on 127.0.0.1:7433
+#   make test     install missing packages, build with ASan+UBSan into build/san, run every test
+#   make bench    the in-memory append benchmark next to redis SET (docs/performance.md)
+#
+# The caller's CFLAGS are appended to ours.
+
+BUILD   ?= build
+SAN     ?= 0
+VERSION := 0.1.0
+SOVER   := 1
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+PKGS    := libuv msgpack libpq jansson uuid
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
+CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
+
+CC      ?= cc
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC \
+               -DEVS_VERSION='"$(VERSION)"' -I$(BUILD)/include $(PKG_CFLAGS)
+ifeq ($(SAN),1)
+BASE_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_LDFLAGS := -fsanitize=address,undefined
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_LDFLAGS) $(LDFLAGS)
+
+PROTO_SRC  := $(wildcard proto/*.c)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+CLIENT_SRC := $(wildcard client/*.c)
+CLI_SRC    := $(wildcard client/cli/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+PROTO_OBJ  := $(call obj,$(PROTO_SRC))
+SERVER_OBJ := $(call obj,$(SERVER_SRC))
+CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
+CLI_OBJ    := $(call obj,$(CLI_SRC))
+
+PUBLIC_HEADERS := $(BUILD)/include/evstore.h $(BUILD)/include/evstore/event.h \
+                  $(BUILD)/include/evstore/errors.h
+
+EVSTORED := $(BUILD)/bin/evstored
+EVSTORE  := $(BUILD)/bin/evstore
+LIBSO    := $(BUILD)/lib/libevstore.so.$(SOVER)
+LIBA     := $(BUILD)/lib/libevstore.a
+SERVERA  := $(BUILD)/lib/libevstored.a
+
+UNIT_TESTS  := $(BUILD)/tests/unit
+STORE_TESTS := $(BUILD)/tests/store
+INTEG_TESTS := $(BUILD)/tests/integration
+
+.PHONY: all deps run test tests bench clean install format
+all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA)
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(EVSTORED) --listen 127.0.0.1:7433 --store memory
+
+test: deps
+	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 all tests
+	@scripts/run-tests.sh build/san
+
+tests: $(UNIT_TESTS) $(STORE_TESTS) $(INTEG_TESTS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench-memory.sh
+
+$(BUILD)/include/evstore.h: client/evstore.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+$(BUILD)/include/evstore/%.h: proto/%.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/obj/%.o: %.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# The client library's objects hide every symbol that is not marked EVS_API.
+$(BUILD)/obj/client/%.o: client/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -DEVS_BUILDING_LIB -MMD -MP -c $< -o $@
+$(BUILD)/obj/libproto/%.o: proto/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -DEVS_BUILDING_LIB -MMD -MP -c $< -o $@
+LIBPROTO_OBJ := $(patsubst proto/%.c,$(BUILD)/obj/libproto/%.o,$(PROTO_SRC))
+
+$(SERVERA): $(SERVER_OBJ) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(EVSTORED): $(BUILD)/obj/server/main.o $(SERVERA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+$(LIBSO): $(CLIENT_OBJ) $(LIBPROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libevstore.so.$(SOVER) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS)
+$(BUILD)/lib/libevstore.so: $(LIBSO)
+	ln -sf libevstore.so.$(SOVER) $@
+$(LIBA): $(CLIENT_OBJ) $(LIBPROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(EVSTORE): $(CLI_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+$(UNIT_TESTS): $(call obj,$(wildcard tests/unit/*.c)) $(SERVERA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+$(STORE_TESTS): $(call obj,$(wildcard tests/store/*.c)) $(SERVERA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+$(INTEG_TESTS): $(call obj,$(wildcard tests/integration/*.c)) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/evstore
+	install -m 755 $(EVSTORED) $(EVSTORE) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIBSO) $(LIBA) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libevstore.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libevstore.so
+	install -m 644 $(BUILD)/include/evstore.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/include/evstore/event.h $(BUILD)/include/evstore/errors.h \
+		$(DESTDIR)$(PREFIX)/include/evstore/
+
+format:
+	clang-format -i $(wildcard proto/*.[ch] server/*.[ch] client/*.[ch] client/cli/*.[ch] tests/*/*.[ch])
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

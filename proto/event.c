@@ -1,0 +1,70 @@
+/* event.c: copying and releasing events, and UUID text. */
+#include "event.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* All the bytes of a duplicated event live in one block that starts with entity_id, so that
+ * evs_event_clear frees them with one call. */
+int evs_event_dup(evs_event_t *dst, const evs_event_t *src) {
+    size_t elen = strlen(src->entity_id) + 1, tlen = strlen(src->topic) + 1;
+    size_t total = elen + tlen + src->payload_len + src->metadata_len;
+    char *block = malloc(total);
+    if (!block) return -1;
+    *dst = *src;
+    dst->entity_id = block;
+    memcpy(block, src->entity_id, elen);
+    dst->topic = block + elen;
+    memcpy(dst->topic, src->topic, tlen);
+    dst->payload = (uint8_t *)block + elen + tlen;
+    if (src->payload_len) memcpy(dst->payload, src->payload, src->payload_len);
+    if (src->metadata) {
+        dst->metadata = dst->payload + src->payload_len;
+        memcpy(dst->metadata, src->metadata, src->metadata_len);
+    } else {
+        dst->metadata = NULL;
+        dst->metadata_len = 0;
+    }
+    return 0;
+}
+
+void evs_event_clear(evs_event_t *ev) {
+    if (!ev) return;
+    free(ev->entity_id);
+    memset(ev, 0, sizeof *ev);
+}
+
+void evs_uuid_format(const uint8_t id[16], char out[37]) {
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hex[id[i] >> 4];
+        *p++ = hex[id[i] & 15];
+    }
+    *p = '\0';
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int evs_uuid_parse(const char *text, uint8_t id[16]) {
+    if (strlen(text) != 36) return -1;
+    int n = 0;
+    for (int i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-') return -1;
+            i++;
+            continue;
+        }
+        int hi = hexval(text[i]), lo = hexval(text[i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        id[n++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}

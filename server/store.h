@@ -1,0 +1,103 @@
+/* store.h: the interface every event store implements.
+ *
+ * A store is a struct of function pointers (store_ops_t) behind a store_t header. Two
+ * implementations: store_memory (the default) and store_pg (PostgreSQL). One conformance suite,
+ * tests/store/, runs against both through this interface only.
+ *
+ * Every operation is asynchronous in form: it takes a callback that is called exactly once, with
+ * either an error or the result. A store may call it before the operation returns (the memory
+ * store always does) or later from the event loop (PostgreSQL). Event arrays passed to a callback
+ * are valid only during the callback: copy what you keep.
+ *
+ * Rules every store keeps (docs/protocol.md is the normative text):
+ *  - append is atomic: every event of the call is stored, or none is and the callback gets an
+ *    error. Events without has_version get the entity's next version; with has_version it must
+ *    be exactly the next version (counting earlier events of the same call) or the error is
+ *    EVS_ECONFLICT with entity/version/current details. event_id is always set by the caller.
+ *  - idempotent retry: if every event's event_id is already stored at the same entity and
+ *    version, the result is ok with the original positions and versions, nothing stored twice.
+ *    An event_id stored anywhere else is EVS_ECONFLICT (with has_event_id).
+ *  - positions are > 0 and strictly increasing in commit order; gaps are allowed.
+ *  - after a commit, and before the append callback, the store calls its commit listener (if
+ *    set) with the committed events in position order, timestamps and positions filled in.
+ */
+#ifndef EVS_STORE_H
+#define EVS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/codec.h"
+#include "../proto/event.h"
+
+#define STORE_DEFAULT_LIMIT 1000
+#define STORE_MAX_LIMIT 10000
+
+typedef struct store store_t;
+
+/* Called with err == NULL and the results, or with err set (and n == 0). positions[i] and
+ * versions[i] belong to the call's i-th event. */
+typedef void (*store_append_cb)(void *arg, const codec_error_t *err, const uint64_t *positions,
+                                const uint64_t *versions, size_t n);
+
+/* Called with err == NULL and the events found (possibly none), or with err set. */
+typedef void (*store_events_cb)(void *arg, const codec_error_t *err, const evs_event_t *events,
+                                size_t n);
+
+/* Called with err == NULL and the number of events removed, or with err set. */
+typedef void (*store_count_cb)(void *arg, const codec_error_t *err, uint64_t count);
+
+/* The commit listener: events just committed, in position order. */
+typedef void (*store_commit_cb)(void *arg, const evs_event_t *events, size_t n);
+
+/* A read of the global log in position order: events with position > after, at most limit of
+ * them, keeping only those whose topic is one of topics (when ntopics > 0) and whose entity_id
+ * starts with entity_prefix (when it is non-NULL and non-empty). get-by-topic and read-all are
+ * both this read; so is subscription catch-up. */
+typedef struct store_read {
+    uint64_t after;
+    uint32_t limit;
+    const char *const *topics;
+    size_t ntopics;
+    const char *entity_prefix;
+} store_read_t;
+
+typedef struct store_ops {
+    const char *name;
+    /* Appends events[0..n). The store may modify events only to fill position, version and
+     * timestamp. */
+    void (*append)(store_t *s, evs_event_t *events, size_t n, store_append_cb cb, void *arg);
+    /* Events of one entity: forwards, versions >= from_version in increasing order; backwards,
+     * versions <= from_version (from the last when from_version is UINT64_MAX) in decreasing
+     * order. At most limit. */
+    void (*get_by_entity)(store_t *s, const char *entity_id, uint64_t from_version, uint32_t limit,
+                          bool backwards, store_events_cb cb, void *arg);
+    /* One event by id: n == 1, or the error EVS_ENOT_FOUND. */
+    void (*get_by_id)(store_t *s, const uint8_t event_id[16], store_events_cb cb, void *arg);
+    void (*read)(store_t *s, const store_read_t *q, store_events_cb cb, void *arg);
+    /* Removes every event of one entity; the entity may then start again from version 0.
+     * May be NULL in a store that does not support it yet. */
+    void (*delete_entity)(store_t *s, const char *entity_id, store_count_cb cb, void *arg);
+    /* Frees the store. Callbacks of operations still pending are called first with
+     * EVS_EUNAVAILABLE. */
+    void (*free)(store_t *s);
+} store_ops_t;
+
+/* The common header of every store; implementations embed it first. */
+struct store {
+    const store_ops_t *ops;
+    store_commit_cb on_commit;
+    void *on_commit_arg;
+};
+
+/* Opens the store that url names: "memory" (or NULL/empty) for the in-memory store,
+ * "postgresql://..." or "postgres://..." or a "key=value" libpq string for PostgreSQL. loop is
+ * the daemon's uv_loop_t (void * here so that tests of the memory store need not include uv.h).
+ * Returns NULL with err filled when the URL is not usable. */
+store_t *store_open(const char *url, void *loop, codec_error_t *err);
+
+/* Registers the commit listener (one per store). */
+void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg);
+
+#endif
