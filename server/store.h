@@ -33,6 +33,7 @@
 
 #define STORE_DEFAULT_LIMIT 1000
 #define STORE_MAX_LIMIT 10000
+#define STORE_DEFAULT_TIMEOUT_MS 30000
 
 typedef struct store store_t;
 
@@ -89,6 +90,10 @@ struct store {
     const store_ops_t *ops;
     store_commit_cb on_commit;
     void *on_commit_arg;
+    /* Deadline of every operation, in milliseconds (default STORE_DEFAULT_TIMEOUT_MS); past it a
+     * store that waits on something (PostgreSQL) fails the operation with EVS_EUNAVAILABLE. The
+     * daemon sets it after store_open from --request-timeout. */
+    uint32_t request_timeout_ms;
 };
 
 /* Opens the store that url names: "memory" (or NULL/empty) for the in-memory store,
