@@ -81,9 +81,15 @@ $(BUILD)/include/evstore/%.h: proto/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
-$(BUILD)/obj/%.o: %.c $(PUBLIC_HEADERS)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/client/cli/%.o: client/cli/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/tests/integration/%.o: tests/integration/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CRIT_CFLAGS) -MMD -MP -c $< -o $@
 
 # The client library's objects hide every symbol that is not marked EVS_API.
 $(BUILD)/obj/client/%.o: client/%.c $(PUBLIC_HEADERS)
