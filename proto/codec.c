@@ -263,7 +263,7 @@ static int decode_append_event(const msgpack_object *o, msgpack_zone *z, size_t 
             rc = get_name(val, z, "topic", (const char **)&ev->topic, false, err);
             have_topic = true;
         } else if (key_is(key, "payload")) {
-            const uint8_t *p;
+            const uint8_t *p = NULL;
             rc = get_payload(val, &p, &ev->payload_len, err);
             ev->payload = (uint8_t *)p;
             have_payload = true;
@@ -282,8 +282,8 @@ static int decode_append_event(const msgpack_object *o, msgpack_zone *z, size_t 
         if (rc) {
             if (err->code == EVS_EBAD_REQUEST) {
                 char m[sizeof err->message];
-                snprintf(m, sizeof m, "events[%zu]: %s", i, err->message);
-                memcpy(err->message, m, sizeof m);
+                memcpy(m, err->message, sizeof m);
+                snprintf(err->message, sizeof err->message, "events[%zu]: %.200s", i, m);
             }
             return rc;
         }
