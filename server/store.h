@@ -67,7 +67,9 @@ typedef struct store_read {
 typedef struct store_ops {
     const char *name;
     /* Appends events[0..n). The store may modify events only to fill position, version and
-     * timestamp. */
+     * timestamp. The events and the bytes they point to belong to the caller and are valid only
+     * until append returns: a store that finishes later copies them first. The same holds for
+     * every pointer argument of every operation (entity_id, store_read_t and its strings...). */
     void (*append)(store_t *s, evs_event_t *events, size_t n, store_append_cb cb, void *arg);
     /* Events of one entity: forwards, versions >= from_version in increasing order; backwards,
      * versions <= from_version (from the last when from_version is UINT64_MAX) in decreasing
