@@ -1,0 +1,422 @@
+/* store_memory.c: the in-memory store.
+ *
+ * The global log is one array of events in position order; an event's position is its index
+ * plus one, so "after P" is an index and never a search. Deleted events stay in the array as
+ * tombstones (entity_id NULL) so that positions keep their meaning and are never reused. Three
+ * hash indexes (uthash) point into the array: entity -> its events in version order, topic -> its
+ * events in position order, event id -> the event. Every operation completes before it returns,
+ * so the callbacks run synchronously. */
+#include "store_memory.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uthash.h>
+
+/* A growable array of indexes into the log. */
+typedef struct idx_list {
+    size_t *v;
+    size_t n, cap;
+} idx_list_t;
+
+typedef struct entity_node {
+    char *id;
+    idx_list_t events; /* events[version] */
+    UT_hash_handle hh;
+} entity_node_t;
+
+typedef struct topic_node {
+    char *topic;
+    idx_list_t events; /* increasing positions; may hold tombstones */
+    UT_hash_handle hh;
+} topic_node_t;
+
+typedef struct id_node {
+    uint8_t id[16];
+    size_t index;
+    UT_hash_handle hh;
+} id_node_t;
+
+typedef struct store_memory {
+    store_t base;
+    evs_event_t *log;
+    size_t len, cap;
+    entity_node_t *entities;
+    topic_node_t *topics;
+    id_node_t *ids;
+} store_memory_t;
+
+static int idx_push(idx_list_t *l, size_t i) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        size_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = i;
+    return 0;
+}
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static entity_node_t *find_entity(store_memory_t *m, const char *id) {
+    entity_node_t *e;
+    HASH_FIND_STR(m->entities, id, e);
+    return e;
+}
+
+static id_node_t *find_id(store_memory_t *m, const uint8_t id[16]) {
+    id_node_t *n;
+    HASH_FIND(hh, m->ids, id, 16, n);
+    return n;
+}
+
+/* ---------------------------------------------------------------- append */
+
+/* What one append call has planned for one entity so far: the next version it will take. */
+typedef struct plan_node {
+    const char *id;
+    uint64_t next;
+    UT_hash_handle hh;
+} plan_node_t;
+
+typedef struct plan_id {
+    const uint8_t *id;
+    UT_hash_handle hh;
+} plan_id_t;
+
+static void set_conflict(codec_error_t *err, const char *entity, uint64_t asked, uint64_t next) {
+    codec_error_set(err, EVS_ECONFLICT,
+                    "entity %.255s is at version %lld: version %llu is not its next version "
+                    "(%llu); reload the entity and retry",
+                    entity, (long long)next - 1, (unsigned long long)asked,
+                    (unsigned long long)next);
+    err->has_entity = true;
+    snprintf(err->entity_id, sizeof err->entity_id, "%s", entity);
+    err->has_version = true;
+    err->version = asked;
+    err->has_current = true;
+    err->current_version = (int64_t)next - 1;
+}
+
+/* The idempotent-retry rule: true (with positions and versions filled) when every event's id is
+ * already stored at the same entity and, when given, the same version. */
+static bool is_retry(store_memory_t *m, const evs_event_t *evs, size_t n, uint64_t *pos,
+                     uint64_t *ver) {
+    for (size_t i = 0; i < n; i++) {
+        id_node_t *f = find_id(m, evs[i].event_id);
+        if (!f) return false;
+        const evs_event_t *old = &m->log[f->index];
+        if (strcmp(old->entity_id, evs[i].entity_id) != 0) return false;
+        if (evs[i].has_version && evs[i].version != old->version) return false;
+        pos[i] = old->position;
+        ver[i] = old->version;
+    }
+    return true;
+}
+
+/* Checks the whole call before changing anything, so that a failure leaves the store as it was:
+ * versions (counting earlier events of the same call) and event ids (stored or repeated within
+ * the call). Fills versions. */
+static int plan_append(store_memory_t *m, const evs_event_t *evs, size_t n, uint64_t *ver,
+                       codec_error_t *err) {
+    plan_node_t *plans = NULL, *p, *tmp;
+    plan_id_t *ids = NULL, *pi, *tmpi;
+    plan_node_t *pnodes = calloc(n, sizeof *pnodes);
+    plan_id_t *inodes = calloc(n, sizeof *inodes);
+    int rc = 0;
+    if (!pnodes || !inodes) {
+        rc = codec_error_set(err, EVS_EINTERNAL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const evs_event_t *ev = &evs[i];
+        HASH_FIND_STR(plans, ev->entity_id, p);
+        if (!p) {
+            entity_node_t *e = find_entity(m, ev->entity_id);
+            p = &pnodes[i];
+            p->id = ev->entity_id;
+            p->next = e ? e->events.n : 0;
+            HASH_ADD_KEYPTR(hh, plans, p->id, strlen(p->id), p);
+        }
+        if (ev->has_version && ev->version != p->next) {
+            set_conflict(err, ev->entity_id, ev->version, p->next);
+            rc = EVS_ECONFLICT;
+            break;
+        }
+        ver[i] = p->next++;
+        HASH_FIND(hh, ids, ev->event_id, 16, pi);
+        if (pi || find_id(m, ev->event_id)) {
+            char text[37];
+            evs_uuid_format(ev->event_id, text);
+            rc = codec_error_set(err, EVS_ECONFLICT,
+                                 "event id %s is already stored (or repeated in this request) "
+                                 "for another event",
+                                 text);
+            err->has_event_id = true;
+            memcpy(err->event_id, ev->event_id, 16);
+            break;
+        }
+        pi = &inodes[i];
+        pi->id = ev->event_id;
+        HASH_ADD_KEYPTR(hh, ids, pi->id, 16, pi);
+    }
+done:
+    HASH_ITER(hh, plans, p, tmp) HASH_DEL(plans, p);
+    HASH_ITER(hh, ids, pi, tmpi) HASH_DEL(ids, pi);
+    free(pnodes);
+    free(inodes);
+    return rc;
+}
+
+/* Stores one planned event at the end of the log and indexes it. Memory failures here would
+ * leave a half-written append, so the caller reserved the log first and index growth failing is
+ * fatal (the in-memory store has nowhere to roll back to). */
+static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t version, int64_t ts) {
+    size_t index = m->len;
+    evs_event_t *ev = &m->log[index];
+    if (evs_event_dup(ev, src) != 0) abort();
+    ev->version = version;
+    ev->position = index + 1;
+    ev->timestamp = ts;
+    ev->has_event_id = ev->has_version = 1;
+    m->len++;
+
+    entity_node_t *e = find_entity(m, ev->entity_id);
+    if (!e) {
+        if (!(e = calloc(1, sizeof *e)) || !(e->id = strdup(ev->entity_id))) abort();
+        HASH_ADD_KEYPTR(hh, m->entities, e->id, strlen(e->id), e);
+    }
+    topic_node_t *t;
+    HASH_FIND_STR(m->topics, ev->topic, t);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t)) || !(t->topic = strdup(ev->topic))) abort();
+        HASH_ADD_KEYPTR(hh, m->topics, t->topic, strlen(t->topic), t);
+    }
+    id_node_t *in = malloc(sizeof *in);
+    if (!in || idx_push(&e->events, index) || idx_push(&t->events, index)) abort();
+    memcpy(in->id, ev->event_id, 16);
+    in->index = index;
+    HASH_ADD(hh, m->ids, id, 16, in);
+}
+
+static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    codec_error_t err;
+    uint64_t *pos = malloc((n ? n : 1) * sizeof *pos), *ver = malloc((n ? n : 1) * sizeof *ver);
+    if (!pos || !ver) {
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, NULL, NULL, 0);
+        goto out;
+    }
+    if (n == 0 || is_retry(m, evs, n, pos, ver)) {
+        cb(arg, NULL, pos, ver, n);
+        goto out;
+    }
+    if (plan_append(m, evs, n, ver, &err) != 0) {
+        cb(arg, &err, NULL, NULL, 0);
+        goto out;
+    }
+    if (m->cap - m->len < n) {
+        size_t cap = m->cap ? m->cap : 1024;
+        while (cap - m->len < n) cap *= 2;
+        evs_event_t *log = realloc(m->log, cap * sizeof *log);
+        if (!log) {
+            codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+            cb(arg, &err, NULL, NULL, 0);
+            goto out;
+        }
+        m->log = log;
+        m->cap = cap;
+    }
+    size_t first = m->len;
+    int64_t ts = now_us();
+    for (size_t i = 0; i < n; i++) {
+        commit_event(m, &evs[i], ver[i], ts);
+        pos[i] = m->log[first + i].position;
+    }
+    if (s->on_commit) s->on_commit(s->on_commit_arg, &m->log[first], n);
+    cb(arg, NULL, pos, ver, n);
+out:
+    free(pos);
+    free(ver);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static void mem_get_by_entity(store_t *s, const char *entity_id, uint64_t from, uint32_t limit,
+                              bool backwards, store_events_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    entity_node_t *e = find_entity(m, entity_id);
+    size_t have = e ? e->events.n : 0, count = 0;
+    evs_event_t *out = NULL;
+    if (have && limit) {
+        out = malloc((limit < have ? limit : have) * sizeof *out);
+        if (!out) {
+            codec_error_t err;
+            codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+            cb(arg, &err, NULL, 0);
+            return;
+        }
+        if (!backwards) {
+            for (uint64_t v = from; v < have && count < limit; v++)
+                out[count++] = m->log[e->events.v[v]];
+        } else {
+            uint64_t v = from < have ? from : have - 1;
+            for (;; v--) {
+                out[count++] = m->log[e->events.v[v]];
+                if (v == 0 || count == limit) break;
+            }
+        }
+    }
+    cb(arg, NULL, out, count);
+    free(out);
+}
+
+static void mem_get_by_id(store_t *s, const uint8_t event_id[16], store_events_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    id_node_t *f = find_id(m, event_id);
+    if (!f) {
+        codec_error_t err;
+        char text[37];
+        evs_uuid_format(event_id, text);
+        codec_error_set(&err, EVS_ENOT_FOUND, "no event with id %s", text);
+        cb(arg, &err, NULL, 0);
+        return;
+    }
+    cb(arg, NULL, &m->log[f->index], 1);
+}
+
+static bool matches(const evs_event_t *ev, const store_read_t *q, size_t prefix_len) {
+    if (!ev->entity_id) return false; /* tombstone */
+    if (prefix_len && strncmp(ev->entity_id, q->entity_prefix, prefix_len) != 0) return false;
+    if (q->ntopics == 0) return true;
+    for (size_t i = 0; i < q->ntopics; i++)
+        if (strcmp(ev->topic, q->topics[i]) == 0) return true;
+    return false;
+}
+
+/* Index of the first entry of l whose event has a position > after (l is in position order). */
+static size_t first_after(const store_memory_t *m, const idx_list_t *l, uint64_t after) {
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->log[l->v[mid]].position <= after) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static void mem_read(store_t *s, const store_read_t *q, store_events_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    size_t prefix_len = q->entity_prefix ? strlen(q->entity_prefix) : 0;
+    size_t count = 0, cap = q->limit < 64 ? q->limit : 64;
+    evs_event_t *out = cap ? malloc(cap * sizeof *out) : NULL;
+    codec_error_t err;
+    if (cap && !out) goto oom;
+#define EMIT(ev)                                                   \
+    do {                                                           \
+        if (count == cap) {                                        \
+            cap = cap * 2 < q->limit ? cap * 2 : q->limit;         \
+            evs_event_t *o2 = realloc(out, cap * sizeof *out);     \
+            if (!o2) goto oom;                                     \
+            out = o2;                                              \
+        }                                                          \
+        out[count++] = (ev);                                       \
+    } while (0)
+    if (q->ntopics == 1) {
+        topic_node_t *t;
+        HASH_FIND_STR(m->topics, q->topics[0], t);
+        if (t)
+            for (size_t i = first_after(m, &t->events, q->after); i < t->events.n && count < q->limit; i++)
+                if (matches(&m->log[t->events.v[i]], q, prefix_len)) EMIT(m->log[t->events.v[i]]);
+    } else {
+        for (uint64_t i = q->after; i < m->len && count < q->limit; i++)
+            if (matches(&m->log[i], q, prefix_len)) EMIT(m->log[i]);
+    }
+#undef EMIT
+    cb(arg, NULL, out, count);
+    free(out);
+    return;
+oom:
+    free(out);
+    codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+    cb(arg, &err, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- delete, free */
+
+static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    entity_node_t *e = find_entity(m, entity_id);
+    uint64_t count = 0;
+    if (e) {
+        for (size_t i = 0; i < e->events.n; i++) {
+            evs_event_t *ev = &m->log[e->events.v[i]];
+            id_node_t *in = find_id(m, ev->event_id);
+            if (in) {
+                HASH_DEL(m->ids, in);
+                free(in);
+            }
+            /* The topic index keeps the tombstone's index, and binary searches need its
+             * position; reads skip it. */
+            uint64_t position = ev->position;
+            evs_event_clear(ev);
+            ev->position = position;
+            count++;
+        }
+        HASH_DEL(m->entities, e);
+        free(e->events.v);
+        free(e->id);
+        free(e);
+    }
+    cb(arg, NULL, count);
+}
+
+static void mem_free(store_t *s) {
+    store_memory_t *m = (store_memory_t *)s;
+    for (size_t i = 0; i < m->len; i++) evs_event_clear(&m->log[i]);
+    free(m->log);
+    entity_node_t *e, *et;
+    HASH_ITER(hh, m->entities, e, et) {
+        HASH_DEL(m->entities, e);
+        free(e->events.v);
+        free(e->id);
+        free(e);
+    }
+    topic_node_t *t, *tt;
+    HASH_ITER(hh, m->topics, t, tt) {
+        HASH_DEL(m->topics, t);
+        free(t->events.v);
+        free(t->topic);
+        free(t);
+    }
+    id_node_t *in, *it;
+    HASH_ITER(hh, m->ids, in, it) {
+        HASH_DEL(m->ids, in);
+        free(in);
+    }
+    free(m);
+}
+
+static const store_ops_t memory_ops = {
+    .name = "memory",
+    .append = mem_append,
+    .get_by_entity = mem_get_by_entity,
+    .get_by_id = mem_get_by_id,
+    .read = mem_read,
+    .delete_entity = mem_delete_entity,
+    .free = mem_free,
+};
+
+store_t *store_memory_new(void) {
+    store_memory_t *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->base.ops = &memory_ops;
+    return &m->base;
+}
