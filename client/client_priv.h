@@ -1,0 +1,78 @@
+/* client_priv.h: what client.c and subscription.c share inside libevstore (not installed).
+ *
+ * The context reads frames with a cursor over one buffer (rbuf[rstart..rend)). A frame that is a
+ * reply is unpacked into priv->reply, whose strings point into rbuf: the reply stays valid until
+ * the next call into the library. Pushes are decoded and copied into their subscription's queue
+ * as soon as they are read, so nothing of theirs points into rbuf. */
+#ifndef EVS_CLIENT_PRIV_H
+#define EVS_CLIENT_PRIV_H
+
+#include <msgpack.h>
+
+#include "../proto/codec.h"
+#include "evstore.h"
+
+typedef struct push_node {
+    evs_push_t *push;
+    uint64_t seq; /* arrival order across every subscription of the context */
+    struct push_node *next;
+} push_node_t;
+
+typedef struct sub_queue {
+    uint64_t sid;
+    bool closed; /* unsubscribed: pushes that still arrive are dropped */
+    push_node_t *head, *tail;
+    struct sub_queue *next;
+} sub_queue_t;
+
+struct evs_context_priv {
+    bool dead;
+    int timeout_ms;
+    uint32_t max_frame;
+    uint64_t next_id;
+    uint8_t *rbuf;
+    size_t rstart, rend, rcap;
+    codec_buf_t wbuf;
+    msgpack_unpacked frame; /* the frame last read */
+    sub_queue_t *subs;
+    uint64_t push_seq;
+};
+
+/* Outcome of client_wait_frame besides a negative code. */
+enum { WAIT_FRAME = 0, WAIT_TIMEOUT = 1, WAIT_INTERRUPTED = 2 };
+
+/* Sets c->err, c->errstr; I/O, protocol and timeout codes also kill the context. Returns code. */
+int client_fail(evs_context_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Starts a call: fails at once on a dead context, else clears the error and the last frame. */
+int client_begin(evs_context_t *c);
+
+/* A monotonic deadline timeout_ms from now (-1: none). */
+int64_t client_deadline(int timeout_ms);
+
+/* Reads the next whole frame into priv->frame (waiting until deadline, -1 forever). Returns
+ * WAIT_FRAME, WAIT_TIMEOUT, WAIT_INTERRUPTED (a signal; only when interruptible), or a negative
+ * code with the context dead. */
+int client_wait_frame(evs_context_t *c, int64_t deadline, bool interruptible);
+
+/* Queues the push in priv->frame (a frame without "id" and with "sub"). 0, or a negative code
+ * (protocol error or out of memory, the context is then dead). */
+int sub_queue_push_frame(evs_context_t *c, const msgpack_object *obj);
+
+void sub_queues_free(evs_context_t *c);
+
+/* Decodes an array of events (a msgpack array as the server packs them) into a new list. */
+int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events_t **out);
+
+/* Packs the request header: a map of 2 + nargs keys with "op" and a fresh "id" (stored in *id).
+ * Call client_request_end after packing nargs key/value pairs with pk. */
+size_t client_request_begin(evs_context_t *c, msgpack_packer *pk, const char *op, uint32_t nargs,
+                            uint64_t *id);
+
+/* Ends the request started at start, sends it, and waits for the reply with that id, which is
+ * left in *result (the reply map) valid until the next call. Returns 0, a server error code
+ * (context alive, detail filled), or a fatal code. */
+int client_request_end(evs_context_t *c, size_t start, uint64_t id, const msgpack_object **result);
+
+#endif
