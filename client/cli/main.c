@@ -1,0 +1,424 @@
+/* main.c: evstore, the command-line client of evstored.
+ *
+ *   evstore [-s ADDR] [-t MS] COMMAND ...
+ *
+ * Events are printed one JSON object per line. Errors go to stderr as "evstore: CODE: message";
+ * the exit status is 0 on success, 1 when the server or the connection failed, 2 on bad usage. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid.h>
+
+#include <evstore.h>
+
+#include "../../proto/codec.h"
+#include "bench.h"
+#include "json.h"
+
+#define PAGE 1000
+
+static const char usage_text[] =
+    "usage: evstore [-s ADDR] [-t TIMEOUT_MS] COMMAND [ARGS]\n"
+    "\n"
+    "  ping                                   check the server, print its version\n"
+    "  append ENTITY TOPIC [JSON|-]           append one event (payload: a JSON object;\n"
+    "         [--version V] [--metadata JSON] [--event-id UUID]    '-' reads it from stdin)\n"
+    "  get ENTITY [--from V] [--limit N] [--backwards]   events of one entity\n"
+    "  topic TOPIC [--after P] [--limit N]    events of one topic\n"
+    "  event UUID                             one event by id\n"
+    "  all [--after P] [--limit N]            the global log\n"
+    "  tail [--after P] [--topic T]...        follow new events until interrupted\n"
+    "  delete ENTITY                          remove every event of an entity\n"
+    "  bench [--help]                         load generator (appends)\n"
+    "\n"
+    "ADDR is HOST:PORT or a Unix socket path (default $EVSTORE_ADDR, else " EVS_DEFAULT_ADDR ").\n"
+    "Without --limit, get, topic and all page through every matching event.\n";
+
+static int usage(const char *fmt, const char *arg) {
+    if (fmt) {
+        fprintf(stderr, "evstore: ");
+        fprintf(stderr, fmt, arg);
+        fprintf(stderr, "\n");
+    }
+    fputs(usage_text, stderr);
+    return 2;
+}
+
+/* Prints the context's error as "evstore: CODE: message" and returns the exit status 1. */
+static int fail(const evs_context_t *c) {
+    fprintf(stderr, "evstore: %s: %s\n", evs_strcode(evs_err(c)), evs_errstr(c));
+    return 1;
+}
+
+static int fail_msg(const char *code, const char *msg) {
+    fprintf(stderr, "evstore: %s: %s\n", code, msg);
+    return 1;
+}
+
+/* Prints one JSON value on its own line. */
+static int print_json(json_t *j) {
+    if (!j) return fail_msg("out_of_memory", "cannot build the JSON output");
+    int r = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    fputc('\n', stdout);
+    if (r < 0 || fflush(stdout) != 0) return fail_msg("io", "cannot write to stdout");
+    return 0;
+}
+
+static int print_events(const evs_events_t *list) {
+    for (size_t i = 0; i < list->n; i++)
+        if (print_json(event_to_json(&list->events[i])) != 0) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+/* The command's arguments after the command name: positionals and "--name value" options. */
+typedef struct args {
+    const char *pos[4];
+    int npos;
+    const char *from, *limit, *after, *version, *metadata, *event_id;
+    const char *topics[CODEC_MAX_TOPICS];
+    size_t ntopics;
+    int backwards;
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a, const char *allowed) {
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (strncmp(s, "--", 2) != 0 || strcmp(s, "-") == 0) {
+            if (a->npos == 4) return usage("too many arguments: %s", s);
+            a->pos[a->npos++] = s;
+            continue;
+        }
+        const char *name = s + 2;
+        char key[32];
+        snprintf(key, sizeof key, ",%s,", name);
+        if (!strstr(allowed, key)) return usage("unknown option for this command: %s", s);
+        if (strcmp(name, "backwards") == 0) {
+            a->backwards = 1;
+            continue;
+        }
+        if (i + 1 >= argc) return usage("option %s needs a value", s);
+        const char *v = argv[++i];
+        if (strcmp(name, "from") == 0) a->from = v;
+        else if (strcmp(name, "limit") == 0) a->limit = v;
+        else if (strcmp(name, "after") == 0) a->after = v;
+        else if (strcmp(name, "version") == 0) a->version = v;
+        else if (strcmp(name, "metadata") == 0) a->metadata = v;
+        else if (strcmp(name, "event-id") == 0) a->event_id = v;
+        else if (strcmp(name, "topic") == 0) {
+            if (a->ntopics == CODEC_MAX_TOPICS) return usage("too many topics%s", "");
+            a->topics[a->ntopics++] = v;
+        }
+    }
+    return 0;
+}
+
+static int parse_u64(const char *s, const char *what, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return usage("%s must be an unsigned integer", what);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return usage("%s must be an unsigned integer", what);
+    *out = v;
+    return 0;
+}
+
+static int parse_limit(const char *s, uint32_t *out) {
+    uint64_t v = 0;
+    if (!s) {
+        *out = 0;
+        return 0;
+    }
+    if (parse_u64(s, "--limit", &v) != 0) return 2;
+    if (v == 0 || v > UINT32_MAX) return usage("--limit must be between 1 and %s", "4294967295");
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static int cmd_ping(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",") != 0) return 2;
+    if (a.npos) return usage("ping takes no arguments%s", "");
+    char version[64];
+    if (evs_ping(c, version, sizeof version) < 0) return fail(c);
+    return print_json(json_pack("{s:s}", "version", version));
+}
+
+/* Reads all of stdin into a new string. */
+static char *read_stdin(void) {
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t n = fread(buf + len, 1, cap - len - 1, stdin);
+        len += n;
+        if (n == 0) break;
+        if (cap - len < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) buf[len] = '\0';
+    return buf;
+}
+
+/* Parses text as a JSON object and packs it as a msgpack map into b. */
+static int json_object_to_msgpack(const char *text, const char *what, codec_buf_t *b) {
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    if (!j) {
+        fprintf(stderr, "evstore: invalid_argument: %s is not JSON: %s (line %d, column %d)\n",
+                what, jerr.text, jerr.line, jerr.column);
+        return 1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fprintf(stderr, "evstore: invalid_argument: %s must be a JSON object\n", what);
+        return 1;
+    }
+    msgpack_packer pk;
+    codec_packer_init(&pk, b);
+    json_to_msgpack(&pk, j);
+    json_decref(j);
+    if (b->failed) return fail_msg("out_of_memory", "cannot pack the payload");
+    return 0;
+}
+
+static int cmd_append(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",version,metadata,event-id,") != 0) return 2;
+    if (a.npos < 2 || a.npos > 3) return usage("append needs ENTITY TOPIC [JSON]%s", "");
+    evs_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.entity_id = (char *)a.pos[0];
+    ev.topic = (char *)a.pos[1];
+    if (a.version) {
+        if (parse_u64(a.version, "--version", &ev.version) != 0) return 2;
+        ev.has_version = 1;
+    }
+    if (a.event_id) {
+        if (evs_uuid_parse(a.event_id, ev.event_id) != 0)
+            return usage("--event-id is not a UUID: %s", a.event_id);
+    } else {
+        /* Chosen here rather than by the server so that the output can name it. */
+        uuid_generate_random(ev.event_id);
+    }
+    ev.has_event_id = 1;
+    codec_buf_t payload, meta;
+    codec_buf_init(&payload);
+    codec_buf_init(&meta);
+    int rc = 0;
+    char *text = NULL;
+    const char *src = a.npos == 3 ? a.pos[2] : "{}";
+    if (strcmp(src, "-") == 0) {
+        src = text = read_stdin();
+        if (!text) rc = fail_msg("io", "cannot read the payload from stdin");
+    }
+    if (rc == 0) rc = json_object_to_msgpack(src, "the payload", &payload);
+    if (rc == 0 && a.metadata) rc = json_object_to_msgpack(a.metadata, "--metadata", &meta);
+    if (rc == 0) {
+        ev.payload = payload.data;
+        ev.payload_len = payload.len;
+        if (a.metadata) {
+            ev.metadata = meta.data;
+            ev.metadata_len = meta.len;
+        }
+        uint64_t pos, ver;
+        if (evs_append(c, &ev, 1, &pos, &ver) < 0) {
+            rc = fail(c);
+        } else {
+            char uuid[37];
+            evs_uuid_format(ev.event_id, uuid);
+            rc = print_json(json_pack("{s:s,s:I,s:s,s:I,s:s}", "event_id", uuid, "position",
+                                      (json_int_t)pos, "entity_id", ev.entity_id, "version",
+                                      (json_int_t)ver, "topic", ev.topic));
+        }
+    }
+    free(text);
+    codec_buf_free(&payload);
+    codec_buf_free(&meta);
+    return rc;
+}
+
+static int cmd_get(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",from,limit,backwards,") != 0) return 2;
+    if (a.npos != 1) return usage("get needs ENTITY%s", "");
+    uint64_t from = a.backwards ? EVS_LATEST : 0;
+    uint32_t limit;
+    if (a.from && parse_u64(a.from, "--from", &from) != 0) return 2;
+    if (parse_limit(a.limit, &limit) != 0) return 2;
+    for (;;) {
+        evs_events_t *list;
+        if (evs_get_by_entity(c, a.pos[0], from, limit ? limit : PAGE, a.backwards, &list) < 0)
+            return fail(c);
+        int rc = print_events(list);
+        size_t n = list->n;
+        uint64_t last = n ? list->events[n - 1].version : 0;
+        evs_events_free(list);
+        if (rc) return rc;
+        if (limit || n == 0) return 0;
+        if (a.backwards) {
+            if (last == 0) return 0;
+            from = last - 1;
+        } else {
+            from = last + 1;
+        }
+    }
+}
+
+/* Pages through a position-ordered read (topic or the global log). */
+static int page_positions(evs_context_t *c, const char *topic, const args_t *a) {
+    uint64_t after = 0;
+    uint32_t limit;
+    if (a->after && parse_u64(a->after, "--after", &after) != 0) return 2;
+    if (parse_limit(a->limit, &limit) != 0) return 2;
+    for (;;) {
+        evs_events_t *list;
+        int r = topic ? evs_get_by_topic(c, topic, after, limit ? limit : PAGE, &list)
+                      : evs_read_all(c, after, limit ? limit : PAGE, &list);
+        if (r < 0) return fail(c);
+        int rc = print_events(list);
+        size_t n = list->n;
+        if (n) after = list->events[n - 1].position;
+        evs_events_free(list);
+        if (rc) return rc;
+        if (limit || n == 0) return 0;
+    }
+}
+
+static int cmd_topic(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",after,limit,") != 0) return 2;
+    if (a.npos != 1) return usage("topic needs TOPIC%s", "");
+    return page_positions(c, a.pos[0], &a);
+}
+
+static int cmd_all(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",after,limit,") != 0) return 2;
+    if (a.npos) return usage("all takes no positional arguments%s", "");
+    return page_positions(c, NULL, &a);
+}
+
+static int cmd_event(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",") != 0) return 2;
+    if (a.npos != 1) return usage("event needs UUID%s", "");
+    uint8_t id[16];
+    if (evs_uuid_parse(a.pos[0], id) != 0) return usage("not a UUID: %s", a.pos[0]);
+    evs_event_t *ev;
+    if (evs_get_by_id(c, id, &ev) < 0) return fail(c);
+    int rc = print_json(event_to_json(ev));
+    evs_event_free(ev);
+    return rc;
+}
+
+static int cmd_delete(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",") != 0) return 2;
+    if (a.npos != 1) return usage("delete needs ENTITY%s", "");
+    uint64_t n;
+    if (evs_delete_entity(c, a.pos[0], &n) < 0) return fail(c);
+    return print_json(json_pack("{s:I}", "deleted", (json_int_t)n));
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static int cmd_tail(evs_context_t *c, int argc, char **argv) {
+    args_t a;
+    if (parse_args(argc, argv, &a, ",after,topic,") != 0) return 2;
+    if (a.npos) return usage("tail takes no positional arguments%s", "");
+    evs_sub_options_t o = {.topics = a.topics, .ntopics = a.ntopics};
+    if (a.after) {
+        if (parse_u64(a.after, "--after", &o.after) != 0) return 2;
+        o.has_after = true;
+    }
+    /* No SA_RESTART: the wait in evs_sub_next returns when a signal comes. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    uint64_t sub;
+    if (evs_subscribe(c, &o, &sub) < 0) return fail(c);
+    while (!interrupted) {
+        evs_push_t *p;
+        if (evs_sub_next(c, sub, 1000, &p) < 0) return fail(c);
+        if (!p) continue;
+        int rc = 0;
+        for (size_t i = 0; i < p->n && rc == 0; i++) rc = print_json(event_to_json(&p->events[i]));
+        evs_push_free(p);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static const struct {
+    const char *name;
+    int (*run)(evs_context_t *c, int argc, char **argv);
+} commands[] = {
+    {"ping", cmd_ping},   {"append", cmd_append}, {"get", cmd_get},   {"topic", cmd_topic},
+    {"event", cmd_event}, {"all", cmd_all},       {"tail", cmd_tail}, {"delete", cmd_delete},
+};
+
+int main(int argc, char **argv) {
+    const char *addr = getenv("EVSTORE_ADDR");
+    if (!addr || !*addr) addr = EVS_DEFAULT_ADDR;
+    int timeout_ms = 0;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("evstore %s\n", EVS_VERSION);
+            return 0;
+        }
+        if ((strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "-t") == 0) && i + 1 < argc) {
+            if (argv[i][1] == 's') addr = argv[++i];
+            else timeout_ms = atoi(argv[++i]);
+            continue;
+        }
+        return usage("unknown option: %s", argv[i]);
+    }
+    if (i >= argc) return usage(NULL, NULL);
+    const char *cmd = argv[i];
+    if (strcmp(cmd, "bench") == 0) return bench_main(addr, argc - i - 1, argv + i + 1);
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+        if (strcmp(commands[k].name, cmd) != 0) continue;
+        evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms};
+        evs_context_t *c = evs_connect_with_options(&opts);
+        if (!c || c->err) {
+            int rc = fail(c);
+            evs_free(c);
+            return rc;
+        }
+        int rc = commands[k].run(c, argc - i - 1, argv + i + 1);
+        evs_free(c);
+        return rc;
+    }
+    return usage("unknown command: %s", cmd);
+}
