@@ -1,0 +1,333 @@
+/* conn.c: client connections (see conn.h for the model). */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/frame.h"
+#include "dispatch.h"
+#include "log.h"
+#include "subs.h"
+
+#define READ_CHUNK (64 * 1024)
+
+typedef struct write_req {
+    uv_write_t req;
+    conn_t *conn;
+    uint8_t *data;
+    size_t len;
+} write_req_t;
+
+conn_t *conn_new(server_t *srv) {
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->srv = srv;
+    c->refs = 1; /* the handle's */
+    codec_buf_init(&c->out);
+    return c;
+}
+
+static void conn_free(conn_t *c) {
+    free(c->in);
+    codec_buf_free(&c->out);
+    free(c);
+}
+
+void conn_discard(conn_t *c) {
+    conn_free(c);
+}
+
+void conn_ref(conn_t *c) {
+    c->refs++;
+}
+
+void conn_unref(conn_t *c) {
+    if (--c->refs == 0) conn_free(c);
+}
+
+bool conn_is_open(const conn_t *c) {
+    return !c->closing;
+}
+
+size_t conn_queued(const conn_t *c) {
+    return c->out.len + c->writing;
+}
+
+static void on_close(uv_handle_t *h) {
+    conn_t *c = h->data;
+    conn_unref(c);
+}
+
+void conn_close(conn_t *c, const char *why) {
+    if (c->closing) return;
+    c->closing = true;
+    if (why) log_info("conn", "%s: closed: %s", c->peer, why);
+    subs_conn_closed(c->srv->subs, c);
+    server_t *srv = c->srv;
+    if (c->prev) c->prev->next = c->next;
+    else srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    srv->nconns--;
+    uv_close(&c->h.handle, on_close);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    conn_t *c = h->data;
+    (void)suggested;
+    if (c->in_cap - c->in_len < READ_CHUNK) {
+        size_t cap = c->in_len + READ_CHUNK;
+        uint8_t *in = realloc(c->in, cap);
+        if (!in) {
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+        c->in = in;
+        c->in_cap = cap;
+    }
+    buf->base = (char *)c->in + c->in_len;
+    buf->len = c->in_cap - c->in_len;
+}
+
+static void pause_reading(conn_t *c) {
+    if (c->reading) uv_read_stop(&c->h.stream);
+    c->reading = false;
+    c->read_paused = true;
+}
+
+/* Handles every complete frame in the input buffer, stopping early when the connection's output
+ * is over its limit (the rest waits in the buffer until it drains). */
+static void process_input(conn_t *c) {
+    size_t off = 0;
+    uint32_t max = c->srv->cfg.max_frame;
+    c->in_process = true;
+    while (!c->closing && !c->close_when_flushed) {
+        const uint8_t *body;
+        size_t body_len = 0, used = 0;
+        int rc = frame_parse(c->in + off, c->in_len - off, max, &body, &body_len, &used);
+        if (rc == FRAME_INCOMPLETE) break;
+        if (rc == FRAME_TOO_LARGE) {
+            codec_error_t err;
+            codec_error_set(&err, EVS_ETOO_LARGE,
+                            "frame of %zu bytes is over this server's max_frame of %u bytes; "
+                            "split the request",
+                            body_len, max);
+            codec_reply_error(&c->out, false, 0, &err);
+            log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, body_len, max);
+            c->close_when_flushed = true;
+            pause_reading(c);
+            off = c->in_len;
+            break;
+        }
+        if (rc == FRAME_EMPTY) {
+            codec_error_t err;
+            codec_error_set(&err, EVS_EBAD_REQUEST, "empty frame: a frame holds one msgpack map");
+            codec_reply_error(&c->out, false, 0, &err);
+            off += FRAME_HEADER;
+            continue;
+        }
+        off += used;
+        if (c->srv->draining) continue; /* shutting down: requests not yet started are dropped */
+        dispatch_frame(c, body, body_len);
+        if (conn_queued(c) > c->srv->cfg.out_limit) {
+            conn_flush(c);
+            if (conn_queued(c) > c->srv->cfg.out_limit) {
+                pause_reading(c);
+                break;
+            }
+        }
+    }
+    c->in_process = false;
+    if (off == c->in_len) {
+        /* Nothing left: an idle connection keeps no input buffer. */
+        c->in_len = 0;
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    } else if (off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    conn_flush(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn_t *c = s->data;
+    (void)buf;
+    if (nread == UV_ENOBUFS) {
+        conn_close(c, "out of memory for the input buffer");
+        return;
+    }
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            if (c->in_len) log_info("conn", "%s: closed in the middle of a frame", c->peer);
+            conn_close(c, NULL);
+        } else {
+            conn_close(c, uv_strerror((int)nread));
+        }
+        return;
+    }
+    if (nread == 0) {
+        if (c->in_len == 0 && c->in) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+        return;
+    }
+    c->in_len += (size_t)nread;
+    process_input(c);
+}
+
+void conn_start(conn_t *c) {
+    c->h.handle.data = c;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (c->h.handle.type == UV_TCP &&
+        uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[48];
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip,
+                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            snprintf(c->peer, sizeof c->peer, "%s:%d", ip,
+                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        }
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    } else {
+        snprintf(c->peer, sizeof c->peer, "unix");
+    }
+    server_t *srv = c->srv;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    int rc = uv_read_start(&c->h.stream, on_alloc, on_read);
+    if (rc) {
+        conn_close(c, uv_strerror(rc));
+        return;
+    }
+    c->reading = true;
+}
+
+void conn_stop_reading(conn_t *c) {
+    if (c->reading) uv_read_stop(&c->h.stream);
+    c->reading = false;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Called when queued output went down: resumes reading and subscribers once it is under half
+ * the limit, and finishes a close that waited for the output. */
+static void output_drained(conn_t *c) {
+    if (c->closing || c->in_process) return;
+    if (c->close_when_flushed) {
+        if (conn_queued(c) == 0) conn_close(c, NULL);
+        return;
+    }
+    if (conn_queued(c) > c->srv->cfg.out_limit / 2) return;
+    if (c->subs) subs_conn_drained(c->srv->subs, c);
+    if (c->read_paused && !c->srv->draining) {
+        c->read_paused = false;
+        if (c->in_len) process_input(c);
+        if (!c->read_paused && !c->closing && !c->reading &&
+            uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+            c->reading = true;
+    }
+}
+
+static void on_write(uv_write_t *req, int status) {
+    write_req_t *w = (write_req_t *)req;
+    conn_t *c = w->conn;
+    c->writing -= w->len;
+    free(w->data);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED) conn_close(c, uv_strerror(status));
+    else if (status == 0) output_drained(c);
+    conn_unref(c);
+}
+
+void conn_flush(conn_t *c) {
+    if (c->closing) {
+        c->out.len = 0;
+        return;
+    }
+    if (c->out.failed) {
+        conn_close(c, "out of memory for the output buffer");
+        return;
+    }
+    if (c->out.len == 0) {
+        if (c->close_when_flushed && c->writing == 0) conn_close(c, NULL);
+        return;
+    }
+    size_t done = 0;
+    if (c->writing == 0) {
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write(&c->h.stream, &b, 1);
+        if (n > 0) done = (size_t)n;
+        else if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c, uv_strerror(n));
+            return;
+        }
+    }
+    if (done == c->out.len) {
+        c->out.len = 0;
+        if (c->out.cap > 1024 * 1024) codec_buf_free(&c->out);
+        output_drained(c);
+        return;
+    }
+    write_req_t *w = malloc(sizeof *w);
+    if (!w) {
+        conn_close(c, "out of memory for a write");
+        return;
+    }
+    w->conn = c;
+    if (done == 0) {
+        /* Hand the whole buffer over instead of copying it. */
+        w->data = c->out.data;
+        w->len = c->out.len;
+        codec_buf_init(&c->out);
+    } else {
+        w->len = c->out.len - done;
+        w->data = malloc(w->len);
+        if (!w->data) {
+            free(w);
+            conn_close(c, "out of memory for a write");
+            return;
+        }
+        memcpy(w->data, c->out.data + done, w->len);
+        c->out.len = 0;
+    }
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int rc = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
+    if (rc) {
+        free(w->data);
+        free(w);
+        conn_close(c, uv_strerror(rc));
+        return;
+    }
+    c->writing += w->len;
+    conn_ref(c);
+}
+
+void conn_schedule_flush(conn_t *c) {
+    if (c->flush_queued || c->closing) return;
+    c->flush_queued = true;
+    conn_ref(c);
+    c->flush_next = c->srv->flush_list;
+    c->srv->flush_list = c;
+}
+
+void conn_flush_all(server_t *srv) {
+    while (srv->flush_list) {
+        conn_t *c = srv->flush_list;
+        srv->flush_list = c->flush_next;
+        c->flush_queued = false;
+        conn_flush(c);
+        conn_unref(c);
+    }
+}

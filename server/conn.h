@@ -1,0 +1,84 @@
+/* conn.h: one client connection: input buffer and frame cursor, output buffer and write queue,
+ * pipelining, backpressure.
+ *
+ * Requests are parsed straight from the input buffer with a cursor; every complete frame goes to
+ * dispatch. Replies are packed into conn.out and handed to the socket in one write per loop
+ * iteration (uv_try_write first, uv_write for what is left). When a connection's queued output
+ * passes cfg.out_limit it stops reading (a client that pipelines without reading its replies is
+ * slowed by TCP, never by the daemon's memory) and its subscribers stop being fed live; both
+ * resume when the output has drained below half the limit.
+ *
+ * Lifetime: a connection is reference-counted: its handle holds one reference, each request in
+ * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
+ * is freed when the last reference goes, so a store callback arriving for a closed connection
+ * finds it still valid and checks conn_is_open. */
+#ifndef EVS_CONN_H
+#define EVS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../proto/codec.h"
+#include "server.h"
+
+typedef struct sub sub_t;
+
+struct conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    server_t *srv;
+    conn_t *next, *prev;  /* in srv->conns */
+    conn_t *flush_next;   /* in srv->flush_list */
+    bool flush_queued;
+    bool closing;         /* conn_close was called */
+    bool reading;         /* uv_read_start is in effect */
+    bool read_paused;     /* reading stopped because of queued output */
+    bool close_when_flushed;
+    bool in_process;      /* inside process_input: drains are handled by its loop */
+    int refs;
+    unsigned inflight;    /* requests waiting for the store */
+    uint8_t *in;          /* input bytes [0, in_len); allocated only while non-empty */
+    size_t in_len, in_cap;
+    codec_buf_t out;      /* packed output not yet handed to the socket */
+    size_t writing;       /* bytes handed to uv_write and not yet written */
+    sub_t *subs;          /* this connection's subscriptions */
+    char peer[64];
+};
+
+/* Makes a connection for a stream that listener accepts into conn->h (the caller initialises
+ * the handle with conn->h and accepts, then calls conn_start). NULL when out of memory. */
+conn_t *conn_new(server_t *srv);
+/* Starts reading. */
+void conn_start(conn_t *c);
+/* Frees a conn_new'd connection whose handle was never initialised. */
+void conn_discard(conn_t *c);
+
+void conn_ref(conn_t *c);
+void conn_unref(conn_t *c);
+bool conn_is_open(const conn_t *c);
+
+/* Starts closing the connection (once); why is logged when non-NULL. */
+void conn_close(conn_t *c, const char *why);
+
+/* Output bytes queued for this connection (packed and being written). */
+size_t conn_queued(const conn_t *c);
+
+/* Schedules c->out to be written before the loop next waits. Call after packing into c->out. */
+void conn_schedule_flush(conn_t *c);
+
+/* Writes what can be written now. */
+void conn_flush(conn_t *c);
+
+/* Writes every scheduled connection's output: the server's flush handle runs it. */
+void conn_flush_all(server_t *srv);
+
+/* Stops reading new requests (shutdown). */
+void conn_stop_reading(conn_t *c);
+
+#endif

@@ -1,0 +1,311 @@
+/* dispatch.c: the op table and the handler of each op.
+ *
+ * A handler validates the arguments its op needs (the codec already checked every key's type),
+ * then either replies at once or starts a store operation whose callback replies. A request in
+ * flight holds a reference on its connection; a reply for a connection closed meanwhile is
+ * dropped. */
+#include "dispatch.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uuid.h>
+
+#include "log.h"
+#include "subs.h"
+
+typedef void (*op_handler_t)(conn_t *c, codec_request_t *req);
+
+/* What a store callback needs to reply to its request. */
+typedef struct pending {
+    conn_t *conn;
+    uint64_t id;
+    int kind; /* for get-by-id: reply with "event" instead of "events" */
+} pending_t;
+
+enum { REPLY_EVENTS, REPLY_EVENT };
+
+void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error_t *err) {
+    codec_reply_error(&c->out, has_id, id, err);
+    conn_schedule_flush(c);
+}
+
+static void reply_bad(conn_t *c, const codec_request_t *req, const char *fmt, const char *arg) {
+    codec_error_t err;
+    codec_error_set(&err, EVS_EBAD_REQUEST, fmt, arg);
+    dispatch_reply_error(c, true, req->id, &err);
+}
+
+/* Starts an ok reply frame with nresults result keys; returns the frame's start. */
+static size_t reply_begin(conn_t *c, msgpack_packer *pk, uint64_t id, uint32_t nresults) {
+    codec_packer_init(pk, &c->out);
+    size_t start = codec_frame_begin(&c->out);
+    codec_reply_ok_begin(pk, id, nresults);
+    return start;
+}
+
+static void reply_end(conn_t *c, size_t start) {
+    codec_frame_end(&c->out, start, UINT32_MAX);
+    conn_schedule_flush(c);
+}
+
+static pending_t *pending_new(conn_t *c, uint64_t id, int kind) {
+    pending_t *p = malloc(sizeof *p);
+    if (!p) return NULL;
+    p->conn = c;
+    p->id = id;
+    p->kind = kind;
+    conn_ref(c);
+    c->inflight++;
+    return p;
+}
+
+/* Ends a pending request; returns its connection if a reply can still go to it. */
+static conn_t *pending_done(pending_t *p, uint64_t *id, int *kind) {
+    conn_t *c = p->conn;
+    *id = p->id;
+    if (kind) *kind = p->kind;
+    free(p);
+    c->inflight--;
+    if (!conn_is_open(c)) {
+        conn_unref(c);
+        return NULL;
+    }
+    conn_unref(c); /* still open: the handle holds a reference */
+    return c;
+}
+
+static bool no_memory(conn_t *c, const codec_request_t *req) {
+    codec_error_t err;
+    codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+    dispatch_reply_error(c, true, req->id, &err);
+    return true;
+}
+
+/* The limit argument: default STORE_DEFAULT_LIMIT, at most STORE_MAX_LIMIT. */
+static bool get_limit(conn_t *c, const codec_request_t *req, uint32_t *limit) {
+    if (!(req->present & ARG_LIMIT)) {
+        *limit = STORE_DEFAULT_LIMIT;
+        return true;
+    }
+    if (req->limit > STORE_MAX_LIMIT) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EBAD_REQUEST, "limit must be at most %d", STORE_MAX_LIMIT);
+        dispatch_reply_error(c, true, req->id, &err);
+        return false;
+    }
+    *limit = (uint32_t)req->limit;
+    return true;
+}
+
+/* ---------------------------------------------------------------- ping */
+
+static void op_ping(conn_t *c, codec_request_t *req) {
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, req->id, 1);
+    codec_pack_key(&pk, "version");
+    codec_pack_cstr(&pk, EVS_VERSION);
+    reply_end(c, start);
+}
+
+/* ---------------------------------------------------------------- append */
+
+static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos,
+                        const uint64_t *ver, size_t n) {
+    uint64_t id;
+    conn_t *c = pending_done(arg, &id, NULL);
+    if (!c) return;
+    if (err) {
+        dispatch_reply_error(c, true, id, err);
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 2);
+    codec_pack_key(&pk, "positions");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) msgpack_pack_uint64(&pk, pos[i]);
+    codec_pack_key(&pk, "versions");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) msgpack_pack_uint64(&pk, ver[i]);
+    reply_end(c, start);
+}
+
+static void op_append(conn_t *c, codec_request_t *req) {
+    if (!(req->present & ARG_EVENTS)) {
+        reply_bad(c, req, "append needs %s", "events");
+        return;
+    }
+    for (size_t i = 0; i < req->nevents; i++)
+        if (!req->events[i].has_event_id) uuid_generate_random(req->events[i].event_id);
+    pending_t *p = pending_new(c, req->id, 0);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->append(c->srv->store, req->events, req->nevents, append_done, p);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static void events_done(void *arg, const codec_error_t *err, const evs_event_t *evs, size_t n) {
+    uint64_t id;
+    int kind;
+    conn_t *c = pending_done(arg, &id, &kind);
+    if (!c) return;
+    if (err) {
+        dispatch_reply_error(c, true, id, err);
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 1);
+    if (kind == REPLY_EVENT) {
+        codec_pack_key(&pk, "event");
+        codec_pack_event(&pk, &evs[0]);
+    } else {
+        codec_pack_key(&pk, "events");
+        msgpack_pack_array(&pk, n);
+        for (size_t i = 0; i < n; i++) codec_pack_event(&pk, &evs[i]);
+    }
+    reply_end(c, start);
+}
+
+static void op_get_by_entity(conn_t *c, codec_request_t *req) {
+    uint32_t limit = 0;
+    if (!(req->present & ARG_ENTITY_ID))
+        {
+        reply_bad(c, req, "get-by-entity needs %s", "entity_id");
+        return;
+    }
+    if (!get_limit(c, req, &limit)) return;
+    uint64_t from = req->present & ARG_FROM_VERSION ? req->from_version
+                    : req->backwards              ? UINT64_MAX
+                                                  : 0;
+    pending_t *p = pending_new(c, req->id, REPLY_EVENTS);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->get_by_entity(c->srv->store, req->entity_id, from, limit, req->backwards,
+                                      events_done, p);
+}
+
+static void read_log(conn_t *c, codec_request_t *req, const char *const *topics, size_t ntopics) {
+    uint32_t limit = 0;
+    if (!get_limit(c, req, &limit)) return;
+    store_read_t q = {.after = req->after, .limit = limit, .topics = topics, .ntopics = ntopics};
+    pending_t *p = pending_new(c, req->id, REPLY_EVENTS);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->read(c->srv->store, &q, events_done, p);
+}
+
+static void op_get_by_topic(conn_t *c, codec_request_t *req) {
+    if (!(req->present & ARG_TOPIC)) {
+        reply_bad(c, req, "get-by-topic needs %s", "topic");
+        return;
+    }
+    read_log(c, req, &req->topic, 1);
+}
+
+static void op_read_all(conn_t *c, codec_request_t *req) {
+    read_log(c, req, NULL, 0);
+}
+
+static void op_get_by_id(conn_t *c, codec_request_t *req) {
+    if (!(req->present & ARG_EVENT_ID))
+        {
+        reply_bad(c, req, "get-by-id needs %s", "event_id");
+        return;
+    }
+    pending_t *p = pending_new(c, req->id, REPLY_EVENT);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->get_by_id(c->srv->store, req->event_id, events_done, p);
+}
+
+/* ---------------------------------------------------------------- delete-entity */
+
+static void delete_done(void *arg, const codec_error_t *err, uint64_t count) {
+    uint64_t id;
+    conn_t *c = pending_done(arg, &id, NULL);
+    if (!c) return;
+    if (err) {
+        dispatch_reply_error(c, true, id, err);
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 1);
+    codec_pack_key(&pk, "deleted");
+    msgpack_pack_uint64(&pk, count);
+    reply_end(c, start);
+}
+
+static void op_delete_entity(conn_t *c, codec_request_t *req) {
+    if (!(req->present & ARG_ENTITY_ID))
+        {
+        reply_bad(c, req, "delete-entity needs %s", "entity_id");
+        return;
+    }
+    store_t *s = c->srv->store;
+    if (!s->ops->delete_entity) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "the %s store cannot delete entities", s->ops->name);
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
+    pending_t *p = pending_new(c, req->id, 0);
+    if (!p && no_memory(c, req)) return;
+    s->ops->delete_entity(s, req->entity_id, delete_done, p);
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+static void op_subscribe(conn_t *c, codec_request_t *req) {
+    codec_error_t err;
+    if (subs_subscribe(c->srv->subs, c, req, &err) != 0) dispatch_reply_error(c, true, req->id, &err);
+}
+
+static void op_unsubscribe(conn_t *c, codec_request_t *req) {
+    if (!(req->present & ARG_SUB)) {
+        reply_bad(c, req, "unsubscribe needs %s", "sub");
+        return;
+    }
+    if (subs_unsubscribe(c->srv->subs, c, req->sub) != 0) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_ENOT_FOUND, "no subscription %llu on this connection",
+                        (unsigned long long)req->sub);
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, req->id, 0);
+    reply_end(c, start);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+static const struct {
+    const char *name;
+    op_handler_t handler;
+} op_table[] = {
+    {"ping", op_ping},
+    {"append", op_append},
+    {"get-by-entity", op_get_by_entity},
+    {"get-by-topic", op_get_by_topic},
+    {"get-by-id", op_get_by_id},
+    {"read-all", op_read_all},
+    {"subscribe", op_subscribe},
+    {"unsubscribe", op_unsubscribe},
+    {"delete-entity", op_delete_entity},
+};
+
+void dispatch_frame(conn_t *c, const uint8_t *body, size_t len) {
+    codec_request_t req;
+    codec_error_t err;
+    if (codec_request_decode(body, len, &req, &err) != 0) {
+        dispatch_reply_error(c, req.has_id, req.id, &err);
+        codec_request_free(&req);
+        return;
+    }
+    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
+        if (strcmp(op_table[i].name, req.op) == 0) {
+            op_table[i].handler(c, &req);
+            codec_request_free(&req);
+            return;
+        }
+    }
+    codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req.op);
+    dispatch_reply_error(c, true, req.id, &err);
+    codec_request_free(&req);
+}

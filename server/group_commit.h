@@ -1,0 +1,75 @@
+/* group_commit.h: the PostgreSQL store's write path.
+ *
+ * Appends that arrive while a transaction is in flight wait in a queue and all go into the next
+ * transaction (a group). Each transaction, on the writer connection:
+ *
+ *   phase 1  BEGIN; pg_advisory_xact_lock(GC_APPEND_LOCK_KEY); take a block of positions from
+ *            evs_position_seq; read the latest version of every entity of the group and every
+ *            stored event that has one of the group's event ids.      -> sync, wait
+ *   decide   in C, request by request in arrival order, exactly as the memory store decides one
+ *            append: idempotent retry, version conflict, duplicate event id, or accepted (with
+ *            versions and positions from the block, in order).
+ *   phase 2  one INSERT ... SELECT FROM unnest(binary arrays) of every accepted event; COMMIT.
+ *                                                                       -> sync, wait
+ *
+ * A rejected request gets its conflict while the group's other requests still commit, because
+ * the rejection happens before any row is written. The lock is held from before the positions
+ * are taken until COMMIT, so positions are commit-ordered across every daemon on the database,
+ * and the checks of phase 1 cannot be invalidated by another writer before the COMMIT.
+ * delete-entity runs as its own transaction under the same lock, in queue order. */
+#ifndef EVS_GROUP_COMMIT_H
+#define EVS_GROUP_COMMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pg_conn.h"
+#include "store.h"
+
+/* The advisory lock key every append and delete transaction takes. */
+#define GC_APPEND_LOCK_KEY 7433000002LL
+
+/* Most events in one group, and most payload bytes (a request larger than that goes alone). */
+#define GC_MAX_GROUP_EVENTS 20000
+#define GC_MAX_GROUP_BYTES (8u << 20)
+
+typedef struct gc_request gc_request_t;
+
+struct gc_request {
+    gc_request_t *next; /* queue link, owned by group_commit */
+    bool is_delete;
+    /* append: the events, owned by the request (filled with version, position, timestamp). */
+    evs_event_t *events;
+    size_t n;
+    size_t bytes;
+    uint64_t *positions, *versions;
+    /* delete: the entity, and the number of events removed. */
+    char *entity_id;
+    uint64_t deleted;
+    /* The outcome: err.code == 0 for success. */
+    codec_error_t err;
+    /* Called exactly once when the request is finished (success or error); owns r afterwards. */
+    void (*done)(gc_request_t *r);
+    void *owner;
+};
+
+typedef struct group_commit group_commit_t;
+
+/* A group commit on writer, calling store's commit listener after each COMMIT. */
+group_commit_t *gc_new(pg_conn_t *writer, store_t *store);
+
+/* Fails every request still queued or in flight with EVS_EUNAVAILABLE, then frees g. */
+void gc_free(group_commit_t *g);
+
+/* Queues r and starts a transaction if none is in flight. r->done is called later (never from
+ * inside gc_submit). The caller checks that the writer is ready first. */
+void gc_submit(group_commit_t *g, gc_request_t *r);
+
+/* The writer connection became ready: start the queued work. */
+void gc_on_ready(group_commit_t *g);
+
+/* The writer connection was lost: fail what is queued (what was in flight already failed). */
+void gc_on_lost(group_commit_t *g);
+
+#endif

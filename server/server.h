@@ -1,0 +1,42 @@
+/* server.h: the daemon's shared state, one per process, owned by main.c. */
+#ifndef EVS_SERVER_H
+#define EVS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store.h"
+
+typedef struct conn conn_t;
+typedef struct subs subs_t;
+typedef struct listener listener_t;
+
+typedef struct server_config {
+    const char *listen;     /* HOST:PORT */
+    const char *unix_path;  /* optional second listener */
+    const char *store_url;  /* "memory" or a PostgreSQL URL */
+    uint32_t max_frame;     /* largest request frame accepted */
+    uint32_t request_timeout_ms;
+    size_t out_limit;       /* per-connection output bytes above which reading pauses and
+                               subscribers fall back to catching up from the store */
+} server_config_t;
+
+typedef struct server {
+    uv_loop_t *loop;
+    server_config_t cfg;
+    store_t *store;
+    subs_t *subs;
+    listener_t *tcp, *unix_listener;
+    conn_t *conns;          /* every open connection (doubly linked through conn.next/prev) */
+    size_t nconns;
+    conn_t *flush_list;     /* connections with output waiting for the next flush */
+    uv_prepare_t flush_handle;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_timer;
+    bool draining;          /* SIGTERM seen: no new connections or requests */
+    uint64_t head_position; /* highest position committed through this daemon */
+} server_t;
+
+#endif

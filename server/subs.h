@@ -1,0 +1,40 @@
+/* subs.h: subscriptions: catch-up from the store, then live pushes, with filters and
+ * backpressure.
+ *
+ * A subscription is in one of two states. Catching up: it reads pages from the store after the
+ * last position it was sent, pushing each page, until a page comes back short while no commit
+ * happened during the read; then it goes live (and sends the caught_up marker once, if it
+ * started with "after"). Live: every commit is pushed as it happens, from an encoding of the
+ * batch shared by all subscribers. A live subscription whose connection's output is over the
+ * limit is not fed; it goes back to catching up, and reads again from the store from the last
+ * position it was sent once the output has drained. So every matching event is pushed exactly
+ * once, in position order, and a slow reader costs bounded memory. */
+#ifndef EVS_SUBS_H
+#define EVS_SUBS_H
+
+#include "../proto/codec.h"
+#include "server.h"
+
+subs_t *subs_new(server_t *srv);
+void subs_free(subs_t *subs);
+
+/* Handles a subscribe request: replies {"sub": SID} into c's output and starts the
+ * subscription. Returns 0, or an error code with err filled (nothing was replied). */
+int subs_subscribe(subs_t *subs, conn_t *c, const codec_request_t *req, codec_error_t *err);
+
+/* Ends subscription sid of c. 0, or -1 when c has no such subscription. */
+int subs_unsubscribe(subs_t *subs, conn_t *c, uint64_t sid);
+
+/* c is closing: ends all its subscriptions. */
+void subs_conn_closed(subs_t *subs, conn_t *c);
+
+/* c's output has drained: resumes its subscriptions that were waiting. */
+void subs_conn_drained(subs_t *subs, conn_t *c);
+
+/* The store's commit listener (arg is the subs_t). */
+void subs_on_commit(void *arg, const evs_event_t *events, size_t n);
+
+/* Number of subscriptions. */
+size_t subs_count(const subs_t *subs);
+
+#endif
