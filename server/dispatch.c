@@ -249,6 +249,83 @@ static void op_delete_entity(conn_t *c, codec_request_t *req) {
     s->ops->delete_entity(s, req->entity_id, delete_done, p);
 }
 
+/* ---------------------------------------------------------------- snapshots */
+
+static bool snapshots_supported(conn_t *c, const codec_request_t *req) {
+    store_t *s = c->srv->store;
+    if (s->ops->put_snapshot && s->ops->get_snapshot) return true;
+    codec_error_t err;
+    codec_error_set(&err, EVS_EINTERNAL, "the %s store has no snapshots", s->ops->name);
+    dispatch_reply_error(c, true, req->id, &err);
+    return false;
+}
+
+static void put_snapshot_done(void *arg, const codec_error_t *err, uint64_t count) {
+    uint64_t id;
+    conn_t *c = pending_done(arg, &id, NULL);
+    (void)count;
+    if (!c) return;
+    if (err) {
+        dispatch_reply_error(c, true, id, err);
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 0);
+    reply_end(c, start);
+}
+
+static void op_put_snapshot(conn_t *c, codec_request_t *req) {
+    const uint32_t need = ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD;
+    if ((req->present & need) != need) {
+        reply_bad(c, req, "put-snapshot needs %s", "entity_id, version, topic and payload");
+        return;
+    }
+    if (!snapshots_supported(c, req)) return;
+    store_snapshot_t snap = {.entity_id = req->entity_id, .version = req->version,
+                             .topic = req->topic, .payload = req->payload,
+                             .payload_len = req->payload_len};
+    pending_t *p = pending_new(c, req->id, 0);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->put_snapshot(c->srv->store, &snap, put_snapshot_done, p);
+}
+
+static void get_snapshot_done(void *arg, const codec_error_t *err, const store_snapshot_t *sn) {
+    uint64_t id;
+    conn_t *c = pending_done(arg, &id, NULL);
+    if (!c) return;
+    if (err) {
+        dispatch_reply_error(c, true, id, err);
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 1);
+    codec_pack_key(&pk, "snapshot");
+    msgpack_pack_map(&pk, 5);
+    codec_pack_key(&pk, "entity_id");
+    codec_pack_cstr(&pk, sn->entity_id);
+    codec_pack_key(&pk, "version");
+    msgpack_pack_uint64(&pk, sn->version);
+    codec_pack_key(&pk, "topic");
+    codec_pack_cstr(&pk, sn->topic);
+    codec_pack_key(&pk, "payload");
+    codec_pack_bin(&pk, sn->payload, sn->payload_len);
+    codec_pack_key(&pk, "timestamp");
+    msgpack_pack_int64(&pk, sn->timestamp);
+    reply_end(c, start);
+}
+
+static void op_get_snapshot(conn_t *c, codec_request_t *req) {
+    if (!(req->present & ARG_ENTITY_ID)) {
+        reply_bad(c, req, "get-snapshot needs %s", "entity_id");
+        return;
+    }
+    if (!snapshots_supported(c, req)) return;
+    uint64_t max = req->present & ARG_MAX_VERSION ? req->max_version : UINT64_MAX;
+    pending_t *p = pending_new(c, req->id, 0);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->get_snapshot(c->srv->store, req->entity_id, max, get_snapshot_done, p);
+}
+
 /* ---------------------------------------------------------------- subscriptions */
 
 static void op_subscribe(conn_t *c, codec_request_t *req) {
@@ -288,6 +365,8 @@ static const struct {
     {"subscribe", op_subscribe},
     {"unsubscribe", op_unsubscribe},
     {"delete-entity", op_delete_entity},
+    {"put-snapshot", op_put_snapshot},
+    {"get-snapshot", op_get_snapshot},
 };
 
 void dispatch_frame(conn_t *c, const uint8_t *body, size_t len) {

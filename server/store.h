@@ -49,6 +49,21 @@ typedef void (*store_events_cb)(void *arg, const codec_error_t *err, const evs_e
 /* Called with err == NULL and the number of events removed, or with err set. */
 typedef void (*store_count_cb)(void *arg, const codec_error_t *err, uint64_t count);
 
+/* A snapshot of an entity's state at one version. */
+typedef struct store_snapshot {
+    const char *entity_id;
+    uint64_t version;      /* the version of the last event folded into the state */
+    const char *topic;     /* names the state's type and schema, like an event topic */
+    const uint8_t *payload;
+    size_t payload_len;
+    int64_t timestamp;     /* set by the store when it is put; microseconds since the epoch */
+} store_snapshot_t;
+
+/* Called with err == NULL and the snapshot (valid during the callback), or with err set
+ * (EVS_ENOT_FOUND when the entity has no snapshot at or below the version asked). */
+typedef void (*store_snapshot_cb)(void *arg, const codec_error_t *err,
+                                  const store_snapshot_t *snap);
+
 /* The commit listener: events just committed, in position order. */
 typedef void (*store_commit_cb)(void *arg, const evs_event_t *events, size_t n);
 
@@ -79,9 +94,16 @@ typedef struct store_ops {
     /* One event by id: n == 1, or the error EVS_ENOT_FOUND. */
     void (*get_by_id)(store_t *s, const uint8_t event_id[16], store_events_cb cb, void *arg);
     void (*read)(store_t *s, const store_read_t *q, store_events_cb cb, void *arg);
-    /* Removes every event of one entity; the entity may then start again from version 0.
+    /* Removes every event of one entity, and its snapshots; the entity may then start again
+     * from version 0. count is the number of events removed.
      * May be NULL in a store that does not support it yet. */
     void (*delete_entity)(store_t *s, const char *entity_id, store_count_cb cb, void *arg);
+    /* Stores a snapshot; a second one for the same entity and version replaces the first.
+     * Snapshots are not events: no position, no commit listener. count is 1. */
+    void (*put_snapshot)(store_t *s, const store_snapshot_t *snap, store_count_cb cb, void *arg);
+    /* The snapshot of entity_id with the greatest version <= max_version. */
+    void (*get_snapshot)(store_t *s, const char *entity_id, uint64_t max_version,
+                         store_snapshot_cb cb, void *arg);
     /* Frees the store. Callbacks of operations still pending are called first with
      * EVS_EUNAVAILABLE. */
     void (*free)(store_t *s);

@@ -37,8 +37,25 @@ typedef struct id_node {
     UT_hash_handle hh;
 } id_node_t;
 
+typedef struct snap {
+    uint64_t version;
+    char *topic;
+    uint8_t *payload;
+    size_t payload_len;
+    int64_t timestamp;
+} snap_t;
+
+/* An entity's snapshots, in increasing version order. */
+typedef struct snap_node {
+    char *entity_id;
+    snap_t *v;
+    size_t n, cap;
+    UT_hash_handle hh;
+} snap_node_t;
+
 typedef struct store_memory {
     store_t base;
+    snap_node_t *snaps;
     evs_event_t *log;
     size_t len, cap;
     entity_node_t *entities;
@@ -349,6 +366,89 @@ oom:
     cb(arg, &err, NULL, 0);
 }
 
+/* ---------------------------------------------------------------- snapshots */
+
+static void snap_clear(snap_t *sn) {
+    free(sn->topic);
+    free(sn->payload);
+}
+
+static void snap_node_free(snap_node_t *node) {
+    for (size_t i = 0; i < node->n; i++) snap_clear(&node->v[i]);
+    free(node->v);
+    free(node->entity_id);
+    free(node);
+}
+
+static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_count_cb cb,
+                             void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    codec_error_t err;
+    snap_node_t *node;
+    HASH_FIND_STR(m->snaps, snap->entity_id, node);
+    if (!node) {
+        if (!(node = calloc(1, sizeof *node)) || !(node->entity_id = strdup(snap->entity_id))) {
+            free(node);
+            goto oom;
+        }
+        HASH_ADD_KEYPTR(hh, m->snaps, node->entity_id, strlen(node->entity_id), node);
+    }
+    snap_t sn = {.version = snap->version, .payload_len = snap->payload_len, .timestamp = now_us()};
+    sn.topic = strdup(snap->topic);
+    sn.payload = malloc(snap->payload_len ? snap->payload_len : 1);
+    if (!sn.topic || !sn.payload) {
+        snap_clear(&sn);
+        goto oom;
+    }
+    if (snap->payload_len) memcpy(sn.payload, snap->payload, snap->payload_len);
+    size_t i = 0;
+    while (i < node->n && node->v[i].version < sn.version) i++;
+    if (i < node->n && node->v[i].version == sn.version) {
+        snap_clear(&node->v[i]);
+        node->v[i] = sn;
+    } else {
+        if (node->n == node->cap) {
+            size_t cap = node->cap ? node->cap * 2 : 4;
+            snap_t *v = realloc(node->v, cap * sizeof *v);
+            if (!v) {
+                snap_clear(&sn);
+                goto oom;
+            }
+            node->v = v;
+            node->cap = cap;
+        }
+        memmove(&node->v[i + 1], &node->v[i], (node->n - i) * sizeof *node->v);
+        node->v[i] = sn;
+        node->n++;
+    }
+    cb(arg, NULL, 1);
+    return;
+oom:
+    codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+    cb(arg, &err, 0);
+}
+
+static void mem_get_snapshot(store_t *s, const char *entity_id, uint64_t max_version,
+                             store_snapshot_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    snap_node_t *node;
+    HASH_FIND_STR(m->snaps, entity_id, node);
+    size_t i = node ? node->n : 0;
+    while (i > 0 && node->v[i - 1].version > max_version) i--;
+    if (i == 0) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_ENOT_FOUND, "entity %.255s has no snapshot at or below version %llu",
+                        entity_id, (unsigned long long)max_version);
+        cb(arg, &err, NULL);
+        return;
+    }
+    const snap_t *sn = &node->v[i - 1];
+    store_snapshot_t out = {.entity_id = entity_id, .version = sn->version, .topic = sn->topic,
+                            .payload = sn->payload, .payload_len = sn->payload_len,
+                            .timestamp = sn->timestamp};
+    cb(arg, NULL, &out);
+}
+
 /* ---------------------------------------------------------------- delete, free */
 
 static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb cb, void *arg) {
@@ -374,6 +474,12 @@ static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb 
         free(e->events.v);
         free(e->id);
         free(e);
+    }
+    snap_node_t *node;
+    HASH_FIND_STR(m->snaps, entity_id, node);
+    if (node) {
+        HASH_DEL(m->snaps, node);
+        snap_node_free(node);
     }
     cb(arg, NULL, count);
 }
@@ -401,6 +507,11 @@ static void mem_free(store_t *s) {
         HASH_DEL(m->ids, in);
         free(in);
     }
+    snap_node_t *sn, *st;
+    HASH_ITER(hh, m->snaps, sn, st) {
+        HASH_DEL(m->snaps, sn);
+        snap_node_free(sn);
+    }
     free(m);
 }
 
@@ -411,6 +522,8 @@ static const store_ops_t memory_ops = {
     .get_by_id = mem_get_by_id,
     .read = mem_read,
     .delete_entity = mem_delete_entity,
+    .put_snapshot = mem_put_snapshot,
+    .get_snapshot = mem_get_snapshot,
     .free = mem_free,
 };
 
