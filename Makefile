@@ -104,6 +104,20 @@ $(SERVERA): $(SERVER_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# --- PostgreSQL store (store_pg): migrations/*.sql embedded in the daemon, so that an installed
+# evstored needs no source tree. scripts/embed-migrations.sh writes them as C strings.
+MIGRATIONS     := $(sort $(wildcard migrations/*.sql))
+MIGRATIONS_C   := $(BUILD)/gen/migrations_sql.c
+MIGRATIONS_OBJ := $(BUILD)/obj/gen/migrations_sql.o
+$(MIGRATIONS_C): $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+$(MIGRATIONS_OBJ): $(MIGRATIONS_C) server/migrations.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I. -c $< -o $@
+$(SERVERA): $(MIGRATIONS_OBJ)
+# --- end of the PostgreSQL store's rules
+
 $(EVSTORED): $(BUILD)/obj/server/main.o $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm

@@ -44,6 +44,7 @@ struct gc_request {
     size_t n;
     size_t bytes;
     uint64_t *positions, *versions;
+    bool written; /* set by group_commit: accepted into the transaction in flight */
     /* delete: the entity, and the number of events removed. */
     char *entity_id;
     uint64_t deleted;

@@ -33,7 +33,6 @@ struct pg_conn {
     void *arg;
     PGconn *pq;
     enum state state;
-    bool was_ready;  /* on_lost is owed when this attempt fails */
     bool send_failed;
     uv_poll_t *poll; /* NULL when not watching */
     int poll_events;
@@ -145,19 +144,17 @@ static void on_timer(uv_timer_t *t) {
 
 /* Drops the PGconn, fails every unit, tells the owner, and schedules the next attempt. */
 static void teardown(pg_conn_t *c) {
-    bool owed = c->was_ready;
     stop_poll(c);
     if (c->pq) {
         PQfinish(c->pq);
         c->pq = NULL;
     }
     c->state = ST_WAIT;
-    c->was_ready = false;
     c->send_failed = false;
     lose_units(c);
     uv_timer_start(&c->timer, on_timer, c->backoff_ms, 0);
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
-    if (owed && c->cbs.on_lost) c->cbs.on_lost(c->arg, c);
+    if (c->cbs.on_lost) c->cbs.on_lost(c->arg, c);
 }
 
 void pg_conn_fail(pg_conn_t *c, const char *why) {
@@ -210,7 +207,6 @@ static void connect_step(pg_conn_t *c, PostgresPollingStatusType st) {
             return;
         }
         PQsetNoticeProcessor(c->pq, notice_processor, c);
-        c->was_ready = true;
         if (c->cbs.setup) {
             c->state = ST_SETUP;
             if (watch(c, UV_READABLE, true) != 0) {
@@ -363,6 +359,9 @@ void pg_conn_close(pg_conn_t *c) {
 }
 
 bool pg_conn_is_ready(const pg_conn_t *c) { return c->state == ST_READY; }
+bool pg_conn_is_connecting(const pg_conn_t *c) {
+    return c->state == ST_CONNECTING || c->state == ST_SETUP;
+}
 const char *pg_conn_name(const pg_conn_t *c) { return c->name; }
 size_t pg_conn_pending(const pg_conn_t *c) { return c->npending; }
 
@@ -438,7 +437,7 @@ void pg_buf_free(pg_buf_t *b) {
 void pg_buf_put(pg_buf_t *b, const void *data, size_t len) {
     if (b->failed) return;
     if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
+        size_t cap = b->cap ? b->cap : 64;
         while (b->len + len > cap) cap *= 2;
         char *d = realloc(b->data, cap);
         if (!d) {

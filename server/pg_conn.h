@@ -36,8 +36,8 @@ typedef struct pg_conn_cbs {
     void (*setup)(void *arg, pg_conn_t *c);
     /* The connection is in pipeline mode and takes units. */
     void (*on_ready)(void *arg, pg_conn_t *c);
-    /* A ready connection (or one in setup) failed; every unit already got PG_LOST. A reconnect
-     * is scheduled. */
+    /* A connection attempt or a ready connection failed; every unit already got PG_LOST. A
+     * reconnect is scheduled. */
     void (*on_lost)(void *arg, pg_conn_t *c);
 } pg_conn_cbs_t;
 
@@ -51,6 +51,8 @@ pg_conn_t *pg_conn_new(uv_loop_t *loop, const char *conninfo, const char *name,
 void pg_conn_close(pg_conn_t *c);
 
 bool pg_conn_is_ready(const pg_conn_t *c);
+/* True while an attempt is in progress (connecting or in setup): work may wait for it. */
+bool pg_conn_is_connecting(const pg_conn_t *c);
 const char *pg_conn_name(const pg_conn_t *c);
 /* Number of units sent and not yet finished. */
 size_t pg_conn_pending(const pg_conn_t *c);

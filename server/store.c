@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "store_memory.h"
+#include "store_pg.h"
 
 static bool is_postgres_url(const char *url) {
     return strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
@@ -17,9 +18,8 @@ store_t *store_open(const char *url, void *loop, codec_error_t *err) {
         s = store_memory_new();
         if (!s) codec_error_set(err, EVS_EINTERNAL, "out of memory");
     } else if (is_postgres_url(url)) {
-        /* PostgreSQL store: hooked in here by store_pg. */
-        codec_error_set(err, EVS_EUNAVAILABLE,
-                        "this build has no PostgreSQL store yet; use --store memory");
+        /* PostgreSQL store (store_pg.c). */
+        s = store_pg_open(url, loop, err);
     } else {
         codec_error_set(err, EVS_EBAD_REQUEST,
                         "unknown store \"%s\": use \"memory\" or a postgresql:// URL", url);

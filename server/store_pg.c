@@ -1,0 +1,671 @@
+/* store_pg.c: the PostgreSQL store (see store_pg.h and docs/architecture-pg.md).
+ *
+ * Every operation becomes an op: it is listed by deadline (one timer for all: the deadline is the
+ * same for every op, so the list is in deadline order), then either handed to the group commit
+ * (append, delete-entity) or sent on a reader connection as one pipelined statement with a sync
+ * point of its own (so that one failing read aborts nothing else). Results come back in binary
+ * format and are handed to the callback in place, without copying. An op that passes its
+ * deadline is answered EVS_EUNAVAILABLE at once and freed later, when its work comes back. */
+#include "store_pg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group_commit.h"
+#include "log.h"
+#include "migrations.h"
+#include "pg_conn.h"
+
+#define NREADERS 2
+#define MAX_PARAMS 5
+
+typedef struct store_pg store_pg_t;
+
+typedef enum op_kind { OP_APPEND, OP_DELETE, OP_EVENTS, OP_PUT_SNAPSHOT, OP_GET_SNAPSHOT } op_kind_t;
+
+typedef struct pg_op pg_op_t;
+struct pg_op {
+    pg_op_t *prev, *next; /* deadline list, while unanswered */
+    pg_op_t *park_next;   /* reads waiting for a connection attempt */
+    store_pg_t *s;
+    uint64_t deadline;
+    bool answered;
+    op_kind_t kind;
+    union {
+        store_append_cb append;
+        store_events_cb events;
+        store_count_cb count;
+        store_snapshot_cb snapshot;
+    } cb;
+    void *arg;
+    /* reads */
+    bool not_found_if_empty; /* get-by-id */
+    codec_error_t err;
+    bool has_err;
+    char sql[640];
+    int nparams;
+    Oid types[MAX_PARAMS];
+    pg_buf_t params[MAX_PARAMS];
+    char *what; /* entity id or event id for not_found messages */
+    uint64_t max_version; /* get-snapshot */
+    /* writes */
+    gc_request_t req;
+};
+
+struct store_pg {
+    store_t base;
+    uv_loop_t *loop;
+    pg_conn_t *writer;
+    pg_conn_t *readers[NREADERS];
+    group_commit_t *gc;
+    bool migrated; /* the schema is known to be up to date */
+    pg_op_t *head, *tail; /* unanswered ops by deadline */
+    pg_op_t *parked;
+    uv_timer_t deadline_timer;
+    size_t next_reader;
+};
+
+static const char EVENT_COLUMNS[] =
+    "position, event_id, entity_id, version, topic, stored_at, payload, metadata";
+
+/* ---------------------------------------------------------------- ops and deadlines */
+
+static void unlist(store_pg_t *s, pg_op_t *op) {
+    if (op->prev) op->prev->next = op->next;
+    else s->head = op->next;
+    if (op->next) op->next->prev = op->prev;
+    else s->tail = op->prev;
+    op->prev = op->next = NULL;
+}
+
+static void on_deadline(uv_timer_t *t);
+
+static void arm_deadline(store_pg_t *s) {
+    if (!s->head) {
+        uv_timer_stop(&s->deadline_timer);
+        return;
+    }
+    uint64_t now = uv_now(s->loop);
+    uint64_t due = s->head->deadline > now ? s->head->deadline - now : 0;
+    uv_timer_start(&s->deadline_timer, on_deadline, due, 0);
+}
+
+static pg_op_t *op_new(store_pg_t *s, op_kind_t kind, void *arg) {
+    pg_op_t *op = calloc(1, sizeof *op);
+    if (!op) return NULL;
+    op->s = s;
+    op->kind = kind;
+    op->arg = arg;
+    op->deadline = uv_now(s->loop) + (s->base.request_timeout_ms ? s->base.request_timeout_ms
+                                                                 : STORE_DEFAULT_TIMEOUT_MS);
+    op->prev = s->tail;
+    if (s->tail) s->tail->next = op;
+    else s->head = op;
+    s->tail = op;
+    if (!uv_is_active((uv_handle_t *)&s->deadline_timer)) arm_deadline(s);
+    return op;
+}
+
+static void op_free(pg_op_t *op) {
+    if (!op->answered) unlist(op->s, op);
+    for (int i = 0; i < MAX_PARAMS; i++) pg_buf_free(&op->params[i]);
+    if (op->req.events) {
+        for (size_t i = 0; i < op->req.n; i++) evs_event_clear(&op->req.events[i]);
+        free(op->req.events);
+    }
+    free(op->req.positions);
+    free(op->req.versions);
+    free(op->req.entity_id);
+    free(op->what);
+    free(op);
+}
+
+/* Calls the op's callback with err (never twice); the op stays allocated. */
+static void answer_error(pg_op_t *op, const codec_error_t *err) {
+    if (op->answered) return;
+    op->answered = true;
+    unlist(op->s, op);
+    switch (op->kind) {
+    case OP_APPEND: op->cb.append(op->arg, err, NULL, NULL, 0); break;
+    case OP_EVENTS: op->cb.events(op->arg, err, NULL, 0); break;
+    case OP_DELETE:
+    case OP_PUT_SNAPSHOT: op->cb.count(op->arg, err, 0); break;
+    case OP_GET_SNAPSHOT: op->cb.snapshot(op->arg, err, NULL); break;
+    }
+}
+
+static void answer_unavailable(pg_op_t *op, const char *why) {
+    codec_error_t err;
+    codec_error_set(&err, EVS_EUNAVAILABLE, "%s", why);
+    answer_error(op, &err);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    store_pg_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    while (s->head && s->head->deadline <= now) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "PostgreSQL did not answer within the request timeout (%u ms); retry later",
+                 s->base.request_timeout_ms);
+        answer_unavailable(s->head, why);
+    }
+    arm_deadline(s);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static pg_conn_t *pick_reader(store_pg_t *s) {
+    pg_conn_t *best = NULL;
+    for (size_t k = 0; k < NREADERS; k++) {
+        pg_conn_t *r = s->readers[(s->next_reader + k) % NREADERS];
+        if (pg_conn_is_ready(r) && (!best || pg_conn_pending(r) < pg_conn_pending(best))) best = r;
+    }
+    s->next_reader++;
+    return best;
+}
+
+/* True when a connection attempt is under way that could let a read be served soon. */
+static bool read_may_wait(store_pg_t *s) {
+    if (!s->migrated) return pg_conn_is_connecting(s->writer);
+    for (size_t k = 0; k < NREADERS; k++)
+        if (pg_conn_is_connecting(s->readers[k])) return true;
+    return false;
+}
+
+static void set_result_error(pg_op_t *op, PGresult *res) {
+    if (op->has_err) return;
+    op->has_err = true;
+    const char *msg = PQresultErrorMessage(res);
+    size_t n = msg ? strlen(msg) : 0;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+    if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED || pg_result_is_transient(res))
+        codec_error_set(&op->err, EVS_EUNAVAILABLE, "PostgreSQL cannot serve now (%.*s); retry",
+                        (int)n, msg ? msg : "");
+    else
+        codec_error_set(&op->err, EVS_EINTERNAL, "PostgreSQL failed the read: %.*s", (int)n,
+                        msg ? msg : "");
+}
+
+static void deliver_events(pg_op_t *op, PGresult *res) {
+    int n = PQntuples(res);
+    if (n == 0 && op->not_found_if_empty) {
+        codec_error_set(&op->err, EVS_ENOT_FOUND, "no event with id %s", op->what);
+        op->has_err = true;
+        return;
+    }
+    evs_event_t *evs = n ? calloc((size_t)n, sizeof *evs) : NULL;
+    if (n && !evs) {
+        codec_error_set(&op->err, EVS_EINTERNAL, "out of memory");
+        op->has_err = true;
+        return;
+    }
+    for (int row = 0; row < n; row++) {
+        evs_event_t *ev = &evs[row];
+        ev->position = (uint64_t)pg_get_i64(res, row, 0);
+        memcpy(ev->event_id, PQgetvalue(res, row, 1), 16);
+        ev->entity_id = PQgetvalue(res, row, 2);
+        ev->version = (uint64_t)pg_get_i64(res, row, 3);
+        ev->topic = PQgetvalue(res, row, 4);
+        ev->timestamp = pg_get_i64(res, row, 5);
+        ev->payload = (uint8_t *)PQgetvalue(res, row, 6);
+        ev->payload_len = (size_t)PQgetlength(res, row, 6);
+        if (!PQgetisnull(res, row, 7)) {
+            ev->metadata = (uint8_t *)PQgetvalue(res, row, 7);
+            ev->metadata_len = (size_t)PQgetlength(res, row, 7);
+        }
+        ev->has_event_id = ev->has_version = 1;
+    }
+    op->answered = true;
+    unlist(op->s, op);
+    op->cb.events(op->arg, NULL, evs, (size_t)n);
+    free(evs);
+}
+
+static void deliver_snapshot(pg_op_t *op, PGresult *res) {
+    if (PQntuples(res) == 0) {
+        codec_error_set(&op->err, EVS_ENOT_FOUND,
+                        "entity %.255s has no snapshot at or below version %llu", op->what,
+                        (unsigned long long)op->max_version);
+        op->has_err = true;
+        return;
+    }
+    store_snapshot_t snap = {
+        .entity_id = op->what,
+        .version = (uint64_t)pg_get_i64(res, 0, 0),
+        .topic = PQgetvalue(res, 0, 1),
+        .timestamp = pg_get_i64(res, 0, 2),
+        .payload = (const uint8_t *)PQgetvalue(res, 0, 3),
+        .payload_len = (size_t)PQgetlength(res, 0, 3),
+    };
+    op->answered = true;
+    unlist(op->s, op);
+    op->cb.snapshot(op->arg, NULL, &snap);
+}
+
+static void on_read_unit(void *arg, pg_event_t ev, PGresult *res) {
+    pg_op_t *op = arg;
+    if (ev == PG_RESULT) {
+        ExecStatusType st = PQresultStatus(res);
+        if (op->answered || op->has_err) return;
+        if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS) deliver_events(op, res);
+        else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT) deliver_snapshot(op, res);
+        else if (st == PGRES_COMMAND_OK && op->kind == OP_PUT_SNAPSHOT) {
+            op->answered = true;
+            unlist(op->s, op);
+            op->cb.count(op->arg, NULL, 1);
+        } else
+            set_result_error(op, res);
+        return;
+    }
+    if (!op->answered) {
+        if (!op->has_err)
+            codec_error_set(&op->err, EVS_EUNAVAILABLE,
+                            ev == PG_LOST ? "the connection to PostgreSQL was lost; retry"
+                                          : "PostgreSQL returned no result; retry");
+        answer_error(op, &op->err);
+    }
+    op_free(op);
+}
+
+static void send_read(pg_op_t *op, pg_conn_t *r) {
+    const char *values[MAX_PARAMS];
+    int lengths[MAX_PARAMS], formats[MAX_PARAMS];
+    for (int i = 0; i < op->nparams; i++) {
+        values[i] = op->params[i].data ? op->params[i].data : "";
+        lengths[i] = (int)op->params[i].len;
+        formats[i] = 1;
+    }
+    pg_conn_send(r, op->sql, op->nparams, op->types, values, lengths, formats, true);
+    if (pg_conn_sync(r, on_read_unit, op) != 0) {
+        answer_unavailable(op, "PostgreSQL is not connected; retry");
+        op_free(op);
+    }
+}
+
+/* Sends a read now, parks it until a connection attempt ends, or fails it. */
+static void submit_read(pg_op_t *op) {
+    store_pg_t *s = op->s;
+    pg_conn_t *r = s->migrated ? pick_reader(s) : NULL;
+    if (r) {
+        send_read(op, r);
+    } else if (read_may_wait(s)) {
+        op->park_next = s->parked;
+        s->parked = op;
+    } else {
+        answer_unavailable(op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        op_free(op);
+    }
+}
+
+/* Resubmits every parked read (after a connection became ready or an attempt failed). The list
+ * is rebuilt in arrival order. */
+static void pump_parked(store_pg_t *s) {
+    pg_op_t *list = NULL, *op;
+    while ((op = s->parked)) {
+        s->parked = op->park_next;
+        op->park_next = list;
+        list = op;
+    }
+    while ((op = list)) {
+        list = op->park_next;
+        op->park_next = NULL;
+        if (op->answered) op_free(op);
+        else submit_read(op);
+    }
+}
+
+static void add_param(pg_op_t *op, Oid type, const void *data, size_t len) {
+    int i = op->nparams++;
+    op->types[i] = type;
+    pg_buf_put(&op->params[i], data, len);
+}
+
+static void add_i64(pg_op_t *op, int64_t v) {
+    int i = op->nparams++;
+    op->types[i] = PG_INT8OID;
+    pg_buf_put_i64(&op->params[i], v);
+}
+
+static bool params_failed(pg_op_t *op) {
+    for (int i = 0; i < op->nparams; i++)
+        if (op->params[i].failed) return true;
+    return false;
+}
+
+/* Submits a read op whose sql and params are set, or fails it when memory ran short. */
+static void start_read(pg_op_t *op) {
+    if (params_failed(op)) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        answer_error(op, &err);
+        op_free(op);
+        return;
+    }
+    submit_read(op);
+}
+
+static void fail_now_events(store_events_cb cb, void *arg) {
+    codec_error_t err;
+    codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+    cb(arg, &err, NULL, 0);
+}
+
+static int64_t clamp_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
+
+static void pg_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
+                             uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    pg_op_t *op = op_new(s, OP_EVENTS, arg);
+    if (!op) return fail_now_events(cb, arg);
+    op->cb.events = cb;
+    snprintf(op->sql, sizeof op->sql,
+             "SELECT %s FROM evs_events WHERE entity_id = $1 AND version %s $2 "
+             "ORDER BY version %s LIMIT $3",
+             EVENT_COLUMNS, backwards ? "<=" : ">=", backwards ? "DESC" : "");
+    add_param(op, PG_TEXTOID, entity_id, strlen(entity_id));
+    add_i64(op, clamp_i64(from_version));
+    add_i64(op, limit);
+    start_read(op);
+}
+
+static void pg_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb,
+                         void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    pg_op_t *op = op_new(s, OP_EVENTS, arg);
+    if (op) op->what = malloc(37);
+    if (!op || !op->what) {
+        if (op) {
+            op->answered = true;
+            unlist(s, op);
+            op_free(op);
+        }
+        return fail_now_events(cb, arg);
+    }
+    op->cb.events = cb;
+    op->not_found_if_empty = true;
+    evs_uuid_format(event_id, op->what);
+    snprintf(op->sql, sizeof op->sql, "SELECT %s FROM evs_events WHERE event_id = $1",
+             EVENT_COLUMNS);
+    add_param(op, PG_UUIDOID, event_id, 16);
+    start_read(op);
+}
+
+static void pg_read(store_t *base, const store_read_t *q, store_events_cb cb, void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    pg_op_t *op = op_new(s, OP_EVENTS, arg);
+    if (!op) return fail_now_events(cb, arg);
+    op->cb.events = cb;
+    add_i64(op, clamp_i64(q->after));
+    add_i64(op, q->limit);
+    const char *topic_clause = "";
+    if (q->ntopics == 1) {
+        topic_clause = " AND topic = $3";
+        add_param(op, PG_TEXTOID, q->topics[0], strlen(q->topics[0]));
+    } else if (q->ntopics > 1) {
+        topic_clause = " AND topic = ANY($3)";
+        int i = op->nparams++;
+        op->types[i] = PG_TEXTARRAYOID;
+        pg_buf_array_begin(&op->params[i], PG_TEXTOID, q->ntopics, false);
+        for (size_t k = 0; k < q->ntopics; k++)
+            pg_buf_array_elem(&op->params[i], q->topics[k], strlen(q->topics[k]));
+    }
+    const char *prefix_clause = "";
+    if (q->entity_prefix && *q->entity_prefix) {
+        prefix_clause = q->ntopics ? " AND starts_with(entity_id, $4)"
+                                   : " AND starts_with(entity_id, $3)";
+        add_param(op, PG_TEXTOID, q->entity_prefix, strlen(q->entity_prefix));
+    }
+    snprintf(op->sql, sizeof op->sql,
+             "SELECT %s FROM evs_events WHERE position > $1%s%s ORDER BY position LIMIT $2",
+             EVENT_COLUMNS, topic_clause, prefix_clause);
+    start_read(op);
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+static void pg_put_snapshot(store_t *base, const store_snapshot_t *snap, store_count_cb cb,
+                            void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    pg_op_t *op = op_new(s, OP_PUT_SNAPSHOT, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    op->cb.count = cb;
+    snprintf(op->sql, sizeof op->sql,
+             "INSERT INTO evs_snapshots (entity_id, version, topic, stored_at, payload) "
+             "VALUES ($1, $2, $3, (extract(epoch from clock_timestamp()) * 1000000)::bigint, $4) "
+             "ON CONFLICT (entity_id, version) DO UPDATE SET topic = excluded.topic, "
+             "stored_at = excluded.stored_at, payload = excluded.payload");
+    add_param(op, PG_TEXTOID, snap->entity_id, strlen(snap->entity_id));
+    add_i64(op, clamp_i64(snap->version));
+    add_param(op, PG_TEXTOID, snap->topic, strlen(snap->topic));
+    add_param(op, PG_BYTEAOID, snap->payload ? (const void *)snap->payload : "",
+              snap->payload_len);
+    start_read(op);
+}
+
+static void pg_get_snapshot(store_t *base, const char *entity_id, uint64_t max_version,
+                            store_snapshot_cb cb, void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    pg_op_t *op = op_new(s, OP_GET_SNAPSHOT, arg);
+    if (op) op->what = strdup(entity_id);
+    if (!op || !op->what) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        if (op) {
+            op->answered = true;
+            unlist(s, op);
+            op_free(op);
+        }
+        cb(arg, &err, NULL);
+        return;
+    }
+    op->cb.snapshot = cb;
+    op->max_version = max_version;
+    snprintf(op->sql, sizeof op->sql,
+             "SELECT version, topic, stored_at, payload FROM evs_snapshots "
+             "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1");
+    add_param(op, PG_TEXTOID, entity_id, strlen(entity_id));
+    add_i64(op, clamp_i64(max_version));
+    start_read(op);
+}
+
+/* ---------------------------------------------------------------- writes */
+
+static void on_request_done(gc_request_t *r) {
+    pg_op_t *op = r->owner;
+    if (!op->answered) {
+        if (r->err.code != 0) {
+            answer_error(op, &r->err);
+        } else {
+            op->answered = true;
+            unlist(op->s, op);
+            if (op->kind == OP_APPEND)
+                op->cb.append(op->arg, NULL, r->positions, r->versions, r->n);
+            else
+                op->cb.count(op->arg, NULL, r->deleted);
+        }
+    }
+    op_free(op);
+}
+
+/* True when a write can be queued now: the writer is ready, or trying to connect. */
+static bool writer_usable(store_pg_t *s) {
+    return pg_conn_is_ready(s->writer) || pg_conn_is_connecting(s->writer);
+}
+
+static void pg_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
+                      void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    codec_error_t err;
+    if (n == 0) {
+        static const uint64_t none[1];
+        cb(arg, NULL, none, none, 0);
+        return;
+    }
+    if (!writer_usable(s)) {
+        codec_error_set(&err, EVS_EUNAVAILABLE,
+                        "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
+    pg_op_t *op = op_new(s, OP_APPEND, arg);
+    if (!op) goto oom;
+    op->cb.append = cb;
+    gc_request_t *r = &op->req;
+    r->owner = op;
+    r->done = on_request_done;
+    r->events = calloc(n, sizeof *r->events);
+    r->positions = calloc(n, sizeof *r->positions);
+    r->versions = calloc(n, sizeof *r->versions);
+    if (!r->events || !r->positions || !r->versions) goto oom_op;
+    for (size_t i = 0; i < n; i++) {
+        if (evs_event_dup(&r->events[i], &events[i]) != 0) goto oom_op;
+        r->n = i + 1;
+        r->events[i].position = 0;
+        r->events[i].timestamp = 0;
+        r->bytes += events[i].payload_len + events[i].metadata_len + 64;
+    }
+    gc_submit(s->gc, r);
+    return;
+oom_op:
+    op->answered = true;
+    unlist(s, op);
+    op_free(op);
+oom:
+    codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+    cb(arg, &err, NULL, NULL, 0);
+}
+
+static void pg_delete_entity(store_t *base, const char *entity_id, store_count_cb cb, void *arg) {
+    store_pg_t *s = (store_pg_t *)base;
+    codec_error_t err;
+    if (!writer_usable(s)) {
+        codec_error_set(&err, EVS_EUNAVAILABLE,
+                        "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        cb(arg, &err, 0);
+        return;
+    }
+    pg_op_t *op = op_new(s, OP_DELETE, arg);
+    if (op) op->req.entity_id = strdup(entity_id);
+    if (!op || !op->req.entity_id) {
+        if (op) {
+            op->answered = true;
+            unlist(s, op);
+            op_free(op);
+        }
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    op->cb.count = cb;
+    op->req.is_delete = true;
+    op->req.owner = op;
+    op->req.done = on_request_done;
+    gc_submit(s->gc, &op->req);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void on_migrated(void *arg, bool ok) {
+    store_pg_t *s = arg;
+    if (ok) s->migrated = true;
+    pg_conn_setup_done(s->writer, ok);
+}
+
+static void writer_setup(void *arg, pg_conn_t *c) { migrations_run(c, on_migrated, arg); }
+
+static void writer_ready(void *arg, pg_conn_t *c) {
+    store_pg_t *s = arg;
+    (void)c;
+    gc_on_ready(s->gc);
+    pump_parked(s);
+}
+
+static void writer_lost(void *arg, pg_conn_t *c) {
+    store_pg_t *s = arg;
+    (void)c;
+    gc_on_lost(s->gc);
+    pump_parked(s);
+}
+
+static void reader_changed(void *arg, pg_conn_t *c) {
+    (void)c;
+    pump_parked(arg);
+}
+
+/* ---------------------------------------------------------------- open and free */
+
+static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+
+static void pg_free(store_t *base) {
+    store_pg_t *s = (store_pg_t *)base;
+    while (s->head) answer_unavailable(s->head, "the store is closing");
+    pg_op_t *op;
+    while ((op = s->parked)) {
+        s->parked = op->park_next;
+        op_free(op);
+    }
+    for (size_t k = 0; k < NREADERS; k++) pg_conn_close(s->readers[k]);
+    pg_conn_close(s->writer); /* the group in flight fails now */
+    gc_free(s->gc);           /* and then the queue */
+    uv_close((uv_handle_t *)&s->deadline_timer, on_timer_closed);
+}
+
+static const store_ops_t pg_ops = {
+    .name = "postgresql",
+    .append = pg_append,
+    .get_by_entity = pg_get_by_entity,
+    .get_by_id = pg_get_by_id,
+    .read = pg_read,
+    .delete_entity = pg_delete_entity,
+    .put_snapshot = pg_put_snapshot,
+    .get_snapshot = pg_get_snapshot,
+    .free = pg_free,
+};
+
+store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err) {
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+    if (!opts) {
+        codec_error_set(err, EVS_EBAD_REQUEST, "invalid PostgreSQL connection string: %s",
+                        why ? why : "out of memory");
+        size_t n = strlen(err->message);
+        while (n && err->message[n - 1] == '\n') err->message[--n] = '\0';
+        PQfreemem(why);
+        return NULL;
+    }
+    PQconninfoFree(opts);
+    store_pg_t *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->base.ops = &pg_ops;
+    s->base.request_timeout_ms = STORE_DEFAULT_TIMEOUT_MS;
+    s->loop = loop;
+    uv_timer_init(loop, &s->deadline_timer);
+    s->deadline_timer.data = s;
+    static const pg_conn_cbs_t writer_cbs = {
+        .setup = writer_setup, .on_ready = writer_ready, .on_lost = writer_lost};
+    static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_changed, .on_lost = reader_changed};
+    s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
+    s->gc = s->writer ? gc_new(s->writer, &s->base) : NULL;
+    bool ok = s->writer && s->gc;
+    for (size_t k = 0; k < NREADERS && ok; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "reader %zu", k + 1);
+        ok = (s->readers[k] = pg_conn_new(loop, conninfo, name, &reader_cbs, s)) != NULL;
+    }
+    if (!ok) {
+        pg_free(&s->base);
+        goto oom;
+    }
+    return &s->base;
+oom:
+    codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    return NULL;
+}
