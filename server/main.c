@@ -1,4 +1,19 @@
-/* main.c: evstored's flags, the event loop, signals and shutdown. */
+/* main.c: evstored's start-up, the event loop, readiness, reload and shutdown.
+ *
+ * Start-up: the options come from config.c (defaults, file, $EVSTORE_STORE, flags); the store
+ * is opened, the listeners bound, then the store is probed with a one-event read and systemd is
+ * told READY=1 only once that read is served (a PostgreSQL store that cannot connect yet keeps
+ * the daemon "starting", with the reason in STATUS=, and the probe is retried every second).
+ *
+ * SIGHUP: RELOADING=1, the config file is read again with the same environment and flags on
+ * top; an invalid file leaves the running configuration as it was (logged, counted in stats);
+ * a change to an option that cannot change at run time is logged and ignored until a restart.
+ * Then READY=1.
+ *
+ * SIGTERM or SIGINT: STOPPING=1; the listeners close and connections stop reading; requests
+ * already started finish and their replies go out (an append acknowledged to its client is
+ * stored); subscribers get a "closing" push; when every reply is written, or when
+ * shutdown_timeout passes, the daemon exits 0. A second signal exits at once with status 1. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -6,47 +21,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../proto/frame.h"
+#include "config.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "subs.h"
 
 #define DRAIN_TICK_MS 10
-#define DRAIN_DEADLINE_MS 10000
+#define PROBE_RETRY_MS 1000
 
-static const char usage[] =
-    "Usage: evstored [options]\n"
+static const char usage_head[] =
+    "Usage: evstored [--config FILE] [--check-config] [options]\n"
     "The evstore event store daemon.\n"
     "\n"
-    "  --listen HOST:PORT        TCP address to listen on (default 127.0.0.1:7433)\n"
-    "  --unix PATH               also listen on a Unix socket at PATH\n"
-    "  --store URL               \"memory\" (default) or a PostgreSQL URL; default from\n"
-    "                            the environment variable EVSTORE_STORE\n"
-    "  --max-frame BYTES         largest request frame accepted (default 16777216)\n"
-    "  --output-limit BYTES      per-connection queued output above which reading pauses\n"
-    "                            and subscribers catch up from the store (default 2097152)\n"
-    "  --request-timeout SECONDS deadline of each store operation (default 30)\n"
-    "  --log-level LEVEL         error, warn, info (default) or debug\n"
-    "  --help                    print this and exit\n"
-    "  --version                 print the version and exit\n";
+    "  --config FILE                read options from FILE (default " CONFIG_DEFAULT_PATH
+    " when it exists);\n"
+    "                               flags win over the file; SIGHUP reads it again\n"
+    "  --check-config               check the configuration, print what is wrong, exit 0 or 1\n"
+    "  --help                       print this and exit\n"
+    "  --version                    print the version and exit\n"
+    "\n"
+    "Options (also \"key = value\" in the config file, key with '_' for '-'):\n";
 
 static server_t srv;
-static uint64_t drain_elapsed_ms;
+static config_override_t *overrides; /* the flags' values, applied again on each reload */
+static size_t noverrides;
 
-/* Parses a whole unsigned number within [min, max]. */
-static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
-                      unsigned long long *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
+static bool ready;            /* READY=1 was sent */
+static bool finished;         /* finish() ran: no more timers, no more notifications */
+static bool probe_inflight;   /* a store probe waits for its callback */
+static uint64_t probe_started;
+static int drain_phase;       /* 0: waiting for requests in flight; 1: for output to be written */
+static uint64_t drain_elapsed_ms;
 
 static void raise_nofile_limit(void) {
     struct rlimit rl;
@@ -57,6 +69,25 @@ static void raise_nofile_limit(void) {
     }
 }
 
+/* Sends a notification and logs a failure once (an unusable $NOTIFY_SOCKET would otherwise
+ * log on every status line). */
+static void notify(const char *msg) {
+    static bool warned;
+    int rc = notify_send(msg);
+    if (rc < 0 && !warned) {
+        warned = true;
+        log_warn("main", "cannot notify systemd at $NOTIFY_SOCKET: %s", strerror(-rc));
+    }
+}
+
+/* Sends the STATUS= summary, preceded by the lines in extra (e.g. "READY=1\n"). */
+static void notify_status(const char *extra) {
+    char summary[512], msg[700];
+    stats_summary(&srv, summary, sizeof summary);
+    snprintf(msg, sizeof msg, "%sSTATUS=%s", extra, summary);
+    notify(msg);
+}
+
 static void on_flush(uv_prepare_t *h) {
     conn_flush_all(h->data);
 }
@@ -65,9 +96,67 @@ static void close_handle(uv_handle_t *h) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* ---------------------------------------------------------------- readiness and status */
+
+static void on_status_tick(uv_timer_t *t);
+
+/* (Re)starts the status timer: every status_interval once ready, a one-shot retry before. */
+static void schedule_status(void) {
+    if (finished || srv.draining) return;
+    if (!ready) uv_timer_start(&srv.status_timer, on_status_tick, PROBE_RETRY_MS, 0);
+    else if (srv.cfg.status_interval_ms)
+        uv_timer_start(&srv.status_timer, on_status_tick, srv.cfg.status_interval_ms,
+                       srv.cfg.status_interval_ms);
+    else uv_timer_stop(&srv.status_timer);
+}
+
+static void probe_done(void *arg, const codec_error_t *err, const evs_event_t *evs, size_t n) {
+    (void)arg, (void)evs, (void)n;
+    int before = srv.stats.store_state;
+    probe_inflight = false;
+    stats_store_done(&srv.stats, probe_started, err ? err->code : 0);
+    if (finished) return;
+    if (err) {
+        if (before != STORE_STATE_UNAVAILABLE)
+            log_warn("store", "cannot serve: %s", err->message);
+        if (!ready) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "STATUS=waiting for the store: %s", err->message);
+            notify(msg);
+            schedule_status();
+        }
+        return;
+    }
+    if (before == STORE_STATE_UNAVAILABLE) log_info("store", "serving again");
+    if (!ready && !srv.draining) {
+        ready = true;
+        log_info("main", "ready");
+        notify_status("READY=1\n");
+        schedule_status();
+    }
+}
+
+/* Asks the store for one event: the answer says whether it can serve. */
+static void probe_store(void) {
+    if (probe_inflight || !srv.store) return;
+    probe_inflight = true;
+    probe_started = uv_hrtime();
+    store_read_t q = {.after = 0, .limit = 1};
+    srv.store->ops->read(srv.store, &q, probe_done, NULL);
+}
+
+static void on_status_tick(uv_timer_t *t) {
+    (void)t;
+    if (ready) notify_status("");
+    probe_store();
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
 /* Ends the daemon: closes every connection, frees the store and the subscriptions, and closes
  * the remaining handles so that uv_run returns. */
 static void finish(void) {
+    finished = true;
     while (srv.conns) conn_close(srv.conns, NULL);
     conn_flush_all(&srv);
     if (srv.store) srv.store->ops->free(srv.store);
@@ -75,40 +164,59 @@ static void finish(void) {
     if (srv.subs) subs_free(srv.subs);
     srv.subs = NULL;
     close_handle((uv_handle_t *)&srv.drain_timer);
+    close_handle((uv_handle_t *)&srv.status_timer);
     close_handle((uv_handle_t *)&srv.flush_handle);
     close_handle((uv_handle_t *)&srv.sigterm);
     close_handle((uv_handle_t *)&srv.sigint);
+    close_handle((uv_handle_t *)&srv.sighup);
 }
 
-static bool all_done(void) {
-    for (conn_t *c = srv.conns; c; c = c->next)
-        if (c->inflight || conn_queued(c)) return false;
-    return true;
+static size_t requests_in_flight(void) {
+    size_t n = 0;
+    for (conn_t *c = srv.conns; c; c = c->next) n += c->inflight;
+    return n;
+}
+
+static size_t output_queued(void) {
+    size_t n = 0;
+    for (conn_t *c = srv.conns; c; c = c->next) n += conn_queued(c);
+    return n;
 }
 
 static void on_drain_tick(uv_timer_t *t) {
     (void)t;
     drain_elapsed_ms += DRAIN_TICK_MS;
     conn_flush_all(&srv);
-    if (all_done()) {
-        log_info("main", "drained; exiting");
-        finish();
-    } else if (drain_elapsed_ms >= DRAIN_DEADLINE_MS) {
-        log_warn("main", "drain deadline passed with requests in flight; exiting");
-        finish();
+    bool late = drain_elapsed_ms >= srv.cfg.shutdown_timeout_ms;
+    if (drain_phase == 0) {
+        size_t n = requests_in_flight();
+        if (n && !late) return;
+        if (n) log_warn("main", "shutdown_timeout passed with %zu requests in flight", n);
+        /* Every reply is packed: the subscribers learn that the stream ends here. */
+        if (srv.subs) subs_notify_closing(srv.subs);
+        conn_flush_all(&srv);
+        drain_phase = 1;
     }
+    size_t queued = output_queued();
+    if (queued && !late) return;
+    if (queued) log_warn("main", "shutdown_timeout passed with %zu bytes unsent", queued);
+    else log_info("main", "drained; exiting");
+    finish();
 }
 
-/* SIGTERM or SIGINT: stop accepting and reading, let requests in flight finish and their replies
- * go out, then exit 0. A second signal exits at once. */
+/* SIGTERM or SIGINT: see the top of the file. */
 static void on_signal(uv_signal_t *h, int signum) {
     (void)h;
     if (srv.draining) {
         log_warn("main", "second signal %d: exiting now", signum);
+        notify("STATUS=exiting at once on a second signal");
         _exit(1);
     }
-    log_info("main", "signal %d: draining", signum);
+    log_info("main", "signal %d: draining (at most %u s)", signum,
+             srv.cfg.shutdown_timeout_ms / 1000);
     srv.draining = true;
+    notify_status("STOPPING=1\n");
+    uv_timer_stop(&srv.status_timer);
     if (srv.tcp) listener_close(srv.tcp);
     if (srv.unix_listener) listener_close(srv.unix_listener);
     srv.tcp = srv.unix_listener = NULL;
@@ -116,72 +224,171 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_timer_start(&srv.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
 }
 
-int main(int argc, char **argv) {
-    enum { OPT_LISTEN = 256, OPT_UNIX, OPT_STORE, OPT_MAX_FRAME, OPT_OUTPUT_LIMIT, OPT_TIMEOUT,
-           OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
-    static const struct option options[] = {
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"unix", required_argument, NULL, OPT_UNIX},
-        {"store", required_argument, NULL, OPT_STORE},
-        {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
-        {"output-limit", required_argument, NULL, OPT_OUTPUT_LIMIT},
-        {"request-timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    server_config_t *cfg = &srv.cfg;
-    cfg->listen = "127.0.0.1:7433";
-    cfg->store_url = getenv("EVSTORE_STORE");
-    if (!cfg->store_url || !*cfg->store_url) cfg->store_url = "memory";
-    cfg->max_frame = FRAME_DEFAULT_MAX;
-    cfg->out_limit = 2 * 1024 * 1024;
-    cfg->request_timeout_ms = STORE_DEFAULT_TIMEOUT_MS;
+/* ---------------------------------------------------------------- reload */
 
-    int opt;
-    unsigned long long v;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+/* Applies the options of srv.cfg that take effect elsewhere than where they are read. */
+static void apply_config(void) {
+    log_level = srv.cfg.log_level;
+    if (srv.store) srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+    (void)h, (void)signum;
+    if (srv.draining) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char msg[128];
+    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    notify(msg);
+    log_info("config", "SIGHUP: reloading %s", srv.config_path ? srv.config_path : "(no file)");
+
+    server_config_t next;
+    char why[600];
+    if (config_load(&next, srv.config_path, overrides, noverrides, why, sizeof why) != 0) {
+        srv.stats.reloads_failed++;
+        log_error("config", "reload failed, keeping the running configuration: %s", why);
+        notify_status("READY=1\n");
+        return;
+    }
+    int changed = 0;
+    for (size_t i = 0; i < config_noptions; i++) {
+        const config_option_t *o = &config_options[i];
+        if (config_same(&srv.cfg, &next, o)) continue;
+        char was[256], now[256];
+        config_format(&srv.cfg, o, was, sizeof was);
+        config_format(&next, o, now, sizeof now);
+        if (!o->reloadable) {
+            log_warn("config", "%s changed from \"%s\" to \"%s\": restart evstored to apply it",
+                     o->name, was, now);
+            if (config_copy_option(&next, &srv.cfg, o) != 0) {
+                config_free(&next);
+                srv.stats.reloads_failed++;
+                log_error("config", "reload failed (out of memory), keeping the running one");
+                notify_status("READY=1\n");
+                return;
+            }
+            continue;
+        }
+        log_info("config", "%s: \"%s\" -> \"%s\"", o->name, was, now);
+        changed++;
+    }
+    config_free(&srv.cfg);
+    srv.cfg = next;
+    apply_config();
+    srv.stats.reloads++;
+    log_info("config", "reloaded: %d option%s changed", changed, changed == 1 ? "" : "s");
+    if (ready) {
+        notify_status("READY=1\n");
+        schedule_status();
+    }
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+/* Parses the command line into the config path, the overrides and the mode flags. Returns -1
+ * to go on, or an exit status. */
+static int parse_args(int argc, char **argv, const char **config_path, bool *check_only) {
+    enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_TABLE = 2000 };
+    struct option *longopts = calloc(config_noptions + 5, sizeof *longopts);
+    char (*names)[64] = calloc(config_noptions, sizeof *names);
+    overrides = calloc(argc, sizeof *overrides);
+    if (!longopts || !names || !overrides) {
+        fprintf(stderr, "evstored: out of memory\n");
+        free(longopts);
+        free(names);
+        return 1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < config_noptions; i++) {
+        snprintf(names[i], sizeof names[i], "%s", config_options[i].name);
+        for (char *p = names[i]; *p; p++)
+            if (*p == '_') *p = '-';
+        longopts[k++] = (struct option){names[i], required_argument, NULL, OPT_TABLE + (int)i};
+    }
+    longopts[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    longopts[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
+    longopts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    longopts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+
+    int status = -1, opt;
+    server_config_t scratch;
+    memset(&scratch, 0, sizeof scratch);
+    while (status < 0 && (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (opt >= OPT_TABLE && opt < OPT_TABLE + (int)config_noptions) {
+            /* Check the value now so that a bad flag is a usage error (status 2). */
+            const config_option_t *o = &config_options[opt - OPT_TABLE];
+            char why[512];
+            if (config_set(&scratch, o, optarg, why, sizeof why) != 0) {
+                const char *colon = strchr(why, ':');
+                fprintf(stderr, "evstored: --%s%s\n", names[opt - OPT_TABLE],
+                        colon ? colon : why);
+                status = 2;
+                break;
+            }
+            overrides[noverrides++] = (config_override_t){o, optarg};
+            continue;
+        }
         switch (opt) {
-        case OPT_LISTEN: cfg->listen = optarg; break;
-        case OPT_UNIX: cfg->unix_path = optarg; break;
-        case OPT_STORE: cfg->store_url = optarg; break;
-        case OPT_MAX_FRAME:
-            if (parse_uint(optarg, 64, UINT32_MAX, &v)) {
-                fprintf(stderr, "evstored: --max-frame takes 64..4294967295 bytes\n");
-                return 2;
-            }
-            cfg->max_frame = (uint32_t)v;
+        case OPT_CONFIG: *config_path = optarg; break;
+        case OPT_CHECK: *check_only = true; break;
+        case OPT_HELP:
+            fputs(usage_head, stdout);
+            config_print_help(stdout);
+            status = 0;
             break;
-        case OPT_OUTPUT_LIMIT:
-            if (parse_uint(optarg, 4096, (unsigned long long)1 << 40, &v)) {
-                fprintf(stderr, "evstored: --output-limit takes at least 4096 bytes\n");
-                return 2;
-            }
-            cfg->out_limit = (size_t)v;
+        case OPT_VERSION:
+            printf("evstored %s\n", EVS_VERSION);
+            status = 0;
             break;
-        case OPT_TIMEOUT:
-            if (parse_uint(optarg, 1, 86400, &v)) {
-                fprintf(stderr, "evstored: --request-timeout takes 1..86400 seconds\n");
-                return 2;
-            }
-            cfg->request_timeout_ms = (uint32_t)v * 1000;
-            break;
-        case OPT_LOG_LEVEL:
-            if ((log_level = log_level_parse(optarg)) < 0) {
-                fprintf(stderr, "evstored: --log-level takes error, warn, info or debug\n");
-                return 2;
-            }
-            break;
-        case OPT_HELP: fputs(usage, stdout); return 0;
-        case OPT_VERSION: printf("evstored %s\n", EVS_VERSION); return 0;
-        default: fputs(usage, stderr); return 2;
+        default:
+            fputs(usage_head, stderr);
+            config_print_help(stderr);
+            status = 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "evstored: unexpected argument %s\n%s", argv[optind], usage);
-        return 2;
+    if (status < 0 && optind < argc) {
+        fprintf(stderr, "evstored: unexpected argument %s (evstored --help lists the options)\n",
+                argv[optind]);
+        status = 2;
     }
+    config_free(&scratch);
+    free(longopts);
+    free(names);
+    return status;
+}
+
+static void free_globals(void) {
+    config_free(&srv.cfg);
+    free(overrides);
+    overrides = NULL;
+}
+
+int main(int argc, char **argv) {
+    const char *config_path = NULL;
+    bool check_only = false;
+    int status = parse_args(argc, argv, &config_path, &check_only);
+    if (status >= 0) {
+        free(overrides);
+        return status;
+    }
+    if (!config_path && access(CONFIG_DEFAULT_PATH, F_OK) == 0) config_path = CONFIG_DEFAULT_PATH;
+    srv.config_path = config_path;
+
+    char why[600];
+    if (config_load(&srv.cfg, config_path, overrides, noverrides, why, sizeof why) != 0) {
+        fprintf(stderr, "evstored: %s\n", why);
+        free(overrides);
+        return 1;
+    }
+    if (check_only) {
+        printf("evstored: configuration OK (%s)\n", config_path ? config_path : "no file");
+        free_globals();
+        return 0;
+    }
+    server_config_t *cfg = &srv.cfg;
+    log_level = cfg->log_level;
+    stats_init(&srv.stats);
 
     signal(SIGPIPE, SIG_IGN);
     raise_nofile_limit();
@@ -191,9 +398,10 @@ int main(int argc, char **argv) {
     srv.store = store_open(cfg->store_url, srv.loop, &err);
     if (!srv.store) {
         fprintf(stderr, "evstored: store: %s\n", err.message);
+        free_globals();
         return 1;
     }
-    srv.store->request_timeout_ms = cfg->request_timeout_ms;
+    apply_config();
     srv.subs = subs_new(&srv);
     if (!srv.subs) {
         fprintf(stderr, "evstored: out of memory\n");
@@ -201,7 +409,6 @@ int main(int argc, char **argv) {
     }
     store_set_commit_listener(srv.store, subs_on_commit, srv.subs);
 
-    char why[256];
     srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);
     if (!srv.tcp) {
         fprintf(stderr, "evstored: %s\n", why);
@@ -218,15 +425,20 @@ int main(int argc, char **argv) {
     srv.flush_handle.data = &srv;
     uv_prepare_start(&srv.flush_handle, on_flush);
     uv_timer_init(srv.loop, &srv.drain_timer);
+    uv_timer_init(srv.loop, &srv.status_timer);
     uv_signal_init(srv.loop, &srv.sigterm);
     uv_signal_init(srv.loop, &srv.sigint);
+    uv_signal_init(srv.loop, &srv.sighup);
     uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv.sigint, on_signal, SIGINT);
+    uv_signal_start(&srv.sighup, on_sighup, SIGHUP);
 
-    log_info("main", "evstored %s listening on %s%s%s, store %s", EVS_VERSION, cfg->listen,
+    log_info("main", "evstored %s listening on %s%s%s, store %s%s%s", EVS_VERSION, cfg->listen,
              cfg->unix_path ? " and " : "", cfg->unix_path ? cfg->unix_path : "",
-             srv.store->ops->name);
+             srv.store->ops->name, config_path ? ", config " : "", config_path ? config_path : "");
+    probe_store();
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);
+    free_globals();
     return 0;
 }

@@ -7,12 +7,15 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "stats.h"
 #include "store.h"
 
 typedef struct conn conn_t;
 typedef struct subs subs_t;
 typedef struct listener listener_t;
 
+/* The effective options. config.c's option table describes every field (name, default,
+ * whether a reload may change it); config.c owns the strings. */
 typedef struct server_config {
     const char *listen;     /* HOST:PORT */
     const char *unix_path;  /* optional second listener */
@@ -21,6 +24,9 @@ typedef struct server_config {
     uint32_t request_timeout_ms;
     size_t out_limit;       /* per-connection output bytes above which reading pauses and
                                subscribers fall back to catching up from the store */
+    int log_level;          /* enum log_level */
+    uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait for requests in flight */
+    uint32_t status_interval_ms;  /* STATUS= to systemd and the store probe; 0: never */
 } server_config_t;
 
 typedef struct server {
@@ -33,8 +39,11 @@ typedef struct server {
     size_t nconns;
     conn_t *flush_list;     /* connections with output waiting for the next flush */
     uv_prepare_t flush_handle;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
+    uv_timer_t status_timer; /* STATUS= lines and the store probe (main.c) */
+    stats_t stats;           /* counters and gauges for the stats op (stats.h) */
+    const char *config_path; /* the config file read at start and on SIGHUP; NULL: none */
     bool draining;          /* SIGTERM seen: no new connections or requests */
     uint64_t head_position; /* highest position committed through this daemon */
 } server_t;

@@ -1,0 +1,387 @@
+/* config.c: the option table, the config-file parser and the helpers around them (config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../proto/codec.h"
+#include "../proto/frame.h"
+#include "listener.h"
+#include "log.h"
+
+#define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
+
+/* The one option table. Keep evstored.conf(5) in step: tests/service checks that every name
+ * below appears there. */
+const config_option_t config_options[] = {
+    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, false, true, "HOST:PORT",
+     "TCP address to listen on ([v6addr]:PORT for IPv6)"},
+    {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, false, false, "PATH",
+     "also listen on a Unix socket at PATH (empty: no Unix socket)"},
+    {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, false, true, "URL",
+     "\"memory\" or a PostgreSQL URL; $EVSTORE_STORE overrides the file"},
+    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, true, false,
+     "BYTES", "largest request frame accepted"},
+    {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), true, false,
+     "BYTES",
+     "per-connection queued output above which reading pauses and subscribers catch up "
+     "from the store"},
+    {"request_timeout", CONFIG_SECONDS, FIELD(request_timeout_ms), "30", 1, 86400, true, false,
+     "SECONDS", "deadline of each store operation"},
+    {"shutdown_timeout", CONFIG_SECONDS, FIELD(shutdown_timeout_ms), "10", 0, 3600, true, false,
+     "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
+    {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, true, false,
+     "SECONDS", "how often to send systemd a STATUS= line and probe the store (0: never)"},
+    {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, true, false, "LEVEL",
+     "error, warn, info or debug"},
+};
+const size_t config_noptions = sizeof config_options / sizeof config_options[0];
+
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Compares two keys with '-' and '_' the same. */
+static bool key_equal(const char *a, const char *b) {
+    for (;; a++, b++) {
+        char x = *a == '-' ? '_' : *a, y = *b == '-' ? '_' : *b;
+        if (x != y) return false;
+        if (!x) return true;
+    }
+}
+
+const config_option_t *config_find(const char *name) {
+    for (size_t i = 0; i < config_noptions; i++)
+        if (key_equal(config_options[i].name, name)) return &config_options[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- fields */
+
+static const char **str_field(server_config_t *cfg, const config_option_t *opt) {
+    return (const char **)((char *)cfg + opt->offset);
+}
+static const char *str_value(const server_config_t *cfg, const config_option_t *opt) {
+    return *(const char *const *)((const char *)cfg + opt->offset);
+}
+
+static unsigned long long num_value(const server_config_t *cfg, const config_option_t *opt) {
+    const char *p = (const char *)cfg + opt->offset;
+    if (opt->type == CONFIG_LOGLEVEL) return (unsigned long long)*(const int *)p;
+    if (opt->size == sizeof(uint32_t)) return *(const uint32_t *)p;
+    return *(const uint64_t *)p;
+}
+
+static void set_num(server_config_t *cfg, const config_option_t *opt, unsigned long long v) {
+    char *p = (char *)cfg + opt->offset;
+    if (opt->type == CONFIG_LOGLEVEL) *(int *)p = (int)v;
+    else if (opt->size == sizeof(uint32_t)) *(uint32_t *)p = (uint32_t)v;
+    else *(uint64_t *)p = (uint64_t)v;
+}
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/* Parses a whole unsigned decimal number; for bytes an optional k, M or G suffix multiplies it
+ * by 1024, 1024^2 or 1024^3; for seconds an optional "s" is allowed. */
+static int parse_number(const char *s, unsigned long long *out, bool bytes) {
+    char *end;
+    if (!isdigit((unsigned char)s[0])) return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned long long mul = 1;
+    if (*end) {
+        if (bytes && end[1] == '\0' && strchr("kK", end[0])) mul = 1024ULL;
+        else if (bytes && end[1] == '\0' && strchr("mM", end[0])) mul = 1024ULL * 1024;
+        else if (bytes && end[1] == '\0' && strchr("gG", end[0])) mul = 1024ULL * 1024 * 1024;
+        else if (!bytes && strcmp(end, "s") == 0) mul = 1;
+        else return -1;
+    }
+    if (v > ULLONG_MAX / mul) return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int config_set(server_config_t *cfg, const config_option_t *opt, const char *value, char *why,
+               size_t whylen) {
+    unsigned long long v;
+    switch (opt->type) {
+    case CONFIG_STRING: {
+        if (!*value && opt->required)
+            return fail(why, whylen, "%s: may not be empty", opt->name);
+        char *dup = NULL;
+        if (*value && !(dup = strdup(value))) return fail(why, whylen, "out of memory");
+        const char **f = str_field(cfg, opt);
+        free((char *)*f);
+        *f = dup;
+        return 0;
+    }
+    case CONFIG_LOGLEVEL:
+        for (int i = 0; i < 4; i++)
+            if (strcmp(value, level_names[i]) == 0) {
+                set_num(cfg, opt, (unsigned long long)i);
+                return 0;
+            }
+        return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug", opt->name,
+                    value);
+    case CONFIG_BYTES:
+        if (parse_number(value, &v, true) || v < opt->min || v > opt->max)
+            return fail(why, whylen, "%s: \"%s\" is not a size from %llu to %llu bytes "
+                        "(a k, M or G suffix multiplies by 1024)",
+                        opt->name, value, opt->min, opt->max);
+        set_num(cfg, opt, v);
+        return 0;
+    case CONFIG_SECONDS:
+        if (parse_number(value, &v, false) || v < opt->min || v > opt->max)
+            return fail(why, whylen, "%s: \"%s\" is not a whole number of seconds from %llu to %llu",
+                        opt->name, value, opt->min, opt->max);
+        set_num(cfg, opt, v * 1000);
+        return 0;
+    }
+    return fail(why, whylen, "%s: unknown option type", opt->name);
+}
+
+int config_defaults(server_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    char why[256];
+    for (size_t i = 0; i < config_noptions; i++)
+        if (config_set(cfg, &config_options[i], config_options[i].def, why, sizeof why) != 0) {
+            config_free(cfg);
+            return -1;
+        }
+    return 0;
+}
+
+void config_free(server_config_t *cfg) {
+    for (size_t i = 0; i < config_noptions; i++)
+        if (config_options[i].type == CONFIG_STRING) {
+            const char **f = str_field(cfg, &config_options[i]);
+            free((char *)*f);
+            *f = NULL;
+        }
+}
+
+bool config_same(const server_config_t *a, const server_config_t *b, const config_option_t *opt) {
+    if (opt->type != CONFIG_STRING) return num_value(a, opt) == num_value(b, opt);
+    const char *x = str_value(a, opt), *y = str_value(b, opt);
+    if (!x || !y) return x == y;
+    return strcmp(x, y) == 0;
+}
+
+int config_copy_option(server_config_t *dst, const server_config_t *src,
+                       const config_option_t *opt) {
+    if (opt->type != CONFIG_STRING) {
+        set_num(dst, opt, num_value(src, opt));
+        return 0;
+    }
+    const char *s = str_value(src, opt);
+    char *dup = NULL;
+    if (s && !(dup = strdup(s))) return -1;
+    const char **f = str_field(dst, opt);
+    free((char *)*f);
+    *f = dup;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the file */
+
+/* Removes blanks at both ends of s in place and returns the new start. */
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen) {
+    FILE *f = fopen(path, "r");
+    if (!f) return fail(why, whylen, "%s: %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
+            rc = fail(why, whylen, "%s:%d: line longer than %zu bytes", path, lineno,
+                      sizeof line - 2);
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == ';') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = fail(why, whylen, "%s:%d: expected \"key = value\"", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        } else if (value[0] == '"') {
+            rc = fail(why, whylen, "%s:%d: %s: unterminated quote", path, lineno, key);
+            break;
+        }
+        const config_option_t *opt = config_find(key);
+        if (!opt) {
+            rc = fail(why, whylen, "%s:%d: unknown option \"%.64s\" (evstored --help lists them)",
+                      path, lineno, key);
+            break;
+        }
+        char msg[512];
+        if (config_set(cfg, opt, value, msg, sizeof msg) != 0) {
+            rc = fail(why, whylen, "%s:%d: %s", path, lineno, msg);
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) rc = fail(why, whylen, "%s: read error", path);
+    fclose(f);
+    return rc;
+}
+
+static bool is_store_url(const char *url) {
+    return strcmp(url, "memory") == 0 || strcmp(url, "memory://") == 0 ||
+           strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
+           strchr(url, '=') != NULL;
+}
+
+int config_check(const server_config_t *cfg, char *why, size_t whylen) {
+    char host[64];
+    int port;
+    struct sockaddr_in6 a6;
+    struct sockaddr_in a4;
+    if (listener_parse_hostport(cfg->listen, host, sizeof host, &port) != 0)
+        return fail(why, whylen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
+    if (uv_ip4_addr(host, port, &a4) != 0 && uv_ip6_addr(host, port, &a6) != 0)
+        return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
+    if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
+        return fail(why, whylen, "unix: the path is longer than 107 bytes");
+    if (!is_store_url(cfg->store_url))
+        return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL",
+                    cfg->store_url);
+    return 0;
+}
+
+int config_load(server_config_t *cfg, const char *path, const config_override_t *overrides,
+                size_t noverrides, char *why, size_t whylen) {
+    if (config_defaults(cfg) != 0) return fail(why, whylen, "out of memory");
+    if (path && config_read_file(cfg, path, why, whylen) != 0) goto failed;
+    const char *env = getenv("EVSTORE_STORE");
+    if (env && *env &&
+        config_set(cfg, config_find("store"), env, why, whylen) != 0)
+        goto failed;
+    for (size_t i = 0; i < noverrides; i++) {
+        char msg[512];
+        if (config_set(cfg, overrides[i].opt, overrides[i].value, msg, sizeof msg) != 0) {
+            fail(why, whylen, "--%s", msg);
+            goto failed;
+        }
+    }
+    if (config_check(cfg, why, whylen) != 0) goto failed;
+    return 0;
+failed:
+    config_free(cfg);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- showing */
+
+/* Copies a store URL with its password replaced by "***": the user:password@ part of a URL,
+ * and password=... in a key=value string. */
+static void hide_password(const char *url, char *buf, size_t len) {
+    snprintf(buf, len, "%s", url);
+    char *scheme = strstr(buf, "://");
+    if (scheme) {
+        char *user = scheme + 3, *at = strchr(user, '@'), *slash = strchr(user, '/');
+        char *colon = strchr(user, ':');
+        if (at && colon && colon < at && (!slash || at < slash)) {
+            char rest[1024];
+            snprintf(rest, sizeof rest, "%s", at);
+            snprintf(colon, len - (size_t)(colon - buf), ":***%s", rest);
+        }
+    }
+    char *pw = strstr(buf, "password=");
+    if (pw) {
+        char *end = pw + 9;
+        while (*end && !isspace((unsigned char)*end) && *end != '&') end++;
+        char rest[1024];
+        snprintf(rest, sizeof rest, "%s", end);
+        snprintf(pw + 9, len - (size_t)(pw + 9 - buf), "***%s", rest);
+    }
+}
+
+void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf,
+                   size_t len) {
+    unsigned long long v = 0;
+    if (opt->type != CONFIG_STRING) v = num_value(cfg, opt);
+    switch (opt->type) {
+    case CONFIG_STRING: {
+        const char *s = str_value(cfg, opt);
+        if (!s) s = "";
+        if (strcmp(opt->name, "store") == 0) hide_password(s, buf, len);
+        else snprintf(buf, len, "%s", s);
+        break;
+    }
+    case CONFIG_BYTES: snprintf(buf, len, "%llu", v); break;
+    case CONFIG_SECONDS: snprintf(buf, len, "%llu", v / 1000); break;
+    case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", v < 4 ? level_names[v] : "?"); break;
+    }
+}
+
+void config_print_help(FILE *out) {
+    for (size_t i = 0; i < config_noptions; i++) {
+        const config_option_t *o = &config_options[i];
+        char flag[64], text[512];
+        snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
+        for (char *p = flag + 2; *p && *p != ' '; p++)
+            if (*p == '_') *p = '-';
+        snprintf(text, sizeof text, "%s (default %s%s%s%s)", o->help, *o->def ? "" : "\"",
+                 o->def, *o->def ? "" : "\"", o->reloadable ? "" : "; restart to change");
+        /* Word-wrap the text into a 68-column column after the flag. */
+        fprintf(out, "  %-28s", flag);
+        const char *t = text;
+        while (*t) {
+            size_t n = strlen(t);
+            if (n > 68) {
+                n = 68;
+                while (n > 0 && t[n] != ' ') n--;
+                if (n == 0) n = 68;
+            }
+            fprintf(out, " %.*s\n", (int)n, t);
+            t += n;
+            while (*t == ' ') t++;
+            if (*t) fprintf(out, "  %-28s", "");
+        }
+    }
+}
+
+void config_pack(msgpack_packer *pk, const server_config_t *cfg) {
+    msgpack_pack_map(pk, config_noptions);
+    for (size_t i = 0; i < config_noptions; i++) {
+        const config_option_t *o = &config_options[i];
+        char value[1024];
+        config_format(cfg, o, value, sizeof value);
+        codec_pack_key(pk, o->name);
+        msgpack_pack_map(pk, 3);
+        codec_pack_key(pk, "value");
+        codec_pack_cstr(pk, value);
+        codec_pack_key(pk, "default");
+        codec_pack_cstr(pk, o->def);
+        codec_pack_key(pk, "reloadable");
+        if (o->reloadable) msgpack_pack_true(pk);
+        else msgpack_pack_false(pk);
+    }
+}

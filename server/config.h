@@ -1,0 +1,107 @@
+/* config.h: evstored's options: one table, and everything driven by it.
+ *
+ * Each option has a name (its key in the config file; the command-line flag is the name with
+ * '-' for '_'), a type, a default, bounds, a help line and a reloadable flag. The table drives
+ * the config-file parser, the command-line flags, --help, the `config` op (show config) and the
+ * test that every option is documented in evstored.conf(5).
+ *
+ * Precedence, lowest first: the defaults, the config file, $EVSTORE_STORE (store only), the
+ * command-line flags. A reload (SIGHUP) reads the file again and applies the same environment
+ * and flags on top, so flags keep winning.
+ *
+ * The file: one "key = value" per line; blank lines and lines whose first non-blank character
+ * is '#' or ';' are ignored; the value runs to the end of the line, surrounding blanks removed,
+ * and may be put in double quotes (to keep blanks or a '#'). Keys may be written with '-' or
+ * '_'. An unknown key or a bad value is an error that names the file and line.
+ *
+ * Strings in a server_config_t filled here belong to it: config_free releases them. */
+#ifndef EVS_CONFIG_H
+#define EVS_CONFIG_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "server.h"
+
+#ifndef EVS_SYSCONFDIR
+#define EVS_SYSCONFDIR "/etc"
+#endif
+/* Read at start-up when --config is not given and the file exists. */
+#define CONFIG_DEFAULT_PATH EVS_SYSCONFDIR "/evstore/evstored.conf"
+
+typedef enum config_type {
+    CONFIG_STRING,   /* const char *; "" in the file means unset (NULL) unless required */
+    CONFIG_BYTES,    /* size_t or uint32_t; a number with an optional k, M or G (x1024) suffix */
+    CONFIG_SECONDS,  /* uint32_t milliseconds; the value is whole seconds, optional "s" */
+    CONFIG_LOGLEVEL, /* int: error, warn, info or debug */
+} config_type_t;
+
+typedef struct config_option {
+    const char *name;       /* key; the flag is --name with '-' for '_' */
+    config_type_t type;
+    size_t offset;          /* of the field in server_config_t */
+    size_t size;            /* of that field (numbers: 4 or 8 bytes) */
+    const char *def;        /* the default, as it would be written in the file */
+    unsigned long long min, max; /* bounds of numbers, in the unit written (bytes, seconds) */
+    bool reloadable;        /* false: a change needs a restart (a reload keeps the old value) */
+    bool required;          /* strings: may not be empty */
+    const char *metavar;    /* for --help */
+    const char *help;       /* one sentence for --help and the man page */
+} config_option_t;
+
+/* The table, config_noptions entries. */
+extern const config_option_t config_options[];
+extern const size_t config_noptions;
+
+/* Finds an option by key ('-' and '_' are the same); NULL when there is none. */
+const config_option_t *config_find(const char *name);
+
+/* Fills cfg with every default (strings duplicated). 0, or -1 when out of memory. */
+int config_defaults(server_config_t *cfg);
+
+/* Sets one option from its text. 0, or -1 with a message in why ("max_frame: ..."). */
+int config_set(server_config_t *cfg, const config_option_t *opt, const char *value, char *why,
+               size_t whylen);
+
+/* Reads a config file into cfg (on top of what it holds). 0, or -1 with "PATH:LINE: message"
+ * (or "PATH: strerror") in why; cfg may then be half-updated. */
+int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen);
+
+/* A value given on the command line, applied after the file. */
+typedef struct config_override {
+    const config_option_t *opt;
+    const char *value;
+} config_override_t;
+
+/* Builds a whole configuration: defaults, then the file at path (when non-NULL), then
+ * $EVSTORE_STORE, then the overrides, then config_check. 0, or -1 with why set and cfg freed. */
+int config_load(server_config_t *cfg, const char *path, const config_override_t *overrides,
+                size_t noverrides, char *why, size_t whylen);
+
+/* Checks what the parser alone cannot (the listen address, the store URL's kind). 0, or -1
+ * with why set. */
+int config_check(const server_config_t *cfg, char *why, size_t whylen);
+
+/* Writes opt's value in cfg as the file would hold it (a store URL's password hidden). */
+void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf,
+                   size_t len);
+
+/* True when opt has the same value in a and b. */
+bool config_same(const server_config_t *a, const server_config_t *b, const config_option_t *opt);
+
+/* Copies opt's value from src into dst (a string is duplicated). 0, or -1 when out of memory. */
+int config_copy_option(server_config_t *dst, const server_config_t *src,
+                       const config_option_t *opt);
+
+/* Frees the strings of cfg and clears it. */
+void config_free(server_config_t *cfg);
+
+/* Prints the option lines of --help. */
+void config_print_help(FILE *out);
+
+/* Packs the effective options as a map of maps: name -> {"value", "default", "reloadable"}. */
+void config_pack(msgpack_packer *pk, const server_config_t *cfg);
+
+#endif

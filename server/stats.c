@@ -1,0 +1,148 @@
+/* stats.c: counters, gauges and latency percentiles (see stats.h). */
+#include "stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "../proto/codec.h"
+#include "../proto/errors.h"
+#include "conn.h"
+#include "server.h"
+#include "subs.h"
+
+void stats_init(stats_t *st) {
+    memset(st, 0, sizeof *st);
+    st->started_ns = uv_hrtime();
+}
+
+void stats_store_done(stats_t *st, uint64_t started_ns, int code) {
+    uint64_t us = (uv_hrtime() - started_ns) / 1000;
+    st->latency_us[st->latency_next] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    st->latency_next = (st->latency_next + 1) % STATS_LATENCY_SAMPLES;
+    st->store_calls++;
+    st->store_state = code == EVS_EUNAVAILABLE ? STORE_STATE_UNAVAILABLE : STORE_STATE_OK;
+}
+
+void stats_error(stats_t *st, int code) {
+    if (code < 0 && -code < STATS_MAX_CODES) st->errors[-code]++;
+    if (code == EVS_ECONFLICT) st->conflicts++;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts a copy of the recorded samples into out (STATS_LATENCY_SAMPLES slots); returns their
+ * number. */
+static size_t sorted_samples(const stats_t *st, uint32_t *out) {
+    size_t n = st->store_calls < STATS_LATENCY_SAMPLES ? (size_t)st->store_calls
+                                                       : STATS_LATENCY_SAMPLES;
+    memcpy(out, st->latency_us, n * sizeof *out);
+    qsort(out, n, sizeof *out, cmp_u32);
+    return n;
+}
+
+static uint32_t percentile_of(const uint32_t *sorted, size_t n, double p) {
+    if (n == 0) return 0;
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+uint32_t stats_latency_percentile(const stats_t *st, double p) {
+    uint32_t *buf = malloc(STATS_LATENCY_SAMPLES * sizeof *buf);
+    if (!buf) return 0;
+    size_t n = sorted_samples(st, buf);
+    uint32_t v = percentile_of(buf, n, p);
+    free(buf);
+    return v;
+}
+
+const char *stats_store_state_name(int state) {
+    switch (state) {
+    case STORE_STATE_OK: return "ok";
+    case STORE_STATE_UNAVAILABLE: return "unavailable";
+    default: return "unknown";
+    }
+}
+
+/* Bytes queued for sending on connections that have subscriptions (pushes wait there). */
+static uint64_t subscriber_queue_bytes(const server_t *srv) {
+    uint64_t total = 0;
+    for (const conn_t *c = srv->conns; c; c = c->next)
+        if (c->subs) total += conn_queued(c);
+    return total;
+}
+
+static void pack_u64(msgpack_packer *pk, const char *key, uint64_t v) {
+    codec_pack_key(pk, key);
+    msgpack_pack_uint64(pk, v);
+}
+
+void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_names,
+                size_t nops) {
+    const stats_t *st = &srv->stats;
+    if (nops > STATS_MAX_OPS) nops = STATS_MAX_OPS;
+
+    msgpack_pack_map(pk, 16); /* keep in step with the keys below */
+    codec_pack_key(pk, "version");
+    codec_pack_cstr(pk, EVS_VERSION);
+    pack_u64(pk, "uptime_s", (uv_hrtime() - st->started_ns) / 1000000000u);
+    codec_pack_key(pk, "draining");
+    if (srv->draining) msgpack_pack_true(pk);
+    else msgpack_pack_false(pk);
+    pack_u64(pk, "connections", srv->nconns);
+    pack_u64(pk, "connections_accepted", st->connections_accepted);
+
+    /* requests: every op of the table (zeros included, so that a client sees the names), then
+     * the unknown and undecodable ones. */
+    codec_pack_key(pk, "requests");
+    msgpack_pack_map(pk, nops + 2);
+    for (size_t i = 0; i < nops; i++) pack_u64(pk, op_names[i], st->requests[i]);
+    pack_u64(pk, "unknown_op", st->requests_unknown);
+    pack_u64(pk, "invalid", st->requests_invalid);
+
+    pack_u64(pk, "events_appended", st->events_appended);
+    pack_u64(pk, "conflicts", st->conflicts);
+
+    codec_pack_key(pk, "errors");
+    size_t ncodes = 0;
+    for (int i = 1; i < STATS_MAX_CODES; i++)
+        if (strcmp(evs_code_name(-i), "unknown") != 0) ncodes++;
+    msgpack_pack_map(pk, ncodes);
+    for (int i = 1; i < STATS_MAX_CODES; i++)
+        if (strcmp(evs_code_name(-i), "unknown") != 0) pack_u64(pk, evs_code_name(-i), st->errors[i]);
+
+    pack_u64(pk, "subscribers", srv->subs ? subs_count(srv->subs) : 0);
+    pack_u64(pk, "subscriber_queue_bytes", subscriber_queue_bytes(srv));
+    pack_u64(pk, "reloads", st->reloads);
+    pack_u64(pk, "reloads_failed", st->reloads_failed);
+
+    codec_pack_key(pk, "store");
+    codec_pack_cstr(pk, srv->store ? srv->store->ops->name : "none");
+    codec_pack_key(pk, "store_state");
+    codec_pack_cstr(pk, stats_store_state_name(st->store_state));
+
+    uint32_t *sorted = malloc(STATS_LATENCY_SAMPLES * sizeof *sorted);
+    size_t n = sorted ? sorted_samples(st, sorted) : 0;
+    codec_pack_key(pk, "store_latency_us");
+    msgpack_pack_map(pk, 6);
+    pack_u64(pk, "calls", st->store_calls);
+    pack_u64(pk, "samples", n);
+    pack_u64(pk, "p50", percentile_of(sorted, n, 50));
+    pack_u64(pk, "p90", percentile_of(sorted, n, 90));
+    pack_u64(pk, "p99", percentile_of(sorted, n, 99));
+    pack_u64(pk, "max", n ? sorted[n - 1] : 0);
+    free(sorted);
+}
+
+void stats_summary(const server_t *srv, char *buf, size_t len) {
+    const stats_t *st = &srv->stats;
+    snprintf(buf, len, "%s; %zu connections, %zu subscribers, %llu events appended; store %s %s",
+             srv->draining ? "draining" : "serving", srv->nconns,
+             srv->subs ? subs_count(srv->subs) : (size_t)0,
+             (unsigned long long)st->events_appended, srv->store ? srv->store->ops->name : "none",
+             stats_store_state_name(st->store_state));
+}

@@ -1,0 +1,70 @@
+/* stats.h: the daemon's counters and gauges, for the stats op and the STATUS= line.
+ *
+ * Counters only ever grow from start-up (a reload does not reset them); gauges (connections,
+ * subscribers, queued bytes, store state) are read when the stats are packed. Store latency is
+ * the time from a store call to its callback, kept for the last STATS_LATENCY_SAMPLES calls so
+ * that percentiles describe the recent past and cost nothing to record. Everything runs on the
+ * loop thread: no locks. */
+#ifndef EVS_STATS_H
+#define EVS_STATS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATS_MAX_OPS 32
+#define STATS_MAX_CODES 8 /* server error codes are -1..-6; index is -code */
+#define STATS_LATENCY_SAMPLES 4096
+
+/* What the daemon last learned about its store. */
+enum stats_store_state {
+    STORE_STATE_UNKNOWN = 0, /* no answer yet (start-up, PostgreSQL connecting) */
+    STORE_STATE_OK,          /* the last call was served */
+    STORE_STATE_UNAVAILABLE, /* the last call failed with "unavailable" */
+};
+
+typedef struct stats {
+    uint64_t started_ns;            /* uv_hrtime() at start-up */
+    uint64_t connections_accepted;
+    uint64_t requests[STATS_MAX_OPS]; /* by index in dispatch's op table */
+    uint64_t requests_unknown;      /* unknown op */
+    uint64_t requests_invalid;      /* not decodable at all */
+    uint64_t errors[STATS_MAX_CODES]; /* error replies by -code */
+    uint64_t events_appended;
+    uint64_t conflicts;
+    uint64_t reloads, reloads_failed;
+    uint64_t store_calls;           /* store callbacks seen */
+    uint32_t latency_us[STATS_LATENCY_SAMPLES]; /* ring of the latest store round trips */
+    size_t latency_next;            /* next slot of the ring */
+    int store_state;                /* enum stats_store_state */
+} stats_t;
+
+struct server;
+
+/* Starts the clock: call once at start-up. */
+void stats_init(stats_t *st);
+
+/* Records one store round trip that started at started_ns (uv_hrtime) and ended now with
+ * code (0 or an evs_code_t); an "unavailable" answer marks the store unavailable, any other
+ * answer marks it ok. */
+void stats_store_done(stats_t *st, uint64_t started_ns, int code);
+
+/* Counts an error reply with this code. */
+void stats_error(stats_t *st, int code);
+
+/* Latency percentile p (0..100) of the recorded round trips, in microseconds; 0 with none. */
+uint32_t stats_latency_percentile(const stats_t *st, double p);
+
+/* The store state as a word: "unknown", "ok" or "unavailable". */
+const char *stats_store_state_name(int state);
+
+/* Packs the stats map (see docs/protocol.md, "stats") for the server; op_names[0..nops) name
+ * the entries of st->requests. */
+void stats_pack(msgpack_packer *pk, const struct server *srv, const char *const *op_names,
+                size_t nops);
+
+/* A one-line summary for systemd's STATUS= ("N connections, N subscribers, ..."). */
+void stats_summary(const struct server *srv, char *buf, size_t len);
+
+#endif
