@@ -206,6 +206,7 @@ void conn_start(conn_t *c) {
     if (srv->conns) srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
+    srv->stats.connections_accepted++;
     int rc = uv_read_start(&c->h.stream, on_alloc, on_read);
     if (rc) {
         conn_close(c, uv_strerror(rc));

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <uuid.h>
 
+#include "config.h"
 #include "log.h"
+#include "stats.h"
 #include "subs.h"
 
 typedef void (*op_handler_t)(conn_t *c, codec_request_t *req);
@@ -20,11 +22,13 @@ typedef struct pending {
     conn_t *conn;
     uint64_t id;
     int kind; /* for get-by-id: reply with "event" instead of "events" */
+    uint64_t started_ns; /* uv_hrtime() at the store call, for the latency stats */
 } pending_t;
 
 enum { REPLY_EVENTS, REPLY_EVENT };
 
 void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error_t *err) {
+    stats_error(&c->srv->stats, err->code);
     codec_reply_error(&c->out, has_id, id, err);
     conn_schedule_flush(c);
 }
@@ -54,14 +58,17 @@ static pending_t *pending_new(conn_t *c, uint64_t id, int kind) {
     p->conn = c;
     p->id = id;
     p->kind = kind;
+    p->started_ns = uv_hrtime();
     conn_ref(c);
     c->inflight++;
     return p;
 }
 
-/* Ends a pending request; returns its connection if a reply can still go to it. */
-static conn_t *pending_done(pending_t *p, uint64_t *id, int *kind) {
+/* Ends a pending request whose store call answered with code (0 or the error's); returns its
+ * connection if a reply can still go to it. */
+static conn_t *pending_done(pending_t *p, const codec_error_t *err, uint64_t *id, int *kind) {
     conn_t *c = p->conn;
+    stats_store_done(&c->srv->stats, p->started_ns, err ? err->code : 0);
     *id = p->id;
     if (kind) *kind = p->kind;
     free(p);
@@ -112,7 +119,9 @@ static void op_ping(conn_t *c, codec_request_t *req) {
 static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos,
                         const uint64_t *ver, size_t n) {
     uint64_t id;
-    conn_t *c = pending_done(arg, &id, NULL);
+    server_t *srv = ((pending_t *)arg)->conn->srv;
+    if (!err) srv->stats.events_appended += n; /* stored, even if the client has gone */
+    conn_t *c = pending_done(arg, err, &id, NULL);
     if (!c) return;
     if (err) {
         dispatch_reply_error(c, true, id, err);
@@ -146,7 +155,7 @@ static void op_append(conn_t *c, codec_request_t *req) {
 static void events_done(void *arg, const codec_error_t *err, const evs_event_t *evs, size_t n) {
     uint64_t id;
     int kind;
-    conn_t *c = pending_done(arg, &id, &kind);
+    conn_t *c = pending_done(arg, err, &id, &kind);
     if (!c) return;
     if (err) {
         dispatch_reply_error(c, true, id, err);
@@ -218,7 +227,7 @@ static void op_get_by_id(conn_t *c, codec_request_t *req) {
 
 static void delete_done(void *arg, const codec_error_t *err, uint64_t count) {
     uint64_t id;
-    conn_t *c = pending_done(arg, &id, NULL);
+    conn_t *c = pending_done(arg, err, &id, NULL);
     if (!c) return;
     if (err) {
         dispatch_reply_error(c, true, id, err);
@@ -262,7 +271,7 @@ static bool snapshots_supported(conn_t *c, const codec_request_t *req) {
 
 static void put_snapshot_done(void *arg, const codec_error_t *err, uint64_t count) {
     uint64_t id;
-    conn_t *c = pending_done(arg, &id, NULL);
+    conn_t *c = pending_done(arg, err, &id, NULL);
     (void)count;
     if (!c) return;
     if (err) {
@@ -291,7 +300,7 @@ static void op_put_snapshot(conn_t *c, codec_request_t *req) {
 
 static void get_snapshot_done(void *arg, const codec_error_t *err, const store_snapshot_t *sn) {
     uint64_t id;
-    conn_t *c = pending_done(arg, &id, NULL);
+    conn_t *c = pending_done(arg, err, &id, NULL);
     if (!c) return;
     if (err) {
         dispatch_reply_error(c, true, id, err);
@@ -350,6 +359,18 @@ static void op_unsubscribe(conn_t *c, codec_request_t *req) {
     reply_end(c, start);
 }
 
+/* ---------------------------------------------------------------- stats and config */
+
+static void op_stats(conn_t *c, codec_request_t *req);
+
+static void op_config(conn_t *c, codec_request_t *req) {
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, req->id, 1);
+    codec_pack_key(&pk, "config");
+    config_pack(&pk, &c->srv->cfg);
+    reply_end(c, start);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 static const struct {
@@ -367,23 +388,39 @@ static const struct {
     {"delete-entity", op_delete_entity},
     {"put-snapshot", op_put_snapshot},
     {"get-snapshot", op_get_snapshot},
+    {"stats", op_stats},
+    {"config", op_config},
 };
+#define NOPS (sizeof op_table / sizeof op_table[0])
+
+static void op_stats(conn_t *c, codec_request_t *req) {
+    const char *names[NOPS];
+    for (size_t i = 0; i < NOPS; i++) names[i] = op_table[i].name;
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, req->id, 1);
+    codec_pack_key(&pk, "stats");
+    stats_pack(&pk, c->srv, names, NOPS);
+    reply_end(c, start);
+}
 
 void dispatch_frame(conn_t *c, const uint8_t *body, size_t len) {
     codec_request_t req;
     codec_error_t err;
     if (codec_request_decode(body, len, &req, &err) != 0) {
+        c->srv->stats.requests_invalid++;
         dispatch_reply_error(c, req.has_id, req.id, &err);
         codec_request_free(&req);
         return;
     }
     for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
         if (strcmp(op_table[i].name, req.op) == 0) {
+            if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
             op_table[i].handler(c, &req);
             codec_request_free(&req);
             return;
         }
     }
+    c->srv->stats.requests_unknown++;
     codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req.op);
     dispatch_reply_error(c, true, req.id, &err);
     codec_request_free(&req);

@@ -83,6 +83,23 @@ size_t subs_count(const subs_t *s) {
     return s->count;
 }
 
+void subs_notify_closing(subs_t *s) {
+    for (sub_t *sub = s->all; sub; sub = sub->next) {
+        conn_t *c = sub->conn;
+        if (!conn_is_open(c)) continue;
+        msgpack_packer pk;
+        codec_packer_init(&pk, &c->out);
+        size_t start = codec_frame_begin(&c->out);
+        msgpack_pack_map(&pk, 2);
+        codec_pack_key(&pk, "sub");
+        msgpack_pack_uint64(&pk, sub->sid);
+        codec_pack_key(&pk, "closing");
+        msgpack_pack_true(&pk);
+        codec_frame_end(&c->out, start, UINT32_MAX);
+        conn_schedule_flush(c);
+    }
+}
+
 /* Takes sub out of every list; frees it now or, with a read in flight, when the read ends. */
 static void sub_remove(subs_t *s, sub_t *sub) {
     if (sub->prev) sub->prev->next = sub->next;

@@ -37,4 +37,10 @@ void subs_on_commit(void *arg, const evs_event_t *events, size_t n);
 /* Number of subscriptions. */
 size_t subs_count(const subs_t *subs);
 
+/* Shutdown: pushes {"sub": SID, "closing": true} to every subscription, telling its client that
+ * the stream ends here and that it resumes after the last position it received by subscribing
+ * again (to this daemon once it is back, or to another). (Added for issue 6; main.c calls it
+ * once the requests in flight are done.) */
+void subs_notify_closing(subs_t *subs);
+
 #endif
