@@ -317,9 +317,6 @@ static void send_write(group_commit_t *g) {
         }
         const char *values[NPARAMS];
         int lengths[NPARAMS], formats[NPARAMS];
-        static const Oid types[NPARAMS] = {PG_INT8ARRAYOID,  PG_UUIDARRAYOID, PG_TEXTARRAYOID,
-                                           PG_INT8ARRAYOID,  PG_TEXTARRAYOID, PG_INT8OID,
-                                           PG_BYTEAARRAYOID, PG_BYTEAARRAYOID};
         bool oom = false;
         for (int k = 0; k < NPARAMS; k++) {
             values[k] = g->bufs[k].data;
@@ -333,7 +330,7 @@ static void send_write(group_commit_t *g) {
             snprintf(g->why, sizeof g->why, "out of memory");
             pg_conn_send(g->w, "ROLLBACK", 0, NULL, NULL, NULL, NULL, false);
         } else {
-            pg_conn_send(g->w, INSERT_SQL, NPARAMS, types, values, lengths, formats, false);
+            pg_conn_send_prepared(g->w, "gc_insert", NPARAMS, values, lengths, formats, false);
         }
     }
     pg_conn_send(g->w, "COMMIT", 0, NULL, NULL, NULL, NULL, false);
@@ -462,22 +459,15 @@ static void send_check(group_commit_t *g) {
     g->group_events = total;
     g->phase = PH_CHECK;
     g->nresults = 0;
-    static const Oid check_types[2] = {PG_TEXTARRAYOID, PG_UUIDARRAYOID};
-    static const Oid seq_types[1] = {PG_INT8OID};
     static const int bin[2] = {1, 1};
     const char *check_vals[2] = {g->bufs[0].data, g->bufs[1].data};
     int check_lens[2] = {(int)g->bufs[0].len, (int)g->bufs[1].len};
     const char *seq_vals[1] = {g->bufs[2].data};
     int seq_lens[1] = {(int)g->bufs[2].len};
-    char lock_sql[80];
-    snprintf(lock_sql, sizeof lock_sql, "SELECT pg_advisory_xact_lock(%lld)",
-             (long long)GC_APPEND_LOCK_KEY);
     pg_conn_send(g->w, "BEGIN", 0, NULL, NULL, NULL, NULL, false);
-    pg_conn_send(g->w, lock_sql, 0, NULL, NULL, NULL, NULL, false);
-    pg_conn_send(g->w,
-                 "SELECT setval('evs_position_seq', nextval('evs_position_seq') + $1::bigint - 1)",
-                 1, seq_types, seq_vals, seq_lens, bin, true);
-    pg_conn_send(g->w, CHECK_SQL, 2, check_types, check_vals, check_lens, bin, true);
+    pg_conn_send_prepared(g->w, "gc_lock", 0, NULL, NULL, NULL, false);
+    pg_conn_send_prepared(g->w, "gc_positions", 1, seq_vals, seq_lens, bin, true);
+    pg_conn_send_prepared(g->w, "gc_check", 2, check_vals, check_lens, bin, true);
     if (pg_conn_sync(g->w, on_check, g) != 0) {
         note_failure(g, NULL);
         finish_group(g, false);
@@ -508,12 +498,9 @@ static void send_delete(group_commit_t *g) {
     gc_request_t *r = g->group;
     g->phase = PH_DELETE;
     g->nresults = 0;
-    char lock_sql[80];
-    snprintf(lock_sql, sizeof lock_sql, "SELECT pg_advisory_xact_lock(%lld)",
-             (long long)GC_APPEND_LOCK_KEY);
     const char *vals[1] = {r->entity_id};
     pg_conn_send(g->w, "BEGIN", 0, NULL, NULL, NULL, NULL, false);
-    pg_conn_send(g->w, lock_sql, 0, NULL, NULL, NULL, NULL, false);
+    pg_conn_send_prepared(g->w, "gc_lock", 0, NULL, NULL, NULL, false);
     pg_conn_send(g->w, "DELETE FROM evs_events WHERE entity_id = $1", 1, NULL, vals, NULL, NULL,
                  false);
     pg_conn_send(g->w, "DELETE FROM evs_snapshots WHERE entity_id = $1", 1, NULL, vals, NULL,
@@ -578,7 +565,41 @@ void gc_submit(group_commit_t *g, gc_request_t *r) {
     start_next(g);
 }
 
-void gc_on_ready(group_commit_t *g) { start_next(g); }
+static void on_prepared(void *arg, pg_event_t ev, PGresult *res) {
+    group_commit_t *g = arg;
+    if (ev == PG_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_error("pg", "preparing the append statements failed: %s", PQresultErrorMessage(res));
+        pg_conn_fail(g->w, "cannot prepare statements");
+    }
+}
+
+/* Prepares the statements of every transaction once per connection (they are planned once,
+ * generically: they only ever use the indexes named in the migrations). Queued before any work,
+ * so nothing waits for it. */
+static void prepare(group_commit_t *g) {
+    static const Oid positions_types[1] = {PG_INT8OID};
+    static const Oid check_types[2] = {PG_TEXTARRAYOID, PG_UUIDARRAYOID};
+    static const Oid insert_types[NPARAMS] = {PG_INT8ARRAYOID,  PG_UUIDARRAYOID, PG_TEXTARRAYOID,
+                                              PG_INT8ARRAYOID,  PG_TEXTARRAYOID, PG_INT8OID,
+                                              PG_BYTEAARRAYOID, PG_BYTEAARRAYOID};
+    char lock_sql[80];
+    snprintf(lock_sql, sizeof lock_sql, "SELECT pg_advisory_xact_lock(%lld)",
+             (long long)GC_APPEND_LOCK_KEY);
+    pg_conn_send(g->w, "SET plan_cache_mode = force_generic_plan", 0, NULL, NULL, NULL, NULL,
+                 false);
+    pg_conn_prepare(g->w, "gc_lock", lock_sql, 0, NULL);
+    pg_conn_prepare(g->w, "gc_positions",
+                    "SELECT setval('evs_position_seq', nextval('evs_position_seq') + $1 - 1)", 1,
+                    positions_types);
+    pg_conn_prepare(g->w, "gc_check", CHECK_SQL, 2, check_types);
+    pg_conn_prepare(g->w, "gc_insert", INSERT_SQL, NPARAMS, insert_types);
+    pg_conn_sync(g->w, on_prepared, g);
+}
+
+void gc_on_ready(group_commit_t *g) {
+    prepare(g);
+    start_next(g);
+}
 
 void gc_on_lost(group_commit_t *g) {
     gc_request_t *list = g->qhead;

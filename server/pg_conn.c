@@ -374,6 +374,20 @@ void pg_conn_send(pg_conn_t *c, const char *sql, int nparams, const Oid *types,
         c->send_failed = true;
 }
 
+void pg_conn_prepare(pg_conn_t *c, const char *name, const char *sql, int nparams,
+                     const Oid *types) {
+    if (c->state != ST_READY || c->send_failed) return;
+    if (!PQsendPrepare(c->pq, name, sql, nparams, types)) c->send_failed = true;
+}
+
+void pg_conn_send_prepared(pg_conn_t *c, const char *name, int nparams, const char *const *values,
+                           const int *lengths, const int *formats, bool binary_results) {
+    if (c->state != ST_READY || c->send_failed) return;
+    if (!PQsendQueryPrepared(c->pq, name, nparams, values, lengths, formats,
+                             binary_results ? 1 : 0))
+        c->send_failed = true;
+}
+
 int pg_conn_sync(pg_conn_t *c, pg_unit_cb cb, void *arg) {
     if (c->state != ST_READY) {
         c->send_failed = false;

@@ -63,6 +63,14 @@ void pg_conn_send(pg_conn_t *c, const char *sql, int nparams, const Oid *types,
                   const char *const *values, const int *lengths, const int *formats,
                   bool binary_results);
 
+/* Prepares a named statement as part of the unit being built (PQsendPrepare; one result). */
+void pg_conn_prepare(pg_conn_t *c, const char *name, const char *sql, int nparams,
+                     const Oid *types);
+
+/* Sends one execution of a prepared statement (PQsendQueryPrepared), like pg_conn_send. */
+void pg_conn_send_prepared(pg_conn_t *c, const char *name, int nparams, const char *const *values,
+                           const int *lengths, const int *formats, bool binary_results);
+
 /* Ends the unit being built: adds a sync point, registers cb and flushes. Returns 0; the unit
  * then gets its calls later (PG_LOST, asynchronously, if sending failed). Returns -1 without
  * registering anything when the connection is not ready. */
