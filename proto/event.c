@@ -1,8 +1,10 @@
 /* event.c: copying and releasing events, and UUID text. */
 #include "event.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* All the bytes of a duplicated event live in one block that starts with entity_id, so that
  * evs_event_clear frees them with one call. */
@@ -32,6 +34,23 @@ void evs_event_clear(evs_event_t *ev) {
     if (!ev) return;
     free(ev->entity_id);
     memset(ev, 0, sizeof *ev);
+}
+
+int evs_uuid_generate(uint8_t *ids, size_t n) {
+    size_t len = n * 16, got = 0;
+    while (got < len) {
+        ssize_t r = getrandom(ids + got, len - got, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i * 16 + 6] = (uint8_t)((ids[i * 16 + 6] & 0x0f) | 0x40); /* version 4 */
+        ids[i * 16 + 8] = (uint8_t)((ids[i * 16 + 8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    }
+    return 0;
 }
 
 void evs_uuid_format(const uint8_t id[16], char out[37]) {

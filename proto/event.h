@@ -34,6 +34,10 @@ int evs_event_dup(evs_event_t *dst, const evs_event_t *src);
 /* Releases what evs_event_dup allocated for ev (not ev itself). */
 void evs_event_clear(evs_event_t *ev);
 
+/* Fills ids with n random (version 4) UUIDs, 16 bytes each, from the kernel's CSPRNG in one
+ * call. 0, or -1 when no randomness could be had. */
+int evs_uuid_generate(uint8_t *ids, size_t n);
+
 /* Formats a UUID as 36 characters plus NUL into out. */
 void evs_uuid_format(const uint8_t id[16], char out[37]);
 

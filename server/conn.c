@@ -73,9 +73,21 @@ void conn_close(conn_t *c, const char *why) {
 
 /* ---------------------------------------------------------------- reading */
 
+/* Reads land in one buffer shared by every connection when the connection has no partial frame
+ * waiting: requests are handled before the next read, so only the bytes of an unfinished frame
+ * are copied into the connection's own buffer. Idle connections hold no input memory at all. */
+static uint8_t shared_in[READ_CHUNK];
+static bool shared_in_busy;
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     conn_t *c = h->data;
     (void)suggested;
+    if (c->in_len == 0 && !shared_in_busy) {
+        shared_in_busy = true;
+        buf->base = (char *)shared_in;
+        buf->len = sizeof shared_in;
+        return;
+    }
     if (c->in_cap - c->in_len < READ_CHUNK) {
         size_t cap = c->in_len + READ_CHUNK;
         uint8_t *in = realloc(c->in, cap);
@@ -97,16 +109,17 @@ static void pause_reading(conn_t *c) {
     c->read_paused = true;
 }
 
-/* Handles every complete frame in the input buffer, stopping early when the connection's output
- * is over its limit (the rest waits in the buffer until it drains). */
-static void process_input(conn_t *c) {
+/* Handles every complete frame of the len bytes at data, stopping early when the connection's
+ * output is over its limit. Returns the bytes consumed; the rest must wait in c->in until the
+ * output drains (or until the frame is complete). */
+static size_t process_bytes(conn_t *c, const uint8_t *data, size_t len) {
     size_t off = 0;
     uint32_t max = c->srv->cfg.max_frame;
     c->in_process = true;
     while (!c->closing && !c->close_when_flushed) {
         const uint8_t *body;
         size_t body_len = 0, used = 0;
-        int rc = frame_parse(c->in + off, c->in_len - off, max, &body, &body_len, &used);
+        int rc = frame_parse(data + off, len - off, max, &body, &body_len, &used);
         if (rc == FRAME_INCOMPLETE) break;
         if (rc == FRAME_TOO_LARGE) {
             codec_error_t err;
@@ -118,7 +131,7 @@ static void process_input(conn_t *c) {
             log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, body_len, max);
             c->close_when_flushed = true;
             pause_reading(c);
-            off = c->in_len;
+            off = len;
             break;
         }
         if (rc == FRAME_EMPTY) {
@@ -140,6 +153,12 @@ static void process_input(conn_t *c) {
         }
     }
     c->in_process = false;
+    return off;
+}
+
+/* Handles the frames waiting in c->in, then writes the replies. */
+static void process_input(conn_t *c) {
+    size_t off = process_bytes(c, c->in, c->in_len);
     if (off == c->in_len) {
         /* Nothing left: an idle connection keeps no input buffer. */
         c->in_len = 0;
@@ -153,9 +172,32 @@ static void process_input(conn_t *c) {
     conn_flush(c);
 }
 
+/* Handles bytes read into the shared buffer; what is left over moves to c->in. */
+static void process_shared(conn_t *c, size_t len) {
+    size_t off = process_bytes(c, shared_in, len);
+    if (off < len && !c->closing && !c->close_when_flushed) {
+        size_t rest = len - off, cap = rest + READ_CHUNK;
+        uint8_t *in = malloc(cap);
+        if (!in) {
+            conn_close(c, "out of memory for the input buffer");
+            return;
+        }
+        memcpy(in, shared_in + off, rest);
+        c->in = in;
+        c->in_len = rest;
+        c->in_cap = cap;
+    }
+    conn_flush(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_t *c = s->data;
-    (void)buf;
+    bool shared = buf->base == (char *)shared_in;
+    if (shared) shared_in_busy = false;
+    if (shared && nread > 0) {
+        process_shared(c, (size_t)nread);
+        return;
+    }
     if (nread == UV_ENOBUFS) {
         conn_close(c, "out of memory for the input buffer");
         return;

@@ -8,7 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <uuid.h>
 
 #include "config.h"
 #include "log.h"
@@ -143,8 +142,22 @@ static void op_append(conn_t *c, codec_request_t *req) {
         reply_bad(c, req, "append needs %s", "events");
         return;
     }
-    for (size_t i = 0; i < req->nevents; i++)
-        if (!req->events[i].has_event_id) uuid_generate_random(req->events[i].event_id);
+    /* Events without an id get a random one: drawn for all of them with one system call. */
+    size_t missing = 0;
+    for (size_t i = 0; i < req->nevents; i++) missing += !req->events[i].has_event_id;
+    if (missing) {
+        uint8_t ids_small[16 * 16], *ids = missing <= 16 ? ids_small : malloc(missing * 16);
+        if ((!ids || evs_uuid_generate(ids, missing) != 0)) {
+            if (ids != ids_small) free(ids);
+            codec_error_t err;
+            codec_error_set(&err, EVS_EUNAVAILABLE, "no randomness for event ids; retry");
+            dispatch_reply_error(c, true, req->id, &err);
+            return;
+        }
+        for (size_t i = 0, k = 0; i < req->nevents; i++)
+            if (!req->events[i].has_event_id) memcpy(req->events[i].event_id, ids + 16 * k++, 16);
+        if (ids != ids_small) free(ids);
+    }
     pending_t *p = pending_new(c, req->id, 0);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->append(c->srv->store, req->events, req->nevents, append_done, p);

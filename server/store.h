@@ -13,7 +13,9 @@
  *  - append is atomic: every event of the call is stored, or none is and the callback gets an
  *    error. Events without has_version get the entity's next version; with has_version it must
  *    be exactly the next version (counting earlier events of the same call) or the error is
- *    EVS_ECONFLICT with entity/version/current details. event_id is always set by the caller.
+ *    EVS_ECONFLICT with entity/version/current details. event_id is always set by the caller;
+ *    has_event_id 0 means the daemon drew it at random for this request (122 random bits), so
+ *    a store need not look it up for duplicates or retries.
  *  - idempotent retry: if every event's event_id is already stored at the same entity and
  *    version, the result is ok with the original positions and versions, nothing stored twice.
  *    An event_id stored anywhere else is EVS_ECONFLICT (with has_event_id).

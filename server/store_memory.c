@@ -125,6 +125,9 @@ static void set_conflict(codec_error_t *err, const char *entity, uint64_t asked,
  * already stored at the same entity and, when given, the same version. */
 static bool is_retry(store_memory_t *m, const evs_event_t *evs, size_t n, uint64_t *pos,
                      uint64_t *ver) {
+    /* An id the server drew for this request cannot be stored yet. */
+    for (size_t i = 0; i < n; i++)
+        if (!evs[i].has_event_id) return false;
     for (size_t i = 0; i < n; i++) {
         id_node_t *f = find_id(m, evs[i].event_id);
         if (!f) return false;
@@ -167,6 +170,7 @@ static int plan_append(store_memory_t *m, const evs_event_t *evs, size_t n, uint
             break;
         }
         ver[i] = p->next++;
+        if (!ev->has_event_id) continue; /* drawn by the server: 122 random bits, no check */
         HASH_FIND(hh, ids, ev->event_id, 16, pi);
         if (pi || find_id(m, ev->event_id)) {
             char text[37];
