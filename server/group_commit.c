@@ -127,8 +127,8 @@ static void finish_group(group_commit_t *g, bool ok) {
     if (!ok) {
         int code = g->transient ? EVS_EUNAVAILABLE : EVS_EINTERNAL;
         char why[400];
-        snprintf(why, sizeof why, "the append did not commit (%s)%s", g->why,
-                 g->transient ? "; retry it with the same event ids" : "");
+        snprintf(why, sizeof why, "the write did not commit (%s)%s", g->why,
+                 g->transient ? "; retry it (an append with the same event ids)" : "");
         log_warn("pg", "group of appends failed: %s", g->why);
         clear_group_state(g);
         fail_list(list, code, why);
@@ -480,7 +480,7 @@ static void on_delete(void *arg, pg_event_t ev, PGresult *res) {
     group_commit_t *g = arg;
     if (ev == PG_RESULT) {
         ExecStatusType st = PQresultStatus(res);
-        if (st != PGRES_COMMAND_OK) note_failure(g, res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) note_failure(g, res);
         else if (g->nresults == 2 && g->group)
             g->group->deleted = strtoull(PQcmdTuples(res), NULL, 10);
         else if (g->nresults == 4 && strcmp(PQcmdStatus(res), "COMMIT") != 0 && !g->failed) {
