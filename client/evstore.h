@@ -199,6 +199,411 @@ EVS_API int evs_sub_next(evs_context_t *c, uint64_t sub, int timeout_ms, evs_pus
  * shared library). */
 EVS_API const char *evs_strcode(int code);
 
+/* ================================================================ snapshots (daemon calls) */
+
+/* A snapshot of an entity's state at one version, as the daemon stores it. In snapshots handed
+ * out by the library every pointer owns its memory; release with evs_snapshot_free. */
+typedef struct evs_snapshot {
+    char *entity_id;
+    uint64_t version; /* the entity's version when taken: the number of events it covers */
+    char *topic;      /* what the state is (the domain layer writes "ENTITY_TOPIC@SCHEMA") */
+    uint8_t *payload; /* opaque bytes (the domain layer writes a canonical msgpack map) */
+    size_t payload_len;
+    int64_t timestamp; /* microseconds since the Unix epoch, set by the server; 0 when unsaved */
+} evs_snapshot_t;
+
+/* Frees a snapshot returned by evs_get_snapshot or evs_entity_snapshot. NULL is a no-op. */
+EVS_API void evs_snapshot_free(evs_snapshot_t *snap);
+
+/* Stores snap (entity_id, version, topic, payload; the timestamp is ignored). A second snapshot
+ * of the same entity and version replaces the first. snap stays the caller's. */
+EVS_API int evs_put_snapshot(evs_context_t *c, const evs_snapshot_t *snap);
+
+/* The snapshot of entity_id with the greatest version <= max_version (EVS_LATEST: the newest).
+ * EVS_ENOT_FOUND when there is none. On success *out is a snapshot the caller frees with
+ * evs_snapshot_free; on failure NULL. */
+EVS_API int evs_get_snapshot(evs_context_t *c, const char *entity_id, uint64_t max_version,
+                             evs_snapshot_t **out);
+
+/* ================================================================ domain layer
+ *
+ * Event-sourced entities on top of the calls above (docs/client.md walks through an example).
+ *
+ *  - Attributes are evs_value_t trees: a domain event's attributes and a snapshot's state are
+ *    maps from string keys to values. The library encodes them canonically (keys sorted by their
+ *    bytes, integers in their shortest form, floats as float64), so equal attributes always give
+ *    the same payload bytes.
+ *  - An event type (evs_event_type_t) is a topic, a schema version and an apply function; an
+ *    entity type (evs_entity_type_t) is the size of the user's struct, whose first member is an
+ *    evs_entity_t, plus optional snapshot/restore functions. Both are usually static const and
+ *    must outlive the registry that knows them.
+ *  - Versions: an entity's version is the number of events applied to it, which is also the
+ *    version the next event carries (event versions start at 0). A snapshot "at version 5"
+ *    holds the state after the events 0..4.
+ *  - Schema versions: an event's schema version is stored in its metadata as {"schema": N}
+ *    (absent: 1); a snapshot's is the suffix of its topic ("bank.Account@2"). Upcasters
+ *    registered per topic and schema version turn older attributes into the current shape
+ *    when they are read; stored bytes are never changed by a read.
+ *  - Errors: pure functions return 0 or a negative evs_code_t and fill the evs_error_t they are
+ *    given (it may be NULL). Domain failures (an unknown topic, a payload that does not decode,
+ *    a missing upcaster, a discarded entity, a rule refused by an apply function) are
+ *    EVS_EINVAL. Repository calls put their errors in the context, as every call above does.
+ *  - Nothing here is thread-safe; a registry may be shared by threads once it is filled. */
+
+typedef struct evs_error {
+    int code;      /* 0, or the evs_code_t returned */
+    char str[256]; /* a sentence; "" when code is 0 */
+} evs_error_t;
+
+/* ---------------------------------------------------------------- attribute values */
+
+typedef enum evs_value_type {
+    EVS_VAL_NIL,
+    EVS_VAL_BOOL,
+    EVS_VAL_INT,   /* any integer that fits int64_t */
+    EVS_VAL_UINT,  /* only integers above INT64_MAX */
+    EVS_VAL_FLOAT, /* a double (a float32 read from a payload is widened) */
+    EVS_VAL_STR,   /* UTF-8 bytes; also NUL-terminated */
+    EVS_VAL_BIN,
+    EVS_VAL_ARRAY,
+    EVS_VAL_MAP /* string keys, kept sorted; at most one value per key */
+} evs_value_type_t;
+
+typedef struct evs_value evs_value_t;
+typedef struct evs_member evs_member_t;
+
+struct evs_value {
+    evs_value_type_t type;
+    union {
+        bool b;
+        int64_t i;
+        uint64_t u;
+        double f;
+        struct {
+            char *ptr;
+            size_t len;
+        } str;
+        struct {
+            uint8_t *ptr;
+            size_t len;
+        } bin;
+        struct {
+            evs_value_t *items;
+            size_t n, cap;
+        } array;
+        struct {
+            evs_member_t *items; /* sorted by key bytes */
+            size_t n, cap;
+        } map;
+    } via;
+};
+
+struct evs_member {
+    char *key; /* NUL-terminated */
+    size_t key_len;
+    evs_value_t value;
+};
+
+/* A new empty map, freed by the caller with evs_value_free (or handed to a function that takes
+ * it). NULL when out of memory. */
+EVS_API evs_value_t *evs_map_new(void);
+
+/* Frees a value made by evs_map_new, evs_value_dup or evs_value_decode, and all it holds. */
+EVS_API void evs_value_free(evs_value_t *v);
+
+/* A deep copy, freed with evs_value_free. NULL when out of memory. */
+EVS_API evs_value_t *evs_value_dup(const evs_value_t *v);
+
+/* True when a and b hold the same tree (maps compare key by key, floats bit for bit). */
+EVS_API bool evs_value_equal(const evs_value_t *a, const evs_value_t *b);
+
+/* Building. evs_map_put returns the slot of key in map (a fresh nil, replacing any value key
+ * had) and evs_array_push a new nil slot at the end of array; fill it with the evs_value_set_
+ * functions. Slots belong to their container and stay valid until the next put, push or
+ * delete on that same container. NULL when out of memory or when map/array is not one. */
+EVS_API evs_value_t *evs_map_put(evs_value_t *map, const char *key);
+EVS_API evs_value_t *evs_array_push(evs_value_t *array);
+
+/* Set a slot, first releasing what it held. The _str/_strn/_bin setters copy and return 0 or
+ * EVS_ENOMEM (the slot is then nil); set_map and set_array make it an empty container. */
+EVS_API void evs_value_set_nil(evs_value_t *v);
+EVS_API void evs_value_set_bool(evs_value_t *v, bool b);
+EVS_API void evs_value_set_int(evs_value_t *v, int64_t i);
+EVS_API void evs_value_set_uint(evs_value_t *v, uint64_t u);
+EVS_API void evs_value_set_float(evs_value_t *v, double f);
+EVS_API int evs_value_set_str(evs_value_t *v, const char *s);
+EVS_API int evs_value_set_strn(evs_value_t *v, const char *s, size_t len);
+EVS_API int evs_value_set_bin(evs_value_t *v, const void *data, size_t len);
+EVS_API void evs_value_set_map(evs_value_t *v);
+EVS_API void evs_value_set_array(evs_value_t *v);
+
+/* Shorthands: put key into map and set it. 0, or EVS_ENOMEM, or EVS_EINVAL (map is not one). */
+EVS_API int evs_map_set_bool(evs_value_t *map, const char *key, bool b);
+EVS_API int evs_map_set_int(evs_value_t *map, const char *key, int64_t i);
+EVS_API int evs_map_set_uint(evs_value_t *map, const char *key, uint64_t u);
+EVS_API int evs_map_set_float(evs_value_t *map, const char *key, double f);
+EVS_API int evs_map_set_str(evs_value_t *map, const char *key, const char *s);
+EVS_API int evs_map_set_bin(evs_value_t *map, const char *key, const void *data, size_t len);
+
+/* Reading. evs_map_get returns the value of key, or NULL when absent (or map is not a map).
+ * The typed getters return 0 with *out set, EVS_ENOT_FOUND when key is absent, or EVS_EINVAL
+ * when its value has another type or does not fit (get_int accepts EVS_VAL_UINT only up to
+ * INT64_MAX; get_float accepts integers). Strings and bytes point into map. */
+EVS_API const evs_value_t *evs_map_get(const evs_value_t *map, const char *key);
+EVS_API int evs_map_get_bool(const evs_value_t *map, const char *key, bool *out);
+EVS_API int evs_map_get_int(const evs_value_t *map, const char *key, int64_t *out);
+EVS_API int evs_map_get_uint(const evs_value_t *map, const char *key, uint64_t *out);
+EVS_API int evs_map_get_float(const evs_value_t *map, const char *key, double *out);
+EVS_API int evs_map_get_str(const evs_value_t *map, const char *key, const char **out);
+EVS_API int evs_map_get_bin(const evs_value_t *map, const char *key, const uint8_t **out,
+                            size_t *len);
+
+/* Removing and renaming keys (for upcasters). 0, or EVS_ENOT_FOUND when from/key is absent;
+ * renaming onto an existing key replaces it. */
+EVS_API int evs_map_del(evs_value_t *map, const char *key);
+EVS_API int evs_map_rename(evs_value_t *map, const char *from, const char *to);
+
+/* Encodes v canonically. On success *out is a buffer of *len bytes the caller frees with
+ * free(). EVS_ENOMEM otherwise. */
+EVS_API int evs_value_encode(const evs_value_t *v, uint8_t **out, size_t *len);
+
+/* Decodes the len bytes at buf, which must be exactly one msgpack map (any bytes: they are
+ * checked first). Inside it: nil, bool, integers, float32/64, str, bin, arrays, and maps with
+ * string keys; ext types and non-string or repeated map keys are EVS_EINVAL. On success *out
+ * is a map the caller frees with evs_value_free. */
+EVS_API int evs_value_decode(const uint8_t *buf, size_t len, evs_value_t **out,
+                             evs_error_t *err);
+
+/* ---------------------------------------------------------------- types and the registry */
+
+typedef struct evs_entity evs_entity_t;
+typedef struct evs_domain_event evs_domain_event_t;
+typedef struct evs_registry evs_registry_t;
+
+/* A kind of domain event. apply changes the entity's own fields (the library then advances its
+ * version); it is called both when an event is triggered and when one is replayed, so it must
+ * not refuse an event that was once accepted: business rules belong in the command that
+ * triggers the event. check (optional) validates attributes, after decoding and upcasting and
+ * before a trigger: it is where a malformed stored event becomes a clear error. */
+typedef struct evs_event_type {
+    const char *topic;       /* e.g. "bank.AccountOpened"; 1..255 bytes, no '@' */
+    uint32_t schema_version; /* the current shape of the attributes; 0 is read as 1 */
+    int (*apply)(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err);
+    int (*check)(const evs_value_t *attrs, evs_error_t *err);
+    bool discards; /* applying it discards the entity (e.g. "account closed") */
+} evs_event_type_t;
+
+/* A kind of entity. size is sizeof the user's struct, whose first member is an evs_entity_t;
+ * the library allocates it zeroed. snapshot fills state (an empty map) from the entity and
+ * restore sets the entity from a state; both NULL means no snapshots. clear releases what the
+ * user's fields own (may be NULL). */
+typedef struct evs_entity_type {
+    const char *topic;       /* names the snapshots, e.g. "bank.Account"; no '@' */
+    uint32_t schema_version; /* of the snapshot state; 0 is read as 1 */
+    size_t size;
+    int (*snapshot)(const evs_entity_t *e, evs_value_t *state, evs_error_t *err);
+    int (*restore)(evs_entity_t *e, const evs_value_t *state, evs_error_t *err);
+    void (*clear)(evs_entity_t *e);
+} evs_entity_type_t;
+
+/* Turns attributes (or a snapshot state) of schema version from_version into from_version + 1,
+ * in place. */
+typedef int (*evs_upcast_fn)(evs_value_t *attrs, evs_error_t *err);
+
+/* A registry of event types, entity types and upcasters. Freed with evs_registry_free (the
+ * types stay the caller's). NULL when out of memory. */
+EVS_API evs_registry_t *evs_registry_new(void);
+EVS_API void evs_registry_free(evs_registry_t *reg);
+
+/* Registers a type. EVS_EINVAL when its topic is invalid or already registered (an event type
+ * and an entity type may not share a topic either), EVS_ENOMEM. */
+EVS_API int evs_registry_add_event(evs_registry_t *reg, const evs_event_type_t *type);
+EVS_API int evs_registry_add_entity(evs_registry_t *reg, const evs_entity_type_t *type);
+
+/* Registers fn as the upcaster of topic (an event or entity topic) from schema from_version to
+ * from_version + 1. EVS_EINVAL when one is already registered for that step. */
+EVS_API int evs_registry_add_upcaster(evs_registry_t *reg, const char *topic,
+                                      uint32_t from_version, evs_upcast_fn fn);
+
+/* Topic -> type: NULL when the topic is unknown. Type -> topic: NULL when the type is not
+ * registered here. */
+EVS_API const evs_event_type_t *evs_registry_event_type(const evs_registry_t *reg,
+                                                        const char *topic);
+EVS_API const evs_entity_type_t *evs_registry_entity_type(const evs_registry_t *reg,
+                                                          const char *topic);
+EVS_API const char *evs_registry_topic_of(const evs_registry_t *reg,
+                                          const evs_event_type_t *type);
+
+/* Runs the upcasters of topic on attrs from schema from_version up to to_version. EVS_EINVAL
+ * when a step has no upcaster or from_version > to_version (written by newer code). */
+EVS_API int evs_registry_upcast(const evs_registry_t *reg, const char *topic,
+                                uint32_t from_version, uint32_t to_version, evs_value_t *attrs,
+                                evs_error_t *err);
+
+/* ---------------------------------------------------------------- domain events */
+
+/* A domain event: a typed, decoded event of one entity. */
+struct evs_domain_event {
+    const evs_event_type_t *type;
+    char *entity_id;
+    uint64_t version; /* the entity's version before it (its index in the entity's stream) */
+    uint8_t event_id[16];
+    uint64_t position;  /* 0 until stored */
+    int64_t timestamp;  /* 0 until stored */
+    evs_value_t *attrs; /* a map, owned by the event */
+};
+
+/* A new event of type for entity_id at version, with a random event id. attrs (a map, or NULL
+ * for no attributes) is taken in every case. *out is freed with evs_domain_event_free. */
+EVS_API int evs_domain_event_new(const evs_event_type_t *type, const char *entity_id,
+                                 uint64_t version, evs_value_t *attrs, evs_domain_event_t **out,
+                                 evs_error_t *err);
+EVS_API void evs_domain_event_free(evs_domain_event_t *ev);
+
+/* Domain event -> stored event as append takes it (event id and version set, payload the
+ * canonical attributes, metadata {"schema": N}). *out owns its bytes: evs_event_clear. */
+EVS_API int evs_domain_event_to_stored(const evs_domain_event_t *ev, evs_event_t *out,
+                                       evs_error_t *err);
+
+/* Stored event -> domain event: resolves the topic in reg, decodes the payload, runs the
+ * upcasters up to the type's schema version and the type's check. The stored bytes are not
+ * changed. *out is freed with evs_domain_event_free. */
+EVS_API int evs_domain_event_from_stored(const evs_registry_t *reg, const evs_event_t *stored,
+                                         evs_domain_event_t **out, evs_error_t *err);
+
+/* ---------------------------------------------------------------- entities and the player */
+
+/* The base of every entity, embedded as the first member of the user's struct. The pending
+ * events are triggered but not saved yet; they belong to the entity. */
+struct evs_entity {
+    const evs_entity_type_t *type;
+    const evs_registry_t *registry;
+    char *id;
+    uint64_t version; /* events applied so far = the version of the next event */
+    bool discarded;
+    evs_domain_event_t **pending;
+    size_t npending, pending_cap;
+};
+
+/* A new entity of type (registered in reg) with no events, at version 0, allocated as
+ * type->size zeroed bytes. Freed with evs_entity_free. NULL when out of memory or when id is
+ * not 1..255 bytes of UTF-8. */
+EVS_API evs_entity_t *evs_entity_new(const evs_registry_t *reg, const evs_entity_type_t *type,
+                                     const char *id);
+
+/* Calls type->clear, frees the pending events and the entity. NULL is a no-op. */
+EVS_API void evs_entity_free(evs_entity_t *e);
+
+/* Applies ev to e: it must be of e's id, carry e's version, and e must not be discarded
+ * (EVS_EINVAL otherwise, e unchanged). Then the type's apply runs, the version advances, and a
+ * discarding event marks e discarded. ev stays the caller's. */
+EVS_API int evs_entity_apply(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err);
+
+/* Makes a new event of type with attrs (taken in every case) at e's version, applies it and
+ * keeps it in e's pending events. A discarded entity refuses (EVS_EINVAL). */
+EVS_API int evs_entity_trigger(evs_entity_t *e, const evs_event_type_t *type, evs_value_t *attrs,
+                               evs_error_t *err);
+
+/* Frees e's pending events (after they were saved, or to drop them). */
+EVS_API void evs_entity_clear_pending(evs_entity_t *e);
+
+/* Takes a snapshot of e at its version. EVS_EINVAL when e's type has no snapshot function or
+ * e is discarded. *out is freed with evs_snapshot_free. */
+EVS_API int evs_entity_snapshot(const evs_entity_t *e, evs_snapshot_t **out, evs_error_t *err);
+
+/* The event player. evs_player_restore sets a fresh entity (version 0, no events applied) from
+ * snap: the topic must be e's type's, the state is upcast to the current schema and given to
+ * restore. evs_player_play then applies, in order, the stored events of events[0..n) that
+ * belong to e (others are skipped, so an interleaved log replays entity by entity), skipping
+ * those below e's version and stopping before version until (EVS_LATEST: all). A gap in the
+ * versions, an unknown topic or a payload that does not decode is EVS_EINVAL. */
+EVS_API int evs_player_restore(evs_entity_t *e, const evs_snapshot_t *snap, evs_error_t *err);
+EVS_API int evs_player_play(evs_entity_t *e, const evs_event_t *events, size_t n, uint64_t until,
+                            evs_error_t *err);
+
+/* ---------------------------------------------------------------- in-process publish-subscribe */
+
+typedef struct evs_pubsub evs_pubsub_t;
+
+/* A predicate says whether a subscription wants ev (NULL: every event). A handler returns 0
+ * or a negative code (with err filled), which stops the publication. */
+typedef bool (*evs_predicate_fn)(const evs_domain_event_t *ev, void *arg);
+typedef int (*evs_handler_fn)(const evs_domain_event_t *ev, void *arg, evs_error_t *err);
+
+/* Freed with evs_pubsub_free (which also drops every subscription). NULL when out of memory. */
+EVS_API evs_pubsub_t *evs_pubsub_new(void);
+EVS_API void evs_pubsub_free(evs_pubsub_t *ps);
+
+/* Subscribes handler (with arg, passed to predicate too) to the events predicate accepts.
+ * Returns the subscription's id (> 0), or 0 when out of memory. */
+EVS_API uint64_t evs_pubsub_subscribe(evs_pubsub_t *ps, evs_predicate_fn predicate,
+                                      evs_handler_fn handler, void *arg);
+
+/* Ends subscription id. 0, or EVS_ENOT_FOUND. Safe inside a handler. */
+EVS_API int evs_pubsub_unsubscribe(evs_pubsub_t *ps, uint64_t id);
+
+/* Publishes events[0..n) in order. For each event, every handler (a handler is its function
+ * and arg) with at least one matching subscription is called exactly once, in the order of its
+ * first matching subscription. Subscriptions made during a publication see the next event. The
+ * first handler failure stops it and is returned. */
+EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const *events,
+                               size_t n, evs_error_t *err);
+
+/* A persistence subscriber: appends every domain event published on ps to the daemon of c
+ * (with its version, so a stale event is EVS_ECONFLICT, returned by publish). c must outlive
+ * it. evs_persistence_close unsubscribes and frees it: no event is appended after. NULL when
+ * out of memory. */
+typedef struct evs_persistence evs_persistence_t;
+EVS_API evs_persistence_t *evs_persistence_new(evs_pubsub_t *ps, evs_context_t *c);
+EVS_API void evs_persistence_close(evs_persistence_t *p);
+
+/* ---------------------------------------------------------------- the event-sourced repository */
+
+typedef struct evs_repository evs_repository_t;
+
+typedef struct evs_repository_options {
+    const evs_registry_t *registry;  /* required; must outlive the repository */
+    const evs_entity_type_t *type;   /* required; registered in registry */
+    /* Take a snapshot after a save that reaches or passes a multiple of snapshot_every events
+     * (0: never). Loading always starts from the newest usable snapshot when the type can
+     * restore. */
+    uint64_t snapshot_every;
+    /* When set, the events of every successful save are published there afterwards. */
+    evs_pubsub_t *publish_to;
+} evs_repository_options_t;
+
+/* A repository of one entity type on context c (which must outlive it). Freed with
+ * evs_repository_free. NULL when out of memory or the options are incomplete. */
+EVS_API evs_repository_t *evs_repository_new(evs_context_t *c,
+                                             const evs_repository_options_t *opts);
+EVS_API void evs_repository_free(evs_repository_t *r);
+
+/* The entity id, rebuilt from its newest snapshot and the events after it. EVS_ENOT_FOUND when
+ * it has no events or was discarded. On success *out is an entity the caller frees with
+ * evs_entity_free; on failure NULL. */
+EVS_API int evs_repository_get(evs_repository_t *r, const char *id, evs_entity_t **out);
+
+/* The entity as it was at version (after its first version events), discarded or not.
+ * EVS_ENOT_FOUND when it never reached that version (or version is 0). *out as above. */
+EVS_API int evs_repository_get_at(evs_repository_t *r, const char *id, uint64_t version,
+                                  evs_entity_t **out);
+
+/* Appends e's pending events with their versions in one request: if another writer saved the
+ * entity meanwhile, EVS_ECONFLICT (details in c->detail), nothing is stored and the pending
+ * events are kept. On success they are published (publish_to), a snapshot is taken when due,
+ * and they are freed. A failed snapshot after stored events is returned as its error with
+ * the events saved and freed (errstr says so). Nothing pending is a no-op. */
+EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e);
+
+/* *out: whether get(id) would find the entity (it has events and is not discarded). Reads
+ * only the entity's last event. */
+EVS_API int evs_repository_contains(evs_repository_t *r, const char *id, bool *out);
+
+/* Writes a random UUID as 36 characters plus NUL into out (handy for entity ids). */
+EVS_API void evs_random_id(char out[37]);
+
+/* ================================================================ end of the domain layer */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,42 @@
+/* domain_priv.h: what the domain layer's files share inside libevstore (not installed).
+ *
+ * The domain layer is split by concern: domain_value.c (attribute trees and their canonical
+ * msgpack), domain_registry.c (types, topics, upcasters, stored <-> domain events),
+ * domain_entity.c (entities and the event player), domain_snapshot.c (entity <-> snapshot),
+ * domain_pubsub.c (in-process publish-subscribe). Those five never talk to the daemon, so the
+ * unit tests compile them in directly. domain_repository.c (the repository and the persistence
+ * subscriber) and snapshot.c (the two snapshot calls) use the connection. */
+#ifndef EVS_DOMAIN_PRIV_H
+#define EVS_DOMAIN_PRIV_H
+
+#include <stdarg.h>
+
+#include "evstore.h"
+
+/* Key of the schema version in an event's metadata map. */
+#define DOM_SCHEMA_KEY "schema"
+
+/* Fills err (may be NULL) with code and a printf-style sentence. Returns code. */
+int dom_fail(evs_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Clears err (may be NULL). */
+void dom_ok(evs_error_t *err);
+
+/* A schema version as stored in a type: 0 means 1. */
+static inline uint32_t dom_schema(uint32_t v) { return v ? v : 1; }
+
+/* 16 random bytes (getrandom, falling back to /dev/urandom and then to the clock). */
+void dom_random_uuid(uint8_t id[16]);
+
+/* Releases what v holds and makes it nil (v itself is not freed). */
+void dom_value_clear(evs_value_t *v);
+
+/* Encodes a snapshot topic "TOPIC@N" into out (cap bytes). 0, or -1 when it does not fit. */
+int dom_snapshot_topic(const char *topic, uint32_t schema, char *out, size_t cap);
+
+/* Splits a snapshot topic "TOPIC@N" into its topic length and schema. 0, or -1 when it is not
+ * one (a topic without '@' is schema 1). */
+int dom_snapshot_topic_parse(const char *stopic, size_t *topic_len, uint32_t *schema);
+
+#endif
