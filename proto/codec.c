@@ -103,11 +103,12 @@ int codec_prescan(const uint8_t *p, size_t len, int max_depth, const char **why)
                 *why = "declared count larger than the frame";
                 return -1;
             }
+            /* depth counts the containers open around this one, the top-level map included. */
+            if (depth + 1 > max_depth) {
+                *why = "nesting too deep";
+                return -1;
+            }
             if (elements > 0) {
-                if (depth + 1 >= max_depth) {
-                    *why = "nesting too deep";
-                    return -1;
-                }
                 stack[depth++] = pending;
                 pending = elements;
             }
