@@ -188,6 +188,9 @@ static entity_node_t *find_entity(group_commit_t *g, const char *id) {
 /* The idempotent-retry rule of store.h: every event id already stored (or accepted earlier in
  * this group) at the same entity and, when given, the same version. */
 static bool is_retry(group_commit_t *g, gc_request_t *r) {
+    /* An id the daemon drew for this request (122 random bits) cannot be stored yet. */
+    for (size_t i = 0; i < r->n; i++)
+        if (!r->events[i].has_event_id) return false;
     for (size_t i = 0; i < r->n; i++) {
         const evs_event_t *ev = &r->events[i];
         id_node_t *f = find_id(g, ev->event_id);
@@ -221,6 +224,7 @@ static void decide(group_commit_t *g, gc_request_t *r, size_t stamp, int64_t *ne
             break;
         }
         r->versions[i] = e->tent++;
+        if (!ev->has_event_id) continue; /* drawn by the daemon: nothing to look up */
         if (find_id(g, ev->event_id)) {
             char text[37];
             evs_uuid_format(ev->event_id, text);
@@ -246,8 +250,11 @@ static void decide(group_commit_t *g, gc_request_t *r, size_t stamp, int64_t *ne
         added++;
     }
     if (!ok) {
-        for (size_t i = 0; i < added; i++) {
+        for (size_t i = 0; i < r->n && added; i++) {
+            if (!r->events[i].has_event_id) continue;
             id_node_t *in = find_id(g, r->events[i].event_id);
+            if (!in || in->entity_id != r->events[i].entity_id) break;
+            added--;
             HASH_DEL(g->ids, in);
             free(in);
         }
@@ -261,7 +268,7 @@ static void decide(group_commit_t *g, gc_request_t *r, size_t stamp, int64_t *ne
         e->next = e->tent;
         ev->version = r->versions[i];
         ev->position = r->positions[i] = (uint64_t)(*next_pos)++;
-        find_id(g, ev->event_id)->position = ev->position;
+        if (ev->has_event_id) find_id(g, ev->event_id)->position = ev->position;
     }
     r->written = true;
     g->naccepted += r->n;
@@ -446,9 +453,15 @@ static void send_check(group_commit_t *g) {
     pg_buf_array_begin(&g->bufs[0], PG_TEXTOID, nent, false);
     for (size_t k = 0; k < nent; k++)
         pg_buf_array_elem(&g->bufs[0], g->entity_nodes[k].id, strlen(g->entity_nodes[k].id));
-    pg_buf_array_begin(&g->bufs[1], PG_UUIDOID, total, false);
+    /* Only ids the clients chose can already be stored. */
+    size_t nids = 0;
     for (gc_request_t *r = g->group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++) pg_buf_array_elem(&g->bufs[1], r->events[i].event_id, 16);
+        for (size_t i = 0; i < r->n; i++) nids += r->events[i].has_event_id ? 1 : 0;
+    pg_buf_array_begin(&g->bufs[1], PG_UUIDOID, nids, false);
+    for (gc_request_t *r = g->group; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++)
+            if (r->events[i].has_event_id)
+                pg_buf_array_elem(&g->bufs[1], r->events[i].event_id, 16);
     pg_buf_put_i64(&g->bufs[2], (int64_t)total);
     if (g->bufs[0].failed || g->bufs[1].failed || g->bufs[2].failed) {
         note_failure(g, NULL);
