@@ -12,6 +12,7 @@ SAN     ?= 0
 VERSION := 0.1.0
 SOVER   := 1
 PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc
 DESTDIR ?=
 
 PKGS    := libuv msgpack libpq jansson uuid
@@ -22,7 +23,7 @@ CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
 
 CC      ?= cc
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fPIC \
-               -DEVS_VERSION='"$(VERSION)"' -I$(BUILD)/include $(PKG_CFLAGS)
+               -DEVS_VERSION='"$(VERSION)"' -DEVS_SYSCONFDIR='"$(SYSCONFDIR)"' -I$(BUILD)/include $(PKG_CFLAGS)
 ifeq ($(SAN),1)
 BASE_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SAN_LDFLAGS := -fsanitize=address,undefined
@@ -145,14 +146,49 @@ $(INTEG_TESTS): $(call obj,$(wildcard tests/integration/*.c)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/evstore
-	install -m 755 $(EVSTORED) $(EVSTORE) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(LIBSO) $(LIBA) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libevstore.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libevstore.so
-	install -m 644 $(BUILD)/include/evstore.h $(DESTDIR)$(PREFIX)/include/
+# ---- install (issue 6): every path under DESTDIR; PREFIX defaults to /usr/local. The config
+# directory is /etc whatever the PREFIX (the unit file and evstored's default --config point
+# there); an existing evstored.conf is never overwritten (the sample also goes to DOCDIR).
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/evstore
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES  := man/evstored.8 man/evstored.conf.5 man/evstore.1 man/libevstore.3
+
+$(BUILD)/evstore.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	  'Name: evstore' 'Description: client library of the evstore event store' \
+	  'Version: $(VERSION)' 'Requires.private: msgpack' 'Libs: -L$${libdir} -levstore' \
+	  'Cflags: -I$${includedir}' > $@
+$(BUILD)/evstored.service: systemd/evstored.service Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/evstore/|$(SYSCONFDIR)/evstore/|g' $< > $@
+
+install: all $(BUILD)/evstore.pc $(BUILD)/evstored.service
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/evstore \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/evstore \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(EVSTORED) $(EVSTORE) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libevstore.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libevstore.so
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(BUILD)/include/evstore.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(BUILD)/include/evstore/event.h $(BUILD)/include/evstore/errors.h \
-		$(DESTDIR)$(PREFIX)/include/evstore/
+		$(DESTDIR)$(INCLUDEDIR)/evstore/
+	install -m 644 $(BUILD)/evstore.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 $(BUILD)/evstored.service $(DESTDIR)$(UNITDIR)/
+	install -m 644 systemd/evstored.conf $(DESTDIR)$(DOCDIR)/evstored.conf.sample
+	[ -e $(DESTDIR)$(SYSCONFDIR)/evstore/evstored.conf ] || \
+		install -m 644 systemd/evstored.conf $(DESTDIR)$(SYSCONFDIR)/evstore/evstored.conf
+	install -m 644 man/evstore.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/libevstore.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 man/evstored.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/evstored.8 $(DESTDIR)$(MANDIR)/man8/
 
 format:
 	clang-format -i $(wildcard proto/*.[ch] server/*.[ch] client/*.[ch] client/cli/*.[ch] tests/*/*.[ch])
