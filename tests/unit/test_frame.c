@@ -7,6 +7,9 @@
 #include "../../proto/frame.h"
 #include "mp.h"
 
+TestSuite(frame, .fini = leak_check);
+TestSuite(codec_frame, .fini = leak_check);
+
 static int parse(const uint8_t *buf, size_t len, uint32_t max, const uint8_t **body,
                  size_t *body_len, size_t *consumed) {
     *body = NULL;

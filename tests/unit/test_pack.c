@@ -8,6 +8,13 @@
 #include "../../proto/frame.h"
 #include "mp.h"
 
+TestSuite(pack_event, .fini = leak_check);
+TestSuite(decode_event, .fini = leak_check);
+TestSuite(reply_error, .fini = leak_check);
+TestSuite(reply_ok, .fini = leak_check);
+TestSuite(codes, .fini = leak_check);
+TestSuite(uuid, .fini = leak_check);
+
 /* Unpacks the single msgpack object in the len bytes at p into *u (destroy it). */
 static const msgpack_object *unpack(msgpack_unpacked *u, const uint8_t *p, size_t len) {
     msgpack_unpacked_init(u);

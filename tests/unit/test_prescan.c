@@ -10,6 +10,8 @@
 #include "../../proto/codec.h"
 #include "mp.h"
 
+TestSuite(prescan, .fini = leak_check);
+
 static int prescan(const mp_t *m) {
     const char *why = NULL;
     int rc = codec_prescan(m->b.data, m->b.len, CODEC_MAX_DEPTH, &why);

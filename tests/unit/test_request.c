@@ -6,6 +6,9 @@
 #include "../../proto/codec.h"
 #include "mp.h"
 
+TestSuite(request, .fini = leak_check);
+TestSuite(valid_name, .fini = leak_check);
+
 /* Decodes the request in m; the result stays in *req until codec_request_free. */
 static int decode(const mp_t *m, codec_request_t *req, codec_error_t *err) {
     memset(err, 0, sizeof *err);
