@@ -146,10 +146,14 @@ static int upcast_n(const evs_registry_t *reg, const char *topic, size_t topic_l
                             "no upcaster for %.*s from schema version %" PRIu32 " to %" PRIu32,
                             (int)topic_len, topic, v, v + 1);
         int r = u->fn(attrs, err);
-        if (r < 0) {
-            if (err && !err->code) dom_fail(err, r, "the upcaster of %.*s from %" PRIu32
-                                            " failed", (int)topic_len, topic, v);
-            return r;
+        if (r < 0) { /* the data does not fit the upcaster: a domain failure, unless memory */
+            int code = r == EVS_ENOMEM ? r : EVS_EINVAL;
+            if (err && !err->code)
+                dom_fail(err, code, "the upcaster of %.*s from schema version %" PRIu32
+                         " failed (%s)", (int)topic_len, topic, v, evs_code_name(r));
+            else if (err)
+                err->code = code;
+            return code;
         }
         if (attrs->type != EVS_VAL_MAP)
             return dom_fail(err, EVS_EINVAL, "the upcaster of %.*s from %" PRIu32

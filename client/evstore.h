@@ -245,9 +245,10 @@ EVS_API int evs_get_snapshot(evs_context_t *c, const char *entity_id, uint64_t m
  *    registered per topic and schema version turn older attributes into the current shape
  *    when they are read; stored bytes are never changed by a read.
  *  - Errors: pure functions return 0 or a negative evs_code_t and fill the evs_error_t they are
- *    given (it may be NULL). Domain failures (an unknown topic, a payload that does not decode,
- *    a missing upcaster, a discarded entity, a rule refused by an apply function) are
- *    EVS_EINVAL. Repository calls put their errors in the context, as every call above does.
+ *    given (it may be NULL). Domain failures the library finds (an unknown topic, a payload
+ *    that does not decode, a missing upcaster, a discarded entity) are EVS_EINVAL; a code
+ *    returned by the caller's own functions (apply, check, snapshot, restore, handlers) is
+ *    passed on. Repository calls put their errors in the context, as every call above does.
  *  - Nothing here is thread-safe; a registry may be shared by threads once it is filled. */
 
 typedef struct evs_error {
@@ -407,7 +408,7 @@ typedef struct evs_entity_type {
 } evs_entity_type_t;
 
 /* Turns attributes (or a snapshot state) of schema version from_version into from_version + 1,
- * in place. */
+ * in place. A failure (any code but EVS_ENOMEM) is reported as EVS_EINVAL. */
 typedef int (*evs_upcast_fn)(evs_value_t *attrs, evs_error_t *err);
 
 /* A registry of event types, entity types and upcasters. Freed with evs_registry_free (the
