@@ -54,6 +54,7 @@ SERVERA  := $(BUILD)/lib/libevstored.a
 UNIT_TESTS  := $(BUILD)/tests/unit
 STORE_TESTS := $(BUILD)/tests/store
 INTEG_TESTS := $(BUILD)/tests/integration
+SERVICE_TOOL := $(BUILD)/tests/svc-tool
 
 .PHONY: all deps run test tests bench clean install format
 all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA)
@@ -69,7 +70,7 @@ test: deps
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 all tests
 	@scripts/run-tests.sh build/san
 
-tests: $(UNIT_TESTS) $(STORE_TESTS) $(INTEG_TESTS)
+tests: $(UNIT_TESTS) $(STORE_TESTS) $(INTEG_TESTS) $(SERVICE_TOOL)
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -117,6 +118,12 @@ $(MIGRATIONS_OBJ): $(MIGRATIONS_C) server/migrations.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I. -c $< -o $@
 $(SERVERA): $(MIGRATIONS_OBJ)
+# tests/pg: PostgreSQL-specific tests (they need a cluster: scripts/pg-cluster.sh run -- ...).
+PG_TESTS := $(BUILD)/tests/pg
+tests: $(PG_TESTS)
+$(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(SERVERA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
 # --- end of the PostgreSQL store's rules
 
 $(EVSTORED): $(BUILD)/obj/server/main.o $(SERVERA)
@@ -145,6 +152,14 @@ $(STORE_TESTS): $(call obj,$(wildcard tests/store/*.c)) $(SERVERA)
 $(INTEG_TESTS): $(call obj,$(wildcard tests/integration/*.c)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+
+# ---- service tests (issue 6): tests/service/*.sh use this helper; scripts: tests/service/run.sh
+$(BUILD)/obj/tests/service/%.o: tests/service/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(SERVICE_TOOL): $(call obj,$(wildcard tests/service/*.c)) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
 # ---- install (issue 6): every path under DESTDIR; PREFIX defaults to /usr/local. The config
 # directory is /etc whatever the PREFIX (the unit file and evstored's default --config point

@@ -34,6 +34,7 @@ struct pg_conn {
     PGconn *pq;
     enum state state;
     bool send_failed;
+    bool warned; /* a failure to connect was logged since the last success */
     uv_poll_t *poll; /* NULL when not watching */
     int poll_events;
     uv_timer_t timer; /* backoff, connect deadline, deferred teardown */
@@ -159,10 +160,18 @@ static void teardown(pg_conn_t *c) {
 
 void pg_conn_fail(pg_conn_t *c, const char *why) {
     if (c->state == ST_FAILING || c->state == ST_CLOSED || c->state == ST_WAIT) return;
-    if (c->state == ST_READY || c->state == ST_SETUP)
-        log_warn("pg", "%s: connection lost: %s", c->name, why);
-    else
-        log_debug("pg", "%s: connect failed: %s", c->name, why);
+    /* libpq's messages run over several lines; the first one says it. */
+    int len = (int)strcspn(why, "\n");
+    if (c->state == ST_READY || c->state == ST_SETUP) {
+        log_warn("pg", "%s: connection lost: %.*s", c->name, len, why);
+        c->warned = false;
+    } else if (!c->warned) {
+        log_warn("pg", "%s: cannot connect (retrying every %u ms at most): %.*s", c->name,
+                 (unsigned)BACKOFF_MAX_MS, len, why);
+        c->warned = true;
+    } else {
+        log_debug("pg", "%s: connect failed: %.*s", c->name, len, why);
+    }
     c->state = ST_FAILING;
     if (c->poll) uv_poll_stop(c->poll), c->poll_events = 0;
     uv_timer_start(&c->timer, on_timer, 0, 0);
@@ -306,7 +315,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     }
     if (c->state != ST_READY && c->state != ST_SETUP) return;
     if (status < 0) {
-        pg_conn_fail(c, uv_strerror(status));
+        pg_conn_fail(c, PQstatus(c->pq) == CONNECTION_BAD ? pq_error(c) : uv_strerror(status));
         return;
     }
     if (events & UV_READABLE) {
