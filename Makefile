@@ -124,6 +124,11 @@ tests: $(PG_TESTS)
 $(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+# The read half of scripts/bench-pg.sh.
+PG_BENCH_READS := $(BUILD)/tests/pg-bench-reads
+$(PG_BENCH_READS): $(BUILD)/obj/tests/pg/bench/reads.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 # --- end of the PostgreSQL store's rules
 
 $(EVSTORED): $(BUILD)/obj/server/main.o $(SERVERA)

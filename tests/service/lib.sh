@@ -1,0 +1,66 @@
+# lib.sh: helpers for the service tests (sourced by run.sh). $T is the test's directory.
+
+EVSTORED=$BUILD/bin/evstored
+EVSTORE=$BUILD/bin/evstore
+TOOL=$BUILD/tests/svc-tool
+# ASan: leaks fail the daemon's exit status, which the drain tests check.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "$*"; exit 77; }
+
+# Waits up to $2 (default 5) seconds for the command $1 to succeed.
+wait_for() {
+    i=0 n=$(( ${2:-5} * 20 ))
+    while [ $i -lt $n ]; do
+        eval "$1" >/dev/null 2>&1 && return 0
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+
+# Starts evstored in the background with the given arguments on a free port: sets PORT, ADDR,
+# PID; stderr goes to $T/daemon.log. Waits until it answers a ping.
+start_daemon() {
+    for attempt in 1 2 3 4 5; do
+        PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
+        ADDR=127.0.0.1:$PORT
+        "$EVSTORED" --listen "$ADDR" "$@" 2>>"$T/daemon.log" &
+        PID=$!
+        echo $PID >>"$T/pids"
+        if wait_for "$TOOL op $ADDR ping" 5; then return 0; fi
+        kill -9 $PID 2>/dev/null; wait $PID 2>/dev/null
+        grep -q "address already in use" "$T/daemon.log" || break
+    done
+    cat "$T/daemon.log"
+    fail "evstored did not start"
+}
+
+# Waits for process $1 to exit (up to $2 seconds, default 15) and sets STATUS to its status.
+wait_exit() {
+    i=0 n=$(( ${2:-15} * 20 ))
+    while kill -0 "$1" 2>/dev/null && [ $i -lt $n ]; do sleep 0.05; i=$((i + 1)); done
+    kill -0 "$1" 2>/dev/null && fail "process $1 did not exit"
+    wait "$1"; STATUS=$?
+}
+
+# Starts the fake systemd notification socket at $T/notify.sock; its datagrams go to
+# $T/notify.log, one per line.
+start_notify() {
+    NOTIFY_SOCKET=${1:-$T/notify.sock}
+    "$TOOL" notify-listen "$NOTIFY_SOCKET" >"$T/notify.log" &
+    echo $! >>"$T/pids"
+    wait_for "grep -q listening $T/notify.log" || fail "notify-listen did not start"
+    export NOTIFY_SOCKET
+}
+
+# Waits until the notification log has a line matching the extended regex $1 (count $2).
+wait_notify() {
+    wait_for "[ \$(grep -cE '$1' $T/notify.log) -ge ${2:-1} ]" 10 || {
+        cat "$T/notify.log"; fail "no notification matching '$1' (x${2:-1})"; }
+}
+
+cleanup_daemons() {
+    [ -f "$T/pids" ] || return 0
+    for p in $(cat "$T/pids"); do kill -9 "$p" 2>/dev/null; done
+}

@@ -1,0 +1,53 @@
+# test_config.sh: --check-config, the file format, precedence of file, environment and flags.
+
+test_check_config_accepts_the_sample() {
+    "$EVSTORED" --check-config --config "$ROOT/systemd/evstored.conf" >out.txt 2>&1 ||
+        fail "$(cat out.txt)"
+    grep -q 'configuration OK' out.txt || fail "$(cat out.txt)"
+}
+
+test_check_config_reports_a_bad_value_with_its_line() {
+    printf '# comment\n\nlisten = 127.0.0.1:7433\nmax_frame = 12\n' >bad.conf
+    "$EVSTORED" --check-config --config bad.conf >out.txt 2>&1 && fail "accepted a bad file"
+    grep -q 'bad.conf:4: max_frame: "12" is not a size' out.txt || fail "$(cat out.txt)"
+}
+
+test_check_config_reports_an_unknown_key() {
+    printf 'lisen = 127.0.0.1:7433\n' >bad.conf
+    "$EVSTORED" --check-config --config bad.conf >out.txt 2>&1; rc=$?
+    [ $rc -eq 1 ] || fail "exit status $rc"
+    grep -q 'bad.conf:1: unknown option "lisen"' out.txt || fail "$(cat out.txt)"
+}
+
+test_check_config_reports_a_bad_listen_address() {
+    printf 'listen = localhost\n' >bad.conf
+    "$EVSTORED" --check-config --config bad.conf >out.txt 2>&1 && fail "accepted"
+    grep -q 'listen: "localhost" is not HOST:PORT' out.txt || fail "$(cat out.txt)"
+}
+
+test_check_config_fails_on_a_missing_file() {
+    "$EVSTORED" --check-config --config "$T/nope.conf" >out.txt 2>&1 && fail "accepted"
+    grep -q 'nope.conf: No such file' out.txt || fail "$(cat out.txt)"
+}
+
+test_config_file_syntax_quotes_dashes_suffixes() {
+    printf '  ; semicolon comment\nmax-frame = "2M"\nrequest_timeout = 5s\nstore="memory"\n' >ok.conf
+    start_daemon --config "$T/ok.conf"
+    "$TOOL" op "$ADDR" config | grep -q '"max_frame"=>{"value"=>"2097152"' || fail "max-frame"
+    "$TOOL" op "$ADDR" config | grep -q '"request_timeout"=>{"value"=>"5"' || fail "request_timeout"
+}
+
+test_bad_flag_is_a_usage_error() {
+    "$EVSTORED" --max-frame 3 >out.txt 2>&1; rc=$?
+    [ $rc -eq 2 ] || fail "exit status $rc"
+    grep -q -- '--max-frame: "3" is not a size' out.txt || fail "$(cat out.txt)"
+}
+
+test_store_precedence_file_env_flag() {
+    printf 'store = memory\n' >s.conf
+    EVSTORE_STORE=bogus "$EVSTORED" --check-config --config s.conf >out.txt 2>&1 &&
+        fail "EVSTORE_STORE did not override the file"
+    grep -q 'store: "bogus"' out.txt || fail "$(cat out.txt)"
+    EVSTORE_STORE=bogus "$EVSTORED" --check-config --config s.conf --store memory >out.txt 2>&1 ||
+        fail "--store did not override EVSTORE_STORE: $(cat out.txt)"
+}

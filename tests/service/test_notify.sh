@@ -1,0 +1,49 @@
+# test_notify.sh: the systemd readiness protocol, against a NOTIFY_SOCKET the test owns.
+
+test_notify_ready_then_stopping_on_sigterm() {
+    start_notify
+    start_daemon
+    wait_notify '^READY=1 STATUS=serving'
+    kill -TERM $PID
+    wait_notify '^STOPPING=1 STATUS=draining'
+    wait_exit $PID
+    [ $STATUS -eq 0 ] || fail "exit status $STATUS"
+    ready=$(grep -n '^READY=1' notify.log | head -n 1 | cut -d: -f1)
+    stopping=$(grep -n '^STOPPING=1' notify.log | cut -d: -f1)
+    [ "$ready" -lt "$stopping" ] || fail "STOPPING=1 came before READY=1"
+}
+
+test_notify_reloading_then_ready_on_sighup() {
+    printf 'log_level = info\n' >evstored.conf
+    start_notify
+    start_daemon --config "$T/evstored.conf"
+    wait_notify '^READY=1'
+    kill -HUP $PID
+    wait_notify '^READY=1' 2
+    lines=$(grep -E '^(READY|RELOADING)=1' notify.log | cut -c1-11 | tr '\n' ' ')
+    case $lines in "READY=1 STA RELOADING=1 READY=1 STA ") ;;
+        *) cat notify.log; fail "expected READY, RELOADING, READY; got: $lines" ;; esac
+    grep -q '^RELOADING=1 MONOTONIC_USEC=[0-9]*$' notify.log || fail "RELOADING=1 without MONOTONIC_USEC"
+}
+
+test_notify_abstract_socket_name() {
+    start_notify "@evstore-test-$$-$(date +%s%N)"
+    start_daemon
+    wait_notify '^READY=1'
+}
+
+test_notify_status_lines_repeat() {
+    start_notify
+    start_daemon --status-interval 1
+    wait_notify '^READY=1'
+    wait_notify '^STATUS=serving; [0-9]+ connections' 2
+}
+
+test_no_notify_socket_is_fine() {
+    unset NOTIFY_SOCKET
+    start_daemon
+    kill -TERM $PID
+    wait_exit $PID
+    [ $STATUS -eq 0 ] || fail "exit status $STATUS"
+    ! grep -q 'notify' daemon.log || fail "complained about notifications: $(cat daemon.log)"
+}
