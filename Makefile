@@ -47,6 +47,7 @@ PUBLIC_HEADERS := $(BUILD)/include/evstore.h $(BUILD)/include/evstore/event.h \
 
 EVSTORED := $(BUILD)/bin/evstored
 EVSTORE  := $(BUILD)/bin/evstore
+BANK_EXAMPLE := $(BUILD)/bin/evstore-bank-example
 LIBSO    := $(BUILD)/lib/libevstore.so.$(SOVER)
 LIBA     := $(BUILD)/lib/libevstore.a
 SERVERA  := $(BUILD)/lib/libevstored.a
@@ -57,7 +58,7 @@ INTEG_TESTS := $(BUILD)/tests/integration
 SERVICE_TOOL := $(BUILD)/tests/svc-tool
 
 .PHONY: all deps run test tests bench clean install format
-all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA)
+all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE)
 
 deps:
 	@scripts/install-deps.sh
@@ -143,6 +144,15 @@ $(BUILD)/lib/libevstore.so: $(LIBSO)
 $(LIBA): $(CLIENT_OBJ) $(LIBPROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# The bank account example of the domain layer (docs/examples/bank), linked like a program
+# outside the tree would be: only <evstore.h> and the library.
+$(BUILD)/obj/docs/examples/bank/%.o: docs/examples/bank/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(BANK_EXAMPLE): $(BUILD)/obj/docs/examples/bank/main.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
 $(EVSTORE): $(CLI_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
