@@ -80,7 +80,10 @@ bench: deps
 $(BUILD)/include/evstore.h: client/evstore.h
 	@mkdir -p $(dir $@)
 	cp $< $@
-$(BUILD)/include/evstore/%.h: proto/%.h
+# A static pattern rule: make 4.3 does not look for an implicit rule for the fixed
+# prerequisites of a pattern rule, so in a fresh build directory these headers must be
+# explicit targets (else client/cli objects fail with "evstore.h: No such file").
+$(filter $(BUILD)/include/evstore/%,$(PUBLIC_HEADERS)): $(BUILD)/include/evstore/%.h: proto/%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 

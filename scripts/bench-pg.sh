@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# bench-pg.sh: the PostgreSQL store's benchmark next to its peers, on one durable cluster, in one
+# run (issue 3, section 5; figures recorded in docs/performance.md).
+#
+#   scripts/bench-pg.sh [--seconds N] [--url POSTGRES_URL]
+#
+# Without --url it starts a throwaway cluster with PostgreSQL's default settings (fsync on,
+# synchronous_commit on) and removes it at exit. Then, on that cluster:
+#   1. ../shared/bench/peers.sh --only row-commit,copy,message-db (the anchors)
+#   2. evstored --store URL, and `evstore bench`: 64 connections x 1 event of 100 bytes, then
+#      16 connections x 100 events per request
+#   3. get-by-entity of a 1,000-event entity (p50) and read-all paging by 1,000 (events/s)
+# and prints every figure as one JSON line, then the ratios against the targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10 url=""
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --seconds) seconds=$2; shift 2 ;;
+    --url) url=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "bench-pg: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+make --no-print-directory all build/tests/pg-bench-reads >/dev/null
+tmp=$(mktemp -d /tmp/evstore-bench-pg.XXXXXX)
+chmod 755 "$tmp"
+daemon=""
+cleanup() {
+  [[ -n $daemon ]] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  [[ -d $tmp/pg ]] && scripts/pg-cluster.sh stop "$tmp/pg" || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+if [[ -z $url ]]; then
+  url=$(scripts/pg-cluster.sh start --durable "$tmp/pg")
+fi
+echo "bench-pg: cluster $url (fsync $(psql "$url" -XAtc 'show fsync'), synchronous_commit $(psql "$url" -XAtc 'show synchronous_commit'))" >&2
+
+peers=$tmp/peers.json
+../shared/bench/peers.sh --url "$url" --seconds "$seconds" --only row-commit,copy,message-db | tee "$peers"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+build/bin/evstored --listen "127.0.0.1:$port" --store "$url" --log-level warn &
+daemon=$!
+for _ in $(seq 100); do build/bin/evstore -s "127.0.0.1:$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+b1=$(build/bin/evstore -s "127.0.0.1:$port" bench -c 64 -e 1 -d 100 -T "$seconds" | tail -n 1)
+echo "$b1"
+b100=$(build/bin/evstore -s "127.0.0.1:$port" bench -c 16 -e 100 -d 100 -T "$seconds" | tail -n 1)
+echo "$b100"
+reads=$(build/tests/pg-bench-reads "127.0.0.1:$port")
+echo "$reads"
+
+python3 - "$peers" "$b1" "$b100" "$reads" <<'PY'
+import json, sys
+peers = {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        p = json.loads(line); peers[p["peer"]] = p["events_per_s"]
+b1, b100 = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+reads = [json.loads(l) for l in sys.argv[4].splitlines() if l.startswith("{")]
+gbe = next(r for r in reads if r["measure"] == "get-by-entity-1000")
+ra = next(r for r in reads if r["measure"] == "read-all-by-1000")
+row, copy, mdb = peers.get("row-commit", 0), peers.get("copy", 0), peers.get("message-db", 0)
+def ratio(a, b): return a / b if b else float("nan")
+print()
+print("| measure | evstore | anchor | ratio | target |")
+print("| --- | --- | --- | --- | --- |")
+print("| append 64 conn x 1 event | %d ev/s | row-commit %d | %.1fx | >= 7x |" % (b1["events_per_s"], row, ratio(b1["events_per_s"], row)))
+print("| append 64 conn x 1 event | %d ev/s | copy %d | %.2fx | >= 0.5x |" % (b1["events_per_s"], copy, ratio(b1["events_per_s"], copy)))
+print("| append 64 conn x 1 event | %d ev/s | message-db %d | %.1fx | - |" % (b1["events_per_s"], mdb, ratio(b1["events_per_s"], mdb)))
+print("| append 16 conn x 100 events | %d ev/s | copy %d | %.2fx | >= 0.9x |" % (b100["events_per_s"], copy, ratio(b100["events_per_s"], copy)))
+print("| get-by-entity, 1,000 events | p50 %.2f ms (p99 %.2f) | - | - | p50 < 2 ms |" % (gbe["p50_us"] / 1000, gbe["p99_us"] / 1000))
+print("| read-all by 1,000 | %d ev/s | - | - | >= 200,000 |" % ra["events_per_s"])
+PY
