@@ -191,13 +191,15 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MAN_PAGES  := man/evstored.8 man/evstored.conf.5 man/evstore.1 man/libevstore.3
 
-$(BUILD)/evstore.pc: Makefile
+# Both are written again on every install: they hold PREFIX and SYSCONFDIR.
+.PHONY: FORCE
+$(BUILD)/evstore.pc: FORCE
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
 	  'Name: evstore' 'Description: client library of the evstore event store' \
 	  'Version: $(VERSION)' 'Requires.private: msgpack' 'Libs: -L$${libdir} -levstore' \
 	  'Cflags: -I$${includedir}' > $@
-$(BUILD)/evstored.service: systemd/evstored.service Makefile
+$(BUILD)/evstored.service: systemd/evstored.service FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/evstore/|$(SYSCONFDIR)/evstore/|g' $< > $@
 
