@@ -44,9 +44,8 @@ struct pg_op {
     bool not_found_if_empty; /* get-by-id */
     codec_error_t err;
     bool has_err;
-    char sql[640];
+    int query; /* enum query */
     int nparams;
-    Oid types[MAX_PARAMS];
     pg_buf_t params[MAX_PARAMS];
     char *what; /* entity id or event id for not_found messages */
     uint64_t max_version; /* get-snapshot */
@@ -59,6 +58,7 @@ struct store_pg {
     uv_loop_t *loop;
     pg_conn_t *writer;
     pg_conn_t *readers[NREADERS];
+    bool prepared[NREADERS]; /* the reader's statements are prepared (or queued to be) */
     group_commit_t *gc;
     bool migrated; /* the schema is known to be up to date */
     pg_op_t *head, *tail; /* unanswered ops by deadline */
@@ -67,8 +67,63 @@ struct store_pg {
     size_t next_reader;
 };
 
-static const char EVENT_COLUMNS[] =
-    "position, event_id, entity_id, version, topic, stored_at, payload, metadata";
+#define EVENT_COLUMNS "position, event_id, entity_id, version, topic, stored_at, payload, metadata"
+#define SELECT_EVENTS "SELECT " EVENT_COLUMNS " FROM evs_events WHERE "
+
+/* Every statement the readers run, prepared once per connection (parse and plan once). */
+enum query {
+    Q_ENTITY_FWD, Q_ENTITY_BWD, Q_BY_ID,
+    Q_READ, Q_READ_TOPIC, Q_READ_TOPICS, Q_READ_PREFIX, Q_READ_TOPIC_PREFIX, Q_READ_TOPICS_PREFIX,
+    Q_PUT_SNAPSHOT, Q_GET_SNAPSHOT, NQUERIES
+};
+
+static const struct query_def {
+    const char *name;
+    const char *sql;
+    int nparams;
+    Oid types[MAX_PARAMS];
+} QUERIES[NQUERIES] = {
+    [Q_ENTITY_FWD] = {"q_entity_fwd",
+                      SELECT_EVENTS "entity_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
+                      3, {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
+    [Q_ENTITY_BWD] = {"q_entity_bwd",
+                      SELECT_EVENTS "entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
+                      3, {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
+    [Q_BY_ID] = {"q_by_id", SELECT_EVENTS "event_id = $1", 1, {PG_UUIDOID}},
+    [Q_READ] = {"q_read", SELECT_EVENTS "position > $1 ORDER BY position LIMIT $2", 2,
+                {PG_INT8OID, PG_INT8OID}},
+    [Q_READ_TOPIC] = {"q_read_topic",
+                      SELECT_EVENTS "position > $1 AND topic = $3 ORDER BY position LIMIT $2", 3,
+                      {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
+    [Q_READ_TOPICS] = {"q_read_topics",
+                       SELECT_EVENTS "position > $1 AND topic = ANY($3) ORDER BY position LIMIT $2",
+                       3, {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID}},
+    [Q_READ_PREFIX] = {"q_read_prefix",
+                       SELECT_EVENTS "position > $1 AND starts_with(entity_id, $3) "
+                                     "ORDER BY position LIMIT $2",
+                       3, {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
+    [Q_READ_TOPIC_PREFIX] = {"q_read_topic_prefix",
+                             SELECT_EVENTS "position > $1 AND topic = $3 AND "
+                                           "starts_with(entity_id, $4) ORDER BY position LIMIT $2",
+                             4, {PG_INT8OID, PG_INT8OID, PG_TEXTOID, PG_TEXTOID}},
+    [Q_READ_TOPICS_PREFIX] = {"q_read_topics_prefix",
+                              SELECT_EVENTS "position > $1 AND topic = ANY($3) AND "
+                                            "starts_with(entity_id, $4) ORDER BY position LIMIT $2",
+                              4, {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID}},
+    [Q_PUT_SNAPSHOT] = {"q_put_snapshot",
+                        "INSERT INTO evs_snapshots (entity_id, version, topic, stored_at, payload) "
+                        "VALUES ($1, $2, $3, (extract(epoch from clock_timestamp()) * 1000000)"
+                        "::bigint, $4) ON CONFLICT (entity_id, version) DO UPDATE SET "
+                        "topic = excluded.topic, stored_at = excluded.stored_at, "
+                        "payload = excluded.payload",
+                        4, {PG_TEXTOID, PG_INT8OID, PG_TEXTOID, PG_BYTEAOID}},
+    [Q_GET_SNAPSHOT] = {"q_get_snapshot",
+                        "SELECT version, topic, stored_at, payload FROM evs_snapshots "
+                        "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
+                        2, {PG_TEXTOID, PG_INT8OID}},
+};
+
+static void prepare_readers(store_pg_t *s);
 
 /* ---------------------------------------------------------------- ops and deadlines */
 
@@ -160,8 +215,9 @@ static void on_deadline(uv_timer_t *t) {
 static pg_conn_t *pick_reader(store_pg_t *s) {
     pg_conn_t *best = NULL;
     for (size_t k = 0; k < NREADERS; k++) {
-        pg_conn_t *r = s->readers[(s->next_reader + k) % NREADERS];
-        if (pg_conn_is_ready(r) && (!best || pg_conn_pending(r) < pg_conn_pending(best))) best = r;
+        size_t i = (s->next_reader + k) % NREADERS;
+        pg_conn_t *r = s->readers[i];
+        if (pg_conn_is_ready(r) && s->prepared[i] && (!best || pg_conn_pending(r) < pg_conn_pending(best))) best = r;
     }
     s->next_reader++;
     return best;
@@ -278,7 +334,7 @@ static void send_read(pg_op_t *op, pg_conn_t *r) {
         lengths[i] = (int)op->params[i].len;
         formats[i] = 1;
     }
-    pg_conn_send(r, op->sql, op->nparams, op->types, values, lengths, formats, true);
+    pg_conn_send_prepared(r, QUERIES[op->query].name, op->nparams, values, lengths, formats, true);
     if (pg_conn_sync(r, on_read_unit, op) != 0) {
         answer_unavailable(op, "PostgreSQL is not connected; retry");
         op_free(op);
@@ -317,17 +373,11 @@ static void pump_parked(store_pg_t *s) {
     }
 }
 
-static void add_param(pg_op_t *op, Oid type, const void *data, size_t len) {
-    int i = op->nparams++;
-    op->types[i] = type;
-    pg_buf_put(&op->params[i], data, len);
+static void add_param(pg_op_t *op, const void *data, size_t len) {
+    pg_buf_put(&op->params[op->nparams++], data, len);
 }
 
-static void add_i64(pg_op_t *op, int64_t v) {
-    int i = op->nparams++;
-    op->types[i] = PG_INT8OID;
-    pg_buf_put_i64(&op->params[i], v);
-}
+static void add_i64(pg_op_t *op, int64_t v) { pg_buf_put_i64(&op->params[op->nparams++], v); }
 
 static bool params_failed(pg_op_t *op) {
     for (int i = 0; i < op->nparams; i++)
@@ -361,11 +411,8 @@ static void pg_get_by_entity(store_t *base, const char *entity_id, uint64_t from
     pg_op_t *op = op_new(s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
     op->cb.events = cb;
-    snprintf(op->sql, sizeof op->sql,
-             "SELECT %s FROM evs_events WHERE entity_id = $1 AND version %s $2 "
-             "ORDER BY version %s LIMIT $3",
-             EVENT_COLUMNS, backwards ? "<=" : ">=", backwards ? "DESC" : "");
-    add_param(op, PG_TEXTOID, entity_id, strlen(entity_id));
+    op->query = backwards ? Q_ENTITY_BWD : Q_ENTITY_FWD;
+    add_param(op, entity_id, strlen(entity_id));
     add_i64(op, clamp_i64(from_version));
     add_i64(op, limit);
     start_read(op);
@@ -387,9 +434,8 @@ static void pg_get_by_id(store_t *base, const uint8_t event_id[16], store_events
     op->cb.events = cb;
     op->not_found_if_empty = true;
     evs_uuid_format(event_id, op->what);
-    snprintf(op->sql, sizeof op->sql, "SELECT %s FROM evs_events WHERE event_id = $1",
-             EVENT_COLUMNS);
-    add_param(op, PG_UUIDOID, event_id, 16);
+    op->query = Q_BY_ID;
+    add_param(op, event_id, 16);
     start_read(op);
 }
 
@@ -400,27 +446,20 @@ static void pg_read(store_t *base, const store_read_t *q, store_events_cb cb, vo
     op->cb.events = cb;
     add_i64(op, clamp_i64(q->after));
     add_i64(op, q->limit);
-    const char *topic_clause = "";
+    bool prefix = q->entity_prefix && *q->entity_prefix;
     if (q->ntopics == 1) {
-        topic_clause = " AND topic = $3";
-        add_param(op, PG_TEXTOID, q->topics[0], strlen(q->topics[0]));
+        op->query = prefix ? Q_READ_TOPIC_PREFIX : Q_READ_TOPIC;
+        add_param(op, q->topics[0], strlen(q->topics[0]));
     } else if (q->ntopics > 1) {
-        topic_clause = " AND topic = ANY($3)";
+        op->query = prefix ? Q_READ_TOPICS_PREFIX : Q_READ_TOPICS;
         int i = op->nparams++;
-        op->types[i] = PG_TEXTARRAYOID;
         pg_buf_array_begin(&op->params[i], PG_TEXTOID, q->ntopics, false);
         for (size_t k = 0; k < q->ntopics; k++)
             pg_buf_array_elem(&op->params[i], q->topics[k], strlen(q->topics[k]));
+    } else {
+        op->query = prefix ? Q_READ_PREFIX : Q_READ;
     }
-    const char *prefix_clause = "";
-    if (q->entity_prefix && *q->entity_prefix) {
-        prefix_clause = q->ntopics ? " AND starts_with(entity_id, $4)"
-                                   : " AND starts_with(entity_id, $3)";
-        add_param(op, PG_TEXTOID, q->entity_prefix, strlen(q->entity_prefix));
-    }
-    snprintf(op->sql, sizeof op->sql,
-             "SELECT %s FROM evs_events WHERE position > $1%s%s ORDER BY position LIMIT $2",
-             EVENT_COLUMNS, topic_clause, prefix_clause);
+    if (prefix) add_param(op, q->entity_prefix, strlen(q->entity_prefix));
     start_read(op);
 }
 
@@ -437,16 +476,11 @@ static void pg_put_snapshot(store_t *base, const store_snapshot_t *snap, store_c
         return;
     }
     op->cb.count = cb;
-    snprintf(op->sql, sizeof op->sql,
-             "INSERT INTO evs_snapshots (entity_id, version, topic, stored_at, payload) "
-             "VALUES ($1, $2, $3, (extract(epoch from clock_timestamp()) * 1000000)::bigint, $4) "
-             "ON CONFLICT (entity_id, version) DO UPDATE SET topic = excluded.topic, "
-             "stored_at = excluded.stored_at, payload = excluded.payload");
-    add_param(op, PG_TEXTOID, snap->entity_id, strlen(snap->entity_id));
+    op->query = Q_PUT_SNAPSHOT;
+    add_param(op, snap->entity_id, strlen(snap->entity_id));
     add_i64(op, clamp_i64(snap->version));
-    add_param(op, PG_TEXTOID, snap->topic, strlen(snap->topic));
-    add_param(op, PG_BYTEAOID, snap->payload ? (const void *)snap->payload : "",
-              snap->payload_len);
+    add_param(op, snap->topic, strlen(snap->topic));
+    add_param(op, snap->payload ? (const void *)snap->payload : "", snap->payload_len);
     start_read(op);
 }
 
@@ -468,10 +502,8 @@ static void pg_get_snapshot(store_t *base, const char *entity_id, uint64_t max_v
     }
     op->cb.snapshot = cb;
     op->max_version = max_version;
-    snprintf(op->sql, sizeof op->sql,
-             "SELECT version, topic, stored_at, payload FROM evs_snapshots "
-             "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1");
-    add_param(op, PG_TEXTOID, entity_id, strlen(entity_id));
+    op->query = Q_GET_SNAPSHOT;
+    add_param(op, entity_id, strlen(entity_id));
     add_i64(op, clamp_i64(max_version));
     start_read(op);
 }
@@ -585,7 +617,7 @@ static void writer_ready(void *arg, pg_conn_t *c) {
     store_pg_t *s = arg;
     (void)c;
     gc_on_ready(s->gc);
-    pump_parked(s);
+    prepare_readers(s);
 }
 
 static void writer_lost(void *arg, pg_conn_t *c) {
@@ -595,9 +627,46 @@ static void writer_lost(void *arg, pg_conn_t *c) {
     pump_parked(s);
 }
 
-static void reader_changed(void *arg, pg_conn_t *c) {
-    (void)c;
-    pump_parked(arg);
+static void on_reader_prepared(void *arg, pg_event_t ev, PGresult *res) {
+    pg_conn_t *c = arg;
+    if (ev == PG_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_error("pg", "%s: preparing the read statements failed: %s", pg_conn_name(c),
+                  PQresultErrorMessage(res));
+        pg_conn_fail(c, "cannot prepare statements");
+    }
+}
+
+static int reader_index(store_pg_t *s, pg_conn_t *c) {
+    for (int k = 0; k < NREADERS; k++)
+        if (s->readers[k] == c) return k;
+    return -1;
+}
+
+/* Prepares the read statements on every ready reader that lacks them (queued ahead of any read,
+ * so nothing waits for it), once the schema exists, then sends the reads that waited. */
+static void prepare_readers(store_pg_t *s) {
+    if (!s->migrated) return;
+    for (int k = 0; k < NREADERS; k++) {
+        pg_conn_t *c = s->readers[k];
+        if (s->prepared[k] || !pg_conn_is_ready(c)) continue;
+        for (int q = 0; q < NQUERIES; q++)
+            pg_conn_prepare(c, QUERIES[q].name, QUERIES[q].sql, QUERIES[q].nparams,
+                            QUERIES[q].types);
+        if (pg_conn_sync(c, on_reader_prepared, c) == 0) s->prepared[k] = true;
+    }
+    pump_parked(s);
+}
+
+static void reader_ready(void *arg, pg_conn_t *c) {
+    store_pg_t *s = arg;
+    s->prepared[reader_index(s, c)] = false;
+    prepare_readers(s);
+}
+
+static void reader_lost(void *arg, pg_conn_t *c) {
+    store_pg_t *s = arg;
+    s->prepared[reader_index(s, c)] = false;
+    pump_parked(s);
 }
 
 /* ---------------------------------------------------------------- open and free */
@@ -651,7 +720,7 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     s->deadline_timer.data = s;
     static const pg_conn_cbs_t writer_cbs = {
         .setup = writer_setup, .on_ready = writer_ready, .on_lost = writer_lost};
-    static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_changed, .on_lost = reader_changed};
+    static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_ready, .on_lost = reader_lost};
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
     s->gc = s->writer ? gc_new(s->writer, &s->base) : NULL;
     bool ok = s->writer && s->gc;
