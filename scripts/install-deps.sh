@@ -4,7 +4,8 @@
 # and only then. Needs root (or sudo) only when something is missing.
 set -eu
 pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
-      uuid-dev uthash-dev postgresql procps"
+      uuid-dev uthash-dev postgresql procps
+      systemd man-db binutils"  # systemd-analyze, man --warnings, objdump: tests/service
 missing=""
 for p in $pkgs; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -3,8 +3,9 @@
 EVSTORED=$BUILD/bin/evstored
 EVSTORE=$BUILD/bin/evstore
 TOOL=$BUILD/tests/svc-tool
-# ASan: leaks fail the daemon's exit status, which the drain tests check.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+# ASan: a leak makes the daemon exit 23 instead of 0, and the drain tests check for 0.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=23"
 
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "$*"; exit 77; }
