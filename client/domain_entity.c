@@ -29,7 +29,8 @@ EVS_API evs_entity_t *evs_entity_new(const evs_registry_t *reg, const evs_entity
 
 EVS_API void evs_entity_clear_pending(evs_entity_t *e) {
     if (!e) return;
-    for (size_t i = 0; i < e->npending; i++) evs_domain_event_free(e->pending[i]);
+    for (size_t i = 0; i < e->npending; i++)
+        evs_domain_event_free(e->pending[i]);
     free(e->pending);
     e->pending = NULL;
     e->npending = e->pending_cap = 0;
@@ -91,8 +92,8 @@ EVS_API int evs_entity_trigger(evs_entity_t *e, const evs_event_type_t *type, ev
         int r = type->check(attrs, err);
         if (r < 0) {
             evs_value_free(attrs);
-            if (err && !err->code) dom_fail(err, r, "the attributes of %s failed their check",
-                                            type->topic);
+            if (err && !err->code)
+                dom_fail(err, r, "the attributes of %s failed their check", type->topic);
             return r;
         }
     }

@@ -24,7 +24,9 @@ int dom_fail(evs_error_t *err, int code, const char *fmt, ...)
 void dom_ok(evs_error_t *err);
 
 /* A schema version as stored in a type: 0 means 1. */
-static inline uint32_t dom_schema(uint32_t v) { return v ? v : 1; }
+static inline uint32_t dom_schema(uint32_t v) {
+    return v ? v : 1;
+}
 
 /* 16 random bytes (getrandom, falling back to /dev/urandom and then to the clock). */
 void dom_random_uuid(uint8_t id[16]);

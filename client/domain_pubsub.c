@@ -94,13 +94,14 @@ static int publish_one(evs_pubsub_t *ps, const evs_domain_event_t *ev, evs_error
     return r;
 }
 
-EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const *events,
-                               size_t n, evs_error_t *err) {
+EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const *events, size_t n,
+                               evs_error_t *err) {
     dom_ok(err);
     if (!ps || (n && !events)) return dom_fail(err, EVS_EINVAL, "publishing needs a pubsub");
     int r = 0;
     ps->depth++;
-    for (size_t i = 0; i < n && r == 0; i++) r = publish_one(ps, events[i], err);
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = publish_one(ps, events[i], err);
     if (--ps->depth == 0) compact(ps);
     return r;
 }

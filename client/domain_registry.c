@@ -36,20 +36,23 @@ static void *grow(void *items, size_t *cap, size_t size) {
 }
 
 /* Makes room for one more element in (items, n, cap); returns EVS_ENOMEM from the caller. */
-#define GROW_OR_FAIL(items, n, cap)                                                               \
-    do {                                                                                          \
-        if ((n) == (cap)) {                                                                       \
-            void *p_ = grow((void *)(items), &(cap), sizeof *(items));                            \
-            if (!p_) return EVS_ENOMEM;                                                           \
-            (items) = p_;                                                                         \
-        }                                                                                         \
+#define GROW_OR_FAIL(items, n, cap)                                                                \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            void *p_ = grow((void *)(items), &(cap), sizeof *(items));                             \
+            if (!p_) return EVS_ENOMEM;                                                            \
+            (items) = p_;                                                                          \
+        }                                                                                          \
     } while (0)
 
-EVS_API evs_registry_t *evs_registry_new(void) { return calloc(1, sizeof(evs_registry_t)); }
+EVS_API evs_registry_t *evs_registry_new(void) {
+    return calloc(1, sizeof(evs_registry_t));
+}
 
 EVS_API void evs_registry_free(evs_registry_t *reg) {
     if (!reg) return;
-    for (size_t i = 0; i < reg->nupcasters; i++) free(reg->upcasters[i].topic);
+    for (size_t i = 0; i < reg->nupcasters; i++)
+        free(reg->upcasters[i].topic);
     free(reg->upcasters);
     free(reg->events);
     free(reg->entities);
@@ -69,8 +72,7 @@ static bool topic_taken(const evs_registry_t *reg, const char *topic) {
 }
 
 EVS_API int evs_registry_add_event(evs_registry_t *reg, const evs_event_type_t *type) {
-    if (!reg || !type || !topic_ok(type->topic) || topic_taken(reg, type->topic))
-        return EVS_EINVAL;
+    if (!reg || !type || !topic_ok(type->topic) || topic_taken(reg, type->topic)) return EVS_EINVAL;
     GROW_OR_FAIL(reg->events, reg->nevents, reg->events_cap);
     reg->events[reg->nevents++] = type;
     return 0;
@@ -96,8 +98,8 @@ static const upcaster_t *find_upcaster(const evs_registry_t *reg, const char *to
     return NULL;
 }
 
-EVS_API int evs_registry_add_upcaster(evs_registry_t *reg, const char *topic,
-                                      uint32_t from_version, evs_upcast_fn fn) {
+EVS_API int evs_registry_add_upcaster(evs_registry_t *reg, const char *topic, uint32_t from_version,
+                                      evs_upcast_fn fn) {
     if (!reg || !fn || !topic_ok(topic) || from_version == 0 || from_version == UINT32_MAX ||
         find_upcaster(reg, topic, strlen(topic), from_version))
         return EVS_EINVAL;
@@ -124,8 +126,7 @@ EVS_API const evs_entity_type_t *evs_registry_entity_type(const evs_registry_t *
     return NULL;
 }
 
-EVS_API const char *evs_registry_topic_of(const evs_registry_t *reg,
-                                          const evs_event_type_t *type) {
+EVS_API const char *evs_registry_topic_of(const evs_registry_t *reg, const evs_event_type_t *type) {
     if (!reg || !type) return NULL;
     for (size_t i = 0; i < reg->nevents; i++)
         if (reg->events[i] == type) return type->topic;
@@ -133,8 +134,8 @@ EVS_API const char *evs_registry_topic_of(const evs_registry_t *reg,
 }
 
 /* The upcast chain for a topic given by pointer and length (a snapshot topic is "T@N"). */
-static int upcast_n(const evs_registry_t *reg, const char *topic, size_t topic_len,
-                    uint32_t from, uint32_t to, evs_value_t *attrs, evs_error_t *err) {
+static int upcast_n(const evs_registry_t *reg, const char *topic, size_t topic_len, uint32_t from,
+                    uint32_t to, evs_value_t *attrs, evs_error_t *err) {
     if (from > to)
         return dom_fail(err, EVS_EINVAL,
                         "%.*s has schema version %" PRIu32 ", newer than this program's %" PRIu32,
@@ -149,22 +150,23 @@ static int upcast_n(const evs_registry_t *reg, const char *topic, size_t topic_l
         if (r < 0) { /* the data does not fit the upcaster: a domain failure, unless memory */
             int code = r == EVS_ENOMEM ? r : EVS_EINVAL;
             if (err && !err->code)
-                dom_fail(err, code, "the upcaster of %.*s from schema version %" PRIu32
-                         " failed (%s)", (int)topic_len, topic, v, evs_code_name(r));
+                dom_fail(err, code,
+                         "the upcaster of %.*s from schema version %" PRIu32 " failed (%s)",
+                         (int)topic_len, topic, v, evs_code_name(r));
             else if (err)
                 err->code = code;
             return code;
         }
         if (attrs->type != EVS_VAL_MAP)
-            return dom_fail(err, EVS_EINVAL, "the upcaster of %.*s from %" PRIu32
-                            " did not leave a map", (int)topic_len, topic, v);
+            return dom_fail(err, EVS_EINVAL,
+                            "the upcaster of %.*s from %" PRIu32 " did not leave a map",
+                            (int)topic_len, topic, v);
     }
     return 0;
 }
 
-EVS_API int evs_registry_upcast(const evs_registry_t *reg, const char *topic,
-                                uint32_t from_version, uint32_t to_version, evs_value_t *attrs,
-                                evs_error_t *err) {
+EVS_API int evs_registry_upcast(const evs_registry_t *reg, const char *topic, uint32_t from_version,
+                                uint32_t to_version, evs_value_t *attrs, evs_error_t *err) {
     dom_ok(err);
     if (!reg || !topic || !attrs || attrs->type != EVS_VAL_MAP)
         return dom_fail(err, EVS_EINVAL, "upcasting needs a registry, a topic and a map");
@@ -254,15 +256,22 @@ EVS_API int evs_domain_event_to_stored(const evs_domain_event_t *ev, evs_event_t
     size_t plen = 0, mlen = 0;
     evs_value_t *metadata = evs_map_new();
     int r = EVS_ENOMEM;
-    if (!metadata || evs_map_set_uint(metadata, DOM_SCHEMA_KEY, dom_schema(ev->type->schema_version)) < 0)
+    if (!metadata ||
+        evs_map_set_uint(metadata, DOM_SCHEMA_KEY, dom_schema(ev->type->schema_version)) < 0)
         goto done;
     if (evs_value_encode(ev->attrs, &payload, &plen) < 0 ||
         evs_value_encode(metadata, &meta, &mlen) < 0)
         goto done;
-    evs_event_t tmp = {.entity_id = ev->entity_id, .topic = (char *)ev->type->topic,
-                       .version = ev->version, .position = ev->position,
-                       .timestamp = ev->timestamp, .payload = payload, .payload_len = plen,
-                       .metadata = meta, .metadata_len = mlen, .has_event_id = 1,
+    evs_event_t tmp = {.entity_id = ev->entity_id,
+                       .topic = (char *)ev->type->topic,
+                       .version = ev->version,
+                       .position = ev->position,
+                       .timestamp = ev->timestamp,
+                       .payload = payload,
+                       .payload_len = plen,
+                       .metadata = meta,
+                       .metadata_len = mlen,
+                       .has_event_id = 1,
                        .has_version = 1};
     memcpy(tmp.event_id, ev->event_id, 16);
     r = evs_event_dup(out, &tmp) < 0 ? EVS_ENOMEM : 0;

@@ -52,7 +52,9 @@ EVS_API evs_repository_t *evs_repository_new(evs_context_t *c,
     return r;
 }
 
-EVS_API void evs_repository_free(evs_repository_t *r) { free(r); }
+EVS_API void evs_repository_free(evs_repository_t *r) {
+    free(r);
+}
 
 /* ---------------------------------------------------------------- loading */
 
@@ -64,8 +66,7 @@ static int load(evs_repository_t *r, const char *id, uint64_t until, evs_entity_
     int rc = client_begin(c);
     if (rc) return rc;
     if (!id || !codec_valid_name(id, strlen(id)))
-        return client_fail(c, EVS_EINVAL, "entity_id must be UTF-8 of 1 to %d bytes",
-                           EVS_NAME_MAX);
+        return client_fail(c, EVS_EINVAL, "entity_id must be UTF-8 of 1 to %d bytes", EVS_NAME_MAX);
     evs_entity_t *e = evs_entity_new(r->o.registry, r->o.type, id);
     if (!e) return repo_fail(c, EVS_ENOMEM, "out of memory for entity %s", id);
     evs_error_t err = {0};
@@ -113,8 +114,8 @@ EVS_API int evs_repository_get(evs_repository_t *r, const char *id, evs_entity_t
     if (e->version == 0 || e->discarded) {
         bool discarded = e->discarded;
         evs_entity_free(e);
-        return repo_fail(r->c, EVS_ENOT_FOUND, discarded ? "entity %s was discarded"
-                                                          : "entity %s has no events", id);
+        return repo_fail(r->c, EVS_ENOT_FOUND,
+                         discarded ? "entity %s was discarded" : "entity %s has no events", id);
     }
     *out = e;
     return 0;
@@ -127,7 +128,8 @@ EVS_API int evs_repository_get_at(evs_repository_t *r, const char *id, uint64_t 
     if (version == 0) {
         int rc = client_begin(r->c);
         if (rc) return rc;
-        return repo_fail(r->c, EVS_ENOT_FOUND, "no entity exists at version 0 (before its "
+        return repo_fail(r->c, EVS_ENOT_FOUND,
+                         "no entity exists at version 0 (before its "
                          "first event)");
     }
     evs_entity_t *e;
@@ -137,8 +139,8 @@ EVS_API int evs_repository_get_at(evs_repository_t *r, const char *id, uint64_t 
         uint64_t had = e->version;
         evs_entity_free(e);
         return repo_fail(r->c, EVS_ENOT_FOUND,
-                         "entity %s never reached version %" PRIu64 " (it has %" PRIu64
-                         " events)", id, version, had);
+                         "entity %s never reached version %" PRIu64 " (it has %" PRIu64 " events)",
+                         id, version, had);
     }
     *out = e;
     return 0;
@@ -161,7 +163,8 @@ EVS_API int evs_repository_contains(evs_repository_t *r, const char *id, bool *o
 /* ---------------------------------------------------------------- saving */
 
 static void stored_free(evs_event_t *events, size_t n) {
-    for (size_t i = 0; i < n; i++) evs_event_clear(&events[i]);
+    for (size_t i = 0; i < n; i++)
+        evs_event_clear(&events[i]);
     free(events);
 }
 
@@ -194,7 +197,8 @@ EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {
         free(positions);
         return rc; /* a conflict leaves the store and the pending events as they were */
     }
-    for (size_t i = 0; i < n; i++) e->pending[i]->position = positions[i];
+    for (size_t i = 0; i < n; i++)
+        e->pending[i]->position = positions[i];
     free(positions);
 
     uint64_t base = e->pending[0]->version;
@@ -219,8 +223,7 @@ EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {
             char why[sizeof c->errstr];
             snprintf(why, sizeof why, "%s", c->errstr);
             if (c->priv->dead) return rc;
-            return repo_fail(c, rc, "events of %s saved, but the snapshot failed: %s", e->id,
-                             why);
+            return repo_fail(c, rc, "events of %s saved, but the snapshot failed: %s", e->id, why);
         }
     }
     return 0;

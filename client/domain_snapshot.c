@@ -28,8 +28,7 @@ EVS_API int evs_entity_snapshot(const evs_entity_t *e, evs_snapshot_t **out, evs
         return dom_fail(err, EVS_EINVAL, "entity %s is discarded: no snapshot", e->id);
     char topic[EVS_NAME_MAX + 1];
     if (dom_snapshot_topic(e->type->topic, e->type->schema_version, topic, sizeof topic) < 0)
-        return dom_fail(err, EVS_EINVAL, "the topic %s is too long for a snapshot",
-                        e->type->topic);
+        return dom_fail(err, EVS_EINVAL, "the topic %s is too long for a snapshot", e->type->topic);
     evs_value_t *state = evs_map_new();
     if (!state) return dom_fail(err, EVS_ENOMEM, "out of memory for a snapshot");
     int r = e->type->snapshot(e, state, err);
@@ -85,8 +84,8 @@ EVS_API int evs_player_restore(evs_entity_t *e, const evs_snapshot_t *snap, evs_
     evs_value_free(state);
     if (r < 0) {
         if (err && !err->code)
-            dom_fail(err, r, "restoring %s from its snapshot at version %" PRIu64 " failed",
-                     e->id, snap->version);
+            dom_fail(err, r, "restoring %s from its snapshot at version %" PRIu64 " failed", e->id,
+                     snap->version);
         return r;
     }
     e->version = snap->version;

@@ -38,9 +38,12 @@ void dom_random_uuid(uint8_t id[16]) {
     size_t got = 0;
     while (got < 16) {
         ssize_t n = getrandom(id + got, 16 - got, 0);
-        if (n > 0) got += (size_t)n;
-        else if (n < 0 && errno == EINTR) continue;
-        else break;
+        if (n > 0)
+            got += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else
+            break;
     }
     if (got < 16) { /* no getrandom: the clock and the address space make it unique enough */
         struct timespec ts;
@@ -74,7 +77,8 @@ void dom_value_clear(evs_value_t *v) {
         free(v->via.bin.ptr);
         break;
     case EVS_VAL_ARRAY:
-        for (size_t i = 0; i < v->via.array.n; i++) dom_value_clear(&v->via.array.items[i]);
+        for (size_t i = 0; i < v->via.array.n; i++)
+            dom_value_clear(&v->via.array.items[i]);
         free(v->via.array.items);
         break;
     case EVS_VAL_MAP:
@@ -103,7 +107,9 @@ EVS_API void evs_value_free(evs_value_t *v) {
     free(v);
 }
 
-EVS_API void evs_value_set_nil(evs_value_t *v) { dom_value_clear(v); }
+EVS_API void evs_value_set_nil(evs_value_t *v) {
+    dom_value_clear(v);
+}
 
 EVS_API void evs_value_set_bool(evs_value_t *v, bool b) {
     dom_value_clear(v);
@@ -191,8 +197,10 @@ static size_t map_find(const evs_value_t *map, const char *key, size_t klen, boo
             *found = true;
             return mid;
         }
-        if (r < 0) lo = mid + 1;
-        else hi = mid;
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     *found = false;
     return lo;
@@ -322,19 +330,26 @@ EVS_API int evs_map_get_int(const evs_value_t *map, const char *key, int64_t *ou
 EVS_API int evs_map_get_uint(const evs_value_t *map, const char *key, uint64_t *out) {
     const evs_value_t *v = evs_map_get(map, key);
     if (!v) return EVS_ENOT_FOUND;
-    if (v->type == EVS_VAL_UINT) *out = v->via.u;
-    else if (v->type == EVS_VAL_INT && v->via.i >= 0) *out = (uint64_t)v->via.i;
-    else return EVS_EINVAL;
+    if (v->type == EVS_VAL_UINT)
+        *out = v->via.u;
+    else if (v->type == EVS_VAL_INT && v->via.i >= 0)
+        *out = (uint64_t)v->via.i;
+    else
+        return EVS_EINVAL;
     return 0;
 }
 
 EVS_API int evs_map_get_float(const evs_value_t *map, const char *key, double *out) {
     const evs_value_t *v = evs_map_get(map, key);
     if (!v) return EVS_ENOT_FOUND;
-    if (v->type == EVS_VAL_FLOAT) *out = v->via.f;
-    else if (v->type == EVS_VAL_INT) *out = (double)v->via.i;
-    else if (v->type == EVS_VAL_UINT) *out = (double)v->via.u;
-    else return EVS_EINVAL;
+    if (v->type == EVS_VAL_FLOAT)
+        *out = v->via.f;
+    else if (v->type == EVS_VAL_INT)
+        *out = (double)v->via.i;
+    else if (v->type == EVS_VAL_UINT)
+        *out = (double)v->via.u;
+    else
+        return EVS_EINVAL;
     return 0;
 }
 
@@ -479,8 +494,10 @@ static void pack_value(msgpack_packer *pk, const evs_value_t *v) {
         msgpack_pack_nil(pk);
         break;
     case EVS_VAL_BOOL:
-        if (v->via.b) msgpack_pack_true(pk);
-        else msgpack_pack_false(pk);
+        if (v->via.b)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
         break;
     case EVS_VAL_INT: /* msgpack-c picks the shortest form */
         msgpack_pack_int64(pk, v->via.i);
@@ -500,7 +517,8 @@ static void pack_value(msgpack_packer *pk, const evs_value_t *v) {
         break;
     case EVS_VAL_ARRAY:
         msgpack_pack_array(pk, v->via.array.n);
-        for (size_t i = 0; i < v->via.array.n; i++) pack_value(pk, &v->via.array.items[i]);
+        for (size_t i = 0; i < v->via.array.n; i++)
+            pack_value(pk, &v->via.array.items[i]);
         break;
     case EVS_VAL_MAP:
         msgpack_pack_map(pk, v->via.map.n);
@@ -615,8 +633,7 @@ oom:
     return dom_fail(err, EVS_ENOMEM, "out of memory decoding attributes");
 }
 
-EVS_API int evs_value_decode(const uint8_t *buf, size_t len, evs_value_t **out,
-                             evs_error_t *err) {
+EVS_API int evs_value_decode(const uint8_t *buf, size_t len, evs_value_t **out, evs_error_t *err) {
     *out = NULL;
     dom_ok(err);
     const char *why = NULL;

@@ -46,8 +46,7 @@ TestSuite(domain, .init = setup, .fini = teardown, .timeout = 60);
 /* ---------------------------------------------------------------- helpers */
 
 static evs_repository_t *repo_on(evs_context_t *ctx, uint64_t snapshot_every) {
-    evs_repository_options_t o = {.registry = reg, .type = &ITEM,
-                                  .snapshot_every = snapshot_every};
+    evs_repository_options_t o = {.registry = reg, .type = &ITEM, .snapshot_every = snapshot_every};
     evs_repository_t *r = evs_repository_new(ctx, &o);
     cr_assert_not_null(r);
     return r;
@@ -57,8 +56,7 @@ static item_t *create_item(const char *id, const char *name) {
     item_t *it = (item_t *)evs_entity_new(reg, &ITEM, id);
     cr_assert_not_null(it);
     evs_error_t err = {0};
-    cr_assert_eq(evs_entity_trigger(&it->base, &CREATED, attrs_name(name), &err), 0, "%s",
-                 err.str);
+    cr_assert_eq(evs_entity_trigger(&it->base, &CREATED, attrs_name(name), &err), 0, "%s", err.str);
     return it;
 }
 
@@ -78,8 +76,11 @@ static size_t count_events(const char *id) {
 /* ---------------------------------------------------------------- the snapshot calls */
 
 Test(domain, put_and_get_snapshot_round_trip) {
-    evs_snapshot_t s = {.entity_id = "e1", .version = 5, .topic = "t@1",
-                        .payload = (uint8_t *)"\x80", .payload_len = 1};
+    evs_snapshot_t s = {.entity_id = "e1",
+                        .version = 5,
+                        .topic = "t@1",
+                        .payload = (uint8_t *)"\x80",
+                        .payload_len = 1};
     cr_assert_eq(evs_put_snapshot(c, &s), 0, "%s", c->errstr);
     s.version = 10;
     s.payload = (uint8_t *)"\x81\xa1k\x01";
@@ -103,8 +104,7 @@ Test(domain, put_and_get_snapshot_round_trip) {
     cr_assert_null(got);
     cr_assert_eq(evs_get_snapshot(c, "nobody", EVS_LATEST, &got), EVS_ENOT_FOUND);
     cr_assert_eq(c->fd >= 0, true, "a not_found leaves the context alive");
-    cr_assert_eq(evs_put_snapshot(c, &(evs_snapshot_t){.entity_id = "", .topic = "t"}),
-                 EVS_EINVAL);
+    cr_assert_eq(evs_put_snapshot(c, &(evs_snapshot_t){.entity_id = "", .topic = "t"}), EVS_EINVAL);
 }
 
 Test(domain, delete_entity_also_removes_its_snapshots) {
@@ -290,7 +290,8 @@ Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
 Test(domain, a_save_that_passes_a_multiple_snapshots_the_new_version) {
     evs_repository_t *r = repo_on(c, 5);
     item_t *it = create_item("batch", "pen");
-    for (int i = 0; i < 6; i++) add(it, 1); /* 7 events in one save: passes 5 */
+    for (int i = 0; i < 6; i++)
+        add(it, 1); /* 7 events in one save: passes 5 */
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     evs_snapshot_t *s;
     cr_assert_eq(evs_get_snapshot(c, "batch", EVS_LATEST, &s), 0, "%s", c->errstr);
@@ -398,10 +399,12 @@ static int nm_to_name(evs_value_t *a, evs_error_t *err) {
     return evs_map_rename(a, "nm", "name");
 }
 
-static const evs_event_type_t ADDED_V3 = {.topic = "test.Added", .schema_version = 3,
-                                          .apply = added_apply};
-static const evs_entity_type_t ITEM_V3 = {.topic = "test.Item", .schema_version = 3,
-                                          .size = sizeof(item_t), .snapshot = item_snapshot,
+static const evs_event_type_t ADDED_V3 = {
+    .topic = "test.Added", .schema_version = 3, .apply = added_apply};
+static const evs_entity_type_t ITEM_V3 = {.topic = "test.Item",
+                                          .schema_version = 3,
+                                          .size = sizeof(item_t),
+                                          .snapshot = item_snapshot,
                                           .restore = item_restore};
 
 static evs_registry_t *v3_registry(void) {
@@ -421,16 +424,21 @@ Test(domain, upcaster_chain_v1_v2_v3_on_a_stored_event_and_a_stored_snapshot) {
     uint8_t created[] = {0x81, 0xa4, 'n', 'a', 'm', 'e', 0xa3, 'p', 'e', 'n'};
     uint8_t added[] = {0x81, 0xa3, 'a', 'm', 't', 0x07};
     evs_event_t old[] = {
-        {.entity_id = "up", .topic = "test.Created", .payload = created,
+        {.entity_id = "up",
+         .topic = "test.Created",
+         .payload = created,
          .payload_len = sizeof created},
         {.entity_id = "up", .topic = "test.Added", .payload = added, .payload_len = sizeof added},
         {.entity_id = "up", .topic = "test.Added", .payload = added, .payload_len = sizeof added},
     };
     cr_assert_eq(evs_append(c, old, 3, NULL, NULL), 0, "%s", c->errstr);
-    uint8_t state[] = {0x82, 0xa5, 'c', 'o', 'u', 'n', 't', 0x07, 0xa2, 'n', 'm', 0xa3, 'o',
-                       'l', 'd'};
-    evs_snapshot_t snap = {.entity_id = "up", .version = 2, .topic = "test.Item@1",
-                           .payload = state, .payload_len = sizeof state};
+    uint8_t state[] = {0x82, 0xa5, 'c', 'o',  'u', 'n', 't', 0x07,
+                       0xa2, 'n',  'm', 0xa3, 'o', 'l', 'd'};
+    evs_snapshot_t snap = {.entity_id = "up",
+                           .version = 2,
+                           .topic = "test.Item@1",
+                           .payload = state,
+                           .payload_len = sizeof state};
     cr_assert_eq(evs_put_snapshot(c, &snap), 0, "%s", c->errstr);
 
     evs_registry_t *r3 = v3_registry();
@@ -479,8 +487,8 @@ Test(domain, upcaster_chain_v1_v2_v3_on_a_stored_event_and_a_stored_snapshot) {
 }
 
 Test(domain, an_unknown_topic_in_the_store_is_a_clear_error) {
-    evs_event_t ev = {.entity_id = "odd", .topic = "test.Unheard", .payload = (uint8_t *)"",
-                      .payload_len = 1};
+    evs_event_t ev = {
+        .entity_id = "odd", .topic = "test.Unheard", .payload = (uint8_t *)"", .payload_len = 1};
     cr_assert_eq(evs_append(c, &ev, 1, NULL, NULL), 0, "%s", c->errstr);
     evs_repository_t *r = repo_on(c, 0);
     evs_entity_t *e;

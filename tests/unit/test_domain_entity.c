@@ -5,8 +5,12 @@
 
 static evs_registry_t *reg;
 
-static void setup(void) { reg = fixture_registry(); }
-static void teardown(void) { evs_registry_free(reg); }
+static void setup(void) {
+    reg = fixture_registry();
+}
+static void teardown(void) {
+    evs_registry_free(reg);
+}
 
 TestSuite(domain_entity, .init = setup, .fini = teardown);
 
@@ -89,7 +93,8 @@ Test(domain_entity, replay_of_several_entities_from_interleaved_events) {
     log[6] = stored_of(&REMOVED, "c", 1, NULL);
     log[7] = stored_of(&ADDED, "b", 2, attrs_n(20));
     log[8] = stored_of(&ADDED, "a", 3, attrs_n(4));
-    for (size_t i = 0; i < 9; i++) log[i].position = i + 1;
+    for (size_t i = 0; i < 9; i++)
+        log[i].position = i + 1;
 
     item_t *a = new_item("a"), *b = new_item("b"), *c = new_item("c");
     evs_error_t err = {0};
@@ -111,7 +116,8 @@ Test(domain_entity, replay_of_several_entities_from_interleaved_events) {
     cr_assert_eq(a2->base.version, 2);
     cr_assert_eq(a2->count, 1);
 
-    for (size_t i = 0; i < 9; i++) evs_event_clear(&log[i]);
+    for (size_t i = 0; i < 9; i++)
+        evs_event_clear(&log[i]);
     evs_entity_free(&a->base);
     evs_entity_free(&a2->base);
     evs_entity_free(&b->base);
@@ -134,7 +140,8 @@ Test(domain_entity, a_gap_in_the_versions_is_an_error) {
 Test(domain_entity, a_snapshot_plus_the_later_events_equals_a_full_replay) {
     evs_event_t log[6];
     log[0] = stored_of(&CREATED, "a", 0, attrs_name("apple"));
-    for (uint64_t v = 1; v < 6; v++) log[v] = stored_of(&ADDED, "a", v, attrs_n((int64_t)v));
+    for (uint64_t v = 1; v < 6; v++)
+        log[v] = stored_of(&ADDED, "a", v, attrs_n((int64_t)v));
     item_t *full = new_item("a");
     evs_error_t err = {0};
     cr_assert_eq(evs_player_play(&full->base, log, 6, EVS_LATEST, &err), 0);
@@ -160,7 +167,8 @@ Test(domain_entity, a_snapshot_plus_the_later_events_equals_a_full_replay) {
     cr_assert_eq(evs_player_restore(&other->base, snap, &err), EVS_EINVAL);
 
     evs_snapshot_free(snap);
-    for (size_t i = 0; i < 6; i++) evs_event_clear(&log[i]);
+    for (size_t i = 0; i < 6; i++)
+        evs_event_clear(&log[i]);
     evs_entity_free(&full->base);
     evs_entity_free(&at3->base);
     evs_entity_free(&restored->base);

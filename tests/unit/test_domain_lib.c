@@ -4,8 +4,8 @@
  * These five files never talk to the daemon (client/domain_priv.h), so the unit tests in
  * test_domain_*.c can drive them directly; the repository, the persistence subscriber and the
  * snapshot calls are tested against a real daemon in tests/integration/test_domain*.c. */
-#include "../../client/domain_value.c"
-#include "../../client/domain_registry.c"
 #include "../../client/domain_entity.c"
-#include "../../client/domain_snapshot.c"
 #include "../../client/domain_pubsub.c"
+#include "../../client/domain_registry.c"
+#include "../../client/domain_snapshot.c"
+#include "../../client/domain_value.c"

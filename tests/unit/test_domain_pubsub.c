@@ -6,7 +6,9 @@
 /* What the handlers saw, in order: "name:entity" per call. */
 static char calls[1024];
 
-static void setup(void) { calls[0] = '\0'; }
+static void setup(void) {
+    calls[0] = '\0';
+}
 
 TestSuite(domain_pubsub, .init = setup);
 

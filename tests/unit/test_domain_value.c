@@ -82,10 +82,13 @@ Test(domain_value, every_supported_type_round_trips_exactly) {
 Test(domain_value, keys_are_sorted_so_equal_maps_give_equal_bytes) {
     evs_value_t *a = evs_map_new(), *b = evs_map_new();
     const char *keys[] = {"b", "aa", "a", "", "B", "ab"};
-    for (size_t i = 0; i < 6; i++) cr_assert_eq(evs_map_set_int(a, keys[i], (int64_t)i), 0);
-    for (size_t i = 6; i-- > 0;) cr_assert_eq(evs_map_set_int(b, keys[i], (int64_t)i), 0);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert_eq(evs_map_set_int(a, keys[i], (int64_t)i), 0);
+    for (size_t i = 6; i-- > 0;)
+        cr_assert_eq(evs_map_set_int(b, keys[i], (int64_t)i), 0);
     const char *sorted[] = {"", "B", "a", "aa", "ab", "b"};
-    for (size_t i = 0; i < 6; i++) cr_assert_str_eq(a->via.map.items[i].key, sorted[i]);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert_str_eq(a->via.map.items[i].key, sorted[i]);
     uint8_t *x, *y;
     size_t xl, yl;
     cr_assert_eq(evs_value_encode(a, &x, &xl), 0);

@@ -151,8 +151,9 @@ static int account_close(account_t *a, evs_error_t *err) {
 static void account_print(const account_t *a) {
     printf("account %s\n  owner      %s\n  balance    %" PRId64 ".%02" PRId64
            "\n  overdraft  %" PRId64 ".%02" PRId64 "\n  version    %" PRIu64 "%s\n",
-           a->base.id, a->owner, a->balance / 100, (int64_t)llabs(a->balance % 100), a->overdraft / 100,
-           a->overdraft % 100, a->base.version, a->base.discarded ? " (closed)" : "");
+           a->base.id, a->owner, a->balance / 100, (int64_t)llabs(a->balance % 100),
+           a->overdraft / 100, a->overdraft % 100, a->base.version,
+           a->base.discarded ? " (closed)" : "");
 }
 
 /* ---------------------------------------------------------------- the statement printer */
@@ -178,14 +179,16 @@ static bool is_money_movement(const evs_domain_event_t *ev, void *arg) {
 static int failures;
 
 static void step(bool ok, const char *what, const char *why) {
-    printf("%s %s%s%s\n", ok ? "ok    " : "FAILED", what, ok || !why ? "" : ": ", ok || !why ? "" : why);
+    printf("%s %s%s%s\n", ok ? "ok    " : "FAILED", what, ok || !why ? "" : ": ",
+           ok || !why ? "" : why);
     if (!ok) failures++;
 }
 
 int main(int argc, char **argv) {
     const char *addr = getenv("EVSTORE_ADDR");
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) addr = argv[++i];
+        if (strcmp(argv[i], "--server") == 0 && i + 1 < argc)
+            addr = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--server ADDR]\n", argv[0]);
             return 2;
@@ -236,8 +239,12 @@ int main(int argc, char **argv) {
     /* 2. Software of last year deposited with the first shape of the event: {"amt"}, schema 1
      * (no metadata). Reading it runs the upcaster; the stored bytes stay as they are. */
     uint8_t old_payload[] = {0x81, 0xa3, 'a', 'm', 't', 0xcd, 0x13, 0x88}; /* {"amt": 5000} */
-    evs_event_t old = {.entity_id = id, .topic = "bank.Deposited", .payload = old_payload,
-                       .payload_len = sizeof old_payload, .version = 1, .has_version = 1};
+    evs_event_t old = {.entity_id = id,
+                       .topic = "bank.Deposited",
+                       .payload = old_payload,
+                       .payload_len = sizeof old_payload,
+                       .version = 1,
+                       .has_version = 1};
     step(evs_append(c, &old, 1, NULL, NULL) == 0, "an old client deposits 50.00 ({\"amt\"})",
          c->errstr);
     evs_entity_free(&a->base);
@@ -277,16 +284,14 @@ int main(int argc, char **argv) {
          "our stale copy's deposit of 5.00 is a conflict", c->errstr);
     evs_entity_free(&a->base);
     a = NULL;
-    step(evs_repository_get(bank, id, &e) == 0 && ((account_t *)e)->balance == 0 &&
-             e->version == 6,
+    step(evs_repository_get(bank, id, &e) == 0 && ((account_t *)e)->balance == 0 && e->version == 6,
          "the store kept the teller's deposit only: balance 0.00 at version 6", c->errstr);
     a = (account_t *)e;
     if (!a) goto out;
 
     /* 6. The account as it was at version 3 (after the opening, the old deposit, 200.00). */
     evs_entity_t *then = NULL;
-    step(evs_repository_get_at(bank, id, 3, &then) == 0 &&
-             ((account_t *)then)->balance == 25000,
+    step(evs_repository_get_at(bank, id, 3, &then) == 0 && ((account_t *)then)->balance == 25000,
          "at version 3 the balance was 250.00", c->errstr);
     if (then) account_print((account_t *)then);
     evs_entity_free(then);
@@ -295,12 +300,11 @@ int main(int argc, char **argv) {
     account_print(a);
     step(account_close(a, &err) == 0 && evs_repository_save(bank, &a->base) == 0,
          "close the account", err.code ? err.str : c->errstr);
-    step(account_deposit(a, 100, &err) == EVS_EINVAL, "a closed account refuses deposits",
-         NULL);
+    step(account_deposit(a, 100, &err) == EVS_EINVAL, "a closed account refuses deposits", NULL);
     step(evs_repository_get(bank, id, &e) == EVS_ENOT_FOUND, "a closed account is not found",
          c->errstr);
-    step(evs_repository_contains(bank, id, &found) == 0 && !found,
-         "the bank no longer contains it", c->errstr);
+    step(evs_repository_contains(bank, id, &found) == 0 && !found, "the bank no longer contains it",
+         c->errstr);
 
 out:
     if (a) evs_entity_free(&a->base);
