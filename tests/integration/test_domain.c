@@ -18,6 +18,24 @@ static test_daemon_t daemon_;
 static evs_context_t *c, *c2;
 static evs_registry_t *reg;
 
+/* Entity ids are prefixed per test, so that tests sharing one PostgreSQL database (and running
+ * in parallel) never meet: ID("x") is "dom-RANDOM-x", the same string for the whole test. */
+static char id_prefix[16];
+static struct {
+    char name[16];
+    char id[48];
+} ids[16];
+
+static char *ID(const char *name) {
+    size_t i = 0;
+    for (; i < 16 && ids[i].name[0]; i++)
+        if (strcmp(ids[i].name, name) == 0) return ids[i].id;
+    cr_assert_lt(i, 16, "too many ids in one test");
+    snprintf(ids[i].name, sizeof ids[i].name, "%s", name);
+    snprintf(ids[i].id, sizeof ids[i].id, "dom-%s-%s", id_prefix, name);
+    return ids[i].id;
+}
+
 static evs_context_t *connect_ctx(void) {
     evs_options_t o = {.addr = daemon_.addr, .timeout_ms = 10000};
     evs_context_t *ctx = evs_connect_with_options(&o);
@@ -31,6 +49,10 @@ static void setup(void) {
     c = connect_ctx();
     c2 = connect_ctx();
     reg = fixture_registry();
+    char r[37];
+    evs_random_id(r);
+    snprintf(id_prefix, sizeof id_prefix, "%.8s", r);
+    memset(ids, 0, sizeof ids);
 }
 
 static void teardown(void) {
@@ -76,7 +98,7 @@ static size_t count_events(const char *id) {
 /* ---------------------------------------------------------------- the snapshot calls */
 
 Test(domain, put_and_get_snapshot_round_trip) {
-    evs_snapshot_t s = {.entity_id = "e1",
+    evs_snapshot_t s = {.entity_id = ID("e1"),
                         .version = 5,
                         .topic = "t@1",
                         .payload = (uint8_t *)"\x80",
@@ -88,35 +110,35 @@ Test(domain, put_and_get_snapshot_round_trip) {
     cr_assert_eq(evs_put_snapshot(c, &s), 0, "%s", c->errstr);
 
     evs_snapshot_t *got;
-    cr_assert_eq(evs_get_snapshot(c, "e1", EVS_LATEST, &got), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("e1"), EVS_LATEST, &got), 0, "%s", c->errstr);
     cr_assert_eq(got->version, 10);
-    cr_assert_str_eq(got->entity_id, "e1");
+    cr_assert_str_eq(got->entity_id, ID("e1"));
     cr_assert_str_eq(got->topic, "t@1");
     cr_assert_eq(got->payload_len, 4);
     cr_assert_eq(memcmp(got->payload, "\x81\xa1k\x01", 4), 0);
     cr_assert_gt(got->timestamp, 0);
     evs_snapshot_free(got);
 
-    cr_assert_eq(evs_get_snapshot(c, "e1", 9, &got), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("e1"), 9, &got), 0, "%s", c->errstr);
     cr_assert_eq(got->version, 5);
     evs_snapshot_free(got);
-    cr_assert_eq(evs_get_snapshot(c, "e1", 4, &got), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_get_snapshot(c, ID("e1"), 4, &got), EVS_ENOT_FOUND);
     cr_assert_null(got);
-    cr_assert_eq(evs_get_snapshot(c, "nobody", EVS_LATEST, &got), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_get_snapshot(c, ID("nobody"), EVS_LATEST, &got), EVS_ENOT_FOUND);
     cr_assert_eq(c->fd >= 0, true, "a not_found leaves the context alive");
     cr_assert_eq(evs_put_snapshot(c, &(evs_snapshot_t){.entity_id = "", .topic = "t"}), EVS_EINVAL);
 }
 
 Test(domain, delete_entity_also_removes_its_snapshots) {
     evs_repository_t *r = repo_on(c, 2);
-    item_t *it = create_item("d1", "pen");
+    item_t *it = create_item(ID("d1"), "pen");
     add(it, 1);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     evs_snapshot_t *got;
-    cr_assert_eq(evs_get_snapshot(c, "d1", EVS_LATEST, &got), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("d1"), EVS_LATEST, &got), 0, "%s", c->errstr);
     evs_snapshot_free(got);
-    cr_assert_eq(evs_delete_entity(c, "d1", NULL), 0, "%s", c->errstr);
-    cr_assert_eq(evs_get_snapshot(c, "d1", EVS_LATEST, &got), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_delete_entity(c, ID("d1"), NULL), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("d1"), EVS_LATEST, &got), EVS_ENOT_FOUND);
     evs_entity_free(&it->base);
     evs_repository_free(r);
 }
@@ -125,21 +147,21 @@ Test(domain, delete_entity_also_removes_its_snapshots) {
 
 Test(domain, saved_entity_is_rebuilt_by_get) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *it = create_item("i1", "pen");
+    item_t *it = create_item(ID("i1"), "pen");
     add(it, 2);
     add(it, 3);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     cr_assert_eq(it->base.npending, 0);
-    cr_assert_eq(count_events("i1"), 3);
+    cr_assert_eq(count_events(ID("i1")), 3);
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get(r, "i1", &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get(r, ID("i1"), &e), 0, "%s", c->errstr);
     item_t *got = (item_t *)e;
     cr_assert_str_eq(got->name, "pen");
     cr_assert_eq(got->count, 5);
     cr_assert_eq(e->version, 3);
     cr_assert_eq(e->npending, 0);
     bool has;
-    cr_assert_eq(evs_repository_contains(r, "i1", &has), 0);
+    cr_assert_eq(evs_repository_contains(r, ID("i1"), &has), 0);
     cr_assert(has);
     evs_entity_free(e);
     evs_entity_free(&it->base);
@@ -149,12 +171,12 @@ Test(domain, saved_entity_is_rebuilt_by_get) {
 Test(domain, unknown_entity_is_not_found) {
     evs_repository_t *r = repo_on(c, 0);
     evs_entity_t *e = (evs_entity_t *)1;
-    cr_assert_eq(evs_repository_get(r, "ghost", &e), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_repository_get(r, ID("ghost"), &e), EVS_ENOT_FOUND);
     cr_assert_null(e);
-    cr_assert(strstr(c->errstr, "ghost"), "%s", c->errstr);
-    cr_assert_eq(evs_repository_get_at(r, "ghost", 1, &e), EVS_ENOT_FOUND);
+    cr_assert(strstr(c->errstr, ID("ghost")), "%s", c->errstr);
+    cr_assert_eq(evs_repository_get_at(r, ID("ghost"), 1, &e), EVS_ENOT_FOUND);
     bool has = true;
-    cr_assert_eq(evs_repository_contains(r, "ghost", &has), 0);
+    cr_assert_eq(evs_repository_contains(r, ID("ghost"), &has), 0);
     cr_assert_not(has);
     cr_assert_eq(evs_ping(c, NULL, 0), 0, "the context is still usable");
     evs_repository_free(r);
@@ -162,19 +184,19 @@ Test(domain, unknown_entity_is_not_found) {
 
 Test(domain, discarded_entity_is_not_found) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *it = create_item("gone", "pen");
+    item_t *it = create_item(ID("gone"), "pen");
     add(it, 1);
     evs_error_t err = {0};
     cr_assert_eq(evs_entity_trigger(&it->base, &REMOVED, NULL, &err), 0);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get(r, "gone", &e), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_repository_get(r, ID("gone"), &e), EVS_ENOT_FOUND);
     cr_assert(strstr(c->errstr, "discarded"), "%s", c->errstr);
     bool has = true;
-    cr_assert_eq(evs_repository_contains(r, "gone", &has), 0);
+    cr_assert_eq(evs_repository_contains(r, ID("gone"), &has), 0);
     cr_assert_not(has);
     /* As it was before it was discarded, it can still be read. */
-    cr_assert_eq(evs_repository_get_at(r, "gone", 2, &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get_at(r, ID("gone"), 2, &e), 0, "%s", c->errstr);
     cr_assert_eq(((item_t *)e)->count, 1);
     cr_assert_not(e->discarded);
     evs_entity_free(e);
@@ -184,13 +206,13 @@ Test(domain, discarded_entity_is_not_found) {
 
 Test(domain, two_repositories_saving_one_entity_one_conflict_store_unchanged_by_the_loser) {
     evs_repository_t *r1 = repo_on(c, 0), *r2 = repo_on(c2, 0);
-    item_t *it = create_item("shared", "pen");
+    item_t *it = create_item(ID("shared"), "pen");
     cr_assert_eq(evs_repository_save(r1, &it->base), 0, "%s", c->errstr);
     evs_entity_free(&it->base);
 
     evs_entity_t *a, *b;
-    cr_assert_eq(evs_repository_get(r1, "shared", &a), 0, "%s", c->errstr);
-    cr_assert_eq(evs_repository_get(r2, "shared", &b), 0, "%s", c2->errstr);
+    cr_assert_eq(evs_repository_get(r1, ID("shared"), &a), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get(r2, ID("shared"), &b), 0, "%s", c2->errstr);
     add((item_t *)a, 10);
     add((item_t *)a, 11);
     add((item_t *)b, 99);
@@ -201,11 +223,11 @@ Test(domain, two_repositories_saving_one_entity_one_conflict_store_unchanged_by_
     cr_assert_eq(b->npending, 1, "the loser keeps its pending event");
 
     evs_events_t *l;
-    cr_assert_eq(evs_get_by_entity(c, "shared", 0, 0, false, &l), 0);
+    cr_assert_eq(evs_get_by_entity(c, ID("shared"), 0, 0, false, &l), 0);
     cr_assert_eq(l->n, 3);
     evs_events_free(l);
     evs_entity_t *now;
-    cr_assert_eq(evs_repository_get(r2, "shared", &now), 0, "%s", c2->errstr);
+    cr_assert_eq(evs_repository_get(r2, ID("shared"), &now), 0, "%s", c2->errstr);
     cr_assert_eq(((item_t *)now)->count, 21);
     evs_entity_free(now);
     evs_entity_free(a);
@@ -227,13 +249,13 @@ Test(domain, saved_events_are_published_after_the_save) {
     cr_assert_neq(evs_pubsub_subscribe(ps, NULL, count_published, &seen), 0);
     evs_repository_options_t o = {.registry = reg, .type = &ITEM, .publish_to = ps};
     evs_repository_t *r = evs_repository_new(c, &o);
-    item_t *it = create_item("p1", "pen");
+    item_t *it = create_item(ID("p1"), "pen");
     add(it, 1);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     cr_assert_eq(seen, 2);
     /* A conflicting save publishes nothing. */
     evs_entity_t *stale;
-    cr_assert_eq(evs_repository_get(r, "p1", &stale), 0);
+    cr_assert_eq(evs_repository_get(r, ID("p1"), &stale), 0);
     add(it, 2);
     cr_assert_eq(evs_repository_save(r, &it->base), 0);
     add((item_t *)stale, 3);
@@ -249,7 +271,7 @@ Test(domain, saved_events_are_published_after_the_save) {
 
 Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
     evs_repository_t *r = repo_on(c, 5);
-    item_t *it = create_item("s13", "pen");
+    item_t *it = create_item(ID("s13"), "pen");
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     for (int64_t i = 1; i < 13; i++) { /* events 1..12, saved one by one */
         add(it, i);
@@ -257,18 +279,18 @@ Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
     }
     cr_assert_eq(it->base.version, 13);
     evs_snapshot_t *s;
-    cr_assert_eq(evs_get_snapshot(c, "s13", EVS_LATEST, &s), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("s13"), EVS_LATEST, &s), 0, "%s", c->errstr);
     cr_assert_eq(s->version, 10);
     cr_assert_str_eq(s->topic, "test.Item@1");
     evs_snapshot_free(s);
-    cr_assert_eq(evs_get_snapshot(c, "s13", 9, &s), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("s13"), 9, &s), 0, "%s", c->errstr);
     cr_assert_eq(s->version, 5);
     evs_snapshot_free(s);
-    cr_assert_eq(evs_get_snapshot(c, "s13", 4, &s), EVS_ENOT_FOUND, "no snapshot below 5");
+    cr_assert_eq(evs_get_snapshot(c, ID("s13"), 4, &s), EVS_ENOT_FOUND, "no snapshot below 5");
 
     for (uint64_t v = 1; v <= 13; v++) {
         evs_entity_t *e;
-        cr_assert_eq(evs_repository_get_at(r, "s13", v, &e), 0, "v%lu: %s", (unsigned long)v,
+        cr_assert_eq(evs_repository_get_at(r, ID("s13"), v, &e), 0, "v%lu: %s", (unsigned long)v,
                      c->errstr);
         cr_assert_eq(e->version, v);
         int64_t want = (int64_t)((v - 1) * v / 2); /* 1 + 2 + ... + (v - 1) */
@@ -277,10 +299,10 @@ Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
         evs_entity_free(e);
     }
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get_at(r, "s13", 14, &e), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_repository_get_at(r, ID("s13"), 14, &e), EVS_ENOT_FOUND);
     cr_assert(strstr(c->errstr, "never reached version 14"), "%s", c->errstr);
-    cr_assert_eq(evs_repository_get_at(r, "s13", 0, &e), EVS_ENOT_FOUND);
-    cr_assert_eq(evs_repository_get(r, "s13", &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get_at(r, ID("s13"), 0, &e), EVS_ENOT_FOUND);
+    cr_assert_eq(evs_repository_get(r, ID("s13"), &e), 0, "%s", c->errstr);
     cr_assert_eq(((item_t *)e)->count, 78);
     evs_entity_free(e);
     evs_entity_free(&it->base);
@@ -289,12 +311,12 @@ Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
 
 Test(domain, a_save_that_passes_a_multiple_snapshots_the_new_version) {
     evs_repository_t *r = repo_on(c, 5);
-    item_t *it = create_item("batch", "pen");
+    item_t *it = create_item(ID("batch"), "pen");
     for (int i = 0; i < 6; i++)
         add(it, 1); /* 7 events in one save: passes 5 */
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     evs_snapshot_t *s;
-    cr_assert_eq(evs_get_snapshot(c, "batch", EVS_LATEST, &s), 0, "%s", c->errstr);
+    cr_assert_eq(evs_get_snapshot(c, ID("batch"), EVS_LATEST, &s), 0, "%s", c->errstr);
     cr_assert_eq(s->version, 7);
     evs_snapshot_free(s);
     evs_entity_free(&it->base);
@@ -303,7 +325,7 @@ Test(domain, a_save_that_passes_a_multiple_snapshots_the_new_version) {
 
 Test(domain, loading_starts_from_the_newest_snapshot) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *it = create_item("snap", "pen");
+    item_t *it = create_item(ID("snap"), "pen");
     add(it, 1);
     add(it, 1);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
@@ -311,16 +333,16 @@ Test(domain, loading_starts_from_the_newest_snapshot) {
     evs_value_t *state = evs_map_new();
     cr_assert_eq(evs_map_set_int(state, "count", 500), 0);
     cr_assert_eq(evs_map_set_str(state, "name", "from-snapshot"), 0);
-    evs_snapshot_t s = {.entity_id = "snap", .version = 2, .topic = "test.Item@1"};
+    evs_snapshot_t s = {.entity_id = ID("snap"), .version = 2, .topic = "test.Item@1"};
     cr_assert_eq(evs_value_encode(state, &s.payload, &s.payload_len), 0);
     cr_assert_eq(evs_put_snapshot(c, &s), 0, "%s", c->errstr);
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get(r, "snap", &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get(r, ID("snap"), &e), 0, "%s", c->errstr);
     cr_assert_str_eq(((item_t *)e)->name, "from-snapshot");
     cr_assert_eq(((item_t *)e)->count, 501, "the snapshot plus the event at version 2");
     cr_assert_eq(e->version, 3);
     evs_entity_free(e);
-    cr_assert_eq(evs_repository_get_at(r, "snap", 1, &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get_at(r, ID("snap"), 1, &e), 0, "%s", c->errstr);
     cr_assert_str_eq(((item_t *)e)->name, "pen", "below the snapshot: events only");
     evs_entity_free(e);
     free(s.payload);
@@ -342,19 +364,19 @@ Test(domain, persistence_subscriber_before_and_after_close) {
     evs_pubsub_t *ps = evs_pubsub_new();
     evs_persistence_t *p = evs_persistence_new(ps, c);
     cr_assert_not_null(p);
-    evs_domain_event_t *e0 = item_event(&CREATED, "ps1", 0, attrs_name("pen"));
-    evs_domain_event_t *e1 = item_event(&ADDED, "ps1", 1, attrs_n(4));
-    evs_domain_event_t *e2 = item_event(&ADDED, "ps1", 2, attrs_n(5));
+    evs_domain_event_t *e0 = item_event(&CREATED, ID("ps1"), 0, attrs_name("pen"));
+    evs_domain_event_t *e1 = item_event(&ADDED, ID("ps1"), 1, attrs_n(4));
+    evs_domain_event_t *e2 = item_event(&ADDED, ID("ps1"), 2, attrs_n(5));
     const evs_domain_event_t *first[] = {e0, e1};
     evs_error_t err = {0};
     cr_assert_eq(evs_pubsub_publish(ps, first, 2, &err), 0, "%s", err.str);
-    cr_assert_eq(count_events("ps1"), 2);
+    cr_assert_eq(count_events(ID("ps1")), 2);
 
     /* Publishing the same event again is an idempotent retry (same event id and version)... */
     cr_assert_eq(evs_pubsub_publish(ps, &first[1], 1, &err), 0, "%s", err.str);
-    cr_assert_eq(count_events("ps1"), 2);
+    cr_assert_eq(count_events(ID("ps1")), 2);
     /* ...but another event at a version already taken is a conflict, told to the publisher. */
-    evs_domain_event_t *stale = item_event(&ADDED, "ps1", 1, attrs_n(6));
+    evs_domain_event_t *stale = item_event(&ADDED, ID("ps1"), 1, attrs_n(6));
     const evs_domain_event_t *stale_list[] = {stale};
     cr_assert_eq(evs_pubsub_publish(ps, stale_list, 1, &err), EVS_ECONFLICT);
     cr_assert(strstr(err.str, "persisting test.Added"), "%s", err.str);
@@ -363,15 +385,15 @@ Test(domain, persistence_subscriber_before_and_after_close) {
     evs_persistence_close(p);
     const evs_domain_event_t *later[] = {e2};
     cr_assert_eq(evs_pubsub_publish(ps, later, 1, &err), 0, "%s", err.str);
-    cr_assert_eq(count_events("ps1"), 2, "nothing is appended after close");
+    cr_assert_eq(count_events(ID("ps1")), 2, "nothing is appended after close");
 
     /* What it stored reads back as the same domain events. */
     evs_repository_t *r = repo_on(c, 0);
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get(r, "ps1", &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get(r, ID("ps1"), &e), 0, "%s", c->errstr);
     cr_assert_eq(((item_t *)e)->count, 4);
     evs_events_t *l;
-    cr_assert_eq(evs_get_by_entity(c, "ps1", 0, 0, false, &l), 0);
+    cr_assert_eq(evs_get_by_entity(c, ID("ps1"), 0, 0, false, &l), 0);
     cr_assert_eq(memcmp(l->events[1].event_id, e1->event_id, 16), 0);
     evs_events_free(l);
     evs_entity_free(e);
@@ -424,17 +446,23 @@ Test(domain, upcaster_chain_v1_v2_v3_on_a_stored_event_and_a_stored_snapshot) {
     uint8_t created[] = {0x81, 0xa4, 'n', 'a', 'm', 'e', 0xa3, 'p', 'e', 'n'};
     uint8_t added[] = {0x81, 0xa3, 'a', 'm', 't', 0x07};
     evs_event_t old[] = {
-        {.entity_id = "up",
+        {.entity_id = ID("up"),
          .topic = "test.Created",
          .payload = created,
          .payload_len = sizeof created},
-        {.entity_id = "up", .topic = "test.Added", .payload = added, .payload_len = sizeof added},
-        {.entity_id = "up", .topic = "test.Added", .payload = added, .payload_len = sizeof added},
+        {.entity_id = ID("up"),
+         .topic = "test.Added",
+         .payload = added,
+         .payload_len = sizeof added},
+        {.entity_id = ID("up"),
+         .topic = "test.Added",
+         .payload = added,
+         .payload_len = sizeof added},
     };
     cr_assert_eq(evs_append(c, old, 3, NULL, NULL), 0, "%s", c->errstr);
     uint8_t state[] = {0x82, 0xa5, 'c', 'o',  'u', 'n', 't', 0x07,
                        0xa2, 'n',  'm', 0xa3, 'o', 'l', 'd'};
-    evs_snapshot_t snap = {.entity_id = "up",
+    evs_snapshot_t snap = {.entity_id = ID("up"),
                            .version = 2,
                            .topic = "test.Item@1",
                            .payload = state,
@@ -447,11 +475,11 @@ Test(domain, upcaster_chain_v1_v2_v3_on_a_stored_event_and_a_stored_snapshot) {
 
     /* The event: read through the repository's player and on its own. */
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get_at(r, "up", 2, &e), 0, "%s", c->errstr); /* below snap */
+    cr_assert_eq(evs_repository_get_at(r, ID("up"), 2, &e), 0, "%s", c->errstr); /* below snap */
     cr_assert_eq(((item_t *)e)->count, 7);
     evs_entity_free(e);
     evs_events_t *l;
-    cr_assert_eq(evs_get_by_entity(c, "up", 1, 1, false, &l), 0);
+    cr_assert_eq(evs_get_by_entity(c, ID("up"), 1, 1, false, &l), 0);
     evs_domain_event_t *ev;
     evs_error_t err = {0};
     cr_assert_eq(evs_domain_event_from_stored(r3, &l->events[0], &ev, &err), 0, "%s", err.str);
@@ -464,20 +492,20 @@ Test(domain, upcaster_chain_v1_v2_v3_on_a_stored_event_and_a_stored_snapshot) {
     evs_events_free(l);
 
     /* The snapshot: the newest load starts from it, upcast from schema 1 to 3. */
-    cr_assert_eq(evs_repository_get(r, "up", &e), 0, "%s", c->errstr);
+    cr_assert_eq(evs_repository_get(r, ID("up"), &e), 0, "%s", c->errstr);
     cr_assert_str_eq(((item_t *)e)->name, "old");
     cr_assert_eq(((item_t *)e)->count, 14);
     cr_assert_eq(e->version, 3);
     evs_entity_free(e);
 
     /* Stored bytes are never changed by a read. */
-    cr_assert_eq(evs_get_by_entity(c, "up", 0, 0, false, &l), 0);
+    cr_assert_eq(evs_get_by_entity(c, ID("up"), 0, 0, false, &l), 0);
     cr_assert_eq(l->events[1].payload_len, sizeof added);
     cr_assert_eq(memcmp(l->events[1].payload, added, sizeof added), 0);
     cr_assert_null(l->events[1].metadata);
     evs_events_free(l);
     evs_snapshot_t *s;
-    cr_assert_eq(evs_get_snapshot(c, "up", EVS_LATEST, &s), 0);
+    cr_assert_eq(evs_get_snapshot(c, ID("up"), EVS_LATEST, &s), 0);
     cr_assert_str_eq(s->topic, "test.Item@1");
     cr_assert_eq(memcmp(s->payload, state, sizeof state), 0);
     evs_snapshot_free(s);
@@ -487,12 +515,14 @@ Test(domain, upcaster_chain_v1_v2_v3_on_a_stored_event_and_a_stored_snapshot) {
 }
 
 Test(domain, an_unknown_topic_in_the_store_is_a_clear_error) {
-    evs_event_t ev = {
-        .entity_id = "odd", .topic = "test.Unheard", .payload = (uint8_t *)"", .payload_len = 1};
+    evs_event_t ev = {.entity_id = ID("odd"),
+                      .topic = "test.Unheard",
+                      .payload = (uint8_t *)"",
+                      .payload_len = 1};
     cr_assert_eq(evs_append(c, &ev, 1, NULL, NULL), 0, "%s", c->errstr);
     evs_repository_t *r = repo_on(c, 0);
     evs_entity_t *e;
-    cr_assert_eq(evs_repository_get(r, "odd", &e), EVS_EINVAL);
+    cr_assert_eq(evs_repository_get(r, ID("odd"), &e), EVS_EINVAL);
     cr_assert(strstr(c->errstr, "unknown topic \"test.Unheard\""), "%s", c->errstr);
     cr_assert_eq(evs_ping(c, NULL, 0), 0, "the context is still usable");
     evs_repository_free(r);
