@@ -16,7 +16,8 @@
  *       first acknowledged appends, so the test knows when to send SIGTERM. When the
  *       subscription ends (the daemon went away), checks that every acknowledged append was
  *       pushed to the subscriber, i.e. committed before the daemon exited. Prints
- *       "acked N seen M missing K" and exits 0 when K is 0 and N > 0.
+ *       "acked N seen M missing K" and exits 0 when K is 0 and N > 0. The acknowledged
+ *       positions are left in FIFO_READY.acks, one per line.
  *
  *   svc-tool watch ADDR
  *       Sends a raw subscribe request and prints every frame received (one per line) until the
@@ -217,11 +218,12 @@ static int burst(const char *addr, int writers, const char *ready_file) {
         fprintf(stderr, "svc-tool: subscribe: %s\n", evs_errstr(sc));
         return 2;
     }
-    char tmpl[] = "/tmp/svc-burst-XXXXXX";
-    FILE *acks = fdopen(mkstemp(tmpl), "w+");
-    if (!acks) return perror("mkstemp"), 2;
+    /* Acknowledged positions, kept in READY_FILE.acks for the test to check against the store. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s.acks", ready_file);
+    FILE *acks = fopen(path, "w+");
+    if (!acks) return perror(path), 2;
     fcntl(fileno(acks), F_SETFL, O_APPEND); /* the writers share it */
-    unlink(tmpl);
     pid_t *pids = calloc((size_t)writers, sizeof *pids);
     for (int k = 0; k < writers; k++) {
         pids[k] = fork();

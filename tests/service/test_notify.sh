@@ -47,3 +47,16 @@ test_no_notify_socket_is_fine() {
     [ $STATUS -eq 0 ] || fail "exit status $STATUS"
     ! grep -q 'notify' daemon.log || fail "complained about notifications: $(cat daemon.log)"
 }
+
+test_notify_not_ready_while_the_store_cannot_serve() {
+    start_notify
+    # Nothing listens on port 1: the PostgreSQL store keeps retrying and never serves.
+    start_daemon --store postgresql://evstore@127.0.0.1:1/evstore --request-timeout 1
+    wait_notify '^STATUS=waiting for the store'
+    sleep 1.5
+    ! grep -q 'READY=1' notify.log || fail "READY=1 sent while the store cannot serve"
+    "$TOOL" op "$ADDR" stats | grep -q '"store_state"=>"unavailable"' || fail "store_state"
+    kill -TERM $PID
+    wait_exit $PID
+    [ $STATUS -eq 0 ] || fail "exit status $STATUS"
+}

@@ -58,3 +58,30 @@ test_second_sigterm_exits_at_once() {
     [ $STATUS -eq 1 ] || fail "exit status $STATUS, expected 1"
     grep -q 'second signal' daemon.log || fail "not logged"
 }
+
+test_sigterm_during_append_burst_on_postgresql_commits_every_acknowledged_append() {
+    ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 ||
+        skip "no PostgreSQL server installed: the PostgreSQL drain is NOT tested"
+    url=$("$ROOT/scripts/pg-cluster.sh" start "$T/pg") || fail "cannot start PostgreSQL"
+    trap '"$ROOT/scripts/pg-cluster.sh" stop "$T/pg" >/dev/null 2>&1' EXIT
+    start_daemon --store "$url"
+    wait_for "$TOOL op $ADDR stats | grep -q '\"store_state\"=>\"ok\"'" 10 || {
+        "$TOOL" op "$ADDR" ping >/dev/null   # the first store call may still be connecting
+        sleep 1; }
+    "$TOOL" burst "$ADDR" 4 "$T/go" >burst.out 2>&1 &
+    BURST=$!
+    wait_for "[ -f $T/go ]" 20 || fail "the burst did not start: $(cat burst.out)"
+    kill -TERM $PID
+    wait_exit $PID 20
+    [ $STATUS -eq 0 ] || fail "evstored exit status $STATUS: $(tail -n 20 daemon.log)"
+    wait $BURST || fail "burst: $(cat burst.out)"
+    cat burst.out
+    # A new daemon on the same database must find every acknowledged position committed.
+    start_daemon --store "$url"
+    "$EVSTORE" -s "$ADDR" all | grep -o '"position":[0-9]*' | cut -d: -f2 | sort -n >stored.txt
+    sort -n "$T/go.acks" >acked.txt
+    missing=$(comm -23 acked.txt stored.txt | wc -l)
+    echo "acked $(wc -l <acked.txt), stored $(wc -l <stored.txt), missing $missing"
+    [ "$missing" -eq 0 ] || fail "acknowledged appends missing from PostgreSQL"
+    [ -s acked.txt ] || fail "nothing was acknowledged"
+}
