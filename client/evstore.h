@@ -416,8 +416,9 @@ typedef int (*evs_upcast_fn)(evs_value_t *attrs, evs_error_t *err);
 EVS_API evs_registry_t *evs_registry_new(void);
 EVS_API void evs_registry_free(evs_registry_t *reg);
 
-/* Registers a type. EVS_EINVAL when its topic is invalid or already registered (an event type
- * and an entity type may not share a topic either), EVS_ENOMEM. */
+/* Registers a type. EVS_EINVAL when its topic is invalid (empty, over 244 bytes, or with an
+ * '@') or already registered (an event type and an entity type may not share a topic either),
+ * or an entity type's size is below sizeof(evs_entity_t); EVS_ENOMEM. */
 EVS_API int evs_registry_add_event(evs_registry_t *reg, const evs_event_type_t *type);
 EVS_API int evs_registry_add_entity(evs_registry_t *reg, const evs_entity_type_t *type);
 
