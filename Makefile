@@ -93,6 +93,9 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/client/cli/%.o: client/cli/%.c $(PUBLIC_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CRIT_CFLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/obj/tests/integration/%.o: tests/integration/%.c $(PUBLIC_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CRIT_CFLAGS) -MMD -MP -c $< -o $@
