@@ -530,7 +530,13 @@ static void send_delete(group_commit_t *g) {
 /* Starts the next transaction when none is in flight: a delete alone, or as many queued appends
  * as fit the group limits (at least one). */
 static void start_next(group_commit_t *g) {
-    if (g->phase != PH_IDLE || !g->qhead || !pg_conn_is_ready(g->w)) return;
+    if (g->phase != PH_IDLE || !pg_conn_is_ready(g->w)) return;
+    while (g->qhead && g->qhead->cancelled) {
+        gc_request_t *r = dequeue(g);
+        codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
+        r->done(r);
+    }
+    if (!g->qhead) return;
     if (g->qhead->is_delete) {
         g->group = dequeue(g);
         send_delete(g);
@@ -540,6 +546,12 @@ static void start_next(group_commit_t *g) {
     size_t events = 0, bytes = 0;
     while (g->qhead && !g->qhead->is_delete) {
         gc_request_t *r = g->qhead;
+        if (r->cancelled) {
+            dequeue(g);
+            codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
+            r->done(r);
+            continue;
+        }
         if (tail && (events + r->n > GC_MAX_GROUP_EVENTS || bytes + r->bytes > GC_MAX_GROUP_BYTES))
             break;
         dequeue(g);
@@ -548,6 +560,10 @@ static void start_next(group_commit_t *g) {
         if (tail) tail->next = r;
         else g->group = r;
         tail = r;
+    }
+    if (!tail) {
+        start_next(g); /* everything before the next delete was cancelled */
+        return;
     }
     send_check(g);
 }

@@ -45,6 +45,9 @@ struct gc_request {
     size_t bytes;
     uint64_t *positions, *versions;
     bool written; /* set by group_commit: accepted into the transaction in flight */
+    /* Set by the owner when the client was already answered (deadline): a request still queued
+     * is then dropped instead of being written after the client was told it failed. */
+    bool cancelled;
     /* delete: the entity, and the number of events removed. */
     char *entity_id;
     uint64_t deleted;

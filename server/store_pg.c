@@ -181,6 +181,7 @@ static void op_free(pg_op_t *op) {
 static void answer_error(pg_op_t *op, const codec_error_t *err) {
     if (op->answered) return;
     op->answered = true;
+    op->req.cancelled = true; /* a write not sent yet is dropped, not written late */
     unlist(op->s, op);
     switch (op->kind) {
     case OP_APPEND: op->cb.append(op->arg, err, NULL, NULL, 0); break;
