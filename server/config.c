@@ -26,8 +26,8 @@ const config_option_t config_options[] = {
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
     {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, false, true, "URL",
      "\"memory\" or a PostgreSQL URL; $EVSTORE_STORE overrides the file"},
-    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, true, false,
-     "BYTES", "largest request frame accepted"},
+    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, true, false, "BYTES",
+     "largest request frame accepted"},
     {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), true, false,
      "BYTES",
      "per-connection queued output above which reading pauses and subscribers catch up "
@@ -86,9 +86,12 @@ static unsigned long long num_value(const server_config_t *cfg, const config_opt
 
 static void set_num(server_config_t *cfg, const config_option_t *opt, unsigned long long v) {
     char *p = (char *)cfg + opt->offset;
-    if (opt->type == CONFIG_LOGLEVEL) *(int *)p = (int)v;
-    else if (opt->size == sizeof(uint32_t)) *(uint32_t *)p = (uint32_t)v;
-    else *(uint64_t *)p = (uint64_t)v;
+    if (opt->type == CONFIG_LOGLEVEL)
+        *(int *)p = (int)v;
+    else if (opt->size == sizeof(uint32_t))
+        *(uint32_t *)p = (uint32_t)v;
+    else
+        *(uint64_t *)p = (uint64_t)v;
 }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -103,11 +106,16 @@ static int parse_number(const char *s, unsigned long long *out, bool bytes) {
     if (errno) return -1;
     unsigned long long mul = 1;
     if (*end) {
-        if (bytes && end[1] == '\0' && strchr("kK", end[0])) mul = 1024ULL;
-        else if (bytes && end[1] == '\0' && strchr("mM", end[0])) mul = 1024ULL * 1024;
-        else if (bytes && end[1] == '\0' && strchr("gG", end[0])) mul = 1024ULL * 1024 * 1024;
-        else if (!bytes && strcmp(end, "s") == 0) mul = 1;
-        else return -1;
+        if (bytes && end[1] == '\0' && strchr("kK", end[0]))
+            mul = 1024ULL;
+        else if (bytes && end[1] == '\0' && strchr("mM", end[0]))
+            mul = 1024ULL * 1024;
+        else if (bytes && end[1] == '\0' && strchr("gG", end[0]))
+            mul = 1024ULL * 1024 * 1024;
+        else if (!bytes && strcmp(end, "s") == 0)
+            mul = 1;
+        else
+            return -1;
     }
     if (v > ULLONG_MAX / mul) return -1;
     *out = v * mul;
@@ -119,8 +127,7 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
     unsigned long long v;
     switch (opt->type) {
     case CONFIG_STRING: {
-        if (!*value && opt->required)
-            return fail(why, whylen, "%s: may not be empty", opt->name);
+        if (!*value && opt->required) return fail(why, whylen, "%s: may not be empty", opt->name);
         char *dup = NULL;
         if (*value && !(dup = strdup(value))) return fail(why, whylen, "out of memory");
         const char **f = str_field(cfg, opt);
@@ -138,15 +145,17 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
                     value);
     case CONFIG_BYTES:
         if (parse_number(value, &v, true) || v < opt->min || v > opt->max)
-            return fail(why, whylen, "%s: \"%s\" is not a size from %llu to %llu bytes "
+            return fail(why, whylen,
+                        "%s: \"%s\" is not a size from %llu to %llu bytes "
                         "(a k, M or G suffix multiplies by 1024)",
                         opt->name, value, opt->min, opt->max);
         set_num(cfg, opt, v);
         return 0;
     case CONFIG_SECONDS:
         if (parse_number(value, &v, false) || v < opt->min || v > opt->max)
-            return fail(why, whylen, "%s: \"%s\" is not a whole number of seconds from %llu to %llu",
-                        opt->name, value, opt->min, opt->max);
+            return fail(why, whylen,
+                        "%s: \"%s\" is not a whole number of seconds from %llu to %llu", opt->name,
+                        value, opt->min, opt->max);
         set_num(cfg, opt, v * 1000);
         return 0;
     }
@@ -199,9 +208,11 @@ int config_copy_option(server_config_t *dst, const server_config_t *src,
 
 /* Removes blanks at both ends of s in place and returns the new start. */
 static char *trim(char *s) {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
     return s;
 }
 
@@ -280,9 +291,7 @@ int config_load(server_config_t *cfg, const char *path, const config_override_t 
     if (config_defaults(cfg) != 0) return fail(why, whylen, "out of memory");
     if (path && config_read_file(cfg, path, why, whylen) != 0) goto failed;
     const char *env = getenv("EVSTORE_STORE");
-    if (env && *env &&
-        config_set(cfg, config_find("store"), env, why, whylen) != 0)
-        goto failed;
+    if (env && *env && config_set(cfg, config_find("store"), env, why, whylen) != 0) goto failed;
     for (size_t i = 0; i < noverrides; i++) {
         char msg[512];
         if (config_set(cfg, overrides[i].opt, overrides[i].value, msg, sizeof msg) != 0) {
@@ -316,28 +325,36 @@ static void hide_password(const char *url, char *buf, size_t len) {
     char *pw = strstr(buf, "password=");
     if (pw) {
         char *end = pw + 9;
-        while (*end && !isspace((unsigned char)*end) && *end != '&') end++;
+        while (*end && !isspace((unsigned char)*end) && *end != '&')
+            end++;
         char rest[1024];
         snprintf(rest, sizeof rest, "%s", end);
         snprintf(pw + 9, len - (size_t)(pw + 9 - buf), "***%s", rest);
     }
 }
 
-void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf,
-                   size_t len) {
+void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf, size_t len) {
     unsigned long long v = 0;
     if (opt->type != CONFIG_STRING) v = num_value(cfg, opt);
     switch (opt->type) {
     case CONFIG_STRING: {
         const char *s = str_value(cfg, opt);
         if (!s) s = "";
-        if (strcmp(opt->name, "store") == 0) hide_password(s, buf, len);
-        else snprintf(buf, len, "%s", s);
+        if (strcmp(opt->name, "store") == 0)
+            hide_password(s, buf, len);
+        else
+            snprintf(buf, len, "%s", s);
         break;
     }
-    case CONFIG_BYTES: snprintf(buf, len, "%llu", v); break;
-    case CONFIG_SECONDS: snprintf(buf, len, "%llu", v / 1000); break;
-    case CONFIG_LOGLEVEL: snprintf(buf, len, "%s", v < 4 ? level_names[v] : "?"); break;
+    case CONFIG_BYTES:
+        snprintf(buf, len, "%llu", v);
+        break;
+    case CONFIG_SECONDS:
+        snprintf(buf, len, "%llu", v / 1000);
+        break;
+    case CONFIG_LOGLEVEL:
+        snprintf(buf, len, "%s", v < 4 ? level_names[v] : "?");
+        break;
     }
 }
 
@@ -348,8 +365,8 @@ void config_print_help(FILE *out) {
         snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
         for (char *p = flag + 2; *p && *p != ' '; p++)
             if (*p == '_') *p = '-';
-        snprintf(text, sizeof text, "%s (default %s%s%s%s)", o->help, *o->def ? "" : "\"",
-                 o->def, *o->def ? "" : "\"", o->reloadable ? "" : "; restart to change");
+        snprintf(text, sizeof text, "%s (default %s%s%s%s)", o->help, *o->def ? "" : "\"", o->def,
+                 *o->def ? "" : "\"", o->reloadable ? "" : "; restart to change");
         /* Word-wrap the text into a 68-column column after the flag. */
         fprintf(out, "  %-28s", flag);
         const char *t = text;
@@ -357,12 +374,14 @@ void config_print_help(FILE *out) {
             size_t n = strlen(t);
             if (n > 68) {
                 n = 68;
-                while (n > 0 && t[n] != ' ') n--;
+                while (n > 0 && t[n] != ' ')
+                    n--;
                 if (n == 0) n = 68;
             }
             fprintf(out, " %.*s\n", (int)n, t);
             t += n;
-            while (*t == ' ') t++;
+            while (*t == ' ')
+                t++;
             if (*t) fprintf(out, "  %-28s", "");
         }
     }
@@ -381,7 +400,9 @@ void config_pack(msgpack_packer *pk, const server_config_t *cfg) {
         codec_pack_key(pk, "default");
         codec_pack_cstr(pk, o->def);
         codec_pack_key(pk, "reloadable");
-        if (o->reloadable) msgpack_pack_true(pk);
-        else msgpack_pack_false(pk);
+        if (o->reloadable)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
     }
 }

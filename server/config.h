@@ -39,16 +39,16 @@ typedef enum config_type {
 } config_type_t;
 
 typedef struct config_option {
-    const char *name;       /* key; the flag is --name with '-' for '_' */
+    const char *name; /* key; the flag is --name with '-' for '_' */
     config_type_t type;
-    size_t offset;          /* of the field in server_config_t */
-    size_t size;            /* of that field (numbers: 4 or 8 bytes) */
-    const char *def;        /* the default, as it would be written in the file */
+    size_t offset;               /* of the field in server_config_t */
+    size_t size;                 /* of that field (numbers: 4 or 8 bytes) */
+    const char *def;             /* the default, as it would be written in the file */
     unsigned long long min, max; /* bounds of numbers, in the unit written (bytes, seconds) */
-    bool reloadable;        /* false: a change needs a restart (a reload keeps the old value) */
-    bool required;          /* strings: may not be empty */
-    const char *metavar;    /* for --help */
-    const char *help;       /* one sentence for --help and the man page */
+    bool reloadable;     /* false: a change needs a restart (a reload keeps the old value) */
+    bool required;       /* strings: may not be empty */
+    const char *metavar; /* for --help */
+    const char *help;    /* one sentence for --help and the man page */
 } config_option_t;
 
 /* The table, config_noptions entries. */
@@ -85,8 +85,7 @@ int config_load(server_config_t *cfg, const char *path, const config_override_t 
 int config_check(const server_config_t *cfg, char *why, size_t whylen);
 
 /* Writes opt's value in cfg as the file would hold it (a store URL's password hidden). */
-void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf,
-                   size_t len);
+void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf, size_t len);
 
 /* True when opt has the same value in a and b. */
 bool config_same(const server_config_t *a, const server_config_t *b, const config_option_t *opt);

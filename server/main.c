@@ -53,11 +53,11 @@ static server_t srv;
 static config_override_t *overrides; /* the flags' values, applied again on each reload */
 static size_t noverrides;
 
-static bool ready;            /* READY=1 was sent */
-static bool finished;         /* finish() ran: no more timers, no more notifications */
-static bool probe_inflight;   /* a store probe waits for its callback */
+static bool ready;          /* READY=1 was sent */
+static bool finished;       /* finish() ran: no more timers, no more notifications */
+static bool probe_inflight; /* a store probe waits for its callback */
 static uint64_t probe_started;
-static int drain_phase;       /* 0: waiting for requests in flight; 1: for output to be written */
+static int drain_phase; /* 0: waiting for requests in flight; 1: for output to be written */
 static uint64_t drain_elapsed_ms;
 
 static void raise_nofile_limit(void) {
@@ -103,11 +103,13 @@ static void on_status_tick(uv_timer_t *t);
 /* (Re)starts the status timer: every status_interval once ready, a one-shot retry before. */
 static void schedule_status(void) {
     if (finished || srv.draining) return;
-    if (!ready) uv_timer_start(&srv.status_timer, on_status_tick, PROBE_RETRY_MS, 0);
+    if (!ready)
+        uv_timer_start(&srv.status_timer, on_status_tick, PROBE_RETRY_MS, 0);
     else if (srv.cfg.status_interval_ms)
         uv_timer_start(&srv.status_timer, on_status_tick, srv.cfg.status_interval_ms,
                        srv.cfg.status_interval_ms);
-    else uv_timer_stop(&srv.status_timer);
+    else
+        uv_timer_stop(&srv.status_timer);
 }
 
 static void probe_done(void *arg, const codec_error_t *err, const evs_event_t *evs, size_t n) {
@@ -117,8 +119,7 @@ static void probe_done(void *arg, const codec_error_t *err, const evs_event_t *e
     stats_store_done(&srv.stats, probe_started, err ? err->code : 0);
     if (finished) return;
     if (err) {
-        if (before != STORE_STATE_UNAVAILABLE)
-            log_warn("store", "cannot serve: %s", err->message);
+        if (before != STORE_STATE_UNAVAILABLE) log_warn("store", "cannot serve: %s", err->message);
         if (!ready) {
             char msg[400];
             snprintf(msg, sizeof msg, "STATUS=waiting for the store: %s", err->message);
@@ -157,7 +158,8 @@ static void on_status_tick(uv_timer_t *t) {
  * the remaining handles so that uv_run returns. */
 static void finish(void) {
     finished = true;
-    while (srv.conns) conn_close(srv.conns, NULL);
+    while (srv.conns)
+        conn_close(srv.conns, NULL);
     conn_flush_all(&srv);
     if (srv.store) srv.store->ops->free(srv.store);
     srv.store = NULL;
@@ -173,13 +175,15 @@ static void finish(void) {
 
 static size_t requests_in_flight(void) {
     size_t n = 0;
-    for (conn_t *c = srv.conns; c; c = c->next) n += c->inflight;
+    for (conn_t *c = srv.conns; c; c = c->next)
+        n += c->inflight;
     return n;
 }
 
 static size_t output_queued(void) {
     size_t n = 0;
-    for (conn_t *c = srv.conns; c; c = c->next) n += conn_queued(c);
+    for (conn_t *c = srv.conns; c; c = c->next)
+        n += conn_queued(c);
     return n;
 }
 
@@ -199,8 +203,10 @@ static void on_drain_tick(uv_timer_t *t) {
     }
     size_t queued = output_queued();
     if (queued && !late) return;
-    if (queued) log_warn("main", "shutdown_timeout passed with %zu bytes unsent", queued);
-    else log_info("main", "drained; exiting");
+    if (queued)
+        log_warn("main", "shutdown_timeout passed with %zu bytes unsent", queued);
+    else
+        log_info("main", "drained; exiting");
     finish();
 }
 
@@ -220,7 +226,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (srv.tcp) listener_close(srv.tcp);
     if (srv.unix_listener) listener_close(srv.unix_listener);
     srv.tcp = srv.unix_listener = NULL;
-    for (conn_t *c = srv.conns; c; c = c->next) conn_stop_reading(c);
+    for (conn_t *c = srv.conns; c; c = c->next)
+        conn_stop_reading(c);
     uv_timer_start(&srv.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
 }
 
@@ -291,7 +298,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
 static int parse_args(int argc, char **argv, const char **config_path, bool *check_only) {
     enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_TABLE = 2000 };
     struct option *longopts = calloc(config_noptions + 5, sizeof *longopts);
-    char (*names)[64] = calloc(config_noptions, sizeof *names);
+    char(*names)[64] = calloc(config_noptions, sizeof *names);
     overrides = calloc(argc, sizeof *overrides);
     if (!longopts || !names || !overrides) {
         fprintf(stderr, "evstored: out of memory\n");
@@ -321,8 +328,7 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
             char why[512];
             if (config_set(&scratch, o, optarg, why, sizeof why) != 0) {
                 const char *colon = strchr(why, ':');
-                fprintf(stderr, "evstored: --%s%s\n", names[opt - OPT_TABLE],
-                        colon ? colon : why);
+                fprintf(stderr, "evstored: --%s%s\n", names[opt - OPT_TABLE], colon ? colon : why);
                 status = 2;
                 break;
             }
@@ -330,8 +336,12 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
             continue;
         }
         switch (opt) {
-        case OPT_CONFIG: *config_path = optarg; break;
-        case OPT_CHECK: *check_only = true; break;
+        case OPT_CONFIG:
+            *config_path = optarg;
+            break;
+        case OPT_CHECK:
+            *check_only = true;
+            break;
         case OPT_HELP:
             fputs(usage_head, stdout);
             config_print_help(stdout);

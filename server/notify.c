@@ -24,8 +24,8 @@ int notify_send(const char *msg) {
     memcpy(sa.sun_path, path, plen);
     if (path[0] == '@') sa.sun_path[0] = '\0';
     /* An abstract name is exactly plen bytes long (no terminating NUL); a path may have one. */
-    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen +
-                                  (path[0] == '/' ? 1 : 0));
+    socklen_t salen =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] == '/' ? 1 : 0));
 
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;

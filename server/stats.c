@@ -38,8 +38,8 @@ static int cmp_u32(const void *a, const void *b) {
 /* Sorts a copy of the recorded samples into out (STATS_LATENCY_SAMPLES slots); returns their
  * number. */
 static size_t sorted_samples(const stats_t *st, uint32_t *out) {
-    size_t n = st->store_calls < STATS_LATENCY_SAMPLES ? (size_t)st->store_calls
-                                                       : STATS_LATENCY_SAMPLES;
+    size_t n =
+        st->store_calls < STATS_LATENCY_SAMPLES ? (size_t)st->store_calls : STATS_LATENCY_SAMPLES;
     memcpy(out, st->latency_us, n * sizeof *out);
     qsort(out, n, sizeof *out, cmp_u32);
     return n;
@@ -62,9 +62,12 @@ uint32_t stats_latency_percentile(const stats_t *st, double p) {
 
 const char *stats_store_state_name(int state) {
     switch (state) {
-    case STORE_STATE_OK: return "ok";
-    case STORE_STATE_UNAVAILABLE: return "unavailable";
-    default: return "unknown";
+    case STORE_STATE_OK:
+        return "ok";
+    case STORE_STATE_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "unknown";
     }
 }
 
@@ -81,8 +84,7 @@ static void pack_u64(msgpack_packer *pk, const char *key, uint64_t v) {
     msgpack_pack_uint64(pk, v);
 }
 
-void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_names,
-                size_t nops) {
+void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_names, size_t nops) {
     const stats_t *st = &srv->stats;
     if (nops > STATS_MAX_OPS) nops = STATS_MAX_OPS;
 
@@ -91,8 +93,10 @@ void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_n
     codec_pack_cstr(pk, EVS_VERSION);
     pack_u64(pk, "uptime_s", (uv_hrtime() - st->started_ns) / 1000000000u);
     codec_pack_key(pk, "draining");
-    if (srv->draining) msgpack_pack_true(pk);
-    else msgpack_pack_false(pk);
+    if (srv->draining)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     pack_u64(pk, "connections", srv->nconns);
     pack_u64(pk, "connections_accepted", st->connections_accepted);
 
@@ -100,7 +104,8 @@ void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_n
      * the unknown and undecodable ones. */
     codec_pack_key(pk, "requests");
     msgpack_pack_map(pk, nops + 2);
-    for (size_t i = 0; i < nops; i++) pack_u64(pk, op_names[i], st->requests[i]);
+    for (size_t i = 0; i < nops; i++)
+        pack_u64(pk, op_names[i], st->requests[i]);
     pack_u64(pk, "unknown_op", st->requests_unknown);
     pack_u64(pk, "invalid", st->requests_invalid);
 
@@ -113,7 +118,8 @@ void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_n
         if (strcmp(evs_code_name(-i), "unknown") != 0) ncodes++;
     msgpack_pack_map(pk, ncodes);
     for (int i = 1; i < STATS_MAX_CODES; i++)
-        if (strcmp(evs_code_name(-i), "unknown") != 0) pack_u64(pk, evs_code_name(-i), st->errors[i]);
+        if (strcmp(evs_code_name(-i), "unknown") != 0)
+            pack_u64(pk, evs_code_name(-i), st->errors[i]);
 
     pack_u64(pk, "subscribers", srv->subs ? subs_count(srv->subs) : 0);
     pack_u64(pk, "subscriber_queue_bytes", subscriber_queue_bytes(srv));
@@ -142,7 +148,6 @@ void stats_summary(const server_t *srv, char *buf, size_t len) {
     const stats_t *st = &srv->stats;
     snprintf(buf, len, "%s; %zu connections, %zu subscribers, %llu events appended; store %s %s",
              srv->draining ? "draining" : "serving", srv->nconns,
-             srv->subs ? subs_count(srv->subs) : (size_t)0,
-             (unsigned long long)st->events_appended, srv->store ? srv->store->ops->name : "none",
-             stats_store_state_name(st->store_state));
+             srv->subs ? subs_count(srv->subs) : (size_t)0, (unsigned long long)st->events_appended,
+             srv->store ? srv->store->ops->name : "none", stats_store_state_name(st->store_state));
 }

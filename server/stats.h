@@ -25,19 +25,19 @@ enum stats_store_state {
 };
 
 typedef struct stats {
-    uint64_t started_ns;            /* uv_hrtime() at start-up */
+    uint64_t started_ns; /* uv_hrtime() at start-up */
     uint64_t connections_accepted;
     uint64_t requests[STATS_MAX_OPS]; /* by index in dispatch's op table */
-    uint64_t requests_unknown;      /* unknown op */
-    uint64_t requests_invalid;      /* not decodable at all */
+    uint64_t requests_unknown;        /* unknown op */
+    uint64_t requests_invalid;        /* not decodable at all */
     uint64_t errors[STATS_MAX_CODES]; /* error replies by -code */
     uint64_t events_appended;
     uint64_t conflicts;
     uint64_t reloads, reloads_failed;
-    uint64_t store_calls;           /* store callbacks seen */
+    uint64_t store_calls;                       /* store callbacks seen */
     uint32_t latency_us[STATS_LATENCY_SAMPLES]; /* ring of the latest store round trips */
-    size_t latency_next;            /* next slot of the ring */
-    int store_state;                /* enum stats_store_state */
+    size_t latency_next;                        /* next slot of the ring */
+    int store_state;                            /* enum stats_store_state */
 } stats_t;
 
 struct server;

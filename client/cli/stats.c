@@ -24,7 +24,8 @@
 static int io_wait(int fd, short events) {
     struct pollfd p = {.fd = fd, .events = events};
     int r;
-    do r = poll(&p, 1, 30000);
+    do
+        r = poll(&p, 1, 30000);
     while (r < 0 && errno == EINTR);
     return r == 1 ? 0 : -1;
 }

@@ -60,8 +60,10 @@ static int notify_listen(const char *path) {
     if (fd < 0 || n >= sizeof sa.sun_path) return perror("socket"), 1;
     memcpy(sa.sun_path, path, n);
     socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-    if (path[0] == '@') sa.sun_path[0] = '\0';
-    else len++, unlink(path);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0';
+    else
+        len++, unlink(path);
     if (bind(fd, (struct sockaddr *)&sa, len) != 0) return perror("bind"), 1;
     struct sigaction act = {.sa_handler = on_term};
     sigaction(SIGTERM, &act, NULL);
@@ -190,7 +192,9 @@ static int writer(const char *addr, int k, FILE *out) {
     snprintf(entity, sizeof entity, "burst-%d", k);
     uint8_t payload[] = {0x81, 0xa1, 'k', 0x01}; /* {"k": 1} */
     for (;;) {
-        evs_event_t ev = {.entity_id = entity, .topic = "burst", .payload = payload,
+        evs_event_t ev = {.entity_id = entity,
+                          .topic = "burst",
+                          .payload = payload,
                           .payload_len = sizeof payload};
         uint64_t pos;
         if (evs_append(c, &ev, 1, &pos, NULL) < 0) break;
@@ -251,7 +255,8 @@ static int burst(const char *addr, int writers, const char *ready_file) {
             if (f) fputs("go\n", f), fclose(f);
         }
     }
-    for (int k = 0; k < writers; k++) waitpid(pids[k], NULL, 0);
+    for (int k = 0; k < writers; k++)
+        waitpid(pids[k], NULL, 0);
     qsort(seen, nseen, sizeof *seen, cmp_u64);
     rewind(acks);
     unsigned long long pos;
@@ -291,7 +296,8 @@ static int watch(const char *addr) {
     if (write_all(c->fd, hdr, sizeof hdr) || write_all(c->fd, sb.data, sb.size)) return 2;
     msgpack_sbuffer_destroy(&sb);
     while (read_all(c->fd, hdr, sizeof hdr) == 0) {
-        uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        uint32_t len =
+            (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
         char *body = malloc(len);
         if (!body || read_all(c->fd, body, len)) {
             free(body);
@@ -320,7 +326,9 @@ static int stall(const char *addr) {
     static uint8_t payload[16384];
     payload[0] = 0xc6; /* bin 32 header: an opaque payload is fine for the store */
     for (int i = 0; i < 64; i++) {
-        evs_event_t ev = {.entity_id = "stall", .topic = "stall", .payload = payload,
+        evs_event_t ev = {.entity_id = "stall",
+                          .topic = "stall",
+                          .payload = payload,
                           .payload_len = sizeof payload};
         if (evs_append(c, &ev, 1, NULL, NULL) < 0) {
             fprintf(stderr, "svc-tool: append: %s\n", evs_errstr(c));
@@ -345,7 +353,8 @@ static int stall(const char *addr) {
     msgpack_sbuffer_destroy(&sb);
     printf("stalled\n");
     fflush(stdout);
-    for (;;) pause();
+    for (;;)
+        pause();
 }
 
 int main(int argc, char **argv) {
@@ -353,8 +362,7 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "op") == 0) return raw_op(argv[2], argv[3]);
     if (argc == 3 && strcmp(argv[1], "stall") == 0) return stall(argv[2]);
     if (argc == 3 && strcmp(argv[1], "watch") == 0) return watch(argv[2]);
-    if (argc == 5 && strcmp(argv[1], "burst") == 0)
-        return burst(argv[2], atoi(argv[3]), argv[4]);
+    if (argc == 5 && strcmp(argv[1], "burst") == 0) return burst(argv[2], atoi(argv[3]), argv[4]);
     fprintf(stderr, "usage: svc-tool notify-listen SOCKET | op ADDR OP | "
                     "burst ADDR WRITERS READY_FILE | stall ADDR | watch ADDR\n");
     return 2;

@@ -11,8 +11,10 @@ int main(int argc, char **argv) {
         evs_free(c);
         return 1;
     }
-    evs_event_t ev = {.entity_id = "order-42", .topic = "order-placed",
-                      .payload = (uint8_t *)"\x80", .payload_len = 1};
+    evs_event_t ev = {.entity_id = "order-42",
+                      .topic = "order-placed",
+                      .payload = (uint8_t *)"\x80",
+                      .payload_len = 1};
     uint64_t pos = 0;
     evs_events_t *list = NULL;
     if (evs_append(c, &ev, 1, &pos, NULL) < 0 ||
