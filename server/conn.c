@@ -128,6 +128,7 @@ static size_t process_bytes(conn_t *c, const uint8_t *data, size_t len) {
                             "split the request",
                             body_len, max);
             codec_reply_error(&c->out, false, 0, &err);
+            stats_error(&c->srv->stats, err.code);
             log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, body_len, max);
             c->close_when_flushed = true;
             pause_reading(c);
@@ -138,6 +139,7 @@ static size_t process_bytes(conn_t *c, const uint8_t *data, size_t len) {
             codec_error_t err;
             codec_error_set(&err, EVS_EBAD_REQUEST, "empty frame: a frame holds one msgpack map");
             codec_reply_error(&c->out, false, 0, &err);
+            stats_error(&c->srv->stats, err.code);
             off += FRAME_HEADER;
             continue;
         }
