@@ -7,7 +7,8 @@
  * daemon is ready when it answers a ping. It inherits stderr, so its logs and any sanitizer
  * report appear in the test output; LEVEL is $EVSTORE_TEST_LOG_LEVEL or "warn". It gets
  * PR_SET_PDEATHSIG, so a test process that dies (a crash, a Criterion timeout) takes its daemon
- * with it. */
+ * with it. Under ASan a leak makes the daemon's exit status, which test_daemon_stop returns,
+ * non-zero. */
 #include "harness.h"
 
 #include <arpa/inet.h>
