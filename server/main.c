@@ -239,15 +239,26 @@ static void apply_config(void) {
     if (srv.store) srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
 }
 
+/* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while
+ * still waiting for the store says nothing: READY=1 comes with the store). */
+static void reload_done(void) {
+    if (!ready) return;
+    notify_status("READY=1\n");
+    schedule_status();
+}
+
 static void on_sighup(uv_signal_t *h, int signum) {
     (void)h, (void)signum;
     if (srv.draining) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    char msg[128];
-    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-    notify(msg);
+    if (ready) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        char msg[128];
+        snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                 (unsigned long long)ts.tv_sec * 1000000ULL +
+                     (unsigned long long)ts.tv_nsec / 1000);
+        notify(msg);
+    }
     log_info("config", "SIGHUP: reloading %s", srv.config_path ? srv.config_path : "(no file)");
 
     server_config_t next;
@@ -255,7 +266,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     if (config_load(&next, srv.config_path, overrides, noverrides, why, sizeof why) != 0) {
         srv.stats.reloads_failed++;
         log_error("config", "reload failed, keeping the running configuration: %s", why);
-        notify_status("READY=1\n");
+        reload_done();
         return;
     }
     int changed = 0;
@@ -272,7 +283,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
                 config_free(&next);
                 srv.stats.reloads_failed++;
                 log_error("config", "reload failed (out of memory), keeping the running one");
-                notify_status("READY=1\n");
+                reload_done();
                 return;
             }
             continue;
@@ -285,10 +296,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     apply_config();
     srv.stats.reloads++;
     log_info("config", "reloaded: %d option%s changed", changed, changed == 1 ? "" : "s");
-    if (ready) {
-        notify_status("READY=1\n");
-        schedule_status();
-    }
+    reload_done();
 }
 
 /* ---------------------------------------------------------------- start-up */

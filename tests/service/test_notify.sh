@@ -60,3 +60,15 @@ test_notify_not_ready_while_the_store_cannot_serve() {
     wait_exit $PID
     [ $STATUS -eq 0 ] || fail "exit status $STATUS"
 }
+
+test_notify_ready_again_after_a_failed_reload() {
+    printf 'log_level = info\n' >evstored.conf
+    start_notify
+    start_daemon --config "$T/evstored.conf"
+    wait_notify '^READY=1'
+    printf 'log_level = loud\n' >evstored.conf
+    kill -HUP $PID
+    wait_notify '^READY=1' 2
+    grep -q '^RELOADING=1' notify.log || fail "no RELOADING=1"
+    grep -q 'reload failed' daemon.log || fail "reload did not fail: $(cat daemon.log)"
+}
