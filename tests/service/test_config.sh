@@ -51,3 +51,18 @@ test_store_precedence_file_env_flag() {
     EVSTORE_STORE=bogus "$EVSTORED" --check-config --config s.conf --store memory >out.txt 2>&1 ||
         fail "--store did not override EVSTORE_STORE: $(cat out.txt)"
 }
+
+test_every_original_flag_still_works() {
+    "$EVSTORED" --version | grep -q '^evstored [0-9]' || fail "--version"
+    "$EVSTORED" --help | grep -q -- '--request-timeout SECONDS' || fail "--help"
+    start_daemon --unix "$T/evstored.sock" --store memory --max-frame 65536 --output-limit 8192 \
+        --request-timeout 7 --log-level warn
+    [ -S "$T/evstored.sock" ] || fail "no Unix socket"
+    "$TOOL" op "$T/evstored.sock" ping >/dev/null || fail "ping over the Unix socket"
+    c=$("$TOOL" op "$ADDR" config)
+    for kv in 'unix"=>{"value"=>"'"$T"'/evstored.sock"' 'max_frame"=>{"value"=>"65536"' \
+              'output_limit"=>{"value"=>"8192"' 'request_timeout"=>{"value"=>"7"' \
+              'log_level"=>{"value"=>"warn"'; do
+        echo "$c" | grep -qF "$kv" || fail "config lacks $kv: $c"
+    done
+}
