@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -202,4 +204,32 @@ int raw_ping(int fd, uint64_t id, int timeout_ms) {
     if (rc == 0 && !(reply_ok(&rep) && reply_id(&rep, &got) && got == id)) rc = -1;
     reply_free(&rep);
     return rc ? -1 : 0;
+}
+
+const char *tprefix(void) {
+    static char prefix[32];
+    if (!prefix[0]) {
+        uint8_t r[6] = {0};
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+            int64_t t = now_ms();
+            memcpy(r, &t, sizeof r);
+        }
+        snprintf(prefix, sizeof prefix, "r%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+                 r[4], r[5]);
+    }
+    return prefix;
+}
+
+const char *tname(const char *suffix) {
+    /* Kept in a static table, so that they stay reachable (no leak reports), and looked up, so
+     * that asking again for the same name costs nothing. */
+    static char *names[1024];
+    static size_t n;
+    size_t plen = strlen(tprefix()) + 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i] + plen, suffix) == 0) return names[i];
+    char *s = NULL;
+    if (asprintf(&s, "%s-%s", tprefix(), suffix) < 0) abort();
+    if (n < sizeof names / sizeof names[0]) names[n++] = s;
+    return s;
 }

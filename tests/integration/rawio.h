@@ -69,6 +69,13 @@ int raw_wait_closed(int fd, int timeout_ms);
 /* Sends {"op": "ping", "id": id} and reads the reply; 0 when it is ok with that id. */
 int raw_ping(int fd, uint64_t id, int timeout_ms);
 
+/* PREFIX-suffix, where PREFIX is random and drawn once per process (each Criterion test runs in
+ * a process of its own), so that tests sharing a store (a PostgreSQL database) never see each
+ * other's entities or topics. Valid until the process ends. */
+const char *tname(const char *suffix);
+/* The prefix alone. */
+const char *tprefix(void);
+
 /* Milliseconds of a monotonic clock. */
 int64_t now_ms(void);
 
