@@ -98,7 +98,8 @@ Test(client, bad_address_is_an_invalid_argument) {
     evs_free(x);
 }
 
-/* Runs the whole suite's basic path on a Unix listener too. */
+/* The basic path on a Unix listener (its own suite: the suite init of "client" would start a
+ * second daemon). */
 static char unix_path[108];
 static void setup_unix(void) {
     snprintf(unix_path, sizeof unix_path, "/tmp/evstore-test-%d.sock", (int)getpid());
@@ -106,7 +107,8 @@ static void setup_unix(void) {
     start_daemon(extra);
 }
 
-Test(client, unix_socket_connection_serves_every_call, .init = setup_unix) {
+Test(client_unix, unix_socket_connection_serves_every_call, .init = setup_unix, .fini = teardown,
+     .timeout = 30) {
     evs_context_t *u = evs_connect(unix_path);
     cr_assert_eq(u->err, 0, "connect %s: %s", unix_path, u->errstr);
     cr_assert_eq(evs_ping(u, NULL, 0), 0, "%s", u->errstr);
