@@ -18,6 +18,7 @@
 #include "../../proto/codec.h"
 #include "bench.h"
 #include "json.h"
+#include "stats.h"
 
 #define PAGE 1000
 
@@ -33,6 +34,7 @@ static const char usage_text[] =
     "  all [--after P] [--limit N]            the global log\n"
     "  tail [--after P] [--topic T]...        follow new events until interrupted\n"
     "  delete ENTITY                          remove every event of an entity\n"
+    "  stats | config                         the daemon's counters / effective options\n"
     "  bench [--help]                         load generator (appends)\n"
     "\n"
     "ADDR is HOST:PORT or a Unix socket path (default $EVSTORE_ADDR, else " EVS_DEFAULT_ADDR ").\n"
@@ -381,6 +383,7 @@ static const struct {
 } commands[] = {
     {"ping", cmd_ping},   {"append", cmd_append}, {"get", cmd_get},   {"topic", cmd_topic},
     {"event", cmd_event}, {"all", cmd_all},       {"tail", cmd_tail}, {"delete", cmd_delete},
+    {"stats", cmd_stats}, {"config", cmd_config},
 };
 
 int main(int argc, char **argv) {
