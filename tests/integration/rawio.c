@@ -3,9 +3,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -72,8 +72,7 @@ int raw_send(int fd, const void *buf, size_t len) {
 }
 
 int raw_send_frame(int fd, const void *body, size_t len) {
-    uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-                    (uint8_t)len};
+    uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
     uint8_t *buf = malloc(4 + len);
     if (!buf) return -1;
     memcpy(buf, h, 4);
@@ -214,8 +213,8 @@ const char *tprefix(void) {
             int64_t t = now_ms();
             memcpy(r, &t, sizeof r);
         }
-        snprintf(prefix, sizeof prefix, "r%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-                 r[4], r[5]);
+        snprintf(prefix, sizeof prefix, "r%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+                 r[5]);
     }
     return prefix;
 }

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ static void teardown(void) {
 }
 
 TestSuite(badinput, .fini = teardown, .timeout = 60);
+TestSuite(race, .fini = teardown, .timeout = 60);
 
 static int connect_or_fail(void) {
     int fd = test_connect_raw(&d);
@@ -69,8 +71,7 @@ static reply_t expect_ok(int fd, uint64_t id) {
     int rc = raw_recv(fd, 5000, &r);
     cr_assert_eq(rc, 0, "no reply (%d)", rc);
     uint64_t got = 0;
-    cr_assert(reply_id(&r, &got) && got == id, "reply without the id %llu",
-              (unsigned long long)id);
+    cr_assert(reply_id(&r, &got) && got == id, "reply without the id %llu", (unsigned long long)id);
     cr_assert(reply_ok(&r), "expected ok, got error %s", reply_code(&r));
     return r;
 }
@@ -95,8 +96,8 @@ static void send_rq(int fd, rq_t *r) {
 
 /* Packs one append event {"entity_id", "topic": tname(topic), "payload"} with payload_len bytes of
  * 'x'. Valid names go through tname (rawio.h) so that tests sharing a store do not meet. */
-static void pack_event(msgpack_packer *pk, const char *entity, size_t entity_len,
-                       const char *topic, size_t payload_len) {
+static void pack_event(msgpack_packer *pk, const char *entity, size_t entity_len, const char *topic,
+                       size_t payload_len) {
     msgpack_pack_map(pk, 3);
     pk_str(pk, "entity_id");
     pk_strn(pk, entity, entity_len);
@@ -248,7 +249,8 @@ Test(badinput, disconnect_in_the_middle_of_a_frame) {
     /* Whole requests sent, then gone before the replies. */
     for (int i = 0; i < 20; i++) {
         int fd = connect_or_fail();
-        for (int k = 0; k < 5; k++) send_bytes(fd, frame, flen);
+        for (int k = 0; k < 5; k++)
+            send_bytes(fd, frame, flen);
         send_bytes(fd, frame, flen / 2);
         close(fd);
     }
@@ -265,13 +267,13 @@ Test(badinput, invalid_msgpack_is_bad_request_and_the_connection_carries_on) {
         uint8_t b[8];
         size_t n;
     } bodies[] = {
-        {{0xc1}, 1},                              /* never-used byte */
-        {{0x81, 0xa1, 'a'}, 3},                   /* map missing its value */
-        {{0x92, 0x01, 0x02}, 3},                  /* top level is an array */
-        {{0xa4, 'p', 'i', 'n', 'g'}, 5},          /* top level is a string */
-        {{0x80, 0x00}, 2},                        /* trailing byte */
-        {{0x81, 0xa1, 'k', 0xd9}, 4},             /* ends inside a length */
-        {{0x81, 0xa1, 'k', 0xcf, 0, 0}, 6},       /* truncated uint64 */
+        {{0xc1}, 1},                        /* never-used byte */
+        {{0x81, 0xa1, 'a'}, 3},             /* map missing its value */
+        {{0x92, 0x01, 0x02}, 3},            /* top level is an array */
+        {{0xa4, 'p', 'i', 'n', 'g'}, 5},    /* top level is a string */
+        {{0x80, 0x00}, 2},                  /* trailing byte */
+        {{0x81, 0xa1, 'k', 0xd9}, 4},       /* ends inside a length */
+        {{0x81, 0xa1, 'k', 0xcf, 0, 0}, 6}, /* truncated uint64 */
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         send_frame(fd, bodies[i].b, bodies[i].n);
@@ -290,13 +292,13 @@ Test(badinput, declared_counts_larger_than_the_frame_are_bad_request) {
         uint8_t b[12];
         size_t n;
     } bodies[] = {
-        {{0xdf, 0xff, 0xff, 0xff, 0xff}, 5},                      /* map32 of 4G pairs */
-        {{0x81, 0xa1, 'k', 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}, 9}, /* array32 of 4G */
-        {{0x81, 0xa1, 'k', 0xde, 0xff, 0xff, 0xc0}, 7},           /* map16 of 65535 */
-        {{0x81, 0xa1, 'k', 0xdb, 0xff, 0xff, 0xff, 0xff, 'a'}, 9}, /* str32 of 4 GB */
-        {{0x81, 0xa1, 'k', 0xc6, 0x7f, 0xff, 0xff, 0xff, 'a'}, 9}, /* bin32 of 2 GB */
+        {{0xdf, 0xff, 0xff, 0xff, 0xff}, 5},                           /* map32 of 4G pairs */
+        {{0x81, 0xa1, 'k', 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}, 9},    /* array32 of 4G */
+        {{0x81, 0xa1, 'k', 0xde, 0xff, 0xff, 0xc0}, 7},                /* map16 of 65535 */
+        {{0x81, 0xa1, 'k', 0xdb, 0xff, 0xff, 0xff, 0xff, 'a'}, 9},     /* str32 of 4 GB */
+        {{0x81, 0xa1, 'k', 0xc6, 0x7f, 0xff, 0xff, 0xff, 'a'}, 9},     /* bin32 of 2 GB */
         {{0x81, 0xa1, 'k', 0xc9, 0xff, 0xff, 0xff, 0xff, 1, 'a'}, 10}, /* ext32 of 4 GB */
-        {{0x81, 0xa1, 'k', 0x9f, 0xc0}, 5},                       /* fixarray of 15 */
+        {{0x81, 0xa1, 'k', 0x9f, 0xc0}, 5},                            /* fixarray of 15 */
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         send_frame(fd, bodies[i].b, bodies[i].n);
@@ -312,7 +314,8 @@ static void send_nested_ping(int fd, uint64_t id, int depth) {
     rq_t r;
     rq_begin(&r, "ping", id, 1);
     pk_str(&r.pk, "x");
-    for (int i = 1; i < depth; i++) msgpack_pack_array(&r.pk, 1);
+    for (int i = 1; i < depth; i++)
+        msgpack_pack_array(&r.pk, 1);
     msgpack_pack_uint64(&r.pk, 1);
     send_rq(fd, &r);
 }
@@ -558,8 +561,10 @@ Test(badinput, thousand_simultaneous_connections_each_get_served, .timeout = 120
         reply_free(&r);
     }
     /* And a second round, on connections that have been open all along. */
-    for (int i = 0; i < N; i += 7) conn_still_serves(fds[i]);
-    for (int i = 0; i < N; i++) close(fds[i]);
+    for (int i = 0; i < N; i += 7)
+        conn_still_serves(fds[i]);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
     free(fds);
     still_serves_and_exits_cleanly();
 }
@@ -576,7 +581,9 @@ Test(badinput, pipelined_requests_all_get_a_reply_carrying_their_id) {
     for (int i = 1; i <= N; i++) {
         rq_t r;
         switch (i % 5) {
-        case 0: rq_begin(&r, "ping", (uint64_t)i, 0); break;
+        case 0:
+            rq_begin(&r, "ping", (uint64_t)i, 0);
+            break;
         case 1:
             rq_begin(&r, "append", (uint64_t)i, 1);
             pk_str(&r.pk, "events");
@@ -588,7 +595,9 @@ Test(badinput, pipelined_requests_all_get_a_reply_carrying_their_id) {
             pk_str(&r.pk, "entity_id");
             pk_str(&r.pk, tname("pipe"));
             break;
-        case 3: rq_begin(&r, "no-such-op", (uint64_t)i, 0); break;
+        case 3:
+            rq_begin(&r, "no-such-op", (uint64_t)i, 0);
+            break;
         default:
             rq_begin(&r, "read-all", (uint64_t)i, 1);
             pk_str(&r.pk, "after");
@@ -617,8 +626,11 @@ Test(badinput, pipelined_requests_all_get_a_reply_carrying_their_id) {
         seen[id] = true;
         switch (id % 5) {
         case 3:
-        case 4: cr_assert_str_eq(reply_code(&r), "bad_request", "id %llu", (unsigned long long)id); break;
-        default: cr_assert(reply_ok(&r), "id %llu: %s", (unsigned long long)id, reply_code(&r));
+        case 4:
+            cr_assert_str_eq(reply_code(&r), "bad_request", "id %llu", (unsigned long long)id);
+            break;
+        default:
+            cr_assert(reply_ok(&r), "id %llu: %s", (unsigned long long)id, reply_code(&r));
         }
         if (id % 5 == 1) {
             const msgpack_object *v = reply_get(&r, "versions");
@@ -746,7 +758,294 @@ Test(badinput, subscriber_that_never_reads_does_not_block_appends, .timeout = 12
 
 /* The same with the smallest output limit, so that the subscriber surely falls behind after
  * the first event and every later one comes from the store. */
-Test(badinput, subscriber_far_behind_the_output_limit_is_caught_up_from_the_store,
-     .timeout = 120) {
+Test(badinput, subscriber_far_behind_the_output_limit_is_caught_up_from_the_store, .timeout = 120) {
     slow_subscriber((const char *[]){"--output-limit", "4096", NULL});
+}
+
+/* ---------------------------------------------------------------- a client that never reads */
+
+/* The daemon's resident memory in KB (VmRSS), or -1. */
+static long daemon_rss_kb(void) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)d.pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+/* A client pipelines requests with big replies and reads none: the daemon stops reading from it
+ * once its replies pile up, other connections are served meanwhile, and when the client reads at
+ * last every request it managed to send gets its reply. */
+Test(badinput, client_that_never_reads_its_replies_does_not_block_others, .timeout = 120) {
+    start(NULL);
+    int w = connect_or_fail();
+    const char *big = tname("big");
+    send_append(w, 1, big, strlen(big), 16 * 1024);
+    reply_t rep = expect_ok(w, 1);
+    reply_free(&rep);
+
+    int slow = connect_small_rcvbuf();
+    rq_t r;
+    rq_begin(&r, "get-by-entity", 0, 1);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, big);
+    /* The same request with ids 1..N, sent until the socket refuses more for a while. */
+    enum { MAX = 8000 };
+    size_t sent = 0;
+    int64_t deadline = now_ms() + 3000;
+    while (sent < MAX && now_ms() < deadline) {
+        rq_t one;
+        rq_begin(&one, "get-by-entity", sent + 1, 1);
+        pk_str(&one.pk, "entity_id");
+        pk_str(&one.pk, big);
+        uint8_t frame[256];
+        cr_assert_lt(one.sb.size + 4, sizeof frame);
+        frame[0] = frame[1] = 0;
+        frame[2] = (uint8_t)(one.sb.size >> 8);
+        frame[3] = (uint8_t)one.sb.size;
+        memcpy(frame + 4, one.sb.data, one.sb.size);
+        size_t len = one.sb.size + 4;
+        rq_free(&one);
+        struct pollfd pfd = {.fd = slow, .events = POLLOUT};
+        if (poll(&pfd, 1, 200) != 1) break; /* the daemon stopped reading: enough */
+        send_bytes(slow, frame, len);
+        sent++;
+    }
+    rq_free(&r);
+    cr_assert_gt(sent, 100, "only %zu requests could be sent", sent);
+    /* Its unread replies (up to 8000 x 16 KB = 128 MB) must not all be held in the daemon's memory.
+     */
+    long rss_kb = daemon_rss_kb();
+    cr_assert_lt(rss_kb, 100 * 1024, "the daemon holds %ld MB for a client that does not read",
+                 rss_kb / 1024);
+
+    /* Others are served promptly meanwhile. */
+    int64_t t = now_ms();
+    cr_assert(test_daemon_alive(&d), "a new connection is not served");
+    conn_still_serves(w);
+    cr_assert_lt(now_ms() - t, 2000, "other connections waited %lld ms", (long long)(now_ms() - t));
+
+    /* Now read everything: one reply per request sent, each with its id, each ok. */
+    bool *seen = calloc(sent + 1, 1);
+    for (size_t k = 0; k < sent; k++) {
+        reply_t a;
+        int rc = raw_recv(slow, 10000, &a);
+        cr_assert_eq(rc, 0, "reply %zu of %zu missing (%d)", k + 1, sent, rc);
+        uint64_t id = 0;
+        cr_assert(reply_id(&a, &id) && id >= 1 && id <= sent && !seen[id], "bad or repeated id");
+        seen[id] = true;
+        cr_assert(reply_ok(&a), "id %llu: %s", (unsigned long long)id, reply_code(&a));
+        reply_free(&a);
+    }
+    free(seen);
+    close(slow);
+    close(w);
+    still_serves_and_exits_cleanly();
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+Test(badinput, sigterm_with_idle_and_half_sent_connections_exits_promptly) {
+    start(NULL);
+    int fds[50];
+    for (int i = 0; i < 50; i++)
+        fds[i] = connect_or_fail();
+    const uint8_t part[] = {0, 0, 0, 50, 0x82};
+    send_bytes(fds[0], part, sizeof part);
+    conn_still_serves(fds[1]);
+    int64_t t = now_ms();
+    cr_assert_eq(test_daemon_stop(&d), 0, "evstored did not exit 0 on SIGTERM");
+    cr_assert_lt(now_ms() - t, 5000, "shutdown took %lld ms with idle clients",
+                 (long long)(now_ms() - t));
+    for (int i = 0; i < 50; i++) {
+        cr_assert_eq(raw_wait_closed(fds[i], 2000), 0, "connection %d left open", i);
+        close(fds[i]);
+    }
+}
+
+/* A subscriber that reads nothing holds megabytes of queued pushes at SIGTERM: the daemon gives
+ * up on it after shutdown_timeout instead of waiting forever. */
+Test(badinput, sigterm_with_a_stuck_subscriber_exits_within_the_shutdown_timeout, .timeout = 120) {
+    start((const char *[]){"--shutdown-timeout", "1", NULL});
+    int sub = connect_small_rcvbuf();
+    rq_t r;
+    rq_begin(&r, "subscribe", 1, 0);
+    send_rq(sub, &r);
+    reply_t rep = expect_ok(sub, 1);
+    reply_free(&rep);
+    int w = connect_or_fail();
+    const char *e = tname("stuck");
+    for (int i = 0; i < 200; i++) {
+        send_append(w, 10 + (uint64_t)i, e, strlen(e), 8192);
+        rep = expect_ok(w, 10 + (uint64_t)i);
+        reply_free(&rep);
+    }
+    int64_t t = now_ms();
+    cr_assert_eq(test_daemon_stop(&d), 0, "evstored did not exit 0 on SIGTERM");
+    cr_assert_lt(now_ms() - t, 6000, "shutdown took %lld ms with shutdown_timeout 1 s",
+                 (long long)(now_ms() - t));
+    close(sub);
+    close(w);
+}
+
+/* ---------------------------------------------------------------- optimistic concurrency */
+
+/* Several writers race "read the latest version n, append n+1" on the same entities: in the end
+ * every version is stored exactly once, each by the writer that was told ok, and every loser was
+ * told conflict. */
+enum { RACERS = 6, ATTEMPTS = 40, ENTITIES = 2 };
+
+typedef struct racer {
+    int index;
+    int ok, conflicts;
+    uint64_t won[ATTEMPTS][2]; /* entity index, version */
+    char error[256];
+} racer_t;
+
+static const char *race_entity(int k) {
+    return tname(k ? "race-1" : "race-0");
+}
+
+/* The latest version of entity, or -1; -2 on a broken connection. */
+static int64_t latest_version(int fd, uint64_t id, const char *entity) {
+    rq_t r;
+    rq_begin(&r, "get-by-entity", id, 3);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, entity);
+    pk_str(&r.pk, "backwards");
+    msgpack_pack_true(&r.pk);
+    pk_str(&r.pk, "limit");
+    msgpack_pack_uint64(&r.pk, 1);
+    int rc = raw_send_rq(fd, &r);
+    rq_free(&r);
+    reply_t rep;
+    if (rc || raw_recv(fd, 10000, &rep) != 0) return -2;
+    int64_t v = -2;
+    const msgpack_object *evs = reply_get(&rep, "events");
+    if (reply_ok(&rep) && evs && evs->type == MSGPACK_OBJECT_ARRAY) {
+        v = -1;
+        if (evs->via.array.size == 1)
+            v = (int64_t)obj_get(&evs->via.array.ptr[0], "version")->via.u64;
+    }
+    reply_free(&rep);
+    return v;
+}
+
+static void *race(void *arg) {
+    racer_t *me = arg;
+    int fd = test_connect_raw(&d);
+    if (fd < 0) {
+        snprintf(me->error, sizeof me->error, "connect failed");
+        return NULL;
+    }
+    uint64_t id = 1;
+    for (int k = 0; k < ATTEMPTS; k++) {
+        int e = (k + me->index) % ENTITIES;
+        int64_t v = latest_version(fd, id++, race_entity(e));
+        if (v < -1) {
+            snprintf(me->error, sizeof me->error, "get-by-entity failed");
+            break;
+        }
+        char payload[32];
+        snprintf(payload, sizeof payload, "%d/%d", me->index, k);
+        rq_t r;
+        rq_begin(&r, "append", id, 1);
+        pk_str(&r.pk, "events");
+        msgpack_pack_array(&r.pk, 1);
+        msgpack_pack_map(&r.pk, 4);
+        pk_str(&r.pk, "entity_id");
+        pk_str(&r.pk, race_entity(e));
+        pk_str(&r.pk, "topic");
+        pk_str(&r.pk, tname("t"));
+        pk_str(&r.pk, "payload");
+        pk_bin(&r.pk, payload, strlen(payload));
+        pk_str(&r.pk, "version");
+        msgpack_pack_uint64(&r.pk, (uint64_t)(v + 1));
+        int rc = raw_send_rq(fd, &r);
+        rq_free(&r);
+        reply_t rep;
+        if (rc || raw_recv(fd, 10000, &rep) != 0) {
+            snprintf(me->error, sizeof me->error, "append got no reply");
+            break;
+        }
+        uint64_t got = 0;
+        if (!reply_id(&rep, &got) || got != id) {
+            snprintf(me->error, sizeof me->error, "reply with the wrong id");
+        } else if (reply_ok(&rep)) {
+            me->won[me->ok][0] = (uint64_t)e;
+            me->won[me->ok][1] = reply_get(&rep, "versions")->via.array.ptr[0].via.u64;
+            me->ok++;
+        } else if (strcmp(reply_code(&rep), "conflict") == 0) {
+            const msgpack_object *cur = obj_get(reply_get(&rep, "error"), "current_version");
+            if (!cur || cur->type != MSGPACK_OBJECT_POSITIVE_INTEGER || (int64_t)cur->via.u64 <= v)
+                snprintf(me->error, sizeof me->error,
+                         "conflict whose current_version is not past the version read");
+            me->conflicts++;
+        } else {
+            snprintf(me->error, sizeof me->error, "append failed: %s", reply_code(&rep));
+        }
+        reply_free(&rep);
+        id++;
+        if (me->error[0]) break;
+    }
+    close(fd);
+    return NULL;
+}
+
+Test(race, optimistic_writers_store_every_version_exactly_once, .timeout = 120) {
+    start(NULL);
+    racer_t racers[RACERS];
+    pthread_t threads[RACERS];
+    memset(racers, 0, sizeof racers);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i].index = i;
+        cr_assert_eq(pthread_create(&threads[i], NULL, race, &racers[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(threads[i], NULL);
+    int ok[ENTITIES] = {0}, conflicts = 0;
+    for (int i = 0; i < RACERS; i++) {
+        cr_assert_eq(racers[i].error[0], '\0', "racer %d: %s", i, racers[i].error);
+        cr_assert_eq(racers[i].ok + racers[i].conflicts, ATTEMPTS);
+        for (int k = 0; k < racers[i].ok; k++)
+            ok[racers[i].won[k][0]]++;
+        conflicts += racers[i].conflicts;
+    }
+    cr_assert_gt(conflicts, 0, "no race happened: make the test harder");
+    int fd = connect_or_fail();
+    for (int e = 0; e < ENTITIES; e++) {
+        rq_t r;
+        rq_begin(&r, "get-by-entity", 100 + (uint64_t)e, 2);
+        pk_str(&r.pk, "entity_id");
+        pk_str(&r.pk, race_entity(e));
+        pk_str(&r.pk, "limit");
+        msgpack_pack_uint64(&r.pk, 10000);
+        send_rq(fd, &r);
+        reply_t rep = expect_ok(fd, 100 + (uint64_t)e);
+        const msgpack_object *evs = reply_get(&rep, "events");
+        cr_assert_eq(evs->via.array.size, (uint32_t)ok[e],
+                     "entity %d holds %u events but %d appends were told ok", e,
+                     evs->via.array.size, ok[e]);
+        for (uint32_t v = 0; v < evs->via.array.size; v++) {
+            const msgpack_object *ev = &evs->via.array.ptr[v];
+            cr_assert_eq(obj_get(ev, "version")->via.u64, v, "versions not 0..n-1");
+            /* The event at version v is the one whose writer was told it got v. */
+            const msgpack_object *pl = obj_get(ev, "payload");
+            int who = -1, attempt = -1;
+            char text[32] = "";
+            memcpy(text, pl->via.bin.ptr, pl->via.bin.size < 31 ? pl->via.bin.size : 31);
+            cr_assert_eq(sscanf(text, "%d/%d", &who, &attempt), 2);
+            bool told = false;
+            for (int k = 0; k < racers[who].ok; k++)
+                if (racers[who].won[k][0] == (uint64_t)e && racers[who].won[k][1] == v) told = true;
+            cr_assert(told, "version %u of entity %d was stored for a writer not told so", v, e);
+        }
+        reply_free(&rep);
+    }
+    close(fd);
+    still_serves_and_exits_cleanly();
 }

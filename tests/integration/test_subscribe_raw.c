@@ -75,7 +75,8 @@ static void append_n(int fd, uint64_t id, const char *entity, const char *topic,
     reply_t rep = recv_ok(fd, id);
     const msgpack_object *p = reply_get(&rep, "positions");
     cr_assert(p && p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == n);
-    for (size_t i = 0; pos && i < n; i++) pos[i] = p->via.array.ptr[i].via.u64;
+    for (size_t i = 0; pos && i < n; i++)
+        pos[i] = p->via.array.ptr[i].via.u64;
     reply_free(&rep);
 }
 
@@ -130,7 +131,7 @@ struct stream {
     uint64_t sid;
     uint64_t *pos;
     size_t n, cap;
-    int caught_up;          /* caught_up pushes seen */
+    int caught_up;              /* caught_up pushes seen */
     size_t events_at_caught_up; /* events received before the first caught_up */
 };
 
@@ -157,10 +158,10 @@ static void take_push(reply_t *p, stream_t *streams, size_t nstreams) {
     for (uint32_t k = 0; k < evs->via.array.size; k++) {
         const msgpack_object *pos = obj_get(&evs->via.array.ptr[k], "position");
         cr_assert(pos && pos->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
-        if (st->n) cr_assert_gt(pos->via.u64, st->pos[st->n - 1],
-                                "position %llu after %llu: repeated or out of order",
-                                (unsigned long long)pos->via.u64,
-                                (unsigned long long)st->pos[st->n - 1]);
+        if (st->n)
+            cr_assert_gt(pos->via.u64, st->pos[st->n - 1],
+                         "position %llu after %llu: repeated or out of order",
+                         (unsigned long long)pos->via.u64, (unsigned long long)st->pos[st->n - 1]);
         if (st->n == st->cap) {
             st->cap = st->cap ? 2 * st->cap : 64;
             st->pos = realloc(st->pos, st->cap * sizeof *st->pos);
@@ -236,7 +237,8 @@ Test(wire, ids_in_any_integer_encoding_are_echoed) {
         uint64_t id;
     } reqs[] = {
         {{0x82, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g', 0xa2, 'i', 'd', 0xd0, 0x05}, 14, 5},
-        {{0x82, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g', 0xa2, 'i', 'd', 0xcd, 0x01, 0x00}, 15,
+        {{0x82, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g', 0xa2, 'i', 'd', 0xcd, 0x01, 0x00},
+         15,
          256},
         {{0x82, 0xa2, 'i', 'd', 0xcc, 0x07, 0xa2, 'o', 'p', 0xa4, 'p', 'i', 'n', 'g'}, 14, 7},
     };
@@ -251,8 +253,7 @@ Test(wire, ids_in_any_integer_encoding_are_echoed) {
 
 Test(wire, unix_socket_serves_the_same_protocol) {
     char path[108];
-    snprintf(path, sizeof path, "/tmp/evs-test-%d-%lld.sock", (int)getpid(),
-             (long long)now_ms());
+    snprintf(path, sizeof path, "/tmp/evs-test-%d-%lld.sock", (int)getpid(), (long long)now_ms());
     start((const char *[]){"--unix", path, NULL});
     cr_assert_str_eq(d.unix_path, path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -314,7 +315,8 @@ Test(subscribe, catch_up_spanning_many_pages) {
     int w = conn(), s = conn();
     enum { N = 1300 };
     uint64_t *pos = calloc(N, sizeof *pos);
-    for (int k = 0; k < N / 100; k++) append_n(w, 10 + (uint64_t)k, "acct", "t", 100, 50, pos + k * 100);
+    for (int k = 0; k < N / 100; k++)
+        append_n(w, 10 + (uint64_t)k, "acct", "t", 100, 50, pos + k * 100);
     uint64_t after = 0;
     stream_t st = {.sid = subscribe(s, 1, &after, NULL, NULL)};
     read_until(s, &st, 1, (size_t[]){N}, true);
@@ -335,7 +337,8 @@ Test(subscribe, appends_racing_the_catch_up_arrive_exactly_once_in_order) {
     int w = conn(), s = conn();
     enum { PRE = 1000, RACE = 400 };
     uint64_t *pos = calloc(PRE + RACE, sizeof *pos);
-    for (int k = 0; k < PRE / 100; k++) append_n(w, 10 + (uint64_t)k, "pre", "t", 100, 200, pos + k * 100);
+    for (int k = 0; k < PRE / 100; k++)
+        append_n(w, 10 + (uint64_t)k, "pre", "t", 100, 200, pos + k * 100);
 
     /* Subscribe, and without waiting for anything write RACE single-event appends. */
     rq_t r;
@@ -424,20 +427,23 @@ Test(subscribe, topics_and_entity_prefix_filter_in_the_server) {
     const char *ent[8] = {"a-1", "b-1", "a-2", "b-2", "a-1", "b-1", "a-3", "c"};
     const char *top[8] = {"t1", "t1", "t2", "t2", "t1", "t1", "t2", "t3"};
     uint64_t pos[8];
-    for (int i = 0; i < 5; i++) append_n(w, 10 + (uint64_t)i, ent[i], top[i], 1, 5, &pos[i]);
+    for (int i = 0; i < 5; i++)
+        append_n(w, 10 + (uint64_t)i, ent[i], top[i], 1, 5, &pos[i]);
     uint64_t after = 0;
     stream_t st[3] = {{0}};
     st[0].sid = subscribe(s, 1, &after, "t1", NULL);
     st[1].sid = subscribe_more(s, 2, &after, NULL, "a-", st, 1);
     st[2].sid = subscribe_more(s, 3, &after, "t2", "a-", st, 2);
     read_until(s, st, 3, (size_t[]){3, 3, 1}, true);
-    for (int i = 5; i < 8; i++) append_n(w, 10 + (uint64_t)i, ent[i], top[i], 1, 5, &pos[i]);
+    for (int i = 5; i < 8; i++)
+        append_n(w, 10 + (uint64_t)i, ent[i], top[i], 1, 5, &pos[i]);
     read_until(s, st, 3, (size_t[]){4, 4, 2}, false);
     drain_for(s, st, 3, 300);
     assert_positions(&st[0], (uint64_t[]){pos[0], pos[1], pos[4], pos[5]}, 4);
     assert_positions(&st[1], (uint64_t[]){pos[0], pos[2], pos[4], pos[6]}, 4);
     assert_positions(&st[2], (uint64_t[]){pos[2], pos[6]}, 2);
-    for (int i = 0; i < 3; i++) free(st[i].pos);
+    for (int i = 0; i < 3; i++)
+        free(st[i].pos);
     close(w);
     close(s);
     finish();
@@ -488,7 +494,8 @@ Test(subscribe, no_push_follows_the_unsubscribe_reply) {
     cr_assert_eq(raw_recv(s, 5000, &rep), 0);
     cr_assert_str_eq(reply_code(&rep), "not_found");
     reply_free(&rep);
-    for (int i = 0; i < 2; i++) free(st[i].pos);
+    for (int i = 0; i < 2; i++)
+        free(st[i].pos);
     close(w);
     close(s);
     finish();

@@ -113,11 +113,13 @@ void store_teardown(void) {
         free(o);
     }
     ops = NULL;
-    for (size_t i = 0; i < nnames; i++) free(names[i]);
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
     free(names);
     names = NULL;
     nnames = 0;
-    for (size_t i = 0; i < NCOMMITTED; i++) evs_event_clear(&COMMITTED[i]);
+    for (size_t i = 0; i < NCOMMITTED; i++)
+        evs_event_clear(&COMMITTED[i]);
     free(COMMITTED);
     COMMITTED = NULL;
     NCOMMITTED = COMMIT_CALLS = 0;
@@ -193,7 +195,8 @@ static void wait_for(op_t *o) {
     if (o->calls) return;
     timed_out = false;
     uv_timer_start(&timer, on_timeout, SYNC_TIMEOUT_MS, 0);
-    while (!o->calls && !timed_out) uv_run(&loop, UV_RUN_ONCE);
+    while (!o->calls && !timed_out)
+        uv_run(&loop, UV_RUN_ONCE);
     uv_timer_stop(&timer);
     cr_assert(o->calls, "%s: no callback within %d ms", o->what, SYNC_TIMEOUT_MS);
 }
@@ -258,11 +261,12 @@ static void on_events(void *arg, const codec_error_t *err, const evs_event_t *ev
     r->n = n;
     r->events = calloc(n ? n : 1, sizeof *r->events);
     cr_assert_not_null(r->events);
-    for (size_t i = 0; i < n; i++) cr_assert_eq(evs_event_dup(&r->events[i], &events[i]), 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(evs_event_dup(&r->events[i], &events[i]), 0);
 }
 
-int sync_get_by_entity(const char *entity_id, uint64_t from_version, uint32_t limit,
-                       bool backwards, events_result_t *r) {
+int sync_get_by_entity(const char *entity_id, uint64_t from_version, uint32_t limit, bool backwards,
+                       events_result_t *r) {
     memset(r, 0, sizeof *r);
     op_t *o = op_new("get_by_entity", r);
     S->ops->get_by_entity(S, entity_id, from_version, limit, backwards, on_events, o);
@@ -375,7 +379,8 @@ void append_result_free(append_result_t *r) {
 }
 
 void events_result_free(events_result_t *r) {
-    for (size_t i = 0; i < r->n; i++) evs_event_clear(&r->events[i]);
+    for (size_t i = 0; i < r->n; i++)
+        evs_event_clear(&r->events[i]);
     free(r->events);
     memset(r, 0, sizeof *r);
 }

@@ -57,8 +57,8 @@ int sync_append(evs_event_t *events, size_t n, append_result_t *r);
 typedef struct op op_t;
 op_t *sync_append_start(evs_event_t *events, size_t n, append_result_t *r);
 int sync_wait_append(op_t *o, append_result_t *r);
-int sync_get_by_entity(const char *entity_id, uint64_t from_version, uint32_t limit,
-                       bool backwards, events_result_t *r);
+int sync_get_by_entity(const char *entity_id, uint64_t from_version, uint32_t limit, bool backwards,
+                       events_result_t *r);
 int sync_get_by_id(const uint8_t event_id[16], events_result_t *r);
 int sync_read(const store_read_t *q, events_result_t *r);
 int sync_delete_entity(const char *entity_id, uint64_t *count, codec_error_t *err);

@@ -61,7 +61,8 @@ Test(append, versions_are_per_entity) {
     cr_assert_eq(r.versions[1], 0);
     cr_assert_eq(r.versions[2], 1);
     cr_assert_eq(r.versions[3], 1);
-    for (size_t i = 1; i < 4; i++) cr_assert_gt(r.positions[i], r.positions[i - 1]);
+    for (size_t i = 1; i < 4; i++)
+        cr_assert_gt(r.positions[i], r.positions[i - 1]);
     append_result_free(&r);
 }
 
@@ -113,7 +114,8 @@ Test(append, version_zero_on_a_new_entity_is_accepted) {
 Test(append, thousand_events_in_one_call) {
     const char *a = name("big"), *t = name("t");
     evs_event_t *evs = calloc(1000, sizeof *evs);
-    for (int i = 0; i < 1000; i++) evs[i] = new_event(a, t, "payload");
+    for (int i = 0; i < 1000; i++)
+        evs[i] = new_event(a, t, "payload");
     append_result_t r = append_ok(evs, 1000);
     for (size_t i = 0; i < 1000; i++) {
         cr_assert_eq(r.versions[i], i);
@@ -183,7 +185,8 @@ Test(append, conflict_in_a_later_event_stores_none_of_the_call) {
     assert_conflict(&r);
     cr_assert_eq(r.err.version, 7);
     cr_assert_eq(count_of(a), 0);
-    for (int i = 0; i < 3; i++) assert_not_stored(evs[i].event_id);
+    for (int i = 0; i < 3; i++)
+        assert_not_stored(evs[i].event_id);
     cr_assert_eq(NCOMMITTED, 0, "the commit listener saw a failed append");
 }
 
@@ -191,8 +194,7 @@ Test(append, conflict_on_one_entity_stores_nothing_for_the_others) {
     const char *a = name("a"), *b = name("b"), *c = name("c"), *t = name("t");
     evs_event_t seed = new_event(b, t, "b0");
     append_result_t ok = append_ok(&seed, 1);
-    evs_event_t evs[3] = {new_event(a, t, "a0"), new_event_v(b, t, "b?", 0),
-                          new_event(c, t, "c0")};
+    evs_event_t evs[3] = {new_event(a, t, "a0"), new_event_v(b, t, "b?", 0), new_event(c, t, "c0")};
     append_result_t r;
     sync_append(evs, 3, &r);
     assert_conflict(&r);
@@ -414,7 +416,8 @@ Test(append, arguments_may_be_overwritten_once_append_returns) {
     cr_assert_eq(sync_get_by_id(id, &got), 0, "%s", got.err.message);
     cr_assert_str_eq(got.events[0].entity_id, keep_entity);
     cr_assert_eq(got.events[0].payload_len, 64);
-    for (int i = 0; i < 64; i++) cr_assert_eq(got.events[0].payload[i], 'p');
+    for (int i = 0; i < 64; i++)
+        cr_assert_eq(got.events[0].payload[i], 'p');
     cr_assert_eq(got.events[0].metadata_len, 1);
     cr_assert_eq(got.events[0].metadata[0], 0x80);
     events_result_free(&got);

@@ -73,6 +73,7 @@ Test(commit, listener_gets_every_event_of_an_append) {
     append_result_t r = append_ok(evs, 4);
     cr_assert_eq(NCOMMITTED, 4);
     cr_assert_geq(COMMIT_CALLS, 1);
-    for (size_t i = 0; i < 4; i++) cr_assert_eq(COMMITTED[i].position, r.positions[i]);
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(COMMITTED[i].position, r.positions[i]);
     append_result_free(&r);
 }

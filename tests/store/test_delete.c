@@ -159,8 +159,11 @@ Test(delete, deleting_does_not_reach_the_commit_listener) {
 /* ---------------------------------------------------------------- snapshots */
 
 static void put_ok(const char *entity, uint64_t version, const char *topic, const char *payload) {
-    store_snapshot_t snap = {.entity_id = entity, .version = version, .topic = topic,
-                             .payload = (const uint8_t *)payload, .payload_len = strlen(payload)};
+    store_snapshot_t snap = {.entity_id = entity,
+                             .version = version,
+                             .topic = topic,
+                             .payload = (const uint8_t *)payload,
+                             .payload_len = strlen(payload)};
     codec_error_t err;
     int rc = sync_put_snapshot(&snap, &err);
     cr_assert_eq(rc, 0, "put_snapshot: %s (%s)", evs_code_name(rc), err.message);
@@ -170,8 +173,8 @@ static void assert_snapshot(const char *entity, uint64_t max, uint64_t version,
                             const char *payload) {
     snapshot_result_t r;
     int rc = sync_get_snapshot(entity, max, &r);
-    cr_assert_eq(rc, 0, "get_snapshot(%llu): %s (%s)", (unsigned long long)max,
-                 evs_code_name(rc), r.err.message);
+    cr_assert_eq(rc, 0, "get_snapshot(%llu): %s (%s)", (unsigned long long)max, evs_code_name(rc),
+                 r.err.message);
     cr_assert_eq(r.version, version, "get_snapshot(%llu) gave version %llu",
                  (unsigned long long)max, (unsigned long long)r.version);
     cr_assert_eq(r.payload_len, strlen(payload));

@@ -15,7 +15,8 @@ static uint64_t *seed(const char *entity, const char *topic, size_t n) {
     static const char *payloads[] = {"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"};
     cr_assert_leq(n, 10);
     evs_event_t evs[10];
-    for (size_t i = 0; i < n; i++) evs[i] = new_event(entity, topic, payloads[i]);
+    for (size_t i = 0; i < n; i++)
+        evs[i] = new_event(entity, topic, payloads[i]);
     append_result_t r = append_ok(evs, n);
     uint64_t *pos = r.positions;
     r.positions = NULL;
@@ -244,7 +245,10 @@ Test(read, every_event_of_one_append_gets_a_timestamp) {
 
 static events_result_t read_q(uint64_t after, uint32_t limit, const char *const *topics,
                               size_t ntopics, const char *prefix) {
-    store_read_t q = {.after = after, .limit = limit, .topics = topics, .ntopics = ntopics,
+    store_read_t q = {.after = after,
+                      .limit = limit,
+                      .topics = topics,
+                      .ntopics = ntopics,
                       .entity_prefix = prefix};
     events_result_t r;
     int rc = sync_read(&q, &r);
@@ -267,8 +271,8 @@ typedef struct interleaved {
  * they are interleaved in the log:
  *   0:ex/t1 1:ex/t2 2:ey/t1 3:ey/t3 4:ex/t1 5:ey/t2 6:ex/t3 7:ey/t1 8:ex/t1 */
 static interleaved_t fixture_topics(void) {
-    interleaved_t f = {.t1 = name("t1"), .t2 = name("t2"), .t3 = name("t3"),
-                       .ex = name("x-1"), .ey = name("y-1")};
+    interleaved_t f = {
+        .t1 = name("t1"), .t2 = name("t2"), .t3 = name("t3"), .ex = name("x-1"), .ey = name("y-1")};
     const char *ent[9] = {f.ex, f.ex, f.ey, f.ey, f.ex, f.ey, f.ex, f.ey, f.ex};
     const char *top[9] = {f.t1, f.t2, f.t1, f.t3, f.t1, f.t2, f.t3, f.t1, f.t1};
     for (int i = 0; i < 9; i++) {
@@ -298,7 +302,8 @@ Test(read, one_topic_in_position_order) {
     const char *topics[] = {f.t1};
     events_result_t r = read_q(0, STORE_DEFAULT_LIMIT, topics, 1, NULL);
     assert_positions(&r, &f, 0, 2, 4, 7, 8, -1);
-    for (size_t i = 0; i < r.n; i++) cr_assert_str_eq(r.events[i].topic, f.t1);
+    for (size_t i = 0; i < r.n; i++)
+        cr_assert_str_eq(r.events[i].topic, f.t1);
     events_result_free(&r);
 }
 

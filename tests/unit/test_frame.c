@@ -168,9 +168,9 @@ Test(codec_frame, two_frames_in_one_buffer) {
     size_t body_len, consumed;
     cr_assert_eq(frame_parse(m.b.data, m.b.len, 1024, &bp, &body_len, &consumed), FRAME_OK);
     cr_assert_eq(body_len, 1);
-    cr_assert_eq(frame_parse(m.b.data + consumed, m.b.len - consumed, 1024, &bp, &body_len,
-                             &consumed),
-                 FRAME_OK);
+    cr_assert_eq(
+        frame_parse(m.b.data + consumed, m.b.len - consumed, 1024, &bp, &body_len, &consumed),
+        FRAME_OK);
     cr_assert_eq(body_len, 4);
     mp_free(&m);
 }

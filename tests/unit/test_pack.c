@@ -45,7 +45,8 @@ static evs_event_t sample_event(uint8_t *meta, size_t meta_len) {
     static uint8_t payload[] = {0, 1, 2, 0xff, 0};
     evs_event_t ev;
     memset(&ev, 0, sizeof ev);
-    for (int i = 0; i < 16; i++) ev.event_id[i] = (uint8_t)(i * 17);
+    for (int i = 0; i < 16; i++)
+        ev.event_id[i] = (uint8_t)(i * 17);
     ev.entity_id = "account-\xc3\xa9";
     ev.topic = "deposits";
     ev.version = 41;
@@ -172,11 +173,21 @@ Test(decode_event, missing_or_mistyped_fields_are_refused) {
                     continue;
                 }
                 switch (k) {
-                case 0: mp_bin(&m, "0123456789abcdef", 16); break;
-                case 1: mp_str(&m, "e"); break;
-                case 3: mp_str(&m, "t"); break;
-                case 6: mp_bin(&m, "p", 1); break;
-                default: mp_uint(&m, 1); break;
+                case 0:
+                    mp_bin(&m, "0123456789abcdef", 16);
+                    break;
+                case 1:
+                    mp_str(&m, "e");
+                    break;
+                case 3:
+                    mp_str(&m, "t");
+                    break;
+                case 6:
+                    mp_bin(&m, "p", 1);
+                    break;
+                default:
+                    mp_uint(&m, 1);
+                    break;
                 }
             }
             msgpack_unpacked u;
@@ -210,9 +221,9 @@ Test(decode_event, event_id_of_15_bytes_and_non_map_are_refused) {
     /* The event_id is the first value: bin8 header c4 10 after the fixmap and "event_id" key. */
     cr_assert_eq(m.b.data[10], 0xc4);
     cr_assert_eq(m.b.data[11], 16);
-    m.b.data[11] = 15;                      /* now declares 15 bytes ... */
+    m.b.data[11] = 15; /* now declares 15 bytes ... */
     memmove(m.b.data + 12 + 15, m.b.data + 12 + 16, m.b.len - 12 - 16);
-    m.b.len--;                              /* ... and has them */
+    m.b.len--; /* ... and has them */
     o = unpack(&u, m.b.data, m.b.len);
     cr_assert_eq(codec_decode_event(o, u.zone, &ev, &why), -1);
     msgpack_unpacked_destroy(&u);
@@ -417,8 +428,8 @@ Test(codes, wire_names_are_the_protocol_ones) {
 }
 
 Test(codes, names_map_back_to_codes) {
-    static const int codes[] = {EVS_EBAD_REQUEST, EVS_ETOO_LARGE, EVS_ECONFLICT,
-                                EVS_ENOT_FOUND, EVS_EUNAVAILABLE, EVS_EINTERNAL};
+    static const int codes[] = {EVS_EBAD_REQUEST, EVS_ETOO_LARGE,   EVS_ECONFLICT,
+                                EVS_ENOT_FOUND,   EVS_EUNAVAILABLE, EVS_EINTERNAL};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *n = evs_code_name(codes[i]);
         cr_assert_eq(evs_code_from_name(n, strlen(n)), codes[i], "%s", n);
@@ -433,7 +444,8 @@ Test(codes, names_map_back_to_codes) {
 
 Test(uuid, format_and_parse_round_trip) {
     uint8_t id[16], back[16];
-    for (int i = 0; i < 16; i++) id[i] = (uint8_t)(0xa0 + i * 3);
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(0xa0 + i * 3);
     char text[37];
     evs_uuid_format(id, text);
     cr_assert_eq(strlen(text), 36);

@@ -70,17 +70,17 @@ Test(prescan, every_msgpack_type_is_accepted) {
     mp_str(&m, "all");
     mp_array(&m, 30);
     mp_bytes(&m, 0xc0, 0xc2, 0xc3, 0x00, 0x7f, 0xe0, 0xff, -1); /* nil, false, true, fixints: 7 */
-    mp_bytes(&m, 0xcc, 1, 0xcd, 1, 2, 0xce, 1, 2, 3, 4, -1);   /* uint8/16/32: 10 */
-    mp_bytes(&m, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8, -1);            /* uint64: 11 */
+    mp_bytes(&m, 0xcc, 1, 0xcd, 1, 2, 0xce, 1, 2, 3, 4, -1);    /* uint8/16/32: 10 */
+    mp_bytes(&m, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8, -1);             /* uint64: 11 */
     mp_bytes(&m, 0xd0, 0x80, 0xd1, 0, 0, 0xd2, 0, 0, 0, 0, 0xd3, 0, 0, 0, 0, 0, 0, 0, 0,
-             -1);                                               /* int8..64: 15 */
+             -1);                                                     /* int8..64: 15 */
     mp_bytes(&m, 0xca, 0, 0, 0, 0, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, -1); /* float32/64: 17 */
     mp_bytes(&m, 0xa0, 0xd9, 1, 'x', 0xda, 0, 1, 'x', 0xdb, 0, 0, 0, 1, 'x', -1); /* str: 21 */
-    mp_bytes(&m, 0xc4, 1, 9, 0xc5, 0, 1, 9, 0xc6, 0, 0, 0, 1, 9, -1);            /* bin: 24 */
+    mp_bytes(&m, 0xc4, 1, 9, 0xc5, 0, 1, 9, 0xc6, 0, 0, 0, 1, 9, -1);             /* bin: 24 */
     mp_bytes(&m, 0xd4, 1, 0, 0xd8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-             -1);                                                /* fixext1, fixext16: 26 */
-    mp_bytes(&m, 0xc7, 1, 5, 0, 0xc8, 0, 0, 5, -1);                              /* ext8/16: 28 */
-    mp_bytes(&m, 0xdc, 0, 1, 0xc0, 0xdd, 0, 0, 0, 0, -1);                     /* array16/32: 30 */
+             -1);                                         /* fixext1, fixext16: 26 */
+    mp_bytes(&m, 0xc7, 1, 5, 0, 0xc8, 0, 0, 5, -1);       /* ext8/16: 28 */
+    mp_bytes(&m, 0xdc, 0, 1, 0xc0, 0xdd, 0, 0, 0, 0, -1); /* array16/32: 30 */
     ACCEPTED(&m);
     mp_free(&m);
 }
@@ -116,7 +116,8 @@ Test(prescan, container_count_exactly_filling_the_frame_is_accepted) {
     mp_init(&m);
     key_k(&m);
     mp_array(&m, 1000);
-    for (int i = 0; i < 1000; i++) mp_bytes(&m, 0xc0, -1);
+    for (int i = 0; i < 1000; i++)
+        mp_bytes(&m, 0xc0, -1);
     ACCEPTED(&m);
     mp_free(&m);
 }
@@ -180,8 +181,8 @@ Test(prescan, map_missing_its_last_value_is_refused) {
 }
 
 Test(prescan, frame_ending_inside_a_length_is_refused) {
-    static const uint8_t heads[] = {0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9,
-                                    0xdc, 0xdd, 0xde, 0xdf};
+    static const uint8_t heads[] = {0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6, 0xc7,
+                                    0xc8, 0xc9, 0xdc, 0xdd, 0xde, 0xdf};
     for (size_t i = 0; i < sizeof heads; i++) {
         mp_t m;
         mp_init(&m);
@@ -196,15 +197,16 @@ Test(prescan, truncated_fixed_size_scalars_are_refused) {
     static const struct {
         uint8_t type;
         int size; /* bytes after the type byte */
-    } cases[] = {{0xcc, 1}, {0xcd, 2}, {0xce, 4}, {0xcf, 8}, {0xd0, 1}, {0xd1, 2},
-                 {0xd2, 4}, {0xd3, 8}, {0xca, 4}, {0xcb, 8}, {0xd4, 2}, {0xd5, 3},
-                 {0xd6, 5}, {0xd7, 9}, {0xd8, 17}};
+    } cases[] = {{0xcc, 1}, {0xcd, 2}, {0xce, 4}, {0xcf, 8}, {0xd0, 1},
+                 {0xd1, 2}, {0xd2, 4}, {0xd3, 8}, {0xca, 4}, {0xcb, 8},
+                 {0xd4, 2}, {0xd5, 3}, {0xd6, 5}, {0xd7, 9}, {0xd8, 17}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mp_t m;
         mp_init(&m);
         key_k(&m);
         mp_bytes(&m, cases[i].type, -1);
-        for (int k = 0; k < cases[i].size - 1; k++) mp_bytes(&m, 0, -1);
+        for (int k = 0; k < cases[i].size - 1; k++)
+            mp_bytes(&m, 0, -1);
         cr_assert_eq(prescan(&m), -1, "type 0x%02x one byte short", cases[i].type);
         mp_bytes(&m, 0, -1);
         cr_assert_eq(prescan(&m), 0, "type 0x%02x complete", cases[i].type);
@@ -340,7 +342,8 @@ Test(prescan, count_one_more_than_the_bytes_left_is_refused) {
     mp_init(&m);
     key_k(&m);
     mp_array(&m, 1001);
-    for (int i = 0; i < 1000; i++) mp_bytes(&m, 0xc0, -1);
+    for (int i = 0; i < 1000; i++)
+        mp_bytes(&m, 0xc0, -1);
     REFUSED(&m);
     mp_free(&m);
 }
@@ -351,7 +354,8 @@ Test(prescan, count_one_more_than_the_bytes_left_is_refused) {
  * holding one integer, or nothing when empty_innermost. */
 static void nested(mp_t *m, int depth, bool empty_innermost) {
     key_k(m);
-    for (int i = 1; i < depth; i++) mp_array(m, (i == depth - 1 && empty_innermost) ? 0 : 1);
+    for (int i = 1; i < depth; i++)
+        mp_array(m, (i == depth - 1 && empty_innermost) ? 0 : 1);
     if (!(empty_innermost && depth > 1)) mp_uint(m, 1);
 }
 
@@ -425,7 +429,8 @@ Test(prescan, depth_returns_to_the_parent_after_a_container_ends) {
     mp_str(&m, "k");
     mp_array(&m, 50);
     for (int s = 0; s < 50; s++) {
-        for (int i = 0; i < CODEC_MAX_DEPTH - 2; i++) mp_array(&m, 1);
+        for (int i = 0; i < CODEC_MAX_DEPTH - 2; i++)
+            mp_array(&m, 1);
         mp_uint(&m, 1);
     }
     ACCEPTED(&m);

@@ -145,10 +145,18 @@ Test(request, id_that_is_not_an_unsigned_integer_is_bad_request_without_id) {
         mp_str(&m, "ping");
         mp_str(&m, "id");
         switch (kind) {
-        case 0: mp_int(&m, -1); break;
-        case 1: mp_str(&m, "7"); break;
-        case 2: msgpack_pack_double(&m.pk, 7.0); break;
-        case 3: msgpack_pack_nil(&m.pk); break;
+        case 0:
+            mp_int(&m, -1);
+            break;
+        case 1:
+            mp_str(&m, "7");
+            break;
+        case 2:
+            msgpack_pack_double(&m.pk, 7.0);
+            break;
+        case 3:
+            msgpack_pack_nil(&m.pk);
+            break;
         }
         codec_request_t req;
         codec_error_t err;
@@ -262,16 +270,18 @@ Test(request, version_inside_an_appended_event_as_a_string_is_bad_request_with_t
 }
 
 Test(request, unsigned_arguments_refuse_negative_and_other_types) {
-    static const char *keys[] = {"from_version", "limit", "after", "sub", "version",
-                                 "max_version"};
+    static const char *keys[] = {"from_version", "limit", "after", "sub", "version", "max_version"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         for (int kind = 0; kind < 3; kind++) {
             mp_t m;
             req_begin(&m, "read-all", 1);
             mp_str(&m, keys[k]);
-            if (kind == 0) mp_int(&m, -1);
-            else if (kind == 1) mp_str(&m, "1");
-            else msgpack_pack_true(&m.pk);
+            if (kind == 0)
+                mp_int(&m, -1);
+            else if (kind == 1)
+                mp_str(&m, "1");
+            else
+                msgpack_pack_true(&m.pk);
             refused_with_id_7(&m);
             mp_free(&m);
         }
@@ -364,7 +374,8 @@ Test(request, entity_id_of_256_bytes_is_bad_request_with_the_id) {
 
 Test(request, entity_id_of_255_bytes_in_multibyte_characters_is_accepted) {
     char s[256];
-    for (int i = 0; i < 85; i++) memcpy(s + 3 * i, "\xe2\x82\xac", 3); /* 85 euro signs */
+    for (int i = 0; i < 85; i++)
+        memcpy(s + 3 * i, "\xe2\x82\xac", 3); /* 85 euro signs */
     mp_t m;
     get_by_entity(&m, s, 255);
     codec_request_t req;
@@ -378,15 +389,15 @@ Test(request, entity_id_with_invalid_utf8_is_bad_request_with_the_id) {
         const char *s;
         size_t n;
     } bad[] = {
-        {"\xff", 1},                /* never valid */
-        {"a\x80", 2},               /* lone continuation byte */
-        {"\xc3", 1},                /* truncated two-byte sequence */
-        {"\xe2\x82", 2},            /* truncated three-byte sequence */
-        {"\xc0\x80", 2},            /* overlong NUL */
-        {"\xe0\x80\xaf", 3},        /* overlong '/' */
-        {"\xed\xa0\x80", 3},        /* UTF-16 surrogate */
-        {"\xf4\x90\x80\x80", 4},    /* beyond U+10FFFF */
-        {"\xc3\x28", 2},            /* bad continuation */
+        {"\xff", 1},             /* never valid */
+        {"a\x80", 2},            /* lone continuation byte */
+        {"\xc3", 1},             /* truncated two-byte sequence */
+        {"\xe2\x82", 2},         /* truncated three-byte sequence */
+        {"\xc0\x80", 2},         /* overlong NUL */
+        {"\xe0\x80\xaf", 3},     /* overlong '/' */
+        {"\xed\xa0\x80", 3},     /* UTF-16 surrogate */
+        {"\xf4\x90\x80\x80", 4}, /* beyond U+10FFFF */
+        {"\xc3\x28", 2},         /* bad continuation */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mp_t m;
@@ -476,7 +487,8 @@ Test(request, entity_prefix_may_be_empty_but_not_over_255_bytes) {
 
 Test(request, event_id_of_16_bytes_is_read) {
     uint8_t id[16];
-    for (int i = 0; i < 16; i++) id[i] = (uint8_t)(0xf0 + i);
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(0xf0 + i);
     mp_t m;
     req_begin(&m, "get-by-id", 1);
     mp_str(&m, "event_id");
@@ -547,7 +559,9 @@ Test(request, topics_that_is_not_an_array_of_strings_is_bad_request_with_the_id)
         req_begin(&m, "subscribe", 1);
         mp_str(&m, "topics");
         switch (kind) {
-        case 0: mp_str(&m, "a"); break; /* a string, not an array */
+        case 0:
+            mp_str(&m, "a");
+            break; /* a string, not an array */
         case 1:
             mp_array(&m, 2);
             mp_str(&m, "a");
@@ -573,7 +587,8 @@ Test(request, more_than_the_topic_limit_is_bad_request_with_the_id) {
     req_begin(&m, "subscribe", 1);
     mp_str(&m, "topics");
     mp_array(&m, CODEC_MAX_TOPICS + 1);
-    for (int i = 0; i < CODEC_MAX_TOPICS + 1; i++) mp_str(&m, "t");
+    for (int i = 0; i < CODEC_MAX_TOPICS + 1; i++)
+        mp_str(&m, "t");
     refused_with_id_7(&m);
     mp_free(&m);
 }
@@ -735,7 +750,8 @@ Test(request, events_that_is_not_an_array_of_maps_is_bad_request_with_the_id) {
         mp_t m;
         req_begin(&m, "append", 1);
         mp_str(&m, "events");
-        if (kind == 0) mp_map(&m, 0);
+        if (kind == 0)
+            mp_map(&m, 0);
         else if (kind == 1) {
             mp_array(&m, 1);
             mp_str(&m, "event");
@@ -761,8 +777,10 @@ Test(request, event_missing_a_required_field_is_bad_request_with_the_id) {
         for (int f = 0; f < 3; f++) {
             if (f == skip) continue;
             mp_str(&m, fields[f]);
-            if (f == 2) mp_bin(&m, "x", 1);
-            else mp_str(&m, "x");
+            if (f == 2)
+                mp_bin(&m, "x", 1);
+            else
+                mp_str(&m, "x");
         }
         refused_with_id_7(&m);
         mp_free(&m);
@@ -819,7 +837,8 @@ Test(request, deepest_accepted_nesting_decodes) {
     mp_t m;
     req_begin(&m, "ping", 1);
     mp_str(&m, "x");
-    for (int i = 1; i < CODEC_MAX_DEPTH; i++) mp_array(&m, 1);
+    for (int i = 1; i < CODEC_MAX_DEPTH; i++)
+        mp_array(&m, 1);
     mp_uint(&m, 1);
     codec_request_t req;
     accepted(&m, &req);
@@ -831,7 +850,8 @@ Test(request, nesting_over_the_limit_is_bad_request) {
     mp_t m;
     req_begin(&m, "ping", 1);
     mp_str(&m, "x");
-    for (int i = 1; i < CODEC_MAX_DEPTH + 1; i++) mp_array(&m, 1);
+    for (int i = 1; i < CODEC_MAX_DEPTH + 1; i++)
+        mp_array(&m, 1);
     mp_uint(&m, 1);
     codec_request_t req;
     codec_error_t err;
