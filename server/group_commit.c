@@ -36,6 +36,8 @@ typedef struct id_node {
 struct group_commit {
     pg_conn_t *w;
     store_t *store;
+    gc_commit_hook hook;
+    void *hook_arg;
     gc_request_t *qhead, *qtail;
     gc_request_t *group; /* in flight, in arrival order */
     size_t group_events;
@@ -117,10 +119,11 @@ static void note_failure(group_commit_t *g, PGresult *res) {
     while (n && (g->why[n - 1] == '\n' || g->why[n - 1] == ' ')) g->why[--n] = '\0';
 }
 
-/* Finishes the group: on success calls the commit listener with the accepted events in position
+/* Finishes the group: on success calls the commit hook with the accepted events in position
  * order, then every request's done. */
 static void finish_group(group_commit_t *g, bool ok) {
     gc_request_t *list = g->group;
+    size_t block = g->group_events; /* positions reserved by the transaction */
     g->group = NULL;
     g->group_events = 0;
     g->phase = PH_IDLE;
@@ -133,14 +136,15 @@ static void finish_group(group_commit_t *g, bool ok) {
         clear_group_state(g);
         fail_list(list, code, why);
     } else {
-        if (g->store->on_commit && g->naccepted) {
+        if (g->hook && g->naccepted) {
             evs_event_t *all = malloc(g->naccepted * sizeof *all);
             size_t k = 0;
             if (all) {
                 for (gc_request_t *r = list; r; r = r->next)
                     if (r->written)
                         for (size_t i = 0; i < r->n; i++) all[k++] = r->events[i];
-                g->store->on_commit(g->store->on_commit_arg, all, k);
+                g->hook(g->hook_arg, all, k, (uint64_t)g->first_position,
+                        (uint64_t)g->first_position + block - 1);
                 free(all);
             } else {
                 log_error("pg", "out of memory: subscribers miss a committed group");
@@ -338,6 +342,11 @@ static void send_write(group_commit_t *g) {
             pg_conn_send(g->w, "ROLLBACK", 0, NULL, NULL, NULL, NULL, false);
         } else {
             pg_conn_send_prepared(g->w, "gc_insert", NPARAMS, values, lengths, formats, false);
+            /* The doorbell of every daemon's live feed: the last position written, no data. */
+            char notify[80];
+            snprintf(notify, sizeof notify, "NOTIFY " GC_NOTIFY_CHANNEL ", '%lld'",
+                     (long long)(next_pos - 1));
+            pg_conn_send(g->w, notify, 0, NULL, NULL, NULL, NULL, false);
         }
     }
     pg_conn_send(g->w, "COMMIT", 0, NULL, NULL, NULL, NULL, false);
@@ -574,6 +583,11 @@ group_commit_t *gc_new(pg_conn_t *writer, store_t *store) {
     g->w = writer;
     g->store = store;
     return g;
+}
+
+void gc_set_commit_hook(group_commit_t *g, gc_commit_hook hook, void *arg) {
+    g->hook = hook;
+    g->hook_arg = arg;
 }
 
 void gc_free(group_commit_t *g) {

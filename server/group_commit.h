@@ -9,7 +9,8 @@
  *   decide   in C, request by request in arrival order, exactly as the memory store decides one
  *            append: idempotent retry, version conflict, duplicate event id, or accepted (with
  *            versions and positions from the block, in order).
- *   phase 2  one INSERT ... SELECT FROM unnest(binary arrays) of every accepted event; COMMIT.
+ *   phase 2  one INSERT ... SELECT FROM unnest(binary arrays) of every accepted event;
+ *            NOTIFY evstore_events with the last position written; COMMIT.
  *                                                                       -> sync, wait
  *
  * A rejected request gets its conflict while the group's other requests still commit, because
@@ -60,8 +61,23 @@ struct gc_request {
 
 typedef struct group_commit group_commit_t;
 
-/* A group commit on writer, calling store's commit listener after each COMMIT. */
+/* A group commit on writer (store is the store it serves). */
 group_commit_t *gc_new(pg_conn_t *writer, store_t *store);
+
+/* The channel every append transaction that wrote events notifies, just before its COMMIT, with
+ * the last position it wrote as the payload (a doorbell for the live feed of every daemon on the
+ * database, pg_feed.h; never event data). */
+#define GC_NOTIFY_CHANNEL "evstore_events"
+
+/* Called after each COMMIT that wrote events, before the requests' done: the events in position
+ * order (valid during the call) and the block of positions the transaction reserved under the
+ * append lock, [block_first, block_last]. Every event's position is in the block; the block's
+ * other positions stay gaps for good (no other transaction takes positions from it). */
+typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n,
+                               uint64_t block_first, uint64_t block_last);
+
+/* Sets the commit hook (the store's live feed); none by default. */
+void gc_set_commit_hook(group_commit_t *g, gc_commit_hook hook, void *arg);
 
 /* Fails every request still queued or in flight with EVS_EUNAVAILABLE, then frees g. */
 void gc_free(group_commit_t *g);

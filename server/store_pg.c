@@ -604,6 +604,17 @@ static void pg_delete_entity(store_t *base, const char *entity_id, store_count_c
     gc_submit(s->gc, &op->req);
 }
 
+/* ---------------------------------------------------------------- commits */
+
+/* The group commit's hook: hands this daemon's committed events to the commit listener. */
+static void on_group_committed(void *arg, const evs_event_t *events, size_t n,
+                               uint64_t block_first, uint64_t block_last) {
+    store_pg_t *s = arg;
+    (void)block_first;
+    (void)block_last;
+    if (s->base.on_commit) s->base.on_commit(s->base.on_commit_arg, events, n);
+}
+
 /* ---------------------------------------------------------------- connections */
 
 static void on_migrated(void *arg, bool ok) {
@@ -724,6 +735,7 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_ready, .on_lost = reader_lost};
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
     s->gc = s->writer ? gc_new(s->writer, &s->base) : NULL;
+    if (s->gc) gc_set_commit_hook(s->gc, on_group_committed, s);
     bool ok = s->writer && s->gc;
     for (size_t k = 0; k < NREADERS && ok; k++) {
         char name[32];
