@@ -511,6 +511,22 @@ void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev) {
     }
 }
 
+size_t codec_event_size(const evs_event_t *ev) {
+    /* keys and headers: 8 keys of at most 10 bytes, 16-byte id, three uint64, ints and str/bin
+     * headers of at most 5 bytes each */
+    return 160 + strlen(ev->entity_id) + strlen(ev->topic) + ev->payload_len + ev->metadata_len;
+}
+
+size_t codec_events_fitting(const evs_event_t *evs, size_t n, size_t budget) {
+    size_t used = 0, k = 0;
+    while (k < n) {
+        used += codec_event_size(&evs[k]);
+        if (used > budget && k > 0) break;
+        k++;
+    }
+    return k;
+}
+
 void codec_pack_event_for_append(msgpack_packer *pk, const evs_event_t *ev) {
     msgpack_pack_map(pk, 3 + (ev->has_event_id ? 1 : 0) + (ev->has_version ? 1 : 0) +
                              (ev->metadata ? 1 : 0));

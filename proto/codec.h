@@ -130,6 +130,13 @@ void codec_pack_bin(msgpack_packer *pk, const void *data, size_t len);
 /* Packs an event as the protocol returns it (a map of 7 or 8 keys). */
 void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev);
 
+/* An upper bound of the bytes codec_pack_event writes for ev. */
+size_t codec_event_size(const evs_event_t *ev);
+
+/* How many of the n events, from the first, fit in budget packed bytes; at least 1 when n > 0,
+ * so that a page always makes progress. */
+size_t codec_events_fitting(const evs_event_t *evs, size_t n, size_t budget);
+
 /* Packs an event as append takes it (entity_id, topic, payload, and event_id, version, metadata
  * when given). */
 void codec_pack_event_for_append(msgpack_packer *pk, const evs_event_t *ev);

@@ -73,6 +73,12 @@ void conn_close(conn_t *c, const char *why) {
 
 /* ---------------------------------------------------------------- reading */
 
+/* A connection waiting to close (end of input, or an oversized frame) closes once no request is
+ * waiting for the store and all its output is written. */
+static bool ready_to_close(const conn_t *c) {
+    return c->inflight == 0 && conn_queued(c) == 0;
+}
+
 /* Reads land in one buffer shared by every connection when the connection has no partial frame
  * waiting: requests are handled before the next read, so only the bytes of an unfinished frame
  * are copied into the connection's own buffer. Idle connections hold no input memory at all. */
@@ -207,7 +213,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread < 0) {
         if (nread == UV_EOF) {
             if (c->in_len) log_info("conn", "%s: closed in the middle of a frame", c->peer);
-            conn_close(c, NULL);
+            /* The client may only have shut its sending side: its requests still get their
+             * replies before the connection closes. */
+            conn_stop_reading(c);
+            c->close_when_flushed = true;
+            if (ready_to_close(c)) conn_close(c, NULL);
         } else {
             conn_close(c, uv_strerror((int)nread));
         }
@@ -271,7 +281,7 @@ void conn_stop_reading(conn_t *c) {
 static void output_drained(conn_t *c) {
     if (c->closing || c->in_process) return;
     if (c->close_when_flushed) {
-        if (conn_queued(c) == 0) conn_close(c, NULL);
+        if (ready_to_close(c)) conn_close(c, NULL);
         return;
     }
     if (conn_queued(c) > c->srv->cfg.out_limit / 2) return;
@@ -306,7 +316,7 @@ void conn_flush(conn_t *c) {
         return;
     }
     if (c->out.len == 0) {
-        if (c->close_when_flushed && c->writing == 0) conn_close(c, NULL);
+        if (c->close_when_flushed && ready_to_close(c)) conn_close(c, NULL);
         return;
     }
     size_t done = 0;

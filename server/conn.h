@@ -72,7 +72,8 @@ size_t conn_queued(const conn_t *c);
 /* Schedules c->out to be written before the loop next waits. Call after packing into c->out. */
 void conn_schedule_flush(conn_t *c);
 
-/* Writes what can be written now. */
+/* Writes what can be written now; closes a connection that was waiting for its output (and
+ * its requests in flight) to finish. */
 void conn_flush(conn_t *c);
 
 /* Writes every scheduled connection's output: the server's flush handle runs it. */

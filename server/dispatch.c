@@ -175,14 +175,23 @@ static void events_done(void *arg, const codec_error_t *err, const evs_event_t *
         return;
     }
     msgpack_packer pk;
-    size_t start = reply_begin(c, &pk, id, 1);
     if (kind == REPLY_EVENT) {
+        size_t start = reply_begin(c, &pk, id, 1);
         codec_pack_key(&pk, "event");
         codec_pack_event(&pk, &evs[0]);
-    } else {
-        codec_pack_key(&pk, "events");
-        msgpack_pack_array(&pk, n);
-        for (size_t i = 0; i < n; i++) codec_pack_event(&pk, &evs[i]);
+        reply_end(c, start);
+        return;
+    }
+    /* A page is cut short rather than grow past max_frame bytes (a client's default limit for
+     * a reply too); "truncated" tells the client to go on paging from the last event. */
+    size_t fit = codec_events_fitting(evs, n, c->srv->cfg.max_frame);
+    size_t start = reply_begin(c, &pk, id, fit < n ? 2 : 1);
+    codec_pack_key(&pk, "events");
+    msgpack_pack_array(&pk, fit);
+    for (size_t i = 0; i < fit; i++) codec_pack_event(&pk, &evs[i]);
+    if (fit < n) {
+        codec_pack_key(&pk, "truncated");
+        msgpack_pack_true(&pk);
     }
     reply_end(c, start);
 }

@@ -54,7 +54,8 @@ typedef void (*store_count_cb)(void *arg, const codec_error_t *err, uint64_t cou
 /* A snapshot of an entity's state at one version. */
 typedef struct store_snapshot {
     const char *entity_id;
-    uint64_t version;      /* the version of the last event folded into the state */
+    uint64_t version;      /* the entity version it was taken at; what that counts is the
+                              client's choice (libevstore: the number of events applied) */
     const char *topic;     /* names the state's type and schema, like an event topic */
     const uint8_t *payload;
     size_t payload_len;

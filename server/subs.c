@@ -168,6 +168,10 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
         return;
     }
     conn_t *c = sub->conn;
+    /* A page too large for one frame is pushed in part; the rest is read again. */
+    size_t fit = codec_events_fitting(evs, n, c->srv->cfg.max_frame);
+    bool cut = fit < n;
+    n = fit;
     if (n > 0) {
         msgpack_packer pk;
         codec_packer_init(&pk, &c->out);
@@ -182,7 +186,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
         conn_schedule_flush(c);
         sub->last_sent = evs[n - 1].position;
     }
-    if (n == CATCHUP_PAGE || sub->dirty) {
+    if (cut || n == CATCHUP_PAGE || sub->dirty) {
         /* More to read: the pump loop goes on, or, for a read that finished later, restarts. */
         if (!sub->pumping) pump(sub);
         return;
