@@ -260,9 +260,13 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
     msgpack_packer pk;
     codec_packer_init(&pk, &c->out);
     size_t start = codec_frame_begin(&c->out);
-    codec_reply_ok_begin(&pk, req->id, 1);
+    codec_reply_ok_begin(&pk, req->id, 2);
     codec_pack_key(&pk, "sub");
     msgpack_pack_uint64(&pk, sub->sid);
+    /* Where the subscription starts: what a client resumes from if it loses the connection
+     * before the first event arrives. */
+    codec_pack_key(&pk, "after");
+    msgpack_pack_uint64(&pk, sub->last_sent);
     codec_frame_end(&c->out, start, UINT32_MAX);
     conn_schedule_flush(c);
     pump(sub);

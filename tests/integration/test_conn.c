@@ -146,3 +146,30 @@ Test(conn, a_catch_up_larger_than_max_frame_arrives_whole_over_several_pushes, .
     cr_assert_eq(seen, 8);
     close(fd);
 }
+
+Test(conn, a_subscribe_reply_says_where_the_subscription_starts, .init = start, .fini = stop) {
+    int fd = test_connect_raw(&d);
+    cr_assert_geq(fd, 0);
+    uint64_t last = 0;
+    for (uint64_t i = 0; i < 3; i++) last = append_one(fd, 400 + i, tname("head"), 10);
+    for (int with_after = 0; with_after <= 1; with_after++) {
+        rq_t r;
+        rq_init(&r);
+        rq_begin(&r, "subscribe", 500 + with_after, with_after ? 1 : 0);
+        if (with_after) {
+            pk_str(&r.pk, "after");
+            msgpack_pack_uint64(&r.pk, 1);
+        }
+        cr_assert_eq(raw_send_rq(fd, &r), 0);
+        rq_free(&r);
+        reply_t rep;
+        cr_assert_eq(raw_recv(fd, 5000, &rep), 0);
+        cr_assert(reply_ok(&rep));
+        const msgpack_object *after = reply_get(&rep, "after");
+        cr_assert_not_null(after);
+        /* Live from now: after the newest position; with "after": the position asked for. */
+        cr_assert_eq(after->via.u64, with_after ? 1 : last);
+        reply_free(&rep);
+    }
+    close(fd);
+}
