@@ -245,7 +245,8 @@ static void connect_step(pg_conn_t *c, PostgresPollingStatusType st) {
 
 static void start_connect(pg_conn_t *c) {
     const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {c->conninfo, "evstored", NULL};
+    const char *vals[] = {c->conninfo,
+                          c->cbs.application_name ? c->cbs.application_name : "evstored", NULL};
     c->pq = PQconnectStartParams(keys, vals, 1);
     c->state = ST_CONNECTING;
     uv_timer_start(&c->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
@@ -291,6 +292,12 @@ static void drain_results(pg_conn_t *c) {
         }
         u->cb(u->arg, PG_RESULT, res);
         PQclear(res);
+    }
+    /* Notifications (LISTEN) arrive between results; each is handed over and freed. */
+    PGnotify *n;
+    while ((c->state == ST_READY || c->state == ST_SETUP) && (n = PQnotifies(c->pq))) {
+        if (c->cbs.on_notify) c->cbs.on_notify(c->arg, c, n);
+        PQfreemem(n);
     }
     if (c->pq && PQstatus(c->pq) == CONNECTION_BAD) pg_conn_fail(c, pq_error(c));
 }

@@ -39,6 +39,11 @@ typedef struct pg_conn_cbs {
     /* A connection attempt or a ready connection failed; every unit already got PG_LOST. A
      * reconnect is scheduled. */
     void (*on_lost)(void *arg, pg_conn_t *c);
+    /* Optional: a notification arrived (after LISTEN); n is freed by pg_conn after the call. */
+    void (*on_notify)(void *arg, pg_conn_t *c, const PGnotify *n);
+    /* Optional: the application_name the server shows for this connection (pg_stat_activity);
+     * "evstored" when NULL. */
+    const char *application_name;
 } pg_conn_cbs_t;
 
 /* Creates a connection to conninfo (a libpq URI or key=value string) named name in logs, and

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "migrations.h"
 #include "pg_conn.h"
+#include "pg_feed.h"
 
 #define NREADERS 2
 #define MAX_PARAMS 5
@@ -32,6 +33,7 @@ struct pg_op {
     store_pg_t *s;
     uint64_t deadline;
     bool answered;
+    bool committed; /* an append that committed and waits for the feed: only ok is possible */
     op_kind_t kind;
     union {
         store_append_cb append;
@@ -60,6 +62,7 @@ struct store_pg {
     pg_conn_t *readers[NREADERS];
     bool prepared[NREADERS]; /* the reader's statements are prepared (or queued to be) */
     group_commit_t *gc;
+    pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
     bool migrated; /* the schema is known to be up to date */
     pg_op_t *head, *tail; /* unanswered ops by deadline */
     pg_op_t *parked;
@@ -177,9 +180,22 @@ static void op_free(pg_op_t *op) {
     free(op);
 }
 
-/* Calls the op's callback with err (never twice); the op stays allocated. */
+/* Answers an append that committed with its positions and versions (never twice). */
+static void answer_committed(pg_op_t *op) {
+    if (op->answered) return;
+    op->answered = true;
+    unlist(op->s, op);
+    op->cb.append(op->arg, NULL, op->req.positions, op->req.versions, op->req.n);
+}
+
+/* Calls the op's callback with err (never twice); the op stays allocated. An append that
+ * committed and waits for the feed is answered ok instead: it cannot fail any more. */
 static void answer_error(pg_op_t *op, const codec_error_t *err) {
     if (op->answered) return;
+    if (op->committed) {
+        answer_committed(op);
+        return;
+    }
     op->answered = true;
     op->req.cancelled = true; /* a write not sent yet is dropped, not written late */
     unlist(op->s, op);
@@ -227,6 +243,7 @@ static pg_conn_t *pick_reader(store_pg_t *s) {
 /* True when a connection attempt is under way that could let a read be served soon. */
 static bool read_may_wait(store_pg_t *s) {
     if (!s->migrated) return pg_conn_is_connecting(s->writer);
+    if (!pg_feed_is_started(s->feed)) return pg_feed_may_start(s->feed);
     for (size_t k = 0; k < NREADERS; k++)
         if (pg_conn_is_connecting(s->readers[k])) return true;
     return false;
@@ -345,7 +362,9 @@ static void send_read(pg_op_t *op, pg_conn_t *r) {
 /* Sends a read now, parks it until a connection attempt ends, or fails it. */
 static void submit_read(pg_op_t *op) {
     store_pg_t *s = op->s;
-    pg_conn_t *r = s->migrated ? pick_reader(s) : NULL;
+    /* No read before the feed has started: a subscription's catch-up read must see everything
+     * the feed will not deliver (pg_feed.h). */
+    pg_conn_t *r = s->migrated && pg_feed_is_started(s->feed) ? pick_reader(s) : NULL;
     if (r) {
         send_read(op, r);
     } else if (read_may_wait(s)) {
@@ -511,8 +530,24 @@ static void pg_get_snapshot(store_t *base, const char *entity_id, uint64_t max_v
 
 /* ---------------------------------------------------------------- writes */
 
+/* The feed has given the commit listener this append's events (or gave up waiting). */
+static void on_feed_caught_up(void *arg) {
+    pg_op_t *op = arg;
+    answer_committed(op);
+    op_free(op);
+}
+
 static void on_request_done(gc_request_t *r) {
     pg_op_t *op = r->owner;
+    if (!op->answered && r->err.code == 0 && op->kind == OP_APPEND) {
+        /* store.h: the listener hears of the events before the writer. With one daemon the feed
+         * has them already; otherwise this waits for its read (pg_feed_wait bounds the wait). */
+        uint64_t last = 0;
+        for (size_t i = 0; i < r->n; i++)
+            if (r->positions[i] > last) last = r->positions[i];
+        op->committed = true;
+        if (pg_feed_wait(op->s->feed, last, on_feed_caught_up, op) == 0) return;
+    }
     if (!op->answered) {
         if (r->err.code != 0) {
             answer_error(op, &r->err);
@@ -604,17 +639,6 @@ static void pg_delete_entity(store_t *base, const char *entity_id, store_count_c
     gc_submit(s->gc, &op->req);
 }
 
-/* ---------------------------------------------------------------- commits */
-
-/* The group commit's hook: hands this daemon's committed events to the commit listener. */
-static void on_group_committed(void *arg, const evs_event_t *events, size_t n,
-                               uint64_t block_first, uint64_t block_last) {
-    store_pg_t *s = arg;
-    (void)block_first;
-    (void)block_last;
-    if (s->base.on_commit) s->base.on_commit(s->base.on_commit_arg, events, n);
-}
-
 /* ---------------------------------------------------------------- connections */
 
 static void on_migrated(void *arg, bool ok) {
@@ -629,6 +653,7 @@ static void writer_ready(void *arg, pg_conn_t *c) {
     store_pg_t *s = arg;
     (void)c;
     gc_on_ready(s->gc);
+    pg_feed_schema_ready(s->feed);
     prepare_readers(s);
 }
 
@@ -681,6 +706,9 @@ static void reader_lost(void *arg, pg_conn_t *c) {
     pump_parked(s);
 }
 
+/* The feed started or lost its connection: reads that waited for it go now or fail. */
+static void feed_changed(void *arg) { pump_parked(arg); }
+
 /* ---------------------------------------------------------------- open and free */
 
 static void on_timer_closed(uv_handle_t *h) { free(h->data); }
@@ -696,6 +724,7 @@ static void pg_free(store_t *base) {
     for (size_t k = 0; k < NREADERS; k++) pg_conn_close(s->readers[k]);
     pg_conn_close(s->writer); /* the group in flight fails now */
     gc_free(s->gc);           /* and then the queue */
+    pg_feed_free(s->feed);    /* appends waiting for it were answered above */
     uv_close((uv_handle_t *)&s->deadline_timer, on_timer_closed);
 }
 
@@ -735,8 +764,9 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_ready, .on_lost = reader_lost};
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
     s->gc = s->writer ? gc_new(s->writer, &s->base) : NULL;
-    if (s->gc) gc_set_commit_hook(s->gc, on_group_committed, s);
-    bool ok = s->writer && s->gc;
+    s->feed = s->gc ? pg_feed_new(loop, conninfo, &s->base, feed_changed, s) : NULL;
+    if (s->feed) gc_set_commit_hook(s->gc, pg_feed_committed, s->feed);
+    bool ok = s->writer && s->gc && s->feed;
     for (size_t k = 0; k < NREADERS && ok; k++) {
         char name[32];
         snprintf(name, sizeof name, "reader %zu", k + 1);
