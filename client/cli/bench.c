@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -47,6 +48,8 @@ typedef struct conn {
     slot_t *slots;
     int inflight;
     uint64_t seq;
+    char prefix[40]; /* "bench-PID-CONN-": the entity ids of this connection, before a number */
+    size_t prefix_len;
     codec_buf_t wbuf;
     msgpack_unpacked reply;
 } conn_t;
@@ -76,6 +79,8 @@ struct bench {
     size_t nlat, caplat;
     char first_error[256];
     char topic[32];
+    bool client_ids;
+    uint8_t id_base[8];
 };
 
 static void bench_stop(bench_t *b);
@@ -134,6 +139,24 @@ static void flush_requests(conn_t *c) {
     c->wbuf.len = 0;
 }
 
+static void put_decimal(char *out, uint64_t v) {
+    char tmp[21];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *out++ = tmp[--n];
+    *out = '\0';
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 /* Packs append requests until the connection has `depth` in flight, then writes them. */
 static void fill_pipeline(conn_t *c) {
     bench_t *b = c->b;
@@ -153,12 +176,21 @@ static void fill_pipeline(conn_t *c) {
         msgpack_pack_array(&pk, (uint32_t)b->events);
         for (int i = 0; i < b->events; i++) {
             char entity[64];
-            snprintf(entity, sizeof entity, "bench-%d-%d-%" PRIu64, (int)getpid(), c->index,
-                     c->seq++ % (uint64_t)b->entities);
+            memcpy(entity, c->prefix, c->prefix_len);
+            put_decimal(entity + c->prefix_len, c->seq % (uint64_t)b->entities);
             evs_event_t ev = {.entity_id = entity,
                               .topic = b->topic,
                               .payload = b->payload,
                               .payload_len = (size_t)b->size};
+            if (b->client_ids) {
+                /* Unique without a system call: a random base, the connection, a counter. */
+                memcpy(ev.event_id, b->id_base, 8);
+                ev.event_id[6] = (uint8_t)(0x40 | (ev.event_id[6] & 0x0f));
+                put_be32(ev.event_id + 8, (uint32_t)c->index | 0x80000000u);
+                put_be32(ev.event_id + 12, (uint32_t)c->seq);
+                ev.has_event_id = 1;
+            }
+            c->seq++;
             codec_pack_event_for_append(&pk, &ev);
         }
         if (codec_frame_end(&c->wbuf, start, FRAME_DEFAULT_MAX) < 0) {
@@ -393,10 +425,11 @@ static void report(bench_t *b) {
            b->errors);
     printf("  latency us  p50 %u  p90 %u  p99 %u  max %u\n", p50, p90, p99, mx);
     printf("{\"tool\":\"evstore-bench\",\"addr\":\"%s\",\"connections\":%d,\"pipeline\":%d,"
-           "\"events_per_request\":%d,\"payload_bytes\":%d,\"seconds\":%.3f,\"requests\":%" PRIu64
+           "\"events_per_request\":%d,\"payload_bytes\":%d,\"client_ids\":%s,\"seconds\":%.3f,\"requests\":%" PRIu64
            ",\"events\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"events_per_s\":%.0f,"
            "\"requests_per_s\":%.0f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u}\n",
-           b->addr, b->nconns, b->depth, b->events, b->size, secs, b->requests, b->events_ok,
+           b->addr, b->nconns, b->depth, b->events, b->size, b->client_ids ? "true" : "false", secs,
+           b->requests, b->events_ok,
            b->errors, eps, rps, p50, p90, p99, mx);
     fflush(stdout);
 }
@@ -412,6 +445,7 @@ static const char bench_usage[] =
     "  -T, --duration S      measured seconds (default 10)\n"
     "  -w, --warmup S        seconds before measuring (default 1)\n"
     "  -E, --entities N      entities per connection the events spread over (default 100)\n"
+    "  --client-ids          the client sets every event_id (else the server draws them)\n"
     "Prints events/s, requests/s, latency percentiles, then the same as one JSON line.\n";
 
 static int opt_num(const char *v, double lo, double hi, double *out) {
@@ -447,6 +481,10 @@ int bench_main(const char *addr, int argc, char **argv) {
             fputs(bench_usage, stdout);
             free(b);
             return 0;
+        }
+        if (strcmp(argv[i], "--client-ids") == 0) {
+            b->client_ids = true;
+            continue;
         }
         size_t k = 0;
         for (; k < sizeof opts / sizeof opts[0]; k++)
@@ -485,6 +523,13 @@ int bench_main(const char *addr, int argc, char **argv) {
         return 1;
     }
     for (int i = 0; i < b->size; i++) b->payload[i] = (uint8_t)('a' + i % 26);
+    if (b->client_ids && getrandom(b->id_base, sizeof b->id_base, 0) != sizeof b->id_base) {
+        fprintf(stderr, "evstore: io: getrandom failed\n");
+        free(b->payload);
+        free(b->conns);
+        free(b);
+        return 1;
+    }
     uv_timer_init(&b->loop, &b->timer);
     b->timer.data = b;
     for (int i = 0; i < b->nconns && !b->stopping; i++) {
@@ -492,6 +537,7 @@ int bench_main(const char *addr, int argc, char **argv) {
         c->b = b;
         c->index = i;
         c->next_id = 1;
+        c->prefix_len = (size_t)snprintf(c->prefix, sizeof c->prefix, "bench-%d-%d-", (int)getpid(), i);
         c->slots = calloc((size_t)b->depth, sizeof *c->slots);
         codec_buf_init(&c->wbuf);
         msgpack_unpacked_init(&c->reply);
