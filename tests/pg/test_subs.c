@@ -1,0 +1,536 @@
+/* test_subs.c: subscriptions on the PostgreSQL store, through real daemons (issue 4, section 4).
+ *
+ * Each test gets a database of its own in the cluster that $EVSTORE_PG_URL names, starts one or
+ * two evstored on it (wire.h: $EVSTORED_BIN, or BUILD/bin/evstored beside this binary), runs
+ * writer threads that append through the daemons with pipelined raw requests, and reads
+ * subscriptions on the main thread. Every check is against what the writers were acknowledged:
+ * each subscription must receive exactly the acknowledged positions that match its filters,
+ * each once, in increasing order, and (with "after") one caught_up marker. Without
+ * $EVSTORE_PG_URL every test is skipped. */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+/* ---------------------------------------------------------------- fixture */
+
+static char dburl[512];
+static char dbname[64];
+static const char *cluster_url;
+
+static void sql_exec(const char *url, const char *sql, char *out, size_t outlen) {
+    if (out && outlen) out[0] = '\0';
+    PGconn *c = PQconnectdb(url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect %s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+              PQresultErrorMessage(r));
+    if (out && st == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void setup(void) {
+    cluster_url = getenv("EVSTORE_PG_URL");
+    if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
+    uint8_t r[4];
+    cr_assert_eq(getrandom(r, sizeof r, 0), 4);
+    snprintf(dbname, sizeof dbname, "evs_subtest_%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
+    sql_exec(cluster_url, sql, NULL, 0);
+    const char *slash = strrchr(cluster_url, '/');
+    cr_assert_not_null(slash);
+    snprintf(dburl, sizeof dburl, "%.*s/%s", (int)(slash - cluster_url), cluster_url, dbname);
+}
+
+static void teardown(void) {
+    if (!dbname[0] || !cluster_url) return;
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    PGconn *c = PQconnectdb(cluster_url);
+    PQclear(PQexec(c, sql));
+    PQfinish(c);
+}
+
+TestSuite(pg_subs, .init = setup, .fini = teardown, .timeout = 120);
+
+static void start_daemon(wire_daemon_t *d) {
+    cr_assert_eq(wire_daemon_start(d, dburl, NULL), 0, "evstored did not start on %s", dburl);
+}
+
+static void stop_daemon(wire_daemon_t *d) {
+    cr_assert_eq(wire_daemon_stop(d), 0, "evstored did not exit cleanly");
+}
+
+/* ---------------------------------------------------------------- writers */
+
+/* What each event was: its topic ("t0".."t2") and entity kind ("acc-" or "ord-"). */
+static const char *const TOPICS[3] = {"t0", "t1", "t2"};
+static const char *const KINDS[2] = {"acc-", "ord-"};
+
+typedef struct rec {
+    uint64_t position;
+    uint8_t topic, kind;
+} rec_t;
+
+#define WINDOW 16
+#define MAX_PER 4
+
+typedef struct writer {
+    const char *sock;
+    int index;
+    int appends;  /* requests to send */
+    int per;      /* events per request, 1..MAX_PER */
+    int pace_us;  /* pause between windows (0: none) */
+    pthread_t thread;
+    rec_t *acked;
+    atomic_size_t nacked;
+    atomic_bool done;
+    int errors;
+    char why[256];
+} writer_t;
+
+static void event_of(const writer_t *w, int j, uint8_t *topic, uint8_t *kind) {
+    *topic = (uint8_t)((w->index * 7 + j) % 3);
+    *kind = (uint8_t)((j / 2 + w->index) % 2);
+}
+
+static void *writer_main(void *arg) {
+    writer_t *w = arg;
+    wire_t c;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    w->acked = calloc((size_t)w->appends * (size_t)w->per, sizeof *w->acked);
+    if (!w->acked || wire_connect(&c, w->sock) != 0) {
+        snprintf(w->why, sizeof w->why, "cannot connect");
+        w->errors++;
+        atomic_store(&w->done, true);
+        msgpack_sbuffer_destroy(&sb);
+        return NULL;
+    }
+    static const char payload[] = "a payload of some forty bytes, roughly.";
+    char entities[WINDOW][MAX_PER][48];
+    for (int base = 0; base < w->appends && !w->errors; base += WINDOW) {
+        int nreq = w->appends - base < WINDOW ? w->appends - base : WINDOW;
+        for (int k = 0; k < nreq; k++) {
+            wire_event_t evs[MAX_PER];
+            for (int e = 0; e < w->per; e++) {
+                int j = (base + k) * w->per + e;
+                uint8_t topic, kind;
+                event_of(w, j, &topic, &kind);
+                snprintf(entities[k][e], sizeof entities[k][e], "%sw%d-%d", KINDS[kind],
+                         w->index, j % 5);
+                evs[e] = (wire_event_t){entities[k][e], TOPICS[topic], payload,
+                                        sizeof payload - 1};
+            }
+            wire_req_append(&sb, (uint64_t)(base + k + 1), evs, (size_t)w->per);
+            if (wire_send(&c, &sb) != 0) {
+                snprintf(w->why, sizeof w->why, "send failed");
+                w->errors++;
+                break;
+            }
+        }
+        for (int k = 0; k < nreq && !w->errors; k++) {
+            msgpack_unpacked u;
+            if (wire_next(&c, 20000, &u) != 1) {
+                snprintf(w->why, sizeof w->why, "no reply");
+                w->errors++;
+                break;
+            }
+            const msgpack_object *id = wire_get(&u.data, "id");
+            const msgpack_object *ok = wire_get(&u.data, "ok");
+            const msgpack_object *pos = wire_get(&u.data, "positions");
+            if (!id || !ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean || !pos ||
+                pos->type != MSGPACK_OBJECT_ARRAY || pos->via.array.size != (uint32_t)w->per) {
+                snprintf(w->why, sizeof w->why, "an append failed");
+                w->errors++;
+                msgpack_unpacked_destroy(&u);
+                break;
+            }
+            int req = (int)wire_uint(id) - 1;
+            size_t at = atomic_load(&w->nacked);
+            for (int e = 0; e < w->per; e++) {
+                rec_t *r = &w->acked[at + (size_t)e];
+                r->position = wire_uint(&pos->via.array.ptr[e]);
+                event_of(w, req * w->per + e, &r->topic, &r->kind);
+            }
+            atomic_store(&w->nacked, at + (size_t)w->per);
+            msgpack_unpacked_destroy(&u);
+        }
+        if (w->pace_us) usleep((useconds_t)w->pace_us);
+    }
+    wire_close(&c);
+    msgpack_sbuffer_destroy(&sb);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+static void start_writer(writer_t *w, const char *sock, int index, int appends, int per,
+                         int pace_us) {
+    memset(w, 0, sizeof *w);
+    w->sock = sock;
+    w->index = index;
+    w->appends = appends;
+    w->per = per;
+    w->pace_us = pace_us;
+    atomic_init(&w->nacked, 0);
+    atomic_init(&w->done, false);
+    cr_assert_eq(pthread_create(&w->thread, NULL, writer_main, w), 0);
+}
+
+static void join_writer(writer_t *w) {
+    pthread_join(w->thread, NULL);
+    cr_assert_eq(w->errors, 0, "writer %d: %s", w->index, w->why);
+    cr_assert_eq(atomic_load(&w->nacked), (size_t)w->appends * (size_t)w->per);
+}
+
+static bool all_done(writer_t *ws, int n) {
+    for (int i = 0; i < n; i++)
+        if (!atomic_load(&ws[i].done)) return false;
+    return true;
+}
+
+static void wait_acked(writer_t *w, size_t n) {
+    int64_t end = wire_now_ms() + 20000;
+    while (atomic_load(&w->nacked) < n && !atomic_load(&w->done)) {
+        cr_assert(wire_now_ms() < end, "writer %d is stuck", w->index);
+        usleep(1000);
+    }
+}
+
+/* ---------------------------------------------------------------- subscribers */
+
+typedef struct spec {
+    const char *const *topics;
+    size_t ntopics;
+    const char *prefix;
+    bool has_after;
+    uint64_t after;
+} spec_t;
+
+typedef struct got {
+    spec_t spec;
+    uint64_t sid;
+    uint64_t *pos;
+    size_t n, cap;
+    int caught_up;
+    size_t caught_up_after; /* events received before the marker */
+    int errors;
+    char why[256];
+} got_t;
+
+static bool spec_matches(const spec_t *s, uint8_t topic, uint8_t kind) {
+    if (s->prefix && strncmp(KINDS[kind], s->prefix, strlen(s->prefix)) != 0) return false;
+    if (!s->ntopics) return true;
+    for (size_t i = 0; i < s->ntopics; i++)
+        if (strcmp(s->topics[i], TOPICS[topic]) == 0) return true;
+    return false;
+}
+
+static bool str_is(const msgpack_object *o, const char *s) {
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
+           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+/* Records one push of g's subscription. */
+static void take_push(got_t *g, const msgpack_object *push) {
+    const msgpack_object *cu = wire_get(push, "caught_up");
+    if (cu) {
+        g->caught_up++;
+        g->caught_up_after = g->n;
+        return;
+    }
+    const msgpack_object *evs = wire_get(push, "events");
+    if (!evs || evs->type != MSGPACK_OBJECT_ARRAY) return;
+    for (uint32_t i = 0; i < evs->via.array.size; i++) {
+        const msgpack_object *ev = &evs->via.array.ptr[i];
+        uint64_t p = wire_uint(wire_get(ev, "position"));
+        if (g->n && p <= g->pos[g->n - 1] && !g->errors++)
+            snprintf(g->why, sizeof g->why, "position %llu after %llu", (unsigned long long)p,
+                     (unsigned long long)g->pos[g->n - 1]);
+        /* The filters: the topic and entity kind of what came must match. */
+        const msgpack_object *t = wire_get(ev, "topic"), *e = wire_get(ev, "entity_id");
+        int topic = -1, kind = -1;
+        for (int k = 0; k < 3; k++)
+            if (str_is(t, TOPICS[k])) topic = k;
+        for (int k = 0; k < 2; k++)
+            if (e && e->type == MSGPACK_OBJECT_STR && e->via.str.size >= 4 &&
+                memcmp(e->via.str.ptr, KINDS[k], 4) == 0)
+                kind = k;
+        if ((topic < 0 || kind < 0 || !spec_matches(&g->spec, (uint8_t)topic, (uint8_t)kind)) &&
+            !g->errors++)
+            snprintf(g->why, sizeof g->why, "position %llu does not match the filters",
+                     (unsigned long long)p);
+        if (g->n == g->cap) {
+            g->cap = g->cap ? g->cap * 2 : 1024;
+            g->pos = realloc(g->pos, g->cap * sizeof *g->pos);
+            cr_assert_not_null(g->pos);
+        }
+        g->pos[g->n++] = p;
+    }
+}
+
+/* Subscribes g[from..n) on c and waits for each reply; pushes of g[0..n) that arrive meanwhile
+ * are recorded. */
+static void subscribe_from(wire_t *c, got_t *g, int from, int n) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (int i = from; i < n; i++) {
+        wire_req_subscribe(&sb, (uint64_t)(1000 + i), g[i].spec.has_after, g[i].spec.after,
+                           g[i].spec.topics, g[i].spec.ntopics, g[i].spec.prefix);
+        cr_assert_eq(wire_send(c, &sb), 0);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    int replied = from;
+    int64_t end = wire_now_ms() + 10000;
+    while (replied < n) {
+        cr_assert(wire_now_ms() < end, "no subscribe reply");
+        msgpack_unpacked u;
+        int rc = wire_next(c, 1000, &u);
+        cr_assert_geq(rc, 0, "the subscriber's connection ended");
+        if (rc == 0) continue;
+        const msgpack_object *id = wire_get(&u.data, "id");
+        const msgpack_object *sub = wire_get(&u.data, "sub");
+        if (id) {
+            const msgpack_object *ok = wire_get(&u.data, "ok");
+            cr_assert(ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean,
+                      "subscribe failed");
+            g[wire_uint(id) - 1000].sid = wire_uint(sub);
+            replied++;
+        } else if (sub) {
+            for (int i = 0; i < n; i++)
+                if (g[i].sid && g[i].sid == wire_uint(sub)) take_push(&g[i], &u.data);
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+}
+
+static void subscribe_all(wire_t *c, got_t *g, int n) { subscribe_from(c, g, 0, n); }
+
+/* Reads pushes for up to ms (less when nothing arrives for that long). */
+static void read_pushes(wire_t *c, got_t *g, int n, int ms) {
+    int64_t end = wire_now_ms() + ms;
+    while (wire_now_ms() < end) {
+        msgpack_unpacked u;
+        int rc = wire_next(c, (int)(end - wire_now_ms()), &u);
+        cr_assert_geq(rc, 0, "the subscriber's connection ended");
+        if (rc == 0) break;
+        const msgpack_object *sub = wire_get(&u.data, "sub");
+        for (int i = 0; sub && i < n; i++)
+            if (g[i].sid == wire_uint(sub)) take_push(&g[i], &u.data);
+        msgpack_unpacked_destroy(&u);
+    }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The acknowledged positions that match spec, sorted. */
+static uint64_t *expected(writer_t *ws, int nw, const spec_t *spec, size_t *n) {
+    size_t total = 0;
+    for (int i = 0; i < nw; i++) total += atomic_load(&ws[i].nacked);
+    uint64_t *e = malloc((total + 1) * sizeof *e);
+    cr_assert_not_null(e);
+    *n = 0;
+    for (int i = 0; i < nw; i++)
+        for (size_t k = 0; k < atomic_load(&ws[i].nacked); k++)
+            if (spec_matches(spec, ws[i].acked[k].topic, ws[i].acked[k].kind))
+                e[(*n)++] = ws[i].acked[k].position;
+    qsort(e, *n, sizeof *e, cmp_u64);
+    return e;
+}
+
+/* Waits (up to 30 s) until every subscription has all it should, then a little longer for
+ * anything extra, and checks: exactly the expected positions, in order, and the marker. */
+static void check_all(wire_t *c, got_t *g, int n, writer_t *ws, int nw) {
+    size_t *want_n = calloc((size_t)n, sizeof *want_n);
+    uint64_t **want = calloc((size_t)n, sizeof *want);
+    for (int i = 0; i < n; i++) want[i] = expected(ws, nw, &g[i].spec, &want_n[i]);
+    int64_t end = wire_now_ms() + 30000;
+    for (;;) {
+        bool complete = true;
+        for (int i = 0; i < n; i++)
+            if (g[i].n < want_n[i] || (g[i].spec.has_after && g[i].caught_up == 0))
+                complete = false;
+        if (complete || wire_now_ms() > end) break;
+        read_pushes(c, g, n, 100);
+    }
+    read_pushes(c, g, n, 300); /* anything extra would come now */
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(g[i].errors, 0, "subscription %d: %s", i, g[i].why);
+        size_t k = 0;
+        while (k < g[i].n && k < want_n[i] && g[i].pos[k] == want[i][k]) k++;
+        cr_assert(k == want_n[i] && k == g[i].n,
+                  "subscription %d: received %zu events, %zu acknowledged; they differ at "
+                  "index %zu (got %llu, want %llu)",
+                  i, g[i].n, want_n[i], k, k < g[i].n ? (unsigned long long)g[i].pos[k] : 0ull,
+                  k < want_n[i] ? (unsigned long long)want[i][k] : 0ull);
+        if (g[i].spec.has_after)
+            cr_assert_eq(g[i].caught_up, 1, "subscription %d: %d caught_up markers", i,
+                         g[i].caught_up);
+        else
+            cr_assert_eq(g[i].caught_up, 0);
+        free(want[i]);
+        free(g[i].pos);
+    }
+    free(want);
+    free(want_n);
+}
+
+/* Terminates the feed connections of every daemon on this test's database; returns how many. */
+static int kill_feeds(void) {
+    char sql[300], out[32];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE application_name = 'evstored-feed' AND datname = '%s') t",
+             dbname);
+    sql_exec(cluster_url, sql, out, sizeof out);
+    return atoi(out);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* Issue 4 §4: two daemons on one database; a subscriber on B from position 0 while writers
+ * append through A and B. */
+Test(pg_subs, subscriber_on_b_gets_appends_through_a_and_b_once_in_order) {
+    wire_daemon_t a, b;
+    start_daemon(&a);
+    start_daemon(&b);
+    writer_t ws[4];
+    for (int i = 0; i < 4; i++) start_writer(&ws[i], i % 2 ? b.sock : a.sock, i, 300, 2, 0);
+    wait_acked(&ws[0], 40);
+    wire_t c;
+    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
+    subscribe_all(&c, g, 1);
+    while (!all_done(ws, 4)) read_pushes(&c, g, 1, 50);
+    for (int i = 0; i < 4; i++) join_writer(&ws[i]);
+    check_all(&c, g, 1, ws, 4);
+    wire_close(&c);
+    for (int i = 0; i < 4; i++) free(ws[i].acked);
+    stop_daemon(&a);
+    stop_daemon(&b);
+}
+
+/* A live subscriber on B (no "after") sees what A appends: B's feed learns of A's commits. */
+Test(pg_subs, live_subscriber_on_b_gets_what_a_appends) {
+    wire_daemon_t a, b;
+    start_daemon(&a);
+    start_daemon(&b);
+    wire_t c;
+    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    got_t g[1] = {{.spec = {.has_after = false}}};
+    subscribe_all(&c, g, 1);
+    writer_t ws[1];
+    start_writer(&ws[0], a.sock, 0, 200, 1, 500);
+    while (!all_done(ws, 1)) read_pushes(&c, g, 1, 50);
+    join_writer(&ws[0]);
+    check_all(&c, g, 1, ws, 1);
+    wire_close(&c);
+    free(ws[0].acked);
+    stop_daemon(&a);
+    stop_daemon(&b);
+}
+
+/* Issue 4 §4: the LISTEN connection killed with pg_terminate_backend while writes go on: no
+ * event missed (the feed reconnects, listens again and reads from its head). */
+Test(pg_subs, feed_connection_terminated_during_writes_misses_nothing) {
+    wire_daemon_t a, b;
+    start_daemon(&a);
+    start_daemon(&b);
+    wire_t c;
+    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    got_t g[2] = {{.spec = {.has_after = true, .after = 0}}, {.spec = {.has_after = false}}};
+    subscribe_all(&c, g, 2);
+    writer_t ws[2];
+    start_writer(&ws[0], a.sock, 0, 400, 1, 4000);
+    start_writer(&ws[1], b.sock, 1, 400, 1, 4000);
+    int kills = 0, rounds = 0;
+    int64_t next = wire_now_ms() + 150;
+    while (!all_done(ws, 2)) {
+        read_pushes(&c, g, 2, 20);
+        if (wire_now_ms() >= next) {
+            kills += kill_feeds();
+            rounds++;
+            next = wire_now_ms() + 250;
+        }
+    }
+    for (int i = 0; i < 2; i++) join_writer(&ws[i]);
+    cr_assert_geq(kills, 2, "no feed connection was terminated (%d rounds)", rounds);
+    check_all(&c, g, 2, ws, 2);
+    wire_close(&c);
+    for (int i = 0; i < 2; i++) free(ws[i].acked);
+    stop_daemon(&a);
+    stop_daemon(&b);
+}
+
+/* Issue 4 §4: the catch-up/live switch under concurrent writers on one daemon: a log of several
+ * catch-up pages already stored, then a subscription from 0 while four writers append. */
+Test(pg_subs, catch_up_then_live_under_concurrent_writers_on_one_daemon) {
+    wire_daemon_t a;
+    start_daemon(&a);
+    writer_t ws[5];
+    start_writer(&ws[4], a.sock, 9, 600, 4, 0); /* 2,400 events: five catch-up pages */
+    join_writer(&ws[4]);
+    for (int i = 0; i < 4; i++) start_writer(&ws[i], a.sock, i, 250, 2, 0);
+    wait_acked(&ws[0], 20);
+    wire_t c;
+    cr_assert_eq(wire_connect(&c, a.sock), 0);
+    got_t g[2] = {{.spec = {.has_after = true, .after = 0}},
+                  {.spec = {.has_after = true, .after = 0}}};
+    subscribe_from(&c, g, 0, 1);
+    read_pushes(&c, g, 1, 30);
+    subscribe_from(&c, g, 1, 2); /* a second one, a little later */
+    while (!all_done(ws, 4)) read_pushes(&c, g, 2, 50);
+    for (int i = 0; i < 4; i++) join_writer(&ws[i]);
+    check_all(&c, g, 2, ws, 5);
+    wire_close(&c);
+    for (int i = 0; i < 5; i++) free(ws[i].acked);
+    stop_daemon(&a);
+}
+
+/* Issue 4 §4: filters on PostgreSQL: topics, entity prefix, both; each from 0 (catch-up through
+ * the store's filtered reads) and live (the daemon's filter on the feed's batches), with the
+ * writes going through another daemon as well. */
+Test(pg_subs, filters_topics_prefix_and_both) {
+    wire_daemon_t a, b;
+    start_daemon(&a);
+    start_daemon(&b);
+    static const char *const one[] = {"t1"};
+    static const char *const two[] = {"t0", "t2"};
+    writer_t ws[2];
+    start_writer(&ws[0], a.sock, 0, 150, 3, 0);
+    start_writer(&ws[1], b.sock, 1, 150, 3, 0);
+    wait_acked(&ws[0], 60);
+    wire_t c;
+    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    got_t g[6] = {
+        {.spec = {.topics = one, .ntopics = 1, .has_after = true}},
+        {.spec = {.topics = two, .ntopics = 2, .has_after = true}},
+        {.spec = {.prefix = "acc-", .has_after = true}},
+        {.spec = {.topics = two, .ntopics = 2, .prefix = "ord-", .has_after = true}},
+        {.spec = {.topics = one, .ntopics = 1, .prefix = "acc-", .has_after = true}},
+        {.spec = {.prefix = "ac", .has_after = true}},
+    };
+    subscribe_all(&c, g, 6);
+    while (!all_done(ws, 2)) read_pushes(&c, g, 6, 50);
+    for (int i = 0; i < 2; i++) join_writer(&ws[i]);
+    check_all(&c, g, 6, ws, 2);
+    wire_close(&c);
+    for (int i = 0; i < 2; i++) free(ws[i].acked);
+    stop_daemon(&a);
+    stop_daemon(&b);
+}
