@@ -193,6 +193,49 @@ EVS_API int evs_unsubscribe(evs_context_t *c, uint64_t sub);
  * interrupted by a signal returns early with *out NULL. */
 EVS_API int evs_sub_next(evs_context_t *c, uint64_t sub, int timeout_ms, evs_push_t **out);
 
+/* ---------------------------------------------------------------- streams */
+
+/* A stream is a subscription that survives lost connections: it owns its own connection, and
+ * when that fails (daemon restart, network cut, timeout) it reconnects with a backoff and
+ * subscribes again from the last event it handed out. The application sees every matching event
+ * exactly once and in position order, whatever happens to the connection. Pull style: call
+ * evs_stream_next in a loop. Not thread-safe; one stream per thread. */
+typedef struct evs_stream evs_stream_t;
+
+typedef struct evs_stream_options {
+    const char *addr;          /* as evs_options_t.addr; NULL: EVS_DEFAULT_ADDR */
+    int timeout_ms;            /* connect and reply timeout; 0: none */
+    bool has_after;            /* start after this position (catch-up first); else live */
+    uint64_t after;
+    const char *const *topics; /* only these topics (copied); ntopics 0: all */
+    size_t ntopics;
+    const char *entity_prefix; /* only entities whose id starts with it (copied); NULL: all */
+    int retry_min_ms;          /* first reconnect delay (default 100), doubling up to */
+    int retry_max_ms;          /* this (default 5000) */
+} evs_stream_options_t;
+
+/* Makes a stream (it connects on the first evs_stream_next). NULL when out of memory or when an
+ * option is invalid (a topic or prefix that is not UTF-8 of 1 to 255 bytes, too many topics).
+ * Freed with evs_stream_close. */
+EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *opts);
+
+/* Waits up to timeout_ms (-1: forever; 0: only what is already there) for the next event.
+ * Returns 0 with *out an event the caller frees with evs_event_free, or 0 with *out NULL when none
+ * came in time (connection failures are retried inside, not returned), or EVS_ENOMEM. */
+EVS_API int evs_stream_next(evs_stream_t *s, int timeout_ms, evs_event_t **out);
+
+/* Position of the last event handed out (or where the stream started). */
+EVS_API uint64_t evs_stream_position(const evs_stream_t *s);
+/* True once the stream has caught up with the store at least once. */
+EVS_API bool evs_stream_caught_up(const evs_stream_t *s);
+/* Number of times the stream had to connect again after its first connection. */
+EVS_API unsigned evs_stream_reconnects(const evs_stream_t *s);
+/* The last connection problem, "" when none. */
+EVS_API const char *evs_stream_errstr(const evs_stream_t *s);
+
+/* Closes the stream's connection and frees it. NULL is a no-op. */
+EVS_API void evs_stream_close(evs_stream_t *s);
+
 /* ---------------------------------------------------------------- helpers */
 
 /* The wire name of a code, as in <evstore/errors.h> (exported for programs that link only the

@@ -1,0 +1,253 @@
+/* test_stream.c: evs_stream_t, the subscription that survives lost connections.
+ *
+ * The stream talks to the daemon through a small TCP proxy run by the test, so that the test can
+ * cut the connection (a network failure) or point it at another daemon (a restart on the same
+ * PostgreSQL database) while events are being appended. The application-side sequence must have
+ * every acknowledged position exactly once, in increasing order. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <evstore.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "rawio.h"
+
+/* ---------------------------------------------------------------- the proxy */
+
+#define MAX_PAIRS 16
+
+typedef struct proxy {
+    int listen_fd, port;
+    atomic_int target_port;
+    atomic_int cuts_requested;
+    atomic_bool stop;
+    int wake[2];
+    pthread_t thread;
+} proxy_t;
+
+static int connect_to(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *proxy_run(void *arg) {
+    proxy_t *p = arg;
+    int a[MAX_PAIRS], b[MAX_PAIRS], n = 0, cuts_done = 0;
+    char buf[65536];
+    while (!atomic_load(&p->stop)) {
+        if (atomic_load(&p->cuts_requested) != cuts_done) {
+            cuts_done = atomic_load(&p->cuts_requested);
+            for (int i = 0; i < n; i++) {
+                close(a[i]);
+                close(b[i]);
+            }
+            n = 0;
+        }
+        struct pollfd fds[2 + 2 * MAX_PAIRS];
+        fds[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
+        for (int i = 0; i < n; i++) {
+            fds[2 + 2 * i] = (struct pollfd){.fd = a[i], .events = POLLIN};
+            fds[3 + 2 * i] = (struct pollfd){.fd = b[i], .events = POLLIN};
+        }
+        if (poll(fds, (nfds_t)(2 + 2 * n), 100) <= 0) continue;
+        if (fds[1].revents) {
+            char c;
+            (void)!read(p->wake[0], &c, 1);
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            for (int side = 0; side < 2; side++) {
+                struct pollfd *f = &fds[2 + 2 * i + side];
+                if (!f->revents) continue;
+                ssize_t got = read(f->fd, buf, sizeof buf);
+                int to = side ? a[i] : b[i];
+                if (got <= 0 || raw_send(to, buf, (size_t)got) != 0) {
+                    close(a[i]);
+                    close(b[i]);
+                    a[i] = a[n - 1];
+                    b[i] = b[n - 1];
+                    n--;
+                    break;
+                }
+            }
+        }
+        if (fds[0].revents && n < MAX_PAIRS) {
+            int c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            int s = c >= 0 ? connect_to(atomic_load(&p->target_port)) : -1;
+            if (c >= 0 && s >= 0) {
+                a[n] = c;
+                b[n] = s;
+                n++;
+            } else {
+                if (c >= 0) close(c);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        close(a[i]);
+        close(b[i]);
+    }
+    return NULL;
+}
+
+static void proxy_start(proxy_t *p, int target) {
+    memset(p, 0, sizeof *p);
+    p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(p->listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(p->listen_fd, 16), 0);
+    getsockname(p->listen_fd, (struct sockaddr *)&sa, &len);
+    p->port = ntohs(sa.sin_port);
+    atomic_store(&p->target_port, target);
+    cr_assert_eq(pipe2(p->wake, O_CLOEXEC), 0);
+    pthread_create(&p->thread, NULL, proxy_run, p);
+}
+
+/* Closes every connection through the proxy (new ones are still accepted). */
+static void proxy_cut(proxy_t *p) {
+    atomic_fetch_add(&p->cuts_requested, 1);
+    (void)!write(p->wake[1], "x", 1);
+}
+
+static void proxy_stop(proxy_t *p) {
+    atomic_store(&p->stop, true);
+    (void)!write(p->wake[1], "x", 1);
+    pthread_join(p->thread, NULL);
+    close(p->listen_fd);
+    close(p->wake[0]);
+    close(p->wake[1]);
+}
+
+/* ---------------------------------------------------------------- the scenario */
+
+#define EVENTS 300
+
+/* Appends one event to entity through c; returns its position. */
+static uint64_t append(evs_context_t *c, const char *entity) {
+    evs_event_t ev = {.entity_id = (char *)entity, .topic = (char *)tname("stream-topic"),
+                      .payload = (uint8_t *)"\x80", .payload_len = 1};
+    uint64_t pos = 0;
+    cr_assert_eq(evs_append(c, &ev, 1, &pos, NULL), 0, "append: %s", c->errstr);
+    return pos;
+}
+
+/* Reads everything the stream has for up to wait_ms into got[]. */
+static void drain(evs_stream_t *s, uint64_t *got, size_t *ngot, int wait_ms) {
+    evs_event_t *ev;
+    while (evs_stream_next(s, wait_ms, &ev) == 0 && ev) {
+        cr_assert_lt(*ngot, (size_t)EVENTS * 2, "more events than appended");
+        got[(*ngot)++] = ev->position;
+        evs_event_free(ev);
+    }
+}
+
+/* Appends EVENTS events while a stream reads them, calling disrupt() at a third and at two
+ * thirds; then checks the stream saw exactly the acknowledged positions, in order. */
+static void run(test_daemon_t *d, proxy_t *p, void (*disrupt)(test_daemon_t *, proxy_t *, int)) {
+    const char *prefix = tname("acct-");
+    char proxy_addr[64];
+    snprintf(proxy_addr, sizeof proxy_addr, "127.0.0.1:%d", p->port);
+    evs_stream_options_t so = {.addr = proxy_addr, .has_after = true, .after = 0,
+                               .entity_prefix = prefix, .timeout_ms = 5000,
+                               .retry_min_ms = 20, .retry_max_ms = 200};
+    evs_stream_t *s = evs_stream_open(&so);
+    cr_assert_not_null(s);
+    evs_context_t *w = evs_connect(d->addr);
+    cr_assert_eq(w->err, 0, "%s", w->errstr);
+    static uint64_t acked[EVENTS], got[EVENTS * 2];
+    size_t ngot = 0;
+    char entity[300];
+    for (int i = 0; i < EVENTS; i++) {
+        snprintf(entity, sizeof entity, "%s%d", prefix, i % 7);
+        acked[i] = append(w, entity);
+        if (i % 10 == 0) drain(s, got, &ngot, 0);
+        if (i == EVENTS / 3 || i == 2 * EVENTS / 3) {
+            unsigned before = evs_stream_reconnects(s);
+            disrupt(d, p, i);
+            /* Let the stream notice and come back before going on, so that each disruption
+             * hits a live connection. */
+            int64_t limit = now_ms() + 10000;
+            while (evs_stream_reconnects(s) == before && now_ms() < limit)
+                drain(s, got, &ngot, 50);
+            cr_assert_gt(evs_stream_reconnects(s), before, "the stream did not reconnect: %s",
+                         evs_stream_errstr(s));
+            /* The writer connects directly; it follows the daemon if it moved. */
+            evs_free(w);
+            w = evs_connect(d->addr);
+            cr_assert_eq(w->err, 0, "%s", w->errstr);
+        }
+    }
+    int64_t until = now_ms() + 15000;
+    while (ngot < EVENTS && now_ms() < until) drain(s, got, &ngot, 200);
+    cr_assert_eq(ngot, (size_t)EVENTS, "the stream delivered %zu of %d events", ngot, EVENTS);
+    for (size_t i = 0; i < ngot; i++)
+        cr_assert_eq(got[i], acked[i], "event %zu: position %llu, expected %llu", i,
+                     (unsigned long long)got[i], (unsigned long long)acked[i]);
+    cr_assert_geq(evs_stream_reconnects(s), 2, "the stream never had to reconnect");
+    cr_assert(evs_stream_caught_up(s));
+    evs_stream_close(s);
+    evs_free(w);
+}
+
+static void cut(test_daemon_t *d, proxy_t *p, int i) {
+    (void)d;
+    (void)i;
+    proxy_cut(p);
+}
+
+static void restart(test_daemon_t *d, proxy_t *p, int i) {
+    (void)i;
+    test_daemon_t next;
+    cr_assert_eq(test_daemon_start(&next, NULL), 0);
+    cr_assert_eq(test_daemon_stop(d), 0);
+    *d = next;
+    atomic_store(&p->target_port, d->port);
+    proxy_cut(p);
+}
+
+Test(stream, resumes_after_network_cuts_without_gap_or_duplicate) {
+    test_daemon_t d;
+    proxy_t p;
+    cr_assert_eq(test_daemon_start(&d, NULL), 0);
+    proxy_start(&p, d.port);
+    run(&d, &p, cut);
+    proxy_stop(&p);
+    cr_assert_eq(test_daemon_stop(&d), 0);
+}
+
+Test(stream, resumes_across_a_daemon_restart_without_gap_or_duplicate) {
+    const char *store = getenv("EVSTORE_TEST_STORE");
+    if (!store || strcmp(store, "memory") == 0)
+        cr_skip_test("the memory store forgets everything at a restart");
+    test_daemon_t d;
+    proxy_t p;
+    cr_assert_eq(test_daemon_start(&d, NULL), 0);
+    proxy_start(&p, d.port);
+    run(&d, &p, restart);
+    proxy_stop(&p);
+    cr_assert_eq(test_daemon_stop(&d), 0);
+}
+
+Test(stream, an_invalid_prefix_is_refused_at_open) {
+    char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    evs_stream_options_t so = {.entity_prefix = big};
+    cr_assert_null(evs_stream_open(&so));
+}
