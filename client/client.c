@@ -54,11 +54,17 @@ int client_begin(evs_context_t *c) {
     return 0;
 }
 
-EVS_API int evs_err(const evs_context_t *c) { return c ? c->err : EVS_ENOMEM; }
+EVS_API int evs_err(const evs_context_t *c) {
+    return c ? c->err : EVS_ENOMEM;
+}
 
-EVS_API const char *evs_errstr(const evs_context_t *c) { return c ? c->errstr : "out of memory"; }
+EVS_API const char *evs_errstr(const evs_context_t *c) {
+    return c ? c->errstr : "out of memory";
+}
 
-EVS_API const char *evs_strcode(int code) { return evs_code_name(code); }
+EVS_API const char *evs_strcode(int code) {
+    return evs_code_name(code);
+}
 
 /* ---------------------------------------------------------------- time */
 
@@ -68,7 +74,9 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t client_deadline(int timeout_ms) { return timeout_ms < 0 ? -1 : now_ms() + timeout_ms; }
+int64_t client_deadline(int timeout_ms) {
+    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+}
 
 /* Milliseconds left until deadline, as poll wants them (-1: forever). */
 static int remaining_ms(int64_t deadline) {
@@ -144,12 +152,11 @@ static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
     host[hlen] = '\0';
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int gai = getaddrinfo(host, colon + 1, &hints, &res);
-    if (gai != 0)
-        return client_fail(c, EVS_EIO, "cannot resolve %s: %s", addr, gai_strerror(gai));
+    if (gai != 0) return client_fail(c, EVS_EIO, "cannot resolve %s: %s", addr, gai_strerror(gai));
     int last = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             last = errno;
             continue;
@@ -228,7 +235,8 @@ static int rbuf_reserve(evs_context_t *c, size_t want) {
     }
     if (p->rcap - p->rend >= want) return 0;
     size_t cap = p->rcap ? p->rcap : READ_CHUNK;
-    while (cap - p->rend < want) cap *= 2;
+    while (cap - p->rend < want)
+        cap *= 2;
     uint8_t *n = realloc(p->rbuf, cap);
     if (!n) return client_fail(c, EVS_ENOMEM, "out of memory for a %zu-byte read buffer", cap);
     p->rbuf = n;
@@ -311,8 +319,7 @@ static int send_all(evs_context_t *c, int64_t deadline) {
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno != EAGAIN)
-            return client_fail(c, EVS_EIO, "write: %s", strerror(errno));
+        if (n < 0 && errno != EAGAIN) return client_fail(c, EVS_EIO, "write: %s", strerror(errno));
         struct pollfd pfd = {.fd = c->fd, .events = POLLOUT | POLLIN};
         int r = poll(&pfd, 1, remaining_ms(deadline));
         if (r < 0 && errno == EINTR) continue;
@@ -321,8 +328,10 @@ static int send_all(evs_context_t *c, int64_t deadline) {
         if (pfd.revents & POLLIN) {
             if (rbuf_reserve(c, READ_CHUNK) < 0) return c->err;
             ssize_t m = read(c->fd, p->rbuf + p->rend, p->rcap - p->rend);
-            if (m > 0) p->rend += (size_t)m;
-            else if (m == 0) return client_fail(c, EVS_EIO, "the server closed the connection");
+            if (m > 0)
+                p->rend += (size_t)m;
+            else if (m == 0)
+                return client_fail(c, EVS_EIO, "the server closed the connection");
             else if (errno != EAGAIN && errno != EINTR)
                 return client_fail(c, EVS_EIO, "read: %s", strerror(errno));
         }
@@ -389,8 +398,10 @@ static int take_server_error(evs_context_t *c, const msgpack_object *reply) {
     int k = evs_code_from_name(code->via.str.ptr, code->via.str.size);
     if (k >= 0 || k <= EVS_EIO) k = EVS_EINTERNAL; /* only server codes come from a server */
     c->err = k;
-    if (msg && msg->type == MSGPACK_OBJECT_STR) copy_str(c->errstr, sizeof c->errstr, msg);
-    else snprintf(c->errstr, sizeof c->errstr, "%s", evs_code_name(k));
+    if (msg && msg->type == MSGPACK_OBJECT_STR)
+        copy_str(c->errstr, sizeof c->errstr, msg);
+    else
+        snprintf(c->errstr, sizeof c->errstr, "%s", evs_code_name(k));
     evs_error_detail_t *d = &c->detail;
     const msgpack_object *o;
     if ((o = codec_map_get(e, "entity_id")) && o->type == MSGPACK_OBJECT_STR) {
@@ -457,7 +468,8 @@ int client_request_end(evs_context_t *c, size_t start, uint64_t id, const msgpac
 
 EVS_API void evs_events_free(evs_events_t *list) {
     if (!list) return;
-    for (size_t i = 0; i < list->n; i++) evs_event_clear(&list->events[i]);
+    for (size_t i = 0; i < list->n; i++)
+        evs_event_clear(&list->events[i]);
     free(list->events);
     free(list);
 }
@@ -560,7 +572,8 @@ EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, ui
     size_t start = client_request_begin(c, &pk, "append", 1, &id);
     codec_pack_key(&pk, "events");
     msgpack_pack_array(&pk, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) codec_pack_event_for_append(&pk, &events[i]);
+    for (size_t i = 0; i < n; i++)
+        codec_pack_event_for_append(&pk, &events[i]);
     const msgpack_object *res;
     if ((r = client_request_end(c, start, id, &res)) < 0) return r;
     if ((r = take_uints(c, res, "positions", n, positions)) < 0) return r;
@@ -584,8 +597,8 @@ EVS_API int evs_get_by_entity(evs_context_t *c, const char *entity_id, uint64_t 
     bool send_from = !(backwards && from_version == EVS_LATEST);
     msgpack_packer pk;
     uint64_t id;
-    size_t start = client_request_begin(
-        c, &pk, "get-by-entity", 1 + (uint32_t)send_from + (limit > 0) + backwards, &id);
+    size_t start = client_request_begin(c, &pk, "get-by-entity",
+                                        1 + (uint32_t)send_from + (limit > 0) + backwards, &id);
     codec_pack_key(&pk, "entity_id");
     codec_pack_cstr(&pk, entity_id);
     if (send_from) {

@@ -51,7 +51,8 @@ void sub_queues_free(evs_context_t *c) {
 
 EVS_API void evs_push_free(evs_push_t *p) {
     if (!p) return;
-    for (size_t i = 0; i < p->n; i++) evs_event_clear(&p->events[i]);
+    for (size_t i = 0; i < p->n; i++)
+        evs_event_clear(&p->events[i]);
     free(p->events);
     free(p);
 }
@@ -90,8 +91,10 @@ int sub_queue_push_frame(evs_context_t *c, const msgpack_object *obj) {
     }
     node->push = p;
     node->seq = c->priv->push_seq++;
-    if (q->tail) q->tail->next = node;
-    else q->head = node;
+    if (q->tail)
+        q->tail->next = node;
+    else
+        q->head = node;
     q->tail = node;
     /* A push carrying both events and caught_up becomes two, in that order. */
     if (caught_up && evs) {
@@ -150,7 +153,8 @@ EVS_API int evs_subscribe(evs_context_t *c, const evs_sub_options_t *opts, uint6
     if (o.ntopics) {
         codec_pack_key(&pk, "topics");
         msgpack_pack_array(&pk, (uint32_t)o.ntopics);
-        for (size_t i = 0; i < o.ntopics; i++) codec_pack_cstr(&pk, o.topics[i]);
+        for (size_t i = 0; i < o.ntopics; i++)
+            codec_pack_cstr(&pk, o.topics[i]);
     }
     const msgpack_object *res;
     if ((r = client_request_end(c, start, id, &res)) < 0) return r;

@@ -8,10 +8,10 @@
  * reply) for `duration` seconds, then prints throughput, latency percentiles and one JSON line. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -146,7 +146,8 @@ static void put_decimal(char *out, uint64_t v) {
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    while (n) *out++ = tmp[--n];
+    while (n)
+        *out++ = tmp[--n];
     *out = '\0';
 }
 
@@ -162,7 +163,8 @@ static void fill_pipeline(conn_t *c) {
     bench_t *b = c->b;
     while (!b->stopping && c->inflight < b->depth) {
         int s = 0;
-        while (c->slots[s].used) s++;
+        while (c->slots[s].used)
+            s++;
         uint64_t id = c->next_id++;
         msgpack_packer pk;
         codec_packer_init(&pk, &c->wbuf);
@@ -277,7 +279,8 @@ static int handle_reply(conn_t *c, const uint8_t *body, size_t len) {
         return -1;
     }
     int s = 0;
-    while (s < b->depth && !(c->slots[s].used && c->slots[s].id == id->via.u64)) s++;
+    while (s < b->depth && !(c->slots[s].used && c->slots[s].id == id->via.u64))
+        s++;
     if (s == b->depth) {
         set_failure(b, "%s", "a reply to a request that was not sent");
         return -1;
@@ -371,7 +374,8 @@ static void on_connect(uv_connect_t *req, int status) {
     if (++b->connected == b->nconns) {
         /* Everyone is connected: start the load everywhere at once. */
         uv_timer_start(&b->timer, on_warmup_end, (uint64_t)(b->warmup * 1000), 0);
-        for (int i = 0; i < b->nconns; i++) fill_pipeline(&b->conns[i]);
+        for (int i = 0; i < b->nconns; i++)
+            fill_pipeline(&b->conns[i]);
     }
 }
 
@@ -425,12 +429,12 @@ static void report(bench_t *b) {
            b->errors);
     printf("  latency us  p50 %u  p90 %u  p99 %u  max %u\n", p50, p90, p99, mx);
     printf("{\"tool\":\"evstore-bench\",\"addr\":\"%s\",\"connections\":%d,\"pipeline\":%d,"
-           "\"events_per_request\":%d,\"payload_bytes\":%d,\"client_ids\":%s,\"seconds\":%.3f,\"requests\":%" PRIu64
-           ",\"events\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"events_per_s\":%.0f,"
+           "\"events_per_request\":%d,\"payload_bytes\":%d,\"client_ids\":%s,\"seconds\":%.3f,"
+           "\"requests\":%" PRIu64 ",\"events\":%" PRIu64 ",\"errors\":%" PRIu64
+           ",\"events_per_s\":%.0f,"
            "\"requests_per_s\":%.0f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u}\n",
            b->addr, b->nconns, b->depth, b->events, b->size, b->client_ids ? "true" : "false", secs,
-           b->requests, b->events_ok,
-           b->errors, eps, rps, p50, p90, p99, mx);
+           b->requests, b->events_ok, b->errors, eps, rps, p50, p90, p99, mx);
     fflush(stdout);
 }
 
@@ -498,13 +502,27 @@ int bench_main(const char *addr, int argc, char **argv) {
         }
         i++;
         switch (k) {
-        case 0: b->nconns = (int)v; break;
-        case 1: b->depth = (int)v; break;
-        case 2: b->events = (int)v; break;
-        case 3: b->size = (int)v; break;
-        case 4: b->duration = v; break;
-        case 5: b->warmup = v; break;
-        case 6: b->entities = (int)v; break;
+        case 0:
+            b->nconns = (int)v;
+            break;
+        case 1:
+            b->depth = (int)v;
+            break;
+        case 2:
+            b->events = (int)v;
+            break;
+        case 3:
+            b->size = (int)v;
+            break;
+        case 4:
+            b->duration = v;
+            break;
+        case 5:
+            b->warmup = v;
+            break;
+        case 6:
+            b->entities = (int)v;
+            break;
         }
     }
     int rc = 1;
@@ -522,7 +540,8 @@ int bench_main(const char *addr, int argc, char **argv) {
         free(b);
         return 1;
     }
-    for (int i = 0; i < b->size; i++) b->payload[i] = (uint8_t)('a' + i % 26);
+    for (int i = 0; i < b->size; i++)
+        b->payload[i] = (uint8_t)('a' + i % 26);
     if (b->client_ids && getrandom(b->id_base, sizeof b->id_base, 0) != sizeof b->id_base) {
         fprintf(stderr, "evstore: io: getrandom failed\n");
         free(b->payload);
@@ -537,7 +556,8 @@ int bench_main(const char *addr, int argc, char **argv) {
         c->b = b;
         c->index = i;
         c->next_id = 1;
-        c->prefix_len = (size_t)snprintf(c->prefix, sizeof c->prefix, "bench-%d-%d-", (int)getpid(), i);
+        c->prefix_len =
+            (size_t)snprintf(c->prefix, sizeof c->prefix, "bench-%d-%d-", (int)getpid(), i);
         c->slots = calloc((size_t)b->depth, sizeof *c->slots);
         codec_buf_init(&c->wbuf);
         msgpack_unpacked_init(&c->reply);

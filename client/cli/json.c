@@ -22,7 +22,8 @@ void json_to_msgpack(msgpack_packer *pk, const json_t *j) {
     }
     case JSON_ARRAY:
         msgpack_pack_array(pk, (uint32_t)json_array_size(j));
-        for (size_t i = 0; i < json_array_size(j); i++) json_to_msgpack(pk, json_array_get(j, i));
+        for (size_t i = 0; i < json_array_size(j); i++)
+            json_to_msgpack(pk, json_array_get(j, i));
         break;
     case JSON_STRING:
         msgpack_pack_str(pk, json_string_length(j));
@@ -179,11 +180,14 @@ json_t *event_to_json(const evs_event_t *ev) {
     json_object_set_new(o, "topic", json_string(ev->topic));
     json_object_set_new(o, "timestamp", json_integer(ev->timestamp));
     json_t *p = msgpack_map_bytes_to_json(ev->payload, ev->payload_len);
-    if (p) json_object_set_new(o, "payload", p);
-    else json_object_set_new(o, "payload_base64", json_base64(ev->payload, ev->payload_len));
+    if (p)
+        json_object_set_new(o, "payload", p);
+    else
+        json_object_set_new(o, "payload_base64", json_base64(ev->payload, ev->payload_len));
     if (ev->metadata) {
         json_t *m = msgpack_map_bytes_to_json(ev->metadata, ev->metadata_len);
-        if (m) json_object_set_new(o, "metadata", m);
+        if (m)
+            json_object_set_new(o, "metadata", m);
         else
             json_object_set_new(o, "metadata_base64", json_base64(ev->metadata, ev->metadata_len));
     }

@@ -108,12 +108,18 @@ static int parse_args(int argc, char **argv, args_t *a, const char *allowed) {
         }
         if (i + 1 >= argc) return usage("option %s needs a value", s);
         const char *v = argv[++i];
-        if (strcmp(name, "from") == 0) a->from = v;
-        else if (strcmp(name, "limit") == 0) a->limit = v;
-        else if (strcmp(name, "after") == 0) a->after = v;
-        else if (strcmp(name, "version") == 0) a->version = v;
-        else if (strcmp(name, "metadata") == 0) a->metadata = v;
-        else if (strcmp(name, "event-id") == 0) a->event_id = v;
+        if (strcmp(name, "from") == 0)
+            a->from = v;
+        else if (strcmp(name, "limit") == 0)
+            a->limit = v;
+        else if (strcmp(name, "after") == 0)
+            a->after = v;
+        else if (strcmp(name, "version") == 0)
+            a->version = v;
+        else if (strcmp(name, "metadata") == 0)
+            a->metadata = v;
+        else if (strcmp(name, "event-id") == 0)
+            a->event_id = v;
         else if (strcmp(name, "topic") == 0) {
             if (a->ntopics == CODEC_MAX_TOPICS) return usage("too many topics%s", "");
             a->topics[a->ntopics++] = v;
@@ -368,7 +374,8 @@ static int cmd_tail(evs_context_t *c, int argc, char **argv) {
         if (evs_sub_next(c, sub, 1000, &p) < 0) return fail(c);
         if (!p) continue;
         int rc = 0;
-        for (size_t i = 0; i < p->n && rc == 0; i++) rc = print_json(event_to_json(&p->events[i]));
+        for (size_t i = 0; i < p->n && rc == 0; i++)
+            rc = print_json(event_to_json(&p->events[i]));
         evs_push_free(p);
         if (rc) return rc;
     }
@@ -401,8 +408,10 @@ int main(int argc, char **argv) {
             return 0;
         }
         if ((strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "-t") == 0) && i + 1 < argc) {
-            if (argv[i][1] == 's') addr = argv[++i];
-            else timeout_ms = atoi(argv[++i]);
+            if (argv[i][1] == 's')
+                addr = argv[++i];
+            else
+                timeout_ms = atoi(argv[++i]);
             continue;
         }
         return usage("unknown option: %s", argv[i]);

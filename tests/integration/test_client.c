@@ -22,7 +22,9 @@ static void start_daemon(const char *const *extra) {
     cr_assert_eq(c->err, 0, "connect: %s", c->errstr);
 }
 
-static void setup(void) { start_daemon(NULL); }
+static void setup(void) {
+    start_daemon(NULL);
+}
 
 static void teardown(void) {
     evs_free(c);
@@ -230,9 +232,10 @@ Test(client, append_with_invalid_entity_is_refused_before_sending) {
 
 Test(client, payload_and_metadata_round_trip_byte_for_byte) {
     uint8_t payload[300];
-    for (size_t i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)i;
-    static const uint8_t meta[] = {0x81, 0xa2, 'i', 'p', 0xa9, '1', '2', '7', '.', '0',
-                                   '.', '0', '.', '1'}; /* {"ip": "127.0.0.1"} */
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (uint8_t)i;
+    static const uint8_t meta[] = {0x81, 0xa2, 'i', 'p', 0xa9, '1', '2',
+                                   '7',  '.',  '0', '.', '0',  '.', '1'}; /* {"ip": "127.0.0.1"} */
     evs_event_t ev = mk("m", "t.Meta", "");
     ev.payload = payload;
     ev.payload_len = sizeof payload;
@@ -256,7 +259,8 @@ Test(client, payload_and_metadata_round_trip_byte_for_byte) {
 /* ---------------------------------------------------------------- reads */
 
 Test(client, get_by_entity_honours_from_version_and_limit) {
-    for (int i = 0; i < 10; i++) append1(c, "g", "t", "x");
+    for (int i = 0; i < 10; i++)
+        append1(c, "g", "t", "x");
     append1(c, "other", "t", "y");
     evs_events_t *l;
     cr_assert_eq(evs_get_by_entity(c, "g", 3, 4, false, &l), 0, "%s", c->errstr);
@@ -272,7 +276,8 @@ Test(client, get_by_entity_honours_from_version_and_limit) {
 }
 
 Test(client, get_by_entity_backwards_gives_newest_first) {
-    for (int i = 0; i < 5; i++) append1(c, "bw", "t", "x");
+    for (int i = 0; i < 5; i++)
+        append1(c, "bw", "t", "x");
     evs_events_t *l;
     cr_assert_eq(evs_get_by_entity(c, "bw", EVS_LATEST, 2, true, &l), 0, "%s", c->errstr);
     cr_assert_eq(l->n, 2);
@@ -295,7 +300,8 @@ Test(client, get_by_entity_of_unknown_entity_is_empty) {
 
 Test(client, get_by_topic_honours_after_and_limit) {
     uint64_t p[6];
-    for (int i = 0; i < 6; i++) p[i] = append1(c, i % 2 ? "x" : "y", i < 4 ? "hot" : "cold", "z");
+    for (int i = 0; i < 6; i++)
+        p[i] = append1(c, i % 2 ? "x" : "y", i < 4 ? "hot" : "cold", "z");
     evs_events_t *l;
     cr_assert_eq(evs_get_by_topic(c, "hot", p[0], 2, &l), 0, "%s", c->errstr);
     cr_assert_eq(l->n, 2);
@@ -336,7 +342,8 @@ Test(client, get_by_id_of_unknown_id_is_not_found_and_the_context_lives) {
 }
 
 Test(client, read_all_pages_through_the_global_log_in_position_order) {
-    for (int i = 0; i < 25; i++) append1(c, i % 3 ? "p" : "q", "t", "x");
+    for (int i = 0; i < 25; i++)
+        append1(c, i % 3 ? "p" : "q", "t", "x");
     uint64_t after = 0, last = 0;
     size_t total = 0, pages = 0;
     for (;;) {
@@ -412,14 +419,16 @@ static size_t collect(evs_context_t *ctx, uint64_t sub, size_t want, uint64_t *p
 
 Test(client, subscribe_with_after_catches_up_marks_it_once_then_goes_live) {
     uint64_t stored[8];
-    for (int i = 0; i < 5; i++) stored[i] = append1(c, "s", "t", "old");
+    for (int i = 0; i < 5; i++)
+        stored[i] = append1(c, "s", "t", "old");
     evs_context_t *sc = evs_connect(daemon_.addr);
     cr_assert_eq(sc->err, 0);
     evs_sub_options_t o = {.has_after = true, .after = stored[0]};
     uint64_t sub;
     cr_assert_eq(evs_subscribe(sc, &o, &sub), 0, "%s", sc->errstr);
     cr_assert_gt(sub, 0);
-    for (int i = 5; i < 8; i++) stored[i] = append1(c, "s", "t", "new");
+    for (int i = 5; i < 8; i++)
+        stored[i] = append1(c, "s", "t", "new");
     uint64_t got[7];
     int marker_at = -1, markers = 0;
     size_t n = collect(sc, sub, 7, got, &marker_at, &markers);
@@ -486,11 +495,13 @@ Test(client, pushes_arriving_during_a_call_are_queued_not_lost) {
     cr_assert_eq(evs_subscribe(c, NULL, &sub), 0, "%s", c->errstr);
     /* Same context: the pushes for these appends arrive while it waits for the replies. */
     uint64_t pos[20];
-    for (int i = 0; i < 20; i++) pos[i] = append1(c, "self", "t", "x");
+    for (int i = 0; i < 20; i++)
+        pos[i] = append1(c, "self", "t", "x");
     cr_assert_eq(evs_ping(c, NULL, 0), 0);
     uint64_t got[20];
     cr_assert_eq(collect(c, sub, 20, got, NULL, NULL), 20);
-    for (int i = 0; i < 20; i++) cr_assert_eq(got[i], pos[i]);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(got[i], pos[i]);
 }
 
 Test(client, sub_next_times_out_with_no_push_and_the_context_lives) {
