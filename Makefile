@@ -136,6 +136,11 @@ PG_BENCH_READS := $(BUILD)/tests/pg-bench-reads
 $(PG_BENCH_READS): $(BUILD)/obj/tests/pg/bench/reads.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+# The subscription benchmark of scripts/bench-subs.sh (issue 4 section 5).
+PG_BENCH_SUBS := $(BUILD)/tests/pg-bench-subs
+$(PG_BENCH_SUBS): $(BUILD)/obj/tests/pg/bench/subs.o $(BUILD)/obj/tests/pg/wire.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 # --- end of the PostgreSQL store's rules
 
 $(EVSTORED): $(BUILD)/obj/server/main.o $(SERVERA)

@@ -96,21 +96,29 @@ bool wire_buffered(const wire_t *w) {
 }
 
 int wire_next(wire_t *w, int timeout_ms, msgpack_unpacked *out) {
+    const char *body;
+    size_t n;
+    int rc = wire_next_raw(w, timeout_ms, &body, &n);
+    if (rc != 1) return rc;
+    msgpack_unpacked_init(out);
+    size_t used = 0;
+    if (msgpack_unpack_next(out, body, n, &used) != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_unpacked_destroy(out);
+        return -1;
+    }
+    return 1;
+}
+
+int wire_next_raw(wire_t *w, int timeout_ms, const char **body, size_t *len) {
     int64_t deadline = wire_now_ms() + timeout_ms;
     for (;;) {
         if (w->len - w->off >= 4) {
             size_t n = frame_len(w);
             if (n > MAX_FRAME) return -1;
             if (w->len - w->off >= 4 + n) {
-                msgpack_unpacked_init(out);
-                size_t used = 0;
-                msgpack_unpack_return r =
-                    msgpack_unpack_next(out, w->buf + w->off + 4, n, &used);
+                *body = w->buf + w->off + 4;
+                *len = n;
                 w->off += 4 + n;
-                if (r != MSGPACK_UNPACK_SUCCESS) {
-                    msgpack_unpacked_destroy(out);
-                    return -1;
-                }
                 return 1;
             }
         }

@@ -30,6 +30,10 @@ int wire_send(wire_t *w, const msgpack_sbuffer *body);
  * arrived within timeout_ms (0: do not wait); -1 when the connection ended or broke. */
 int wire_next(wire_t *w, int timeout_ms, msgpack_unpacked *out);
 
+/* The same without decoding: *body and *len are the frame's msgpack bytes, valid until the next
+ * call on w. */
+int wire_next_raw(wire_t *w, int timeout_ms, const char **body, size_t *len);
+
 /* True when a whole frame is buffered already (wire_next would not read). */
 bool wire_buffered(const wire_t *w);
 
