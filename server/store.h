@@ -22,6 +22,10 @@
  *  - positions are > 0 and strictly increasing in commit order; gaps are allowed.
  *  - after a commit, and before the append callback, the store calls its commit listener (if
  *    set) with the committed events in position order, timestamps and positions filled in.
+ *    Each committed event reaches the listener exactly once, in position order across calls.
+ *    The PostgreSQL store's listener also gets the events other daemons commit on the same
+ *    database (server/pg_feed.h); there an append's callback may come before its events reach
+ *    the listener only when the feed cannot deliver promptly (not connected, 1-2 s at most).
  */
 #ifndef EVS_STORE_H
 #define EVS_STORE_H
