@@ -327,10 +327,27 @@ static int decode_topics(const msgpack_object *o, codec_request_t *req, codec_er
     return 0;
 }
 
+static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
+                          codec_error_t *err);
+
 int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req,
                          codec_error_t *err) {
     memset(req, 0, sizeof *req);
     msgpack_unpacked_init(&req->unpacked);
+    return decode_request(buf, len, req, err);
+}
+
+int codec_request_decode_reusing(const uint8_t *buf, size_t len, codec_request_t *req,
+                                 codec_error_t *err) {
+    msgpack_zone *zone = req->unpacked.zone; /* msgpack_unpack_next clears and reuses it */
+    memset(req, 0, sizeof *req);
+    msgpack_unpacked_init(&req->unpacked);
+    req->unpacked.zone = zone;
+    return decode_request(buf, len, req, err);
+}
+
+static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
+                          codec_error_t *err) {
     const char *why;
     if (codec_prescan(buf, len, CODEC_MAX_DEPTH, &why) != 0)
         return codec_error_set(err, EVS_EBAD_REQUEST, "malformed request: %s", why);

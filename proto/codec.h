@@ -99,6 +99,13 @@ int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req, c
 
 void codec_request_free(codec_request_t *req);
 
+/* Same as codec_request_decode, but reuses the msgpack zone that req kept from its previous
+ * decode (req must be zeroed, or have been decoded before and not freed): a server decoding one
+ * request after another saves an allocation per request. Call codec_request_free to release
+ * the zone for good. */
+int codec_request_decode_reusing(const uint8_t *buf, size_t len, codec_request_t *req,
+                                 codec_error_t *err);
+
 /* ---------------------------------------------------------------- output buffer */
 
 /* A growable byte buffer that msgpack-c packs into (codec_buf_write is its write callback). */

@@ -115,6 +115,22 @@ static void op_ping(conn_t *c, codec_request_t *req) {
 
 /* ---------------------------------------------------------------- append */
 
+/* Random event ids come from a pool filled 256 at a time by one getrandom call (the daemon never
+ * forks, so the pool is never shared with another process). */
+static uint8_t id_pool[256 * 16];
+static size_t id_pool_left;
+
+static int draw_event_id(uint8_t id[16]) {
+    if (id_pool_left == 0) {
+        if (evs_uuid_generate(id_pool, 256) != 0) return -1;
+        id_pool_left = 256;
+    }
+    id_pool_left--;
+    memcpy(id, id_pool + 16 * id_pool_left, 16);
+    memset(id_pool + 16 * id_pool_left, 0, 16);
+    return 0;
+}
+
 static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos,
                         const uint64_t *ver, size_t n) {
     uint64_t id;
@@ -142,22 +158,14 @@ static void op_append(conn_t *c, codec_request_t *req) {
         reply_bad(c, req, "append needs %s", "events");
         return;
     }
-    /* Events without an id get a random one: drawn for all of them with one system call. */
-    size_t missing = 0;
-    for (size_t i = 0; i < req->nevents; i++) missing += !req->events[i].has_event_id;
-    if (missing) {
-        uint8_t ids_small[16 * 16], *ids = missing <= 16 ? ids_small : malloc(missing * 16);
-        if ((!ids || evs_uuid_generate(ids, missing) != 0)) {
-            if (ids != ids_small) free(ids);
+    /* Events without an id get a random one. */
+    for (size_t i = 0; i < req->nevents; i++)
+        if (!req->events[i].has_event_id && draw_event_id(req->events[i].event_id) != 0) {
             codec_error_t err;
             codec_error_set(&err, EVS_EUNAVAILABLE, "no randomness for event ids; retry");
             dispatch_reply_error(c, true, req->id, &err);
             return;
         }
-        for (size_t i = 0, k = 0; i < req->nevents; i++)
-            if (!req->events[i].has_event_id) memcpy(req->events[i].event_id, ids + 16 * k++, 16);
-        if (ids != ids_small) free(ids);
-    }
     pending_t *p = pending_new(c, req->id, 0);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->append(c->srv->store, req->events, req->nevents, append_done, p);
@@ -425,25 +433,32 @@ static void op_stats(conn_t *c, codec_request_t *req) {
     reply_end(c, start);
 }
 
+/* The request being handled. Requests are handled one at a time and handlers copy what they
+ * keep, so one request struct serves them all and its msgpack zone is reused (freed after a
+ * large request, so that one big frame does not pin its memory). */
+static codec_request_t current;
+
 void dispatch_frame(conn_t *c, const uint8_t *body, size_t len) {
-    codec_request_t req;
+    codec_request_t *req = &current;
     codec_error_t err;
-    if (codec_request_decode(body, len, &req, &err) != 0) {
+    if (codec_request_decode_reusing(body, len, req, &err) != 0) {
         c->srv->stats.requests_invalid++;
-        dispatch_reply_error(c, req.has_id, req.id, &err);
-        codec_request_free(&req);
-        return;
-    }
-    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
-        if (strcmp(op_table[i].name, req.op) == 0) {
+        dispatch_reply_error(c, req->has_id, req->id, &err);
+    } else {
+        size_t i = 0, nops = sizeof op_table / sizeof op_table[0];
+        while (i < nops && strcmp(op_table[i].name, req->op) != 0) i++;
+        if (i < nops) {
             if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
-            op_table[i].handler(c, &req);
-            codec_request_free(&req);
-            return;
+            op_table[i].handler(c, req);
+        } else {
+            c->srv->stats.requests_unknown++;
+            codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req->op);
+            dispatch_reply_error(c, true, req->id, &err);
         }
     }
-    c->srv->stats.requests_unknown++;
-    codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req.op);
-    dispatch_reply_error(c, true, req.id, &err);
-    codec_request_free(&req);
+    if (len > 64 * 1024) codec_request_free(req);
+}
+
+void dispatch_free(void) {
+    codec_request_free(&current);
 }

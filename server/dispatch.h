@@ -12,6 +12,9 @@
  * reply when it cannot be decoded or its op is unknown). */
 void dispatch_frame(conn_t *c, const uint8_t *body, size_t len);
 
+/* Frees what dispatch keeps between requests (at exit). */
+void dispatch_free(void);
+
 /* Packs an error reply for request id (has_id false: no id could be read) into c's output. */
 void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error_t *err);
 

@@ -27,6 +27,7 @@
 #include "../proto/frame.h"
 #include "config.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -165,6 +166,7 @@ static void finish(void) {
     srv.store = NULL;
     if (srv.subs) subs_free(srv.subs);
     srv.subs = NULL;
+    dispatch_free();
     close_handle((uv_handle_t *)&srv.drain_timer);
     close_handle((uv_handle_t *)&srv.status_timer);
     close_handle((uv_handle_t *)&srv.flush_handle);

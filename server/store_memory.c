@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* uthash grows a table only when some chain passes 10 entries; with a million events that
+ * leaves long chains on every lookup. Grow sooner: more buckets, shorter chains. */
+#define HASH_BKT_CAPACITY_THRESH 4
 #include <uthash.h>
 
 /* A growable array of indexes into the log. */
@@ -143,6 +147,30 @@ static bool is_retry(store_memory_t *m, const evs_event_t *evs, size_t n, uint64
 /* Checks the whole call before changing anything, so that a failure leaves the store as it was:
  * versions (counting earlier events of the same call) and event ids (stored or repeated within
  * the call). Fills versions. */
+/* plan_append for the common append of one event: no per-request tables. *entity is the
+ * entity's node (NULL when it is new), for commit_event. */
+static int plan_one(store_memory_t *m, const evs_event_t *ev, uint64_t *ver,
+                    entity_node_t **entity, codec_error_t *err) {
+    entity_node_t *e = find_entity(m, ev->entity_id);
+    uint64_t next = e ? e->events.n : 0;
+    *entity = e;
+    if (ev->has_version && ev->version != next) {
+        set_conflict(err, ev->entity_id, ev->version, next);
+        return EVS_ECONFLICT;
+    }
+    if (ev->has_event_id && find_id(m, ev->event_id)) {
+        char text[37];
+        evs_uuid_format(ev->event_id, text);
+        codec_error_set(err, EVS_ECONFLICT, "event id %s is already stored for another event",
+                        text);
+        err->has_event_id = true;
+        memcpy(err->event_id, ev->event_id, 16);
+        return EVS_ECONFLICT;
+    }
+    *ver = next;
+    return 0;
+}
+
 static int plan_append(store_memory_t *m, const evs_event_t *evs, size_t n, uint64_t *ver,
                        codec_error_t *err) {
     plan_node_t *plans = NULL, *p, *tmp;
@@ -198,7 +226,8 @@ done:
 /* Stores one planned event at the end of the log and indexes it. Memory failures here would
  * leave a half-written append, so the caller reserved the log first and index growth failing is
  * fatal (the in-memory store has nowhere to roll back to). */
-static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t version, int64_t ts) {
+static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t version, int64_t ts,
+                         entity_node_t *e) {
     size_t index = m->len;
     evs_event_t *ev = &m->log[index];
     if (evs_event_dup(ev, src) != 0) abort();
@@ -208,7 +237,7 @@ static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t ver
     ev->has_event_id = ev->has_version = 1;
     m->len++;
 
-    entity_node_t *e = find_entity(m, ev->entity_id);
+    if (!e) e = find_entity(m, ev->entity_id);
     if (!e) {
         if (!(e = calloc(1, sizeof *e)) || !(e->id = strdup(ev->entity_id))) abort();
         HASH_ADD_KEYPTR(hh, m->entities, e->id, strlen(e->id), e);
@@ -229,7 +258,11 @@ static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t ver
 static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
     store_memory_t *m = (store_memory_t *)s;
     codec_error_t err;
-    uint64_t *pos = malloc((n ? n : 1) * sizeof *pos), *ver = malloc((n ? n : 1) * sizeof *ver);
+    /* One event (the common case) needs no allocation for its results. */
+    uint64_t pos_one, ver_one;
+    uint64_t *pos = n <= 1 ? &pos_one : malloc(n * sizeof *pos);
+    uint64_t *ver = n <= 1 ? &ver_one : malloc(n * sizeof *ver);
+    entity_node_t *entity = NULL;
     if (!pos || !ver) {
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
         cb(arg, &err, NULL, NULL, 0);
@@ -239,7 +272,7 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         cb(arg, NULL, pos, ver, n);
         goto out;
     }
-    if (plan_append(m, evs, n, ver, &err) != 0) {
+    if ((n == 1 ? plan_one(m, evs, ver, &entity, &err) : plan_append(m, evs, n, ver, &err)) != 0) {
         cb(arg, &err, NULL, NULL, 0);
         goto out;
     }
@@ -258,14 +291,14 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
     size_t first = m->len;
     int64_t ts = now_us();
     for (size_t i = 0; i < n; i++) {
-        commit_event(m, &evs[i], ver[i], ts);
+        commit_event(m, &evs[i], ver[i], ts, n == 1 ? entity : NULL);
         pos[i] = m->log[first + i].position;
     }
     if (s->on_commit) s->on_commit(s->on_commit_arg, &m->log[first], n);
     cb(arg, NULL, pos, ver, n);
 out:
-    free(pos);
-    free(ver);
+    if (pos != &pos_one) free(pos);
+    if (ver != &ver_one) free(ver);
 }
 
 /* ---------------------------------------------------------------- reads */
