@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* uthash grows a table only when some chain passes 10 entries; with a million events that
- * leaves long chains on every lookup. Grow sooner: more buckets, shorter chains. */
-#define HASH_BKT_CAPACITY_THRESH 4
 #include <uthash.h>
 
 /* A growable array of indexes into the log. */
