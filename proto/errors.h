@@ -9,6 +9,15 @@
 
 #include <stddef.h>
 
+/* Exported from libevstore.so (built with hidden visibility by default). */
+#ifndef EVS_PROTO_API
+#if defined(__GNUC__)
+#define EVS_PROTO_API __attribute__((visibility("default")))
+#else
+#define EVS_PROTO_API
+#endif
+#endif
+
 typedef enum evs_code {
     EVS_OK = 0,
     /* Codes a server sends. */
@@ -27,10 +36,10 @@ typedef enum evs_code {
 } evs_code_t;
 
 /* The wire name of a code ("conflict", ...); "unknown" for a value that is not a code. */
-const char *evs_code_name(int code);
+EVS_PROTO_API const char *evs_code_name(int code);
 
 /* The code whose wire name is the len bytes at name; EVS_EINTERNAL for an unknown name, so that
  * a client meeting a code added after it was written still sees an error. */
-int evs_code_from_name(const char *name, size_t len);
+EVS_PROTO_API int evs_code_from_name(const char *name, size_t len);
 
 #endif

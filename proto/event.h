@@ -12,6 +12,15 @@
 
 #define EVS_NAME_MAX 255 /* longest entity_id or topic, in bytes */
 
+/* Exported from libevstore.so (built with hidden visibility by default). */
+#ifndef EVS_PROTO_API
+#if defined(__GNUC__)
+#define EVS_PROTO_API __attribute__((visibility("default")))
+#else
+#define EVS_PROTO_API
+#endif
+#endif
+
 typedef struct evs_event {
     uint8_t event_id[16]; /* a UUID, as its 16 raw bytes */
     char *entity_id;
@@ -29,19 +38,19 @@ typedef struct evs_event {
 } evs_event_t;
 
 /* Deep copy of src into *dst (one allocation for all its bytes). 0, or -1 when out of memory. */
-int evs_event_dup(evs_event_t *dst, const evs_event_t *src);
+EVS_PROTO_API int evs_event_dup(evs_event_t *dst, const evs_event_t *src);
 
 /* Releases what evs_event_dup allocated for ev (not ev itself). */
-void evs_event_clear(evs_event_t *ev);
+EVS_PROTO_API void evs_event_clear(evs_event_t *ev);
 
 /* Fills ids with n random (version 4) UUIDs, 16 bytes each, from the kernel's CSPRNG in one
  * call. 0, or -1 when no randomness could be had. */
-int evs_uuid_generate(uint8_t *ids, size_t n);
+EVS_PROTO_API int evs_uuid_generate(uint8_t *ids, size_t n);
 
 /* Formats a UUID as 36 characters plus NUL into out. */
-void evs_uuid_format(const uint8_t id[16], char out[37]);
+EVS_PROTO_API void evs_uuid_format(const uint8_t id[16], char out[37]);
 
 /* Parses a 36-character UUID (any case). 0, or -1 when text is not a UUID. */
-int evs_uuid_parse(const char *text, uint8_t id[16]);
+EVS_PROTO_API int evs_uuid_parse(const char *text, uint8_t id[16]);
 
 #endif

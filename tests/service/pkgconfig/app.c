@@ -23,8 +23,12 @@ int main(int argc, char **argv) {
         evs_free(c);
         return 1;
     }
-    printf("appended at position %llu; entity has %zu event(s), topic %s\n",
-           (unsigned long long)pos, list->n, list->n ? list->events[0].topic : "-");
+    /* The helpers of <evstore/event.h> and <evstore/errors.h> are exported too. */
+    char uuid[37] = "-";
+    if (list->n) evs_uuid_format(list->events[0].event_id, uuid);
+    printf("appended at position %llu; entity has %zu event(s), topic %s, first id %s (%s)\n",
+           (unsigned long long)pos, list->n, list->n ? list->events[0].topic : "-", uuid,
+           evs_code_name(EVS_OK));
     evs_events_free(list);
     evs_free(c);
     return 0;
