@@ -32,7 +32,9 @@ static const char usage_text[] =
     "  topic TOPIC [--after P] [--limit N]    events of one topic\n"
     "  event UUID                             one event by id\n"
     "  all [--after P] [--limit N]            the global log\n"
-    "  tail [--after P] [--topic T]...        follow new events until interrupted\n"
+    "  tail [--after P] [--topic T]... [--prefix E]\n"
+    "                                         follow new events until interrupted; reconnects\n"
+    "                                         and resumes by itself after a lost connection\n"
     "  delete ENTITY                          remove every event of an entity\n"
     "  stats | config                         the daemon's counters / effective options\n"
     "  bench [--help]                         load generator (appends)\n"
@@ -83,7 +85,7 @@ static int print_events(const evs_events_t *list) {
 typedef struct args {
     const char *pos[4];
     int npos;
-    const char *from, *limit, *after, *version, *metadata, *event_id;
+    const char *from, *limit, *after, *version, *metadata, *event_id, *prefix;
     const char *topics[CODEC_MAX_TOPICS];
     size_t ntopics;
     int backwards;
@@ -120,6 +122,8 @@ static int parse_args(int argc, char **argv, args_t *a, const char *allowed) {
             a->metadata = v;
         else if (strcmp(name, "event-id") == 0)
             a->event_id = v;
+        else if (strcmp(name, "prefix") == 0)
+            a->prefix = v;
         else if (strcmp(name, "topic") == 0) {
             if (a->ntopics == CODEC_MAX_TOPICS) return usage("too many topics%s", "");
             a->topics[a->ntopics++] = v;
@@ -351,35 +355,49 @@ static void on_signal(int sig) {
     interrupted = 1;
 }
 
-static int cmd_tail(evs_context_t *c, int argc, char **argv) {
+/* tail follows the log through an evs_stream_t: it connects by itself (also when the daemon is
+ * not up yet), and after a lost connection or a daemon restart it resumes from the last event
+ * it printed, so that its output has every event once and in order. */
+static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     args_t a;
-    if (parse_args(argc, argv, &a, ",after,topic,") != 0) return 2;
+    if (parse_args(argc, argv, &a, ",after,topic,prefix,") != 0) return 2;
     if (a.npos) return usage("tail takes no positional arguments%s", "");
-    evs_sub_options_t o = {.topics = a.topics, .ntopics = a.ntopics};
+    evs_stream_options_t o = {.addr = addr, .timeout_ms = timeout_ms, .topics = a.topics,
+                              .ntopics = a.ntopics, .entity_prefix = a.prefix};
     if (a.after) {
         if (parse_u64(a.after, "--after", &o.after) != 0) return 2;
         o.has_after = true;
     }
-    /* No SA_RESTART: the wait in evs_sub_next returns when a signal comes. */
+    /* No SA_RESTART: the waits inside evs_stream_next return when a signal comes. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    uint64_t sub;
-    if (evs_subscribe(c, &o, &sub) < 0) return fail(c);
-    while (!interrupted) {
-        evs_push_t *p;
-        if (evs_sub_next(c, sub, 1000, &p) < 0) return fail(c);
-        if (!p) continue;
-        int rc = 0;
-        for (size_t i = 0; i < p->n && rc == 0; i++)
-            rc = print_json(event_to_json(&p->events[i]));
-        evs_push_free(p);
-        if (rc) return rc;
+    evs_stream_t *s = evs_stream_open(&o);
+    if (!s) return usage("invalid --topic or --prefix (UTF-8 of 1 to 255 bytes)%s", "");
+    int rc = 0;
+    unsigned reconnects = 0;
+    while (!interrupted && rc == 0) {
+        evs_event_t *ev;
+        if (evs_stream_next(s, 1000, &ev) < 0) {
+            fprintf(stderr, "evstore: out of memory\n");
+            rc = 1;
+            break;
+        }
+        if (evs_stream_reconnects(s) != reconnects) {
+            reconnects = evs_stream_reconnects(s);
+            fprintf(stderr, "evstore: reconnected; resuming after position %llu\n",
+                    (unsigned long long)evs_stream_position(s));
+        }
+        if (!ev) continue;
+        rc = print_json(event_to_json(ev));
+        evs_event_free(ev);
+        fflush(stdout);
     }
-    return 0;
+    evs_stream_close(s);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -389,7 +407,7 @@ static const struct {
     int (*run)(evs_context_t *c, int argc, char **argv);
 } commands[] = {
     {"ping", cmd_ping},   {"append", cmd_append}, {"get", cmd_get},   {"topic", cmd_topic},
-    {"event", cmd_event}, {"all", cmd_all},       {"tail", cmd_tail}, {"delete", cmd_delete},
+    {"event", cmd_event}, {"all", cmd_all},       {"delete", cmd_delete},
     {"stats", cmd_stats}, {"config", cmd_config},
 };
 
@@ -419,6 +437,7 @@ int main(int argc, char **argv) {
     if (i >= argc) return usage(NULL, NULL);
     const char *cmd = argv[i];
     if (strcmp(cmd, "bench") == 0) return bench_main(addr, argc - i - 1, argv + i + 1);
+    if (strcmp(cmd, "tail") == 0) return tail_main(addr, timeout_ms, argc - i - 1, argv + i + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(commands[k].name, cmd) != 0) continue;
         evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms};
