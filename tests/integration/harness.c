@@ -9,6 +9,8 @@
  * PR_SET_PDEATHSIG, so a test process that dies (a crash, a Criterion timeout) takes its daemon
  * with it. Under ASan a leak makes the daemon's exit status, which test_daemon_stop returns,
  * non-zero. */
+#include <libpq-fe.h>
+
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -80,6 +82,37 @@ int test_daemon_alive(const test_daemon_t *d) {
     return ok;
 }
 
+/* The store the daemons of this test process use. On PostgreSQL each test process (Criterion
+ * runs every test in a process of its own) gets a database of its own, created on first use
+ * in the cluster that $EVSTORE_TEST_STORE names, so that a test may count what the whole store
+ * holds, and tests running in parallel never see each other's events. All daemons of one test
+ * (a restart, two daemons on one database) share it. */
+static const char *test_store(void) {
+    static char url[1024];
+    const char *base = env_or("EVSTORE_TEST_STORE", "memory");
+    if (strncmp(base, "postgresql://", 13) != 0 && strncmp(base, "postgres://", 11) != 0)
+        return base;
+    if (url[0]) return url;
+    const char *path = strchr(strstr(base, "://") + 3, '/');
+    const char *query = strchr(base, '?');
+    if (!path || (query && query < path)) return base; /* no database in the URL: share it */
+    char db[64];
+    snprintf(db, sizeof db, "evs_test_%d_%d", (int)getpid(), (int)(now_ms() % 100000));
+    PGconn *pg = PQconnectdb(base);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    PGresult *r = PQstatus(pg) == CONNECTION_OK ? PQexec(pg, sql) : NULL;
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "harness: cannot create database %s (%s): tests share the database\n",
+                db, PQerrorMessage(pg));
+    PQclear(r);
+    PQfinish(pg);
+    if (!ok) return base;
+    snprintf(url, sizeof url, "%.*s/%s%s", (int)(path - base), base, db, query ? query : "");
+    return url;
+}
+
 /* Forks and execs the daemon on port; returns its pid or -1. */
 static pid_t spawn(const char *bin, int port, const char *const *extra) {
     char listen[64];
@@ -90,7 +123,7 @@ static pid_t spawn(const char *bin, int port, const char *const *extra) {
     argv[n++] = "--listen";
     argv[n++] = listen;
     argv[n++] = "--store";
-    argv[n++] = env_or("EVSTORE_TEST_STORE", "memory");
+    argv[n++] = test_store();
     argv[n++] = "--log-level";
     argv[n++] = env_or("EVSTORE_TEST_LOG_LEVEL", "warn");
     for (int i = 0; extra && extra[i]; i++) {
