@@ -8,6 +8,7 @@
 #include "log.h"
 
 #define CATCHUP_PAGE 500
+#define PENDING_MAX 256
 #define RETRY_MS 1000
 
 struct sub {
@@ -23,7 +24,13 @@ struct sub {
     uint64_t last_sent;   /* position of the last event pushed (or skipped as seen) */
     bool live;
     bool reading;         /* a store read is in flight */
-    bool dirty;           /* a commit happened while reading */
+    /* Live events that matched while a catch-up read was in flight (copies, in position
+     * order): pushed after a short page, so that a steady stream of commits cannot keep a
+     * subscription reading forever. When more than PENDING_MAX matched, they are dropped and
+     * the subscription reads again instead (overflow). */
+    evs_event_t *pending;
+    size_t npending;
+    bool overflow;
     bool removed;         /* unsubscribed or closed while reading: free when the read ends */
     bool want_caught_up;  /* send the caught_up marker when first live */
     bool failed;          /* the last read failed: the retry timer pumps it */
@@ -53,7 +60,29 @@ subs_t *subs_new(server_t *srv) {
     return s;
 }
 
+static void clear_pending(sub_t *sub) {
+    for (size_t i = 0; i < sub->npending; i++) evs_event_clear(&sub->pending[i]);
+    free(sub->pending);
+    sub->pending = NULL;
+    sub->npending = 0;
+    sub->overflow = false;
+}
+
+/* Keeps a copy of a live event that matched during a catch-up read. */
+static void add_pending(sub_t *sub, const evs_event_t *ev) {
+    if (sub->overflow) return;
+    if (sub->npending == PENDING_MAX ||
+        (!sub->pending && !(sub->pending = malloc(PENDING_MAX * sizeof *sub->pending))) ||
+        evs_event_dup(&sub->pending[sub->npending], ev) != 0) {
+        clear_pending(sub);
+        sub->overflow = true;
+        return;
+    }
+    sub->npending++;
+}
+
 static void sub_free(sub_t *sub) {
+    clear_pending(sub);
     for (size_t i = 0; i < sub->ntopics; i++) free(sub->topics[i]);
     free(sub->topics);
     free(sub->prefix);
@@ -149,6 +178,24 @@ static void on_retry(uv_timer_t *t) {
         }
 }
 
+/* Pushes evs[0..n) (n may be 0: nothing) and advances last_sent. */
+static void push_events(sub_t *sub, const evs_event_t *evs, size_t n) {
+    if (n == 0) return;
+    conn_t *c = sub->conn;
+    msgpack_packer pk;
+    codec_packer_init(&pk, &c->out);
+    size_t start = codec_frame_begin(&c->out);
+    msgpack_pack_map(&pk, 2);
+    codec_pack_key(&pk, "sub");
+    msgpack_pack_uint64(&pk, sub->sid);
+    codec_pack_key(&pk, "events");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) codec_pack_event(&pk, &evs[i]);
+    codec_frame_end(&c->out, start, UINT32_MAX);
+    conn_schedule_flush(c);
+    sub->last_sent = evs[n - 1].position;
+}
+
 static void read_done(void *arg, const codec_error_t *err, const evs_event_t *evs, size_t n) {
     sub_t *sub = arg;
     sub->reading = false;
@@ -167,30 +214,29 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
         }
         return;
     }
-    conn_t *c = sub->conn;
     /* A page too large for one frame is pushed in part; the rest is read again. */
-    size_t fit = codec_events_fitting(evs, n, c->srv->cfg.max_frame);
-    bool cut = fit < n;
-    n = fit;
-    if (n > 0) {
-        msgpack_packer pk;
-        codec_packer_init(&pk, &c->out);
-        size_t start = codec_frame_begin(&c->out);
-        msgpack_pack_map(&pk, 2);
-        codec_pack_key(&pk, "sub");
-        msgpack_pack_uint64(&pk, sub->sid);
-        codec_pack_key(&pk, "events");
-        msgpack_pack_array(&pk, n);
-        for (size_t i = 0; i < n; i++) codec_pack_event(&pk, &evs[i]);
-        codec_frame_end(&c->out, start, UINT32_MAX);
-        conn_schedule_flush(c);
-        sub->last_sent = evs[n - 1].position;
-    }
-    if (cut || n == CATCHUP_PAGE || sub->dirty) {
-        /* More to read: the pump loop goes on, or, for a read that finished later, restarts. */
+    size_t fit = codec_events_fitting(evs, n, sub->conn->srv->cfg.max_frame);
+    bool more = fit < n || n == CATCHUP_PAGE || sub->overflow;
+    push_events(sub, evs, fit);
+    if (more) {
+        /* More to read (the pending events will be read too): the pump loop goes on, or, for
+         * a read that finished later, restarts. */
+        clear_pending(sub);
         if (!sub->pumping) pump(sub);
         return;
     }
+    /* The store had nothing more when it answered; what committed since came live meanwhile
+     * and waits in pending (some of it may also have been in the page). */
+    size_t first = 0;
+    while (first < sub->npending && sub->pending[first].position <= sub->last_sent) first++;
+    size_t rest = sub->npending - first;
+    if (codec_events_fitting(sub->pending + first, rest, sub->conn->srv->cfg.max_frame) < rest) {
+        clear_pending(sub); /* too big for one push: read them from the store instead */
+        if (!sub->pumping) pump(sub);
+        return;
+    }
+    push_events(sub, sub->pending + first, rest);
+    clear_pending(sub);
     sub->live = true;
     if (sub->want_caught_up) {
         sub->want_caught_up = false;
@@ -213,7 +259,7 @@ static void pump(sub_t *sub) {
             .entity_prefix = sub->prefix,
         };
         sub->reading = true;
-        sub->dirty = false;
+        clear_pending(sub);
         sub->pumping = true;
         s->srv->store->ops->read(s->srv->store, &q, read_done, sub);
         /* A read still in flight keeps sub allocated (sub_remove defers the free to read_done). */
@@ -328,7 +374,10 @@ void subs_on_commit(void *arg, const evs_event_t *evs, size_t n) {
     bool encoded = false;
     for (sub_t *sub = s->all; sub; sub = sub->next) {
         if (!sub->live) {
-            if (sub->reading) sub->dirty = true;
+            if (sub->reading)
+                for (size_t i = 0; i < n; i++)
+                    if (evs[i].position > sub->last_sent && sub_matches(sub, &evs[i]))
+                        add_pending(sub, &evs[i]);
             continue;
         }
         conn_t *c = sub->conn;
