@@ -534,3 +534,31 @@ Test(pg_subs, filters_topics_prefix_and_both) {
     stop_daemon(&a);
     stop_daemon(&b);
 }
+
+/* A catching-up subscriber on PostgreSQL reaches the live stream (and says caught_up) while
+ * commits keep coming: live events that arrive during a catch-up read are buffered and follow
+ * the short page, instead of sending the subscription back to read again each time. */
+Test(pg_subs, catch_up_reaches_live_while_writes_go_on) {
+    wire_daemon_t a;
+    start_daemon(&a);
+    writer_t ws[3];
+    start_writer(&ws[2], a.sock, 9, 500, 4, 0); /* 2,000 stored events to catch up */
+    join_writer(&ws[2]);
+    for (int i = 0; i < 2; i++) start_writer(&ws[i], a.sock, i, 1500, 1, 2000);
+    wait_acked(&ws[0], 50);
+    wire_t c;
+    cr_assert_eq(wire_connect(&c, a.sock), 0);
+    got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
+    subscribe_from(&c, g, 0, 1);
+    int64_t end = wire_now_ms() + 10000;
+    while (!g[0].caught_up && wire_now_ms() < end && !all_done(ws, 2)) read_pushes(&c, g, 1, 50);
+    bool live_before_writers_ended = g[0].caught_up && !all_done(ws, 2);
+    while (!all_done(ws, 2)) read_pushes(&c, g, 1, 50);
+    for (int i = 0; i < 2; i++) join_writer(&ws[i]);
+    check_all(&c, g, 1, ws, 3);
+    cr_assert(live_before_writers_ended,
+              "caught_up came only after the writers stopped (%d marker(s))", g[0].caught_up);
+    wire_close(&c);
+    for (int i = 0; i < 3; i++) free(ws[i].acked);
+    stop_daemon(&a);
+}
