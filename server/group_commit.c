@@ -31,6 +31,20 @@ typedef struct id_node {
     UT_hash_handle hh;
 } id_node_t;
 
+/* What the daemon knows between groups: the next version of entities it has seen, valid while
+ * the position sequence still holds seq (the value after this connection's last COMMIT). */
+typedef struct cache_node {
+    uint64_t next;
+    UT_hash_handle hh;
+    char id[]; /* the entity id, NUL-terminated */
+} cache_node_t;
+
+/* Most entities remembered; past it the cache starts empty again. */
+#define GC_CACHE_MAX 200000
+/* Groups sent the slow way, after an entity taken for new turned out to have events, before the
+ * fast path takes unseen entities for new again. */
+#define GC_GUESS_BACKOFF 64
+
 #define NPARAMS 8
 
 struct group_commit {
@@ -51,6 +65,16 @@ struct group_commit {
     entity_node_t *entity_nodes; /* one per event of the group: no allocation per entity */
     size_t naccepted;
     pg_buf_t bufs[NPARAMS];
+    /* The fast path (migrations/003_append_guard.sql). */
+    cache_node_t *cache;
+    size_t cache_n;
+    bool cache_valid; /* cache_seq is the sequence's value after our last COMMIT */
+    int64_t cache_seq;
+    bool fast;        /* the group in flight was decided from the cache */
+    char guard[6];    /* the guard's SQLSTATE when it refused the group in flight */
+    unsigned guess_backoff;
+    int64_t delete_position; /* the position a delete-entity took (it changes evs_events) */
+    uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
 };
 
 static void start_next(group_commit_t *g);
@@ -106,6 +130,52 @@ static void clear_group_state(group_commit_t *g) {
     g->failed = g->transient = false;
     g->why[0] = '\0';
     g->naccepted = 0;
+    g->fast = false;
+    g->guard[0] = '\0';
+}
+
+/* ---------------------------------------------------------------- the version cache */
+
+static void cache_clear(group_commit_t *g) {
+    cache_node_t *c, *ct;
+    HASH_ITER(hh, g->cache, c, ct) {
+        HASH_DEL(g->cache, c);
+        free(c);
+    }
+    g->cache_n = 0;
+}
+
+/* Forgets everything: the next group reads the latest versions again. */
+static void cache_invalidate(group_commit_t *g) {
+    cache_clear(g);
+    g->cache_valid = false;
+}
+
+static cache_node_t *cache_find(group_commit_t *g, const char *id) {
+    cache_node_t *c;
+    HASH_FIND_STR(g->cache, id, c);
+    return c;
+}
+
+/* After a COMMIT: every entity of the group is at e->next, and the sequence at seq. */
+static void cache_update(group_commit_t *g, int64_t seq) {
+    for (entity_node_t *e = g->entities; e; e = e->hh.next) {
+        cache_node_t *c = cache_find(g, e->id);
+        if (!c) {
+            if (g->cache_n >= GC_CACHE_MAX) cache_clear(g);
+            size_t len = strlen(e->id);
+            if (!(c = malloc(sizeof *c + len + 1))) {
+                cache_invalidate(g);
+                return;
+            }
+            memcpy(c->id, e->id, len + 1);
+            HASH_ADD_KEYPTR(hh, g->cache, c->id, len, c);
+            g->cache_n++;
+        }
+        c->next = e->next;
+    }
+    g->cache_seq = seq;
+    g->cache_valid = true;
 }
 
 /* Records the first failure of the transaction in flight. */
@@ -124,6 +194,7 @@ static void note_failure(group_commit_t *g, PGresult *res) {
 static void finish_group(group_commit_t *g, bool ok) {
     gc_request_t *list = g->group;
     size_t block = g->group_events; /* positions reserved by the transaction */
+    bool append = g->phase != PH_DELETE;
     g->group = NULL;
     g->group_events = 0;
     g->phase = PH_IDLE;
@@ -133,6 +204,7 @@ static void finish_group(group_commit_t *g, bool ok) {
         snprintf(why, sizeof why, "the write did not commit (%s)%s", g->why,
                  g->transient ? "; retry it (an append with the same event ids)" : "");
         log_warn("pg", "group of appends failed: %s", g->why);
+        cache_invalidate(g); /* it may or may not have committed */
         clear_group_state(g);
         fail_list(list, code, why);
     } else {
@@ -150,12 +222,17 @@ static void finish_group(group_commit_t *g, bool ok) {
                 log_error("pg", "out of memory: subscribers miss a committed group");
             }
         }
+        if (append) cache_update(g, g->first_position + (int64_t)block - 1);
         clear_group_state(g);
+        /* The next transaction goes out before the replies are written, so that PostgreSQL
+         * works on it while the daemon answers this one's clients. */
+        start_next(g);
         while (list) {
             gc_request_t *next = list->next;
             list->done(list);
             list = next;
         }
+        return;
     }
     start_next(g);
 }
@@ -287,12 +364,12 @@ static const char INSERT_SQL[] =
 
 static void on_write(void *arg, pg_event_t ev, PGresult *res);
 
-static void send_write(group_commit_t *g) {
+/* Decides every request of the group (positions from first_position on), then queues the INSERT
+ * of the accepted events with the NOTIFY (or a ROLLBACK when out of memory), and COMMIT. */
+static void queue_write(group_commit_t *g) {
     int64_t next_pos = g->first_position;
     size_t stamp = 1;
     for (gc_request_t *r = g->group; r; r = r->next) decide(g, r, stamp++, &next_pos);
-    g->phase = PH_WRITE;
-    g->nresults = 0;
     if (g->naccepted) {
         int64_t ts = now_us();
         bool meta_nulls = false;
@@ -350,25 +427,76 @@ static void send_write(group_commit_t *g) {
         }
     }
     pg_conn_send(g->w, "COMMIT", 0, NULL, NULL, NULL, NULL, false);
+}
+
+/* Phase 2 of the slow path, once phase 1's results are in. */
+static void send_write(group_commit_t *g) {
+    g->phase = PH_WRITE;
+    g->nresults = 0;
+    queue_write(g);
     if (pg_conn_sync(g->w, on_write, g) != 0) {
         note_failure(g, NULL);
         finish_group(g, false);
     }
 }
 
+static void send_check(group_commit_t *g);
+
+/* The guard refused the group and its transaction is rolled back: decide it again the slow way,
+ * from scratch (nothing of the refused attempt was written or answered). */
+static void on_guard_rollback(void *arg, pg_event_t ev, PGresult *res) {
+    group_commit_t *g = arg;
+    if (ev == PG_RESULT) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) note_failure(g, res);
+        return;
+    }
+    if (ev == PG_LOST) note_failure(g, NULL);
+    if (g->failed) {
+        finish_group(g, false);
+        return;
+    }
+    for (gc_request_t *r = g->group; r; r = r->next) {
+        memset(&r->err, 0, sizeof r->err);
+        r->written = false;
+    }
+    clear_group_state(g);
+    send_check(g);
+}
+
 static void on_write(void *arg, pg_event_t ev, PGresult *res) {
     group_commit_t *g = arg;
     if (ev == PG_RESULT) {
         ExecStatusType st = PQresultStatus(res);
-        if (st != PGRES_COMMAND_OK) note_failure(g, res);
+        g->nresults++;
+        if (g->fast && !g->failed && !g->guard[0] && st == PGRES_FATAL_ERROR) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (state && strncmp(state, "EVS0", 4) == 0) {
+                snprintf(g->guard, sizeof g->guard, "%s", state);
+                return;
+            }
+        }
+        if (g->guard[0] && st == PGRES_PIPELINE_ABORTED) return;
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) note_failure(g, res);
         else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0 && !g->failed) {
             g->failed = true;
             snprintf(g->why, sizeof g->why, "the transaction was rolled back");
         }
-        g->nresults++;
         return;
     }
     if (ev == PG_LOST) note_failure(g, NULL);
+    if (g->guard[0] && !g->failed) {
+        /* Nothing was written: the transaction stopped at the guard. */
+        g->nguard++;
+        log_debug("pg", "the fast path was refused (%s); deciding the group again", g->guard);
+        if (strcmp(g->guard, "EVS02") == 0) g->guess_backoff = GC_GUESS_BACKOFF;
+        else if (strcmp(g->guard, "EVS01") == 0) cache_invalidate(g);
+        pg_conn_send(g->w, "ROLLBACK", 0, NULL, NULL, NULL, NULL, false);
+        if (pg_conn_sync(g->w, on_guard_rollback, g) != 0) {
+            note_failure(g, NULL);
+            finish_group(g, false);
+        }
+        return;
+    }
     finish_group(g, !g->failed);
 }
 
@@ -440,17 +568,15 @@ static void on_check(void *arg, pg_event_t ev, PGresult *res) {
     send_write(g);
 }
 
-static void send_check(group_commit_t *g) {
+/* Lists the group's entities (g->entities, one node each in g->entity_nodes) and resets the
+ * parameter buffers. Returns the number of entities, or -1 when out of memory. */
+static ptrdiff_t add_entities(group_commit_t *g, size_t *total_out) {
     size_t total = 0;
     for (gc_request_t *r = g->group; r; r = r->next) total += r->n;
-    g->entity_nodes = calloc(total, sizeof *g->entity_nodes);
+    *total_out = total;
     for (int k = 0; k < NPARAMS; k++) pg_buf_reset(&g->bufs[k]);
-    if (!g->entity_nodes) {
-        note_failure(g, NULL);
-        snprintf(g->why, sizeof g->why, "out of memory");
-        finish_group(g, false);
-        return;
-    }
+    g->entity_nodes = calloc(total, sizeof *g->entity_nodes);
+    if (!g->entity_nodes) return -1;
     size_t nent = 0;
     for (gc_request_t *r = g->group; r; r = r->next)
         for (size_t i = 0; i < r->n; i++) {
@@ -459,6 +585,90 @@ static void send_check(group_commit_t *g) {
             e->id = r->events[i].entity_id;
             HASH_ADD_KEYPTR(hh, g->entities, e->id, strlen(e->id), e);
         }
+    return (ptrdiff_t)nent;
+}
+
+/* The fast path: when the cache is valid, the group is decided now from the cache (an entity
+ * the cache does not hold is taken for new) and sent in one round trip: BEGIN, the lock, the
+ * guard (which proves under the lock that nothing changed since our last COMMIT and that the
+ * entities taken for new and the client-chosen event ids are not stored, and takes the block of
+ * positions), the INSERT, NOTIFY, COMMIT. Returns false, having sent nothing, when the group
+ * must go the slow way. */
+static bool send_fast(group_commit_t *g) {
+    if (!g->cache_valid) return false;
+    size_t total;
+    ptrdiff_t nent = add_entities(g, &total);
+    if (nent < 0) {
+        clear_group_state(g);
+        return false; /* the slow path reports it */
+    }
+    size_t nnew = 0;
+    for (ptrdiff_t k = 0; k < nent; k++) {
+        entity_node_t *e = &g->entity_nodes[k];
+        cache_node_t *c = cache_find(g, e->id);
+        if (c) e->next = c->next;
+        else nnew++;
+    }
+    if (nnew && g->guess_backoff) {
+        g->guess_backoff--;
+        clear_group_state(g);
+        return false;
+    }
+    pg_buf_array_begin(&g->bufs[0], PG_TEXTOID, nnew, false);
+    for (ptrdiff_t k = 0; k < nent && nnew; k++)
+        if (!cache_find(g, g->entity_nodes[k].id))
+            pg_buf_array_elem(&g->bufs[0], g->entity_nodes[k].id, strlen(g->entity_nodes[k].id));
+    size_t nids = 0;
+    for (gc_request_t *r = g->group; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++) nids += r->events[i].has_event_id ? 1 : 0;
+    pg_buf_array_begin(&g->bufs[1], PG_UUIDOID, nids, false);
+    for (gc_request_t *r = g->group; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++)
+            if (r->events[i].has_event_id)
+                pg_buf_array_elem(&g->bufs[1], r->events[i].event_id, 16);
+    pg_buf_put_i64(&g->bufs[2], g->cache_seq);
+    pg_buf_put_i64(&g->bufs[3], (int64_t)total);
+    for (int k = 0; k < 4; k++)
+        if (g->bufs[k].failed) {
+            clear_group_state(g);
+            return false;
+        }
+    g->group_events = total;
+    g->first_position = g->cache_seq + 1;
+    g->fast = true;
+    g->phase = PH_WRITE;
+    g->nresults = 0;
+    g->nfast++;
+    static const int bin[4] = {1, 1, 1, 1};
+    const char *vals[4];
+    int lens[4];
+    /* Our parameter buffers are copied into libpq's output buffer by the call. */
+    vals[0] = g->bufs[2].data, lens[0] = (int)g->bufs[2].len;
+    vals[1] = g->bufs[3].data, lens[1] = (int)g->bufs[3].len;
+    vals[2] = g->bufs[0].data, lens[2] = (int)g->bufs[0].len;
+    vals[3] = g->bufs[1].data, lens[3] = (int)g->bufs[1].len;
+    pg_conn_send(g->w, "BEGIN", 0, NULL, NULL, NULL, NULL, false);
+    pg_conn_send_prepared(g->w, "gc_lock", 0, NULL, NULL, NULL, false);
+    pg_conn_send_prepared(g->w, "gc_guard", 4, vals, lens, bin, true);
+    queue_write(g);
+    if (pg_conn_sync(g->w, on_write, g) != 0) {
+        note_failure(g, NULL);
+        finish_group(g, false);
+    }
+    return true;
+}
+
+static void send_check(group_commit_t *g) {
+    size_t total;
+    ptrdiff_t snent = add_entities(g, &total);
+    if (snent < 0) {
+        note_failure(g, NULL);
+        snprintf(g->why, sizeof g->why, "out of memory");
+        finish_group(g, false);
+        return;
+    }
+    size_t nent = (size_t)snent;
+    g->nslow++;
     pg_buf_array_begin(&g->bufs[0], PG_TEXTOID, nent, false);
     for (size_t k = 0; k < nent; k++)
         pg_buf_array_elem(&g->bufs[0], g->entity_nodes[k].id, strlen(g->entity_nodes[k].id));
@@ -505,7 +715,9 @@ static void on_delete(void *arg, pg_event_t ev, PGresult *res) {
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) note_failure(g, res);
         else if (g->nresults == 2 && g->group)
             g->group->deleted = strtoull(PQcmdTuples(res), NULL, 10);
-        else if (g->nresults == 4 && strcmp(PQcmdStatus(res), "COMMIT") != 0 && !g->failed) {
+        else if (g->nresults == 4 && PQntuples(res) == 1)
+            g->delete_position = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        else if (g->nresults == 5 && strcmp(PQcmdStatus(res), "COMMIT") != 0 && !g->failed) {
             g->failed = true;
             snprintf(g->why, sizeof g->why, "the transaction was rolled back");
         }
@@ -513,6 +725,14 @@ static void on_delete(void *arg, pg_event_t ev, PGresult *res) {
         return;
     }
     if (ev == PG_LOST) note_failure(g, NULL);
+    if (!g->failed && g->cache_valid && g->delete_position == g->cache_seq + 1) {
+        /* Nothing else changed since our last COMMIT: the cache stays valid, the entity is new. */
+        cache_node_t *c = cache_find(g, g->group->entity_id);
+        if (c) c->next = 0;
+        g->cache_seq = g->delete_position;
+    } else {
+        cache_invalidate(g);
+    }
     finish_group(g, !g->failed);
 }
 
@@ -527,6 +747,10 @@ static void send_delete(group_commit_t *g) {
                  false);
     pg_conn_send(g->w, "DELETE FROM evs_snapshots WHERE entity_id = $1", 1, NULL, vals, NULL,
                  NULL, false);
+    /* A delete takes a position too, under the lock: every daemon's version cache sees that
+     * evs_events changed (migrations/003_append_guard.sql). The position stays a gap. */
+    g->delete_position = 0;
+    pg_conn_send(g->w, "SELECT nextval('evs_position_seq')", 0, NULL, NULL, NULL, NULL, false);
     pg_conn_send(g->w, "COMMIT", 0, NULL, NULL, NULL, NULL, false);
     if (pg_conn_sync(g->w, on_delete, g) != 0) {
         note_failure(g, NULL);
@@ -574,7 +798,7 @@ static void start_next(group_commit_t *g) {
         start_next(g); /* everything before the next delete was cancelled */
         return;
     }
-    send_check(g);
+    if (!send_fast(g)) send_check(g);
 }
 
 group_commit_t *gc_new(pg_conn_t *writer, store_t *store) {
@@ -600,6 +824,10 @@ void gc_free(group_commit_t *g) {
     g->qhead = g->qtail = NULL;
     fail_list(list, EVS_EUNAVAILABLE, "the store is closing");
     for (int k = 0; k < NPARAMS; k++) pg_buf_free(&g->bufs[k]);
+    log_debug("pg", "group commit: %llu groups decided from the cache, %llu read first, %llu "
+              "refused by the guard", (unsigned long long)g->nfast, (unsigned long long)g->nslow,
+              (unsigned long long)g->nguard);
+    cache_clear(g);
     free(g);
 }
 
@@ -622,6 +850,7 @@ static void on_prepared(void *arg, pg_event_t ev, PGresult *res) {
 static void prepare(group_commit_t *g) {
     static const Oid positions_types[1] = {PG_INT8OID};
     static const Oid check_types[2] = {PG_TEXTARRAYOID, PG_UUIDARRAYOID};
+    static const Oid guard_types[4] = {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_UUIDARRAYOID};
     static const Oid insert_types[NPARAMS] = {PG_INT8ARRAYOID,  PG_UUIDARRAYOID, PG_TEXTARRAYOID,
                                               PG_INT8ARRAYOID,  PG_TEXTARRAYOID, PG_INT8OID,
                                               PG_BYTEAARRAYOID, PG_BYTEAARRAYOID};
@@ -635,16 +864,19 @@ static void prepare(group_commit_t *g) {
                     "SELECT setval('evs_position_seq', nextval('evs_position_seq') + $1 - 1)", 1,
                     positions_types);
     pg_conn_prepare(g->w, "gc_check", CHECK_SQL, 2, check_types);
+    pg_conn_prepare(g->w, "gc_guard", "SELECT evs_append_guard($1, $2, $3, $4)", 4, guard_types);
     pg_conn_prepare(g->w, "gc_insert", INSERT_SQL, NPARAMS, insert_types);
     pg_conn_sync(g->w, on_prepared, g);
 }
 
 void gc_on_ready(group_commit_t *g) {
+    cache_invalidate(g); /* a new session: nothing is known */
     prepare(g);
     start_next(g);
 }
 
 void gc_on_lost(group_commit_t *g) {
+    cache_invalidate(g);
     gc_request_t *list = g->qhead;
     g->qhead = g->qtail = NULL;
     fail_list(list, EVS_EUNAVAILABLE,

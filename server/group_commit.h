@@ -13,11 +13,27 @@
  *            NOTIFY evstore_events with the last position written; COMMIT.
  *                                                                       -> sync, wait
  *
+ * The fast path skips phase 1. The group commit remembers the next version of every entity it
+ * has seen, valid as of the value the position sequence had after its own last COMMIT (every
+ * transaction that changes the events, on any daemon, takes the lock and then at least one
+ * position). While that holds, a group is decided in C at once (an entity never seen is taken
+ * for new) and sent in one round trip:
+ *
+ *   BEGIN; pg_advisory_xact_lock; SELECT evs_append_guard(last sequence value we know, n,
+ *   entities taken for new, client-chosen event ids); INSERT; NOTIFY; COMMIT  -> sync, wait
+ *
+ * The guard (migrations/003_append_guard.sql) proves under the lock that the sequence has not
+ * moved, that the entities taken for new have no events and that none of the event ids is
+ * stored, then takes the block of positions; otherwise it raises before anything is written,
+ * and the group is rolled back and decided again the slow way. Any failure, a lost connection
+ * and a reconnect forget what was remembered.
+ *
  * A rejected request gets its conflict while the group's other requests still commit, because
  * the rejection happens before any row is written. The lock is held from before the positions
  * are taken until COMMIT, so positions are commit-ordered across every daemon on the database,
  * and the checks of phase 1 cannot be invalidated by another writer before the COMMIT.
- * delete-entity runs as its own transaction under the same lock, in queue order. */
+ * delete-entity runs as its own transaction under the same lock, in queue order, and takes one
+ * position (a gap) so that every daemon's remembered versions are known stale. */
 #ifndef EVS_GROUP_COMMIT_H
 #define EVS_GROUP_COMMIT_H
 

@@ -350,6 +350,77 @@ Test(pg, migrations_applied_twice_are_a_no_op) {
     cr_assert_str_eq(sql1(dburl, "SELECT count(*) FROM evs_events"), "3");
 }
 
+/* Each store decides appends from the versions it remembers while nothing else changed the
+ * events (migrations/003_append_guard.sql): what another store appends or deletes, and an entity
+ * it never saw that has events, must still give the right versions and conflicts. */
+typedef struct count_ctx {
+    int done, code;
+    uint64_t n;
+} count_ctx_t;
+
+static void on_count(void *arg, const codec_error_t *err, uint64_t n) {
+    count_ctx_t *c = arg;
+    c->done = 1;
+    c->code = err ? err->code : 0;
+    c->n = n;
+}
+
+static uint64_t delete_entity(store_t *s, const char *entity) {
+    count_ctx_t c = {0};
+    s->ops->delete_entity(s, entity, on_count, &c);
+    run_until(&c.done, 15000, "delete-entity");
+    cr_assert_eq(c.code, 0, "delete-entity failed");
+    return c.n;
+}
+
+static uint64_t version_of_append(store_t *s, const char *entity) {
+    append_ctx_t a = append1(s, entity, "pg.Test");
+    cr_assert_eq(a.code, 0, "append to %s: %s", entity, a.err.message);
+    return a.versions[0];
+}
+
+Test(pg, remembered_versions_follow_other_daemons_appends_and_deletes) {
+    store_t *s1 = open_store(), *s2 = open_store();
+    cr_assert_eq(version_of_append(s1, "acct-c"), 0);
+    cr_assert_eq(version_of_append(s1, "acct-c"), 1);
+    cr_assert_eq(version_of_append(s2, "acct-c"), 2, "s2 did not see s1's appends");
+    cr_assert_eq(version_of_append(s1, "acct-c"), 3, "s1 did not see s2's append");
+    cr_assert_eq(version_of_append(s1, "acct-c"), 4);
+    /* An explicit stale version is a conflict with the entity's current version. */
+    append_ctx_t a;
+    evs_event_t ev = event("acct-c", "pg.Test");
+    ev.has_version = 1;
+    ev.version = 2;
+    start_append(s1, &ev, 1, &a);
+    run_until(&a.done, 15000, "a stale append");
+    cr_assert_eq(a.code, EVS_ECONFLICT, "a stale version got %s", evs_code_name(a.code));
+    cr_assert(a.err.has_current && a.err.current_version == 4);
+    /* A delete by the other store, then by the same one. */
+    cr_assert_eq(delete_entity(s2, "acct-c"), 5);
+    cr_assert_eq(version_of_append(s1, "acct-c"), 0, "s1 did not see s2's delete");
+    cr_assert_eq(version_of_append(s1, "acct-c"), 1);
+    cr_assert_eq(delete_entity(s1, "acct-c"), 2);
+    cr_assert_eq(version_of_append(s1, "acct-c"), 0);
+    cr_assert_eq(version_of_append(s2, "acct-c"), 1);
+    /* An entity s1 never saw, with events: s1 must not take it for new. */
+    cr_assert_eq(version_of_append(s2, "acct-n"), 0);
+    cr_assert_eq(version_of_append(s1, "acct-other"), 0); /* s1 catches up with the sequence */
+    cr_assert_eq(version_of_append(s1, "acct-n"), 1, "s1 took an existing entity for new");
+    /* A retry (same event id) of an append s2 committed, sent to s1: the original result. */
+    append_ctx_t first = append1(s2, "acct-r", "pg.Test");
+    cr_assert_eq(first.code, 0);
+    cr_assert_eq(version_of_append(s1, "acct-other"), 1);
+    ev = event("acct-r", "pg.Test");
+    memcpy(ev.event_id, first.ids[0], 16);
+    start_append(s1, &ev, 1, &a);
+    run_until(&a.done, 15000, "a retry");
+    cr_assert_eq(a.code, 0, "the retry got %s", evs_code_name(a.code));
+    cr_assert_eq(a.positions[0], first.positions[0]);
+    cr_assert_str_eq(sql1(dburl, "SELECT count(*) FROM evs_events WHERE entity_id = 'acct-r'"), "1");
+    free_store(s1);
+    free_store(s2);
+}
+
 /* Writers keep appends in flight on two stores (two daemons' worth of connections, each with
  * its own writer and advisory lock) while a reader tails get-by-topic with after = last seen. */
 typedef struct writer {
