@@ -80,6 +80,17 @@ static conn_t *pending_done(pending_t *p, const codec_error_t *err, uint64_t *id
     return c;
 }
 
+/* Ends a pending request and replies its error, if it has one. Returns the connection to pack
+ * the ok reply into, or NULL when there is nothing more to do. */
+static conn_t *pending_finish(void *arg, const codec_error_t *err, uint64_t *id, int *kind) {
+    conn_t *c = pending_done(arg, err, id, kind);
+    if (c && err) {
+        dispatch_reply_error(c, true, *id, err);
+        return NULL;
+    }
+    return c;
+}
+
 static bool no_memory(conn_t *c, const codec_request_t *req) {
     codec_error_t err;
     codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -136,12 +147,8 @@ static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos
     uint64_t id;
     server_t *srv = ((pending_t *)arg)->conn->srv;
     if (!err) srv->stats.events_appended += n; /* stored, even if the client has gone */
-    conn_t *c = pending_done(arg, err, &id, NULL);
+    conn_t *c = pending_finish(arg, err, &id, NULL);
     if (!c) return;
-    if (err) {
-        dispatch_reply_error(c, true, id, err);
-        return;
-    }
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, id, 2);
     codec_pack_key(&pk, "positions");
@@ -176,12 +183,8 @@ static void op_append(conn_t *c, codec_request_t *req) {
 static void events_done(void *arg, const codec_error_t *err, const evs_event_t *evs, size_t n) {
     uint64_t id;
     int kind;
-    conn_t *c = pending_done(arg, err, &id, &kind);
+    conn_t *c = pending_finish(arg, err, &id, &kind);
     if (!c) return;
-    if (err) {
-        dispatch_reply_error(c, true, id, err);
-        return;
-    }
     msgpack_packer pk;
     if (kind == REPLY_EVENT) {
         size_t start = reply_begin(c, &pk, id, 1);
@@ -257,12 +260,8 @@ static void op_get_by_id(conn_t *c, codec_request_t *req) {
 
 static void delete_done(void *arg, const codec_error_t *err, uint64_t count) {
     uint64_t id;
-    conn_t *c = pending_done(arg, err, &id, NULL);
+    conn_t *c = pending_finish(arg, err, &id, NULL);
     if (!c) return;
-    if (err) {
-        dispatch_reply_error(c, true, id, err);
-        return;
-    }
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, id, 1);
     codec_pack_key(&pk, "deleted");
@@ -301,13 +300,9 @@ static bool snapshots_supported(conn_t *c, const codec_request_t *req) {
 
 static void put_snapshot_done(void *arg, const codec_error_t *err, uint64_t count) {
     uint64_t id;
-    conn_t *c = pending_done(arg, err, &id, NULL);
+    conn_t *c = pending_finish(arg, err, &id, NULL);
     (void)count;
     if (!c) return;
-    if (err) {
-        dispatch_reply_error(c, true, id, err);
-        return;
-    }
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, id, 0);
     reply_end(c, start);
@@ -330,12 +325,8 @@ static void op_put_snapshot(conn_t *c, codec_request_t *req) {
 
 static void get_snapshot_done(void *arg, const codec_error_t *err, const store_snapshot_t *sn) {
     uint64_t id;
-    conn_t *c = pending_done(arg, err, &id, NULL);
+    conn_t *c = pending_finish(arg, err, &id, NULL);
     if (!c) return;
-    if (err) {
-        dispatch_reply_error(c, true, id, err);
-        return;
-    }
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, id, 1);
     codec_pack_key(&pk, "snapshot");

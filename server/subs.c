@@ -112,21 +112,24 @@ size_t subs_count(const subs_t *s) {
     return s->count;
 }
 
+/* Pushes {"sub": SID, flag: true} ("caught_up", "closing"). */
+static void push_flag(sub_t *sub, const char *flag) {
+    conn_t *c = sub->conn;
+    msgpack_packer pk;
+    codec_packer_init(&pk, &c->out);
+    size_t start = codec_frame_begin(&c->out);
+    msgpack_pack_map(&pk, 2);
+    codec_pack_key(&pk, "sub");
+    msgpack_pack_uint64(&pk, sub->sid);
+    codec_pack_key(&pk, flag);
+    msgpack_pack_true(&pk);
+    codec_frame_end(&c->out, start, UINT32_MAX);
+    conn_schedule_flush(c);
+}
+
 void subs_notify_closing(subs_t *s) {
-    for (sub_t *sub = s->all; sub; sub = sub->next) {
-        conn_t *c = sub->conn;
-        if (!conn_is_open(c)) continue;
-        msgpack_packer pk;
-        codec_packer_init(&pk, &c->out);
-        size_t start = codec_frame_begin(&c->out);
-        msgpack_pack_map(&pk, 2);
-        codec_pack_key(&pk, "sub");
-        msgpack_pack_uint64(&pk, sub->sid);
-        codec_pack_key(&pk, "closing");
-        msgpack_pack_true(&pk);
-        codec_frame_end(&c->out, start, UINT32_MAX);
-        conn_schedule_flush(c);
-    }
+    for (sub_t *sub = s->all; sub; sub = sub->next)
+        if (conn_is_open(sub->conn)) push_flag(sub, "closing");
 }
 
 /* Takes sub out of every list; frees it now or, with a read in flight, when the read ends. */
@@ -150,19 +153,6 @@ static bool sub_matches(const sub_t *sub, const evs_event_t *ev) {
     return false;
 }
 
-static void push_caught_up(sub_t *sub) {
-    conn_t *c = sub->conn;
-    msgpack_packer pk;
-    codec_packer_init(&pk, &c->out);
-    size_t start = codec_frame_begin(&c->out);
-    msgpack_pack_map(&pk, 2);
-    codec_pack_key(&pk, "sub");
-    msgpack_pack_uint64(&pk, sub->sid);
-    codec_pack_key(&pk, "caught_up");
-    msgpack_pack_true(&pk);
-    codec_frame_end(&c->out, start, UINT32_MAX);
-    conn_schedule_flush(c);
-}
 
 /* ---------------------------------------------------------------- catching up */
 
@@ -240,7 +230,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
     sub->live = true;
     if (sub->want_caught_up) {
         sub->want_caught_up = false;
-        push_caught_up(sub);
+        push_flag(sub, "caught_up");
     }
 }
 
