@@ -529,3 +529,19 @@ bool pg_result_is_transient(const PGresult *res) {
            strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0 ||
            strcmp(state, "42P01") == 0 || strncmp(state, "58", 2) == 0;
 }
+
+void pg_get_event(const PGresult *res, int row, evs_event_t *ev) {
+    ev->position = (uint64_t)pg_get_i64(res, row, 0);
+    memcpy(ev->event_id, PQgetvalue(res, row, 1), 16);
+    ev->entity_id = PQgetvalue(res, row, 2);
+    ev->version = (uint64_t)pg_get_i64(res, row, 3);
+    ev->topic = PQgetvalue(res, row, 4);
+    ev->timestamp = pg_get_i64(res, row, 5);
+    ev->payload = (uint8_t *)PQgetvalue(res, row, 6);
+    ev->payload_len = (size_t)PQgetlength(res, row, 6);
+    if (!PQgetisnull(res, row, 7)) {
+        ev->metadata = (uint8_t *)PQgetvalue(res, row, 7);
+        ev->metadata_len = (size_t)PQgetlength(res, row, 7);
+    }
+    ev->has_event_id = ev->has_version = 1;
+}

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../proto/event.h"
+
 typedef struct pg_conn pg_conn_t;
 
 typedef enum pg_event { PG_RESULT, PG_END, PG_LOST } pg_event_t;
@@ -126,6 +128,11 @@ void pg_buf_array_elem(pg_buf_t *b, const void *data, size_t len);
 
 /* Decoding binary results. */
 int64_t pg_get_i64(const PGresult *res, int row, int col);
+
+/* Fills *ev from one row of a binary-format events query whose columns are position, event_id,
+ * entity_id, version, topic, stored_at, payload, metadata (the order every event read selects).
+ * ev must be zeroed; its strings and bytes point into res. */
+void pg_get_event(const PGresult *res, int row, evs_event_t *ev);
 int32_t pg_get_i32(const PGresult *res, int row, int col);
 
 /* True when res failed with an error that says the database cannot serve now (connection lost,

@@ -107,20 +107,7 @@ static int deliver_rows(pg_feed_t *f, PGresult *res) {
         uint64_t pos = (uint64_t)pg_get_i64(res, row, 0);
         if (pos > last) last = pos;
         if (pos <= f->head) continue; /* delivered already (own group, or an earlier page) */
-        evs_event_t *ev = &evs[k++];
-        ev->position = pos;
-        memcpy(ev->event_id, PQgetvalue(res, row, 1), 16);
-        ev->entity_id = PQgetvalue(res, row, 2);
-        ev->version = (uint64_t)pg_get_i64(res, row, 3);
-        ev->topic = PQgetvalue(res, row, 4);
-        ev->timestamp = pg_get_i64(res, row, 5);
-        ev->payload = (uint8_t *)PQgetvalue(res, row, 6);
-        ev->payload_len = (size_t)PQgetlength(res, row, 6);
-        if (!PQgetisnull(res, row, 7)) {
-            ev->metadata = (uint8_t *)PQgetvalue(res, row, 7);
-            ev->metadata_len = (size_t)PQgetlength(res, row, 7);
-        }
-        ev->has_event_id = ev->has_version = 1;
+        pg_get_event(res, row, &evs[k++]);
     }
     f->head = last;
     if (k && f->store->on_commit) f->store->on_commit(f->store->on_commit_arg, evs, k);

@@ -276,22 +276,7 @@ static void deliver_events(pg_op_t *op, PGresult *res) {
         op->has_err = true;
         return;
     }
-    for (int row = 0; row < n; row++) {
-        evs_event_t *ev = &evs[row];
-        ev->position = (uint64_t)pg_get_i64(res, row, 0);
-        memcpy(ev->event_id, PQgetvalue(res, row, 1), 16);
-        ev->entity_id = PQgetvalue(res, row, 2);
-        ev->version = (uint64_t)pg_get_i64(res, row, 3);
-        ev->topic = PQgetvalue(res, row, 4);
-        ev->timestamp = pg_get_i64(res, row, 5);
-        ev->payload = (uint8_t *)PQgetvalue(res, row, 6);
-        ev->payload_len = (size_t)PQgetlength(res, row, 6);
-        if (!PQgetisnull(res, row, 7)) {
-            ev->metadata = (uint8_t *)PQgetvalue(res, row, 7);
-            ev->metadata_len = (size_t)PQgetlength(res, row, 7);
-        }
-        ev->has_event_id = ev->has_version = 1;
-    }
+    for (int row = 0; row < n; row++) pg_get_event(res, row, &evs[row]);
     op->answered = true;
     unlist(op->s, op);
     op->cb.events(op->arg, NULL, evs, (size_t)n);
