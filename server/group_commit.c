@@ -75,6 +75,7 @@ struct group_commit {
     unsigned guess_backoff;
     int64_t delete_position; /* the position a delete-entity took (it changes evs_events) */
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
+    bool held;                     /* gc_set_held */
 };
 
 static void start_next(group_commit_t *g);
@@ -763,7 +764,7 @@ static void send_delete(group_commit_t *g) {
 /* Starts the next transaction when none is in flight: a delete alone, or as many queued appends
  * as fit the group limits (at least one). */
 static void start_next(group_commit_t *g) {
-    if (g->phase != PH_IDLE || !pg_conn_is_ready(g->w)) return;
+    if (g->phase != PH_IDLE || g->held || !pg_conn_is_ready(g->w)) return;
     while (g->qhead && g->qhead->cancelled) {
         gc_request_t *r = dequeue(g);
         codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
@@ -867,6 +868,11 @@ static void prepare(group_commit_t *g) {
     pg_conn_prepare(g->w, "gc_guard", "SELECT evs_append_guard($1, $2, $3, $4)", 4, guard_types);
     pg_conn_prepare(g->w, "gc_insert", INSERT_SQL, NPARAMS, insert_types);
     pg_conn_sync(g->w, on_prepared, g);
+}
+
+void gc_set_held(group_commit_t *g, bool held) {
+    g->held = held;
+    if (!held) start_next(g);
 }
 
 void gc_on_ready(group_commit_t *g) {

@@ -102,6 +102,12 @@ void gc_free(group_commit_t *g);
  * inside gc_submit). The caller checks that the writer is ready first. */
 void gc_submit(group_commit_t *g, gc_request_t *r);
 
+/* While held, queued work waits and no transaction starts; releasing starts the queued work.
+ * The PostgreSQL store holds its group commit until the live feed knows its head: a group that
+ * committed before the feed's start query read max(position), but whose COMMIT result came
+ * after, would otherwise be taken for delivered and never reach the commit listener. */
+void gc_set_held(group_commit_t *g, bool held);
+
 /* The writer connection became ready: start the queued work. */
 void gc_on_ready(group_commit_t *g);
 

@@ -37,7 +37,8 @@ struct pg_feed {
     bool schema_ready;
     bool started;      /* head is known */
     uint64_t head;     /* highest position delivered */
-    bool own_early;    /* own groups committed before the feed started */
+    bool own_early;    /* own groups committed before the feed started (the store holds its
+                        * group commit until then: gc_set_held; this is a second guard) */
     uint64_t own_min;  /* the lowest block_first among them */
     bool listening;    /* LISTEN was sent on this connection */
     bool prepared;     /* the read statement was prepared on this connection */

@@ -1,4 +1,4 @@
-/* store_pg.c: the PostgreSQL store (see store_pg.h and docs/architecture-pg.md).
+/* store_pg.c: the PostgreSQL store (see store_pg.h and docs/architecture.md).
  *
  * Every operation becomes an op: it is listed by deadline (one timer for all: the deadline is the
  * same for every op, so the list is in deadline order), then either handed to the group commit
@@ -548,9 +548,11 @@ static void on_request_done(gc_request_t *r) {
     op_free(op);
 }
 
-/* True when a write can be queued now: the writer is ready, or trying to connect. */
+/* True when a write can be queued now: the writer is ready, or trying to connect, and the feed
+ * has started or may start soon (the group commit waits for it: gc_set_held). */
 static bool writer_usable(store_pg_t *s) {
-    return pg_conn_is_ready(s->writer) || pg_conn_is_connecting(s->writer);
+    return (pg_conn_is_ready(s->writer) || pg_conn_is_connecting(s->writer)) &&
+           (pg_feed_is_started(s->feed) || pg_feed_may_start(s->feed));
 }
 
 static void pg_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
@@ -691,8 +693,13 @@ static void reader_lost(void *arg, pg_conn_t *c) {
     pump_parked(s);
 }
 
-/* The feed started or lost its connection: reads that waited for it go now or fail. */
-static void feed_changed(void *arg) { pump_parked(arg); }
+/* The feed started or lost its connection: reads that waited for it go now or fail, and once it
+ * has started the appends that waited for it go (gc_set_held). */
+static void feed_changed(void *arg) {
+    store_pg_t *s = arg;
+    if (pg_feed_is_started(s->feed)) gc_set_held(s->gc, false);
+    pump_parked(s);
+}
 
 /* ---------------------------------------------------------------- open and free */
 
@@ -750,7 +757,10 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
     s->gc = s->writer ? gc_new(s->writer, &s->base) : NULL;
     s->feed = s->gc ? pg_feed_new(loop, conninfo, &s->base, feed_changed, s) : NULL;
-    if (s->feed) gc_set_commit_hook(s->gc, pg_feed_committed, s->feed);
+    if (s->feed) {
+        gc_set_commit_hook(s->gc, pg_feed_committed, s->feed);
+        gc_set_held(s->gc, true); /* until the feed has started: feed_changed */
+    }
     bool ok = s->writer && s->gc && s->feed;
     for (size_t k = 0; k < NREADERS && ok; k++) {
         char name[32];
