@@ -2,7 +2,7 @@
 --
 -- Every append transaction of every evstored takes pg_advisory_xact_lock(<evstore append key>)
 -- before it takes positions, so positions are handed out and committed in the same order across
--- any number of daemons on this database (docs/architecture-pg.md). Positions come from a
+-- any number of daemons on this database (docs/architecture.md). Positions come from a
 -- sequence (not max(position) + 1) so that the positions of deleted events are never reused.
 CREATE SEQUENCE evs_position_seq AS bigint;
 

@@ -1,5 +1,5 @@
 -- 003_append_guard.sql: the one-round-trip append of a group whose decisions the daemon made
--- from what it already knew (docs/architecture-pg.md, "The fast path").
+-- from what it already knew (docs/architecture.md, "The fast path").
 --
 -- evstored keeps, per writer connection, the next version of the entities it has seen, valid as
 -- of the value evs_position_seq had after its own last COMMIT. Every transaction that changes

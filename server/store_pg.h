@@ -5,7 +5,7 @@
  * read-all, subscription catch-up) and snapshots, so reads never queue behind writes. Every
  * connection is a pg_conn: non-blocking, pipelined, reconnecting with backoff. While no
  * connection can serve, requests fail with EVS_EUNAVAILABLE (those that arrive during a
- * connection attempt wait for it); every request has the store's deadline. docs/architecture-pg.md
+ * connection attempt wait for it); every request has the store's deadline. docs/architecture.md
  * explains the design. */
 #ifndef EVS_STORE_PG_H
 #define EVS_STORE_PG_H
