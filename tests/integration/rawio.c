@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +163,7 @@ bool reply_ok(const reply_t *r) {
 }
 
 const char *reply_code(const reply_t *r) {
-    static char code[64];
+    static _Thread_local char code[64]; /* per thread: the race tests call it from several */
     code[0] = '\0';
     const msgpack_object *ok = reply_get(r, "ok");
     if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN || ok->via.boolean) return code;
@@ -205,7 +206,10 @@ int raw_ping(int fd, uint64_t id, int timeout_ms) {
     return rc ? -1 : 0;
 }
 
-const char *tprefix(void) {
+/* tprefix and tname are called from the race tests' threads too. */
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *tprefix_locked(void) {
     static char prefix[32];
     if (!prefix[0]) {
         uint8_t r[6] = {0};
@@ -219,16 +223,30 @@ const char *tprefix(void) {
     return prefix;
 }
 
+const char *tprefix(void) {
+    pthread_mutex_lock(&names_lock);
+    const char *p = tprefix_locked();
+    pthread_mutex_unlock(&names_lock);
+    return p;
+}
+
 const char *tname(const char *suffix) {
     /* Kept in a static table, so that they stay reachable (no leak reports), and looked up, so
      * that asking again for the same name costs nothing. */
     static char *names[1024];
     static size_t n;
-    size_t plen = strlen(tprefix()) + 1;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i] + plen, suffix) == 0) return names[i];
+    pthread_mutex_lock(&names_lock);
+    const char *prefix = tprefix_locked();
+    size_t plen = strlen(prefix) + 1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i] + plen, suffix) == 0) {
+            pthread_mutex_unlock(&names_lock);
+            return names[i];
+        }
+    }
     char *s = NULL;
-    if (asprintf(&s, "%s-%s", tprefix(), suffix) < 0) abort();
+    if (asprintf(&s, "%s-%s", prefix, suffix) < 0) abort();
     if (n < sizeof names / sizeof names[0]) names[n++] = s;
+    pthread_mutex_unlock(&names_lock);
     return s;
 }
