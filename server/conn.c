@@ -373,8 +373,10 @@ void conn_schedule_flush(conn_t *c) {
     if (c->flush_queued || c->closing) return;
     c->flush_queued = true;
     conn_ref(c);
-    c->flush_next = c->srv->flush_list;
-    c->srv->flush_list = c;
+    c->flush_next = NULL;
+    if (!c->srv->flush_list) c->srv->flush_tail = &c->srv->flush_list;
+    *c->srv->flush_tail = c;
+    c->srv->flush_tail = &c->flush_next;
 }
 
 void conn_flush_all(server_t *srv) {

@@ -37,7 +37,9 @@ typedef struct server {
     listener_t *tcp, *unix_listener;
     conn_t *conns;          /* every open connection (doubly linked through conn.next/prev) */
     size_t nconns;
-    conn_t *flush_list;     /* connections with output waiting for the next flush */
+    /* Connections with output waiting for the next flush, in the order their output became
+     * ready: a commit's pushes go out before the replies that acknowledge it. */
+    conn_t *flush_list, **flush_tail;
     uv_prepare_t flush_handle;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
