@@ -152,6 +152,12 @@ static size_t process_bytes(conn_t *c, const uint8_t *data, size_t len) {
         off += used;
         if (c->srv->draining) continue; /* shutting down: requests not yet started are dropped */
         dispatch_frame(c, body, body_len);
+        if (c->inflight >= CONN_MAX_INFLIGHT) {
+            /* The replies of requests still in the store are not counted in the output yet:
+             * bound them too. Reading resumes once half of them are answered. */
+            pause_reading(c);
+            break;
+        }
         if (conn_queued(c) > c->srv->cfg.out_limit) {
             conn_flush(c);
             if (conn_queued(c) > c->srv->cfg.out_limit) {
@@ -286,7 +292,7 @@ static void output_drained(conn_t *c) {
     }
     if (conn_queued(c) > c->srv->cfg.out_limit / 2) return;
     if (c->subs) subs_conn_drained(c->srv->subs, c);
-    if (c->read_paused && !c->srv->draining) {
+    if (c->read_paused && !c->srv->draining && c->inflight <= CONN_MAX_INFLIGHT / 2) {
         c->read_paused = false;
         if (c->in_len) process_input(c);
         if (!c->read_paused && !c->closing && !c->reading &&
