@@ -50,8 +50,37 @@ int client_begin(evs_context_t *c) {
     c->err = 0;
     c->errstr[0] = '\0';
     memset(&c->detail, 0, sizeof c->detail);
-    msgpack_unpacked_destroy(&c->priv->frame);
+    client_frame_release(c);
     return 0;
+}
+
+/* The zone of one frame is sized from the frame (FRAME_ZONE_FACTOR bytes of msgpack objects per
+ * byte of body is enough for events and replies; a frame that needs more gets extra chunks,
+ * freed with the next frame). The zone is kept from frame to frame, and replaced only when a
+ * frame needs a larger one, or when it is over FRAME_ZONE_KEEP and 8 times what the frame
+ * needs (so that one huge reply does not pin its memory). */
+#define FRAME_ZONE_FACTOR 3
+#define FRAME_ZONE_MIN 8192
+#define FRAME_ZONE_KEEP (1u << 20)
+
+void client_frame_release(evs_context_t *c) {
+    msgpack_unpacked *f = &c->priv->frame;
+    if (f->zone) msgpack_zone_clear(f->zone);
+    f->data.type = MSGPACK_OBJECT_NIL;
+}
+
+/* Makes priv->frame's zone fit a frame of body_len bytes; -1 when out of memory. */
+static int frame_zone_fit(evs_context_t *c, size_t body_len) {
+    msgpack_unpacked *f = &c->priv->frame;
+    size_t need = body_len * FRAME_ZONE_FACTOR, size = FRAME_ZONE_MIN;
+    while (size < need) size *= 2;
+    if (f->zone && f->zone->chunk_size >= size &&
+        !(f->zone->chunk_size > FRAME_ZONE_KEEP && f->zone->chunk_size / 8 > size))
+        return 0;
+    msgpack_unpacked_destroy(f);
+    msgpack_unpacked_init(f);
+    f->zone = msgpack_zone_new(size);
+    return f->zone ? 0 : -1;
 }
 
 EVS_API int evs_err(const evs_context_t *c) {
@@ -280,7 +309,9 @@ int client_wait_frame(evs_context_t *c, int64_t deadline, bool interruptible) {
             if (codec_prescan(body, body_len, CODEC_MAX_DEPTH, &why) < 0)
                 return client_fail(c, EVS_EPROTOCOL, "bad frame from the server: %s", why);
             size_t off = 0;
-            msgpack_unpacked_destroy(&p->frame);
+            client_frame_release(c);
+            if (frame_zone_fit(c, body_len) < 0)
+                return client_fail(c, EVS_ENOMEM, "out of memory unpacking a reply");
             msgpack_unpack_return ur =
                 msgpack_unpack_next(&p->frame, (const char *)body, body_len, &off);
             if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
@@ -468,9 +499,7 @@ int client_request_end(evs_context_t *c, size_t start, uint64_t id, const msgpac
 
 EVS_API void evs_events_free(evs_events_t *list) {
     if (!list) return;
-    for (size_t i = 0; i < list->n; i++)
-        evs_event_clear(&list->events[i]);
-    free(list->events);
+    free(list->events); /* the events and their bytes: one block (client_decode_events) */
     free(list);
 }
 
@@ -491,28 +520,61 @@ static int decode_event_copy(evs_context_t *c, const msgpack_object *o, evs_even
     return 0;
 }
 
+/* Copies the bytes of ev (pointing into the frame) to *at and points dst at them. */
+static void copy_event_bytes(evs_event_t *dst, const evs_event_t *ev, char **at) {
+    char *p = *at;
+    size_t elen = strlen(ev->entity_id) + 1, tlen = strlen(ev->topic) + 1;
+    *dst = *ev;
+    dst->entity_id = memcpy(p, ev->entity_id, elen);
+    p += elen;
+    dst->topic = memcpy(p, ev->topic, tlen);
+    p += tlen;
+    dst->payload = (uint8_t *)p;
+    if (ev->payload_len) memcpy(p, ev->payload, ev->payload_len);
+    p += ev->payload_len;
+    if (ev->metadata) {
+        dst->metadata = memcpy(p, ev->metadata, ev->metadata_len);
+        p += ev->metadata_len;
+    } else {
+        dst->metadata = NULL;
+        dst->metadata_len = 0;
+    }
+    *at = p;
+}
+
 int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events_t **out) {
     *out = NULL;
     if (!arr || arr->type != MSGPACK_OBJECT_ARRAY)
         return client_fail(c, EVS_EPROTOCOL, "a reply without an events array");
-    evs_events_t *list = calloc(1, sizeof *list);
-    if (!list) return client_fail(c, EVS_ENOMEM, "out of memory");
     size_t n = arr->via.array.size;
-    if (n) {
-        list->events = calloc(n, sizeof *list->events);
-        if (!list->events) {
-            free(list);
-            return client_fail(c, EVS_ENOMEM, "out of memory for %zu events", n);
-        }
-    }
+    /* Decoded in place first (the events point into the frame), then copied into one block:
+     * the events array followed by every event's bytes, so that a list is two allocations. */
+    evs_event_t *tmp = n ? malloc(n * sizeof *tmp) : NULL;
+    if (n && !tmp) return client_fail(c, EVS_ENOMEM, "out of memory for %zu events", n);
+    size_t bytes = n * sizeof(evs_event_t);
     for (size_t i = 0; i < n; i++) {
-        int r = decode_event_copy(c, &arr->via.array.ptr[i], &list->events[i]);
-        if (r < 0) {
-            evs_events_free(list);
-            return r;
+        const char *why = NULL;
+        memset(&tmp[i], 0, sizeof tmp[i]);
+        if (codec_decode_event(&arr->via.array.ptr[i], c->priv->frame.zone, &tmp[i], &why) < 0) {
+            free(tmp);
+            return client_fail(c, EVS_EPROTOCOL, "bad event from the server: %s", why);
         }
-        list->n = i + 1;
+        bytes += strlen(tmp[i].entity_id) + 1 + strlen(tmp[i].topic) + 1 + tmp[i].payload_len +
+                 (tmp[i].metadata ? tmp[i].metadata_len : 0);
     }
+    evs_events_t *list = calloc(1, sizeof *list);
+    char *block = n ? malloc(bytes) : NULL;
+    if (!list || (n && !block)) {
+        free(tmp);
+        free(list);
+        free(block);
+        return client_fail(c, EVS_ENOMEM, "out of memory for %zu events", n);
+    }
+    list->events = (evs_event_t *)block;
+    char *at = block + n * sizeof(evs_event_t);
+    for (size_t i = 0; i < n; i++) copy_event_bytes(&list->events[i], &tmp[i], &at);
+    list->n = n;
+    free(tmp);
     *out = list;
     return 0;
 }

@@ -38,6 +38,11 @@ struct evs_context_priv {
     uint64_t push_seq;
 };
 
+/* Forgets the frame last read but keeps its msgpack zone for the next one (client.c), so that
+ * reading a large reply after another does not give its memory back to the system and fault it
+ * in again. */
+void client_frame_release(evs_context_t *c);
+
 /* Outcome of client_wait_frame besides a negative code. */
 enum { WAIT_FRAME = 0, WAIT_TIMEOUT = 1, WAIT_INTERRUPTED = 2 };
 

@@ -51,9 +51,7 @@ void sub_queues_free(evs_context_t *c) {
 
 EVS_API void evs_push_free(evs_push_t *p) {
     if (!p) return;
-    for (size_t i = 0; i < p->n; i++)
-        evs_event_clear(&p->events[i]);
-    free(p->events);
+    free(p->events); /* the events and their bytes: one block (client_decode_events) */
     free(p);
 }
 
@@ -206,7 +204,7 @@ EVS_API int evs_sub_next(evs_context_t *c, uint64_t sub, int timeout_ms, evs_pus
         if (codec_map_get(obj, "id") || !codec_map_get(obj, "sub"))
             return client_fail(c, EVS_EPROTOCOL, "a reply while no request was in flight");
         if ((r = sub_queue_push_frame(c, obj)) < 0) return r;
-        msgpack_unpacked_destroy(&c->priv->frame);
+        client_frame_release(c);
         if ((*out = queue_pop(c, sub))) return 0;
     }
 }
