@@ -505,7 +505,86 @@ void codec_pack_bin(msgpack_packer *pk, const void *data, size_t len) {
     if (len) msgpack_pack_bin_body(pk, data, len);
 }
 
+/* Direct writers for codec_pack_event's fast path: the same bytes as msgpack-c's packer (the
+ * smallest form of each value; tests/unit/test_pack.c compares them). */
+static uint8_t *put_be(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; i--) *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint8_t *put_uint(uint8_t *p, uint64_t v) {
+    if (v < 128) {
+        *p++ = (uint8_t)v;
+        return p;
+    }
+    if (v < 256) *p++ = 0xcc, p = put_be(p, v, 1);
+    else if (v < 65536) *p++ = 0xcd, p = put_be(p, v, 2);
+    else if (v < (1ull << 32)) *p++ = 0xce, p = put_be(p, v, 4);
+    else *p++ = 0xcf, p = put_be(p, v, 8);
+    return p;
+}
+
+static uint8_t *put_int(uint8_t *p, int64_t v) {
+    if (v >= 0) return put_uint(p, (uint64_t)v);
+    if (v >= -32) *p++ = (uint8_t)(int8_t)v;
+    else if (v >= -128) *p++ = 0xd0, p = put_be(p, (uint64_t)v, 1);
+    else if (v >= -32768) *p++ = 0xd1, p = put_be(p, (uint64_t)v, 2);
+    else if (v >= -2147483648LL) *p++ = 0xd2, p = put_be(p, (uint64_t)v, 4);
+    else *p++ = 0xd3, p = put_be(p, (uint64_t)v, 8);
+    return p;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s, size_t n) {
+    if (n < 32) *p++ = (uint8_t)(0xa0 | n);
+    else if (n < 256) *p++ = 0xd9, p = put_be(p, n, 1);
+    else if (n < 65536) *p++ = 0xda, p = put_be(p, n, 2);
+    else *p++ = 0xdb, p = put_be(p, n, 4);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static uint8_t *put_bin(uint8_t *p, const void *d, size_t n) {
+    if (n < 256) *p++ = 0xc4, p = put_be(p, n, 1);
+    else if (n < 65536) *p++ = 0xc5, p = put_be(p, n, 2);
+    else *p++ = 0xc6, p = put_be(p, n, 4);
+    if (n) memcpy(p, d, n);
+    return p + n;
+}
+
+#define PUT_KEY(p, lit) put_str(p, lit, sizeof lit - 1)
+
 void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev) {
+    if (pk->callback == codec_buf_write) {
+        /* Fast path (every reply and push of the daemon): the event's size is bounded, so the
+         * buffer grows once and the bytes are written in place. */
+        codec_buf_t *b = pk->data;
+        size_t elen = strlen(ev->entity_id), tlen = strlen(ev->topic);
+        size_t max = 160 + elen + tlen + ev->payload_len + (ev->metadata ? ev->metadata_len : 0);
+        if (codec_buf_reserve(b, max) != 0) return;
+        uint8_t *p = b->data + b->len;
+        *p++ = (uint8_t)(0x80 | (ev->metadata ? 8 : 7));
+        p = PUT_KEY(p, "event_id");
+        p = put_bin(p, ev->event_id, 16);
+        p = PUT_KEY(p, "entity_id");
+        p = put_str(p, ev->entity_id, elen);
+        p = PUT_KEY(p, "version");
+        p = put_uint(p, ev->version);
+        p = PUT_KEY(p, "topic");
+        p = put_str(p, ev->topic, tlen);
+        p = PUT_KEY(p, "position");
+        p = put_uint(p, ev->position);
+        p = PUT_KEY(p, "timestamp");
+        p = put_int(p, ev->timestamp);
+        p = PUT_KEY(p, "payload");
+        p = put_bin(p, ev->payload, ev->payload_len);
+        if (ev->metadata) {
+            p = PUT_KEY(p, "metadata");
+            memcpy(p, ev->metadata, ev->metadata_len); /* already one msgpack map */
+            p += ev->metadata_len;
+        }
+        b->len = (size_t)(p - b->data);
+        return;
+    }
     msgpack_pack_map(pk, ev->metadata ? 8 : 7);
     codec_pack_key(pk, "event_id");
     codec_pack_bin(pk, ev->event_id, 16);

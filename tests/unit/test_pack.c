@@ -131,6 +131,70 @@ Test(pack_event, round_trip_of_extreme_values) {
     round_trip(&ev);
 }
 
+/* codec_pack_event writes straight into a codec_buf_t; through any other packer it goes through
+ * msgpack-c. Both must give the same bytes, for every size class of every field. */
+static int sbuf_write(void *data, const char *buf, size_t len) {
+    return msgpack_sbuffer_write(data, buf, len);
+}
+
+static void assert_fast_path_matches_msgpack_c(const evs_event_t *ev) {
+    mp_t fast;
+    mp_init(&fast);
+    codec_pack_event(&fast.pk, ev);
+    cr_assert_not(fast.b.failed);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, sbuf_write);
+    codec_pack_event(&pk, ev);
+    cr_assert_eq(fast.b.len, sb.size, "fast path %zu bytes, msgpack-c %zu", fast.b.len, sb.size);
+    cr_assert_arr_eq(fast.b.data, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    mp_free(&fast);
+}
+
+Test(pack_event, direct_writer_gives_the_bytes_of_msgpack_c) {
+    static const uint64_t uints[] = {0,     1,      127,     128,        255,        256,
+                                     65535, 65536,  1u << 31, 0xffffffffu, 1ull << 32, UINT64_MAX};
+    static const int64_t ints[] = {0,      -1,     -32,         -33,         -128,      -129,
+                                   -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN, 127,
+                                   128,    65536,  INT64_MAX,   1700000000123456LL};
+    static const size_t lens[] = {1, 31, 32, 255};
+    static const size_t bins[] = {0, 1, 255, 256, 65535, 65536, 70000};
+    uint8_t *payload = calloc(1, 70000);
+    cr_assert(payload);
+    for (size_t i = 0; i < 70000; i++) payload[i] = (uint8_t)(i * 7);
+    evs_event_t ev = sample_event(NULL, 0);
+    ev.payload = payload;
+    for (size_t k = 0; k < sizeof uints / sizeof uints[0]; k++) {
+        ev.version = uints[k];
+        ev.position = uints[sizeof uints / sizeof uints[0] - 1 - k];
+        assert_fast_path_matches_msgpack_c(&ev);
+    }
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        ev.timestamp = ints[k];
+        assert_fast_path_matches_msgpack_c(&ev);
+    }
+    char entity[256], topic[256];
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        memset(entity, 'e', lens[k]);
+        entity[lens[k]] = '\0';
+        memset(topic, 't', lens[sizeof lens / sizeof lens[0] - 1 - k]);
+        topic[lens[sizeof lens / sizeof lens[0] - 1 - k]] = '\0';
+        ev.entity_id = entity;
+        ev.topic = topic;
+        assert_fast_path_matches_msgpack_c(&ev);
+    }
+    for (size_t k = 0; k < sizeof bins / sizeof bins[0]; k++) {
+        ev.payload_len = bins[k];
+        assert_fast_path_matches_msgpack_c(&ev);
+    }
+    ev.metadata = (uint8_t *)"\x81\xa1k\x01";
+    ev.metadata_len = 4;
+    assert_fast_path_matches_msgpack_c(&ev);
+    free(payload);
+}
+
 Test(pack_event, returned_event_has_the_protocol_key_names_and_types) {
     evs_event_t ev = sample_event((uint8_t *)"\x80", 1);
     mp_t m;
