@@ -125,6 +125,12 @@ struct store {
      * store that waits on something (PostgreSQL) fails the operation with EVS_EUNAVAILABLE. The
      * daemon sets it after store_open from --request-timeout. */
     uint32_t request_timeout_ms;
+    /* Set by the store. live_ready: the commit listener hears of every commit with a position
+     * above live_head (the memory store from the start; PostgreSQL once its live feed knows where
+     * "now" is). Until then a subscription without "after" cannot say where its live stream
+     * starts, so subs refuses it as unavailable. */
+    bool live_ready;
+    uint64_t live_head;
 };
 
 /* Opens the store that url names: "memory" (or NULL/empty) for the in-memory store,

@@ -564,5 +564,6 @@ store_t *store_memory_new(void) {
     store_memory_t *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->base.ops = &memory_ops;
+    m->base.live_ready = true; /* every append reaches the listener, from the first */
     return &m->base;
 }

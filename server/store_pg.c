@@ -697,7 +697,13 @@ static void reader_lost(void *arg, pg_conn_t *c) {
  * has started the appends that waited for it go (gc_set_held). */
 static void feed_changed(void *arg) {
     store_pg_t *s = arg;
-    if (pg_feed_is_started(s->feed)) gc_set_held(s->gc, false);
+    if (pg_feed_is_started(s->feed) && !s->base.live_ready) {
+        pg_feed_stats_t st;
+        pg_feed_get_stats(s->feed, &st);
+        s->base.live_head = st.head;
+        s->base.live_ready = true;
+        gc_set_held(s->gc, false);
+    }
     pump_parked(s);
 }
 

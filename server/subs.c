@@ -261,6 +261,11 @@ static void pump(sub_t *sub) {
 /* ---------------------------------------------------------------- requests */
 
 int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+    store_t *store = s->srv->store;
+    if (!(req->present & ARG_AFTER) && !store->live_ready)
+        return codec_error_set(err, EVS_EUNAVAILABLE,
+                               "the store's live feed has not started yet (PostgreSQL not "
+                               "reachable?); retry, or subscribe with \"after\"");
     sub_t *sub = calloc(1, sizeof *sub);
     if (!sub) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
     sub->owner = s;
@@ -283,7 +288,8 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
         sub->last_sent = req->after;
         sub->want_caught_up = true;
     } else {
-        sub->last_sent = s->srv->head_position;
+        sub->last_sent = s->srv->head_position > store->live_head ? s->srv->head_position
+                                                                   : store->live_head;
         sub->live = true;
     }
     sub->next = s->all;

@@ -157,21 +157,44 @@ static pid_t spawn(const char *bin, int port, const char *const *extra) {
     return pid;
 }
 
-/* Waits until the daemon answers a ping: 0; 1 when it exited first (*status set); -1 on
- * timeout. */
+/* True when a read-all of one event is answered ok: the store serves (on PostgreSQL, reads wait
+ * for the live feed's start, so a subscription without "after" is accepted from then on). */
+static bool store_serves(int fd) {
+    rq_t r;
+    rq_begin(&r, "read-all", 2, 1);
+    pk_str(&r.pk, "limit");
+    msgpack_pack_uint64(&r.pk, 1);
+    int rc = raw_send_rq(fd, &r);
+    rq_free(&r);
+    reply_t rep;
+    if (rc != 0 || raw_recv(fd, 2000, &rep) != 0) return false;
+    bool ok = reply_ok(&rep);
+    reply_free(&rep);
+    return ok;
+}
+
+/* Waits until the daemon answers a ping and its store serves a read, as a service manager
+ * waits for READY=1: 0; 1 when it exited first (*status set); -1 when it answered no ping in
+ * time. A daemon that answers pings but whose store does not serve within the time is taken as
+ * ready anyway (a test may want exactly that). */
 static int wait_ready(test_daemon_t *d, int *status) {
     int64_t deadline = now_ms() + START_TIMEOUT_MS;
+    bool pinged = false;
     while (now_ms() < deadline) {
         if (waitpid(d->pid, status, WNOHANG) == d->pid) return 1;
         int fd = test_connect_raw(d);
         if (fd >= 0) {
-            int rc = raw_ping(fd, 1, 2000);
+            bool served = false;
+            if (raw_ping(fd, 1, 2000) == 0) {
+                pinged = true;
+                served = store_serves(fd);
+            }
             close(fd);
-            if (rc == 0) return 0;
+            if (served) return 0;
         }
         sleep_ms(20);
     }
-    return -1;
+    return pinged ? 0 : -1;
 }
 
 int test_daemon_start(test_daemon_t *d, const char *const *extra_args) {

@@ -318,12 +318,15 @@ Test(pg, unreachable_at_start_answers_unavailable_then_recovers) {
     append_ctx_t a = append1(s, "acct-1", "pg.Test");
     cr_assert_eq(a.code, EVS_EUNAVAILABLE, "got %s while the server is down",
                  evs_code_name(a.code));
+    cr_assert_not(s->live_ready, "no live feed while the server is down");
     read_ctx_t r = {0};
     s->ops->get_by_entity(s, "acct-1", 0, 10, false, on_read, &r);
     run_until(&r.done, 15000, "get-by-entity");
     cr_assert_eq(r.code, EVS_EUNAVAILABLE);
     cluster("start-server");
     append_until_ok(s, "acct-1", 10000);
+    /* Appends wait for the feed's start (gc_set_held), so it runs by now. */
+    cr_assert(s->live_ready, "an append succeeded but the live feed is not running");
     free_store(s);
 }
 

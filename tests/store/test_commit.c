@@ -77,3 +77,15 @@ Test(commit, listener_gets_every_event_of_an_append) {
         cr_assert_eq(COMMITTED[i].position, r.positions[i]);
     append_result_free(&r);
 }
+
+/* Once an append has succeeded the listener hears of every commit above live_head (where a
+ * subscription without "after" starts), and the append's events are above it. */
+Test(commit, an_append_that_succeeded_is_above_the_live_head) {
+    const char *a = name("a"), *t = name("t");
+    evs_event_t ev = new_event(a, t, "x");
+    append_result_t r = append_ok(&ev, 1);
+    cr_assert(S->live_ready, "an append succeeded but the store is not live");
+    cr_assert_gt(r.positions[0], S->live_head, "position %llu is at or below live_head %llu",
+                 (unsigned long long)r.positions[0], (unsigned long long)S->live_head);
+    append_result_free(&r);
+}
