@@ -520,28 +520,6 @@ static int decode_event_copy(evs_context_t *c, const msgpack_object *o, evs_even
     return 0;
 }
 
-/* Copies the bytes of ev (pointing into the frame) to *at and points dst at them. */
-static void copy_event_bytes(evs_event_t *dst, const evs_event_t *ev, char **at) {
-    char *p = *at;
-    size_t elen = strlen(ev->entity_id) + 1, tlen = strlen(ev->topic) + 1;
-    *dst = *ev;
-    dst->entity_id = memcpy(p, ev->entity_id, elen);
-    p += elen;
-    dst->topic = memcpy(p, ev->topic, tlen);
-    p += tlen;
-    dst->payload = (uint8_t *)p;
-    if (ev->payload_len) memcpy(p, ev->payload, ev->payload_len);
-    p += ev->payload_len;
-    if (ev->metadata) {
-        dst->metadata = memcpy(p, ev->metadata, ev->metadata_len);
-        p += ev->metadata_len;
-    } else {
-        dst->metadata = NULL;
-        dst->metadata_len = 0;
-    }
-    *at = p;
-}
-
 int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events_t **out) {
     *out = NULL;
     if (!arr || arr->type != MSGPACK_OBJECT_ARRAY)
@@ -559,8 +537,7 @@ int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events
             free(tmp);
             return client_fail(c, EVS_EPROTOCOL, "bad event from the server: %s", why);
         }
-        bytes += strlen(tmp[i].entity_id) + 1 + strlen(tmp[i].topic) + 1 + tmp[i].payload_len +
-                 (tmp[i].metadata ? tmp[i].metadata_len : 0);
+        bytes += codec_event_bytes(&tmp[i]);
     }
     evs_events_t *list = calloc(1, sizeof *list);
     char *block = n ? malloc(bytes) : NULL;
@@ -572,7 +549,7 @@ int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events
     }
     list->events = (evs_event_t *)block;
     char *at = block + n * sizeof(evs_event_t);
-    for (size_t i = 0; i < n; i++) copy_event_bytes(&list->events[i], &tmp[i], &at);
+    for (size_t i = 0; i < n; i++) at = codec_event_copy_into(&list->events[i], &tmp[i], at);
     list->n = n;
     free(tmp);
     *out = list;

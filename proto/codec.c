@@ -505,6 +505,12 @@ void codec_pack_bin(msgpack_packer *pk, const void *data, size_t len) {
     if (len) msgpack_pack_bin_body(pk, data, len);
 }
 
+/* codec_event_size with the string lengths already known. Keys and headers: 8 keys of at most
+ * 10 bytes, 16-byte id, three uint64, ints and str/bin headers of at most 5 bytes each. */
+static size_t event_size(const evs_event_t *ev, size_t elen, size_t tlen) {
+    return 160 + elen + tlen + ev->payload_len + ev->metadata_len;
+}
+
 /* Direct writers for codec_pack_event's fast path: the same bytes as msgpack-c's packer (the
  * smallest form of each value; tests/unit/test_pack.c compares them). */
 static uint8_t *put_be(uint8_t *p, uint64_t v, int bytes) {
@@ -559,8 +565,7 @@ void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev) {
          * buffer grows once and the bytes are written in place. */
         codec_buf_t *b = pk->data;
         size_t elen = strlen(ev->entity_id), tlen = strlen(ev->topic);
-        size_t max = 160 + elen + tlen + ev->payload_len + (ev->metadata ? ev->metadata_len : 0);
-        if (codec_buf_reserve(b, max) != 0) return;
+        if (codec_buf_reserve(b, event_size(ev, elen, tlen)) != 0) return;
         uint8_t *p = b->data + b->len;
         *p++ = (uint8_t)(0x80 | (ev->metadata ? 8 : 7));
         p = PUT_KEY(p, "event_id");
@@ -608,9 +613,32 @@ void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev) {
 }
 
 size_t codec_event_size(const evs_event_t *ev) {
-    /* keys and headers: 8 keys of at most 10 bytes, 16-byte id, three uint64, ints and str/bin
-     * headers of at most 5 bytes each */
-    return 160 + strlen(ev->entity_id) + strlen(ev->topic) + ev->payload_len + ev->metadata_len;
+    return event_size(ev, strlen(ev->entity_id), strlen(ev->topic));
+}
+
+size_t codec_event_bytes(const evs_event_t *ev) {
+    return strlen(ev->entity_id) + 1 + strlen(ev->topic) + 1 + ev->payload_len +
+           (ev->metadata ? ev->metadata_len : 0);
+}
+
+char *codec_event_copy_into(evs_event_t *dst, const evs_event_t *src, char *at) {
+    size_t elen = strlen(src->entity_id) + 1, tlen = strlen(src->topic) + 1;
+    *dst = *src;
+    dst->entity_id = memcpy(at, src->entity_id, elen);
+    at += elen;
+    dst->topic = memcpy(at, src->topic, tlen);
+    at += tlen;
+    dst->payload = (uint8_t *)at;
+    if (src->payload_len) memcpy(at, src->payload, src->payload_len);
+    at += src->payload_len;
+    if (src->metadata) {
+        dst->metadata = memcpy(at, src->metadata, src->metadata_len);
+        at += src->metadata_len;
+    } else {
+        dst->metadata = NULL;
+        dst->metadata_len = 0;
+    }
+    return at;
 }
 
 size_t codec_events_fitting(const evs_event_t *evs, size_t n, size_t budget) {

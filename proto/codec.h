@@ -140,6 +140,13 @@ void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev);
 /* An upper bound of the bytes codec_pack_event writes for ev. */
 size_t codec_event_size(const evs_event_t *ev);
 
+/* Copying an event's bytes (entity_id and topic with their NULs, payload, metadata) into memory
+ * the caller owns: codec_event_bytes is how many, codec_event_copy_into copies them to at, points
+ * *dst (otherwise a copy of *src) at them, and returns the byte after the last. evs_event_dup
+ * and the client's event lists use them. */
+size_t codec_event_bytes(const evs_event_t *ev);
+char *codec_event_copy_into(evs_event_t *dst, const evs_event_t *src, char *at);
+
 /* How many of the n events, from the first, fit in budget packed bytes; at least 1 when n > 0,
  * so that a page always makes progress. */
 size_t codec_events_fitting(const evs_event_t *evs, size_t n, size_t budget);

@@ -6,27 +6,14 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "codec.h"
+
 /* All the bytes of a duplicated event live in one block that starts with entity_id, so that
  * evs_event_clear frees them with one call. */
 int evs_event_dup(evs_event_t *dst, const evs_event_t *src) {
-    size_t elen = strlen(src->entity_id) + 1, tlen = strlen(src->topic) + 1;
-    size_t total = elen + tlen + src->payload_len + src->metadata_len;
-    char *block = malloc(total);
+    char *block = malloc(codec_event_bytes(src));
     if (!block) return -1;
-    *dst = *src;
-    dst->entity_id = block;
-    memcpy(block, src->entity_id, elen);
-    dst->topic = block + elen;
-    memcpy(dst->topic, src->topic, tlen);
-    dst->payload = (uint8_t *)block + elen + tlen;
-    if (src->payload_len) memcpy(dst->payload, src->payload, src->payload_len);
-    if (src->metadata) {
-        dst->metadata = dst->payload + src->payload_len;
-        memcpy(dst->metadata, src->metadata, src->metadata_len);
-    } else {
-        dst->metadata = NULL;
-        dst->metadata_len = 0;
-    }
+    codec_event_copy_into(dst, src, block);
     return 0;
 }
 
