@@ -37,9 +37,6 @@ struct pg_feed {
     bool schema_ready;
     bool started;      /* head is known */
     uint64_t head;     /* highest position delivered */
-    bool own_early;    /* own groups committed before the feed started (the store holds its
-                        * group commit until then: gc_set_held; this is a second guard) */
-    uint64_t own_min;  /* the lowest block_first among them */
     bool listening;    /* LISTEN was sent on this connection */
     bool prepared;     /* the read statement was prepared on this connection */
     bool busy;         /* a unit is in flight */
@@ -139,10 +136,9 @@ static void on_unit(void *arg, pg_event_t ev, PGresult *res) {
         }
         if (step == S_START) {
             uint64_t max = PQntuples(res) == 1 ? (uint64_t)pg_get_i64(res, 0, 0) : 0;
-            if (f->own_early && f->own_min - 1 < max) max = f->own_min - 1;
             f->head = max;
             f->started = true;
-            f->again = true; /* own groups may be above head already */
+            f->again = true; /* other daemons may have committed since: read at once */
             log_info("pg", "feed: started at position %" PRIu64, f->head);
             if (f->on_change) f->on_change(f->change_arg);
         } else if (step == S_READ) {
@@ -305,14 +301,9 @@ bool pg_feed_may_start(const pg_feed_t *f) {
 void pg_feed_committed(void *arg, const evs_event_t *events, size_t n, uint64_t block_first,
                        uint64_t block_last) {
     pg_feed_t *f = arg;
-    if (!f->started) {
-        if (!f->own_early || block_first < f->own_min) f->own_min = block_first;
-        f->own_early = true;
-        poke(f);
-        return;
-    }
-    if (block_first > f->head + 1) {
-        /* Another daemon's events, or a gap, may lie below the block: read them in order. */
+    if (!f->started || block_first > f->head + 1) {
+        /* Another daemon's events, or a gap, may lie below the block: read them in order. (Not
+         * started does not happen: the store commits nothing before the start, pg_feed.h.) */
         poke(f);
         return;
     }
