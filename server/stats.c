@@ -51,15 +51,6 @@ static uint32_t percentile_of(const uint32_t *sorted, size_t n, double p) {
     return sorted[i < n ? i : n - 1];
 }
 
-uint32_t stats_latency_percentile(const stats_t *st, double p) {
-    uint32_t *buf = malloc(STATS_LATENCY_SAMPLES * sizeof *buf);
-    if (!buf) return 0;
-    size_t n = sorted_samples(st, buf);
-    uint32_t v = percentile_of(buf, n, p);
-    free(buf);
-    return v;
-}
-
 const char *stats_store_state_name(int state) {
     switch (state) {
     case STORE_STATE_OK:

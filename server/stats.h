@@ -53,9 +53,6 @@ void stats_store_done(stats_t *st, uint64_t started_ns, int code);
 /* Counts an error reply with this code. */
 void stats_error(stats_t *st, int code);
 
-/* Latency percentile p (0..100) of the recorded round trips, in microseconds; 0 with none. */
-uint32_t stats_latency_percentile(const stats_t *st, double p);
-
 /* The store state as a word: "unknown", "ok" or "unavailable". */
 const char *stats_store_state_name(int state);
 
