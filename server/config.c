@@ -94,8 +94,6 @@ static void set_num(server_config_t *cfg, const config_option_t *opt, unsigned l
         *(uint64_t *)p = (uint64_t)v;
 }
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
 /* Parses a whole unsigned decimal number; for bytes an optional k, M or G suffix multiplies it
  * by 1024, 1024^2 or 1024^3; for seconds an optional "s" is allowed. */
 static int parse_number(const char *s, unsigned long long *out, bool bytes) {
@@ -135,14 +133,14 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
         *f = dup;
         return 0;
     }
-    case CONFIG_LOGLEVEL:
-        for (int i = 0; i < 4; i++)
-            if (strcmp(value, level_names[i]) == 0) {
-                set_num(cfg, opt, (unsigned long long)i);
-                return 0;
-            }
-        return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug", opt->name,
-                    value);
+    case CONFIG_LOGLEVEL: {
+        int level = log_level_parse(value);
+        if (level < 0)
+            return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug",
+                        opt->name, value);
+        set_num(cfg, opt, (unsigned long long)level);
+        return 0;
+    }
     case CONFIG_BYTES:
         if (parse_number(value, &v, true) || v < opt->min || v > opt->max)
             return fail(why, whylen,
@@ -353,7 +351,7 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
         snprintf(buf, len, "%llu", v / 1000);
         break;
     case CONFIG_LOGLEVEL:
-        snprintf(buf, len, "%s", v < 4 ? level_names[v] : "?");
+        snprintf(buf, len, "%s", log_level_name((int)v));
         break;
     }
 }
