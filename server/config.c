@@ -8,11 +8,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "../proto/codec.h"
-#include "../proto/frame.h"
-#include "listener.h"
+#include "addr.h"
 #include "log.h"
 
 #define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
@@ -269,12 +267,11 @@ static bool is_store_url(const char *url) {
 
 int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     char host[64];
-    int port;
-    struct sockaddr_in6 a6;
-    struct sockaddr_in a4;
-    if (listener_parse_hostport(cfg->listen, host, sizeof host, &port) != 0)
+    struct sockaddr_storage sa;
+    int bad = addr_parse(cfg->listen, &sa, host, sizeof host);
+    if (bad == ADDR_BAD_FORM)
         return fail(why, whylen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
-    if (uv_ip4_addr(host, port, &a4) != 0 && uv_ip6_addr(host, port, &a6) != 0)
+    if (bad == ADDR_BAD_HOST)
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
