@@ -417,10 +417,12 @@ static const struct {
 static void op_stats(conn_t *c, codec_request_t *req) {
     const char *names[NOPS];
     for (size_t i = 0; i < NOPS; i++) names[i] = op_table[i].name;
+    stats_gauges_t gauges;
+    server_gauges(c->srv, &gauges);
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, req->id, 1);
     codec_pack_key(&pk, "stats");
-    stats_pack(&pk, c->srv, names, NOPS);
+    stats_pack(&pk, &c->srv->stats, &gauges, names, NOPS);
     reply_end(c, start);
 }
 

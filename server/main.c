@@ -84,7 +84,9 @@ static void notify(const char *msg) {
 /* Sends the STATUS= summary, preceded by the lines in extra (e.g. "READY=1\n"). */
 static void notify_status(const char *extra) {
     char summary[512], msg[700];
-    stats_summary(&srv, summary, sizeof summary);
+    stats_gauges_t gauges;
+    server_gauges(&srv, &gauges);
+    stats_summary(&srv.stats, &gauges, summary, sizeof summary);
     snprintf(msg, sizeof msg, "%sSTATUS=%s", extra, summary);
     notify(msg);
 }
