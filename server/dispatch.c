@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../proto/codec_request.h"
 #include "config.h"
 #include "log.h"
 #include "stats.h"

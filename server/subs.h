@@ -12,7 +12,7 @@
 #ifndef EVS_SUBS_H
 #define EVS_SUBS_H
 
-#include "../proto/codec.h"
+#include "../proto/codec_request.h"
 #include "server.h"
 
 subs_t *subs_new(server_t *srv);
