@@ -15,28 +15,35 @@
 
 #define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
 
+/* The two flags of a row, by name: whether a reload may change the option (else it keeps its
+ * value until a restart), and whether a string may be empty. */
+#define RELOAD true
+#define RESTART false
+#define REQUIRED true
+#define OPTIONAL false
+
 /* The one option table. Keep evstored.conf(5) in step: tests/service checks that every name
  * below appears there. */
 const config_option_t config_options[] = {
-    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, false, true, "HOST:PORT",
-     "TCP address to listen on ([v6addr]:PORT for IPv6)"},
-    {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, false, false, "PATH",
+    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, REQUIRED,
+     "HOST:PORT", "TCP address to listen on ([v6addr]:PORT for IPv6)"},
+    {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, RESTART, OPTIONAL, "PATH",
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
-    {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, false, true, "URL",
+    {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, RESTART, REQUIRED, "URL",
      "\"memory\" or a PostgreSQL URL; $EVSTORE_STORE overrides the file"},
-    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, true, false, "BYTES",
-     "largest request frame accepted"},
-    {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), true, false,
-     "BYTES",
+    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, RELOAD, OPTIONAL,
+     "BYTES", "largest request frame accepted"},
+    {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), RELOAD,
+     OPTIONAL, "BYTES",
      "per-connection queued output above which reading pauses and subscribers catch up "
      "from the store"},
-    {"request_timeout", CONFIG_SECONDS, FIELD(request_timeout_ms), "30", 1, 86400, true, false,
+    {"request_timeout", CONFIG_SECONDS, FIELD(request_timeout_ms), "30", 1, 86400, RELOAD, OPTIONAL,
      "SECONDS", "deadline of each store operation"},
-    {"shutdown_timeout", CONFIG_SECONDS, FIELD(shutdown_timeout_ms), "10", 0, 3600, true, false,
-     "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
-    {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, true, false,
+    {"shutdown_timeout", CONFIG_SECONDS, FIELD(shutdown_timeout_ms), "10", 0, 3600, RELOAD,
+     OPTIONAL, "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
+    {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, RELOAD, OPTIONAL,
      "SECONDS", "how often to send systemd a STATUS= line and probe the store (0: never)"},
-    {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, true, false, "LEVEL",
+    {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, RELOAD, OPTIONAL, "LEVEL",
      "error, warn, info or debug"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
