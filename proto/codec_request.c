@@ -127,6 +127,35 @@ static int decode_topics(const msgpack_object *o, codec_request_t *req, codec_er
     return 0;
 }
 
+/* The argument keys that hold one name or one unsigned integer, each read into its field of
+ * codec_request_t (the other keys need more than that and have their own code). */
+typedef struct plain_arg {
+    const char *key;
+    uint32_t bit; /* ARG_* */
+    enum { PLAIN_NAME, PLAIN_NAME_OR_EMPTY, PLAIN_UINT } type;
+    size_t offset; /* of a const char * (names) or a uint64_t field */
+} plain_arg_t;
+
+static const plain_arg_t plain_args[] = {
+    {"entity_id", ARG_ENTITY_ID, PLAIN_NAME, offsetof(codec_request_t, entity_id)},
+    {"topic", ARG_TOPIC, PLAIN_NAME, offsetof(codec_request_t, topic)},
+    {"entity_prefix", ARG_ENTITY_PREFIX, PLAIN_NAME_OR_EMPTY,
+     offsetof(codec_request_t, entity_prefix)},
+    {"from_version", ARG_FROM_VERSION, PLAIN_UINT, offsetof(codec_request_t, from_version)},
+    {"limit", ARG_LIMIT, PLAIN_UINT, offsetof(codec_request_t, limit)},
+    {"after", ARG_AFTER, PLAIN_UINT, offsetof(codec_request_t, after)},
+    {"sub", ARG_SUB, PLAIN_UINT, offsetof(codec_request_t, sub)},
+    {"version", ARG_VERSION, PLAIN_UINT, offsetof(codec_request_t, version)},
+    {"max_version", ARG_MAX_VERSION, PLAIN_UINT, offsetof(codec_request_t, max_version)},
+};
+
+/* The row of plain_args for key; NULL when key is not a plain argument. */
+static const plain_arg_t *plain_arg(const msgpack_object *key) {
+    for (size_t i = 0; i < sizeof plain_args / sizeof plain_args[0]; i++)
+        if (codec_key_is(key, plain_args[i].key)) return &plain_args[i];
+    return NULL;
+}
+
 static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
                           codec_error_t *err);
 
@@ -166,10 +195,12 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
     }
     for (uint32_t k = 0; k < root->via.map.size; k++) {
         const msgpack_object *key = &root->via.map.ptr[k].key, *v = &root->via.map.ptr[k].val;
+        const plain_arg_t *arg;
         int rc = 0;
         if (key->type != MSGPACK_OBJECT_STR) continue;
         if (codec_key_is(key, "id")) {
-            if (!req->has_id) rc = codec_error_set(err, EVS_EBAD_REQUEST, "id must be an unsigned integer");
+            if (!req->has_id)
+                rc = codec_error_set(err, EVS_EBAD_REQUEST, "id must be an unsigned integer");
         } else if (codec_key_is(key, "op")) {
             if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 || v->via.str.size > 64)
                 rc = codec_error_set(err, EVS_EBAD_REQUEST, "op must be a non-empty string");
@@ -178,36 +209,16 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
         } else if (codec_key_is(key, "events")) {
             req->present |= ARG_EVENTS;
             rc = decode_events(v, req, err);
-        } else if (codec_key_is(key, "entity_id")) {
-            req->present |= ARG_ENTITY_ID;
-            rc = get_name(v, z, "entity_id", &req->entity_id, false, err);
-        } else if (codec_key_is(key, "topic")) {
-            req->present |= ARG_TOPIC;
-            rc = get_name(v, z, "topic", &req->topic, false, err);
-        } else if (codec_key_is(key, "entity_prefix")) {
-            req->present |= ARG_ENTITY_PREFIX;
-            rc = get_name(v, z, "entity_prefix", &req->entity_prefix, true, err);
+        } else if ((arg = plain_arg(key))) {
+            req->present |= arg->bit;
+            void *field = (char *)req + arg->offset;
+            if (arg->type == PLAIN_UINT)
+                rc = get_uint(v, arg->key, field, err);
+            else
+                rc = get_name(v, z, arg->key, field, arg->type == PLAIN_NAME_OR_EMPTY, err);
         } else if (codec_key_is(key, "topics")) {
             req->present |= ARG_TOPICS;
             rc = decode_topics(v, req, err);
-        } else if (codec_key_is(key, "from_version")) {
-            req->present |= ARG_FROM_VERSION;
-            rc = get_uint(v, "from_version", &req->from_version, err);
-        } else if (codec_key_is(key, "limit")) {
-            req->present |= ARG_LIMIT;
-            rc = get_uint(v, "limit", &req->limit, err);
-        } else if (codec_key_is(key, "after")) {
-            req->present |= ARG_AFTER;
-            rc = get_uint(v, "after", &req->after, err);
-        } else if (codec_key_is(key, "sub")) {
-            req->present |= ARG_SUB;
-            rc = get_uint(v, "sub", &req->sub, err);
-        } else if (codec_key_is(key, "version")) {
-            req->present |= ARG_VERSION;
-            rc = get_uint(v, "version", &req->version, err);
-        } else if (codec_key_is(key, "max_version")) {
-            req->present |= ARG_MAX_VERSION;
-            rc = get_uint(v, "max_version", &req->max_version, err);
         } else if (codec_key_is(key, "backwards")) {
             req->present |= ARG_BACKWARDS;
             if (v->type != MSGPACK_OBJECT_BOOLEAN)
