@@ -28,9 +28,6 @@ static inline uint32_t dom_schema(uint32_t v) {
     return v ? v : 1;
 }
 
-/* 16 random bytes (getrandom, falling back to /dev/urandom and then to the clock). */
-void dom_random_uuid(uint8_t id[16]);
-
 /* Releases what v holds and makes it nil (v itself is not freed). */
 void dom_value_clear(evs_value_t *v);
 

@@ -238,10 +238,15 @@ EVS_API int evs_domain_event_new(const evs_event_type_t *type, const char *entit
         evs_value_free(attrs);
         return dom_fail(err, EVS_ENOMEM, "out of memory for an event");
     }
+    if (evs_uuid_generate(ev->event_id, 1) != 0) {
+        free(ev->entity_id);
+        free(ev);
+        evs_value_free(attrs);
+        return dom_fail(err, EVS_EIO, "no randomness for an event id (getrandom failed)");
+    }
     ev->type = type;
     ev->version = version;
     ev->attrs = attrs;
-    dom_random_uuid(ev->event_id);
     *out = ev;
     return 0;
 }

@@ -4,14 +4,9 @@
  * and equal trees always give the same bytes: that is what makes a payload canonical. Decoding
  * runs codec_prescan on the untrusted bytes before msgpack-c sees them, then copies the object
  * tree into evs_value_t nodes that own their memory. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "../proto/codec.h"
 #include "domain_priv.h"
@@ -34,34 +29,12 @@ void dom_ok(evs_error_t *err) {
     err->str[0] = '\0';
 }
 
-void dom_random_uuid(uint8_t id[16]) {
-    size_t got = 0;
-    while (got < 16) {
-        ssize_t n = getrandom(id + got, 16 - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        else if (n < 0 && errno == EINTR)
-            continue;
-        else
-            break;
-    }
-    if (got < 16) { /* no getrandom: the clock and the address space make it unique enough */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^
-                     (uint64_t)(uintptr_t)id ^ ((uint64_t)getpid() << 32);
-        for (size_t i = got; i < 16; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            id[i] = (uint8_t)x;
-        }
-    }
-    id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* version 4 */
-    id[8] = (uint8_t)((id[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-}
-
+/* evs_uuid_generate fails only where getrandom(2) does not exist (Linux before 3.17), which
+ * evstore does not support; a repeated id would silently join two entities, so rather than
+ * return one this stops the process. */
 EVS_API void evs_random_id(char out[37]) {
     uint8_t id[16];
-    dom_random_uuid(id);
+    if (evs_uuid_generate(id, 1) != 0) abort();
     evs_uuid_format(id, out);
 }
 

@@ -1,4 +1,4 @@
-/* codec.c: pre-scan of untrusted msgpack, request decoding, reply and event packing. */
+/* codec.c: errors, the output buffer and its frames, packing, and reading msgpack objects. */
 #include "codec.h"
 
 #include <stdarg.h>
@@ -7,124 +7,6 @@
 #include <string.h>
 
 #include "frame.h"
-
-/* ================================================================ pre-scan */
-
-static uint64_t be(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = v << 8 | p[i];
-    return v;
-}
-
-/* Walks the msgpack bytes with an explicit stack of "objects still to read" per nesting level.
- * Every element takes at least one byte, so a container declaring more elements than there are
- * bytes left is rejected before anything is allocated for it. */
-int codec_prescan(const uint8_t *p, size_t len, int max_depth, const char **why) {
-    uint64_t stack[CODEC_MAX_DEPTH + 1];
-    int depth = 0;
-    uint64_t pending = 1;
-    size_t pos = 0;
-
-    if (max_depth > CODEC_MAX_DEPTH) max_depth = CODEC_MAX_DEPTH;
-    if (len == 0) {
-        *why = "empty message";
-        return -1;
-    }
-    if (!((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf)) {
-        *why = "a message must be a msgpack map";
-        return -1;
-    }
-    for (;;) {
-        if (pending == 0) {
-            if (depth == 0) break;
-            pending = stack[--depth];
-            continue;
-        }
-        if (pos >= len) {
-            *why = "truncated msgpack: the frame ends inside an object";
-            return -1;
-        }
-        pending--;
-        uint8_t b = p[pos++];
-        size_t left = len - pos;
-        uint64_t skip = 0;     /* bytes of payload after the header */
-        uint64_t elements = 0; /* child objects of a container */
-        int hdr = 0;           /* length bytes after the type byte */
-        int container = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool */
-        } else if (b <= 0x8f) {
-            elements = 2 * (uint64_t)(b & 0x0f), container = 1;
-        } else if (b <= 0x9f) {
-            elements = b & 0x0f, container = 1;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc1: *why = "invalid msgpack byte 0xc1"; return -1;
-            case 0xc4: case 0xd9: hdr = 1; break;
-            case 0xc5: case 0xda: hdr = 2; break;
-            case 0xc6: case 0xdb: hdr = 4; break;
-            case 0xc7: hdr = 1, skip = 1; break; /* ext8: length, then type byte */
-            case 0xc8: hdr = 2, skip = 1; break;
-            case 0xc9: hdr = 4, skip = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: hdr = 2, container = 1; break;
-            case 0xdd: hdr = 4, container = 1; break;
-            case 0xde: hdr = 2, container = 2; break;
-            case 0xdf: hdr = 4, container = 2; break;
-            default: *why = "invalid msgpack"; return -1;
-            }
-        }
-        if (hdr) {
-            if ((size_t)hdr > left) {
-                *why = "truncated msgpack: the frame ends inside a length";
-                return -1;
-            }
-            uint64_t n = be(p + pos, hdr);
-            pos += hdr;
-            left -= hdr;
-            if (container == 1) elements = n;
-            else if (container == 2) elements = 2 * n;
-            else skip += n;
-        }
-        if (container) {
-            if (elements > left) {
-                *why = "declared count larger than the frame";
-                return -1;
-            }
-            /* depth counts the containers open around this one, the top-level map included. */
-            if (depth + 1 > max_depth) {
-                *why = "nesting too deep";
-                return -1;
-            }
-            if (elements > 0) {
-                stack[depth++] = pending;
-                pending = elements;
-            }
-        } else if (skip > left) {
-            *why = "declared length larger than the frame";
-            return -1;
-        } else {
-            pos += (size_t)skip;
-        }
-    }
-    if (pos != len) {
-        *why = "trailing bytes after the message";
-        return -1;
-    }
-    return 0;
-}
 
 /* ================================================================ errors */
 
@@ -136,300 +18,6 @@ int codec_error_set(codec_error_t *err, int code, const char *fmt, ...) {
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     return code;
-}
-
-/* ================================================================ requests */
-
-bool codec_valid_name(const char *s, size_t len) {
-    if (len < 1 || len > EVS_NAME_MAX) return false;
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned c = *p;
-        int n;
-        uint32_t cp;
-        if (c == 0) return false;
-        if (c < 0x80) { p++; continue; }
-        if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07;
-        else return false;
-        if (end - p <= n) return false;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        /* overlong forms, surrogates, beyond U+10FFFF */
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        p += n + 1;
-    }
-    return true;
-}
-
-static bool key_is(const msgpack_object *k, const char *name) {
-    size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-const msgpack_object *codec_map_get(const msgpack_object *obj, const char *key) {
-    if (!obj || obj->type != MSGPACK_OBJECT_MAP) return NULL;
-    for (uint32_t i = 0; i < obj->via.map.size; i++)
-        if (key_is(&obj->via.map.ptr[i].key, key)) return &obj->via.map.ptr[i].val;
-    return NULL;
-}
-
-static char *zone_strdup(msgpack_zone *z, const char *s, size_t len) {
-    char *out = msgpack_zone_malloc(z, len + 1);
-    if (!out) return NULL;
-    memcpy(out, s, len);
-    out[len] = '\0';
-    return out;
-}
-
-/* Reads a name (entity_id, topic, entity prefix...) into a NUL-terminated copy in the zone. */
-static int get_name(const msgpack_object *o, msgpack_zone *z, const char *what, const char **out,
-                    bool allow_empty, codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_STR)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "%s must be a string", what);
-    size_t n = o->via.str.size;
-    if (!(allow_empty && n == 0) && !codec_valid_name(o->via.str.ptr, n))
-        return codec_error_set(err, EVS_EBAD_REQUEST,
-                               "%s must be UTF-8 of 1 to 255 bytes without NUL (got %zu bytes)",
-                               what, n);
-    if (allow_empty && n > 0 && !codec_valid_name(o->via.str.ptr, n))
-        return codec_error_set(err, EVS_EBAD_REQUEST, "%s must be UTF-8 of at most 255 bytes",
-                               what);
-    *out = zone_strdup(z, o->via.str.ptr, n);
-    if (!*out) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
-    return 0;
-}
-
-static int get_uint(const msgpack_object *o, const char *what, uint64_t *out, codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "%s must be an unsigned integer", what);
-    *out = o->via.u64;
-    return 0;
-}
-
-static int get_uuid(const msgpack_object *o, const char *what, uint8_t out[16],
-                    codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != 16)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "%s must be bin of 16 bytes (a UUID)", what);
-    memcpy(out, o->via.bin.ptr, 16);
-    return 0;
-}
-
-/* Packs obj back to msgpack bytes in the zone: how metadata keeps its exact encoding as raw bytes
- * without the server interpreting it. */
-static int repack(const msgpack_object *obj, msgpack_zone *z, uint8_t **out, size_t *len) {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (msgpack_pack_object(&pk, *obj) != 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return -1;
-    }
-    *out = msgpack_zone_malloc(z, sb.size ? sb.size : 1);
-    if (*out) memcpy(*out, sb.data, sb.size);
-    *len = sb.size;
-    msgpack_sbuffer_destroy(&sb);
-    return *out ? 0 : -1;
-}
-
-static int get_payload(const msgpack_object *o, const uint8_t **data, size_t *len,
-                       codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_BIN)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "payload must be bin");
-    *data = (const uint8_t *)o->via.bin.ptr;
-    *len = o->via.bin.size;
-    return 0;
-}
-
-static int decode_append_event(const msgpack_object *o, msgpack_zone *z, size_t i,
-                               evs_event_t *ev, codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "events[%zu] must be a map", i);
-    memset(ev, 0, sizeof *ev);
-    bool have_entity = false, have_topic = false, have_payload = false;
-    for (uint32_t k = 0; k < o->via.map.size; k++) {
-        const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
-        int rc = 0;
-        if (key_is(key, "entity_id")) {
-            rc = get_name(val, z, "entity_id", (const char **)&ev->entity_id, false, err);
-            have_entity = true;
-        } else if (key_is(key, "topic")) {
-            rc = get_name(val, z, "topic", (const char **)&ev->topic, false, err);
-            have_topic = true;
-        } else if (key_is(key, "payload")) {
-            const uint8_t *p = NULL;
-            rc = get_payload(val, &p, &ev->payload_len, err);
-            ev->payload = (uint8_t *)p;
-            have_payload = true;
-        } else if (key_is(key, "event_id")) {
-            rc = get_uuid(val, "event_id", ev->event_id, err);
-            ev->has_event_id = 1;
-        } else if (key_is(key, "version")) {
-            rc = get_uint(val, "version", &ev->version, err);
-            ev->has_version = 1;
-        } else if (key_is(key, "metadata")) {
-            if (val->type != MSGPACK_OBJECT_MAP)
-                rc = codec_error_set(err, EVS_EBAD_REQUEST, "metadata must be a map");
-            else if (repack(val, z, &ev->metadata, &ev->metadata_len) != 0)
-                rc = codec_error_set(err, EVS_EINTERNAL, "out of memory");
-        }
-        if (rc) {
-            if (err->code == EVS_EBAD_REQUEST) {
-                char m[sizeof err->message];
-                memcpy(m, err->message, sizeof m);
-                snprintf(err->message, sizeof err->message, "events[%zu]: %.200s", i, m);
-            }
-            return rc;
-        }
-    }
-    if (!have_entity || !have_topic || !have_payload)
-        return codec_error_set(err, EVS_EBAD_REQUEST,
-                               "events[%zu] needs entity_id, topic and payload", i);
-    return 0;
-}
-
-static int decode_events(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_ARRAY)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "events must be an array");
-    size_t n = o->via.array.size;
-    msgpack_zone *z = req->unpacked.zone;
-    req->nevents = n;
-    req->events = n ? msgpack_zone_malloc(z, n * sizeof(evs_event_t)) : NULL;
-    if (n && !req->events) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        int rc = decode_append_event(&o->via.array.ptr[i], z, i, &req->events[i], err);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int decode_topics(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
-    if (o->type != MSGPACK_OBJECT_ARRAY)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "topics must be an array of strings");
-    size_t n = o->via.array.size;
-    if (n > CODEC_MAX_TOPICS)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "at most %d topics", CODEC_MAX_TOPICS);
-    req->ntopics = n;
-    req->topics = n ? msgpack_zone_malloc(req->unpacked.zone, n * sizeof(char *)) : NULL;
-    if (n && !req->topics) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        int rc = get_name(&o->via.array.ptr[i], req->unpacked.zone, "topics[]", &req->topics[i],
-                          false, err);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
-                          codec_error_t *err);
-
-int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req,
-                         codec_error_t *err) {
-    memset(req, 0, sizeof *req);
-    msgpack_unpacked_init(&req->unpacked);
-    return decode_request(buf, len, req, err);
-}
-
-int codec_request_decode_reusing(const uint8_t *buf, size_t len, codec_request_t *req,
-                                 codec_error_t *err) {
-    msgpack_zone *zone = req->unpacked.zone; /* msgpack_unpack_next clears and reuses it */
-    memset(req, 0, sizeof *req);
-    msgpack_unpacked_init(&req->unpacked);
-    req->unpacked.zone = zone;
-    return decode_request(buf, len, req, err);
-}
-
-static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
-                          codec_error_t *err) {
-    const char *why;
-    if (codec_prescan(buf, len, CODEC_MAX_DEPTH, &why) != 0)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "malformed request: %s", why);
-    size_t off = 0;
-    if (msgpack_unpack_next(&req->unpacked, (const char *)buf, len, &off) !=
-        MSGPACK_UNPACK_SUCCESS)
-        return codec_error_set(err, EVS_EBAD_REQUEST, "malformed request: invalid msgpack");
-    const msgpack_object *root = &req->unpacked.data;
-    msgpack_zone *z = req->unpacked.zone;
-
-    /* The id first, so that every later error can echo it. */
-    const msgpack_object *id = codec_map_get(root, "id");
-    if (id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        req->has_id = true;
-        req->id = id->via.u64;
-    }
-    for (uint32_t k = 0; k < root->via.map.size; k++) {
-        const msgpack_object *key = &root->via.map.ptr[k].key, *v = &root->via.map.ptr[k].val;
-        int rc = 0;
-        if (key->type != MSGPACK_OBJECT_STR) continue;
-        if (key_is(key, "id")) {
-            if (!req->has_id) rc = codec_error_set(err, EVS_EBAD_REQUEST, "id must be an unsigned integer");
-        } else if (key_is(key, "op")) {
-            if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 || v->via.str.size > 64)
-                rc = codec_error_set(err, EVS_EBAD_REQUEST, "op must be a non-empty string");
-            else if (!(req->op = zone_strdup(z, v->via.str.ptr, v->via.str.size)))
-                rc = codec_error_set(err, EVS_EINTERNAL, "out of memory");
-        } else if (key_is(key, "events")) {
-            req->present |= ARG_EVENTS;
-            rc = decode_events(v, req, err);
-        } else if (key_is(key, "entity_id")) {
-            req->present |= ARG_ENTITY_ID;
-            rc = get_name(v, z, "entity_id", &req->entity_id, false, err);
-        } else if (key_is(key, "topic")) {
-            req->present |= ARG_TOPIC;
-            rc = get_name(v, z, "topic", &req->topic, false, err);
-        } else if (key_is(key, "entity_prefix")) {
-            req->present |= ARG_ENTITY_PREFIX;
-            rc = get_name(v, z, "entity_prefix", &req->entity_prefix, true, err);
-        } else if (key_is(key, "topics")) {
-            req->present |= ARG_TOPICS;
-            rc = decode_topics(v, req, err);
-        } else if (key_is(key, "from_version")) {
-            req->present |= ARG_FROM_VERSION;
-            rc = get_uint(v, "from_version", &req->from_version, err);
-        } else if (key_is(key, "limit")) {
-            req->present |= ARG_LIMIT;
-            rc = get_uint(v, "limit", &req->limit, err);
-        } else if (key_is(key, "after")) {
-            req->present |= ARG_AFTER;
-            rc = get_uint(v, "after", &req->after, err);
-        } else if (key_is(key, "sub")) {
-            req->present |= ARG_SUB;
-            rc = get_uint(v, "sub", &req->sub, err);
-        } else if (key_is(key, "version")) {
-            req->present |= ARG_VERSION;
-            rc = get_uint(v, "version", &req->version, err);
-        } else if (key_is(key, "max_version")) {
-            req->present |= ARG_MAX_VERSION;
-            rc = get_uint(v, "max_version", &req->max_version, err);
-        } else if (key_is(key, "backwards")) {
-            req->present |= ARG_BACKWARDS;
-            if (v->type != MSGPACK_OBJECT_BOOLEAN)
-                rc = codec_error_set(err, EVS_EBAD_REQUEST, "backwards must be a boolean");
-            else
-                req->backwards = v->via.boolean;
-        } else if (key_is(key, "event_id")) {
-            req->present |= ARG_EVENT_ID;
-            rc = get_uuid(v, "event_id", req->event_id, err);
-        } else if (key_is(key, "payload")) {
-            req->present |= ARG_PAYLOAD;
-            rc = get_payload(v, &req->payload, &req->payload_len, err);
-        }
-        if (rc) return rc;
-    }
-    if (!req->op) return codec_error_set(err, EVS_EBAD_REQUEST, "missing op");
-    if (!req->has_id) return codec_error_set(err, EVS_EBAD_REQUEST, "missing id");
-    return 0;
-}
-
-void codec_request_free(codec_request_t *req) {
-    msgpack_unpacked_destroy(&req->unpacked);
 }
 
 /* ================================================================ output buffer */
@@ -722,6 +310,70 @@ void codec_reply_ok_begin(msgpack_packer *pk, uint64_t id, uint32_t nresults) {
 
 /* ================================================================ reading objects */
 
+bool codec_valid_name(const char *s, size_t len) {
+    if (len < 1 || len > EVS_NAME_MAX) return false;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        int n;
+        uint32_t cp;
+        if (c == 0) return false;
+        if (c < 0x80) { p++; continue; }
+        if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07;
+        else return false;
+        if (end - p <= n) return false;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+bool codec_key_is(const msgpack_object *k, const char *name) {
+    size_t n = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+const msgpack_object *codec_map_get(const msgpack_object *obj, const char *key) {
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP) return NULL;
+    for (uint32_t i = 0; i < obj->via.map.size; i++)
+        if (codec_key_is(&obj->via.map.ptr[i].key, key)) return &obj->via.map.ptr[i].val;
+    return NULL;
+}
+
+char *codec_zone_strdup(msgpack_zone *z, const char *s, size_t len) {
+    char *out = msgpack_zone_malloc(z, len + 1);
+    if (!out) return NULL;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return out;
+}
+
+int codec_repack(const msgpack_object *obj, msgpack_zone *z, uint8_t **out, size_t *len) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *obj) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -1;
+    }
+    *out = msgpack_zone_malloc(z, sb.size ? sb.size : 1);
+    if (*out) memcpy(*out, sb.data, sb.size);
+    *len = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return *out ? 0 : -1;
+}
+
 int codec_decode_event(const msgpack_object *obj, msgpack_zone *zone, evs_event_t *ev,
                        const char **why) {
     memset(ev, 0, sizeof *ev);
@@ -749,15 +401,15 @@ int codec_decode_event(const msgpack_object *obj, msgpack_zone *zone, evs_event_
     if (!pay || pay->type != MSGPACK_OBJECT_BIN) return *why = "payload missing or not bin", -1;
     if (meta && meta->type != MSGPACK_OBJECT_MAP) return *why = "metadata not a map", -1;
     memcpy(ev->event_id, id->via.bin.ptr, 16);
-    ev->entity_id = zone_strdup(zone, ent->via.str.ptr, ent->via.str.size);
-    ev->topic = zone_strdup(zone, top->via.str.ptr, top->via.str.size);
+    ev->entity_id = codec_zone_strdup(zone, ent->via.str.ptr, ent->via.str.size);
+    ev->topic = codec_zone_strdup(zone, top->via.str.ptr, top->via.str.size);
     if (!ev->entity_id || !ev->topic) return *why = "out of memory", -1;
     ev->version = ver->via.u64;
     ev->position = pos->via.u64;
     ev->timestamp = ts->via.i64;
     ev->payload = (uint8_t *)pay->via.bin.ptr;
     ev->payload_len = pay->via.bin.size;
-    if (meta && repack(meta, zone, &ev->metadata, &ev->metadata_len) != 0)
+    if (meta && codec_repack(meta, zone, &ev->metadata, &ev->metadata_len) != 0)
         return *why = "out of memory", -1;
     ev->has_event_id = ev->has_version = 1;
     return 0;

@@ -1,13 +1,11 @@
 /* codec.h: msgpack on the wire, shared by server and client.
  *
- * Untrusted bytes go through codec_prescan before msgpack-c sees them: msgpack-c allocates for an
- * array or map as soon as it reads its header, so every declared length and count is checked
- * against the bytes that are really there, and nesting is capped, first.
- *
- * Requests are decoded generically: every argument key of the protocol has one meaning and one
- * type whatever the op, so the decoder fills a plain struct with the keys it finds (checking
- * their types and limits) and the op handler then asks for the ones it needs. Unknown keys are
- * ignored. Output is packed with msgpack-c into a growable byte buffer, one frame at a time. */
+ * The codec is three files. codec_prescan checks untrusted bytes before msgpack-c sees them
+ * (every reader of the wire runs it first, so this header brings it along); codec_request
+ * decodes a request frame into a plain struct (the server's side); this file holds the rest:
+ * errors on their way to a reply, the output buffer and its frames, packing of replies, pushes
+ * and events, and reading msgpack objects (events in replies, map keys, names). Output is
+ * packed with msgpack-c into a growable byte buffer, one frame at a time. */
 #ifndef EVS_CODEC_H
 #define EVS_CODEC_H
 
@@ -16,18 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec_prescan.h"
 #include "errors.h"
 #include "event.h"
 
-#define CODEC_MAX_DEPTH 32     /* deepest nesting of arrays and maps in one frame */
-#define CODEC_MAX_TOPICS 1024  /* most topics in one subscribe filter */
-
-/* ---------------------------------------------------------------- pre-scan */
-
-/* Checks that the len bytes at buf are exactly one well-formed msgpack map whose every declared
- * length and count fits in the bytes that follow it, nested at most max_depth deep. Returns 0,
- * or -1 with *why set to a static sentence saying what is wrong. Allocates nothing. */
-int codec_prescan(const uint8_t *buf, size_t len, int max_depth, const char **why);
+#define CODEC_MAX_TOPICS 1024 /* most topics in one subscribe filter (both sides check it) */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -49,62 +40,6 @@ typedef struct codec_error {
 /* Sets code and a printf-style message, and clears the details. Returns code. */
 int codec_error_set(codec_error_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* ---------------------------------------------------------------- requests */
-
-/* Bits of codec_request_t.present: which argument keys the request carried. */
-enum {
-    ARG_EVENTS = 1u << 0,
-    ARG_ENTITY_ID = 1u << 1,
-    ARG_FROM_VERSION = 1u << 2,
-    ARG_LIMIT = 1u << 3,
-    ARG_BACKWARDS = 1u << 4,
-    ARG_TOPIC = 1u << 5,
-    ARG_AFTER = 1u << 6,
-    ARG_EVENT_ID = 1u << 7,
-    ARG_TOPICS = 1u << 8,
-    ARG_SUB = 1u << 9,
-    ARG_ENTITY_PREFIX = 1u << 10,
-    ARG_VERSION = 1u << 11,
-    ARG_MAX_VERSION = 1u << 12,
-    ARG_PAYLOAD = 1u << 13,
-};
-
-/* A decoded request. Strings and events point into memory owned by the request (its msgpack
- * zone), valid until codec_request_free. */
-typedef struct codec_request {
-    bool has_id;
-    uint64_t id;
-    const char *op;     /* NULL when missing */
-    uint32_t present;   /* ARG_* bits */
-    evs_event_t *events;
-    size_t nevents;
-    const char *entity_id;
-    const char *topic;
-    const char *entity_prefix; /* may be "" */
-    const char **topics;
-    size_t ntopics;
-    uint64_t from_version, limit, after, sub, version, max_version;
-    bool backwards;
-    uint8_t event_id[16];
-    const uint8_t *payload;
-    size_t payload_len;
-    msgpack_unpacked unpacked; /* owns the memory of everything above */
-} codec_request_t;
-
-/* Decodes the len bytes at buf (one frame body) into *req. Returns 0, or EVS_EBAD_REQUEST with
- * err filled; in both cases req->has_id/id are set if the id could be read, and the caller must
- * call codec_request_free. Runs codec_prescan first, so buf may be any bytes at all. */
-int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req, codec_error_t *err);
-
-void codec_request_free(codec_request_t *req);
-
-/* Same as codec_request_decode, but reuses the msgpack zone that req kept from its previous
- * decode (req must be zeroed, or have been decoded before and not freed): a server decoding one
- * request after another saves an allocation per request. Call codec_request_free to release
- * the zone for good. */
-int codec_request_decode_reusing(const uint8_t *buf, size_t len, codec_request_t *req,
-                                 codec_error_t *err);
 
 /* ---------------------------------------------------------------- output buffer */
 
@@ -168,8 +103,18 @@ void codec_reply_ok_begin(msgpack_packer *pk, uint64_t id, uint32_t nresults);
 /* Looks up key in a map object; NULL when absent or when obj is not a map. */
 const msgpack_object *codec_map_get(const msgpack_object *obj, const char *key);
 
+/* True when the object k is the string name (a map key as the protocol writes it). */
+bool codec_key_is(const msgpack_object *k, const char *name);
+
 /* Checks that s (len bytes) is valid UTF-8 of 1..255 bytes without NUL. */
 bool codec_valid_name(const char *s, size_t len);
+
+/* A NUL-terminated copy of the len bytes at s in zone; NULL when out of memory. */
+char *codec_zone_strdup(msgpack_zone *z, const char *s, size_t len);
+
+/* Packs obj back to msgpack bytes in the zone (*out, *len): how metadata keeps its exact
+ * encoding as raw bytes without being interpreted. 0, or -1 when out of memory. */
+int codec_repack(const msgpack_object *obj, msgpack_zone *z, uint8_t **out, size_t *len);
 
 /* Decodes a returned event (a map as codec_pack_event writes it) into *ev, whose strings and
  * bytes point into obj's memory, except entity_id and topic which are copied into zone (for the

@@ -1,4 +1,4 @@
-/* event.c: copying and releasing events, and UUID text. */
+/* event.c: copying and releasing events, and UUIDs (random ones, and their text form). */
 #include "event.h"
 
 #include <errno.h>

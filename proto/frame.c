@@ -1,4 +1,4 @@
-/* frame.c: the 4-byte big-endian length prefix. */
+/* frame.c: the 4-byte big-endian length prefix, and the reader that cuts a stream into frames. */
 #include "frame.h"
 
 #include <stdlib.h>

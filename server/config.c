@@ -8,37 +8,42 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "../proto/codec.h"
-#include "../proto/frame.h"
-#include "listener.h"
+#include "addr.h"
 #include "log.h"
 
 #define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
 
+/* The two flags of a row, by name: whether a reload may change the option (else it keeps its
+ * value until a restart), and whether a string may be empty. */
+#define RELOAD true
+#define RESTART false
+#define REQUIRED true
+#define OPTIONAL false
+
 /* The one option table. Keep evstored.conf(5) in step: tests/service checks that every name
  * below appears there. */
 const config_option_t config_options[] = {
-    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, false, true, "HOST:PORT",
-     "TCP address to listen on ([v6addr]:PORT for IPv6)"},
-    {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, false, false, "PATH",
+    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, REQUIRED,
+     "HOST:PORT", "TCP address to listen on ([v6addr]:PORT for IPv6)"},
+    {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, RESTART, OPTIONAL, "PATH",
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
-    {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, false, true, "URL",
+    {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, RESTART, REQUIRED, "URL",
      "\"memory\" or a PostgreSQL URL; $EVSTORE_STORE overrides the file"},
-    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, true, false, "BYTES",
-     "largest request frame accepted"},
-    {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), true, false,
-     "BYTES",
+    {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, RELOAD, OPTIONAL,
+     "BYTES", "largest request frame accepted"},
+    {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), RELOAD,
+     OPTIONAL, "BYTES",
      "per-connection queued output above which reading pauses and subscribers catch up "
      "from the store"},
-    {"request_timeout", CONFIG_SECONDS, FIELD(request_timeout_ms), "30", 1, 86400, true, false,
+    {"request_timeout", CONFIG_SECONDS, FIELD(request_timeout_ms), "30", 1, 86400, RELOAD, OPTIONAL,
      "SECONDS", "deadline of each store operation"},
-    {"shutdown_timeout", CONFIG_SECONDS, FIELD(shutdown_timeout_ms), "10", 0, 3600, true, false,
-     "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
-    {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, true, false,
+    {"shutdown_timeout", CONFIG_SECONDS, FIELD(shutdown_timeout_ms), "10", 0, 3600, RELOAD,
+     OPTIONAL, "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
+    {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, RELOAD, OPTIONAL,
      "SECONDS", "how often to send systemd a STATUS= line and probe the store (0: never)"},
-    {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, true, false, "LEVEL",
+    {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, RELOAD, OPTIONAL, "LEVEL",
      "error, warn, info or debug"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
@@ -94,8 +99,6 @@ static void set_num(server_config_t *cfg, const config_option_t *opt, unsigned l
         *(uint64_t *)p = (uint64_t)v;
 }
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
 /* Parses a whole unsigned decimal number; for bytes an optional k, M or G suffix multiplies it
  * by 1024, 1024^2 or 1024^3; for seconds an optional "s" is allowed. */
 static int parse_number(const char *s, unsigned long long *out, bool bytes) {
@@ -135,14 +138,14 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
         *f = dup;
         return 0;
     }
-    case CONFIG_LOGLEVEL:
-        for (int i = 0; i < 4; i++)
-            if (strcmp(value, level_names[i]) == 0) {
-                set_num(cfg, opt, (unsigned long long)i);
-                return 0;
-            }
-        return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug", opt->name,
-                    value);
+    case CONFIG_LOGLEVEL: {
+        int level = log_level_parse(value);
+        if (level < 0)
+            return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug",
+                        opt->name, value);
+        set_num(cfg, opt, (unsigned long long)level);
+        return 0;
+    }
     case CONFIG_BYTES:
         if (parse_number(value, &v, true) || v < opt->min || v > opt->max)
             return fail(why, whylen,
@@ -271,12 +274,11 @@ static bool is_store_url(const char *url) {
 
 int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     char host[64];
-    int port;
-    struct sockaddr_in6 a6;
-    struct sockaddr_in a4;
-    if (listener_parse_hostport(cfg->listen, host, sizeof host, &port) != 0)
+    struct sockaddr_storage sa;
+    int bad = addr_parse(cfg->listen, &sa, host, sizeof host);
+    if (bad == ADDR_BAD_FORM)
         return fail(why, whylen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
-    if (uv_ip4_addr(host, port, &a4) != 0 && uv_ip6_addr(host, port, &a6) != 0)
+    if (bad == ADDR_BAD_HOST)
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
@@ -353,7 +355,7 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
         snprintf(buf, len, "%llu", v / 1000);
         break;
     case CONFIG_LOGLEVEL:
-        snprintf(buf, len, "%s", v < 4 ? level_names[v] : "?");
+        snprintf(buf, len, "%s", log_level_name((int)v));
         break;
     }
 }

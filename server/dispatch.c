@@ -1,7 +1,8 @@
 /* dispatch.c: the op table and the handler of each op.
  *
- * A handler validates the arguments its op needs (the codec already checked every key's type),
- * then either replies at once or starts a store operation whose callback replies. A request in
+ * The op table says which arguments each op needs, and dispatch_frame replies bad_request when
+ * one is missing (the codec already checked every key's type); a handler checks what else its
+ * op asks, then either replies at once or starts a store operation whose callback replies. A request in
  * flight holds a reference on its connection; a reply for a connection closed meanwhile is
  * dropped. */
 #include "dispatch.h"
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../proto/codec_request.h"
 #include "config.h"
 #include "log.h"
 #include "stats.h"
@@ -30,12 +32,6 @@ void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error
     stats_error(&c->srv->stats, err->code);
     codec_reply_error(&c->out, has_id, id, err);
     conn_schedule_flush(c);
-}
-
-static void reply_bad(conn_t *c, const codec_request_t *req, const char *fmt, const char *arg) {
-    codec_error_t err;
-    codec_error_set(&err, EVS_EBAD_REQUEST, fmt, arg);
-    dispatch_reply_error(c, true, req->id, &err);
 }
 
 /* Starts an ok reply frame with nresults result keys; returns the frame's start. */
@@ -161,10 +157,6 @@ static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos
 }
 
 static void op_append(conn_t *c, codec_request_t *req) {
-    if (!(req->present & ARG_EVENTS)) {
-        reply_bad(c, req, "append needs %s", "events");
-        return;
-    }
     /* Events without an id get a random one. */
     for (size_t i = 0; i < req->nevents; i++)
         if (!req->events[i].has_event_id && draw_event_id(req->events[i].event_id) != 0) {
@@ -209,11 +201,6 @@ static void events_done(void *arg, const codec_error_t *err, const evs_event_t *
 
 static void op_get_by_entity(conn_t *c, codec_request_t *req) {
     uint32_t limit = 0;
-    if (!(req->present & ARG_ENTITY_ID))
-        {
-        reply_bad(c, req, "get-by-entity needs %s", "entity_id");
-        return;
-    }
     if (!get_limit(c, req, &limit)) return;
     uint64_t from = req->present & ARG_FROM_VERSION ? req->from_version
                     : req->backwards              ? UINT64_MAX
@@ -234,10 +221,6 @@ static void read_log(conn_t *c, codec_request_t *req, const char *const *topics,
 }
 
 static void op_get_by_topic(conn_t *c, codec_request_t *req) {
-    if (!(req->present & ARG_TOPIC)) {
-        reply_bad(c, req, "get-by-topic needs %s", "topic");
-        return;
-    }
     read_log(c, req, &req->topic, 1);
 }
 
@@ -246,11 +229,6 @@ static void op_read_all(conn_t *c, codec_request_t *req) {
 }
 
 static void op_get_by_id(conn_t *c, codec_request_t *req) {
-    if (!(req->present & ARG_EVENT_ID))
-        {
-        reply_bad(c, req, "get-by-id needs %s", "event_id");
-        return;
-    }
     pending_t *p = pending_new(c, req->id, REPLY_EVENT);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->get_by_id(c->srv->store, req->event_id, events_done, p);
@@ -270,11 +248,6 @@ static void delete_done(void *arg, const codec_error_t *err, uint64_t count) {
 }
 
 static void op_delete_entity(conn_t *c, codec_request_t *req) {
-    if (!(req->present & ARG_ENTITY_ID))
-        {
-        reply_bad(c, req, "delete-entity needs %s", "entity_id");
-        return;
-    }
     store_t *s = c->srv->store;
     if (!s->ops->delete_entity) {
         codec_error_t err;
@@ -309,11 +282,6 @@ static void put_snapshot_done(void *arg, const codec_error_t *err, uint64_t coun
 }
 
 static void op_put_snapshot(conn_t *c, codec_request_t *req) {
-    const uint32_t need = ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD;
-    if ((req->present & need) != need) {
-        reply_bad(c, req, "put-snapshot needs %s", "entity_id, version, topic and payload");
-        return;
-    }
     if (!snapshots_supported(c, req)) return;
     store_snapshot_t snap = {.entity_id = req->entity_id, .version = req->version,
                              .topic = req->topic, .payload = req->payload,
@@ -345,10 +313,6 @@ static void get_snapshot_done(void *arg, const codec_error_t *err, const store_s
 }
 
 static void op_get_snapshot(conn_t *c, codec_request_t *req) {
-    if (!(req->present & ARG_ENTITY_ID)) {
-        reply_bad(c, req, "get-snapshot needs %s", "entity_id");
-        return;
-    }
     if (!snapshots_supported(c, req)) return;
     uint64_t max = req->present & ARG_MAX_VERSION ? req->max_version : UINT64_MAX;
     pending_t *p = pending_new(c, req->id, 0);
@@ -364,10 +328,6 @@ static void op_subscribe(conn_t *c, codec_request_t *req) {
 }
 
 static void op_unsubscribe(conn_t *c, codec_request_t *req) {
-    if (!(req->present & ARG_SUB)) {
-        reply_bad(c, req, "unsubscribe needs %s", "sub");
-        return;
-    }
     if (subs_unsubscribe(c->srv->subs, c, req->sub) != 0) {
         codec_error_t err;
         codec_error_set(&err, EVS_ENOT_FOUND, "no subscription %llu on this connection",
@@ -394,33 +354,41 @@ static void op_config(conn_t *c, codec_request_t *req) {
 
 /* ---------------------------------------------------------------- the table */
 
+/* Each op: its name on the wire, its handler, the arguments it cannot do without (ARG_* bits,
+ * checked before the handler runs) and how a bad_request names them. The index of an op is its
+ * slot in the stats' request counters. */
 static const struct {
     const char *name;
     op_handler_t handler;
+    uint32_t needs;
+    const char *needs_text;
 } op_table[] = {
-    {"ping", op_ping},
-    {"append", op_append},
-    {"get-by-entity", op_get_by_entity},
-    {"get-by-topic", op_get_by_topic},
-    {"get-by-id", op_get_by_id},
-    {"read-all", op_read_all},
-    {"subscribe", op_subscribe},
-    {"unsubscribe", op_unsubscribe},
-    {"delete-entity", op_delete_entity},
-    {"put-snapshot", op_put_snapshot},
-    {"get-snapshot", op_get_snapshot},
-    {"stats", op_stats},
-    {"config", op_config},
+    {"ping", op_ping, 0, NULL},
+    {"append", op_append, ARG_EVENTS, "events"},
+    {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id"},
+    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic"},
+    {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id"},
+    {"read-all", op_read_all, 0, NULL},
+    {"subscribe", op_subscribe, 0, NULL},
+    {"unsubscribe", op_unsubscribe, ARG_SUB, "sub"},
+    {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id"},
+    {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,
+     "entity_id, version, topic and payload"},
+    {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id"},
+    {"stats", op_stats, 0, NULL},
+    {"config", op_config, 0, NULL},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 
 static void op_stats(conn_t *c, codec_request_t *req) {
     const char *names[NOPS];
     for (size_t i = 0; i < NOPS; i++) names[i] = op_table[i].name;
+    stats_gauges_t gauges;
+    server_gauges(c->srv, &gauges);
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, req->id, 1);
     codec_pack_key(&pk, "stats");
-    stats_pack(&pk, c->srv, names, NOPS);
+    stats_pack(&pk, &c->srv->stats, &gauges, names, NOPS);
     reply_end(c, start);
 }
 
@@ -429,23 +397,36 @@ static void op_stats(conn_t *c, codec_request_t *req) {
  * large request, so that one big frame does not pin its memory). */
 static codec_request_t current;
 
+/* Runs the op that req names: counts it, replies bad_request when the op is unknown or an
+ * argument it needs is missing, else calls its handler. */
+static void run_op(conn_t *c, codec_request_t *req) {
+    codec_error_t err;
+    size_t i = 0;
+    while (i < NOPS && strcmp(op_table[i].name, req->op) != 0) i++;
+    if (i == NOPS) {
+        c->srv->stats.requests_unknown++;
+        codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req->op);
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
+    if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
+    if ((req->present & op_table[i].needs) != op_table[i].needs) {
+        codec_error_set(&err, EVS_EBAD_REQUEST, "%s needs %s", op_table[i].name,
+                        op_table[i].needs_text);
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
+    op_table[i].handler(c, req);
+}
+
 void dispatch_frame(conn_t *c, const uint8_t *body, size_t len) {
     codec_request_t *req = &current;
     codec_error_t err;
-    if (codec_request_decode_reusing(body, len, req, &err) != 0) {
+    if (codec_request_decode_reusing(body, len, req, &err) == 0) {
+        run_op(c, req);
+    } else {
         c->srv->stats.requests_invalid++;
         dispatch_reply_error(c, req->has_id, req->id, &err);
-    } else {
-        size_t i = 0, nops = sizeof op_table / sizeof op_table[0];
-        while (i < nops && strcmp(op_table[i].name, req->op) != 0) i++;
-        if (i < nops) {
-            if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
-            op_table[i].handler(c, req);
-        } else {
-            c->srv->stats.requests_unknown++;
-            codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req->op);
-            dispatch_reply_error(c, true, req->id, &err);
-        }
     }
     if (len > 64 * 1024) codec_request_free(req);
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conn.h"
 #include "log.h"
 
@@ -58,36 +59,15 @@ static void on_connection(uv_stream_t *server, int status) {
     conn_start(c);
 }
 
-int listener_parse_hostport(const char *hostport, char *host, size_t hostlen, int *port) {
-    const char *colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport) return -1;
-    const char *h = hostport;
-    size_t n = (size_t)(colon - hostport);
-    if (h[0] == '[') {
-        if (n < 2 || h[n - 1] != ']') return -1;
-        h++;
-        n -= 2;
-    }
-    if (n == 0 || n >= hostlen) return -1;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535 || end == colon + 1) return -1;
-    *port = (int)p;
-    return 0;
-}
-
 listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t whylen) {
     char host[64];
-    int port;
     struct sockaddr_storage addr;
-    if (listener_parse_hostport(hostport, host, sizeof host, &port) != 0) {
+    int bad = addr_parse(hostport, &addr, host, sizeof host);
+    if (bad == ADDR_BAD_FORM) {
         snprintf(why, whylen, "--listen %s: expected HOST:PORT", hostport);
         return NULL;
     }
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
+    if (bad == ADDR_BAD_HOST) {
         snprintf(why, whylen, "--listen %s: %s is not an IPv4 or IPv6 address", hostport, host);
         return NULL;
     }

@@ -13,7 +13,4 @@ listener_t *listener_unix(server_t *srv, const char *path, char *why, size_t why
 /* Stops accepting and frees the listener (asynchronously; the loop finishes it). */
 void listener_close(listener_t *l);
 
-/* Splits "HOST:PORT" into host (without brackets) and port. 0, or -1 when malformed. */
-int listener_parse_hostport(const char *hostport, char *host, size_t hostlen, int *port);
-
 #endif

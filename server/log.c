@@ -1,4 +1,4 @@
-/* log.c: leveled logging to stderr. */
+/* log.c: leveled logging to stderr, and the names of the levels. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -7,12 +7,18 @@
 
 int log_level = LOG_INFO;
 
+/* Indexed by enum log_level: the word in each log line, in the config file and in --log-level. */
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+#define NLEVELS (int)(sizeof level_names / sizeof level_names[0])
 
 int log_level_parse(const char *name) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NLEVELS; i++)
         if (strcmp(name, level_names[i]) == 0) return i;
     return -1;
+}
+
+const char *log_level_name(int level) {
+    return level >= 0 && level < NLEVELS ? level_names[level] : "?";
 }
 
 void log_msg(int level, const char *tag, const char *fmt, ...) {

@@ -7,8 +7,11 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 extern int log_level;
 
-/* Parses "error", "warn", "info" or "debug"; -1 for anything else. */
+/* Parses "error", "warn", "info" or "debug" into its enum log_level; -1 for anything else. */
 int log_level_parse(const char *name);
+
+/* The name of an enum log_level, as log_level_parse takes it; "?" for any other value. */
+const char *log_level_name(int level);
 
 void log_msg(int level, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -84,7 +84,9 @@ static void notify(const char *msg) {
 /* Sends the STATUS= summary, preceded by the lines in extra (e.g. "READY=1\n"). */
 static void notify_status(const char *extra) {
     char summary[512], msg[700];
-    stats_summary(&srv, summary, sizeof summary);
+    stats_gauges_t gauges;
+    server_gauges(&srv, &gauges);
+    stats_summary(&srv.stats, &gauges, summary, sizeof summary);
     snprintf(msg, sizeof msg, "%sSTATUS=%s", extra, summary);
     notify(msg);
 }
@@ -303,19 +305,11 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
 /* ---------------------------------------------------------------- start-up */
 
-/* Parses the command line into the config path, the overrides and the mode flags. Returns -1
- * to go on, or an exit status. */
-static int parse_args(int argc, char **argv, const char **config_path, bool *check_only) {
-    enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_TABLE = 2000 };
-    struct option *longopts = calloc(config_noptions + 5, sizeof *longopts);
-    char(*names)[64] = calloc(config_noptions, sizeof *names);
-    overrides = calloc(argc, sizeof *overrides);
-    if (!longopts || !names || !overrides) {
-        fprintf(stderr, "evstored: out of memory\n");
-        free(longopts);
-        free(names);
-        return 1;
-    }
+enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_TABLE = 2000 };
+
+/* Fills getopt_long's table: a flag for each option of config.c's table (OPT_TABLE + its
+ * index), named in names[i] with '-' for '_', then the mode flags, then the zero row. */
+static void fill_longopts(struct option *longopts, char (*names)[64]) {
     size_t k = 0;
     for (size_t i = 0; i < config_noptions; i++) {
         snprintf(names[i], sizeof names[i], "%s", config_options[i].name);
@@ -327,6 +321,21 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
     longopts[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
     longopts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
     longopts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+}
+
+/* Parses the command line into the config path, the overrides and the mode flags. Returns -1
+ * to go on, or an exit status. */
+static int parse_args(int argc, char **argv, const char **config_path, bool *check_only) {
+    struct option *longopts = calloc(config_noptions + 5, sizeof *longopts);
+    char(*names)[64] = calloc(config_noptions, sizeof *names);
+    overrides = calloc(argc, sizeof *overrides);
+    if (!longopts || !names || !overrides) {
+        fprintf(stderr, "evstored: out of memory\n");
+        free(longopts);
+        free(names);
+        return 1;
+    }
+    fill_longopts(longopts, names);
 
     int status = -1, opt;
     server_config_t scratch;
@@ -384,6 +393,57 @@ static void free_globals(void) {
     overrides = NULL;
 }
 
+/* Opens the store, the subscriptions and the listeners that srv.cfg asks for. Returns -1 to go
+ * on, or the exit status with the reason printed. */
+static int open_server(void) {
+    const server_config_t *cfg = &srv.cfg;
+    codec_error_t err;
+    srv.store = store_open(cfg->store_url, srv.loop, &err);
+    if (!srv.store) {
+        fprintf(stderr, "evstored: store: %s\n", err.message);
+        free_globals();
+        return 1;
+    }
+    apply_config();
+    srv.subs = subs_new(&srv);
+    if (!srv.subs) {
+        fprintf(stderr, "evstored: out of memory\n");
+        return 1;
+    }
+    store_set_commit_listener(srv.store, subs_on_commit, srv.subs);
+
+    char why[600];
+    srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);
+    if (!srv.tcp) {
+        fprintf(stderr, "evstored: %s\n", why);
+        return 1;
+    }
+    if (cfg->unix_path) {
+        srv.unix_listener = listener_unix(&srv, cfg->unix_path, why, sizeof why);
+        if (!srv.unix_listener) {
+            fprintf(stderr, "evstored: %s\n", why);
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* Starts the loop's own handles: the flush after each loop turn, the drain and status timers,
+ * and the signals. */
+static void start_handles(void) {
+    uv_prepare_init(srv.loop, &srv.flush_handle);
+    srv.flush_handle.data = &srv;
+    uv_prepare_start(&srv.flush_handle, on_flush);
+    uv_timer_init(srv.loop, &srv.drain_timer);
+    uv_timer_init(srv.loop, &srv.status_timer);
+    uv_signal_init(srv.loop, &srv.sigterm);
+    uv_signal_init(srv.loop, &srv.sigint);
+    uv_signal_init(srv.loop, &srv.sighup);
+    uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv.sigint, on_signal, SIGINT);
+    uv_signal_start(&srv.sighup, on_sighup, SIGHUP);
+}
+
 int main(int argc, char **argv) {
     const char *config_path = NULL;
     bool check_only = false;
@@ -414,44 +474,9 @@ int main(int argc, char **argv) {
     raise_nofile_limit();
     srv.loop = uv_default_loop();
 
-    codec_error_t err;
-    srv.store = store_open(cfg->store_url, srv.loop, &err);
-    if (!srv.store) {
-        fprintf(stderr, "evstored: store: %s\n", err.message);
-        free_globals();
-        return 1;
-    }
-    apply_config();
-    srv.subs = subs_new(&srv);
-    if (!srv.subs) {
-        fprintf(stderr, "evstored: out of memory\n");
-        return 1;
-    }
-    store_set_commit_listener(srv.store, subs_on_commit, srv.subs);
-
-    srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);
-    if (!srv.tcp) {
-        fprintf(stderr, "evstored: %s\n", why);
-        return 1;
-    }
-    if (cfg->unix_path) {
-        srv.unix_listener = listener_unix(&srv, cfg->unix_path, why, sizeof why);
-        if (!srv.unix_listener) {
-            fprintf(stderr, "evstored: %s\n", why);
-            return 1;
-        }
-    }
-    uv_prepare_init(srv.loop, &srv.flush_handle);
-    srv.flush_handle.data = &srv;
-    uv_prepare_start(&srv.flush_handle, on_flush);
-    uv_timer_init(srv.loop, &srv.drain_timer);
-    uv_timer_init(srv.loop, &srv.status_timer);
-    uv_signal_init(srv.loop, &srv.sigterm);
-    uv_signal_init(srv.loop, &srv.sigint);
-    uv_signal_init(srv.loop, &srv.sighup);
-    uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&srv.sigint, on_signal, SIGINT);
-    uv_signal_start(&srv.sighup, on_sighup, SIGHUP);
+    status = open_server();
+    if (status >= 0) return status;
+    start_handles();
 
     log_info("main", "evstored %s listening on %s%s%s, store %s%s%s", EVS_VERSION, cfg->listen,
              cfg->unix_path ? " and " : "", cfg->unix_path ? cfg->unix_path : "",

@@ -2,9 +2,7 @@
 #include "notify.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,13 +31,4 @@ int notify_send(const char *msg) {
     int rc = n < 0 ? -errno : 1;
     close(fd);
     return rc;
-}
-
-int notify_sendf(const char *fmt, ...) {
-    char msg[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return notify_send(msg);
 }

@@ -15,7 +15,4 @@
  * out). */
 int notify_send(const char *msg);
 
-/* The same with printf formatting (the message is cut at 4 KiB). */
-int notify_sendf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 #endif

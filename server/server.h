@@ -50,4 +50,9 @@ typedef struct server {
     uint64_t head_position; /* highest position committed through this daemon */
 } server_t;
 
+/* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued
+ * output, the store's kind) from srv: the one place where stats meet connections and
+ * subscriptions. */
+void server_gauges(const server_t *srv, stats_gauges_t *g);
+
 #endif

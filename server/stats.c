@@ -8,9 +8,6 @@
 
 #include "../proto/codec.h"
 #include "../proto/errors.h"
-#include "conn.h"
-#include "server.h"
-#include "subs.h"
 
 void stats_init(stats_t *st) {
     memset(st, 0, sizeof *st);
@@ -51,15 +48,6 @@ static uint32_t percentile_of(const uint32_t *sorted, size_t n, double p) {
     return sorted[i < n ? i : n - 1];
 }
 
-uint32_t stats_latency_percentile(const stats_t *st, double p) {
-    uint32_t *buf = malloc(STATS_LATENCY_SAMPLES * sizeof *buf);
-    if (!buf) return 0;
-    size_t n = sorted_samples(st, buf);
-    uint32_t v = percentile_of(buf, n, p);
-    free(buf);
-    return v;
-}
-
 const char *stats_store_state_name(int state) {
     switch (state) {
     case STORE_STATE_OK:
@@ -71,21 +59,13 @@ const char *stats_store_state_name(int state) {
     }
 }
 
-/* Bytes queued for sending on connections that have subscriptions (pushes wait there). */
-static uint64_t subscriber_queue_bytes(const server_t *srv) {
-    uint64_t total = 0;
-    for (const conn_t *c = srv->conns; c; c = c->next)
-        if (c->subs) total += conn_queued(c);
-    return total;
-}
-
 static void pack_u64(msgpack_packer *pk, const char *key, uint64_t v) {
     codec_pack_key(pk, key);
     msgpack_pack_uint64(pk, v);
 }
 
-void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_names, size_t nops) {
-    const stats_t *st = &srv->stats;
+void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
+                const char *const *op_names, size_t nops) {
     if (nops > STATS_MAX_OPS) nops = STATS_MAX_OPS;
 
     msgpack_pack_map(pk, 16); /* keep in step with the keys below */
@@ -93,11 +73,11 @@ void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_n
     codec_pack_cstr(pk, EVS_VERSION);
     pack_u64(pk, "uptime_s", (uv_hrtime() - st->started_ns) / 1000000000u);
     codec_pack_key(pk, "draining");
-    if (srv->draining)
+    if (g->draining)
         msgpack_pack_true(pk);
     else
         msgpack_pack_false(pk);
-    pack_u64(pk, "connections", srv->nconns);
+    pack_u64(pk, "connections", g->connections);
     pack_u64(pk, "connections_accepted", st->connections_accepted);
 
     /* requests: every op of the table (zeros included, so that a client sees the names), then
@@ -121,13 +101,13 @@ void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_n
         if (strcmp(evs_code_name(-i), "unknown") != 0)
             pack_u64(pk, evs_code_name(-i), st->errors[i]);
 
-    pack_u64(pk, "subscribers", srv->subs ? subs_count(srv->subs) : 0);
-    pack_u64(pk, "subscriber_queue_bytes", subscriber_queue_bytes(srv));
+    pack_u64(pk, "subscribers", g->subscribers);
+    pack_u64(pk, "subscriber_queue_bytes", g->subscriber_queue_bytes);
     pack_u64(pk, "reloads", st->reloads);
     pack_u64(pk, "reloads_failed", st->reloads_failed);
 
     codec_pack_key(pk, "store");
-    codec_pack_cstr(pk, srv->store ? srv->store->ops->name : "none");
+    codec_pack_cstr(pk, g->store);
     codec_pack_key(pk, "store_state");
     codec_pack_cstr(pk, stats_store_state_name(st->store_state));
 
@@ -144,10 +124,9 @@ void stats_pack(msgpack_packer *pk, const server_t *srv, const char *const *op_n
     free(sorted);
 }
 
-void stats_summary(const server_t *srv, char *buf, size_t len) {
-    const stats_t *st = &srv->stats;
+void stats_summary(const stats_t *st, const stats_gauges_t *g, char *buf, size_t len) {
     snprintf(buf, len, "%s; %zu connections, %zu subscribers, %llu events appended; store %s %s",
-             srv->draining ? "draining" : "serving", srv->nconns,
-             srv->subs ? subs_count(srv->subs) : (size_t)0, (unsigned long long)st->events_appended,
-             srv->store ? srv->store->ops->name : "none", stats_store_state_name(st->store_state));
+             g->draining ? "draining" : "serving", g->connections, g->subscribers,
+             (unsigned long long)st->events_appended, g->store,
+             stats_store_state_name(st->store_state));
 }

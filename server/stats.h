@@ -1,7 +1,9 @@
 /* stats.h: the daemon's counters and gauges, for the stats op and the STATUS= line.
  *
- * Counters only ever grow from start-up (a reload does not reset them); gauges (connections,
- * subscribers, queued bytes, store state) are read when the stats are packed. Store latency is
+ * Counters only ever grow from start-up (a reload does not reset them) and are kept here. Gauges
+ * (connections, subscribers, queued bytes) belong to the modules that hold those things: the
+ * caller reads them into a stats_gauges_t (server_gauges in server.h) when the stats are packed,
+ * so that this module knows nothing of connections or subscriptions. Store latency is
  * the time from a store call to its callback, kept for the last STATS_LATENCY_SAMPLES calls so
  * that percentiles describe the recent past and cost nothing to record. Everything runs on the
  * loop thread: no locks. */
@@ -40,7 +42,14 @@ typedef struct stats {
     int store_state;                            /* enum stats_store_state */
 } stats_t;
 
-struct server;
+/* The gauges of one stats reply or status line, read from the server when it is packed. */
+typedef struct stats_gauges {
+    bool draining;                   /* SIGTERM seen */
+    size_t connections;              /* open connections */
+    size_t subscribers;              /* subscriptions */
+    uint64_t subscriber_queue_bytes; /* queued output of connections with subscriptions */
+    const char *store;               /* the store's kind ("memory", ...); "none" before one */
+} stats_gauges_t;
 
 /* Starts the clock: call once at start-up. */
 void stats_init(stats_t *st);
@@ -53,18 +62,15 @@ void stats_store_done(stats_t *st, uint64_t started_ns, int code);
 /* Counts an error reply with this code. */
 void stats_error(stats_t *st, int code);
 
-/* Latency percentile p (0..100) of the recorded round trips, in microseconds; 0 with none. */
-uint32_t stats_latency_percentile(const stats_t *st, double p);
-
 /* The store state as a word: "unknown", "ok" or "unavailable". */
 const char *stats_store_state_name(int state);
 
-/* Packs the stats map (see docs/protocol.md, "stats") for the server; op_names[0..nops) name
- * the entries of st->requests. */
-void stats_pack(msgpack_packer *pk, const struct server *srv, const char *const *op_names,
-                size_t nops);
+/* Packs the stats map (see docs/protocol.md, "stats") from the counters st and the gauges g;
+ * op_names[0..nops) name the entries of st->requests. */
+void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
+                const char *const *op_names, size_t nops);
 
-/* A one-line summary for systemd's STATUS= ("N connections, N subscribers, ..."). */
-void stats_summary(const struct server *srv, char *buf, size_t len);
+/* A one-line summary for systemd's STATUS= ("serving; N connections, N subscribers, ..."). */
+void stats_summary(const stats_t *st, const stats_gauges_t *g, char *buf, size_t len);
 
 #endif

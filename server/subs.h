@@ -12,7 +12,7 @@
 #ifndef EVS_SUBS_H
 #define EVS_SUBS_H
 
-#include "../proto/codec.h"
+#include "../proto/codec_request.h"
 #include "server.h"
 
 subs_t *subs_new(server_t *srv);
@@ -39,8 +39,8 @@ size_t subs_count(const subs_t *subs);
 
 /* Shutdown: pushes {"sub": SID, "closing": true} to every subscription, telling its client that
  * the stream ends here and that it resumes after the last position it received by subscribing
- * again (to this daemon once it is back, or to another). (Added for issue 6; main.c calls it
- * once the requests in flight are done.) */
+ * again (to this daemon once it is back, or to another). main.c calls it once the requests in
+ * flight are done, so that no push of theirs can follow the "closing" one. */
 void subs_notify_closing(subs_t *subs);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../proto/codec.h"
+#include "../../proto/codec_request.h"
 #include "../../proto/errors.h"
 #include "../../proto/frame.h"
 #include "mp.h"

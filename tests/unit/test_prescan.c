@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../proto/codec.h"
+#include "../../proto/codec_prescan.h"
 #include "mp.h"
 
 TestSuite(prescan, .fini = leak_check);

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../proto/codec.h"
+#include "../../proto/codec_request.h"
 #include "mp.h"
 
 TestSuite(request, .fini = leak_check);
