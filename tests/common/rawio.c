@@ -241,6 +241,7 @@ int raw_recv(int fd, int timeout_ms, reply_t *r) {
     int rc = read_frame(fd, &rd, true, now_ms() + timeout_ms, &body, &len);
     if (rc == 0) rc = reply_take(r, body, len);
     frame_reader_free(&rd);
+    if (rc) reply_free(r);
     return rc;
 }
 
@@ -353,7 +354,9 @@ int raw_conn_recv(raw_conn_t *c, int timeout_ms, reply_t *r) {
     const uint8_t *body;
     size_t len;
     int rc = raw_conn_next(c, timeout_ms, &body, &len);
-    return rc ? rc : reply_take(r, body, len);
+    if (rc == 0) rc = reply_take(r, body, len);
+    if (rc) reply_free(r);
+    return rc;
 }
 
 bool raw_conn_buffered(const raw_conn_t *c) {

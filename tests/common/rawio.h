@@ -90,7 +90,8 @@ typedef struct reply {
 
 /* Reads one frame within timeout_ms (0: only what is there already): 0, RAW_EOF (closed or
  * reset, also in the middle of a frame), RAW_TIMEOUT, or RAW_BAD (a frame that is not one
- * msgpack map, or an empty or oversized one). *r is set up in every case: reply_free it. */
+ * msgpack map, or an empty or oversized one). On failure *r is left empty (reply_free is
+ * allowed on it but not needed). */
 int raw_recv(int fd, int timeout_ms, reply_t *r);
 void reply_free(reply_t *r);
 

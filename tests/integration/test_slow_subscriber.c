@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "rawio.h"
+#include "../common/daemon.h"
+#include "../common/rawio.h"
 
 #define TOTAL 100000
 #define PER_REQUEST 100

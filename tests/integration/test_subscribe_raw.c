@@ -11,8 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "rawio.h"
+#include "../common/daemon.h"
+#include "../common/rawio.h"
 
 static test_daemon_t d;
 

@@ -15,9 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "../common/daemon.h"
 #include "proxy.h"
-#include "rawio.h"
+#include "../common/rawio.h"
 
 #define PER_ROUND 20
 
