@@ -112,7 +112,7 @@ Test(slow_subscriber, gets_all_100000_events_once_in_order_with_bounded_daemon_m
         if (q > queue_max) queue_max = q;
         long rss = rss_kb(d.pid);
         if (rss > rss_max) rss_max = rss;
-        usleep(200000);
+        sleep_ms(200);
     }
     cr_log_info("slow subscriber: daemon RSS %ld kB before, %ld kB max (+%ld kB) for %d events; "
                 "subscriber queue max %llu bytes (limit %d)",
