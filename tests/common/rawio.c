@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../../proto/codec.h"
+
 /* Frames larger than this are treated as a broken stream: no test expects one. */
 #define RAW_MAX_FRAME (64u * 1024 * 1024)
 
@@ -260,10 +262,7 @@ bool obj_is_str(const msgpack_object *o, const char *s) {
 }
 
 const msgpack_object *obj_get(const msgpack_object *obj, const char *key) {
-    if (!obj || obj->type != MSGPACK_OBJECT_MAP) return NULL;
-    for (uint32_t i = 0; i < obj->via.map.size; i++)
-        if (obj_is_str(&obj->via.map.ptr[i].key, key)) return &obj->via.map.ptr[i].val;
-    return NULL;
+    return codec_map_get(obj, key);
 }
 
 uint64_t obj_uint(const msgpack_object *o) {
