@@ -12,8 +12,6 @@
 
 TestSuite(backpressure, .fini = fx_teardown, .timeout = 60);
 
-/* ---------------------------------------------------------------- a client that never reads */
-
 /* A client pipelines requests with big replies and reads none: the daemon stops reading from it
  * once its replies pile up, other connections are served meanwhile, and when the client reads at
  * last every request it managed to send gets its reply. */

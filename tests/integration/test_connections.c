@@ -11,8 +11,6 @@
 
 TestSuite(connections, .fini = fx_teardown, .timeout = 60);
 
-/* ---------------------------------------------------------------- many connections */
-
 Test(connections, thousand_simultaneous_connections_each_get_served, .timeout = 120) {
     enum { N = 1000 };
     struct rlimit rl;

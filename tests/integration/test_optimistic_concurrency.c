@@ -12,8 +12,6 @@
 
 TestSuite(race, .fini = fx_teardown, .timeout = 60);
 
-/* ---------------------------------------------------------------- optimistic concurrency */
-
 /* Several writers race "read the latest version n, append n+1" on the same entities: in the end
  * every version is stored exactly once, each by the writer that was told ok, and every loser was
  * told conflict. */

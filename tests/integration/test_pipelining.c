@@ -11,8 +11,6 @@
 
 TestSuite(pipelining, .fini = fx_teardown, .timeout = 60);
 
-/* ---------------------------------------------------------------- pipelining */
-
 Test(pipelining, pipelined_requests_all_get_a_reply_carrying_their_id) {
     fx_start(NULL);
     enum { N = 400 };

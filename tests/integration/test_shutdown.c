@@ -9,8 +9,6 @@
 
 TestSuite(shutdown, .fini = fx_teardown, .timeout = 60);
 
-/* ---------------------------------------------------------------- shutdown */
-
 Test(shutdown, sigterm_with_idle_and_half_sent_connections_exits_promptly) {
     fx_start(NULL);
     int fds[50];
