@@ -56,6 +56,8 @@ UNIT_TESTS  := $(BUILD)/tests/unit
 STORE_TESTS := $(BUILD)/tests/store
 INTEG_TESTS := $(BUILD)/tests/integration
 SERVICE_TOOL := $(BUILD)/tests/svc-tool
+# tests/common: the helpers every suite, the service tool and the benchmarks share.
+TEST_COMMON_OBJ := $(call obj,$(wildcard tests/common/*.c))
 
 .PHONY: all deps run test tests bench clean install format
 all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE)
@@ -128,17 +130,21 @@ $(SERVERA): $(MIGRATIONS_OBJ)
 # tests/pg: PostgreSQL-specific tests (they need a cluster: scripts/pg-cluster.sh run -- ...).
 PG_TESTS := $(BUILD)/tests/pg
 tests: $(PG_TESTS)
-$(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(SERVERA)
+$(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(TEST_COMMON_OBJ) $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
-# The read half of scripts/bench-pg.sh.
-PG_BENCH_READS := $(BUILD)/tests/pg-bench-reads
-$(PG_BENCH_READS): $(BUILD)/obj/tests/pg/bench/reads.o $(LIBA)
+# The benchmark programs of scripts/bench-*.sh (scripts/bench/*.c): built on demand, not by
+# `tests`. The read half of scripts/bench-pg.sh, and the subscription benchmark of
+# scripts/bench-subs.sh.
+BENCH_READS := $(BUILD)/bench/bench-reads
+BENCH_SUBS  := $(BUILD)/bench/bench-subs
+$(BUILD)/obj/scripts/bench/%.o: scripts/bench/%.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+$(BENCH_READS): $(BUILD)/obj/scripts/bench/reads.o $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
-# The subscription benchmark of scripts/bench-subs.sh (issue 4 section 5).
-PG_BENCH_SUBS := $(BUILD)/tests/pg-bench-subs
-$(PG_BENCH_SUBS): $(BUILD)/obj/tests/pg/bench/subs.o $(BUILD)/obj/tests/pg/wire.o
+$(BENCH_SUBS): $(BUILD)/obj/scripts/bench/subs.o $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 # --- end of the PostgreSQL store's rules
@@ -172,22 +178,22 @@ $(EVSTORE): $(CLI_OBJ) $(LIBA)
 $(UNIT_TESTS): $(call obj,$(wildcard tests/unit/*.c)) $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
-$(STORE_TESTS): $(call obj,$(wildcard tests/store/*.c)) $(SERVERA)
+$(STORE_TESTS): $(call obj,$(wildcard tests/store/*.c)) $(TEST_COMMON_OBJ) $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
-$(INTEG_TESTS): $(call obj,$(wildcard tests/integration/*.c)) $(LIBA)
+$(INTEG_TESTS): $(call obj,$(wildcard tests/integration/*.c)) $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
 
-# ---- service tests (issue 6): tests/service/*.sh use this helper; scripts: tests/service/run.sh
+# ---- service tests: tests/service/run.sh runs tests/service/*.sh, which use this tool.
 $(BUILD)/obj/tests/service/%.o: tests/service/%.c $(PUBLIC_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
-$(SERVICE_TOOL): $(call obj,$(wildcard tests/service/*.c)) $(LIBA)
+$(SERVICE_TOOL): $(call obj,$(wildcard tests/service/*.c)) $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
-# ---- install (issue 6): every path under DESTDIR; PREFIX defaults to /usr/local. The config
+# ---- install: every path under DESTDIR; PREFIX defaults to /usr/local. The config
 # directory is /etc whatever the PREFIX (the unit file and evstored's default --config point
 # there); an existing evstored.conf is never overwritten (the sample also goes to DOCDIR).
 BINDIR     ?= $(PREFIX)/bin

@@ -3,16 +3,17 @@
 #
 # Starts build/bin/evstored on the in-memory store, opens N TCP connections that each send one
 # subscribe request and then never read or write again, and prints the daemon's RSS before and
-# after (VmRSS from /proc). Issue 4's target: under 200 MB for 10,000. Build first with `make`.
+# after (VmRSS from /proc). The target: under 200 MB for 10,000. Build first with `make`.
 set -euo pipefail
 n=${1:-10000}
 cd "$(dirname "$0")/.."
-port=$((20000 + RANDOM % 20000))
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ulimit -n "$(ulimit -Hn)"
 build/bin/evstored --listen 127.0.0.1:$port --log-level warn &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-sleep 0.5
+for _ in $(seq 100); do build/bin/evstore -s "127.0.0.1:$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+build/bin/evstore -s "127.0.0.1:$port" ping >/dev/null || { echo "bench-idle: evstored did not start" >&2; exit 1; }
 rss() { awk '/VmRSS/ {print $2}' /proc/$pid/status; }
 before=$(rss)
 python3 - "$port" "$n" "$pid" <<'PY'

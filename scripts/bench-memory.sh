@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-memory.sh: evstore's append throughput on the in-memory store next to redis SET, measured
-# in the same run on this machine (issue 2, section 6; figures go to docs/performance.md).
+# in the same run on this machine (figures go to docs/performance.md).
 #
 #   1. starts $BUILD/bin/evstored (default build/, the optimised non-sanitizer build) on a free
 #      loopback port with --store memory;
@@ -24,13 +24,8 @@ for f in "$evstored" "$evstore"; do
   [[ -x $f ]] || { echo "bench-memory: $f is missing (run make first)" >&2; exit 2; }
 done
 
-# A free loopback port: one that nothing answers on.
-port=""
-for _ in $(seq 1 50); do
-  p=$((20000 + RANDOM % 20000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[[ -n $port ]] || { echo "bench-memory: no free port found" >&2; exit 2; }
+# A free loopback port: one the kernel hands out for a bind to port 0.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 addr=127.0.0.1:$port
 
 log=$(mktemp /tmp/evstore-bench.XXXXXX)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-pg.sh: the PostgreSQL store's benchmark next to its peers, on one durable cluster, in one
-# run (issue 3, section 5; figures recorded in docs/performance.md).
+# run (figures recorded in docs/performance.md).
 #
 #   scripts/bench-pg.sh [--seconds N] [--url POSTGRES_URL]
 #
@@ -24,7 +24,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-make --no-print-directory all build/tests/pg-bench-reads >/dev/null
+make --no-print-directory all build/bench/bench-reads >/dev/null
 tmp=$(mktemp -d /tmp/evstore-bench-pg.XXXXXX)
 chmod 755 "$tmp"
 daemon=""
@@ -67,7 +67,7 @@ echo "$b100"
 # The reads are measured on a settled database: the append runs leave ~800,000 new rows that
 # autovacuum and the checkpointer would otherwise be processing during the read measure.
 psql "$url" -XqAtc "VACUUM (ANALYZE) evs_events" -c "CHECKPOINT" >/dev/null
-reads=$(build/tests/pg-bench-reads "127.0.0.1:$port")
+reads=$(build/bench/bench-reads "127.0.0.1:$port")
 echo "$reads"
 
 python3 - "$peers" "$b1" "$b100" "$reads" <<'PY'

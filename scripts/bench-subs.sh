@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# bench-subs.sh: the subscription benchmark of issue 4 section 5, on the memory store and on a
+# bench-subs.sh: the subscription benchmark, on the memory store and on a
 # durable PostgreSQL cluster (figures recorded in docs/performance.md, "Subscriptions").
 #
 #   scripts/bench-subs.sh [--seconds N] [--events N] [--url POSTGRES_URL]
 #
 # Without --url it starts a throwaway cluster with PostgreSQL's default settings (fsync on,
-# synchronous_commit on) and removes it at exit. For each store, build/tests/pg-bench-subs
-# (tests/pg/bench/subs.c) starts its own evstored and runs:
+# synchronous_commit on) and removes it at exit. For each store, build/bench/bench-subs
+# (scripts/bench/subs.c) starts its own evstored and runs:
 #   live     100 live subscribers while 10,000 events/s are appended (appends of 10 events):
 #            latency from the append's acknowledgement to each subscriber's receipt
 #   catchup  one subscriber with "after": 0 catching up --events stored events (1,000,000)
@@ -24,7 +24,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-make --no-print-directory all build/tests/pg-bench-subs >/dev/null
+make --no-print-directory all build/bench/bench-subs >/dev/null
 tmp=$(mktemp -d /tmp/evstore-bench-subs.XXXXXX)
 chmod 755 "$tmp"
 cleanup() {
@@ -39,7 +39,7 @@ echo "bench-subs: cluster $url (fsync $(psql "$url" -XAtc 'show fsync'), synchro
 psql "$url" -XqAtc "DROP DATABASE IF EXISTS evs_bench_live" -c "CREATE DATABASE evs_bench_live" \
   -c "DROP DATABASE IF EXISTS evs_bench_catchup" -c "CREATE DATABASE evs_bench_catchup"
 base=${url%/*}
-bench=build/tests/pg-bench-subs
+bench=build/bench/bench-subs
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "== memory"
 $bench --store memory live --seconds "$seconds"

@@ -14,7 +14,7 @@ fi
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     files=$(git ls-files '*.c' '*.h')
 else
-    files=$(find proto server client tests docs -name '*.[ch]' | sort)
+    files=$(find proto server client tests scripts docs -name '*.[ch]' | sort)
 fi
 if [ "${1:-}" = "--fix" ]; then
     # shellcheck disable=SC2086

@@ -5,6 +5,7 @@
 #   BUILD_DIR/tests/unit          framing and codec (Criterion)
 #   BUILD_DIR/tests/store         the store conformance suite, on EVSTORE_TEST_STORE=memory
 #   BUILD_DIR/tests/integration   a real BUILD_DIR/bin/evstored per test (EVSTORED_BIN)
+#   tests/service/run.sh          the daemon as a service (shell scripts and BUILD_DIR/tests/svc-tool)
 #   then, on one throwaway PostgreSQL cluster, the store suite and the integration tests again
 #   with EVSTORE_TEST_STORE=postgresql://..., and BUILD_DIR/tests/pg (PostgreSQL faults)
 #
@@ -106,10 +107,10 @@ run_suite "store (memory)" "$build/tests/store" EVSTORE_TEST_STORE=memory
 run_suite "integration (memory)" "$build/tests/integration" \
     EVSTORED_BIN="$build/bin/evstored" EVSTORE_TEST_STORE=memory
 
-# ---------------------------------------------------------------- service (issue 6)
-# BEGIN service tests: tests/service/run.sh (owned with issue 6): readiness over a fake
-# NOTIFY_SOCKET, SIGHUP, SIGTERM drain, --check-config, make install + pkg-config, unit file,
-# man pages, stats. Its last line is "service: N passed, N failed"; no such line is one failure.
+# ---------------------------------------------------------------- service
+# tests/service/run.sh: readiness over a fake NOTIFY_SOCKET, SIGHUP, SIGTERM drain,
+# --check-config, make install + pkg-config, unit file, man pages, stats. Its last line is
+# "service: N passed, N failed"; no such line is one failure.
 echo "==== service: tests/service/run.sh $build"
 "$(dirname "$0")/../tests/service/run.sh" "$build" 2>&1 | tee "$tmp/service.log"
 svc=$(sed -n 's/^service: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$tmp/service.log" | tail -n 1)
@@ -117,12 +118,10 @@ read -r svc_passed svc_failed <<<"${svc:-0 1}"
 summaries+=("service: $svc_passed passed, $svc_failed failed")
 total_passed=$((total_passed + svc_passed))
 total_failed=$((total_failed + svc_failed))
-# END service tests
 
 # ---------------------------------------------------------------- PostgreSQL
-# (This section belongs to the PostgreSQL store's work.) One throwaway cluster for the whole run
-# (scripts/pg-cluster.sh: initdb as the postgres user into a temporary folder, a free port on
-# 127.0.0.1, fsync off), removed at exit. The store suite uses a random name prefix per test, so
+# One throwaway cluster for the whole run (scripts/pg-cluster.sh: initdb as the postgres user
+# into a temporary folder, a free port on 127.0.0.1, fsync off), removed at exit. The store suite uses a random name prefix per test, so
 # one database serves all of it; the integration tests get a database of their own; tests/pg
 # creates one per test and stops and restarts the server, so it runs last and with one job.
 pgdir=$(mktemp -d /tmp/evstore-pg.XXXXXX)

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "rawio.h"
+#include "../common/rawio.h"
 
 #define MAX_PAIRS 16
 

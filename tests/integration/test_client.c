@@ -9,7 +9,7 @@
 
 #include <evstore.h>
 
-#include "harness.h"
+#include "../common/daemon.h"
 
 static test_daemon_t daemon_;
 static evs_context_t *c;

@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "rawio.h"
+#include "../common/daemon.h"
+#include "../common/rawio.h"
 
 static test_daemon_t d;
 

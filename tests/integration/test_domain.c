@@ -12,7 +12,7 @@
 #include <evstore.h>
 
 #include "../unit/test_domain_fixture.h"
-#include "harness.h"
+#include "../common/daemon.h"
 
 static test_daemon_t daemon_;
 static evs_context_t *c, *c2;

@@ -1,6 +1,7 @@
-/* test_slow_subscriber.c: a subscriber that stops reading while 100,000 events are appended.
+/* test_slow_subscriber.c: subscribers that stop reading while events are appended.
  *
- * Appends must not wait for it, the daemon's memory for it must stay bounded (the output queued
+ * A subscriber that reads nothing while 300 appends of 8 KB go through, with and without a small
+ * --output-limit; and one that stops reading while 100,000 events are appended. Appends must not wait for it, the daemon's memory for it must stay bounded (the output queued
  * for subscriber connections, from the stats op, never passes --output-limit plus one push), and
  * when it reads again it must receive every event exactly once and in order: the daemon stopped
  * feeding it live and caught it up from the store. The daemon's RSS is sampled and logged; on
@@ -12,25 +13,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "rawio.h"
+#include "../common/daemon.h"
+#include "../common/rawio.h"
+#include "../common/rss.h"
+#include "fixture.h"
 
 #define TOTAL 100000
 #define PER_REQUEST 100
 #define OUTPUT_LIMIT (1024 * 1024)
 #define STOPPED_MS 10000
 
-static long rss_kb(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
-    fclose(f);
-    return kb;
-}
+TestSuite(slow_subscriber, .fini = fx_teardown, .timeout = 60);
 
 static uint64_t subscriber_queue_bytes(int fd, uint64_t id) {
     rq_t r;
@@ -119,7 +112,7 @@ Test(slow_subscriber, gets_all_100000_events_once_in_order_with_bounded_daemon_m
         if (q > queue_max) queue_max = q;
         long rss = rss_kb(d.pid);
         if (rss > rss_max) rss_max = rss;
-        usleep(200000);
+        sleep_ms(200);
     }
     cr_log_info("slow subscriber: daemon RSS %ld kB before, %ld kB max (+%ld kB) for %d events; "
                 "subscriber queue max %llu bytes (limit %d)",
@@ -154,4 +147,107 @@ Test(slow_subscriber, gets_all_100000_events_once_in_order_with_bounded_daemon_m
     close(sub);
     close(w);
     cr_assert_eq(test_daemon_stop(&d), 0);
+}
+
+/* ---------------------------------------------------------------- a subscriber that never reads, with other writers */
+
+/* 300 appends of 8 KB go through while a subscriber reads nothing: they are not slowed down,
+ * the daemon keeps serving, and when the subscriber finally reads it gets every event exactly
+ * once, in order (the daemon catches it up from the store once its queue is full). */
+static void slow_subscriber(const char *const *extra) {
+    enum { N = 300, SIZE = 8192 };
+    fx_start(extra);
+    int sub = fx_connect_small_rcvbuf();
+    rq_t r;
+    rq_begin(&r, "subscribe", 1, 1);
+    pk_str(&r.pk, "topics");
+    msgpack_pack_array(&r.pk, 1);
+    pk_str(&r.pk, tname("slow"));
+    fx_send_rq(sub, &r);
+    reply_t rep = fx_expect_ok(sub, 1);
+    const msgpack_object *sid = reply_get(&rep, "sub");
+    cr_assert(sid && sid->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "subscribe gave no sub id");
+    uint64_t sub_id = sid->via.u64;
+    reply_free(&rep);
+
+    int w = fx_connect();
+    uint64_t *positions = calloc(N, sizeof *positions);
+    int64_t t0 = now_ms(), slowest = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t t = now_ms();
+        rq_begin(&r, "append", (uint64_t)i + 100, 1);
+        pk_str(&r.pk, "events");
+        msgpack_pack_array(&r.pk, 1);
+        char entity[64];
+        snprintf(entity, sizeof entity, "%s-%d", tname("slow"), i % 10);
+        fx_pack_event(&r.pk, entity, strlen(entity), "slow", SIZE);
+        fx_send_rq(w, &r);
+        rep = fx_expect_ok(w, (uint64_t)i + 100);
+        const msgpack_object *p = reply_get(&rep, "positions");
+        cr_assert(p && p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == 1);
+        positions[i] = p->via.array.ptr[0].via.u64;
+        reply_free(&rep);
+        if (now_ms() - t > slowest) slowest = now_ms() - t;
+    }
+    int64_t total = now_ms() - t0;
+    cr_assert_lt(slowest, 2000, "one append took %lld ms", (long long)slowest);
+    cr_assert_lt(total, 20000, "300 appends took %lld ms", (long long)total);
+    cr_assert(test_daemon_alive(&fx_daemon), "the daemon stopped serving new connections");
+    fx_conn_still_serves(w);
+
+    /* Now the subscriber reads everything. */
+    size_t got = 0;
+    while (got < N) {
+        reply_t push;
+        int rc = raw_recv(sub, 10000, &push);
+        cr_assert_eq(rc, 0, "push stream ended after %zu of %d events (%d)", got, N, rc);
+        uint64_t ignored;
+        cr_assert_not(reply_id(&push, &ignored), "a push carries no id");
+        const msgpack_object *s = reply_get(&push, "sub");
+        cr_assert(s && s->type == MSGPACK_OBJECT_POSITIVE_INTEGER && s->via.u64 == sub_id,
+                  "a push for another subscription");
+        const msgpack_object *evs = reply_get(&push, "events");
+        if (evs) {
+            cr_assert_eq(evs->type, MSGPACK_OBJECT_ARRAY);
+            for (uint32_t k = 0; k < evs->via.array.size; k++) {
+                const msgpack_object *ev = &evs->via.array.ptr[k];
+                const msgpack_object *pos = obj_get(ev, "position");
+                cr_assert(pos && pos->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+                cr_assert_lt(got, N, "more than %d events pushed", N);
+                cr_assert_eq(pos->via.u64, positions[got],
+                             "event %zu: position %llu, expected %llu (lost, repeated or "
+                             "reordered)",
+                             got, (unsigned long long)pos->via.u64,
+                             (unsigned long long)positions[got]);
+                const msgpack_object *pl = obj_get(ev, "payload");
+                cr_assert(pl && pl->type == MSGPACK_OBJECT_BIN && pl->via.bin.size == SIZE);
+                got++;
+            }
+        }
+        reply_free(&push);
+    }
+    /* Exactly once: nothing more comes. */
+    reply_t more;
+    int rc = raw_recv(sub, 500, &more);
+    if (rc == 0) {
+        const msgpack_object *evs = reply_get(&more, "events");
+        cr_assert(!evs || evs->via.array.size == 0, "events pushed twice");
+    } else {
+        cr_assert_eq(rc, RAW_TIMEOUT);
+    }
+    reply_free(&more);
+    free(positions);
+    close(sub);
+    close(w);
+    fx_finish();
+}
+
+Test(slow_subscriber, subscriber_that_never_reads_does_not_block_appends, .timeout = 120) {
+    slow_subscriber(NULL);
+}
+
+/* The same with the smallest output limit, so that the subscriber surely falls behind after
+ * the first event and every later one comes from the store. */
+Test(slow_subscriber, subscriber_far_behind_the_output_limit_is_caught_up_from_the_store, .timeout = 120) {
+    slow_subscriber((const char *[]){"--output-limit", "4096", NULL});
 }

@@ -17,9 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "../common/daemon.h"
 #include "proxy.h"
-#include "rawio.h"
+#include "../common/rawio.h"
 
 /* ---------------------------------------------------------------- the scenario */
 

@@ -11,43 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "rawio.h"
+#include "fixture.h"
 
-static test_daemon_t d;
-
-static void teardown(void) {
-    if (d.pid > 0) test_daemon_stop(&d);
-}
-
-TestSuite(wire, .fini = teardown, .timeout = 60);
-TestSuite(subscribe, .fini = teardown, .timeout = 60);
-
-static void start(const char *const *extra) {
-    cr_assert_eq(test_daemon_start(&d, extra), 0, "evstored did not start");
-}
-
-static void finish(void) {
-    cr_assert(test_daemon_alive(&d), "the daemon no longer answers a ping");
-    cr_assert_eq(test_daemon_stop(&d), 0, "evstored did not exit 0 on SIGTERM");
-}
-
-static int conn(void) {
-    int fd = test_connect_raw(&d);
-    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
-    return fd;
-}
-
-static reply_t recv_ok(int fd, uint64_t id) {
-    reply_t r;
-    int rc = raw_recv(fd, 10000, &r);
-    cr_assert_eq(rc, 0, "no reply to request %llu (%d)", (unsigned long long)id, rc);
-    uint64_t got = 0;
-    cr_assert(reply_id(&r, &got) && got == id, "expected the reply to request %llu",
-              (unsigned long long)id);
-    cr_assert(reply_ok(&r), "request %llu failed: %s", (unsigned long long)id, reply_code(&r));
-    return r;
-}
+TestSuite(wire, .fini = fx_teardown, .timeout = 60);
+TestSuite(subscribe, .fini = fx_teardown, .timeout = 60);
 
 /* Appends n events (payload_size bytes each) to tname(entity)/tname(topic) in one request on fd,
  * a connection without subscriptions; stores their positions in pos (when non-NULL). Every name
@@ -72,7 +39,7 @@ static void append_n(int fd, uint64_t id, const char *entity, const char *topic,
     free(payload);
     cr_assert_eq(raw_send_rq(fd, &r), 0);
     rq_free(&r);
-    reply_t rep = recv_ok(fd, id);
+    reply_t rep = fx_expect_ok(fd, id);
     const msgpack_object *p = reply_get(&rep, "positions");
     cr_assert(p && p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == n);
     for (size_t i = 0; pos && i < n; i++)
@@ -213,24 +180,24 @@ static void assert_positions(const stream_t *st, const uint64_t *want, size_t n)
 
 /* The exact bytes of docs/protocol.md's example. */
 Test(wire, documented_ping_frame_gets_the_documented_reply) {
-    start(NULL);
-    int fd = conn();
+    fx_start(NULL);
+    int fd = fx_connect();
     static const uint8_t ping[] = {0x00, 0x00, 0x00, 0x0d, 0x82, 0xa2, 0x6f, 0x70, 0xa4,
                                    0x70, 0x69, 0x6e, 0x67, 0xa2, 0x69, 0x64, 0x01};
     cr_assert_eq(raw_send(fd, ping, sizeof ping), 0);
-    reply_t r = recv_ok(fd, 1);
+    reply_t r = fx_expect_ok(fd, 1);
     cr_assert_eq(r.u.data.via.map.size, 3, "{id, ok, version}");
     const msgpack_object *v = reply_get(&r, "version");
     cr_assert(v && v->type == MSGPACK_OBJECT_STR && v->via.str.size >= 5, "version x.y.z");
     reply_free(&r);
     close(fd);
-    finish();
+    fx_finish();
 }
 
 /* msgpack has several encodings of a non-negative number; all are a uint. */
 Test(wire, ids_in_any_integer_encoding_are_echoed) {
-    start(NULL);
-    int fd = conn();
+    fx_start(NULL);
+    int fd = fx_connect();
     static const struct {
         uint8_t b[16];
         size_t n;
@@ -244,33 +211,33 @@ Test(wire, ids_in_any_integer_encoding_are_echoed) {
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
         cr_assert_eq(raw_send_frame(fd, reqs[i].b, reqs[i].n), 0);
-        reply_t r = recv_ok(fd, reqs[i].id);
+        reply_t r = fx_expect_ok(fd, reqs[i].id);
         reply_free(&r);
     }
     close(fd);
-    finish();
+    fx_finish();
 }
 
 Test(wire, unix_socket_serves_the_same_protocol) {
     char path[108];
     snprintf(path, sizeof path, "/tmp/evs-test-%d-%lld.sock", (int)getpid(), (long long)now_ms());
-    start((const char *[]){"--unix", path, NULL});
-    cr_assert_str_eq(d.unix_path, path);
+    fx_start((const char *[]){"--unix", path, NULL});
+    cr_assert_str_eq(fx_daemon.unix_path, path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
     cr_assert_eq(raw_ping(fd, 9, 5000), 0);
     close(fd);
-    finish();
+    fx_finish();
     unlink(path);
 }
 
 /* ---------------------------------------------------------------- subscriptions */
 
 Test(subscribe, catch_up_then_caught_up_once_then_live) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     uint64_t pos[7];
     append_n(w, 1, "acct-1", "t", 5, 10, pos);
     uint64_t after = 0;
@@ -286,12 +253,12 @@ Test(subscribe, catch_up_then_caught_up_once_then_live) {
     free(st.pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 Test(subscribe, after_a_position_skips_what_came_before) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     uint64_t pos[6];
     append_n(w, 1, "acct-1", "t", 6, 10, pos);
     stream_t st = {.sid = subscribe(s, 2, &pos[2], NULL, NULL)};
@@ -307,12 +274,12 @@ Test(subscribe, after_a_position_skips_what_came_before) {
     free(both[1].pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 Test(subscribe, catch_up_spanning_many_pages) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     enum { N = 1300 };
     uint64_t *pos = calloc(N, sizeof *pos);
     for (int k = 0; k < N / 100; k++)
@@ -327,14 +294,14 @@ Test(subscribe, catch_up_spanning_many_pages) {
     free(st.pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 /* Appends keep coming while the subscription catches up: every event arrives once, in order,
  * with no gap where catch-up turns into live. */
 Test(subscribe, appends_racing_the_catch_up_arrive_exactly_once_in_order) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     enum { PRE = 1000, RACE = 400 };
     uint64_t *pos = calloc(PRE + RACE, sizeof *pos);
     for (int k = 0; k < PRE / 100; k++)
@@ -371,7 +338,7 @@ Test(subscribe, appends_racing_the_catch_up_arrive_exactly_once_in_order) {
     msgpack_sbuffer_destroy(&all);
 
     /* The subscribe reply, then whatever pushes come, on s. */
-    reply_t rep = recv_ok(s, 1);
+    reply_t rep = fx_expect_ok(s, 1);
     stream_t st = {.sid = reply_get(&rep, "sub")->via.u64};
     reply_free(&rep);
     /* The append replies on w, in whatever order, give the positions. */
@@ -398,12 +365,12 @@ Test(subscribe, appends_racing_the_catch_up_arrive_exactly_once_in_order) {
     free(st.pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 Test(subscribe, without_after_only_later_events_and_no_caught_up) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     append_n(w, 1, "acct", "t", 3, 10, NULL);
     stream_t st = {.sid = subscribe(s, 2, NULL, NULL, NULL)};
     uint64_t pos[2];
@@ -415,14 +382,14 @@ Test(subscribe, without_after_only_later_events_and_no_caught_up) {
     free(st.pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 /* Three subscriptions on one connection, each filtering differently, fed by one stream of
  * appends; catch-up and live must both filter. */
 Test(subscribe, topics_and_entity_prefix_filter_in_the_server) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     /* 0:a-1/t1 1:b-1/t1 2:a-2/t2 3:b-2/t2 4:a-1/t1 ; then live 5:b-1/t1 6:a-3/t2 7:c/t3 */
     const char *ent[8] = {"a-1", "b-1", "a-2", "b-2", "a-1", "b-1", "a-3", "c"};
     const char *top[8] = {"t1", "t1", "t2", "t2", "t1", "t1", "t2", "t3"};
@@ -446,12 +413,12 @@ Test(subscribe, topics_and_entity_prefix_filter_in_the_server) {
         free(st[i].pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 Test(subscribe, no_push_follows_the_unsubscribe_reply) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     stream_t st[2] = {{0}};
     st[0].sid = subscribe(s, 1, NULL, NULL, NULL);
     st[1].sid = subscribe_more(s, 2, NULL, NULL, NULL, st, 1);
@@ -498,12 +465,12 @@ Test(subscribe, no_push_follows_the_unsubscribe_reply) {
         free(st[i].pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 Test(subscribe, another_connections_subscription_cannot_be_unsubscribed) {
-    start(NULL);
-    int a = conn(), b = conn();
+    fx_start(NULL);
+    int a = fx_connect(), b = fx_connect();
     uint64_t sid = subscribe(a, 1, NULL, NULL, NULL);
     rq_t r;
     rq_begin(&r, "unsubscribe", 2, 1);
@@ -522,12 +489,12 @@ Test(subscribe, another_connections_subscription_cannot_be_unsubscribed) {
     free(st.pos);
     close(a);
     close(b);
-    finish();
+    fx_finish();
 }
 
 Test(subscribe, deleted_events_are_not_caught_up) {
-    start(NULL);
-    int w = conn(), s = conn();
+    fx_start(NULL);
+    int w = fx_connect(), s = fx_connect();
     uint64_t pa[2], pb[2];
     append_n(w, 1, "gone", "t", 2, 5, pa);
     append_n(w, 2, "kept", "t", 2, 5, pb);
@@ -537,7 +504,7 @@ Test(subscribe, deleted_events_are_not_caught_up) {
     pk_str(&r.pk, tname("gone"));
     cr_assert_eq(raw_send_rq(w, &r), 0);
     rq_free(&r);
-    reply_t rep = recv_ok(w, 3);
+    reply_t rep = fx_expect_ok(w, 3);
     const msgpack_object *n = reply_get(&rep, "deleted");
     cr_assert(n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER && n->via.u64 == 2);
     reply_free(&rep);
@@ -553,15 +520,15 @@ Test(subscribe, deleted_events_are_not_caught_up) {
     free(st.pos);
     close(w);
     close(s);
-    finish();
+    fx_finish();
 }
 
 /* At SIGTERM every subscription gets {"sub": SID, "closing": true} before the connection ends. */
 Test(subscribe, shutdown_sends_a_closing_push) {
-    start(NULL);
-    int s = conn();
+    fx_start(NULL);
+    int s = fx_connect();
     uint64_t sid = subscribe(s, 1, NULL, NULL, NULL);
-    cr_assert_eq(test_daemon_stop(&d), 0, "evstored did not exit 0 on SIGTERM");
+    cr_assert_eq(test_daemon_stop(&fx_daemon), 0, "evstored did not exit 0 on SIGTERM");
     reply_t p;
     cr_assert_eq(raw_recv(s, 5000, &p), 0, "no closing push");
     const msgpack_object *sub = reply_get(&p, "sub"), *closing = reply_get(&p, "closing");

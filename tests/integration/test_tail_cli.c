@@ -15,9 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "../common/daemon.h"
 #include "proxy.h"
-#include "rawio.h"
+#include "../common/rawio.h"
 
 #define PER_ROUND 20
 
@@ -75,7 +75,7 @@ static void append_round(const char *addr, const char *prefix, uint64_t *acked, 
 static void wait_for(const char *path, size_t want) {
     uint64_t got[PER_ROUND * 4];
     int64_t until = now_ms() + 15000;
-    while (read_positions(path, got, PER_ROUND * 4) < want && now_ms() < until) usleep(50000);
+    while (read_positions(path, got, PER_ROUND * 4) < want && now_ms() < until) sleep_ms(50);
 }
 
 static void run(bool restart) {

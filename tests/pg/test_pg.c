@@ -1,21 +1,23 @@
-/* test_pg.c: PostgreSQL-specific tests of the PostgreSQL store (issue 3, section 4).
+/* test_pg.c: PostgreSQL-specific tests of the PostgreSQL store.
  *
  * Driven through the store interface on a libuv loop, each test on a database of its own created
  * in the cluster that $EVSTORE_PG_URL names (scripts/pg-cluster.sh run sets it). The tests that
  * stop and restart the server need $EVSTORE_PG_DIR too. They stop the shared server, so run this
  * binary alone and with one job (scripts/run-tests.sh passes -j1). Without $EVSTORE_PG_URL every
- * test is skipped. */
+ * test is skipped. As in the store suite, a test that leaves a libuv handle open fails: its
+ * teardown aborts, and scripts/run-tests.sh counts the crash as a failure. */
 #include <criterion/criterion.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "../common/clock.h"
+#include "../common/db.h"
 
 #include "../../server/migrations.h"
 #include "../../server/store.h"
@@ -24,29 +26,14 @@
 /* ---------------------------------------------------------------- fixture */
 
 static uv_loop_t loop;
-static char dburl[512];  /* this test's database */
-static char dbname[64];
+static test_db_t db; /* this test's database */
 static const char *cluster_url, *cluster_dir;
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Runs one SQL command on url with a blocking connection; returns the first value or "". */
+/* Runs one SQL command on url; returns the first value or "". */
 static char *sql1(const char *url, const char *sql) {
     static char out[256];
-    out[0] = '\0';
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect %s: %s", url, PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0)
-        snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
+    char err[512];
+    cr_assert_eq(test_sql(url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
     return out;
 }
 
@@ -54,31 +41,25 @@ static void setup(void) {
     cluster_url = getenv("EVSTORE_PG_URL");
     cluster_dir = getenv("EVSTORE_PG_DIR");
     if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
-    uint8_t r[4];
-    cr_assert_eq(getrandom(r, sizeof r, 0), 4);
-    snprintf(dbname, sizeof dbname, "evs_pgtest_%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
-    sql1(cluster_url, sql);
-    /* The cluster URL ends in /postgres (scripts/pg-cluster.sh). */
-    const char *slash = strrchr(cluster_url, '/');
-    cr_assert_not_null(slash);
-    snprintf(dburl, sizeof dburl, "%.*s/%s", (int)(slash - cluster_url), cluster_url, dbname);
+    char err[512];
+    cr_assert_eq(test_db_create(&db, cluster_url, "evs_pgtest", err, sizeof err), 0, "%s", err);
     cr_assert_eq(uv_loop_init(&loop), 0);
 }
 
+/* Gives the stores a few loop turns to close their handles, drops the database, and aborts when
+ * a handle is still open (a failed assertion in a .fini does not fail a Criterion test; a crash
+ * there is reported, and scripts/run-tests.sh counts it as a failure). */
 static void teardown(void) {
     for (int i = 0; i < 300 && uv_loop_alive(&loop); i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
         sleep_ms(5);
     }
-    uv_loop_close(&loop);
-    if (dbname[0] && cluster_url) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-        PGconn *c = PQconnectdb(cluster_url);
-        PQclear(PQexec(c, sql));
-        PQfinish(c);
+    int closed = uv_loop_close(&loop);
+    test_db_drop(&db, cluster_url);
+    if (closed != 0) {
+        fprintf(stderr, "pg test: uv_loop_close failed: the loop still has handles\n");
+        uv_print_all_handles(&loop, stderr);
+        abort();
     }
 }
 
@@ -87,7 +68,7 @@ TestSuite(pg, .init = setup, .fini = teardown, .timeout = 120);
 static store_t *open_store(void) {
     codec_error_t err;
     memset(&err, 0, sizeof err);
-    store_t *s = store_pg_open(dburl, &loop, &err);
+    store_t *s = store_pg_open(db.url, &loop, &err);
     cr_assert_not_null(s, "store_pg_open: %s", err.message);
     s->request_timeout_ms = 10000;
     return s;
@@ -277,7 +258,7 @@ Test(pg, terminated_backends_are_replaced) {
     snprintf(sql, sizeof sql,
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE datname = '%s' AND application_name = 'evstored'",
-             dbname);
+             db.name);
     const char *n = sql1(cluster_url, sql);
     cr_assert_eq(atoi(n), 3, "expected the store's 3 connections, terminated %s", n);
     /* The first append after the kill may fail (unavailable), never hang; within seconds they
@@ -347,10 +328,10 @@ Test(pg, migrations_applied_twice_are_a_no_op) {
     cr_assert_eq(append1(s3, "acct-3", "pg.Test").code, 0);
     free_store(s3);
     char count[32];
-    snprintf(count, sizeof count, "%s", sql1(dburl, "SELECT count(*) FROM evs_migrations"));
+    snprintf(count, sizeof count, "%s", sql1(db.url, "SELECT count(*) FROM evs_migrations"));
     cr_assert_eq((size_t)atoi(count), migrations_embedded_count);
-    cr_assert_str_eq(sql1(dburl, "SELECT count(DISTINCT version) FROM evs_migrations"), count);
-    cr_assert_str_eq(sql1(dburl, "SELECT count(*) FROM evs_events"), "3");
+    cr_assert_str_eq(sql1(db.url, "SELECT count(DISTINCT version) FROM evs_migrations"), count);
+    cr_assert_str_eq(sql1(db.url, "SELECT count(*) FROM evs_events"), "3");
 }
 
 /* Each store decides appends from the versions it remembers while nothing else changed the
@@ -419,7 +400,7 @@ Test(pg, remembered_versions_follow_other_daemons_appends_and_deletes) {
     run_until(&a.done, 15000, "a retry");
     cr_assert_eq(a.code, 0, "the retry got %s", evs_code_name(a.code));
     cr_assert_eq(a.positions[0], first.positions[0]);
-    cr_assert_str_eq(sql1(dburl, "SELECT count(*) FROM evs_events WHERE entity_id = 'acct-r'"), "1");
+    cr_assert_str_eq(sql1(db.url, "SELECT count(*) FROM evs_events WHERE entity_id = 'acct-r'"), "1");
     free_store(s1);
     free_store(s2);
 }
@@ -543,7 +524,7 @@ Test(pg, kill_9_during_write_load_loses_no_acknowledged_append) {
         uv_loop_t l;
         uv_loop_init(&l);
         codec_error_t err;
-        store_t *s = store_pg_open(dburl, &l, &err);
+        store_t *s = store_pg_open(db.url, &l, &err);
         if (!s) _exit(2);
         static killer_writer_t ws[32];
         for (int i = 0; i < 32; i++) {

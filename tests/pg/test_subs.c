@@ -1,14 +1,13 @@
-/* test_subs.c: subscriptions on the PostgreSQL store, through real daemons (issue 4, section 4).
+/* test_subs.c: subscriptions on the PostgreSQL store, through real daemons.
  *
  * Each test gets a database of its own in the cluster that $EVSTORE_PG_URL names, starts one or
- * two evstored on it (wire.h: $EVSTORED_BIN, or BUILD/bin/evstored beside this binary), runs
+ * two evstored on it (tests/common/daemon.h), runs
  * writer threads that append through the daemons with pipelined raw requests, and reads
  * subscriptions on the main thread. Every check is against what the writers were acknowledged:
  * each subscription must receive exactly the acknowledged positions that match its filters,
  * each once, in increasing order, and (with "after") one caught_up marker. Without
  * $EVSTORE_PG_URL every test is skipped. */
 #include <criterion/criterion.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,59 +17,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wire.h"
+#include "../common/clock.h"
+#include "../common/daemon.h"
+#include "../common/db.h"
+#include "../common/rawio.h"
 
 /* ---------------------------------------------------------------- fixture */
 
-static char dburl[512];
-static char dbname[64];
+static test_db_t db;
 static const char *cluster_url;
-
-static void sql_exec(const char *url, const char *sql, char *out, size_t outlen) {
-    if (out && outlen) out[0] = '\0';
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect %s: %s", url, PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    if (out && st == PGRES_TUPLES_OK && PQntuples(r) > 0)
-        snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-}
 
 static void setup(void) {
     cluster_url = getenv("EVSTORE_PG_URL");
     if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
-    uint8_t r[4];
-    cr_assert_eq(getrandom(r, sizeof r, 0), 4);
-    snprintf(dbname, sizeof dbname, "evs_subtest_%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
-    sql_exec(cluster_url, sql, NULL, 0);
-    const char *slash = strrchr(cluster_url, '/');
-    cr_assert_not_null(slash);
-    snprintf(dburl, sizeof dburl, "%.*s/%s", (int)(slash - cluster_url), cluster_url, dbname);
+    char err[512];
+    cr_assert_eq(test_db_create(&db, cluster_url, "evs_subtest", err, sizeof err), 0, "%s", err);
 }
 
 static void teardown(void) {
-    if (!dbname[0] || !cluster_url) return;
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    PGconn *c = PQconnectdb(cluster_url);
-    PQclear(PQexec(c, sql));
-    PQfinish(c);
+    test_db_drop(&db, cluster_url);
 }
 
 TestSuite(pg_subs, .init = setup, .fini = teardown, .timeout = 120);
 
-static void start_daemon(wire_daemon_t *d) {
-    cr_assert_eq(wire_daemon_start(d, dburl, NULL), 0, "evstored did not start on %s", dburl);
+static void start_daemon(test_daemon_t *d) {
+    cr_assert_eq(test_daemon_launch(d, db.url, true, NULL), 0, "evstored did not start on %s",
+                 db.url);
 }
 
-static void stop_daemon(wire_daemon_t *d) {
-    cr_assert_eq(wire_daemon_stop(d), 0, "evstored did not exit cleanly");
+static void stop_daemon(test_daemon_t *d) {
+    cr_assert_eq(test_daemon_stop(d), 0, "evstored did not exit cleanly");
 }
 
 /* ---------------------------------------------------------------- writers */
@@ -108,11 +84,11 @@ static void event_of(const writer_t *w, int j, uint8_t *topic, uint8_t *kind) {
 
 static void *writer_main(void *arg) {
     writer_t *w = arg;
-    wire_t c;
+    raw_conn_t c;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     w->acked = calloc((size_t)w->appends * (size_t)w->per, sizeof *w->acked);
-    if (!w->acked || wire_connect(&c, w->sock) != 0) {
+    if (!w->acked || raw_conn_open(&c, w->sock) != 0) {
         snprintf(w->why, sizeof w->why, "cannot connect");
         w->errors++;
         atomic_store(&w->done, true);
@@ -124,53 +100,53 @@ static void *writer_main(void *arg) {
     for (int base = 0; base < w->appends && !w->errors; base += WINDOW) {
         int nreq = w->appends - base < WINDOW ? w->appends - base : WINDOW;
         for (int k = 0; k < nreq; k++) {
-            wire_event_t evs[MAX_PER];
+            rq_event_t evs[MAX_PER];
             for (int e = 0; e < w->per; e++) {
                 int j = (base + k) * w->per + e;
                 uint8_t topic, kind;
                 event_of(w, j, &topic, &kind);
                 snprintf(entities[k][e], sizeof entities[k][e], "%sw%d-%d", KINDS[kind],
                          w->index, j % 5);
-                evs[e] = (wire_event_t){entities[k][e], TOPICS[topic], payload,
+                evs[e] = (rq_event_t){entities[k][e], TOPICS[topic], payload,
                                         sizeof payload - 1};
             }
-            wire_req_append(&sb, (uint64_t)(base + k + 1), evs, (size_t)w->per);
-            if (wire_send(&c, &sb) != 0) {
+            rq_append(&sb, (uint64_t)(base + k + 1), evs, (size_t)w->per);
+            if (raw_send_sb(c.fd, &sb) != 0) {
                 snprintf(w->why, sizeof w->why, "send failed");
                 w->errors++;
                 break;
             }
         }
         for (int k = 0; k < nreq && !w->errors; k++) {
-            msgpack_unpacked u;
-            if (wire_next(&c, 20000, &u) != 1) {
+            reply_t u;
+            if (raw_conn_recv(&c, 20000, &u) != 0) {
                 snprintf(w->why, sizeof w->why, "no reply");
                 w->errors++;
                 break;
             }
-            const msgpack_object *id = wire_get(&u.data, "id");
-            const msgpack_object *ok = wire_get(&u.data, "ok");
-            const msgpack_object *pos = wire_get(&u.data, "positions");
+            const msgpack_object *id = obj_get(&u.u.data, "id");
+            const msgpack_object *ok = obj_get(&u.u.data, "ok");
+            const msgpack_object *pos = obj_get(&u.u.data, "positions");
             if (!id || !ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean || !pos ||
                 pos->type != MSGPACK_OBJECT_ARRAY || pos->via.array.size != (uint32_t)w->per) {
                 snprintf(w->why, sizeof w->why, "an append failed");
                 w->errors++;
-                msgpack_unpacked_destroy(&u);
+                reply_free(&u);
                 break;
             }
-            int req = (int)wire_uint(id) - 1;
+            int req = (int)obj_uint(id) - 1;
             size_t at = atomic_load(&w->nacked);
             for (int e = 0; e < w->per; e++) {
                 rec_t *r = &w->acked[at + (size_t)e];
-                r->position = wire_uint(&pos->via.array.ptr[e]);
+                r->position = obj_uint(&pos->via.array.ptr[e]);
                 event_of(w, req * w->per + e, &r->topic, &r->kind);
             }
             atomic_store(&w->nacked, at + (size_t)w->per);
-            msgpack_unpacked_destroy(&u);
+            reply_free(&u);
         }
         if (w->pace_us) usleep((useconds_t)w->pace_us);
     }
-    wire_close(&c);
+    raw_conn_close(&c);
     msgpack_sbuffer_destroy(&sb);
     atomic_store(&w->done, true);
     return NULL;
@@ -202,10 +178,10 @@ static bool all_done(writer_t *ws, int n) {
 }
 
 static void wait_acked(writer_t *w, size_t n) {
-    int64_t end = wire_now_ms() + 20000;
+    int64_t end = now_ms() + 20000;
     while (atomic_load(&w->nacked) < n && !atomic_load(&w->done)) {
-        cr_assert(wire_now_ms() < end, "writer %d is stuck", w->index);
-        usleep(1000);
+        cr_assert(now_ms() < end, "writer %d is stuck", w->index);
+        sleep_ms(1);
     }
 }
 
@@ -245,22 +221,22 @@ static bool str_is(const msgpack_object *o, const char *s) {
 
 /* Records one push of g's subscription. */
 static void take_push(got_t *g, const msgpack_object *push) {
-    const msgpack_object *cu = wire_get(push, "caught_up");
+    const msgpack_object *cu = obj_get(push, "caught_up");
     if (cu) {
         g->caught_up++;
         g->caught_up_after = g->n;
         return;
     }
-    const msgpack_object *evs = wire_get(push, "events");
+    const msgpack_object *evs = obj_get(push, "events");
     if (!evs || evs->type != MSGPACK_OBJECT_ARRAY) return;
     for (uint32_t i = 0; i < evs->via.array.size; i++) {
         const msgpack_object *ev = &evs->via.array.ptr[i];
-        uint64_t p = wire_uint(wire_get(ev, "position"));
+        uint64_t p = obj_uint(obj_get(ev, "position"));
         if (g->n && p <= g->pos[g->n - 1] && !g->errors++)
             snprintf(g->why, sizeof g->why, "position %llu after %llu", (unsigned long long)p,
                      (unsigned long long)g->pos[g->n - 1]);
         /* The filters: the topic and entity kind of what came must match. */
-        const msgpack_object *t = wire_get(ev, "topic"), *e = wire_get(ev, "entity_id");
+        const msgpack_object *t = obj_get(ev, "topic"), *e = obj_get(ev, "entity_id");
         int topic = -1, kind = -1;
         for (int k = 0; k < 3; k++)
             if (str_is(t, TOPICS[k])) topic = k;
@@ -283,53 +259,53 @@ static void take_push(got_t *g, const msgpack_object *push) {
 
 /* Subscribes g[from..n) on c and waits for each reply; pushes of g[0..n) that arrive meanwhile
  * are recorded. */
-static void subscribe_from(wire_t *c, got_t *g, int from, int n) {
+static void subscribe_from(raw_conn_t *c, got_t *g, int from, int n) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     for (int i = from; i < n; i++) {
-        wire_req_subscribe(&sb, (uint64_t)(1000 + i), g[i].spec.has_after, g[i].spec.after,
+        rq_subscribe(&sb, (uint64_t)(1000 + i), g[i].spec.has_after, g[i].spec.after,
                            g[i].spec.topics, g[i].spec.ntopics, g[i].spec.prefix);
-        cr_assert_eq(wire_send(c, &sb), 0);
+        cr_assert_eq(raw_send_sb(c->fd, &sb), 0);
     }
     msgpack_sbuffer_destroy(&sb);
     int replied = from;
-    int64_t end = wire_now_ms() + 10000;
+    int64_t end = now_ms() + 10000;
     while (replied < n) {
-        cr_assert(wire_now_ms() < end, "no subscribe reply");
-        msgpack_unpacked u;
-        int rc = wire_next(c, 1000, &u);
-        cr_assert_geq(rc, 0, "the subscriber's connection ended");
-        if (rc == 0) continue;
-        const msgpack_object *id = wire_get(&u.data, "id");
-        const msgpack_object *sub = wire_get(&u.data, "sub");
+        cr_assert(now_ms() < end, "no subscribe reply");
+        reply_t u;
+        int rc = raw_conn_recv(c, 1000, &u);
+        cr_assert(rc == 0 || rc == RAW_TIMEOUT, "the subscriber's connection ended");
+        if (rc == RAW_TIMEOUT) continue;
+        const msgpack_object *id = obj_get(&u.u.data, "id");
+        const msgpack_object *sub = obj_get(&u.u.data, "sub");
         if (id) {
-            const msgpack_object *ok = wire_get(&u.data, "ok");
+            const msgpack_object *ok = obj_get(&u.u.data, "ok");
             cr_assert(ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean,
                       "subscribe failed");
-            g[wire_uint(id) - 1000].sid = wire_uint(sub);
+            g[obj_uint(id) - 1000].sid = obj_uint(sub);
             replied++;
         } else if (sub) {
             for (int i = 0; i < n; i++)
-                if (g[i].sid && g[i].sid == wire_uint(sub)) take_push(&g[i], &u.data);
+                if (g[i].sid && g[i].sid == obj_uint(sub)) take_push(&g[i], &u.u.data);
         }
-        msgpack_unpacked_destroy(&u);
+        reply_free(&u);
     }
 }
 
-static void subscribe_all(wire_t *c, got_t *g, int n) { subscribe_from(c, g, 0, n); }
+static void subscribe_all(raw_conn_t *c, got_t *g, int n) { subscribe_from(c, g, 0, n); }
 
 /* Reads pushes for up to ms (less when nothing arrives for that long). */
-static void read_pushes(wire_t *c, got_t *g, int n, int ms) {
-    int64_t end = wire_now_ms() + ms;
-    while (wire_now_ms() < end) {
-        msgpack_unpacked u;
-        int rc = wire_next(c, (int)(end - wire_now_ms()), &u);
-        cr_assert_geq(rc, 0, "the subscriber's connection ended");
-        if (rc == 0) break;
-        const msgpack_object *sub = wire_get(&u.data, "sub");
+static void read_pushes(raw_conn_t *c, got_t *g, int n, int ms) {
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end) {
+        reply_t u;
+        int rc = raw_conn_recv(c, (int)(end - now_ms()), &u);
+        cr_assert(rc == 0 || rc == RAW_TIMEOUT, "the subscriber's connection ended");
+        if (rc == RAW_TIMEOUT) break;
+        const msgpack_object *sub = obj_get(&u.u.data, "sub");
         for (int i = 0; sub && i < n; i++)
-            if (g[i].sid == wire_uint(sub)) take_push(&g[i], &u.data);
-        msgpack_unpacked_destroy(&u);
+            if (g[i].sid == obj_uint(sub)) take_push(&g[i], &u.u.data);
+        reply_free(&u);
     }
 }
 
@@ -355,17 +331,17 @@ static uint64_t *expected(writer_t *ws, int nw, const spec_t *spec, size_t *n) {
 
 /* Waits (up to 30 s) until every subscription has all it should, then a little longer for
  * anything extra, and checks: exactly the expected positions, in order, and the marker. */
-static void check_all(wire_t *c, got_t *g, int n, writer_t *ws, int nw) {
+static void check_all(raw_conn_t *c, got_t *g, int n, writer_t *ws, int nw) {
     size_t *want_n = calloc((size_t)n, sizeof *want_n);
     uint64_t **want = calloc((size_t)n, sizeof *want);
     for (int i = 0; i < n; i++) want[i] = expected(ws, nw, &g[i].spec, &want_n[i]);
-    int64_t end = wire_now_ms() + 30000;
+    int64_t end = now_ms() + 30000;
     for (;;) {
         bool complete = true;
         for (int i = 0; i < n; i++)
             if (g[i].n < want_n[i] || (g[i].spec.has_after && g[i].caught_up == 0))
                 complete = false;
-        if (complete || wire_now_ms() > end) break;
+        if (complete || now_ms() > end) break;
         read_pushes(c, g, n, 100);
     }
     read_pushes(c, g, n, 300); /* anything extra would come now */
@@ -396,30 +372,31 @@ static int kill_feeds(void) {
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
              "WHERE application_name = 'evstored-feed' AND datname = '%s') t",
-             dbname);
-    sql_exec(cluster_url, sql, out, sizeof out);
+             db.name);
+    char err[512];
+    cr_assert_eq(test_sql(cluster_url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
     return atoi(out);
 }
 
 /* ---------------------------------------------------------------- tests */
 
-/* Issue 4 §4: two daemons on one database; a subscriber on B from position 0 while writers
+/* Two daemons on one database; a subscriber on B from position 0 while writers
  * append through A and B. */
 Test(pg_subs, subscriber_on_b_gets_appends_through_a_and_b_once_in_order) {
-    wire_daemon_t a, b;
+    test_daemon_t a, b;
     start_daemon(&a);
     start_daemon(&b);
     writer_t ws[4];
-    for (int i = 0; i < 4; i++) start_writer(&ws[i], i % 2 ? b.sock : a.sock, i, 300, 2, 0);
+    for (int i = 0; i < 4; i++) start_writer(&ws[i], i % 2 ? b.unix_path : a.unix_path, i, 300, 2, 0);
     wait_acked(&ws[0], 40);
-    wire_t c;
-    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, b.unix_path), 0);
     got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
     subscribe_all(&c, g, 1);
     while (!all_done(ws, 4)) read_pushes(&c, g, 1, 50);
     for (int i = 0; i < 4; i++) join_writer(&ws[i]);
     check_all(&c, g, 1, ws, 4);
-    wire_close(&c);
+    raw_conn_close(&c);
     for (int i = 0; i < 4; i++) free(ws[i].acked);
     stop_daemon(&a);
     stop_daemon(&b);
@@ -427,68 +404,68 @@ Test(pg_subs, subscriber_on_b_gets_appends_through_a_and_b_once_in_order) {
 
 /* A live subscriber on B (no "after") sees what A appends: B's feed learns of A's commits. */
 Test(pg_subs, live_subscriber_on_b_gets_what_a_appends) {
-    wire_daemon_t a, b;
+    test_daemon_t a, b;
     start_daemon(&a);
     start_daemon(&b);
-    wire_t c;
-    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, b.unix_path), 0);
     got_t g[1] = {{.spec = {.has_after = false}}};
     subscribe_all(&c, g, 1);
     writer_t ws[1];
-    start_writer(&ws[0], a.sock, 0, 200, 1, 500);
+    start_writer(&ws[0], a.unix_path, 0, 200, 1, 500);
     while (!all_done(ws, 1)) read_pushes(&c, g, 1, 50);
     join_writer(&ws[0]);
     check_all(&c, g, 1, ws, 1);
-    wire_close(&c);
+    raw_conn_close(&c);
     free(ws[0].acked);
     stop_daemon(&a);
     stop_daemon(&b);
 }
 
-/* Issue 4 §4: the LISTEN connection killed with pg_terminate_backend while writes go on: no
+/* The LISTEN connection killed with pg_terminate_backend while writes go on: no
  * event missed (the feed reconnects, listens again and reads from its head). */
 Test(pg_subs, feed_connection_terminated_during_writes_misses_nothing) {
-    wire_daemon_t a, b;
+    test_daemon_t a, b;
     start_daemon(&a);
     start_daemon(&b);
-    wire_t c;
-    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, b.unix_path), 0);
     got_t g[2] = {{.spec = {.has_after = true, .after = 0}}, {.spec = {.has_after = false}}};
     subscribe_all(&c, g, 2);
     writer_t ws[2];
-    start_writer(&ws[0], a.sock, 0, 400, 1, 4000);
-    start_writer(&ws[1], b.sock, 1, 400, 1, 4000);
+    start_writer(&ws[0], a.unix_path, 0, 400, 1, 4000);
+    start_writer(&ws[1], b.unix_path, 1, 400, 1, 4000);
     int kills = 0, rounds = 0;
-    int64_t next = wire_now_ms() + 150;
+    int64_t next = now_ms() + 150;
     while (!all_done(ws, 2)) {
         read_pushes(&c, g, 2, 20);
-        if (wire_now_ms() >= next) {
+        if (now_ms() >= next) {
             kills += kill_feeds();
             rounds++;
-            next = wire_now_ms() + 250;
+            next = now_ms() + 250;
         }
     }
     for (int i = 0; i < 2; i++) join_writer(&ws[i]);
     cr_assert_geq(kills, 2, "no feed connection was terminated (%d rounds)", rounds);
     check_all(&c, g, 2, ws, 2);
-    wire_close(&c);
+    raw_conn_close(&c);
     for (int i = 0; i < 2; i++) free(ws[i].acked);
     stop_daemon(&a);
     stop_daemon(&b);
 }
 
-/* Issue 4 §4: the catch-up/live switch under concurrent writers on one daemon: a log of several
+/* The catch-up/live switch under concurrent writers on one daemon: a log of several
  * catch-up pages already stored, then a subscription from 0 while four writers append. */
 Test(pg_subs, catch_up_then_live_under_concurrent_writers_on_one_daemon) {
-    wire_daemon_t a;
+    test_daemon_t a;
     start_daemon(&a);
     writer_t ws[5];
-    start_writer(&ws[4], a.sock, 9, 600, 4, 0); /* 2,400 events: five catch-up pages */
+    start_writer(&ws[4], a.unix_path, 9, 600, 4, 0); /* 2,400 events: five catch-up pages */
     join_writer(&ws[4]);
-    for (int i = 0; i < 4; i++) start_writer(&ws[i], a.sock, i, 250, 2, 0);
+    for (int i = 0; i < 4; i++) start_writer(&ws[i], a.unix_path, i, 250, 2, 0);
     wait_acked(&ws[0], 20);
-    wire_t c;
-    cr_assert_eq(wire_connect(&c, a.sock), 0);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, a.unix_path), 0);
     got_t g[2] = {{.spec = {.has_after = true, .after = 0}},
                   {.spec = {.has_after = true, .after = 0}}};
     subscribe_from(&c, g, 0, 1);
@@ -497,26 +474,26 @@ Test(pg_subs, catch_up_then_live_under_concurrent_writers_on_one_daemon) {
     while (!all_done(ws, 4)) read_pushes(&c, g, 2, 50);
     for (int i = 0; i < 4; i++) join_writer(&ws[i]);
     check_all(&c, g, 2, ws, 5);
-    wire_close(&c);
+    raw_conn_close(&c);
     for (int i = 0; i < 5; i++) free(ws[i].acked);
     stop_daemon(&a);
 }
 
-/* Issue 4 §4: filters on PostgreSQL: topics, entity prefix, both; each from 0 (catch-up through
+/* Filters on PostgreSQL: topics, entity prefix, both; each from 0 (catch-up through
  * the store's filtered reads) and live (the daemon's filter on the feed's batches), with the
  * writes going through another daemon as well. */
 Test(pg_subs, filters_topics_prefix_and_both) {
-    wire_daemon_t a, b;
+    test_daemon_t a, b;
     start_daemon(&a);
     start_daemon(&b);
     static const char *const one[] = {"t1"};
     static const char *const two[] = {"t0", "t2"};
     writer_t ws[2];
-    start_writer(&ws[0], a.sock, 0, 150, 3, 0);
-    start_writer(&ws[1], b.sock, 1, 150, 3, 0);
+    start_writer(&ws[0], a.unix_path, 0, 150, 3, 0);
+    start_writer(&ws[1], b.unix_path, 1, 150, 3, 0);
     wait_acked(&ws[0], 60);
-    wire_t c;
-    cr_assert_eq(wire_connect(&c, b.sock), 0);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, b.unix_path), 0);
     got_t g[6] = {
         {.spec = {.topics = one, .ntopics = 1, .has_after = true}},
         {.spec = {.topics = two, .ntopics = 2, .has_after = true}},
@@ -529,7 +506,7 @@ Test(pg_subs, filters_topics_prefix_and_both) {
     while (!all_done(ws, 2)) read_pushes(&c, g, 6, 50);
     for (int i = 0; i < 2; i++) join_writer(&ws[i]);
     check_all(&c, g, 6, ws, 2);
-    wire_close(&c);
+    raw_conn_close(&c);
     for (int i = 0; i < 2; i++) free(ws[i].acked);
     stop_daemon(&a);
     stop_daemon(&b);
@@ -539,26 +516,26 @@ Test(pg_subs, filters_topics_prefix_and_both) {
  * commits keep coming: live events that arrive during a catch-up read are buffered and follow
  * the short page, instead of sending the subscription back to read again each time. */
 Test(pg_subs, catch_up_reaches_live_while_writes_go_on) {
-    wire_daemon_t a;
+    test_daemon_t a;
     start_daemon(&a);
     writer_t ws[3];
-    start_writer(&ws[2], a.sock, 9, 500, 4, 0); /* 2,000 stored events to catch up */
+    start_writer(&ws[2], a.unix_path, 9, 500, 4, 0); /* 2,000 stored events to catch up */
     join_writer(&ws[2]);
-    for (int i = 0; i < 2; i++) start_writer(&ws[i], a.sock, i, 1500, 1, 2000);
+    for (int i = 0; i < 2; i++) start_writer(&ws[i], a.unix_path, i, 1500, 1, 2000);
     wait_acked(&ws[0], 50);
-    wire_t c;
-    cr_assert_eq(wire_connect(&c, a.sock), 0);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, a.unix_path), 0);
     got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
     subscribe_from(&c, g, 0, 1);
-    int64_t end = wire_now_ms() + 10000;
-    while (!g[0].caught_up && wire_now_ms() < end && !all_done(ws, 2)) read_pushes(&c, g, 1, 50);
+    int64_t end = now_ms() + 10000;
+    while (!g[0].caught_up && now_ms() < end && !all_done(ws, 2)) read_pushes(&c, g, 1, 50);
     bool live_before_writers_ended = g[0].caught_up && !all_done(ws, 2);
     while (!all_done(ws, 2)) read_pushes(&c, g, 1, 50);
     for (int i = 0; i < 2; i++) join_writer(&ws[i]);
     check_all(&c, g, 1, ws, 3);
     cr_assert(live_before_writers_ended,
               "caught_up came only after the writers stopped (%d marker(s))", g[0].caught_up);
-    wire_close(&c);
+    raw_conn_close(&c);
     for (int i = 0; i < 3; i++) free(ws[i].acked);
     stop_daemon(&a);
 }

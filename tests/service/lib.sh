@@ -37,6 +37,14 @@ start_daemon() {
     fail "evstored did not start"
 }
 
+# True when a connection on the daemon's TCP port $PORT holds bytes the daemon has sent and the
+# client has not read (its tx_queue in /proc/net/tcp): a client stopped reading.
+daemon_output_stuck() {
+    awk -v port=":$(printf '%04X' "$PORT")" '
+        $2 ~ port "$" && $4 == "01" { split($5, q, ":"); if (q[1] != "00000000") stuck = 1 }
+        END { exit !stuck }' /proc/net/tcp
+}
+
 # Waits for process $1 to exit (up to $2 seconds, default 15) and sets STATUS to its status.
 wait_exit() {
     i=0 n=$(( ${2:-15} * 20 ))

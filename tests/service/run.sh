@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh: the service tests of issue 6 (systemd readiness, reload, drain, config check, install,
+# run.sh: the service tests (systemd readiness, reload, drain, config check, install,
 # unit file, man pages, stats). Usage: tests/service/run.sh BUILD_DIR (default build/san).
 # Each test_* function of the scripts beside this one runs in a subshell with its own temporary
 # directory and daemon; the last line is "service: N passed, N failed"; exit 1 if any failed.

@@ -29,7 +29,6 @@
  *       until killed. Used to make a drain wait. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +42,7 @@
 
 #include <evstore.h>
 
-#include "../../proto/frame.h"
+#include "../common/rawio.h"
 
 /* ---------------------------------------------------------------- notify-listen */
 
@@ -90,95 +89,30 @@ static int notify_listen(const char *path) {
 
 /* ---------------------------------------------------------------- op */
 
-/* The library's socket is non-blocking: wait for it when it would block. */
-static int wait_fd(int fd, short events) {
-    struct pollfd p = {.fd = fd, .events = events};
-    return poll(&p, 1, 30000) == 1 ? 0 : -1;
-}
-
-static int write_all(int fd, const void *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN) {
-            if (wait_fd(fd, POLLOUT)) return -1;
-            continue;
-        }
-        if (w <= 0) return -1;
-        p = (const char *)p + w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n) {
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && errno == EAGAIN) {
-            if (wait_fd(fd, POLLIN)) return -1;
-            continue;
-        }
-        if (r <= 0) return -1;
-        p = (char *)p + r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
+/* How long a command waits for the daemon's next frame before it gives up. */
+#define REPLY_TIMEOUT_MS 30000
 
 static int raw_op(const char *addr, const char *op) {
-    evs_context_t *c = evs_connect(addr);
-    if (!c || evs_err(c)) {
-        fprintf(stderr, "svc-tool: connect: %s\n", evs_errstr(c));
-        evs_free(c);
+    int fd = raw_connect(addr);
+    if (fd < 0) {
+        fprintf(stderr, "svc-tool: cannot connect to %s\n", addr);
         return 2;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    msgpack_pack_str_with_body(&pk, "id", 2);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "op", 2);
-    msgpack_pack_str_with_body(&pk, op, strlen(op));
-    uint8_t hdr[FRAME_HEADER];
-    frame_put_header(hdr, (uint32_t)sb.size);
-    int rc = 2;
-    uint32_t len;
-    if (write_all(c->fd, hdr, sizeof hdr) || write_all(c->fd, sb.data, sb.size) ||
-        read_all(c->fd, hdr, sizeof hdr)) {
-        fprintf(stderr, "svc-tool: I/O error\n");
-        goto out;
+    rq_t r;
+    rq_begin(&r, op, 1, 0);
+    int rc = raw_send_rq(fd, &r);
+    rq_free(&r);
+    reply_t rep;
+    if (rc != 0 || raw_recv(fd, REPLY_TIMEOUT_MS, &rep) != 0) {
+        fprintf(stderr, "svc-tool: no reply\n");
+        close(fd);
+        return 2;
     }
-    len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-    char *body = malloc(len);
-    if (!body || read_all(c->fd, body, len)) {
-        free(body);
-        fprintf(stderr, "svc-tool: short reply\n");
-        goto out;
-    }
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, body, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
-        msgpack_object_print(stdout, u.data);
-        printf("\n");
-        rc = 1;
-        const msgpack_object *o = &u.data;
-        if (o->type == MSGPACK_OBJECT_MAP)
-            for (uint32_t i = 0; i < o->via.map.size; i++) {
-                msgpack_object_kv *kv = &o->via.map.ptr[i];
-                if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2 &&
-                    memcmp(kv->key.via.str.ptr, "ok", 2) == 0 &&
-                    kv->val.type == MSGPACK_OBJECT_BOOLEAN && kv->val.via.boolean)
-                    rc = 0;
-            }
-    }
-    msgpack_unpacked_destroy(&u);
-    free(body);
-out:
-    msgpack_sbuffer_destroy(&sb);
-    evs_free(c);
+    msgpack_object_print(stdout, rep.u.data);
+    printf("\n");
+    rc = reply_ok(&rep) ? 0 : 1;
+    reply_free(&rep);
+    close(fd);
     return rc;
 }
 
@@ -280,75 +214,51 @@ static int burst(const char *addr, int writers, const char *ready_file) {
 /* ---------------------------------------------------------------- watch */
 
 static int watch(const char *addr) {
-    evs_context_t *c = evs_connect(addr);
-    if (!c || evs_err(c)) return 2;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    msgpack_pack_str_with_body(&pk, "id", 2);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "op", 2);
-    msgpack_pack_str_with_body(&pk, "subscribe", 9);
-    uint8_t hdr[FRAME_HEADER];
-    frame_put_header(hdr, (uint32_t)sb.size);
-    if (write_all(c->fd, hdr, sizeof hdr) || write_all(c->fd, sb.data, sb.size)) return 2;
-    msgpack_sbuffer_destroy(&sb);
-    while (read_all(c->fd, hdr, sizeof hdr) == 0) {
-        uint32_t len =
-            (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-        char *body = malloc(len);
-        if (!body || read_all(c->fd, body, len)) {
-            free(body);
-            break;
-        }
-        msgpack_unpacked u;
-        msgpack_unpacked_init(&u);
-        if (msgpack_unpack_next(&u, body, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
-            msgpack_object_print(stdout, u.data);
-            printf("\n");
-            fflush(stdout);
-        }
-        msgpack_unpacked_destroy(&u);
-        free(body);
+    int fd = raw_connect(addr);
+    if (fd < 0) return 2;
+    rq_t r;
+    rq_begin(&r, "subscribe", 1, 0);
+    int rc = raw_send_rq(fd, &r);
+    rq_free(&r);
+    if (rc != 0) return 2;
+    reply_t rep;
+    while (raw_recv(fd, REPLY_TIMEOUT_MS, &rep) == 0) {
+        msgpack_object_print(stdout, rep.u.data);
+        printf("\n");
+        fflush(stdout);
+        reply_free(&rep);
     }
     printf("eof\n");
-    evs_free(c);
+    close(fd);
     return 0;
 }
 
 /* ---------------------------------------------------------------- stall */
 
 static int stall(const char *addr) {
-    evs_context_t *c = evs_connect(addr);
-    if (!c || evs_err(c)) return 2;
+    int fd = raw_connect(addr);
+    if (fd < 0) return 2;
     static uint8_t payload[16384];
     payload[0] = 0xc6; /* bin 32 header: an opaque payload is fine for the store */
-    for (int i = 0; i < 64; i++) {
-        evs_event_t ev = {.entity_id = "stall",
-                          .topic = "stall",
-                          .payload = payload,
-                          .payload_len = sizeof payload};
-        if (evs_append(c, &ev, 1, NULL, NULL) < 0) {
-            fprintf(stderr, "svc-tool: append: %s\n", evs_errstr(c));
-            return 2;
-        }
-    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    rq_event_t ev = {"stall", "stall", payload, sizeof payload};
+    for (uint64_t id = 1; id <= 64; id++) {
+        rq_append(&sb, id, &ev, 1);
+        reply_t rep = {0};
+        if (raw_send_sb(fd, &sb) != 0 || raw_recv(fd, REPLY_TIMEOUT_MS, &rep) != 0 ||
+            !reply_ok(&rep)) {
+            fprintf(stderr, "svc-tool: append failed: %s\n", reply_code(&rep));
+            return 2;
+        }
+        reply_free(&rep);
+    }
     for (uint64_t id = 100; id < 400; id++) {
-        uint8_t hdr[FRAME_HEADER];
-        msgpack_sbuffer_clear(&sb);
-        msgpack_pack_map(&pk, 2);
-        msgpack_pack_str_with_body(&pk, "id", 2);
-        msgpack_pack_uint64(&pk, id);
-        msgpack_pack_str_with_body(&pk, "op", 2);
-        msgpack_pack_str_with_body(&pk, "read-all", 8);
-        frame_put_header(hdr, (uint32_t)sb.size);
-        if (write_all(c->fd, hdr, sizeof hdr) || write_all(c->fd, sb.data, sb.size)) break;
+        rq_t r;
+        rq_begin(&r, "read-all", id, 0);
+        int rc = raw_send_rq(fd, &r);
+        rq_free(&r);
+        if (rc != 0) break;
     }
     msgpack_sbuffer_destroy(&sb);
     printf("stalled\n");

@@ -33,7 +33,7 @@ test_drain_gives_up_after_shutdown_timeout() {
     "$TOOL" stall "$ADDR" >stall.out &
     echo $! >>"$T/pids"
     wait_for "grep -q stalled stall.out" 10 || fail "stall did not start"
-    sleep 0.3
+    wait_for daemon_output_stuck 10 || fail "the daemon holds no output for the stalled client"
     start=$(date +%s%N)
     kill -TERM $PID
     wait_exit $PID 10
@@ -48,7 +48,7 @@ test_second_sigterm_exits_at_once() {
     "$TOOL" stall "$ADDR" >stall.out &
     echo $! >>"$T/pids"
     wait_for "grep -q stalled stall.out" 10 || fail "stall did not start"
-    sleep 0.3
+    wait_for daemon_output_stuck 10 || fail "the daemon holds no output for the stalled client"
     kill -TERM $PID
     wait_for "grep -q draining daemon.log" || fail "no drain"
     sleep 0.5
@@ -65,9 +65,7 @@ test_sigterm_during_append_burst_on_postgresql_commits_every_acknowledged_append
     url=$("$ROOT/scripts/pg-cluster.sh" start "$T/pg") || fail "cannot start PostgreSQL"
     trap '"$ROOT/scripts/pg-cluster.sh" stop "$T/pg" >/dev/null 2>&1' EXIT
     start_daemon --store "$url"
-    wait_for "$TOOL op $ADDR stats | grep -q '\"store_state\"=>\"ok\"'" 10 || {
-        "$TOOL" op "$ADDR" ping >/dev/null   # the first store call may still be connecting
-        sleep 1; }
+    wait_for "$TOOL op $ADDR read-all" 30 || fail "the store does not serve: $(cat daemon.log)"
     "$TOOL" burst "$ADDR" 4 "$T/go" >burst.out 2>&1 &
     BURST=$!
     wait_for "[ -f $T/go ]" 20 || fail "the burst did not start: $(cat burst.out)"

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <uv.h>
 
+#include "../common/clock.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -97,10 +99,7 @@ void store_teardown(void) {
     /* A store may need a few loop turns to close its handles after free. */
     for (int i = 0; i < 200 && uv_loop_alive(&loop); i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
-        if (uv_loop_alive(&loop)) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (uv_loop_alive(&loop)) sleep_ms(10);
     }
     int open = 0, bad_calls = 0;
     uv_walk(&loop, count_handle, &open);
@@ -398,4 +397,23 @@ events_result_t entity_events(const char *entity_id) {
     int rc = sync_get_by_entity(entity_id, 0, STORE_MAX_LIMIT, false, &r);
     cr_assert_eq(rc, 0, "get_by_entity failed: %s (%s)", evs_code_name(rc), r.err.message);
     return r;
+}
+
+size_t entity_count(const char *entity_id) {
+    events_result_t r = entity_events(entity_id);
+    size_t n = r.n;
+    events_result_free(&r);
+    return n;
+}
+
+void need_delete(void) {
+    if (!S->ops->delete_entity) cr_skip("store %s has no delete_entity", S->ops->name);
+}
+
+uint64_t delete_ok(const char *entity_id) {
+    uint64_t count = 12345;
+    codec_error_t err;
+    int rc = sync_delete_entity(entity_id, &count, &err);
+    cr_assert_eq(rc, 0, "delete_entity: %s (%s)", evs_code_name(rc), err.message);
+    return count;
 }

@@ -85,6 +85,15 @@ append_result_t append_ok(evs_event_t *events, size_t n);
 /* The entity's events from version 0, forwards, asserting success (free the result). */
 events_result_t entity_events(const char *entity_id);
 
+/* How many events the entity holds, asserting success. */
+size_t entity_count(const char *entity_id);
+
+/* Skips the test when the store has no delete_entity. */
+void need_delete(void);
+
+/* Deletes the entity and asserts success; returns how many events went. */
+uint64_t delete_ok(const char *entity_id);
+
 /* The commit listener: every committed event whose entity_id starts with PREFIX is copied here,
  * in the order the listener saw them (events of other tests sharing a database are left out). */
 extern evs_event_t *COMMITTED;

@@ -15,13 +15,6 @@ static void assert_conflict(const append_result_t *r) {
                  r->err.message);
 }
 
-static size_t count_of(const char *entity) {
-    events_result_t r = entity_events(entity);
-    size_t n = r.n;
-    events_result_free(&r);
-    return n;
-}
-
 static void assert_not_stored(const uint8_t id[16]) {
     events_result_t r;
     int rc = sync_get_by_id(id, &r);
@@ -88,7 +81,7 @@ Test(append, explicit_versions_are_accepted_when_they_are_next) {
     evs_event_t next = new_event_v(a, t, "3", 2);
     append_result_t r2 = append_ok(&next, 1);
     cr_assert_eq(r2.versions[0], 2);
-    cr_assert_eq(count_of(a), 3);
+    cr_assert_eq(entity_count(a), 3);
     append_result_free(&r);
     append_result_free(&r2);
 }
@@ -121,7 +114,7 @@ Test(append, thousand_events_in_one_call) {
         cr_assert_eq(r.versions[i], i);
         if (i) cr_assert_gt(r.positions[i], r.positions[i - 1]);
     }
-    cr_assert_eq(count_of(a), 1000);
+    cr_assert_eq(entity_count(a), 1000);
     append_result_free(&r);
     free(evs);
 }
@@ -143,7 +136,7 @@ Test(append, wrong_version_is_conflict_with_details_and_stores_nothing) {
     cr_assert(r.err.has_current, "the conflict names the current version");
     cr_assert_eq(r.err.current_version, 1);
     cr_assert_not(r.err.has_event_id);
-    cr_assert_eq(count_of(a), 2);
+    cr_assert_eq(entity_count(a), 2);
     assert_not_stored(ev.event_id);
     append_result_free(&ok);
 }
@@ -160,7 +153,7 @@ Test(append, stale_version_is_conflict_naming_the_current_version) {
     cr_assert_eq(r.err.version, 1);
     cr_assert(r.err.has_current);
     cr_assert_eq(r.err.current_version, 2);
-    cr_assert_eq(count_of(a), 3);
+    cr_assert_eq(entity_count(a), 3);
     append_result_free(&ok);
 }
 
@@ -174,7 +167,7 @@ Test(append, conflict_on_an_entity_without_events_has_no_current_version) {
     cr_assert_eq(r.err.version, 1);
     cr_assert(r.err.has_current);
     cr_assert_eq(r.err.current_version, -1, "no stored version: -1 (nil on the wire)");
-    cr_assert_eq(count_of(a), 0);
+    cr_assert_eq(entity_count(a), 0);
 }
 
 Test(append, conflict_in_a_later_event_stores_none_of_the_call) {
@@ -184,7 +177,7 @@ Test(append, conflict_in_a_later_event_stores_none_of_the_call) {
     sync_append(evs, 3, &r);
     assert_conflict(&r);
     cr_assert_eq(r.err.version, 7);
-    cr_assert_eq(count_of(a), 0);
+    cr_assert_eq(entity_count(a), 0);
     for (int i = 0; i < 3; i++)
         assert_not_stored(evs[i].event_id);
     cr_assert_eq(NCOMMITTED, 0, "the commit listener saw a failed append");
@@ -201,9 +194,9 @@ Test(append, conflict_on_one_entity_stores_nothing_for_the_others) {
     cr_assert_str_eq(r.err.entity_id, b);
     cr_assert_eq(r.err.version, 0);
     cr_assert_eq(r.err.current_version, 0);
-    cr_assert_eq(count_of(a), 0);
-    cr_assert_eq(count_of(b), 1);
-    cr_assert_eq(count_of(c), 0);
+    cr_assert_eq(entity_count(a), 0);
+    cr_assert_eq(entity_count(b), 1);
+    cr_assert_eq(entity_count(c), 0);
     append_result_free(&ok);
 }
 
@@ -215,7 +208,7 @@ Test(append, same_explicit_version_twice_in_one_call_is_conflict) {
     assert_conflict(&r);
     cr_assert_str_eq(r.err.entity_id, a);
     cr_assert_eq(r.err.version, 0);
-    cr_assert_eq(count_of(a), 0);
+    cr_assert_eq(entity_count(a), 0);
 }
 
 Test(append, failed_append_leaves_versions_unchanged_for_the_next_one) {
@@ -242,8 +235,8 @@ Test(append, retry_with_the_same_event_ids_returns_the_original_results) {
         cr_assert_eq(again.positions[i], first.positions[i], "event %zu", i);
         cr_assert_eq(again.versions[i], first.versions[i], "event %zu", i);
     }
-    cr_assert_eq(count_of(a), 2);
-    cr_assert_eq(count_of(b), 1);
+    cr_assert_eq(entity_count(a), 2);
+    cr_assert_eq(entity_count(b), 1);
     cr_assert_eq(NCOMMITTED, committed, "a retry must not reach the commit listener again");
     append_result_free(&first);
     append_result_free(&again);
@@ -259,7 +252,7 @@ Test(append, retry_with_explicit_versions_returns_the_original_results) {
     cr_assert_eq(again.positions[0], first.positions[0]);
     cr_assert_eq(again.positions[1], first.positions[1]);
     cr_assert_eq(again.versions[1], 1);
-    cr_assert_eq(count_of(a), 3);
+    cr_assert_eq(entity_count(a), 3);
     append_result_free(&first);
     append_result_free(&mid);
     append_result_free(&again);
@@ -272,7 +265,7 @@ Test(append, retry_of_part_of_an_earlier_call_returns_its_results) {
     append_result_t again = append_ok(&evs[1], 1);
     cr_assert_eq(again.positions[0], first.positions[1]);
     cr_assert_eq(again.versions[0], 1);
-    cr_assert_eq(count_of(a), 3);
+    cr_assert_eq(entity_count(a), 3);
     append_result_free(&first);
     append_result_free(&again);
 }
@@ -288,7 +281,7 @@ Test(append, event_id_stored_for_another_entity_is_conflict_naming_it) {
     assert_conflict(&r);
     cr_assert(r.err.has_event_id, "the conflict names the event id");
     cr_assert_arr_eq(r.err.event_id, ev.event_id, 16);
-    cr_assert_eq(count_of(b), 0);
+    cr_assert_eq(entity_count(b), 0);
     append_result_free(&ok);
 }
 
@@ -303,7 +296,7 @@ Test(append, event_id_stored_at_another_version_is_conflict) {
     assert_conflict(&r);
     cr_assert(r.err.has_event_id);
     cr_assert_arr_eq(r.err.event_id, ev.event_id, 16);
-    cr_assert_eq(count_of(a), 1);
+    cr_assert_eq(entity_count(a), 1);
     append_result_free(&ok);
 }
 
@@ -319,7 +312,7 @@ Test(append, stored_event_id_next_to_a_new_one_is_conflict) {
     assert_conflict(&r);
     cr_assert(r.err.has_event_id);
     cr_assert_arr_eq(r.err.event_id, ev.event_id, 16);
-    cr_assert_eq(count_of(a), 1);
+    cr_assert_eq(entity_count(a), 1);
     assert_not_stored(evs[1].event_id);
     append_result_free(&ok);
 }
@@ -333,8 +326,8 @@ Test(append, same_event_id_twice_in_one_call_is_conflict) {
     assert_conflict(&r);
     cr_assert(r.err.has_event_id);
     cr_assert_arr_eq(r.err.event_id, evs[0].event_id, 16);
-    cr_assert_eq(count_of(a), 0);
-    cr_assert_eq(count_of(b), 0);
+    cr_assert_eq(entity_count(a), 0);
+    cr_assert_eq(entity_count(b), 0);
 }
 
 /* ---------------------------------------------------------------- edges */

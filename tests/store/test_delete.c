@@ -1,5 +1,5 @@
-/* test_delete.c: the store conformance suite, delete_entity and snapshots (both optional in
- * the interface: a store without them skips these tests). */
+/* test_delete.c: the store conformance suite, delete_entity (optional in the interface: a store
+ * without it skips these tests). */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,33 +7,6 @@
 #include "sync.h"
 
 TestSuite(delete, .init = store_setup, .fini = store_teardown, .timeout = 60);
-TestSuite(snapshot, .init = store_setup, .fini = store_teardown, .timeout = 60);
-
-static void need_delete(void) {
-    if (!S->ops->delete_entity) cr_skip("store %s has no delete_entity", S->ops->name);
-}
-
-static void need_snapshots(void) {
-    if (!S->ops->put_snapshot || !S->ops->get_snapshot)
-        cr_skip("store %s has no snapshots", S->ops->name);
-}
-
-static uint64_t delete_ok(const char *entity) {
-    uint64_t count = 12345;
-    codec_error_t err;
-    int rc = sync_delete_entity(entity, &count, &err);
-    cr_assert_eq(rc, 0, "delete_entity: %s (%s)", evs_code_name(rc), err.message);
-    return count;
-}
-
-static size_t count_of(const char *entity) {
-    events_result_t r = entity_events(entity);
-    size_t n = r.n;
-    events_result_free(&r);
-    return n;
-}
-
-/* ---------------------------------------------------------------- delete_entity */
 
 Test(delete, removes_every_event_of_the_entity_and_counts_them) {
     need_delete();
@@ -41,7 +14,7 @@ Test(delete, removes_every_event_of_the_entity_and_counts_them) {
     evs_event_t evs[3] = {new_event(a, t, "0"), new_event(a, t, "1"), new_event(a, t, "2")};
     append_result_t ok = append_ok(evs, 3);
     cr_assert_eq(delete_ok(a), 3);
-    cr_assert_eq(count_of(a), 0);
+    cr_assert_eq(entity_count(a), 0);
     events_result_t r;
     cr_assert_eq(sync_get_by_entity(a, UINT64_MAX, STORE_DEFAULT_LIMIT, true, &r), 0);
     cr_assert_eq(r.n, 0, "backwards read still sees deleted events");
@@ -156,109 +129,3 @@ Test(delete, deleting_does_not_reach_the_commit_listener) {
     append_result_free(&ok);
 }
 
-/* ---------------------------------------------------------------- snapshots */
-
-static void put_ok(const char *entity, uint64_t version, const char *topic, const char *payload) {
-    store_snapshot_t snap = {.entity_id = entity,
-                             .version = version,
-                             .topic = topic,
-                             .payload = (const uint8_t *)payload,
-                             .payload_len = strlen(payload)};
-    codec_error_t err;
-    int rc = sync_put_snapshot(&snap, &err);
-    cr_assert_eq(rc, 0, "put_snapshot: %s (%s)", evs_code_name(rc), err.message);
-}
-
-static void assert_snapshot(const char *entity, uint64_t max, uint64_t version,
-                            const char *payload) {
-    snapshot_result_t r;
-    int rc = sync_get_snapshot(entity, max, &r);
-    cr_assert_eq(rc, 0, "get_snapshot(%llu): %s (%s)", (unsigned long long)max, evs_code_name(rc),
-                 r.err.message);
-    cr_assert_eq(r.version, version, "get_snapshot(%llu) gave version %llu",
-                 (unsigned long long)max, (unsigned long long)r.version);
-    cr_assert_eq(r.payload_len, strlen(payload));
-    cr_assert_arr_eq(r.payload, payload, r.payload_len);
-    snapshot_result_free(&r);
-}
-
-static void assert_no_snapshot(const char *entity, uint64_t max) {
-    snapshot_result_t r;
-    int rc = sync_get_snapshot(entity, max, &r);
-    cr_assert_eq(rc, EVS_ENOT_FOUND, "get_snapshot(%llu): %s", (unsigned long long)max,
-                 evs_code_name(rc));
-    snapshot_result_free(&r);
-}
-
-Test(snapshot, newest_at_or_below_the_version_asked) {
-    need_snapshots();
-    const char *a = name("a"), *t = name("state");
-    put_ok(a, 7, t, "seven");
-    put_ok(a, 3, t, "three");
-    assert_snapshot(a, UINT64_MAX, 7, "seven");
-    assert_snapshot(a, 10, 7, "seven");
-    assert_snapshot(a, 7, 7, "seven");
-    assert_snapshot(a, 6, 3, "three");
-    assert_snapshot(a, 3, 3, "three");
-    assert_no_snapshot(a, 2);
-}
-
-Test(snapshot, fields_round_trip_with_a_timestamp) {
-    need_snapshots();
-    const char *a = name("a"), *t = name("state.v2");
-    int64_t before = wall_us();
-    put_ok(a, 0, t, "");
-    int64_t after = wall_us();
-    snapshot_result_t r;
-    cr_assert_eq(sync_get_snapshot(a, 0, &r), 0);
-    cr_assert_eq(r.version, 0);
-    cr_assert_str_eq(r.topic, t);
-    cr_assert_eq(r.payload_len, 0);
-    cr_assert_geq(r.timestamp, before - 5000000);
-    cr_assert_leq(r.timestamp, after + 5000000);
-    snapshot_result_free(&r);
-}
-
-Test(snapshot, same_version_replaces) {
-    need_snapshots();
-    const char *a = name("a"), *t = name("state");
-    put_ok(a, 4, t, "first");
-    put_ok(a, 4, t, "second");
-    assert_snapshot(a, 4, 4, "second");
-}
-
-Test(snapshot, unknown_entity_is_not_found) {
-    need_snapshots();
-    assert_no_snapshot(name("nobody"), UINT64_MAX);
-}
-
-Test(snapshot, are_per_entity) {
-    need_snapshots();
-    const char *a = name("a"), *b = name("b"), *t = name("state");
-    put_ok(a, 1, t, "a1");
-    put_ok(b, 5, t, "b5");
-    assert_snapshot(a, UINT64_MAX, 1, "a1");
-    assert_snapshot(b, UINT64_MAX, 5, "b5");
-}
-
-Test(snapshot, are_not_events) {
-    need_snapshots();
-    const char *a = name("a");
-    put_ok(a, 0, name("state"), "s");
-    cr_assert_eq(COMMIT_CALLS, 0, "a snapshot reached the commit listener");
-    cr_assert_eq(count_of(a), 0, "a snapshot shows up as an event");
-}
-
-Test(snapshot, delete_entity_drops_them) {
-    need_snapshots();
-    need_delete();
-    const char *a = name("a"), *b = name("b"), *t = name("state");
-    evs_event_t ev = new_event(a, name("t"), "x");
-    append_result_t ok = append_ok(&ev, 1);
-    put_ok(a, 0, t, "a0");
-    put_ok(b, 0, t, "b0");
-    delete_ok(a);
-    assert_no_snapshot(a, UINT64_MAX);
-    assert_snapshot(b, UINT64_MAX, 0, "b0");
-    append_result_free(&ok);
-}

@@ -1,6 +1,6 @@
 /* reads.c: the read side of the PostgreSQL benchmark (scripts/bench-pg.sh).
  *
- *   pg-bench-reads ADDR
+ *   bench-reads ADDR
  *
  * Appends one entity of 1,000 events (100-byte payloads, 10 appends of 100), then times 500
  * get-by-entity calls of the whole entity (p50/p90/p99), then pages through the whole global log
@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../tests/common/clock.h"
+
 static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)now_ns() / 1e9;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -24,12 +24,12 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: pg-bench-reads ADDR\n");
+        fprintf(stderr, "usage: bench-reads ADDR\n");
         return 2;
     }
     evs_context_t *c = evs_connect(argv[1]);
     if (!c || evs_err(c)) {
-        fprintf(stderr, "pg-bench-reads: connect %s: %s\n", argv[1], c ? evs_errstr(c) : "oom");
+        fprintf(stderr, "bench-reads: connect %s: %s\n", argv[1], c ? evs_errstr(c) : "oom");
         return 1;
     }
     char entity[64];
@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
     }
     for (int k = 0; k < 10; k++)
         if (evs_append(c, evs, 100, NULL, NULL) != 0) {
-            fprintf(stderr, "pg-bench-reads: append: %s\n", evs_errstr(c));
+            fprintf(stderr, "bench-reads: append: %s\n", evs_errstr(c));
             return 1;
         }
     enum { N = 500 };
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
         evs_events_t *out = NULL;
         double t = now_s();
         if (evs_get_by_entity(c, entity, 0, 1000, false, &out) != 0 || out->n != 1000) {
-            fprintf(stderr, "pg-bench-reads: get-by-entity: %s\n", evs_errstr(c));
+            fprintf(stderr, "bench-reads: get-by-entity: %s\n", evs_errstr(c));
             return 1;
         }
         lat[i] = (now_s() - t) * 1e6;
@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
     for (;;) {
         evs_events_t *out = NULL;
         if (evs_read_all(c, after, 1000, &out) != 0) {
-            fprintf(stderr, "pg-bench-reads: read-all: %s\n", evs_errstr(c));
+            fprintf(stderr, "bench-reads: read-all: %s\n", evs_errstr(c));
             return 1;
         }
         size_t n = out->n;

@@ -1,19 +1,19 @@
-/* subs.c: the subscription benchmark of issue 4 section 5 (scripts/bench-subs.sh runs it).
+/* subs.c: the subscription benchmark (scripts/bench-subs.sh runs it).
  *
- *   pg-bench-subs --store URL live [--subs 100] [--rate 10000] [--seconds 10] [--batch 10]
+ *   bench-subs --store URL live [--subs 100] [--rate 10000] [--seconds 10] [--batch 10]
  *                 [--threads 2]
  *       starts evstored on URL, opens --subs live subscriptions (no "after"), then appends
  *       --rate events/s (appends of --batch events, paced by the clock, pipelined) for
  *       --seconds, and reports the time from each append's acknowledgement (its reply read by
  *       the writer) to each subscriber's receipt of each of its events: p50/p90/p99/p99.9/max.
  *       An event a subscriber received before its writer read the reply counts as 0.
- *   pg-bench-subs --store URL catchup [--events 1000000]
+ *   bench-subs --store URL catchup [--events 1000000]
  *       starts evstored on URL, appends events until the log holds --events (appends of 1000),
  *       then one subscription with "after": 0 reads them all: events/s from the subscribe
  *       request to the last event.
  *
- * Clients talk the raw protocol over the daemon's Unix socket (tests/pg/wire.h). The daemon is
- * $EVSTORED_BIN or BUILD/bin/evstored. */
+ * Clients talk the raw protocol over the daemon's Unix socket (tests/common/rawio.h). The daemon
+ * is $EVSTORED_BIN or BUILD/bin/evstored (tests/common/daemon.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,13 +24,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "../wire.h"
+#include "../../tests/common/clock.h"
+#include "../../tests/common/daemon.h"
+#include "../../tests/common/rawio.h"
 
 static const char PAYLOAD[] = "{\"amount\": 100, \"note\": \"a payload of about a hundred bytes, "
                               "like the other benchmarks\"}";
 
 static void die(const char *what) {
-    fprintf(stderr, "pg-bench-subs: %s\n", what);
+    fprintf(stderr, "bench-subs: %s\n", what);
     exit(1);
 }
 
@@ -47,7 +49,7 @@ typedef struct sample {
 
 typedef struct subscriber_thread {
     pthread_t th;
-    wire_t *conns;
+    raw_conn_t *conns;
     int nconns;
     sample_t *samples;
     size_t n, cap;
@@ -75,14 +77,15 @@ static void *subscriber_main(void *arg) {
     while (!atomic_load(&t->stop)) {
         int n = epoll_wait(ep, evs, 128, 50);
         for (int k = 0; k < n; k++) {
-            wire_t *c = &t->conns[evs[k].data.u32];
+            raw_conn_t *c = &t->conns[evs[k].data.u32];
             int first = 1;
-            while (first || wire_buffered(c)) {
+            while (first || raw_conn_buffered(c)) {
                 first = 0;
-                const char *body;
+                const uint8_t *b;
                 size_t len;
-                if (wire_next_raw(c, 0, &body, &len) != 1) break;
-                uint64_t now = wire_now_ns();
+                if (raw_conn_next(c, 0, &b, &len) != 0) break;
+                const char *body = (const char *)b;
+                uint64_t now = now_ns();
                 /* Decoding 100 x 10,000 events/s with msgpack-c would make this client the
                  * bottleneck: find each event's "position" key (fixstr 8) and read its uint.
                  * The payloads are text that never holds those bytes. */
@@ -121,40 +124,40 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static void live(const char *sock, int nsubs, int rate, int seconds, int batch, int nthreads) {
-    wire_t *conns = calloc((size_t)nsubs, sizeof *conns);
+    raw_conn_t *conns = calloc((size_t)nsubs, sizeof *conns);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     for (int i = 0; i < nsubs; i++) {
-        if (wire_connect(&conns[i], sock) != 0) die("cannot connect a subscriber");
-        wire_req_subscribe(&sb, 1, false, 0, NULL, 0, NULL);
-        if (wire_send(&conns[i], &sb) != 0) die("subscribe failed");
-        msgpack_unpacked u;
-        if (wire_next(&conns[i], 5000, &u) != 1) die("no subscribe reply");
-        msgpack_unpacked_destroy(&u);
+        if (raw_conn_open(&conns[i], sock) != 0) die("cannot connect a subscriber");
+        rq_subscribe(&sb, 1, false, 0, NULL, 0, NULL);
+        if (raw_send_sb(conns[i].fd, &sb) != 0) die("subscribe failed");
+        reply_t u;
+        if (raw_conn_recv(&conns[i], 5000, &u) != 0) die("no subscribe reply");
+        reply_free(&u);
     }
     /* The writer: where positions start (one append before the clock starts). */
-    wire_t w;
-    if (wire_connect(&w, sock) != 0) die("cannot connect the writer");
-    wire_event_t *evs = calloc((size_t)batch, sizeof *evs);
+    raw_conn_t w;
+    if (raw_conn_open(&w, sock) != 0) die("cannot connect the writer");
+    rq_event_t *evs = calloc((size_t)batch, sizeof *evs);
     char (*names)[32] = calloc((size_t)batch, 32);
     for (int i = 0; i < batch; i++) {
         snprintf(names[i], 32, "bench-%d", i % 64);
-        evs[i] = (wire_event_t){names[i], "bench.Live", PAYLOAD, sizeof PAYLOAD - 1};
+        evs[i] = (rq_event_t){names[i], "bench.Live", PAYLOAD, sizeof PAYLOAD - 1};
     }
-    wire_req_append(&sb, 1, evs, 1);
-    wire_send(&w, &sb);
-    msgpack_unpacked u;
-    if (wire_next(&w, 10000, &u) != 1) die("no reply to the first append");
-    const msgpack_object *p = wire_get(&u.data, "positions");
+    rq_append(&sb, 1, evs, 1);
+    raw_send_sb(w.fd, &sb);
+    reply_t u;
+    if (raw_conn_recv(&w, 10000, &u) != 0) die("no reply to the first append");
+    const msgpack_object *p = obj_get(&u.u.data, "positions");
     if (!p || p->type != MSGPACK_OBJECT_ARRAY || !p->via.array.size) die("first append failed");
-    base_pos = wire_uint(&p->via.array.ptr[0]) + 1;
-    msgpack_unpacked_destroy(&u);
+    base_pos = obj_uint(&p->via.array.ptr[0]) + 1;
+    reply_free(&u);
     npos = (uint64_t)rate * (uint64_t)seconds * 4 + 1000000;
     ack_ns = calloc(npos, sizeof *ack_ns);
     if (!ack_ns) die("out of memory");
     /* Let the first append's pushes arrive before the threads start. */
     for (int i = 0; i < nsubs; i++)
-        while (wire_next(&conns[i], 100, &u) == 1) msgpack_unpacked_destroy(&u);
+        while (raw_conn_recv(&conns[i], 100, &u) == 0) reply_free(&u);
 
     sthread_t *ts = calloc((size_t)nthreads, sizeof *ts);
     for (int k = 0; k < nthreads; k++) {
@@ -163,26 +166,26 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
         pthread_create(&ts[k].th, NULL, subscriber_main, &ts[k]);
     }
 
-    uint64_t start = wire_now_ns(), interval = 1000000000ull * (uint64_t)batch / (uint64_t)rate;
+    uint64_t start = now_ns(), interval = 1000000000ull * (uint64_t)batch / (uint64_t)rate;
     uint64_t total_appends = (uint64_t)rate * (uint64_t)seconds / (uint64_t)batch;
     uint64_t sent = 0, replied = 0, acked_events = 0, failed = 0;
     while (replied < total_appends) {
-        uint64_t now = wire_now_ns();
+        uint64_t now = now_ns();
         while (sent < total_appends && start + sent * interval <= now) {
-            wire_req_append(&sb, sent + 2, evs, (size_t)batch);
-            if (wire_send(&w, &sb) != 0) die("append send failed");
+            rq_append(&sb, sent + 2, evs, (size_t)batch);
+            if (raw_send_sb(w.fd, &sb) != 0) die("append send failed");
             sent++;
         }
         uint64_t next = start + sent * interval;
         int wait_ms = sent < total_appends ? (int)((next > now ? next - now : 0) / 1000000) : 1000;
-        int rc = wire_next(&w, wait_ms, &u);
-        if (rc < 0) die("the writer's connection ended");
-        if (rc == 0) continue;
-        uint64_t t = wire_now_ns();
-        const msgpack_object *pos = wire_get(&u.data, "positions");
+        int rc = raw_conn_recv(&w, wait_ms, &u);
+        if (rc == RAW_TIMEOUT) continue;
+        if (rc != 0) die("the writer's connection ended");
+        uint64_t t = now_ns();
+        const msgpack_object *pos = obj_get(&u.u.data, "positions");
         if (pos && pos->type == MSGPACK_OBJECT_ARRAY) {
             for (uint32_t i = 0; i < pos->via.array.size; i++) {
-                uint64_t ps = wire_uint(&pos->via.array.ptr[i]);
+                uint64_t ps = obj_uint(&pos->via.array.ptr[i]);
                 if (ps >= base_pos && ps - base_pos < npos) atomic_store(&ack_ns[ps - base_pos], t);
                 acked_events++;
             }
@@ -190,15 +193,15 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
             failed++;
         }
         replied++;
-        msgpack_unpacked_destroy(&u);
+        reply_free(&u);
         /* A writer that cannot keep up would make the rate a lie: say so. */
-        while (wire_buffered(&w) && replied < total_appends) {
-            if (wire_next(&w, 0, &u) != 1) break;
-            t = wire_now_ns();
-            pos = wire_get(&u.data, "positions");
+        while (raw_conn_buffered(&w) && replied < total_appends) {
+            if (raw_conn_recv(&w, 0, &u) != 0) break;
+            t = now_ns();
+            pos = obj_get(&u.u.data, "positions");
             if (pos && pos->type == MSGPACK_OBJECT_ARRAY)
                 for (uint32_t i = 0; i < pos->via.array.size; i++) {
-                    uint64_t ps = wire_uint(&pos->via.array.ptr[i]);
+                    uint64_t ps = obj_uint(&pos->via.array.ptr[i]);
                     if (ps >= base_pos && ps - base_pos < npos)
                         atomic_store(&ack_ns[ps - base_pos], t);
                     acked_events++;
@@ -206,17 +209,17 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
             else
                 failed++;
             replied++;
-            msgpack_unpacked_destroy(&u);
+            reply_free(&u);
         }
     }
-    double elapsed = (double)(wire_now_ns() - start) / 1e9;
+    double elapsed = (double)(now_ns() - start) / 1e9;
     /* Give the last pushes time to arrive. */
     uint64_t want = acked_events * (uint64_t)nsubs, got = 0;
     for (int i = 0; i < 100; i++) {
         got = 0;
         for (int k = 0; k < nthreads; k++) got += ts[k].events;
         if (got >= want) break;
-        usleep(20000);
+        sleep_ms(20);
     }
     for (int k = 0; k < nthreads; k++) {
         atomic_store(&ts[k].stop, true);
@@ -259,9 +262,9 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
     for (int k = 0; k < nthreads; k++) free(ts[k].samples);
     free(ts);
     free(lat);
-    for (int i = 0; i < nsubs; i++) wire_close(&conns[i]);
+    for (int i = 0; i < nsubs; i++) raw_conn_close(&conns[i]);
     free(conns);
-    wire_close(&w);
+    raw_conn_close(&w);
     free(evs);
     free(names);
     free(ack_ns);
@@ -270,7 +273,7 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
 
 /* ---------------------------------------------------------------- catch-up */
 
-static uint64_t log_size(wire_t *c) {
+static uint64_t log_size(raw_conn_t *c) {
     /* Count by paging read-all: only used to top the log up, so an estimate from the last
      * position would do; exact is cheap enough at 10,000 per page. */
     msgpack_sbuffer sb;
@@ -289,14 +292,14 @@ static uint64_t log_size(wire_t *c) {
         msgpack_pack_uint64(&pk, after);
         msgpack_pack_str_with_body(&pk, "limit", 5);
         msgpack_pack_uint64(&pk, 10000);
-        if (wire_send(c, &sb) != 0) die("read-all failed");
-        msgpack_unpacked u;
-        if (wire_next(c, 60000, &u) != 1) die("no read-all reply");
-        const msgpack_object *e = wire_get(&u.data, "events");
+        if (raw_send_sb(c->fd, &sb) != 0) die("read-all failed");
+        reply_t u;
+        if (raw_conn_recv(c, 60000, &u) != 0) die("no read-all reply");
+        const msgpack_object *e = obj_get(&u.u.data, "events");
         uint32_t k = e && e->type == MSGPACK_OBJECT_ARRAY ? e->via.array.size : 0;
-        if (k) after = wire_uint(wire_get(&e->via.array.ptr[k - 1], "position"));
+        if (k) after = obj_uint(obj_get(&e->via.array.ptr[k - 1], "position"));
         n += k;
-        msgpack_unpacked_destroy(&u);
+        reply_free(&u);
         if (k == 0) break;
     }
     msgpack_sbuffer_destroy(&sb);
@@ -304,61 +307,61 @@ static uint64_t log_size(wire_t *c) {
 }
 
 static void catchup(const char *sock, uint64_t events) {
-    wire_t c;
-    if (wire_connect(&c, sock) != 0) die("cannot connect");
+    raw_conn_t c;
+    if (raw_conn_open(&c, sock) != 0) die("cannot connect");
     uint64_t have = log_size(&c);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (have < events) {
         enum { PER = 1000, WIN = 8 };
-        static wire_event_t evs[PER];
+        static rq_event_t evs[PER];
         static char names[PER][32];
         for (int i = 0; i < PER; i++) {
             snprintf(names[i], 32, "catchup-%d", i % 997);
-            evs[i] = (wire_event_t){names[i], "bench.CatchUp", PAYLOAD, sizeof PAYLOAD - 1};
+            evs[i] = (rq_event_t){names[i], "bench.CatchUp", PAYLOAD, sizeof PAYLOAD - 1};
         }
         uint64_t todo = (events - have + PER - 1) / PER, sent = 0, done = 0;
-        uint64_t t0 = wire_now_ns();
+        uint64_t t0 = now_ns();
         while (done < todo) {
             while (sent < todo && sent - done < WIN) {
-                wire_req_append(&sb, sent + 1, evs, PER);
-                if (wire_send(&c, &sb) != 0) die("append failed");
+                rq_append(&sb, sent + 1, evs, PER);
+                if (raw_send_sb(c.fd, &sb) != 0) die("append failed");
                 sent++;
             }
-            msgpack_unpacked u;
-            if (wire_next(&c, 60000, &u) != 1) die("no append reply");
-            const msgpack_object *ok = wire_get(&u.data, "ok");
+            reply_t u;
+            if (raw_conn_recv(&c, 60000, &u) != 0) die("no append reply");
+            const msgpack_object *ok = obj_get(&u.u.data, "ok");
             if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean) die("append failed");
-            msgpack_unpacked_destroy(&u);
+            reply_free(&u);
             done++;
         }
         fprintf(stderr, "catchup: stored %llu events in %.1f s\n",
-                (unsigned long long)(todo * PER), (double)(wire_now_ns() - t0) / 1e9);
+                (unsigned long long)(todo * PER), (double)(now_ns() - t0) / 1e9);
         have += todo * PER;
     }
-    wire_close(&c);
-    if (wire_connect(&c, sock) != 0) die("cannot connect");
-    wire_req_subscribe(&sb, 1, true, 0, NULL, 0, NULL);
-    uint64_t t0 = wire_now_ns();
-    if (wire_send(&c, &sb) != 0) die("subscribe failed");
+    raw_conn_close(&c);
+    if (raw_conn_open(&c, sock) != 0) die("cannot connect");
+    rq_subscribe(&sb, 1, true, 0, NULL, 0, NULL);
+    uint64_t t0 = now_ns();
+    if (raw_send_sb(c.fd, &sb) != 0) die("subscribe failed");
     uint64_t got = 0, pushes = 0;
     bool caught_up = false;
     while (!caught_up || got < have) {
-        msgpack_unpacked u;
-        int rc = wire_next(&c, 30000, &u);
-        if (rc != 1) die("the catch-up stalled");
-        const msgpack_object *e = wire_get(&u.data, "events");
+        reply_t u;
+        int rc = raw_conn_recv(&c, 30000, &u);
+        if (rc != 0) die("the catch-up stalled");
+        const msgpack_object *e = obj_get(&u.u.data, "events");
         if (e && e->type == MSGPACK_OBJECT_ARRAY) {
             got += e->via.array.size;
             pushes++;
         }
-        if (wire_get(&u.data, "caught_up")) caught_up = true;
-        msgpack_unpacked_destroy(&u);
+        if (obj_get(&u.u.data, "caught_up")) caught_up = true;
+        reply_free(&u);
     }
-    double s = (double)(wire_now_ns() - t0) / 1e9;
+    double s = (double)(now_ns() - t0) / 1e9;
     printf("catchup: %llu events in %llu pushes in %.2f s: %.0f events/s\n",
            (unsigned long long)got, (unsigned long long)pushes, s, (double)got / s);
-    wire_close(&c);
+    raw_conn_close(&c);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -379,9 +382,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--events") && v) events = strtoull(argv[++i], NULL, 10);
         else if (!mode && (!strcmp(a, "live") || !strcmp(a, "catchup"))) mode = a;
-        else die("usage: pg-bench-subs --store URL live|catchup [options] (see the source)");
+        else die("usage: bench-subs --store URL live|catchup [options] (see the source)");
     }
-    if (!store || !mode) die("usage: pg-bench-subs --store URL live|catchup [options]");
+    if (!store || !mode) die("usage: bench-subs --store URL live|catchup [options]");
     if (subs < 1 || rate < 1 || seconds < 1 || batch < 1 || threads < 1 || threads > subs)
         die("bad option value");
     struct rlimit rl;
@@ -389,11 +392,11 @@ int main(int argc, char **argv) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    wire_daemon_t d;
-    if (wire_daemon_start(&d, store, NULL) != 0) die("evstored did not start");
-    if (!strcmp(mode, "live")) live(d.sock, subs, rate, seconds, batch, threads);
-    else catchup(d.sock, events);
-    int rc = wire_daemon_stop(&d);
-    if (rc != 0) fprintf(stderr, "pg-bench-subs: evstored exited with %d\n", rc);
+    test_daemon_t d;
+    if (test_daemon_launch(&d, store, true, NULL) != 0) die("evstored did not start");
+    if (!strcmp(mode, "live")) live(d.unix_path, subs, rate, seconds, batch, threads);
+    else catchup(d.unix_path, events);
+    int rc = test_daemon_stop(&d);
+    if (rc != 0) fprintf(stderr, "bench-subs: evstored exited with %d\n", rc);
     return 0;
 }

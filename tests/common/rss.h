@@ -1,0 +1,10 @@
+/* rss.h: a process's resident memory, for the tests that bound the daemon's memory. */
+#ifndef EVS_TEST_RSS_H
+#define EVS_TEST_RSS_H
+
+#include <sys/types.h>
+
+/* The resident memory of process pid in KB (VmRSS of /proc/PID/status), or -1. */
+long rss_kb(pid_t pid);
+
+#endif
