@@ -32,7 +32,7 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_LDFLAGS) $(LDFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c)
-SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c)) $(wildcard server/pg/*.c)
 CLIENT_SRC := $(wildcard client/*.c)
 CLI_SRC    := $(wildcard client/cli/*.c)
 
@@ -113,7 +113,7 @@ $(SERVERA): $(SERVER_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# --- PostgreSQL store (store_pg): migrations/*.sql embedded in the daemon, so that an installed
+# --- PostgreSQL store (server/pg/): migrations/*.sql embedded in the daemon, so that an installed
 # evstored needs no source tree. scripts/embed-migrations.sh writes them as C strings.
 MIGRATIONS     := $(sort $(wildcard migrations/*.sql))
 MIGRATIONS_C   := $(BUILD)/gen/migrations_sql.c
@@ -121,7 +121,7 @@ MIGRATIONS_OBJ := $(BUILD)/obj/gen/migrations_sql.o
 $(MIGRATIONS_C): $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-migrations.sh $@ $(MIGRATIONS)
-$(MIGRATIONS_OBJ): $(MIGRATIONS_C) server/migrations.h
+$(MIGRATIONS_OBJ): $(MIGRATIONS_C) server/pg/migrations.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I. -c $< -o $@
 $(SERVERA): $(MIGRATIONS_OBJ)
@@ -136,7 +136,7 @@ PG_BENCH_READS := $(BUILD)/tests/pg-bench-reads
 $(PG_BENCH_READS): $(BUILD)/obj/tests/pg/bench/reads.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
-# The subscription benchmark of scripts/bench-subs.sh (issue 4 section 5).
+# The subscription benchmark of scripts/bench-subs.sh.
 PG_BENCH_SUBS := $(BUILD)/tests/pg-bench-subs
 $(PG_BENCH_SUBS): $(BUILD)/obj/tests/pg/bench/subs.o $(BUILD)/obj/tests/pg/wire.o
 	@mkdir -p $(dir $@)
@@ -234,7 +234,7 @@ install: all $(BUILD)/evstore.pc $(BUILD)/evstored.service
 	install -m 644 man/evstored.8 $(DESTDIR)$(MANDIR)/man8/
 
 format:
-	clang-format -i $(wildcard proto/*.[ch] server/*.[ch] client/*.[ch] client/cli/*.[ch] tests/*/*.[ch])
+	clang-format -i $(wildcard proto/*.[ch] server/*.[ch] server/pg/*.[ch] client/*.[ch] client/cli/*.[ch] tests/*/*.[ch])
 
 clean:
 	rm -rf build

@@ -17,9 +17,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "../../server/migrations.h"
+#include "../../server/pg/migrations.h"
+#include "../../server/pg/store.h"
 #include "../../server/store.h"
-#include "../../server/store_pg.h"
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -87,8 +87,8 @@ TestSuite(pg, .init = setup, .fini = teardown, .timeout = 120);
 static store_t *open_store(void) {
     codec_error_t err;
     memset(&err, 0, sizeof err);
-    store_t *s = store_pg_open(dburl, &loop, &err);
-    cr_assert_not_null(s, "store_pg_open: %s", err.message);
+    store_t *s = pg_store_open(dburl, &loop, &err);
+    cr_assert_not_null(s, "pg_store_open: %s", err.message);
     s->request_timeout_ms = 10000;
     return s;
 }
@@ -543,7 +543,7 @@ Test(pg, kill_9_during_write_load_loses_no_acknowledged_append) {
         uv_loop_t l;
         uv_loop_init(&l);
         codec_error_t err;
-        store_t *s = store_pg_open(dburl, &l, &err);
+        store_t *s = pg_store_open(dburl, &l, &err);
         if (!s) _exit(2);
         static killer_writer_t ws[32];
         for (int i = 0; i < 32; i++) {

@@ -1,4 +1,4 @@
-/* migrations.h: the schema migrations built into the daemon, and running them.
+/* pg/migrations.h: the schema migrations built into the daemon, and running them.
  *
  * migrations/NNN_name.sql are embedded at build time (scripts/embed-migrations.sh generates
  * $(BUILD)/gen/migrations_sql.c). At connect, the writer connection applies the missing ones in
@@ -20,9 +20,6 @@ typedef struct migration {
 /* Defined by the generated file, sorted by version. */
 extern const migration_t migrations_embedded[];
 extern const size_t migrations_embedded_count;
-
-/* The advisory lock key of migrations (any daemon, any database user). */
-#define MIGRATIONS_LOCK_KEY 7433000001LL
 
 struct pg_conn;
 

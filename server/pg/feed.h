@@ -1,4 +1,4 @@
-/* pg_feed.h: the PostgreSQL store's live feed: every committed event, from every daemon on the
+/* pg/feed.h: the PostgreSQL store's live feed: every committed event, from every daemon on the
  * database, handed to the store's commit listener exactly once and in position order.
  *
  * The feed keeps head, the highest position it has delivered. At start it sets head to the
@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "store.h"
+#include "../store.h"
 
 #define FEED_PAGE 1000
 #define FEED_TICK_MS 1000

@@ -1,4 +1,4 @@
-/* store_pg.c: the PostgreSQL store (see store_pg.h and docs/architecture.md).
+/* pg/store.c: the PostgreSQL store (see store.h and docs/architecture.md).
  *
  * Every operation becomes an op: it is listed by deadline (one timer for all: the deadline is the
  * same for every op, so the list is in deadline order), then either handed to the group commit
@@ -6,31 +6,33 @@
  * point of its own (so that one failing read aborts nothing else). Results come back in binary
  * format and are handed to the callback in place, without copying. An op that passes its
  * deadline is answered EVS_EUNAVAILABLE at once and freed later, when its work comes back. */
-#include "store_pg.h"
+#include "store.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../log.h"
+#include "conn.h"
+#include "feed.h"
 #include "group_commit.h"
-#include "log.h"
 #include "migrations.h"
-#include "pg_conn.h"
-#include "pg_feed.h"
+#include "schema.h"
+#include "wire.h"
 
 #define NREADERS 2
-#define MAX_PARAMS 5
+#define MAX_PARAMS 5 /* the most any reader statement takes */
 
-typedef struct store_pg store_pg_t;
+typedef struct pg_store pg_store_t;
 
 typedef enum op_kind { OP_APPEND, OP_DELETE, OP_EVENTS, OP_PUT_SNAPSHOT, OP_GET_SNAPSHOT } op_kind_t;
 
-typedef struct pg_op pg_op_t;
-struct pg_op {
-    pg_op_t *prev, *next; /* deadline list, while unanswered */
-    pg_op_t *park_next;   /* reads waiting for a connection attempt */
-    store_pg_t *s;
+typedef struct op op_t;
+struct op {
+    op_t *prev, *next; /* deadline list, while unanswered */
+    op_t *park_next;   /* reads waiting for a connection attempt */
+    pg_store_t *s;
     uint64_t deadline;
     bool answered;
     bool committed; /* an append that committed and waits for the feed: only ok is possible */
@@ -46,16 +48,16 @@ struct pg_op {
     bool not_found_if_empty; /* get-by-id */
     codec_error_t err;
     bool has_err;
-    int query; /* enum query */
+    enum schema_read query;
     int nparams;
-    pg_buf_t params[MAX_PARAMS];
+    pg_wire_buf_t params[MAX_PARAMS];
     char *what; /* entity id or event id for not_found messages */
     uint64_t max_version; /* get-snapshot */
     /* writes */
     gc_request_t req;
 };
 
-struct store_pg {
+struct pg_store {
     store_t base;
     uv_loop_t *loop;
     pg_conn_t *writer;
@@ -64,73 +66,17 @@ struct store_pg {
     group_commit_t *gc;
     pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
     bool migrated; /* the schema is known to be up to date */
-    pg_op_t *head, *tail; /* unanswered ops by deadline */
-    pg_op_t *parked;
+    op_t *head, *tail; /* unanswered ops by deadline */
+    op_t *parked;
     uv_timer_t deadline_timer;
     size_t next_reader;
 };
 
-#define EVENT_COLUMNS "position, event_id, entity_id, version, topic, stored_at, payload, metadata"
-#define SELECT_EVENTS "SELECT " EVENT_COLUMNS " FROM evs_events WHERE "
-
-/* Every statement the readers run, prepared once per connection (parse and plan once). */
-enum query {
-    Q_ENTITY_FWD, Q_ENTITY_BWD, Q_BY_ID,
-    Q_READ, Q_READ_TOPIC, Q_READ_TOPICS, Q_READ_PREFIX, Q_READ_TOPIC_PREFIX, Q_READ_TOPICS_PREFIX,
-    Q_PUT_SNAPSHOT, Q_GET_SNAPSHOT, NQUERIES
-};
-
-static const struct query_def {
-    const char *name;
-    const char *sql;
-    int nparams;
-    Oid types[MAX_PARAMS];
-} QUERIES[NQUERIES] = {
-    [Q_ENTITY_FWD] = {"q_entity_fwd",
-                      SELECT_EVENTS "entity_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
-                      3, {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
-    [Q_ENTITY_BWD] = {"q_entity_bwd",
-                      SELECT_EVENTS "entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
-                      3, {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
-    [Q_BY_ID] = {"q_by_id", SELECT_EVENTS "event_id = $1", 1, {PG_UUIDOID}},
-    [Q_READ] = {"q_read", SELECT_EVENTS "position > $1 ORDER BY position LIMIT $2", 2,
-                {PG_INT8OID, PG_INT8OID}},
-    [Q_READ_TOPIC] = {"q_read_topic",
-                      SELECT_EVENTS "position > $1 AND topic = $3 ORDER BY position LIMIT $2", 3,
-                      {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
-    [Q_READ_TOPICS] = {"q_read_topics",
-                       SELECT_EVENTS "position > $1 AND topic = ANY($3) ORDER BY position LIMIT $2",
-                       3, {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID}},
-    [Q_READ_PREFIX] = {"q_read_prefix",
-                       SELECT_EVENTS "position > $1 AND starts_with(entity_id, $3) "
-                                     "ORDER BY position LIMIT $2",
-                       3, {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
-    [Q_READ_TOPIC_PREFIX] = {"q_read_topic_prefix",
-                             SELECT_EVENTS "position > $1 AND topic = $3 AND "
-                                           "starts_with(entity_id, $4) ORDER BY position LIMIT $2",
-                             4, {PG_INT8OID, PG_INT8OID, PG_TEXTOID, PG_TEXTOID}},
-    [Q_READ_TOPICS_PREFIX] = {"q_read_topics_prefix",
-                              SELECT_EVENTS "position > $1 AND topic = ANY($3) AND "
-                                            "starts_with(entity_id, $4) ORDER BY position LIMIT $2",
-                              4, {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID}},
-    [Q_PUT_SNAPSHOT] = {"q_put_snapshot",
-                        "INSERT INTO evs_snapshots (entity_id, version, topic, stored_at, payload) "
-                        "VALUES ($1, $2, $3, (extract(epoch from clock_timestamp()) * 1000000)"
-                        "::bigint, $4) ON CONFLICT (entity_id, version) DO UPDATE SET "
-                        "topic = excluded.topic, stored_at = excluded.stored_at, "
-                        "payload = excluded.payload",
-                        4, {PG_TEXTOID, PG_INT8OID, PG_TEXTOID, PG_BYTEAOID}},
-    [Q_GET_SNAPSHOT] = {"q_get_snapshot",
-                        "SELECT version, topic, stored_at, payload FROM evs_snapshots "
-                        "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
-                        2, {PG_TEXTOID, PG_INT8OID}},
-};
-
-static void prepare_readers(store_pg_t *s);
+static void prepare_readers(pg_store_t *s);
 
 /* ---------------------------------------------------------------- ops and deadlines */
 
-static void unlist(store_pg_t *s, pg_op_t *op) {
+static void unlist(pg_store_t *s, op_t *op) {
     if (op->prev) op->prev->next = op->next;
     else s->head = op->next;
     if (op->next) op->next->prev = op->prev;
@@ -140,7 +86,7 @@ static void unlist(store_pg_t *s, pg_op_t *op) {
 
 static void on_deadline(uv_timer_t *t);
 
-static void arm_deadline(store_pg_t *s) {
+static void arm_deadline(pg_store_t *s) {
     if (!s->head) {
         uv_timer_stop(&s->deadline_timer);
         return;
@@ -150,8 +96,8 @@ static void arm_deadline(store_pg_t *s) {
     uv_timer_start(&s->deadline_timer, on_deadline, due, 0);
 }
 
-static pg_op_t *op_new(store_pg_t *s, op_kind_t kind, void *arg) {
-    pg_op_t *op = calloc(1, sizeof *op);
+static op_t *op_new(pg_store_t *s, op_kind_t kind, void *arg) {
+    op_t *op = calloc(1, sizeof *op);
     if (!op) return NULL;
     op->s = s;
     op->kind = kind;
@@ -166,9 +112,9 @@ static pg_op_t *op_new(store_pg_t *s, op_kind_t kind, void *arg) {
     return op;
 }
 
-static void op_free(pg_op_t *op) {
+static void op_free(op_t *op) {
     if (!op->answered) unlist(op->s, op);
-    for (int i = 0; i < MAX_PARAMS; i++) pg_buf_free(&op->params[i]);
+    for (int i = 0; i < MAX_PARAMS; i++) pg_wire_free(&op->params[i]);
     if (op->req.events) {
         for (size_t i = 0; i < op->req.n; i++) evs_event_clear(&op->req.events[i]);
         free(op->req.events);
@@ -181,7 +127,7 @@ static void op_free(pg_op_t *op) {
 }
 
 /* Answers an append that committed with its positions and versions (never twice). */
-static void answer_committed(pg_op_t *op) {
+static void answer_committed(op_t *op) {
     if (op->answered) return;
     op->answered = true;
     unlist(op->s, op);
@@ -190,7 +136,7 @@ static void answer_committed(pg_op_t *op) {
 
 /* Calls the op's callback with err (never twice); the op stays allocated. An append that
  * committed and waits for the feed is answered ok instead: it cannot fail any more. */
-static void answer_error(pg_op_t *op, const codec_error_t *err) {
+static void answer_error(op_t *op, const codec_error_t *err) {
     if (op->answered) return;
     if (op->committed) {
         answer_committed(op);
@@ -208,14 +154,14 @@ static void answer_error(pg_op_t *op, const codec_error_t *err) {
     }
 }
 
-static void answer_unavailable(pg_op_t *op, const char *why) {
+static void answer_unavailable(op_t *op, const char *why) {
     codec_error_t err;
     codec_error_set(&err, EVS_EUNAVAILABLE, "%s", why);
     answer_error(op, &err);
 }
 
 static void on_deadline(uv_timer_t *t) {
-    store_pg_t *s = t->data;
+    pg_store_t *s = t->data;
     uint64_t now = uv_now(s->loop);
     while (s->head && s->head->deadline <= now) {
         char why[160];
@@ -229,7 +175,7 @@ static void on_deadline(uv_timer_t *t) {
 
 /* ---------------------------------------------------------------- reads */
 
-static pg_conn_t *pick_reader(store_pg_t *s) {
+static pg_conn_t *pick_reader(pg_store_t *s) {
     pg_conn_t *best = NULL;
     for (size_t k = 0; k < NREADERS; k++) {
         size_t i = (s->next_reader + k) % NREADERS;
@@ -241,7 +187,7 @@ static pg_conn_t *pick_reader(store_pg_t *s) {
 }
 
 /* True when a connection attempt is under way that could let a read be served soon. */
-static bool read_may_wait(store_pg_t *s) {
+static bool read_may_wait(pg_store_t *s) {
     if (!s->migrated) return pg_conn_is_connecting(s->writer);
     if (!pg_feed_is_started(s->feed)) return pg_feed_may_start(s->feed);
     for (size_t k = 0; k < NREADERS; k++)
@@ -249,13 +195,13 @@ static bool read_may_wait(store_pg_t *s) {
     return false;
 }
 
-static void set_result_error(pg_op_t *op, PGresult *res) {
+static void set_result_error(op_t *op, PGresult *res) {
     if (op->has_err) return;
     op->has_err = true;
     const char *msg = PQresultErrorMessage(res);
     size_t n = msg ? strlen(msg) : 0;
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
-    if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED || pg_result_is_transient(res))
+    if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED || pg_conn_result_is_transient(res))
         codec_error_set(&op->err, EVS_EUNAVAILABLE, "PostgreSQL cannot serve now (%.*s); retry",
                         (int)n, msg ? msg : "");
     else
@@ -263,7 +209,7 @@ static void set_result_error(pg_op_t *op, PGresult *res) {
                         msg ? msg : "");
 }
 
-static void deliver_events(pg_op_t *op, PGresult *res) {
+static void deliver_events(op_t *op, PGresult *res) {
     int n = PQntuples(res);
     if (n == 0 && op->not_found_if_empty) {
         codec_error_set(&op->err, EVS_ENOT_FOUND, "no event with id %s", op->what);
@@ -276,14 +222,14 @@ static void deliver_events(pg_op_t *op, PGresult *res) {
         op->has_err = true;
         return;
     }
-    for (int row = 0; row < n; row++) pg_get_event(res, row, &evs[row]);
+    for (int row = 0; row < n; row++) schema_event_from_row(res, row, &evs[row]);
     op->answered = true;
     unlist(op->s, op);
     op->cb.events(op->arg, NULL, evs, (size_t)n);
     free(evs);
 }
 
-static void deliver_snapshot(pg_op_t *op, PGresult *res) {
+static void deliver_snapshot(op_t *op, PGresult *res) {
     if (PQntuples(res) == 0) {
         codec_error_set(&op->err, EVS_ENOT_FOUND,
                         "entity %.255s has no snapshot at or below version %llu", op->what,
@@ -293,20 +239,20 @@ static void deliver_snapshot(pg_op_t *op, PGresult *res) {
     }
     store_snapshot_t snap = {
         .entity_id = op->what,
-        .version = (uint64_t)pg_get_i64(res, 0, 0),
-        .topic = PQgetvalue(res, 0, 1),
-        .timestamp = pg_get_i64(res, 0, 2),
-        .payload = (const uint8_t *)PQgetvalue(res, 0, 3),
-        .payload_len = (size_t)PQgetlength(res, 0, 3),
+        .version = (uint64_t)pg_wire_get_i64(res, 0, SCHEMA_SNAPSHOT_VERSION),
+        .topic = PQgetvalue(res, 0, SCHEMA_SNAPSHOT_TOPIC),
+        .timestamp = pg_wire_get_i64(res, 0, SCHEMA_SNAPSHOT_STORED_AT),
+        .payload = (const uint8_t *)PQgetvalue(res, 0, SCHEMA_SNAPSHOT_PAYLOAD),
+        .payload_len = (size_t)PQgetlength(res, 0, SCHEMA_SNAPSHOT_PAYLOAD),
     };
     op->answered = true;
     unlist(op->s, op);
     op->cb.snapshot(op->arg, NULL, &snap);
 }
 
-static void on_read_unit(void *arg, pg_event_t ev, PGresult *res) {
-    pg_op_t *op = arg;
-    if (ev == PG_RESULT) {
+static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
+    op_t *op = arg;
+    if (ev == PG_CONN_RESULT) {
         ExecStatusType st = PQresultStatus(res);
         if (op->answered || op->has_err) return;
         if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS) deliver_events(op, res);
@@ -322,14 +268,14 @@ static void on_read_unit(void *arg, pg_event_t ev, PGresult *res) {
     if (!op->answered) {
         if (!op->has_err)
             codec_error_set(&op->err, EVS_EUNAVAILABLE,
-                            ev == PG_LOST ? "the connection to PostgreSQL was lost; retry"
+                            ev == PG_CONN_LOST ? "the connection to PostgreSQL was lost; retry"
                                           : "PostgreSQL returned no result; retry");
         answer_error(op, &op->err);
     }
     op_free(op);
 }
 
-static void send_read(pg_op_t *op, pg_conn_t *r) {
+static void send_read(op_t *op, pg_conn_t *r) {
     const char *values[MAX_PARAMS];
     int lengths[MAX_PARAMS], formats[MAX_PARAMS];
     for (int i = 0; i < op->nparams; i++) {
@@ -337,7 +283,7 @@ static void send_read(pg_op_t *op, pg_conn_t *r) {
         lengths[i] = (int)op->params[i].len;
         formats[i] = 1;
     }
-    pg_conn_send_prepared(r, QUERIES[op->query].name, op->nparams, values, lengths, formats, true);
+    pg_conn_send_prepared(r, schema_reads[op->query].name, op->nparams, values, lengths, formats, true);
     if (pg_conn_sync(r, on_read_unit, op) != 0) {
         answer_unavailable(op, "PostgreSQL is not connected; retry");
         op_free(op);
@@ -345,8 +291,8 @@ static void send_read(pg_op_t *op, pg_conn_t *r) {
 }
 
 /* Sends a read now, parks it until a connection attempt ends, or fails it. */
-static void submit_read(pg_op_t *op) {
-    store_pg_t *s = op->s;
+static void submit_read(op_t *op) {
+    pg_store_t *s = op->s;
     /* No read before the feed has started: a subscription's catch-up read must see everything
      * the feed will not deliver (pg_feed.h). */
     pg_conn_t *r = s->migrated && pg_feed_is_started(s->feed) ? pick_reader(s) : NULL;
@@ -363,8 +309,8 @@ static void submit_read(pg_op_t *op) {
 
 /* Resubmits every parked read (after a connection became ready or an attempt failed). The list
  * is rebuilt in arrival order. */
-static void pump_parked(store_pg_t *s) {
-    pg_op_t *list = NULL, *op;
+static void pump_parked(pg_store_t *s) {
+    op_t *list = NULL, *op;
     while ((op = s->parked)) {
         s->parked = op->park_next;
         op->park_next = list;
@@ -378,20 +324,20 @@ static void pump_parked(store_pg_t *s) {
     }
 }
 
-static void add_param(pg_op_t *op, const void *data, size_t len) {
-    pg_buf_put(&op->params[op->nparams++], data, len);
+static void add_param(op_t *op, const void *data, size_t len) {
+    pg_wire_put(&op->params[op->nparams++], data, len);
 }
 
-static void add_i64(pg_op_t *op, int64_t v) { pg_buf_put_i64(&op->params[op->nparams++], v); }
+static void add_i64(op_t *op, int64_t v) { pg_wire_put_i64(&op->params[op->nparams++], v); }
 
-static bool params_failed(pg_op_t *op) {
+static bool params_failed(op_t *op) {
     for (int i = 0; i < op->nparams; i++)
         if (op->params[i].failed) return true;
     return false;
 }
 
 /* Submits a read op whose sql and params are set, or fails it when memory ran short. */
-static void start_read(pg_op_t *op) {
+static void start_read(op_t *op) {
     if (params_failed(op)) {
         codec_error_t err;
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -410,23 +356,23 @@ static void fail_now_events(store_events_cb cb, void *arg) {
 
 static int64_t clamp_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
 
-static void pg_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
+static void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
                              uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
-    pg_op_t *op = op_new(s, OP_EVENTS, arg);
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
     op->cb.events = cb;
-    op->query = backwards ? Q_ENTITY_BWD : Q_ENTITY_FWD;
+    op->query = backwards ? SCHEMA_ENTITY_BWD : SCHEMA_ENTITY_FWD;
     add_param(op, entity_id, strlen(entity_id));
     add_i64(op, clamp_i64(from_version));
     add_i64(op, limit);
     start_read(op);
 }
 
-static void pg_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb,
+static void pg_store_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb,
                          void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
-    pg_op_t *op = op_new(s, OP_EVENTS, arg);
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(s, OP_EVENTS, arg);
     if (op) op->what = malloc(37);
     if (!op || !op->what) {
         if (op) {
@@ -439,30 +385,30 @@ static void pg_get_by_id(store_t *base, const uint8_t event_id[16], store_events
     op->cb.events = cb;
     op->not_found_if_empty = true;
     evs_uuid_format(event_id, op->what);
-    op->query = Q_BY_ID;
+    op->query = SCHEMA_BY_ID;
     add_param(op, event_id, 16);
     start_read(op);
 }
 
-static void pg_read(store_t *base, const store_read_t *q, store_events_cb cb, void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
-    pg_op_t *op = op_new(s, OP_EVENTS, arg);
+static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
     op->cb.events = cb;
     add_i64(op, clamp_i64(q->after));
     add_i64(op, q->limit);
     bool prefix = q->entity_prefix && *q->entity_prefix;
     if (q->ntopics == 1) {
-        op->query = prefix ? Q_READ_TOPIC_PREFIX : Q_READ_TOPIC;
+        op->query = prefix ? SCHEMA_READ_TOPIC_PREFIX : SCHEMA_READ_TOPIC;
         add_param(op, q->topics[0], strlen(q->topics[0]));
     } else if (q->ntopics > 1) {
-        op->query = prefix ? Q_READ_TOPICS_PREFIX : Q_READ_TOPICS;
+        op->query = prefix ? SCHEMA_READ_TOPICS_PREFIX : SCHEMA_READ_TOPICS;
         int i = op->nparams++;
-        pg_buf_array_begin(&op->params[i], PG_TEXTOID, q->ntopics, false);
+        pg_wire_array_begin(&op->params[i], PG_TEXTOID, q->ntopics, false);
         for (size_t k = 0; k < q->ntopics; k++)
-            pg_buf_array_elem(&op->params[i], q->topics[k], strlen(q->topics[k]));
+            pg_wire_array_elem(&op->params[i], q->topics[k], strlen(q->topics[k]));
     } else {
-        op->query = prefix ? Q_READ_PREFIX : Q_READ;
+        op->query = prefix ? SCHEMA_READ_PREFIX : SCHEMA_READ;
     }
     if (prefix) add_param(op, q->entity_prefix, strlen(q->entity_prefix));
     start_read(op);
@@ -470,10 +416,10 @@ static void pg_read(store_t *base, const store_read_t *q, store_events_cb cb, vo
 
 /* ---------------------------------------------------------------- snapshots */
 
-static void pg_put_snapshot(store_t *base, const store_snapshot_t *snap, store_count_cb cb,
+static void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, store_count_cb cb,
                             void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
-    pg_op_t *op = op_new(s, OP_PUT_SNAPSHOT, arg);
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(s, OP_PUT_SNAPSHOT, arg);
     if (!op) {
         codec_error_t err;
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -481,7 +427,7 @@ static void pg_put_snapshot(store_t *base, const store_snapshot_t *snap, store_c
         return;
     }
     op->cb.count = cb;
-    op->query = Q_PUT_SNAPSHOT;
+    op->query = SCHEMA_PUT_SNAPSHOT;
     add_param(op, snap->entity_id, strlen(snap->entity_id));
     add_i64(op, clamp_i64(snap->version));
     add_param(op, snap->topic, strlen(snap->topic));
@@ -489,10 +435,10 @@ static void pg_put_snapshot(store_t *base, const store_snapshot_t *snap, store_c
     start_read(op);
 }
 
-static void pg_get_snapshot(store_t *base, const char *entity_id, uint64_t max_version,
+static void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t max_version,
                             store_snapshot_cb cb, void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
-    pg_op_t *op = op_new(s, OP_GET_SNAPSHOT, arg);
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(s, OP_GET_SNAPSHOT, arg);
     if (op) op->what = strdup(entity_id);
     if (!op || !op->what) {
         codec_error_t err;
@@ -507,7 +453,7 @@ static void pg_get_snapshot(store_t *base, const char *entity_id, uint64_t max_v
     }
     op->cb.snapshot = cb;
     op->max_version = max_version;
-    op->query = Q_GET_SNAPSHOT;
+    op->query = SCHEMA_GET_SNAPSHOT;
     add_param(op, entity_id, strlen(entity_id));
     add_i64(op, clamp_i64(max_version));
     start_read(op);
@@ -517,13 +463,13 @@ static void pg_get_snapshot(store_t *base, const char *entity_id, uint64_t max_v
 
 /* The feed has given the commit listener this append's events (or gave up waiting). */
 static void on_feed_caught_up(void *arg) {
-    pg_op_t *op = arg;
+    op_t *op = arg;
     answer_committed(op);
     op_free(op);
 }
 
 static void on_request_done(gc_request_t *r) {
-    pg_op_t *op = r->owner;
+    op_t *op = r->owner;
     if (!op->answered && r->err.code == 0 && op->kind == OP_APPEND) {
         /* store.h: the listener hears of the events before the writer. With one daemon the feed
          * has them already; otherwise this waits for its read (pg_feed_wait bounds the wait). */
@@ -550,14 +496,14 @@ static void on_request_done(gc_request_t *r) {
 
 /* True when a write can be queued now: the writer is ready, or trying to connect, and the feed
  * has started or may start soon (the group commit waits for it: gc_set_held). */
-static bool writer_usable(store_pg_t *s) {
+static bool writer_usable(pg_store_t *s) {
     return (pg_conn_is_ready(s->writer) || pg_conn_is_connecting(s->writer)) &&
            (pg_feed_is_started(s->feed) || pg_feed_may_start(s->feed));
 }
 
-static void pg_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
+static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
                       void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
+    pg_store_t *s = (pg_store_t *)base;
     codec_error_t err;
     if (n == 0) {
         static const uint64_t none[1];
@@ -570,7 +516,7 @@ static void pg_append(store_t *base, evs_event_t *events, size_t n, store_append
         cb(arg, &err, NULL, NULL, 0);
         return;
     }
-    pg_op_t *op = op_new(s, OP_APPEND, arg);
+    op_t *op = op_new(s, OP_APPEND, arg);
     if (!op) goto oom;
     op->cb.append = cb;
     gc_request_t *r = &op->req;
@@ -598,8 +544,8 @@ oom:
     cb(arg, &err, NULL, NULL, 0);
 }
 
-static void pg_delete_entity(store_t *base, const char *entity_id, store_count_cb cb, void *arg) {
-    store_pg_t *s = (store_pg_t *)base;
+static void pg_store_delete_entity(store_t *base, const char *entity_id, store_count_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
     codec_error_t err;
     if (!writer_usable(s)) {
         codec_error_set(&err, EVS_EUNAVAILABLE,
@@ -607,7 +553,7 @@ static void pg_delete_entity(store_t *base, const char *entity_id, store_count_c
         cb(arg, &err, 0);
         return;
     }
-    pg_op_t *op = op_new(s, OP_DELETE, arg);
+    op_t *op = op_new(s, OP_DELETE, arg);
     if (op) op->req.entity_id = strdup(entity_id);
     if (!op || !op->req.entity_id) {
         if (op) {
@@ -629,7 +575,7 @@ static void pg_delete_entity(store_t *base, const char *entity_id, store_count_c
 /* ---------------------------------------------------------------- connections */
 
 static void on_migrated(void *arg, bool ok) {
-    store_pg_t *s = arg;
+    pg_store_t *s = arg;
     if (ok) s->migrated = true;
     pg_conn_setup_done(s->writer, ok);
 }
@@ -637,7 +583,7 @@ static void on_migrated(void *arg, bool ok) {
 static void writer_setup(void *arg, pg_conn_t *c) { migrations_run(c, on_migrated, arg); }
 
 static void writer_ready(void *arg, pg_conn_t *c) {
-    store_pg_t *s = arg;
+    pg_store_t *s = arg;
     (void)c;
     gc_on_ready(s->gc);
     pg_feed_schema_ready(s->feed);
@@ -645,22 +591,22 @@ static void writer_ready(void *arg, pg_conn_t *c) {
 }
 
 static void writer_lost(void *arg, pg_conn_t *c) {
-    store_pg_t *s = arg;
+    pg_store_t *s = arg;
     (void)c;
     gc_on_lost(s->gc);
     pump_parked(s);
 }
 
-static void on_reader_prepared(void *arg, pg_event_t ev, PGresult *res) {
+static void on_reader_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
     pg_conn_t *c = arg;
-    if (ev == PG_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
         log_error("pg", "%s: preparing the read statements failed: %s", pg_conn_name(c),
                   PQresultErrorMessage(res));
         pg_conn_fail(c, "cannot prepare statements");
     }
 }
 
-static int reader_index(store_pg_t *s, pg_conn_t *c) {
+static int reader_index(pg_store_t *s, pg_conn_t *c) {
     for (int k = 0; k < NREADERS; k++)
         if (s->readers[k] == c) return k;
     return -1;
@@ -668,27 +614,27 @@ static int reader_index(store_pg_t *s, pg_conn_t *c) {
 
 /* Prepares the read statements on every ready reader that lacks them (queued ahead of any read,
  * so nothing waits for it), once the schema exists, then sends the reads that waited. */
-static void prepare_readers(store_pg_t *s) {
+static void prepare_readers(pg_store_t *s) {
     if (!s->migrated) return;
     for (int k = 0; k < NREADERS; k++) {
         pg_conn_t *c = s->readers[k];
         if (s->prepared[k] || !pg_conn_is_ready(c)) continue;
-        for (int q = 0; q < NQUERIES; q++)
-            pg_conn_prepare(c, QUERIES[q].name, QUERIES[q].sql, QUERIES[q].nparams,
-                            QUERIES[q].types);
+        for (int q = 0; q < SCHEMA_NREADS; q++)
+            pg_conn_prepare(c, schema_reads[q].name, schema_reads[q].sql, schema_reads[q].nparams,
+                            schema_reads[q].types);
         if (pg_conn_sync(c, on_reader_prepared, c) == 0) s->prepared[k] = true;
     }
     pump_parked(s);
 }
 
 static void reader_ready(void *arg, pg_conn_t *c) {
-    store_pg_t *s = arg;
+    pg_store_t *s = arg;
     s->prepared[reader_index(s, c)] = false;
     prepare_readers(s);
 }
 
 static void reader_lost(void *arg, pg_conn_t *c) {
-    store_pg_t *s = arg;
+    pg_store_t *s = arg;
     s->prepared[reader_index(s, c)] = false;
     pump_parked(s);
 }
@@ -696,7 +642,7 @@ static void reader_lost(void *arg, pg_conn_t *c) {
 /* The feed started or lost its connection: reads that waited for it go now or fail, and once it
  * has started the appends that waited for it go (gc_set_held). */
 static void feed_changed(void *arg) {
-    store_pg_t *s = arg;
+    pg_store_t *s = arg;
     if (pg_feed_is_started(s->feed) && !s->base.live_ready) {
         pg_feed_stats_t st;
         pg_feed_get_stats(s->feed, &st);
@@ -711,10 +657,10 @@ static void feed_changed(void *arg) {
 
 static void on_timer_closed(uv_handle_t *h) { free(h->data); }
 
-static void pg_free(store_t *base) {
-    store_pg_t *s = (store_pg_t *)base;
+static void pg_store_free(store_t *base) {
+    pg_store_t *s = (pg_store_t *)base;
     while (s->head) answer_unavailable(s->head, "the store is closing");
-    pg_op_t *op;
+    op_t *op;
     while ((op = s->parked)) {
         s->parked = op->park_next;
         op_free(op);
@@ -726,19 +672,19 @@ static void pg_free(store_t *base) {
     uv_close((uv_handle_t *)&s->deadline_timer, on_timer_closed);
 }
 
-static const store_ops_t pg_ops = {
+static const store_ops_t pg_store_ops = {
     .name = "postgresql",
-    .append = pg_append,
-    .get_by_entity = pg_get_by_entity,
-    .get_by_id = pg_get_by_id,
-    .read = pg_read,
-    .delete_entity = pg_delete_entity,
-    .put_snapshot = pg_put_snapshot,
-    .get_snapshot = pg_get_snapshot,
-    .free = pg_free,
+    .append = pg_store_append,
+    .get_by_entity = pg_store_get_by_entity,
+    .get_by_id = pg_store_get_by_id,
+    .read = pg_store_read,
+    .delete_entity = pg_store_delete_entity,
+    .put_snapshot = pg_store_put_snapshot,
+    .get_snapshot = pg_store_get_snapshot,
+    .free = pg_store_free,
 };
 
-store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err) {
+store_t *pg_store_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err) {
     char *why = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
     if (!opts) {
@@ -750,9 +696,9 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
         return NULL;
     }
     PQconninfoFree(opts);
-    store_pg_t *s = calloc(1, sizeof *s);
+    pg_store_t *s = calloc(1, sizeof *s);
     if (!s) goto oom;
-    s->base.ops = &pg_ops;
+    s->base.ops = &pg_store_ops;
     s->base.request_timeout_ms = STORE_DEFAULT_TIMEOUT_MS;
     s->loop = loop;
     uv_timer_init(loop, &s->deadline_timer);
@@ -761,7 +707,7 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
         .setup = writer_setup, .on_ready = writer_ready, .on_lost = writer_lost};
     static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_ready, .on_lost = reader_lost};
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
-    s->gc = s->writer ? gc_new(s->writer, &s->base) : NULL;
+    s->gc = s->writer ? gc_new(s->writer) : NULL;
     s->feed = s->gc ? pg_feed_new(loop, conninfo, &s->base, feed_changed, s) : NULL;
     if (s->feed) {
         gc_set_commit_hook(s->gc, pg_feed_committed, s->feed);
@@ -774,7 +720,7 @@ store_t *store_pg_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
         ok = (s->readers[k] = pg_conn_new(loop, conninfo, name, &reader_cbs, s)) != NULL;
     }
     if (!ok) {
-        pg_free(&s->base);
+        pg_store_free(&s->base);
         goto oom;
     }
     return &s->base;
@@ -782,3 +728,15 @@ oom:
     codec_error_set(err, EVS_EINTERNAL, "out of memory");
     return NULL;
 }
+
+static bool pg_store_accepts(const char *url) {
+    return strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
+           strchr(url, '=') != NULL;
+}
+
+static store_t *pg_store_open_on(const char *url, void *loop, codec_error_t *err) {
+    return pg_store_open(url, loop, err);
+}
+
+const store_driver_t pg_store_driver = {
+    .name = "postgresql", .accepts = pg_store_accepts, .open = pg_store_open_on};
