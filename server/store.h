@@ -1,7 +1,7 @@
 /* store.h: the interface every event store implements.
  *
  * A store is a struct of function pointers (store_ops_t) behind a store_t header. Two
- * implementations: store_memory (the default) and server/pg/store (PostgreSQL). One conformance suite,
+ * implementations: store_memory (the default) and pg/store (PostgreSQL). One conformance suite,
  * tests/store/, runs against both through this interface only.
  *
  * Every operation is asynchronous in form: it takes a callback that is called exactly once, with

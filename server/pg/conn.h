@@ -8,12 +8,13 @@
  * Work is sent as units: the caller sends one or more statements with pg_conn_send (each gets
  * exactly one result), then ends the unit with pg_conn_sync, which adds a pipeline sync point and
  * registers the unit's callback. Results come back in order; the callback sees each statement's
- * result (PG_CONN_RESULT; an error aborts the statements after it up to the sync, which then come back
- * as PGRES_PIPELINE_ABORTED), then PG_CONN_END once the sync point arrived; or PG_CONN_LOST, once, if the
- * connection failed first. Either PG_CONN_END or PG_CONN_LOST is the last call for a unit.
+ * result (PG_CONN_RESULT; an error aborts the statements after it up to the sync, which then come
+ * back as PGRES_PIPELINE_ABORTED), then PG_CONN_END once the sync point arrived; or PG_CONN_LOST,
+ * once, if the connection failed first. Either PG_CONN_END or PG_CONN_LOST is the last call for a
+ * unit.
  *
- * Modelled on PostgreSQL's src/test/modules/libpq_pipeline/libpq_pipeline.c and on the notes in
- * ../shared/NOTES.md section 4. */
+ * Modelled on PostgreSQL's src/test/modules/libpq_pipeline/libpq_pipeline.c; docs/architecture.md
+ * ("Connections") explains the design. */
 #ifndef EVS_PG_CONN_H
 #define EVS_PG_CONN_H
 
@@ -28,7 +29,8 @@ typedef struct pg_conn pg_conn_t;
 
 typedef enum pg_conn_event { PG_CONN_RESULT, PG_CONN_END, PG_CONN_LOST } pg_conn_event_t;
 
-/* One unit's callback. res is set only with PG_CONN_RESULT and is cleared by pg_conn after the call. */
+/* One unit's callback. res is set only with PG_CONN_RESULT and is cleared by pg_conn after the
+ * call. */
 typedef void (*pg_conn_unit_cb)(void *arg, pg_conn_event_t ev, PGresult *res);
 
 typedef struct pg_conn_cbs {

@@ -114,35 +114,44 @@ static int deliver_rows(pg_feed_t *f, PGresult *res) {
 
 /* ---------------------------------------------------------------- units */
 
+/* Takes the result of one step of the unit in flight: a failure marks the unit failed (the
+ * steps after it are aborted); the start query sets head; a read delivers its rows. */
+static void on_step_result(pg_feed_t *f, PGresult *res) {
+    ExecStatusType st = PQresultStatus(res);
+    int i = f->next_result++;
+    if (i >= f->nsteps || f->unit_failed) return;
+    enum step step = f->steps[i];
+    bool ok =
+        st == (step == S_LISTEN || step == S_PREPARE ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
+    if (!ok) {
+        f->unit_failed = true;
+        f->failed_step = step;
+        const char *msg = PQresultErrorMessage(res);
+        log_warn("pg", "feed: %s failed: %.*s",
+                 step == S_LISTEN ? "LISTEN" : step == S_PREPARE ? "prepare" : "read",
+                 (int)strcspn(msg ? msg : "", "\n"), msg ? msg : "");
+        return;
+    }
+    if (step == S_START) {
+        uint64_t max = PQntuples(res) == 1 ? (uint64_t)pg_wire_get_i64(res, 0, 0) : 0;
+        f->head = max;
+        f->started = true;
+        f->again = true; /* other daemons may have committed since: read at once */
+        log_info("pg", "feed: started at position %" PRIu64, f->head);
+        if (f->on_change) f->on_change(f->change_arg);
+    } else if (step == S_READ) {
+        if (deliver_rows(f, res) == FEED_PAGE) f->again = true;
+    }
+}
+
+/* The unit callback of the feed's connection: each result goes to on_step_result; at the end of
+ * the unit (or when the connection is lost) the waiters that can be are released, and the next
+ * unit goes out if the feed was poked meanwhile. Nothing runs once the feed is closing. */
 static void on_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     pg_feed_t *f = arg;
     if (f->closing) return;
     if (ev == PG_CONN_RESULT) {
-        ExecStatusType st = PQresultStatus(res);
-        int i = f->next_result++;
-        if (i >= f->nsteps || f->unit_failed) return;
-        enum step step = f->steps[i];
-        bool ok = st == (step == S_LISTEN || step == S_PREPARE ? PGRES_COMMAND_OK
-                                                               : PGRES_TUPLES_OK);
-        if (!ok) {
-            f->unit_failed = true;
-            f->failed_step = step;
-            const char *msg = PQresultErrorMessage(res);
-            log_warn("pg", "feed: %s failed: %.*s",
-                     step == S_LISTEN ? "LISTEN" : step == S_PREPARE ? "prepare" : "read",
-                     (int)strcspn(msg ? msg : "", "\n"), msg ? msg : "");
-            return;
-        }
-        if (step == S_START) {
-            uint64_t max = PQntuples(res) == 1 ? (uint64_t)pg_wire_get_i64(res, 0, 0) : 0;
-            f->head = max;
-            f->started = true;
-            f->again = true; /* other daemons may have committed since: read at once */
-            log_info("pg", "feed: started at position %" PRIu64, f->head);
-            if (f->on_change) f->on_change(f->change_arg);
-        } else if (step == S_READ) {
-            if (deliver_rows(f, res) == FEED_PAGE) f->again = true;
-        }
+        on_step_result(f, res);
         return;
     }
     f->busy = false;
@@ -159,6 +168,24 @@ static void on_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     if (f->again) poke(f);
 }
 
+/* Queues what the connection lacks: LISTEN (once per connection), and the prepared read
+ * statement (once per connection, once the schema exists). */
+static void queue_setup(pg_feed_t *f) {
+    if (!f->listening) {
+        pg_conn_send(f->conn, SCHEMA_SQL_LISTEN, 0, NULL, NULL, NULL, NULL, false);
+        f->steps[f->nsteps++] = S_LISTEN;
+        f->listening = true;
+    }
+    if (f->schema_ready && !f->prepared) {
+        static const Oid types[1] = {PG_INT8OID};
+        char sql[200];
+        snprintf(sql, sizeof sql, SCHEMA_SQL_FEED_READ_FMT, FEED_PAGE);
+        pg_conn_prepare(f->conn, SCHEMA_FEED_READ_NAME, sql, 1, types);
+        f->steps[f->nsteps++] = S_PREPARE;
+        f->prepared = true;
+    }
+}
+
 /* Sends the next unit if none is in flight: whatever the connection lacks, then the start query
  * or a read. */
 static void poke(pg_feed_t *f) {
@@ -173,19 +200,7 @@ static void poke(pg_feed_t *f) {
     f->next_result = 0;
     f->unit_failed = false;
     f->failed_step = S_READ;
-    if (!f->listening) {
-        pg_conn_send(f->conn, SCHEMA_SQL_LISTEN, 0, NULL, NULL, NULL, NULL, false);
-        f->steps[f->nsteps++] = S_LISTEN;
-        f->listening = true;
-    }
-    if (f->schema_ready && !f->prepared) {
-        static const Oid types[1] = {PG_INT8OID};
-        char sql[200];
-        snprintf(sql, sizeof sql, SCHEMA_SQL_FEED_READ_FMT, FEED_PAGE);
-        pg_conn_prepare(f->conn, SCHEMA_FEED_READ_NAME, sql, 1, types);
-        f->steps[f->nsteps++] = S_PREPARE;
-        f->prepared = true;
-    }
+    queue_setup(f);
     if (f->schema_ready && !f->started) {
         pg_conn_send(f->conn, SCHEMA_SQL_MAX_POSITION, 0, NULL, NULL, NULL, NULL, true);
         f->steps[f->nsteps++] = S_START;
@@ -211,6 +226,7 @@ static void poke(pg_feed_t *f) {
 
 /* ---------------------------------------------------------------- connection */
 
+/* The feed's connection is ready (again): LISTEN and prepare anew, then read. */
 static void on_ready(void *arg, pg_conn_t *c) {
     pg_feed_t *f = arg;
     (void)c;
@@ -218,6 +234,8 @@ static void on_ready(void *arg, pg_conn_t *c) {
     poke(f);
 }
 
+/* The feed's connection was lost (its unit already got PG_CONN_LOST): nobody waits on a feed that
+ * cannot deliver, and the store re-examines what waits for the feed. */
 static void on_lost(void *arg, pg_conn_t *c) {
     pg_feed_t *f = arg;
     (void)c;
@@ -227,6 +245,8 @@ static void on_lost(void *arg, pg_conn_t *c) {
     if (f->on_change) f->on_change(f->change_arg);
 }
 
+/* A notification: the doorbell of SCHEMA_NOTIFY_CHANNEL pokes the feed, unless it names a
+ * position the feed delivered already. */
 static void on_notify(void *arg, pg_conn_t *c, const PGnotify *n) {
     pg_feed_t *f = arg;
     (void)c;
@@ -239,6 +259,7 @@ static void on_notify(void *arg, pg_conn_t *c, const PGnotify *n) {
     poke(f);
 }
 
+/* The safety timer: releases the waiters older than one full tick, and reads. */
 static void on_tick(uv_timer_t *t) {
     pg_feed_t *f = t->data;
     f->ticks++;
@@ -298,7 +319,7 @@ void pg_feed_committed(void *arg, const evs_event_t *events, size_t n, uint64_t 
     pg_feed_t *f = arg;
     if (!f->started || block_first > f->head + 1) {
         /* Another daemon's events, or a gap, may lie below the block: read them in order. (Not
-         * started does not happen: the store commits nothing before the start, pg_feed.h.) */
+         * started does not happen: the store commits nothing before the start, feed.h.) */
         poke(f);
         return;
     }

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 
 #include "../log.h"
 #include "../store.h"
+#include "decide.h"
 #include "schema.h"
 #include "version_cache.h"
 #include "wire.h"
@@ -28,27 +28,6 @@ enum delete_result {
     DELETE_COMMIT
 };
 
-/* What the group knows about one entity. While one request is decided, its versions are counted
- * in tentative (next stays as the accepted requests left it), so that a rejected request leaves
- * no trace: deciding says which request tentative belongs to. */
-typedef struct entity_node {
-    const char *id; /* points into a request's event */
-    uint64_t next;  /* the version the entity's next event takes */
-    size_t deciding; /* the number of the request whose versions tentative counts (0: none) */
-    uint64_t tentative;
-    bool taken_for_new; /* the fast path: the cache does not know it */
-    UT_hash_handle hh;
-} entity_node_t;
-
-/* One event id known to be stored: read in phase 1, or accepted earlier in the group. */
-typedef struct id_node {
-    uint8_t id[16];
-    char *entity_id;
-    bool owns_entity;
-    uint64_t version, position;
-    UT_hash_handle hh;
-} id_node_t;
-
 /* Groups sent the slow way, after an entity taken for new turned out to have events, before the
  * fast path takes unseen entities for new again. */
 #define GC_GUESS_BACKOFF 64
@@ -65,10 +44,7 @@ struct group_commit {
     bool failed, transient;
     char why[256];
     int64_t first_position; /* of the block taken in phase 1 */
-    entity_node_t *entities;
-    id_node_t *ids;
-    entity_node_t *entity_nodes; /* one per event of the group: no allocation per entity */
-    size_t naccepted;
+    decide_t d;             /* the group's entities and known event ids, and deciding it */
     /* The parameters of phase 1 and of the guard, by what they hold (schema.h), and of the
      * INSERT. They keep their memory from group to group. */
     pg_wire_buf_t entities_param;  /* text[]: every entity, or the fast path's new ones */
@@ -121,20 +97,10 @@ static void fail_list(gc_request_t *r, int code, const char *why) {
 /* ---------------------------------------------------------------- group state */
 
 static void clear_group_state(group_commit_t *g) {
-    entity_node_t *e, *et;
-    HASH_ITER(hh, g->entities, e, et) HASH_DEL(g->entities, e);
-    free(g->entity_nodes);
-    g->entity_nodes = NULL;
-    id_node_t *in, *it;
-    HASH_ITER(hh, g->ids, in, it) {
-        HASH_DEL(g->ids, in);
-        if (in->owns_entity) free(in->entity_id);
-        free(in);
-    }
+    decide_clear(&g->d);
     g->nresults = 0;
     g->failed = g->transient = false;
     g->why[0] = '\0';
-    g->naccepted = 0;
     g->fast = false;
     g->guard[0] = '\0';
 }
@@ -142,7 +108,7 @@ static void clear_group_state(group_commit_t *g) {
 /* After a COMMIT that wrote the group: every entity of the group is at e->next, and the sequence
  * at seq. */
 static void remember_versions(group_commit_t *g, int64_t seq) {
-    for (entity_node_t *e = g->entities; e; e = e->hh.next)
+    for (decide_entity_t *e = g->d.entities; e; e = e->hh.next)
         if (vcache_set(&g->cache, e->id, e->next) != 0) return; /* invalidated */
     vcache_commit(&g->cache, seq);
 }
@@ -167,7 +133,7 @@ static void note_out_of_memory(group_commit_t *g) {
 /* Hands the accepted events of the group that committed, in position order, to the commit hook
  * with the block of positions the transaction reserved. */
 static void call_commit_hook(group_commit_t *g, gc_request_t *list, size_t block) {
-    evs_event_t *all = malloc(g->naccepted * sizeof *all);
+    evs_event_t *all = malloc(g->d.naccepted * sizeof *all);
     if (!all) {
         log_error("pg", "out of memory: subscribers miss a committed group");
         return;
@@ -203,7 +169,7 @@ static void finish_group(group_commit_t *g, bool ok) {
         start_next(g);
         return;
     }
-    if (g->hook && g->naccepted) call_commit_hook(g, list, block);
+    if (g->hook && g->d.naccepted) call_commit_hook(g, list, block);
     if (append) remember_versions(g, g->first_position + (int64_t)block - 1);
     clear_group_state(g);
     /* The next transaction goes out before the replies are written, so that PostgreSQL works on
@@ -214,132 +180,6 @@ static void finish_group(group_commit_t *g, bool ok) {
         list->done(list);
         list = next;
     }
-}
-
-/* ---------------------------------------------------------------- deciding */
-
-static id_node_t *find_id(group_commit_t *g, const uint8_t id[16]) {
-    id_node_t *n;
-    HASH_FIND(hh, g->ids, id, 16, n);
-    return n;
-}
-
-static entity_node_t *find_entity(group_commit_t *g, const char *id) {
-    entity_node_t *e;
-    HASH_FIND_STR(g->entities, id, e);
-    return e;
-}
-
-/* The idempotent-retry rule of store.h: every event id already stored (or accepted earlier in
- * this group) at the same entity and, when given, the same version. Fills r's positions and
- * versions with the stored ones when it is a retry. */
-static bool is_retry(group_commit_t *g, gc_request_t *r) {
-    /* An id the daemon drew for this request (122 random bits) cannot be stored yet. */
-    for (size_t i = 0; i < r->n; i++)
-        if (!r->events[i].has_event_id) return false;
-    for (size_t i = 0; i < r->n; i++) {
-        const evs_event_t *ev = &r->events[i];
-        id_node_t *f = find_id(g, ev->event_id);
-        if (!f || strcmp(f->entity_id, ev->entity_id) != 0) return false;
-        if (ev->has_version && ev->version != f->version) return false;
-    }
-    for (size_t i = 0; i < r->n; i++) {
-        id_node_t *f = find_id(g, r->events[i].event_id);
-        r->positions[i] = f->position;
-        r->versions[i] = f->version;
-    }
-    return true;
-}
-
-/* The next version of e as request number deciding counts it: on its first event of e, what the
- * requests accepted before left. */
-static uint64_t *tentative_version(entity_node_t *e, size_t deciding) {
-    if (e->deciding != deciding) {
-        e->deciding = deciding;
-        e->tentative = e->next;
-    }
-    return &e->tentative;
-}
-
-/* Gives each event of r (request number deciding) its version and records its client-chosen
- * event id as stored. Returns false at the first version conflict, repeated or stored event id,
- * or allocation failure, with r->err set; *added counts the ids recorded either way. */
-static bool take_versions_and_ids(group_commit_t *g, gc_request_t *r, size_t deciding,
-                                  size_t *added) {
-    for (size_t i = 0; i < r->n; i++) {
-        evs_event_t *ev = &r->events[i];
-        uint64_t *next = tentative_version(find_entity(g, ev->entity_id), deciding);
-        if (ev->has_version && ev->version != *next) {
-            store_conflict_version(&r->err, ev->entity_id, ev->version, *next);
-            return false;
-        }
-        r->versions[i] = (*next)++;
-        if (!ev->has_event_id) continue; /* drawn by the daemon: nothing to look up */
-        if (find_id(g, ev->event_id)) {
-            store_conflict_event_id(&r->err, ev->event_id);
-            return false;
-        }
-        id_node_t *in = calloc(1, sizeof *in);
-        if (!in) {
-            codec_error_set(&r->err, EVS_EINTERNAL, "out of memory");
-            return false;
-        }
-        memcpy(in->id, ev->event_id, 16);
-        in->entity_id = ev->entity_id;
-        in->version = r->versions[i];
-        HASH_ADD(hh, g->ids, id, 16, in);
-        (*added)++;
-    }
-    return true;
-}
-
-/* Undoes what take_versions_and_ids did for a rejected request: removes the added ids it
- * recorded; the entities keep next, and lose the rejected request's tentative versions. */
-static void reject_request(group_commit_t *g, gc_request_t *r, size_t added) {
-    for (size_t i = 0; i < r->n && added; i++) {
-        if (!r->events[i].has_event_id) continue;
-        id_node_t *in = find_id(g, r->events[i].event_id);
-        if (!in || in->entity_id != r->events[i].entity_id) break;
-        added--;
-        HASH_DEL(g->ids, in);
-        free(in);
-    }
-    for (size_t i = 0; i < r->n; i++) find_entity(g, r->events[i].entity_id)->deciding = 0;
-}
-
-/* Accepts a request whose versions were taken: its entities move to their tentative versions and
- * its events take the next positions, from *next_pos on. */
-static void accept_request(group_commit_t *g, gc_request_t *r, int64_t *next_pos) {
-    for (size_t i = 0; i < r->n; i++) {
-        evs_event_t *ev = &r->events[i];
-        entity_node_t *e = find_entity(g, ev->entity_id);
-        e->next = e->tentative;
-        ev->version = r->versions[i];
-        ev->position = r->positions[i] = (uint64_t)(*next_pos)++;
-        if (ev->has_event_id) find_id(g, ev->event_id)->position = ev->position;
-    }
-    r->written = true;
-    g->naccepted += r->n;
-}
-
-/* Decides one request (number deciding, counted from 1 in the group) against what is stored and
- * what the group accepted before it, exactly as the memory store decides one append: an
- * idempotent retry gets the stored positions, a conflict sets r->err and changes nothing, and an
- * accepted request gets its versions and positions. */
-static void decide(group_commit_t *g, gc_request_t *r, size_t deciding, int64_t *next_pos) {
-    if (is_retry(g, r)) return;
-    size_t added = 0;
-    if (take_versions_and_ids(g, r, deciding, &added)) accept_request(g, r, next_pos);
-    else reject_request(g, r, added);
-}
-
-/* Decides every request of the group in arrival order, the accepted ones taking positions from
- * first_position on. Returns the last position taken. */
-static int64_t decide_group(group_commit_t *g) {
-    int64_t next_pos = g->first_position;
-    size_t deciding = 1;
-    for (gc_request_t *r = g->group; r; r = r->next) decide(g, r, deciding++, &next_pos);
-    return next_pos - 1;
 }
 
 /* ---------------------------------------------------------------- statements */
@@ -377,61 +217,7 @@ static void sync_or_fail(group_commit_t *g, pg_conn_unit_cb cb) {
     }
 }
 
-/* Appends the client-chosen event ids of the group to b as a uuid[] (only those can already be
- * stored: an id the daemon drew is new). */
-static void put_client_event_ids(group_commit_t *g, pg_wire_buf_t *b) {
-    size_t nids = 0;
-    for (gc_request_t *r = g->group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++) nids += r->events[i].has_event_id ? 1 : 0;
-    pg_wire_array_begin(b, PG_UUIDOID, nids, false);
-    for (gc_request_t *r = g->group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++)
-            if (r->events[i].has_event_id) pg_wire_array_elem(b, r->events[i].event_id, 16);
-}
-
 /* ---------------------------------------------------------------- phase 2 */
-
-/* Fills the INSERT's arrays with every accepted event of the group, stamping each with the
- * commit time. Returns -1 when memory ran short. */
-static int fill_insert_params(group_commit_t *g) {
-    pg_wire_buf_t *p = g->insert;
-    int64_t ts = store_now_us();
-    bool meta_nulls = false;
-    size_t n = g->naccepted;
-    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++) pg_wire_reset(&p[k]);
-    for (gc_request_t *r = g->group; r; r = r->next)
-        if (r->written)
-            for (size_t i = 0; i < r->n; i++) meta_nulls |= r->events[i].metadata == NULL;
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_POSITIONS], PG_INT8OID, n, false);
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_EVENT_IDS], PG_UUIDOID, n, false);
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_ENTITY_IDS], PG_TEXTOID, n, false);
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_VERSIONS], PG_INT8OID, n, false);
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_TOPICS], PG_TEXTOID, n, false);
-    pg_wire_put_i64(&p[SCHEMA_INSERT_P_STORED_AT], ts);
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_PAYLOADS], PG_BYTEAOID, n, false);
-    pg_wire_array_begin(&p[SCHEMA_INSERT_P_METADATA], PG_BYTEAOID, n, meta_nulls);
-    for (gc_request_t *r = g->group; r; r = r->next) {
-        if (!r->written) continue;
-        for (size_t i = 0; i < r->n; i++) {
-            evs_event_t *ev = &r->events[i];
-            ev->timestamp = ts;
-            pg_wire_put_i32(&p[SCHEMA_INSERT_P_POSITIONS], 8);
-            pg_wire_put_i64(&p[SCHEMA_INSERT_P_POSITIONS], (int64_t)ev->position);
-            pg_wire_array_elem(&p[SCHEMA_INSERT_P_EVENT_IDS], ev->event_id, 16);
-            pg_wire_array_elem(&p[SCHEMA_INSERT_P_ENTITY_IDS], ev->entity_id,
-                               strlen(ev->entity_id));
-            pg_wire_put_i32(&p[SCHEMA_INSERT_P_VERSIONS], 8);
-            pg_wire_put_i64(&p[SCHEMA_INSERT_P_VERSIONS], (int64_t)ev->version);
-            pg_wire_array_elem(&p[SCHEMA_INSERT_P_TOPICS], ev->topic, strlen(ev->topic));
-            pg_wire_array_elem(&p[SCHEMA_INSERT_P_PAYLOADS],
-                               ev->payload ? (const void *)ev->payload : "", ev->payload_len);
-            pg_wire_array_elem(&p[SCHEMA_INSERT_P_METADATA], ev->metadata, ev->metadata_len);
-        }
-    }
-    bool oom = false;
-    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++) oom |= p[k].failed;
-    return oom ? -1 : 0;
-}
 
 /* Queues the INSERT of the accepted events and the NOTIFY that rings every daemon's live feed
  * with the last position written (no data). */
@@ -447,9 +233,9 @@ static void send_insert_and_notify(group_commit_t *g, int64_t last_position) {
 /* Decides every request of the group (positions from first_position on), then queues the INSERT
  * of the accepted events with the NOTIFY (or a ROLLBACK when out of memory), and COMMIT. */
 static void queue_write(group_commit_t *g) {
-    int64_t last_position = decide_group(g);
-    if (g->naccepted) {
-        if (fill_insert_params(g) == 0) {
+    int64_t last_position = decide_group(&g->d, g->group, g->first_position);
+    if (g->d.naccepted) {
+        if (decide_put_insert_params(&g->d, g->group, g->insert, store_now_us()) == 0) {
             send_insert_and_notify(g, last_position);
         } else {
             /* Nothing was written: roll back and fail the group (retryable). */
@@ -539,27 +325,15 @@ static void on_write(void *arg, pg_conn_event_t ev, PGresult *res) {
 static int read_check_row(group_commit_t *g, PGresult *res, int row) {
     const char *entity = PQgetvalue(res, row, SCHEMA_CHECK_ENTITY);
     if (pg_wire_get_i32(res, row, SCHEMA_CHECK_KIND) == SCHEMA_CHECK_LATEST) {
-        entity_node_t *e = find_entity(g, entity);
-        if (e && !PQgetisnull(res, row, SCHEMA_CHECK_VERSION))
-            e->next = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CHECK_VERSION) + 1;
+        if (!PQgetisnull(res, row, SCHEMA_CHECK_VERSION))
+            decide_set_latest(&g->d, entity,
+                              (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CHECK_VERSION));
         return 0;
     }
-    id_node_t *in = calloc(1, sizeof *in);
-    if (!in || !(in->entity_id = strdup(entity))) {
-        free(in);
-        return -1;
-    }
-    in->owns_entity = true;
-    memcpy(in->id, PQgetvalue(res, row, SCHEMA_CHECK_EVENT_ID), 16);
-    in->version = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CHECK_VERSION);
-    in->position = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CHECK_POSITION);
-    if (find_id(g, in->id)) {
-        free(in->entity_id);
-        free(in);
-        return 0;
-    }
-    HASH_ADD(hh, g->ids, id, 16, in);
-    return 0;
+    const uint8_t *id = (const uint8_t *)PQgetvalue(res, row, SCHEMA_CHECK_EVENT_ID);
+    return decide_add_stored(&g->d, id, entity,
+                             (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CHECK_VERSION),
+                             (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CHECK_POSITION));
 }
 
 static void read_check(group_commit_t *g, PGresult *res) {
@@ -603,45 +377,22 @@ static void on_check(void *arg, pg_conn_event_t ev, PGresult *res) {
     send_write(g);
 }
 
-/* Lists the group's entities (g->entities, one node each in g->entity_nodes) and empties the
- * phase 1 and guard parameters. Returns the number of entities, or -1 when out of memory. */
-static ptrdiff_t add_entities(group_commit_t *g, size_t *total_out) {
-    size_t total = 0;
-    for (gc_request_t *r = g->group; r; r = r->next) total += r->n;
-    *total_out = total;
+/* Lists the group's entities (g->d) and empties the phase 1 and guard parameters. Returns 0, or
+ * -1 when out of memory. */
+static int list_entities(group_commit_t *g, size_t *total) {
     pg_wire_reset(&g->entities_param);
     pg_wire_reset(&g->event_ids_param);
     pg_wire_reset(&g->count_param);
     pg_wire_reset(&g->last_seq_param);
-    g->entity_nodes = calloc(total, sizeof *g->entity_nodes);
-    if (!g->entity_nodes) return -1;
-    size_t nent = 0;
-    for (gc_request_t *r = g->group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++) {
-            if (find_entity(g, r->events[i].entity_id)) continue;
-            entity_node_t *e = &g->entity_nodes[nent++];
-            e->id = r->events[i].entity_id;
-            HASH_ADD_KEYPTR(hh, g->entities, e->id, strlen(e->id), e);
-        }
-    return (ptrdiff_t)nent;
-}
-
-/* Appends the ids of the group's entities to entities_param as a text[]: all of them, or only
- * those taken for new. */
-static void put_entities(group_commit_t *g, size_t nent, size_t nput, bool only_new) {
-    pg_wire_array_begin(&g->entities_param, PG_TEXTOID, nput, false);
-    for (size_t k = 0; k < nent && nput; k++) {
-        const entity_node_t *e = &g->entity_nodes[k];
-        if (!only_new || e->taken_for_new) pg_wire_array_elem(&g->entities_param, e->id, strlen(e->id));
-    }
+    return decide_list_entities(&g->d, g->group, total);
 }
 
 /* The fast path: each entity of the group takes its next version from the cache, or is taken for
  * new when the cache does not know it. Returns the number taken for new. */
-static size_t versions_from_cache(group_commit_t *g, size_t nent) {
+static size_t versions_from_cache(group_commit_t *g) {
     size_t nnew = 0;
-    for (size_t k = 0; k < nent; k++) {
-        entity_node_t *e = &g->entity_nodes[k];
+    for (size_t k = 0; k < g->d.nentities; k++) {
+        decide_entity_t *e = &g->d.nodes[k];
         e->taken_for_new = !vcache_lookup(&g->cache, e->id, &e->next);
         nnew += e->taken_for_new;
     }
@@ -649,9 +400,9 @@ static size_t versions_from_cache(group_commit_t *g, size_t nent) {
 }
 
 /* Fills the guard's parameters (schema.h, SCHEMA_GUARD). Returns -1 when out of memory. */
-static int fill_guard_params(group_commit_t *g, size_t nent, size_t nnew, size_t total) {
-    put_entities(g, nent, nnew, true);
-    put_client_event_ids(g, &g->event_ids_param);
+static int fill_guard_params(group_commit_t *g, size_t total) {
+    decide_put_entities(&g->d, &g->entities_param, true);
+    decide_put_event_ids(g->group, &g->event_ids_param);
     pg_wire_put_i64(&g->last_seq_param, g->cache.seq);
     pg_wire_put_i64(&g->count_param, (int64_t)total);
     return g->entities_param.failed || g->event_ids_param.failed || g->last_seq_param.failed ||
@@ -669,18 +420,17 @@ static int fill_guard_params(group_commit_t *g, size_t nent, size_t nnew, size_t
 static bool send_fast(group_commit_t *g) {
     if (!g->cache.valid) return false;
     size_t total;
-    ptrdiff_t nent = add_entities(g, &total);
-    if (nent < 0) {
+    if (list_entities(g, &total) != 0) {
         clear_group_state(g);
         return false; /* the slow path reports it */
     }
-    size_t nnew = versions_from_cache(g, (size_t)nent);
+    size_t nnew = versions_from_cache(g);
     if (nnew && g->guess_backoff) {
         g->guess_backoff--;
         clear_group_state(g);
         return false;
     }
-    if (fill_guard_params(g, (size_t)nent, nnew, total) != 0) {
+    if (fill_guard_params(g, total) != 0) {
         clear_group_state(g);
         return false;
     }
@@ -707,15 +457,14 @@ static bool send_fast(group_commit_t *g) {
  * and the latest versions and stored ids the group needs to be decided. */
 static void send_check(group_commit_t *g) {
     size_t total;
-    ptrdiff_t nent = add_entities(g, &total);
-    if (nent < 0) {
+    if (list_entities(g, &total) != 0) {
         note_out_of_memory(g);
         finish_group(g, false);
         return;
     }
     g->nslow++;
-    put_entities(g, (size_t)nent, (size_t)nent, false);
-    put_client_event_ids(g, &g->event_ids_param);
+    decide_put_entities(&g->d, &g->entities_param, false);
+    decide_put_event_ids(g->group, &g->event_ids_param);
     pg_wire_put_i64(&g->count_param, (int64_t)total);
     if (g->entities_param.failed || g->event_ids_param.failed || g->count_param.failed) {
         note_out_of_memory(g);

@@ -31,6 +31,7 @@ static void finish(run_t *r, bool ok) {
     free(r);
 }
 
+/* Notes (and logs, the first time) a failed statement of the run. */
 static void check_error(run_t *r, PGresult *res) {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
@@ -39,6 +40,8 @@ static void check_error(run_t *r, PGresult *res) {
     r->failed = true;
 }
 
+/* The unit callback of the second round trip (the missing migrations and COMMIT): the run ends,
+ * successful only when every statement succeeded. */
 static void on_commit(void *arg, pg_conn_event_t ev, PGresult *res) {
     run_t *r = arg;
     if (ev == PG_CONN_RESULT) {
@@ -66,6 +69,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *text) {
     return 0;
 }
 
+/* Sends every migration not applied yet, each followed by its evs_migrations row, and COMMIT. */
 static void apply_missing(run_t *r) {
     char *sql = NULL, row[256];
     size_t len = 0, cap = 0;
@@ -86,6 +90,8 @@ static void apply_missing(run_t *r) {
     free(sql);
 }
 
+/* The unit callback of the first round trip: records which versions are applied, then sends the
+ * missing ones, or ends the run on failure. */
 static void on_listed(void *arg, pg_conn_event_t ev, PGresult *res) {
     run_t *r = arg;
     if (ev == PG_CONN_RESULT) {

@@ -1,4 +1,4 @@
-/* schema.c: the text of every prepared statement, and the decoding of an event row (see schema.h). */
+/* pg/schema.c: the text of every prepared statement, and decoding an event row (see schema.h). */
 #include "schema.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* schema.h: the contract between the C code and the SQL of migrations/: tables, columns, statements.
+/* pg/schema.h: the contract between the C code and the SQL: columns, statements, keys, channel.
  *
  * Every statement the store sends is here, with its text, its prepared name, the types of its
  * parameters and names for the positions of its parameters and result columns; so is the one

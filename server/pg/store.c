@@ -1,7 +1,7 @@
 /* pg/store.c: the PostgreSQL store (see store.h and docs/architecture.md).
  *
- * Every operation becomes an op: it is listed by deadline (one timer for all: the deadline is the
- * same for every op, so the list is in deadline order), then either handed to the group commit
+ * Every operation becomes an op (op.h: listed by deadline, answered exactly once), then either
+ * handed to the group commit
  * (append, delete-entity) or sent on a reader connection as one pipelined statement with a sync
  * point of its own (so that one failing read aborts nothing else). Results come back in binary
  * format and are handed to the callback in place, without copying. An op that passes its
@@ -18,160 +18,28 @@
 #include "feed.h"
 #include "group_commit.h"
 #include "migrations.h"
+#include "op.h"
 #include "schema.h"
 #include "wire.h"
 
 #define NREADERS 2
-#define MAX_PARAMS 5 /* the most any reader statement takes */
 
 typedef struct pg_store pg_store_t;
 
-typedef enum op_kind { OP_APPEND, OP_DELETE, OP_EVENTS, OP_PUT_SNAPSHOT, OP_GET_SNAPSHOT } op_kind_t;
-
-typedef struct op op_t;
-struct op {
-    op_t *prev, *next; /* deadline list, while unanswered */
-    op_t *park_next;   /* reads waiting for a connection attempt */
-    pg_store_t *s;
-    uint64_t deadline;
-    bool answered;
-    bool committed; /* an append that committed and waits for the feed: only ok is possible */
-    op_kind_t kind;
-    union {
-        store_append_cb append;
-        store_events_cb events;
-        store_count_cb count;
-        store_snapshot_cb snapshot;
-    } cb;
-    void *arg;
-    /* reads */
-    bool not_found_if_empty; /* get-by-id */
-    codec_error_t err;
-    bool has_err;
-    enum schema_read query;
-    int nparams;
-    pg_wire_buf_t params[MAX_PARAMS];
-    char *what; /* entity id or event id for not_found messages */
-    uint64_t max_version; /* get-snapshot */
-    /* writes */
-    gc_request_t req;
-};
-
 struct pg_store {
     store_t base;
-    uv_loop_t *loop;
     pg_conn_t *writer;
     pg_conn_t *readers[NREADERS];
     bool prepared[NREADERS]; /* the reader's statements are prepared (or queued to be) */
     group_commit_t *gc;
     pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
     bool migrated; /* the schema is known to be up to date */
-    op_t *head, *tail; /* unanswered ops by deadline */
+    op_list_t ops; /* unanswered ops by deadline */
     op_t *parked;
-    uv_timer_t deadline_timer;
     size_t next_reader;
 };
 
 static void prepare_readers(pg_store_t *s);
-
-/* ---------------------------------------------------------------- ops and deadlines */
-
-static void unlist(pg_store_t *s, op_t *op) {
-    if (op->prev) op->prev->next = op->next;
-    else s->head = op->next;
-    if (op->next) op->next->prev = op->prev;
-    else s->tail = op->prev;
-    op->prev = op->next = NULL;
-}
-
-static void on_deadline(uv_timer_t *t);
-
-static void arm_deadline(pg_store_t *s) {
-    if (!s->head) {
-        uv_timer_stop(&s->deadline_timer);
-        return;
-    }
-    uint64_t now = uv_now(s->loop);
-    uint64_t due = s->head->deadline > now ? s->head->deadline - now : 0;
-    uv_timer_start(&s->deadline_timer, on_deadline, due, 0);
-}
-
-static op_t *op_new(pg_store_t *s, op_kind_t kind, void *arg) {
-    op_t *op = calloc(1, sizeof *op);
-    if (!op) return NULL;
-    op->s = s;
-    op->kind = kind;
-    op->arg = arg;
-    op->deadline = uv_now(s->loop) + (s->base.request_timeout_ms ? s->base.request_timeout_ms
-                                                                 : STORE_DEFAULT_TIMEOUT_MS);
-    op->prev = s->tail;
-    if (s->tail) s->tail->next = op;
-    else s->head = op;
-    s->tail = op;
-    if (!uv_is_active((uv_handle_t *)&s->deadline_timer)) arm_deadline(s);
-    return op;
-}
-
-static void op_free(op_t *op) {
-    if (!op->answered) unlist(op->s, op);
-    for (int i = 0; i < MAX_PARAMS; i++) pg_wire_free(&op->params[i]);
-    if (op->req.events) {
-        for (size_t i = 0; i < op->req.n; i++) evs_event_clear(&op->req.events[i]);
-        free(op->req.events);
-    }
-    free(op->req.positions);
-    free(op->req.versions);
-    free(op->req.entity_id);
-    free(op->what);
-    free(op);
-}
-
-/* Answers an append that committed with its positions and versions (never twice). */
-static void answer_committed(op_t *op) {
-    if (op->answered) return;
-    op->answered = true;
-    unlist(op->s, op);
-    op->cb.append(op->arg, NULL, op->req.positions, op->req.versions, op->req.n);
-}
-
-/* Calls the op's callback with err (never twice); the op stays allocated. An append that
- * committed and waits for the feed is answered ok instead: it cannot fail any more. */
-static void answer_error(op_t *op, const codec_error_t *err) {
-    if (op->answered) return;
-    if (op->committed) {
-        answer_committed(op);
-        return;
-    }
-    op->answered = true;
-    op->req.cancelled = true; /* a write not sent yet is dropped, not written late */
-    unlist(op->s, op);
-    switch (op->kind) {
-    case OP_APPEND: op->cb.append(op->arg, err, NULL, NULL, 0); break;
-    case OP_EVENTS: op->cb.events(op->arg, err, NULL, 0); break;
-    case OP_DELETE:
-    case OP_PUT_SNAPSHOT: op->cb.count(op->arg, err, 0); break;
-    case OP_GET_SNAPSHOT: op->cb.snapshot(op->arg, err, NULL); break;
-    }
-}
-
-static void answer_unavailable(op_t *op, const char *why) {
-    codec_error_t err;
-    codec_error_set(&err, EVS_EUNAVAILABLE, "%s", why);
-    answer_error(op, &err);
-}
-
-static void on_deadline(uv_timer_t *t) {
-    pg_store_t *s = t->data;
-    uint64_t now = uv_now(s->loop);
-    while (s->head && s->head->deadline <= now) {
-        char why[160];
-        snprintf(why, sizeof why,
-                 "PostgreSQL did not answer within the request timeout (%u ms); retry later",
-                 s->base.request_timeout_ms);
-        answer_unavailable(s->head, why);
-    }
-    arm_deadline(s);
-}
 
 /* ---------------------------------------------------------------- reads */
 
@@ -223,8 +91,7 @@ static void deliver_events(op_t *op, PGresult *res) {
         return;
     }
     for (int row = 0; row < n; row++) schema_event_from_row(res, row, &evs[row]);
-    op->answered = true;
-    unlist(op->s, op);
+    op_answered(op);
     op->cb.events(op->arg, NULL, evs, (size_t)n);
     free(evs);
 }
@@ -245,11 +112,13 @@ static void deliver_snapshot(op_t *op, PGresult *res) {
         .payload = (const uint8_t *)PQgetvalue(res, 0, SCHEMA_SNAPSHOT_PAYLOAD),
         .payload_len = (size_t)PQgetlength(res, 0, SCHEMA_SNAPSHOT_PAYLOAD),
     };
-    op->answered = true;
-    unlist(op->s, op);
+    op_answered(op);
     op->cb.snapshot(op->arg, NULL, &snap);
 }
 
+/* The unit callback of one read: its one result is delivered to the op's callback in place, or
+ * becomes the op's error; at the end of the unit an op still unanswered gets its error (or
+ * EVS_EUNAVAILABLE), and the op is freed. */
 static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     op_t *op = arg;
     if (ev == PG_CONN_RESULT) {
@@ -258,8 +127,7 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
         if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS) deliver_events(op, res);
         else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT) deliver_snapshot(op, res);
         else if (st == PGRES_COMMAND_OK && op->kind == OP_PUT_SNAPSHOT) {
-            op->answered = true;
-            unlist(op->s, op);
+            op_answered(op);
             op->cb.count(op->arg, NULL, 1);
         } else
             set_result_error(op, res);
@@ -270,14 +138,14 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
             codec_error_set(&op->err, EVS_EUNAVAILABLE,
                             ev == PG_CONN_LOST ? "the connection to PostgreSQL was lost; retry"
                                           : "PostgreSQL returned no result; retry");
-        answer_error(op, &op->err);
+        op_answer_error(op, &op->err);
     }
     op_free(op);
 }
 
 static void send_read(op_t *op, pg_conn_t *r) {
-    const char *values[MAX_PARAMS];
-    int lengths[MAX_PARAMS], formats[MAX_PARAMS];
+    const char *values[OP_MAX_PARAMS];
+    int lengths[OP_MAX_PARAMS], formats[OP_MAX_PARAMS];
     for (int i = 0; i < op->nparams; i++) {
         values[i] = op->params[i].data ? op->params[i].data : "";
         lengths[i] = (int)op->params[i].len;
@@ -285,7 +153,7 @@ static void send_read(op_t *op, pg_conn_t *r) {
     }
     pg_conn_send_prepared(r, schema_reads[op->query].name, op->nparams, values, lengths, formats, true);
     if (pg_conn_sync(r, on_read_unit, op) != 0) {
-        answer_unavailable(op, "PostgreSQL is not connected; retry");
+        op_answer_unavailable(op, "PostgreSQL is not connected; retry");
         op_free(op);
     }
 }
@@ -294,7 +162,7 @@ static void send_read(op_t *op, pg_conn_t *r) {
 static void submit_read(op_t *op) {
     pg_store_t *s = op->s;
     /* No read before the feed has started: a subscription's catch-up read must see everything
-     * the feed will not deliver (pg_feed.h). */
+     * the feed will not deliver (feed.h). */
     pg_conn_t *r = s->migrated && pg_feed_is_started(s->feed) ? pick_reader(s) : NULL;
     if (r) {
         send_read(op, r);
@@ -302,7 +170,7 @@ static void submit_read(op_t *op) {
         op->park_next = s->parked;
         s->parked = op;
     } else {
-        answer_unavailable(op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        op_answer_unavailable(op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
         op_free(op);
     }
 }
@@ -324,11 +192,21 @@ static void pump_parked(pg_store_t *s) {
     }
 }
 
-static void add_param(op_t *op, const void *data, size_t len) {
-    pg_wire_put(&op->params[op->nparams++], data, len);
+/* The buffer of the read's parameter at position slot (schema.h names them). */
+static pg_wire_buf_t *param(op_t *op, int slot) {
+    if (op->nparams < slot + 1) op->nparams = slot + 1;
+    return &op->params[slot];
 }
 
-static void add_i64(op_t *op, int64_t v) { pg_wire_put_i64(&op->params[op->nparams++], v); }
+static void set_bytes(op_t *op, int slot, const void *data, size_t len) {
+    pg_wire_put(param(op, slot), data, len);
+}
+
+static void set_text(op_t *op, int slot, const char *text) {
+    pg_wire_put(param(op, slot), text, strlen(text));
+}
+
+static void set_i64(op_t *op, int slot, int64_t v) { pg_wire_put_i64(param(op, slot), v); }
 
 static bool params_failed(op_t *op) {
     for (int i = 0; i < op->nparams; i++)
@@ -341,7 +219,7 @@ static void start_read(op_t *op) {
     if (params_failed(op)) {
         codec_error_t err;
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
-        answer_error(op, &err);
+        op_answer_error(op, &err);
         op_free(op);
         return;
     }
@@ -359,25 +237,24 @@ static int64_t clamp_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64
 static void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
                              uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
-    op_t *op = op_new(s, OP_EVENTS, arg);
+    op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
     op->cb.events = cb;
     op->query = backwards ? SCHEMA_ENTITY_BWD : SCHEMA_ENTITY_FWD;
-    add_param(op, entity_id, strlen(entity_id));
-    add_i64(op, clamp_i64(from_version));
-    add_i64(op, limit);
+    set_text(op, SCHEMA_ENTITY_P_ID, entity_id);
+    set_i64(op, SCHEMA_ENTITY_P_VERSION, clamp_i64(from_version));
+    set_i64(op, SCHEMA_ENTITY_P_LIMIT, limit);
     start_read(op);
 }
 
 static void pg_store_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb,
                          void *arg) {
     pg_store_t *s = (pg_store_t *)base;
-    op_t *op = op_new(s, OP_EVENTS, arg);
+    op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (op) op->what = malloc(37);
     if (!op || !op->what) {
         if (op) {
-            op->answered = true;
-            unlist(s, op);
+            op_answered(op);
             op_free(op);
         }
         return fail_now_events(cb, arg);
@@ -386,31 +263,33 @@ static void pg_store_get_by_id(store_t *base, const uint8_t event_id[16], store_
     op->not_found_if_empty = true;
     evs_uuid_format(event_id, op->what);
     op->query = SCHEMA_BY_ID;
-    add_param(op, event_id, 16);
+    set_bytes(op, SCHEMA_BY_ID_P_ID, event_id, 16);
     start_read(op);
 }
 
 static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
-    op_t *op = op_new(s, OP_EVENTS, arg);
+    op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
     op->cb.events = cb;
-    add_i64(op, clamp_i64(q->after));
-    add_i64(op, q->limit);
+    set_i64(op, SCHEMA_READ_P_AFTER, clamp_i64(q->after));
+    set_i64(op, SCHEMA_READ_P_LIMIT, q->limit);
+    /* The filters follow, in the order schema.h gives: topic(s), then the prefix. */
+    int filter = SCHEMA_READ_P_FILTERS;
     bool prefix = q->entity_prefix && *q->entity_prefix;
     if (q->ntopics == 1) {
         op->query = prefix ? SCHEMA_READ_TOPIC_PREFIX : SCHEMA_READ_TOPIC;
-        add_param(op, q->topics[0], strlen(q->topics[0]));
+        set_text(op, filter++, q->topics[0]);
     } else if (q->ntopics > 1) {
         op->query = prefix ? SCHEMA_READ_TOPICS_PREFIX : SCHEMA_READ_TOPICS;
-        int i = op->nparams++;
-        pg_wire_array_begin(&op->params[i], PG_TEXTOID, q->ntopics, false);
+        pg_wire_buf_t *topics = param(op, filter++);
+        pg_wire_array_begin(topics, PG_TEXTOID, q->ntopics, false);
         for (size_t k = 0; k < q->ntopics; k++)
-            pg_wire_array_elem(&op->params[i], q->topics[k], strlen(q->topics[k]));
+            pg_wire_array_elem(topics, q->topics[k], strlen(q->topics[k]));
     } else {
         op->query = prefix ? SCHEMA_READ_PREFIX : SCHEMA_READ;
     }
-    if (prefix) add_param(op, q->entity_prefix, strlen(q->entity_prefix));
+    if (prefix) set_text(op, filter, q->entity_prefix);
     start_read(op);
 }
 
@@ -419,7 +298,7 @@ static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb 
 static void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, store_count_cb cb,
                             void *arg) {
     pg_store_t *s = (pg_store_t *)base;
-    op_t *op = op_new(s, OP_PUT_SNAPSHOT, arg);
+    op_t *op = op_new(&s->ops, s, OP_PUT_SNAPSHOT, arg);
     if (!op) {
         codec_error_t err;
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -428,24 +307,24 @@ static void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, s
     }
     op->cb.count = cb;
     op->query = SCHEMA_PUT_SNAPSHOT;
-    add_param(op, snap->entity_id, strlen(snap->entity_id));
-    add_i64(op, clamp_i64(snap->version));
-    add_param(op, snap->topic, strlen(snap->topic));
-    add_param(op, snap->payload ? (const void *)snap->payload : "", snap->payload_len);
+    set_text(op, SCHEMA_PUT_SNAPSHOT_P_ENTITY, snap->entity_id);
+    set_i64(op, SCHEMA_PUT_SNAPSHOT_P_VERSION, clamp_i64(snap->version));
+    set_text(op, SCHEMA_PUT_SNAPSHOT_P_TOPIC, snap->topic);
+    set_bytes(op, SCHEMA_PUT_SNAPSHOT_P_PAYLOAD, snap->payload ? (const void *)snap->payload : "",
+              snap->payload_len);
     start_read(op);
 }
 
 static void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t max_version,
                             store_snapshot_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
-    op_t *op = op_new(s, OP_GET_SNAPSHOT, arg);
+    op_t *op = op_new(&s->ops, s, OP_GET_SNAPSHOT, arg);
     if (op) op->what = strdup(entity_id);
     if (!op || !op->what) {
         codec_error_t err;
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
         if (op) {
-            op->answered = true;
-            unlist(s, op);
+            op_answered(op);
             op_free(op);
         }
         cb(arg, &err, NULL);
@@ -454,8 +333,8 @@ static void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t
     op->cb.snapshot = cb;
     op->max_version = max_version;
     op->query = SCHEMA_GET_SNAPSHOT;
-    add_param(op, entity_id, strlen(entity_id));
-    add_i64(op, clamp_i64(max_version));
+    set_text(op, SCHEMA_GET_SNAPSHOT_P_ENTITY, entity_id);
+    set_i64(op, SCHEMA_GET_SNAPSHOT_P_MAX_VERSION, clamp_i64(max_version));
     start_read(op);
 }
 
@@ -464,10 +343,13 @@ static void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t
 /* The feed has given the commit listener this append's events (or gave up waiting). */
 static void on_feed_caught_up(void *arg) {
     op_t *op = arg;
-    answer_committed(op);
+    op_answer_committed(op);
     op_free(op);
 }
 
+/* The group commit finished a write (gc_request_t.done): an append that committed is answered
+ * once the feed has given its events to the commit listener (or gave up waiting); any other
+ * outcome is answered now. The op is freed unless it waits for the feed. */
 static void on_request_done(gc_request_t *r) {
     op_t *op = r->owner;
     if (!op->answered && r->err.code == 0 && op->kind == OP_APPEND) {
@@ -481,10 +363,9 @@ static void on_request_done(gc_request_t *r) {
     }
     if (!op->answered) {
         if (r->err.code != 0) {
-            answer_error(op, &r->err);
+            op_answer_error(op, &r->err);
         } else {
-            op->answered = true;
-            unlist(op->s, op);
+            op_answered(op);
             if (op->kind == OP_APPEND)
                 op->cb.append(op->arg, NULL, r->positions, r->versions, r->n);
             else
@@ -516,7 +397,7 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
         cb(arg, &err, NULL, NULL, 0);
         return;
     }
-    op_t *op = op_new(s, OP_APPEND, arg);
+    op_t *op = op_new(&s->ops, s, OP_APPEND, arg);
     if (!op) goto oom;
     op->cb.append = cb;
     gc_request_t *r = &op->req;
@@ -536,8 +417,7 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
     gc_submit(s->gc, r);
     return;
 oom_op:
-    op->answered = true;
-    unlist(s, op);
+    op_answered(op);
     op_free(op);
 oom:
     codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -553,12 +433,11 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
         cb(arg, &err, 0);
         return;
     }
-    op_t *op = op_new(s, OP_DELETE, arg);
+    op_t *op = op_new(&s->ops, s, OP_DELETE, arg);
     if (op) op->req.entity_id = strdup(entity_id);
     if (!op || !op->req.entity_id) {
         if (op) {
-            op->answered = true;
-            unlist(s, op);
+            op_answered(op);
             op_free(op);
         }
         codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -574,14 +453,18 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
 
 /* ---------------------------------------------------------------- connections */
 
+/* The migrations ended: the writer becomes ready when they succeeded, else it reconnects. */
 static void on_migrated(void *arg, bool ok) {
     pg_store_t *s = arg;
     if (ok) s->migrated = true;
     pg_conn_setup_done(s->writer, ok);
 }
 
+/* The writer connected: run the migrations before anything else (pg_conn setup step). */
 static void writer_setup(void *arg, pg_conn_t *c) { migrations_run(c, on_migrated, arg); }
 
+/* The writer is ready: the group commit prepares and starts, the feed may start (the schema
+ * exists), the readers may prepare. */
 static void writer_ready(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
     (void)c;
@@ -590,6 +473,7 @@ static void writer_ready(void *arg, pg_conn_t *c) {
     prepare_readers(s);
 }
 
+/* The writer was lost: the queued writes fail, the parked reads are looked at again. */
 static void writer_lost(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
     (void)c;
@@ -597,6 +481,7 @@ static void writer_lost(void *arg, pg_conn_t *c) {
     pump_parked(s);
 }
 
+/* The unit callback of a reader's preparation: a failure drops that connection. */
 static void on_reader_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
     pg_conn_t *c = arg;
     if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -627,12 +512,14 @@ static void prepare_readers(pg_store_t *s) {
     pump_parked(s);
 }
 
+/* A reader is ready (again): prepare its statements, then send the reads that waited. */
 static void reader_ready(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
     s->prepared[reader_index(s, c)] = false;
     prepare_readers(s);
 }
 
+/* A reader was lost: its statements are gone; parked reads go elsewhere or fail. */
 static void reader_lost(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
     s->prepared[reader_index(s, c)] = false;
@@ -655,11 +542,12 @@ static void feed_changed(void *arg) {
 
 /* ---------------------------------------------------------------- open and free */
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+/* The store is freed once the deadline timer is closed. */
+static void on_ops_closed(uv_handle_t *h) { free(h->data); }
 
 static void pg_store_free(store_t *base) {
     pg_store_t *s = (pg_store_t *)base;
-    while (s->head) answer_unavailable(s->head, "the store is closing");
+    op_list_close(&s->ops, "the store is closing", on_ops_closed, s);
     op_t *op;
     while ((op = s->parked)) {
         s->parked = op->park_next;
@@ -669,7 +557,6 @@ static void pg_store_free(store_t *base) {
     pg_conn_close(s->writer); /* the group in flight fails now */
     gc_free(s->gc);           /* and then the queue */
     pg_feed_free(s->feed);    /* appends waiting for it were answered above */
-    uv_close((uv_handle_t *)&s->deadline_timer, on_timer_closed);
 }
 
 static const store_ops_t pg_store_ops = {
@@ -700,9 +587,7 @@ store_t *pg_store_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     if (!s) goto oom;
     s->base.ops = &pg_store_ops;
     s->base.request_timeout_ms = STORE_DEFAULT_TIMEOUT_MS;
-    s->loop = loop;
-    uv_timer_init(loop, &s->deadline_timer);
-    s->deadline_timer.data = s;
+    op_list_init(&s->ops, loop, &s->base.request_timeout_ms);
     static const pg_conn_cbs_t writer_cbs = {
         .setup = writer_setup, .on_ready = writer_ready, .on_lost = writer_lost};
     static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_ready, .on_lost = reader_lost};

@@ -1,4 +1,4 @@
-/* version_cache.c: the group commit's cache of the entities' next versions (see version_cache.h). */
+/* pg/version_cache.c: the entities' next versions between groups (see version_cache.h). */
 #include "version_cache.h"
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* version_cache.h: the next version of every entity the group commit has seen, between groups.
+/* pg/version_cache.h: the next version of every entity the group commit has seen, between groups.
  *
  * The cache is valid while PostgreSQL's position sequence still holds seq, the value it had after
  * the writer's last COMMIT: every transaction that changes evs_events, on any daemon, takes the

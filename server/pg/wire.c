@@ -1,4 +1,4 @@
-/* wire.c: PostgreSQL's binary format: parameter buffers and result decoding (see wire.h). */
+/* pg/wire.c: PostgreSQL's binary format for parameters (see wire.h). */
 #include "wire.h"
 
 #include <endian.h>

@@ -1,4 +1,4 @@
-/* wire.h: PostgreSQL's binary format, for the parameters the store sends and the results it reads.
+/* pg/wire.h: PostgreSQL's binary format, for the parameters sent and the results read.
  *
  * Every statement of the store sends its parameters and takes its results in binary (format 1):
  * integers big-endian, uuid as 16 bytes, text and bytea as their bytes, one-dimensional arrays
