@@ -116,6 +116,17 @@ typedef struct store_ops {
     void (*free)(store_t *s);
 } store_ops_t;
 
+/* The ops table of an implementation named display_name whose functions are prefix_append,
+ * prefix_get_by_entity, ... prefix_free (one per member of store_ops_t): every store's table has
+ * the same shape, written once. */
+#define STORE_OPS_INIT(display_name, prefix)                                                      \
+    {                                                                                             \
+        .name = display_name, .append = prefix##_append, .get_by_entity = prefix##_get_by_entity, \
+        .get_by_id = prefix##_get_by_id, .read = prefix##_read,                                   \
+        .delete_entity = prefix##_delete_entity, .put_snapshot = prefix##_put_snapshot,           \
+        .get_snapshot = prefix##_get_snapshot, .free = prefix##_free,                             \
+    }
+
 /* The common header of every store; implementations embed it first. */
 struct store {
     const store_ops_t *ops;

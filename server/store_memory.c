@@ -517,17 +517,7 @@ static void mem_free(store_t *s) {
     free(m);
 }
 
-static const store_ops_t memory_ops = {
-    .name = "memory",
-    .append = mem_append,
-    .get_by_entity = mem_get_by_entity,
-    .get_by_id = mem_get_by_id,
-    .read = mem_read,
-    .delete_entity = mem_delete_entity,
-    .put_snapshot = mem_put_snapshot,
-    .get_snapshot = mem_get_snapshot,
-    .free = mem_free,
-};
+static const store_ops_t memory_ops = STORE_OPS_INIT("memory", mem);
 
 static bool memory_accepts(const char *url) {
     return strcmp(url, "memory") == 0 || strcmp(url, "memory://") == 0;

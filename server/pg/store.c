@@ -559,17 +559,7 @@ static void pg_store_free(store_t *base) {
     pg_feed_free(s->feed);    /* appends waiting for it were answered above */
 }
 
-static const store_ops_t pg_store_ops = {
-    .name = "postgresql",
-    .append = pg_store_append,
-    .get_by_entity = pg_store_get_by_entity,
-    .get_by_id = pg_store_get_by_id,
-    .read = pg_store_read,
-    .delete_entity = pg_store_delete_entity,
-    .put_snapshot = pg_store_put_snapshot,
-    .get_snapshot = pg_store_get_snapshot,
-    .free = pg_store_free,
-};
+static const store_ops_t pg_store_ops = STORE_OPS_INIT("postgresql", pg_store);
 
 store_t *pg_store_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err) {
     char *why = NULL;
