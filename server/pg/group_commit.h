@@ -16,8 +16,8 @@
  * The fast path skips phase 1. The group commit remembers the next version of every entity it
  * has seen (version_cache.h), valid as of the value the position sequence had after its own last
  * COMMIT (every transaction that changes the events, on any daemon, takes the lock and then at
- * least one position). While that holds, a group is decided in C at once (an entity never seen is taken
- * for new) and sent in one round trip:
+ * least one position). While that holds, a group is decided in C at once (decide.h; an entity
+ * never seen is taken for new) and sent in one round trip:
  *
  *   BEGIN; pg_advisory_xact_lock; SELECT evs_append_guard(last sequence value we know, n,
  *   entities taken for new, client-chosen event ids); INSERT; NOTIFY; COMMIT  -> sync, wait
@@ -34,8 +34,8 @@
  * and the checks of phase 1 cannot be invalidated by another writer before the COMMIT.
  * delete-entity runs as its own transaction under the same lock, in queue order, and takes one
  * position (a gap) so that every daemon's remembered versions are known stale. */
-#ifndef EVS_GROUP_COMMIT_H
-#define EVS_GROUP_COMMIT_H
+#ifndef EVS_PG_GROUP_COMMIT_H
+#define EVS_PG_GROUP_COMMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,11 +2,11 @@
  *
  * migrations/NNN_name.sql are embedded at build time (scripts/embed-migrations.sh generates
  * $(BUILD)/gen/migrations_sql.c). At connect, the writer connection applies the missing ones in
- * version order inside one transaction, under a transaction-level advisory lock so that two
- * daemons starting at once do not race, and records each in evs_migrations. Already applied:
- * a lock, one SELECT, a COMMIT. */
-#ifndef EVS_MIGRATIONS_H
-#define EVS_MIGRATIONS_H
+ * version order inside one transaction, under a transaction-level advisory lock
+ * (SCHEMA_MIGRATIONS_LOCK_KEY, schema.h) so that two daemons starting at once do not race, and
+ * records each in evs_migrations. Already applied: a lock, one SELECT, a COMMIT. */
+#ifndef EVS_PG_MIGRATIONS_H
+#define EVS_PG_MIGRATIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
