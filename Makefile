@@ -32,7 +32,7 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_LDFLAGS) $(LDFLAGS)
 
 PROTO_SRC  := $(wildcard proto/*.c)
-SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c)) $(wildcard server/pg/*.c)
 CLIENT_SRC := $(wildcard client/*.c)
 CLI_SRC    := $(wildcard client/cli/*.c)
 
@@ -115,7 +115,7 @@ $(SERVERA): $(SERVER_OBJ) $(PROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# --- PostgreSQL store (store_pg): migrations/*.sql embedded in the daemon, so that an installed
+# --- PostgreSQL store (server/pg/): migrations/*.sql embedded in the daemon, so that an installed
 # evstored needs no source tree. scripts/embed-migrations.sh writes them as C strings.
 MIGRATIONS     := $(sort $(wildcard migrations/*.sql))
 MIGRATIONS_C   := $(BUILD)/gen/migrations_sql.c
@@ -123,7 +123,7 @@ MIGRATIONS_OBJ := $(BUILD)/obj/gen/migrations_sql.o
 $(MIGRATIONS_C): $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-migrations.sh $@ $(MIGRATIONS)
-$(MIGRATIONS_OBJ): $(MIGRATIONS_C) server/migrations.h
+$(MIGRATIONS_OBJ): $(MIGRATIONS_C) server/pg/migrations.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I. -c $< -o $@
 $(SERVERA): $(MIGRATIONS_OBJ)

@@ -12,6 +12,7 @@
 #include "../proto/codec.h"
 #include "addr.h"
 #include "log.h"
+#include "store.h"
 
 #define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
 
@@ -266,12 +267,6 @@ int config_read_file(server_config_t *cfg, const char *path, char *why, size_t w
     return rc;
 }
 
-static bool is_store_url(const char *url) {
-    return strcmp(url, "memory") == 0 || strcmp(url, "memory://") == 0 ||
-           strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
-           strchr(url, '=') != NULL;
-}
-
 int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     char host[64];
     struct sockaddr_storage sa;
@@ -282,7 +277,7 @@ int config_check(const server_config_t *cfg, char *why, size_t whylen) {
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
-    if (!is_store_url(cfg->store_url))
+    if (!store_url_is_valid(cfg->store_url))
         return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL",
                     cfg->store_url);
     return 0;

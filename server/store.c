@@ -1,29 +1,31 @@
-/* store.c: choosing a store implementation from its URL. */
+/* store.c: choosing a store implementation from its URL, and what every implementation shares. */
 #include "store.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-#include "store_memory.h"
-#include "store_pg.h"
+/* ---------------------------------------------------------------- choosing a store */
 
-static bool is_postgres_url(const char *url) {
-    return strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
-           strchr(url, '=') != NULL;
+static const store_driver_t *const drivers[] = {&store_memory_driver, &pg_store_driver};
+
+static const store_driver_t *driver_for(const char *url) {
+    for (size_t k = 0; k < sizeof drivers / sizeof drivers[0]; k++)
+        if (drivers[k]->accepts(url)) return drivers[k];
+    return NULL;
 }
 
+bool store_url_is_valid(const char *url) { return url && driver_for(url) != NULL; }
+
 store_t *store_open(const char *url, void *loop, codec_error_t *err) {
-    store_t *s = NULL;
-    (void)loop;
-    if (!url || !*url || strcmp(url, "memory") == 0 || strcmp(url, "memory://") == 0) {
-        s = store_memory_new();
-        if (!s) codec_error_set(err, EVS_EINTERNAL, "out of memory");
-    } else if (is_postgres_url(url)) {
-        /* PostgreSQL store (store_pg.c). */
-        s = store_pg_open(url, loop, err);
-    } else {
+    if (!url || !*url) url = "memory";
+    const store_driver_t *d = driver_for(url);
+    if (!d) {
         codec_error_set(err, EVS_EBAD_REQUEST,
                         "unknown store \"%s\": use \"memory\" or a postgresql:// URL", url);
+        return NULL;
     }
+    store_t *s = d->open(url, loop, err);
     if (s) s->request_timeout_ms = STORE_DEFAULT_TIMEOUT_MS;
     return s;
 }
@@ -31,4 +33,38 @@ store_t *store_open(const char *url, void *loop, codec_error_t *err) {
 void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg) {
     s->on_commit = cb;
     s->on_commit_arg = arg;
+}
+
+/* ---------------------------------------------------------------- for implementations */
+
+int64_t store_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void store_conflict_version(codec_error_t *err, const char *entity_id, uint64_t asked,
+                            uint64_t next) {
+    codec_error_set(err, EVS_ECONFLICT,
+                    "entity %.255s is at version %lld: version %llu is not its next version "
+                    "(%llu); reload the entity and retry",
+                    entity_id, (long long)next - 1, (unsigned long long)asked,
+                    (unsigned long long)next);
+    err->has_entity = true;
+    snprintf(err->entity_id, sizeof err->entity_id, "%s", entity_id);
+    err->has_version = true;
+    err->version = asked;
+    err->has_current = true;
+    err->current_version = (int64_t)next - 1;
+}
+
+void store_conflict_event_id(codec_error_t *err, const uint8_t event_id[16]) {
+    char text[37];
+    evs_uuid_format(event_id, text);
+    codec_error_set(err, EVS_ECONFLICT,
+                    "event id %s is already stored (or repeated in this request) for another "
+                    "event",
+                    text);
+    err->has_event_id = true;
+    memcpy(err->event_id, event_id, 16);
 }

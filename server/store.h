@@ -1,7 +1,7 @@
 /* store.h: the interface every event store implements.
  *
  * A store is a struct of function pointers (store_ops_t) behind a store_t header. Two
- * implementations: store_memory (the default) and store_pg (PostgreSQL). One conformance suite,
+ * implementations: store_memory (the default) and pg/store (PostgreSQL). One conformance suite,
  * tests/store/, runs against both through this interface only.
  *
  * Every operation is asynchronous in form: it takes a callback that is called exactly once, with
@@ -24,7 +24,7 @@
  *    set) with the committed events in position order, timestamps and positions filled in.
  *    Each committed event reaches the listener exactly once, in position order across calls.
  *    The PostgreSQL store's listener also gets the events other daemons commit on the same
- *    database (server/pg_feed.h); there an append's callback may come before its events reach
+ *    database (server/pg/feed.h); there an append's callback may come before its events reach
  *    the listener only when the feed cannot deliver promptly (not connected, 1-2 s at most).
  */
 #ifndef EVS_STORE_H
@@ -116,6 +116,17 @@ typedef struct store_ops {
     void (*free)(store_t *s);
 } store_ops_t;
 
+/* The ops table of an implementation named display_name whose functions are prefix_append,
+ * prefix_get_by_entity, ... prefix_free (one per member of store_ops_t): every store's table has
+ * the same shape, written once. */
+#define STORE_OPS_INIT(display_name, prefix)                                                      \
+    {                                                                                             \
+        .name = display_name, .append = prefix##_append, .get_by_entity = prefix##_get_by_entity, \
+        .get_by_id = prefix##_get_by_id, .read = prefix##_read,                                   \
+        .delete_entity = prefix##_delete_entity, .put_snapshot = prefix##_put_snapshot,           \
+        .get_snapshot = prefix##_get_snapshot, .free = prefix##_free,                             \
+    }
+
 /* The common header of every store; implementations embed it first. */
 struct store {
     const store_ops_t *ops;
@@ -133,6 +144,23 @@ struct store {
     uint64_t live_head;
 };
 
+/* One store implementation, as store_open sees it. accepts(url) says whether url names a store of
+ * this kind; open opens one (loop as in store_open) or returns NULL with err filled. */
+typedef struct store_driver {
+    const char *name;
+    bool (*accepts)(const char *url);
+    store_t *(*open)(const char *url, void *loop, codec_error_t *err);
+} store_driver_t;
+
+/* The implementations store_open chooses from, each defined in its own file, so that this
+ * interface includes none of them. */
+extern const store_driver_t store_memory_driver; /* store_memory.c */
+extern const store_driver_t pg_store_driver;     /* pg/store.c */
+
+/* True when url names a store store_open can open: "memory", "memory://", "postgresql://...",
+ * "postgres://..." or a "key=value" libpq string. (store_open also takes NULL or "" for memory.) */
+bool store_url_is_valid(const char *url);
+
 /* Opens the store that url names: "memory" (or NULL/empty) for the in-memory store,
  * "postgresql://..." or "postgres://..." or a "key=value" libpq string for PostgreSQL. loop is
  * the daemon's uv_loop_t (void * here so that tests of the memory store need not include uv.h).
@@ -141,5 +169,20 @@ store_t *store_open(const char *url, void *loop, codec_error_t *err);
 
 /* Registers the commit listener (one per store). */
 void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg);
+
+/* ---------------------------------------------------------------- for implementations */
+
+/* The time stores stamp events with: microseconds since the epoch (CLOCK_REALTIME). */
+int64_t store_now_us(void);
+
+/* Sets err to the EVS_ECONFLICT of an event that asked for version asked of entity_id, whose next
+ * version is next (details: entity, version, current version). Both stores use it, so that a
+ * client reads the same text from either. */
+void store_conflict_version(codec_error_t *err, const char *entity_id, uint64_t asked,
+                            uint64_t next);
+
+/* Sets err to the EVS_ECONFLICT of a client-chosen event id that is already stored for another
+ * event, or repeated in the same request (detail: the event id). */
+void store_conflict_event_id(codec_error_t *err, const uint8_t event_id[16]);
 
 #endif

@@ -75,12 +75,6 @@ static int idx_push(idx_list_t *l, size_t i) {
     return 0;
 }
 
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static entity_node_t *find_entity(store_memory_t *m, const char *id) {
     entity_node_t *e;
     HASH_FIND_STR(m->entities, id, e);
@@ -106,20 +100,6 @@ typedef struct plan_id {
     const uint8_t *id;
     UT_hash_handle hh;
 } plan_id_t;
-
-static void set_conflict(codec_error_t *err, const char *entity, uint64_t asked, uint64_t next) {
-    codec_error_set(err, EVS_ECONFLICT,
-                    "entity %.255s is at version %lld: version %llu is not its next version "
-                    "(%llu); reload the entity and retry",
-                    entity, (long long)next - 1, (unsigned long long)asked,
-                    (unsigned long long)next);
-    err->has_entity = true;
-    snprintf(err->entity_id, sizeof err->entity_id, "%s", entity);
-    err->has_version = true;
-    err->version = asked;
-    err->has_current = true;
-    err->current_version = (int64_t)next - 1;
-}
 
 /* The idempotent-retry rule: true (with positions and versions filled) when every event's id is
  * already stored at the same entity and, when given, the same version. */
@@ -151,16 +131,11 @@ static int plan_one(store_memory_t *m, const evs_event_t *ev, uint64_t *ver,
     uint64_t next = e ? e->events.n : 0;
     *entity = e;
     if (ev->has_version && ev->version != next) {
-        set_conflict(err, ev->entity_id, ev->version, next);
+        store_conflict_version(err, ev->entity_id, ev->version, next);
         return EVS_ECONFLICT;
     }
     if (ev->has_event_id && find_id(m, ev->event_id)) {
-        char text[37];
-        evs_uuid_format(ev->event_id, text);
-        codec_error_set(err, EVS_ECONFLICT, "event id %s is already stored for another event",
-                        text);
-        err->has_event_id = true;
-        memcpy(err->event_id, ev->event_id, 16);
+        store_conflict_event_id(err, ev->event_id);
         return EVS_ECONFLICT;
     }
     *ver = next;
@@ -189,7 +164,7 @@ static int plan_append(store_memory_t *m, const evs_event_t *evs, size_t n, uint
             HASH_ADD_KEYPTR(hh, plans, p->id, strlen(p->id), p);
         }
         if (ev->has_version && ev->version != p->next) {
-            set_conflict(err, ev->entity_id, ev->version, p->next);
+            store_conflict_version(err, ev->entity_id, ev->version, p->next);
             rc = EVS_ECONFLICT;
             break;
         }
@@ -197,14 +172,8 @@ static int plan_append(store_memory_t *m, const evs_event_t *evs, size_t n, uint
         if (!ev->has_event_id) continue; /* drawn by the server: 122 random bits, no check */
         HASH_FIND(hh, ids, ev->event_id, 16, pi);
         if (pi || find_id(m, ev->event_id)) {
-            char text[37];
-            evs_uuid_format(ev->event_id, text);
-            rc = codec_error_set(err, EVS_ECONFLICT,
-                                 "event id %s is already stored (or repeated in this request) "
-                                 "for another event",
-                                 text);
-            err->has_event_id = true;
-            memcpy(err->event_id, ev->event_id, 16);
+            store_conflict_event_id(err, ev->event_id);
+            rc = EVS_ECONFLICT;
             break;
         }
         pi = &inodes[i];
@@ -285,7 +254,7 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         m->cap = cap;
     }
     size_t first = m->len;
-    int64_t ts = now_us();
+    int64_t ts = store_now_us();
     for (size_t i = 0; i < n; i++) {
         commit_event(m, &evs[i], ver[i], ts, n == 1 ? entity : NULL);
         pos[i] = m->log[first + i].position;
@@ -426,7 +395,7 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
         }
         HASH_ADD_KEYPTR(hh, m->snaps, node->entity_id, strlen(node->entity_id), node);
     }
-    snap_t sn = {.version = snap->version, .payload_len = snap->payload_len, .timestamp = now_us()};
+    snap_t sn = {.version = snap->version, .payload_len = snap->payload_len, .timestamp = store_now_us()};
     sn.topic = strdup(snap->topic);
     sn.payload = malloc(snap->payload_len ? snap->payload_len : 1);
     if (!sn.topic || !sn.payload) {
@@ -548,17 +517,22 @@ static void mem_free(store_t *s) {
     free(m);
 }
 
-static const store_ops_t memory_ops = {
-    .name = "memory",
-    .append = mem_append,
-    .get_by_entity = mem_get_by_entity,
-    .get_by_id = mem_get_by_id,
-    .read = mem_read,
-    .delete_entity = mem_delete_entity,
-    .put_snapshot = mem_put_snapshot,
-    .get_snapshot = mem_get_snapshot,
-    .free = mem_free,
-};
+static const store_ops_t memory_ops = STORE_OPS_INIT("memory", mem);
+
+static bool memory_accepts(const char *url) {
+    return strcmp(url, "memory") == 0 || strcmp(url, "memory://") == 0;
+}
+
+static store_t *memory_open(const char *url, void *loop, codec_error_t *err) {
+    (void)url;
+    (void)loop;
+    store_t *s = store_memory_new();
+    if (!s) codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    return s;
+}
+
+const store_driver_t store_memory_driver = {
+    .name = "memory", .accepts = memory_accepts, .open = memory_open};
 
 store_t *store_memory_new(void) {
     store_memory_t *m = calloc(1, sizeof *m);

@@ -19,9 +19,9 @@
 #include "../common/clock.h"
 #include "../common/db.h"
 
-#include "../../server/migrations.h"
+#include "../../server/pg/migrations.h"
+#include "../../server/pg/store.h"
 #include "../../server/store.h"
-#include "../../server/store_pg.h"
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -68,8 +68,8 @@ TestSuite(pg, .init = setup, .fini = teardown, .timeout = 120);
 static store_t *open_store(void) {
     codec_error_t err;
     memset(&err, 0, sizeof err);
-    store_t *s = store_pg_open(db.url, &loop, &err);
-    cr_assert_not_null(s, "store_pg_open: %s", err.message);
+    store_t *s = pg_store_open(db.url, &loop, &err);
+    cr_assert_not_null(s, "pg_store_open: %s", err.message);
     s->request_timeout_ms = 10000;
     return s;
 }
@@ -524,7 +524,7 @@ Test(pg, kill_9_during_write_load_loses_no_acknowledged_append) {
         uv_loop_t l;
         uv_loop_init(&l);
         codec_error_t err;
-        store_t *s = store_pg_open(db.url, &l, &err);
+        store_t *s = pg_store_open(db.url, &l, &err);
         if (!s) _exit(2);
         static killer_writer_t ws[32];
         for (int i = 0; i < 32; i++) {

@@ -1,12 +1,12 @@
-/* migrations.h: the schema migrations built into the daemon, and running them.
+/* pg/migrations.h: the schema migrations built into the daemon, and running them.
  *
  * migrations/NNN_name.sql are embedded at build time (scripts/embed-migrations.sh generates
  * $(BUILD)/gen/migrations_sql.c). At connect, the writer connection applies the missing ones in
- * version order inside one transaction, under a transaction-level advisory lock so that two
- * daemons starting at once do not race, and records each in evs_migrations. Already applied:
- * a lock, one SELECT, a COMMIT. */
-#ifndef EVS_MIGRATIONS_H
-#define EVS_MIGRATIONS_H
+ * version order inside one transaction, under a transaction-level advisory lock
+ * (SCHEMA_MIGRATIONS_LOCK_KEY, schema.h) so that two daemons starting at once do not race, and
+ * records each in evs_migrations. Already applied: a lock, one SELECT, a COMMIT. */
+#ifndef EVS_PG_MIGRATIONS_H
+#define EVS_PG_MIGRATIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,9 +20,6 @@ typedef struct migration {
 /* Defined by the generated file, sorted by version. */
 extern const migration_t migrations_embedded[];
 extern const size_t migrations_embedded_count;
-
-/* The advisory lock key of migrations (any daemon, any database user). */
-#define MIGRATIONS_LOCK_KEY 7433000001LL
 
 struct pg_conn;
 

@@ -1,21 +1,20 @@
-/* pg_feed.c: the PostgreSQL store's live feed (see pg_feed.h for the model and why it is exact).
+/* pg/feed.c: the PostgreSQL store's live feed (see feed.h for the model and why it is exact).
  *
  * One unit is in flight at a time on the feed's connection. A unit is built from what the feed
  * lacks, in this order: LISTEN (once per connection), the prepared read statement (once per
  * connection, once the schema exists), then either the start query (max(position), once per
  * feed) or one read page. */
-#include "pg_feed.h"
+#include "feed.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "group_commit.h"
-#include "log.h"
-#include "pg_conn.h"
-
-#define FEED_COLUMNS "position, event_id, entity_id, version, topic, stored_at, payload, metadata"
+#include "../log.h"
+#include "conn.h"
+#include "schema.h"
+#include "wire.h"
 
 enum step { S_LISTEN, S_PREPARE, S_START, S_READ };
 
@@ -102,10 +101,10 @@ static int deliver_rows(pg_feed_t *f, PGresult *res) {
     size_t k = 0;
     uint64_t last = f->head;
     for (int row = 0; row < n; row++) {
-        uint64_t pos = (uint64_t)pg_get_i64(res, row, 0);
+        uint64_t pos = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_EVENT_POSITION);
         if (pos > last) last = pos;
         if (pos <= f->head) continue; /* delivered already (own group, or an earlier page) */
-        pg_get_event(res, row, &evs[k++]);
+        schema_event_from_row(res, row, &evs[k++]);
     }
     f->head = last;
     if (k && f->store->on_commit) f->store->on_commit(f->store->on_commit_arg, evs, k);
@@ -115,49 +114,76 @@ static int deliver_rows(pg_feed_t *f, PGresult *res) {
 
 /* ---------------------------------------------------------------- units */
 
-static void on_unit(void *arg, pg_event_t ev, PGresult *res) {
+/* Takes the result of one step of the unit in flight: a failure marks the unit failed (the
+ * steps after it are aborted); the start query sets head; a read delivers its rows. */
+static void on_step_result(pg_feed_t *f, PGresult *res) {
+    ExecStatusType st = PQresultStatus(res);
+    int i = f->next_result++;
+    if (i >= f->nsteps || f->unit_failed) return;
+    enum step step = f->steps[i];
+    bool ok =
+        st == (step == S_LISTEN || step == S_PREPARE ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
+    if (!ok) {
+        f->unit_failed = true;
+        f->failed_step = step;
+        const char *msg = PQresultErrorMessage(res);
+        log_warn("pg", "feed: %s failed: %.*s",
+                 step == S_LISTEN ? "LISTEN" : step == S_PREPARE ? "prepare" : "read",
+                 (int)strcspn(msg ? msg : "", "\n"), msg ? msg : "");
+        return;
+    }
+    if (step == S_START) {
+        uint64_t max = PQntuples(res) == 1 ? (uint64_t)pg_wire_get_i64(res, 0, 0) : 0;
+        f->head = max;
+        f->started = true;
+        f->again = true; /* other daemons may have committed since: read at once */
+        log_info("pg", "feed: started at position %" PRIu64, f->head);
+        if (f->on_change) f->on_change(f->change_arg);
+    } else if (step == S_READ) {
+        if (deliver_rows(f, res) == FEED_PAGE) f->again = true;
+    }
+}
+
+/* The unit callback of the feed's connection: each result goes to on_step_result; at the end of
+ * the unit (or when the connection is lost) the waiters that can be are released, and the next
+ * unit goes out if the feed was poked meanwhile. Nothing runs once the feed is closing. */
+static void on_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     pg_feed_t *f = arg;
     if (f->closing) return;
-    if (ev == PG_RESULT) {
-        ExecStatusType st = PQresultStatus(res);
-        int i = f->next_result++;
-        if (i >= f->nsteps || f->unit_failed) return;
-        enum step step = f->steps[i];
-        bool ok = st == (step == S_LISTEN || step == S_PREPARE ? PGRES_COMMAND_OK
-                                                               : PGRES_TUPLES_OK);
-        if (!ok) {
-            f->unit_failed = true;
-            f->failed_step = step;
-            const char *msg = PQresultErrorMessage(res);
-            log_warn("pg", "feed: %s failed: %.*s",
-                     step == S_LISTEN ? "LISTEN" : step == S_PREPARE ? "prepare" : "read",
-                     (int)strcspn(msg ? msg : "", "\n"), msg ? msg : "");
-            return;
-        }
-        if (step == S_START) {
-            uint64_t max = PQntuples(res) == 1 ? (uint64_t)pg_get_i64(res, 0, 0) : 0;
-            f->head = max;
-            f->started = true;
-            f->again = true; /* other daemons may have committed since: read at once */
-            log_info("pg", "feed: started at position %" PRIu64, f->head);
-            if (f->on_change) f->on_change(f->change_arg);
-        } else if (step == S_READ) {
-            if (deliver_rows(f, res) == FEED_PAGE) f->again = true;
-        }
+    if (ev == PG_CONN_RESULT) {
+        on_step_result(f, res);
         return;
     }
     f->busy = false;
-    if (ev == PG_LOST || f->unit_failed) {
+    if (ev == PG_CONN_LOST || f->unit_failed) {
         /* Nobody waits on a feed that cannot deliver now; the events come with a later read. */
         release(f, true, false);
         /* A failed LISTEN or prepare starts again on a fresh connection; a failed read or start
          * query is retried by the next poke (the tick at the latest). */
-        if (ev == PG_END && (f->failed_step == S_LISTEN || f->failed_step == S_PREPARE))
+        if (ev == PG_CONN_END && (f->failed_step == S_LISTEN || f->failed_step == S_PREPARE))
             pg_conn_fail(f->conn, "the feed's LISTEN or prepare failed");
         return;
     }
     release(f, false, false);
     if (f->again) poke(f);
+}
+
+/* Queues what the connection lacks: LISTEN (once per connection), and the prepared read
+ * statement (once per connection, once the schema exists). */
+static void queue_setup(pg_feed_t *f) {
+    if (!f->listening) {
+        pg_conn_send(f->conn, SCHEMA_SQL_LISTEN, 0, NULL, NULL, NULL, NULL, false);
+        f->steps[f->nsteps++] = S_LISTEN;
+        f->listening = true;
+    }
+    if (f->schema_ready && !f->prepared) {
+        static const Oid types[1] = {PG_INT8OID};
+        char sql[200];
+        snprintf(sql, sizeof sql, SCHEMA_SQL_FEED_READ_FMT, FEED_PAGE);
+        pg_conn_prepare(f->conn, SCHEMA_FEED_READ_NAME, sql, 1, types);
+        f->steps[f->nsteps++] = S_PREPARE;
+        f->prepared = true;
+    }
 }
 
 /* Sends the next unit if none is in flight: whatever the connection lacks, then the start query
@@ -174,38 +200,22 @@ static void poke(pg_feed_t *f) {
     f->next_result = 0;
     f->unit_failed = false;
     f->failed_step = S_READ;
-    if (!f->listening) {
-        pg_conn_send(f->conn, "LISTEN " GC_NOTIFY_CHANNEL, 0, NULL, NULL, NULL, NULL, false);
-        f->steps[f->nsteps++] = S_LISTEN;
-        f->listening = true;
-    }
-    if (f->schema_ready && !f->prepared) {
-        static const Oid types[1] = {PG_INT8OID};
-        char sql[200];
-        snprintf(sql, sizeof sql,
-                 "SELECT " FEED_COLUMNS " FROM evs_events WHERE position > $1 ORDER BY position "
-                 "LIMIT %d",
-                 FEED_PAGE);
-        pg_conn_prepare(f->conn, "feed_read", sql, 1, types);
-        f->steps[f->nsteps++] = S_PREPARE;
-        f->prepared = true;
-    }
+    queue_setup(f);
     if (f->schema_ready && !f->started) {
-        pg_conn_send(f->conn, "SELECT coalesce(max(position), 0)::bigint FROM evs_events", 0, NULL,
-                     NULL, NULL, NULL, true);
+        pg_conn_send(f->conn, SCHEMA_SQL_MAX_POSITION, 0, NULL, NULL, NULL, NULL, true);
         f->steps[f->nsteps++] = S_START;
     } else if (f->schema_ready) {
-        pg_buf_t b = {0};
-        pg_buf_put_i64(&b, (int64_t)f->head);
+        pg_wire_buf_t b = {0};
+        pg_wire_put_i64(&b, (int64_t)f->head);
         if (b.failed) {
-            pg_buf_free(&b);
+            pg_wire_free(&b);
             f->again = true; /* the tick tries again */
             return;
         }
         const char *values[1] = {b.data};
         const int lengths[1] = {(int)b.len}, formats[1] = {1};
-        pg_conn_send_prepared(f->conn, "feed_read", 1, values, lengths, formats, true);
-        pg_buf_free(&b);
+        pg_conn_send_prepared(f->conn, SCHEMA_FEED_READ_NAME, 1, values, lengths, formats, true);
+        pg_wire_free(&b);
         f->steps[f->nsteps++] = S_READ;
         f->stats.reads++;
     }
@@ -216,6 +226,7 @@ static void poke(pg_feed_t *f) {
 
 /* ---------------------------------------------------------------- connection */
 
+/* The feed's connection is ready (again): LISTEN and prepare anew, then read. */
 static void on_ready(void *arg, pg_conn_t *c) {
     pg_feed_t *f = arg;
     (void)c;
@@ -223,6 +234,8 @@ static void on_ready(void *arg, pg_conn_t *c) {
     poke(f);
 }
 
+/* The feed's connection was lost (its unit already got PG_CONN_LOST): nobody waits on a feed that
+ * cannot deliver, and the store re-examines what waits for the feed. */
 static void on_lost(void *arg, pg_conn_t *c) {
     pg_feed_t *f = arg;
     (void)c;
@@ -232,11 +245,13 @@ static void on_lost(void *arg, pg_conn_t *c) {
     if (f->on_change) f->on_change(f->change_arg);
 }
 
+/* A notification: the doorbell of SCHEMA_NOTIFY_CHANNEL pokes the feed, unless it names a
+ * position the feed delivered already. */
 static void on_notify(void *arg, pg_conn_t *c, const PGnotify *n) {
     pg_feed_t *f = arg;
     (void)c;
     f->stats.notifies++;
-    if (strcmp(n->relname, GC_NOTIFY_CHANNEL) != 0) return;
+    if (strcmp(n->relname, SCHEMA_NOTIFY_CHANNEL) != 0) return;
     char *end = NULL;
     unsigned long long pos = n->extra ? strtoull(n->extra, &end, 10) : 0;
     /* A doorbell for what this feed delivered already (usually our own group) is ignored. */
@@ -244,6 +259,7 @@ static void on_notify(void *arg, pg_conn_t *c, const PGnotify *n) {
     poke(f);
 }
 
+/* The safety timer: releases the waiters older than one full tick, and reads. */
 static void on_tick(uv_timer_t *t) {
     pg_feed_t *f = t->data;
     f->ticks++;
@@ -303,7 +319,7 @@ void pg_feed_committed(void *arg, const evs_event_t *events, size_t n, uint64_t 
     pg_feed_t *f = arg;
     if (!f->started || block_first > f->head + 1) {
         /* Another daemon's events, or a gap, may lie below the block: read them in order. (Not
-         * started does not happen: the store commits nothing before the start, pg_feed.h.) */
+         * started does not happen: the store commits nothing before the start, feed.h.) */
         poke(f);
         return;
     }

@@ -1,4 +1,4 @@
-/* migrations.c: applying the embedded migrations on a connection's setup step.
+/* pg/migrations.c: applying the embedded migrations on a connection's setup step.
  *
  * Two round trips in ordinary (non-pipeline) mode, because migration files hold several
  * statements and the extended protocol that pipeline mode uses takes one at a time:
@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "pg_conn.h"
+#include "../log.h"
+#include "conn.h"
+#include "schema.h"
 
 typedef struct run {
     pg_conn_t *c;
@@ -30,6 +31,7 @@ static void finish(run_t *r, bool ok) {
     free(r);
 }
 
+/* Notes (and logs, the first time) a failed statement of the run. */
 static void check_error(run_t *r, PGresult *res) {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
@@ -38,15 +40,17 @@ static void check_error(run_t *r, PGresult *res) {
     r->failed = true;
 }
 
-static void on_commit(void *arg, pg_event_t ev, PGresult *res) {
+/* The unit callback of the second round trip (the missing migrations and COMMIT): the run ends,
+ * successful only when every statement succeeded. */
+static void on_commit(void *arg, pg_conn_event_t ev, PGresult *res) {
     run_t *r = arg;
-    if (ev == PG_RESULT) {
+    if (ev == PG_CONN_RESULT) {
         check_error(r, res);
         return;
     }
-    if (ev == PG_END && !r->failed && r->napplied_now)
+    if (ev == PG_CONN_END && !r->failed && r->napplied_now)
         log_info("pg", "applied %d migration(s)", r->napplied_now);
-    finish(r, ev == PG_END && !r->failed);
+    finish(r, ev == PG_CONN_END && !r->failed);
 }
 
 /* Appends text to the growable string *buf. 0 or -1. */
@@ -65,6 +69,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *text) {
     return 0;
 }
 
+/* Sends every migration not applied yet, each followed by its evs_migrations row, and COMMIT. */
 static void apply_missing(run_t *r) {
     char *sql = NULL, row[256];
     size_t len = 0, cap = 0;
@@ -72,8 +77,7 @@ static void apply_missing(run_t *r) {
     for (size_t i = 0; i < migrations_embedded_count && rc == 0; i++) {
         const migration_t *m = &migrations_embedded[i];
         if (r->applied[i]) continue;
-        snprintf(row, sizeof row, ";\nINSERT INTO evs_migrations (version, name) VALUES (%d, '%s');\n",
-                 m->version, m->name);
+        snprintf(row, sizeof row, SCHEMA_SQL_MIGRATION_DONE_FMT, m->version, m->name);
         rc = append(&sql, &len, &cap, m->sql) | append(&sql, &len, &cap, row);
         r->napplied_now++;
     }
@@ -86,9 +90,11 @@ static void apply_missing(run_t *r) {
     free(sql);
 }
 
-static void on_listed(void *arg, pg_event_t ev, PGresult *res) {
+/* The unit callback of the first round trip: records which versions are applied, then sends the
+ * missing ones, or ends the run on failure. */
+static void on_listed(void *arg, pg_conn_event_t ev, PGresult *res) {
     run_t *r = arg;
-    if (ev == PG_RESULT) {
+    if (ev == PG_CONN_RESULT) {
         check_error(r, res);
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 1 &&
             strcmp(PQfname(res, 0), "version") == 0) {
@@ -100,7 +106,7 @@ static void on_listed(void *arg, pg_event_t ev, PGresult *res) {
         }
         return;
     }
-    if (ev == PG_LOST || r->failed) {
+    if (ev == PG_CONN_LOST || r->failed) {
         finish(r, false);
         return;
     }
@@ -118,16 +124,5 @@ void migrations_run(pg_conn_t *c, void (*done)(void *arg, bool ok), void *arg) {
     r->c = c;
     r->done = done;
     r->arg = arg;
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SET client_min_messages = warning;\n"
-             "BEGIN;\n"
-             "SELECT pg_advisory_xact_lock(%lld);\n"
-             "CREATE TABLE IF NOT EXISTS evs_migrations (\n"
-             "    version integer PRIMARY KEY,\n"
-             "    name text NOT NULL,\n"
-             "    applied_at timestamptz NOT NULL DEFAULT now());\n"
-             "SELECT version FROM evs_migrations ORDER BY version",
-             (long long)MIGRATIONS_LOCK_KEY);
-    if (pg_conn_send_simple(c, sql, on_listed, r) != 0) finish(r, false);
+    if (pg_conn_send_simple(c, SCHEMA_SQL_MIGRATIONS_BEGIN, on_listed, r) != 0) finish(r, false);
 }

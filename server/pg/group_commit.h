@@ -1,23 +1,23 @@
-/* group_commit.h: the PostgreSQL store's write path.
+/* pg/group_commit.h: the PostgreSQL store's write path.
  *
  * Appends that arrive while a transaction is in flight wait in a queue and all go into the next
  * transaction (a group). Each transaction, on the writer connection:
  *
- *   phase 1  BEGIN; pg_advisory_xact_lock(GC_APPEND_LOCK_KEY); take a block of positions from
+ *   phase 1  BEGIN; pg_advisory_xact_lock(SCHEMA_APPEND_LOCK_KEY); take a block of positions from
  *            evs_position_seq; read the latest version of every entity of the group and every
  *            stored event that has one of the group's event ids.      -> sync, wait
  *   decide   in C, request by request in arrival order, exactly as the memory store decides one
  *            append: idempotent retry, version conflict, duplicate event id, or accepted (with
  *            versions and positions from the block, in order).
  *   phase 2  one INSERT ... SELECT FROM unnest(binary arrays) of every accepted event;
- *            NOTIFY evstore_events with the last position written; COMMIT.
+ *            NOTIFY SCHEMA_NOTIFY_CHANNEL with the last position written; COMMIT.
  *                                                                       -> sync, wait
  *
  * The fast path skips phase 1. The group commit remembers the next version of every entity it
- * has seen, valid as of the value the position sequence had after its own last COMMIT (every
- * transaction that changes the events, on any daemon, takes the lock and then at least one
- * position). While that holds, a group is decided in C at once (an entity never seen is taken
- * for new) and sent in one round trip:
+ * has seen (version_cache.h), valid as of the value the position sequence had after its own last
+ * COMMIT (every transaction that changes the events, on any daemon, takes the lock and then at
+ * least one position). While that holds, a group is decided in C at once (decide.h; an entity
+ * never seen is taken for new) and sent in one round trip:
  *
  *   BEGIN; pg_advisory_xact_lock; SELECT evs_append_guard(last sequence value we know, n,
  *   entities taken for new, client-chosen event ids); INSERT; NOTIFY; COMMIT  -> sync, wait
@@ -34,18 +34,16 @@
  * and the checks of phase 1 cannot be invalidated by another writer before the COMMIT.
  * delete-entity runs as its own transaction under the same lock, in queue order, and takes one
  * position (a gap) so that every daemon's remembered versions are known stale. */
-#ifndef EVS_GROUP_COMMIT_H
-#define EVS_GROUP_COMMIT_H
+#ifndef EVS_PG_GROUP_COMMIT_H
+#define EVS_PG_GROUP_COMMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pg_conn.h"
-#include "store.h"
-
-/* The advisory lock key every append and delete transaction takes. */
-#define GC_APPEND_LOCK_KEY 7433000002LL
+#include "../../proto/codec.h"
+#include "../../proto/event.h"
+#include "conn.h"
 
 /* Most events in one group, and most payload bytes (a request larger than that goes alone). */
 #define GC_MAX_GROUP_EVENTS 20000
@@ -77,13 +75,9 @@ struct gc_request {
 
 typedef struct group_commit group_commit_t;
 
-/* A group commit on writer (store is the store it serves). */
-group_commit_t *gc_new(pg_conn_t *writer, store_t *store);
-
-/* The channel every append transaction that wrote events notifies, just before its COMMIT, with
- * the last position it wrote as the payload (a doorbell for the live feed of every daemon on the
- * database, pg_feed.h; never event data). */
-#define GC_NOTIFY_CHANNEL "evstore_events"
+/* A group commit on writer. NULL when out of memory. Every statement it sends is in schema.h;
+ * its NOTIFY is the doorbell of every daemon's live feed (feed.h). */
+group_commit_t *gc_new(pg_conn_t *writer);
 
 /* Called after each COMMIT that wrote events, before the requests' done: the events in position
  * order (valid during the call) and the block of positions the transaction reserved under the

@@ -1,16 +1,15 @@
-/* pg_conn.c: one asynchronous libpq connection on the loop (see pg_conn.h).
+/* pg/conn.c: one asynchronous libpq connection on the loop (see conn.h).
  *
  * States: WAIT (backoff timer before the next attempt) -> CONNECTING (PQconnectPoll steps) ->
  * SETUP (optional, ordinary mode) -> READY (pipeline mode) -> FAILING (teardown scheduled) ->
  * WAIT... and CLOSED at the end. The socket can change during connect (several addresses, SSL
  * fallback), so each connect step closes the poll handle and opens a new one on PQsocket. */
-#include "pg_conn.h"
+#include "conn.h"
 
-#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "../log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -20,7 +19,7 @@ enum state { ST_WAIT, ST_CONNECTING, ST_SETUP, ST_READY, ST_FAILING, ST_CLOSED }
 
 typedef struct unit {
     struct unit *next;
-    pg_unit_cb cb;
+    pg_conn_unit_cb cb;
     void *arg;
     bool simple; /* ends at the NULL result (ordinary mode), not at a sync point */
 } unit_t;
@@ -125,7 +124,7 @@ static unit_t *pop_unit(pg_conn_t *c) {
 static void lose_units(pg_conn_t *c) {
     unit_t *u;
     while ((u = pop_unit(c))) {
-        u->cb(u->arg, PG_LOST, NULL);
+        u->cb(u->arg, PG_CONN_LOST, NULL);
         free(u);
     }
 }
@@ -268,7 +267,7 @@ static void drain_results(pg_conn_t *c) {
         if (!res) {
             if (u && u->simple) {
                 pop_unit(c);
-                u->cb(u->arg, PG_END, NULL);
+                u->cb(u->arg, PG_CONN_END, NULL);
                 free(u);
                 continue;
             }
@@ -286,11 +285,11 @@ static void drain_results(pg_conn_t *c) {
         if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
             PQclear(res);
             pop_unit(c);
-            u->cb(u->arg, PG_END, NULL);
+            u->cb(u->arg, PG_CONN_END, NULL);
             free(u);
             continue;
         }
-        u->cb(u->arg, PG_RESULT, res);
+        u->cb(u->arg, PG_CONN_RESULT, res);
         PQclear(res);
     }
     /* Notifications (LISTEN) arrive between results; each is handed over and freed. */
@@ -404,7 +403,7 @@ void pg_conn_send_prepared(pg_conn_t *c, const char *name, int nparams, const ch
         c->send_failed = true;
 }
 
-int pg_conn_sync(pg_conn_t *c, pg_unit_cb cb, void *arg) {
+int pg_conn_sync(pg_conn_t *c, pg_conn_unit_cb cb, void *arg) {
     if (c->state != ST_READY) {
         c->send_failed = false;
         return -1;
@@ -426,7 +425,7 @@ int pg_conn_sync(pg_conn_t *c, pg_unit_cb cb, void *arg) {
     return 0;
 }
 
-int pg_conn_send_simple(pg_conn_t *c, const char *sql, pg_unit_cb cb, void *arg) {
+int pg_conn_send_simple(pg_conn_t *c, const char *sql, pg_conn_unit_cb cb, void *arg) {
     if (c->state != ST_SETUP) return -1;
     unit_t *u = malloc(sizeof *u);
     if (!u) return -1;
@@ -452,96 +451,10 @@ void pg_conn_setup_done(pg_conn_t *c, bool ok) {
     become_ready(c);
 }
 
-/* ---------------------------------------------------------------- binary parameters */
-
-void pg_buf_reset(pg_buf_t *b) {
-    b->len = 0;
-    b->failed = false;
-}
-
-void pg_buf_free(pg_buf_t *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-void pg_buf_put(pg_buf_t *b, const void *data, size_t len) {
-    if (b->failed) return;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (b->len + len > cap) cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->failed = true;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    if (len) memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
-void pg_buf_put_i32(pg_buf_t *b, int32_t v) {
-    uint32_t be = htobe32((uint32_t)v);
-    pg_buf_put(b, &be, 4);
-}
-
-void pg_buf_put_i64(pg_buf_t *b, int64_t v) {
-    uint64_t be = htobe64((uint64_t)v);
-    pg_buf_put(b, &be, 8);
-}
-
-void pg_buf_array_begin(pg_buf_t *b, uint32_t elem_oid, size_t n, bool has_nulls) {
-    pg_buf_put_i32(b, n ? 1 : 0);          /* dimensions */
-    pg_buf_put_i32(b, has_nulls ? 1 : 0);  /* flags */
-    pg_buf_put_i32(b, (int32_t)elem_oid);
-    if (n) {
-        pg_buf_put_i32(b, (int32_t)n); /* length of the dimension */
-        pg_buf_put_i32(b, 1);          /* lower bound */
-    }
-}
-
-void pg_buf_array_elem(pg_buf_t *b, const void *data, size_t len) {
-    if (!data) {
-        pg_buf_put_i32(b, -1);
-        return;
-    }
-    pg_buf_put_i32(b, (int32_t)len);
-    pg_buf_put(b, data, len);
-}
-
-int64_t pg_get_i64(const PGresult *res, int row, int col) {
-    uint64_t be;
-    memcpy(&be, PQgetvalue(res, row, col), 8);
-    return (int64_t)be64toh(be);
-}
-
-int32_t pg_get_i32(const PGresult *res, int row, int col) {
-    uint32_t be;
-    memcpy(&be, PQgetvalue(res, row, col), 4);
-    return (int32_t)be32toh(be);
-}
-
-bool pg_result_is_transient(const PGresult *res) {
+bool pg_conn_result_is_transient(const PGresult *res) {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     if (!state) return true; /* no SQLSTATE: libpq's own error, the connection */
     return strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
            strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0 ||
            strcmp(state, "42P01") == 0 || strncmp(state, "58", 2) == 0;
-}
-
-void pg_get_event(const PGresult *res, int row, evs_event_t *ev) {
-    ev->position = (uint64_t)pg_get_i64(res, row, 0);
-    memcpy(ev->event_id, PQgetvalue(res, row, 1), 16);
-    ev->entity_id = PQgetvalue(res, row, 2);
-    ev->version = (uint64_t)pg_get_i64(res, row, 3);
-    ev->topic = PQgetvalue(res, row, 4);
-    ev->timestamp = pg_get_i64(res, row, 5);
-    ev->payload = (uint8_t *)PQgetvalue(res, row, 6);
-    ev->payload_len = (size_t)PQgetlength(res, row, 6);
-    if (!PQgetisnull(res, row, 7)) {
-        ev->metadata = (uint8_t *)PQgetvalue(res, row, 7);
-        ev->metadata_len = (size_t)PQgetlength(res, row, 7);
-    }
-    ev->has_event_id = ev->has_version = 1;
 }

@@ -1,4 +1,4 @@
-/* pg_feed.h: the PostgreSQL store's live feed: every committed event, from every daemon on the
+/* pg/feed.h: the PostgreSQL store's live feed: every committed event, from every daemon on the
  * database, handed to the store's commit listener exactly once and in position order.
  *
  * The feed keeps head, the highest position it has delivered. At start it sets head to the
@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "store.h"
+#include "../store.h"
 
 #define FEED_PAGE 1000
 #define FEED_TICK_MS 1000
@@ -62,7 +62,7 @@ bool pg_feed_may_start(const pg_feed_t *f);
 
 /* The group commit's hook (arg is the feed): this daemon committed events in
  * [block_first, block_last]. The store must not commit before the feed has started
- * (pg_feed_is_started; store_pg holds its group commit until then): a group committed just
+ * (pg_feed_is_started; pg/store.c holds its group commit until then): a group committed just
  * before the start query would be counted in head and never delivered. */
 void pg_feed_committed(void *arg, const evs_event_t *events, size_t n, uint64_t block_first,
                        uint64_t block_last);

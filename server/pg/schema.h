@@ -1,0 +1,195 @@
+/* pg/schema.h: the contract between the C code and the SQL: columns, statements, keys, channel.
+ *
+ * Every statement the store sends is here, with its text, its prepared name, the types of its
+ * parameters and names for the positions of its parameters and result columns; so is the one
+ * function that decodes an event row, the advisory lock keys and the notification channel. A
+ * change to the schema is one migration (migrations/NNN_name.sql) and this file. The schema
+ * itself is described in docs/architecture.md ("Schema and migrations").
+ *
+ * Positions are 0-based, as libpq counts them: parameter P is $(P+1) in the SQL text. */
+#ifndef EVS_PG_SCHEMA_H
+#define EVS_PG_SCHEMA_H
+
+#include <libpq-fe.h>
+
+#include "../../proto/event.h"
+
+/* ---------------------------------------------------------------- locks and channel */
+
+#define SCHEMA_STR_(x) #x
+#define SCHEMA_STR(x) SCHEMA_STR_(x)
+
+/* The advisory lock key of migrations (any daemon, any database user). */
+#define SCHEMA_MIGRATIONS_LOCK_KEY 7433000001
+/* The advisory lock key every append and delete transaction takes, from before it takes its
+ * positions until its COMMIT: positions are then commit-ordered across every daemon. */
+#define SCHEMA_APPEND_LOCK_KEY 7433000002
+
+/* The channel every append transaction that wrote events notifies, just before its COMMIT, with
+ * the last position it wrote as the payload (a doorbell for every daemon's live feed, never event
+ * data). */
+#define SCHEMA_NOTIFY_CHANNEL "evstore_events"
+
+/* ---------------------------------------------------------------- evs_events rows */
+
+/* The columns of evs_events in the order every event read selects them. */
+#define SCHEMA_EVENT_COLUMNS                                                                      \
+    "position, event_id, entity_id, version, topic, stored_at, payload, metadata"
+enum schema_event_col {
+    SCHEMA_EVENT_POSITION,  /* int8 */
+    SCHEMA_EVENT_EVENT_ID,  /* uuid */
+    SCHEMA_EVENT_ENTITY_ID, /* text */
+    SCHEMA_EVENT_VERSION,   /* int8 */
+    SCHEMA_EVENT_TOPIC,     /* text */
+    SCHEMA_EVENT_STORED_AT, /* int8, microseconds since the epoch */
+    SCHEMA_EVENT_PAYLOAD,   /* bytea */
+    SCHEMA_EVENT_METADATA,  /* bytea, may be NULL */
+};
+#define SCHEMA_SELECT_EVENTS "SELECT " SCHEMA_EVENT_COLUMNS " FROM evs_events WHERE "
+
+/* Fills *ev from row of a binary-format result whose columns are SCHEMA_EVENT_COLUMNS. ev must be
+ * zeroed; its strings and bytes point into res (valid until res is cleared). */
+void schema_event_from_row(const PGresult *res, int row, evs_event_t *ev);
+
+/* ---------------------------------------------------------------- prepared statements */
+
+#define SCHEMA_MAX_PARAMS 8
+
+/* One prepared statement: prepared once per connection under name, run in binary. */
+typedef struct schema_statement {
+    const char *name;
+    const char *sql;
+    int nparams;
+    Oid types[SCHEMA_MAX_PARAMS];
+} schema_statement_t;
+
+/* The statements of the reader connections (schema_reads[], indexed by this enum). */
+enum schema_read {
+    SCHEMA_ENTITY_FWD,         /* one entity's events from a version up */
+    SCHEMA_ENTITY_BWD,         /* one entity's events from a version down */
+    SCHEMA_BY_ID,              /* one event by id */
+    SCHEMA_READ,               /* the global log after a position ... */
+    SCHEMA_READ_TOPIC,         /* ... with one topic */
+    SCHEMA_READ_TOPICS,        /* ... with one of several topics */
+    SCHEMA_READ_PREFIX,        /* ... with an entity id prefix */
+    SCHEMA_READ_TOPIC_PREFIX,  /* ... both */
+    SCHEMA_READ_TOPICS_PREFIX, /* ... both */
+    SCHEMA_PUT_SNAPSHOT,
+    SCHEMA_GET_SNAPSHOT,
+    SCHEMA_NREADS
+};
+extern const schema_statement_t schema_reads[SCHEMA_NREADS];
+
+/* Parameters of SCHEMA_ENTITY_FWD/BWD; results are event rows. */
+enum { SCHEMA_ENTITY_P_ID, SCHEMA_ENTITY_P_VERSION, SCHEMA_ENTITY_P_LIMIT };
+/* Parameter of SCHEMA_BY_ID (uuid); the result is 0 or 1 event row. */
+enum { SCHEMA_BY_ID_P_ID };
+/* Parameters of SCHEMA_READ*: after and limit, then the filters in this order: the topic (text)
+ * or the topics (text[]), then the entity id prefix; results are event rows. */
+enum { SCHEMA_READ_P_AFTER, SCHEMA_READ_P_LIMIT, SCHEMA_READ_P_FILTERS };
+/* Parameters of SCHEMA_PUT_SNAPSHOT (no result rows). */
+enum {
+    SCHEMA_PUT_SNAPSHOT_P_ENTITY,
+    SCHEMA_PUT_SNAPSHOT_P_VERSION,
+    SCHEMA_PUT_SNAPSHOT_P_TOPIC,
+    SCHEMA_PUT_SNAPSHOT_P_PAYLOAD
+};
+/* Parameters and result columns of SCHEMA_GET_SNAPSHOT (0 or 1 row). */
+enum { SCHEMA_GET_SNAPSHOT_P_ENTITY, SCHEMA_GET_SNAPSHOT_P_MAX_VERSION };
+enum {
+    SCHEMA_SNAPSHOT_VERSION,   /* int8 */
+    SCHEMA_SNAPSHOT_TOPIC,     /* text */
+    SCHEMA_SNAPSHOT_STORED_AT, /* int8 */
+    SCHEMA_SNAPSHOT_PAYLOAD    /* bytea */
+};
+
+/* The statements of the writer connection's group commit (schema_writes[], by this enum). */
+enum schema_write {
+    SCHEMA_APPEND_LOCK, /* takes SCHEMA_APPEND_LOCK_KEY for the transaction */
+    SCHEMA_POSITIONS,   /* takes a block of positions */
+    SCHEMA_CHECK,       /* latest versions of entities, stored events with given ids */
+    SCHEMA_GUARD,       /* the fast path's proof (migrations/003_append_guard.sql) */
+    SCHEMA_INSERT,      /* the group's events, as arrays */
+    SCHEMA_NWRITES
+};
+extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
+
+/* SCHEMA_POSITIONS: the number of positions; the one row's one column is the block's last. */
+enum { SCHEMA_POSITIONS_P_COUNT };
+
+/* SCHEMA_CHECK: the group's entities and its client-chosen event ids. Each row is either the
+ * latest version of one entity (kind SCHEMA_CHECK_LATEST; version NULL when it has no events) or
+ * one stored event with one of the ids (kind SCHEMA_CHECK_STORED_ID). */
+enum { SCHEMA_CHECK_P_ENTITIES, SCHEMA_CHECK_P_EVENT_IDS };
+enum {
+    SCHEMA_CHECK_KIND,     /* int4 */
+    SCHEMA_CHECK_ENTITY,   /* text */
+    SCHEMA_CHECK_VERSION,  /* int8 */
+    SCHEMA_CHECK_EVENT_ID, /* uuid, kind SCHEMA_CHECK_STORED_ID only */
+    SCHEMA_CHECK_POSITION  /* int8, kind SCHEMA_CHECK_STORED_ID only */
+};
+enum { SCHEMA_CHECK_LATEST = 0, SCHEMA_CHECK_STORED_ID = 1 };
+
+/* SCHEMA_GUARD: the sequence's value after our last COMMIT, the number of positions to take, the
+ * entities taken for new and the client-chosen event ids. It raises one of these SQLSTATEs (all
+ * starting with SCHEMA_GUARD_SQLSTATE_CLASS) before anything is written, or takes the block. */
+enum { SCHEMA_GUARD_P_LAST_SEQ, SCHEMA_GUARD_P_COUNT, SCHEMA_GUARD_P_NEW_ENTITIES,
+       SCHEMA_GUARD_P_EVENT_IDS, SCHEMA_GUARD_NPARAMS };
+#define SCHEMA_GUARD_SQLSTATE_CLASS "EVS0"
+#define SCHEMA_GUARD_SEQ_MOVED "EVS01"    /* another writer took positions */
+#define SCHEMA_GUARD_ENTITY_EXISTS "EVS02" /* an entity taken for new has events */
+#define SCHEMA_GUARD_ID_STORED "EVS03"    /* an event id is already stored */
+
+/* SCHEMA_INSERT: one array per column (stored_at one value for all); no result rows. */
+enum {
+    SCHEMA_INSERT_P_POSITIONS,  /* int8[] */
+    SCHEMA_INSERT_P_EVENT_IDS,  /* uuid[] */
+    SCHEMA_INSERT_P_ENTITY_IDS, /* text[] */
+    SCHEMA_INSERT_P_VERSIONS,   /* int8[] */
+    SCHEMA_INSERT_P_TOPICS,     /* text[] */
+    SCHEMA_INSERT_P_STORED_AT,  /* int8 */
+    SCHEMA_INSERT_P_PAYLOADS,   /* bytea[] */
+    SCHEMA_INSERT_P_METADATA,   /* bytea[], with NULLs */
+    SCHEMA_INSERT_NPARAMS
+};
+
+/* ---------------------------------------------------------------- unprepared statements */
+
+/* Run before preparing the group commit's statements: they only ever use the indexes the
+ * migrations create, so a generic plan is as good and is made once. */
+#define SCHEMA_SQL_GENERIC_PLANS "SET plan_cache_mode = force_generic_plan"
+
+/* delete-entity, each with the entity id as $1 (text); then SCHEMA_SQL_TAKE_POSITION, whose one
+ * row's one column (text format) is the position it took. */
+#define SCHEMA_SQL_DELETE_EVENTS "DELETE FROM evs_events WHERE entity_id = $1"
+#define SCHEMA_SQL_DELETE_SNAPSHOTS "DELETE FROM evs_snapshots WHERE entity_id = $1"
+#define SCHEMA_SQL_TAKE_POSITION "SELECT nextval('evs_position_seq')"
+
+/* NOTIFY with the last position written (printf format, one long long). */
+#define SCHEMA_SQL_NOTIFY_FMT "NOTIFY " SCHEMA_NOTIFY_CHANNEL ", '%lld'"
+#define SCHEMA_SQL_LISTEN "LISTEN " SCHEMA_NOTIFY_CHANNEL
+
+/* The live feed: its start query (one row, one int8 column: the highest position stored, 0 when
+ * none), and its page read (prepared as "feed_read"; $1 the position after which to read, int8;
+ * results are event rows), with the page size as a printf argument. */
+#define SCHEMA_SQL_MAX_POSITION "SELECT coalesce(max(position), 0)::bigint FROM evs_events"
+#define SCHEMA_FEED_READ_NAME "feed_read"
+#define SCHEMA_SQL_FEED_READ_FMT SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d"
+
+/* Migrations: the first round trip, in ordinary mode (several statements): takes the migration
+ * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one
+ * column, "version"). Each applied file is then recorded with SCHEMA_SQL_MIGRATION_DONE_FMT
+ * (printf: the version, the name). */
+#define SCHEMA_SQL_MIGRATIONS_BEGIN                                                               \
+    "SET client_min_messages = warning;\n"                                                        \
+    "BEGIN;\n"                                                                                    \
+    "SELECT pg_advisory_xact_lock(" SCHEMA_STR(SCHEMA_MIGRATIONS_LOCK_KEY) ");\n"                 \
+    "CREATE TABLE IF NOT EXISTS evs_migrations (\n"                                               \
+    "    version integer PRIMARY KEY,\n"                                                          \
+    "    name text NOT NULL,\n"                                                                   \
+    "    applied_at timestamptz NOT NULL DEFAULT now());\n"                                       \
+    "SELECT version FROM evs_migrations ORDER BY version"
+#define SCHEMA_SQL_MIGRATION_DONE_FMT                                                             \
+    ";\nINSERT INTO evs_migrations (version, name) VALUES (%d, '%s');\n"
+
+#endif
