@@ -60,7 +60,7 @@ typedef struct frame_reader {
     size_t cap, len, pos;
     const uint8_t *lent;    /* the caller's bytes between frame_reader_lend and _keep */
     size_t lent_len, lent_pos;
-    uint32_t max_frame;
+    uint32_t max_frame;     /* may be changed between calls (a daemon reloading its limit) */
     int err;                /* 0 or FRAME_TOO_LARGE (sticky) */
     size_t declared;        /* the declared length of the last FRAME_EMPTY/FRAME_TOO_LARGE */
 } frame_reader_t;
