@@ -193,9 +193,12 @@ EVS_API int evs_unsubscribe(evs_context_t *c, uint64_t sub);
  * interrupted by a signal returns early with *out NULL. */
 EVS_API int evs_sub_next(evs_context_t *c, uint64_t sub, int timeout_ms, evs_push_t **out);
 
-/* ---------------------------------------------------------------- streams */
-
-/* A stream is a subscription that survives lost connections: it owns its own connection, and
+/* ------------------------------------------------------------ streams (resuming subscriptions)
+ *
+ * Here a "stream" is not an entity's events (evs_get_by_entity reads those): it is a
+ * subscription that resumes by itself after a lost connection (client/resuming_subscription.c).
+ *
+ * A stream is a subscription that survives lost connections: it owns its own connection, and
  * when that fails (daemon restart, network cut, timeout) it reconnects with a backoff and
  * subscribes again from the last event it handed out. The application sees every matching event
  * exactly once and in position order, whatever happens to the connection. Pull style: call

@@ -1,4 +1,5 @@
-/* snapshot.c: the put-snapshot and get-snapshot calls.
+/* client_snapshot.c: the put-snapshot and get-snapshot calls (the daemon's snapshot store;
+ * domain_snapshot.c takes snapshots of entities on top of them).
  *
  * Built like the other blocking calls of client.c: pack the request with client_request_begin,
  * send it and wait for the reply with client_request_end, then copy what the reply holds (it
