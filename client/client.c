@@ -711,3 +711,32 @@ EVS_API int evs_delete_entity(evs_context_t *c, const char *entity_id, uint64_t 
     if (deleted) *deleted = n;
     return 0;
 }
+
+EVS_API int evs_admin_call(evs_context_t *c, const char *op, uint8_t **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    int r = client_begin(c);
+    if (r) return r;
+    if (!op || (strcmp(op, "stats") != 0 && strcmp(op, "config") != 0))
+        return client_fail(c, EVS_EINVAL, "op must be \"stats\" or \"config\"");
+    msgpack_packer pk;
+    uint64_t id;
+    size_t start = client_request_begin(c, &pk, op, 0, &id);
+    const msgpack_object *res;
+    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    const msgpack_object *m = codec_map_get(res, op);
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        return client_fail(c, EVS_EPROTOCOL, "a %s reply without a %s map", op, op);
+    /* The map's objects point into the frame: packed again into bytes the caller owns. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer copy;
+    msgpack_packer_init(&copy, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&copy, *m) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return client_fail(c, EVS_ENOMEM, "out of memory for the %s map", op);
+    }
+    *len = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+    return 0;
+}

@@ -156,6 +156,16 @@ EVS_API int evs_get_by_id(evs_context_t *c, const uint8_t event_id[16], evs_even
  * NULL) is the number of events removed. */
 EVS_API int evs_delete_entity(evs_context_t *c, const char *entity_id, uint64_t *deleted);
 
+/* ---------------------------------------------------------------- administration */
+
+/* Asks the daemon for one of its administrative maps: op "stats" (counters and gauges: uptime,
+ * connections, requests by op, errors by code, subscribers, store state and latency) or
+ * "config" (each option's value, default and whether a reload can change it); docs/service.md
+ * lists their keys. On success *out is the map as the daemon packed it, *len msgpack bytes in
+ * the daemon's key order, which the caller frees with free(); evs_value_decode turns them into
+ * an evs_value_t tree. EVS_EINVAL for any other op; on failure *out is NULL. */
+EVS_API int evs_admin_call(evs_context_t *c, const char *op, uint8_t **out, size_t *len);
+
 /* ---------------------------------------------------------------- subscriptions */
 
 typedef struct evs_sub_options {
