@@ -68,7 +68,9 @@ typedef struct frame_reader {
 /* Sets up an empty reader that accepts frames of up to max_frame bytes. Allocates nothing. */
 void frame_reader_init(frame_reader_t *r, uint32_t max_frame);
 
-/* Frees the reader's buffer. The reader may be initialised again. */
+/* Frees the reader's buffer, dropping the bytes it holds (lent ones included). The reader may be
+ * initialised again, or used on as an empty reader with the same max_frame and error state (the
+ * daemon does so to give back the buffer of a connection that sits between frames). */
 void frame_reader_free(frame_reader_t *r);
 
 /* The number of bytes the reader holds that no frame_reader_next has consumed yet (lent ones

@@ -197,3 +197,25 @@ Test(frame_reader, a_thousand_pipelined_frames_in_one_feed) {
     free(stream);
     frame_reader_free(&r);
 }
+
+/* The daemon frees the buffer of a connection between frames and reads on with the same reader,
+ * whose limit a reload may change: the new limit applies to the next frame. */
+Test(frame_reader, a_freed_reader_reads_on_with_the_limit_set_since) {
+    uint8_t stream[2 * (4 + 100)];
+    size_t n = put_frame(stream, 100, 'a');
+    frame_reader_t r;
+    frame_reader_init(&r, 1024);
+    frame_reader_feed(&r, stream, 10); /* a partial frame, dropped */
+    frame_reader_free(&r);
+    cr_assert_eq(frame_reader_pending(&r), 0);
+    frame_reader_feed(&r, stream, n);
+    expect_frame(&r, 100, 'a');
+    r.max_frame = 64;
+    put_frame(stream + n, 100, 'b');
+    frame_reader_feed(&r, stream + n, n);
+    const uint8_t *body;
+    size_t body_len;
+    cr_assert_eq(frame_reader_next(&r, &body, &body_len), FRAME_TOO_LARGE);
+    cr_assert_eq(r.declared, 100);
+    frame_reader_free(&r);
+}
