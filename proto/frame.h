@@ -98,8 +98,10 @@ void frame_reader_commit(frame_reader_t *r, size_t n);
 int frame_reader_lend(frame_reader_t *r, const uint8_t *data, size_t len);
 
 /* Ends a lend: copies the lent bytes not consumed yet into the reader's own buffer (so the
- * caller may reuse its buffer) and forgets the lent buffer. Returns 0 or FRAME_NOMEM (the
- * unconsumed bytes are then lost: the stream cannot go on). A no-op when nothing is lent. */
+ * caller may reuse its buffer) and forgets the lent buffer. When it copies any, it also sets
+ * aside FRAME_READ_CHUNK bytes of room for the read that brings the rest of the frame. Returns
+ * 0 or FRAME_NOMEM (the unconsumed bytes are then lost: the stream cannot go on). A no-op when
+ * nothing is lent. */
 int frame_reader_keep(frame_reader_t *r);
 
 /* Takes the next frame. Returns FRAME_OK with *body and *body_len set, FRAME_INCOMPLETE when

@@ -2,14 +2,15 @@
  * pipelining, backpressure.
  *
  * A frame_reader_t (proto/frame.h) cuts the input into frames, in place in the buffer shared by
- * all connections when it can; every complete frame goes to dispatch. Replies are packed into conn.out and handed to the socket in one write per loop
- * iteration (uv_try_write first, uv_write for what is left). When a connection's queued output
- * passes cfg.out_limit it stops reading (a client that pipelines without reading its replies is
- * slowed by TCP, never by the daemon's memory) and its subscribers stop being fed live; both
- * resume when the output has drained below half the limit. Requests waiting for the store are
- * bounded the same way: at CONN_MAX_INFLIGHT of them a connection stops reading until half are
- * answered, so that the replies of a client that pipelines without reading cannot pile up in
- * memory from requests the store is still serving.
+ * all connections when it can; every complete frame goes to dispatch. Replies are packed into
+ * conn.out and handed to the socket in one write per loop iteration (uv_try_write first,
+ * uv_write for what is left). When a connection's queued output passes cfg.out_limit it stops
+ * reading (a client that pipelines without reading its replies is slowed by TCP, never by the
+ * daemon's memory) and its subscribers stop being fed live; both resume when the output has
+ * drained below half the limit. Requests waiting for the store are bounded the same way: at
+ * CONN_MAX_INFLIGHT of them a connection stops reading until half are answered, so that the
+ * replies of a client that pipelines without reading cannot pile up in memory from requests the
+ * store is still serving.
  *
  * Lifetime: a connection is reference-counted: its handle holds one reference, each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory

@@ -119,6 +119,11 @@ Test(frame_reader, lent_bytes_are_parsed_in_place_and_only_the_rest_is_kept) {
     cr_assert_null(r.buf, "nothing is copied while lent");
     cr_assert_eq(frame_reader_keep(&r), 0);
     cr_assert_eq(frame_reader_pending(&r), n - 5 - first);
+    uint8_t *kept = r.buf, *room;
+    size_t room_len;
+    cr_assert_eq(frame_reader_space(&r, 0, &room, &room_len), 0);
+    cr_assert_eq(r.buf, kept, "keep set the next read's room aside");
+    cr_assert_geq(room_len, FRAME_READ_CHUNK);
     memset(stream, 0, n - 5); /* the caller reuses its buffer */
     put_frame(stream, 20, 'b');
     frame_reader_feed(&r, stream + n - first - 5, 5);
