@@ -3,7 +3,7 @@
  *
  * Built like the other blocking calls of client.c: pack the request with client_request_begin,
  * send it and wait for the reply with client_request_end, then copy what the reply holds (it
- * points into the read buffer) into memory the caller owns. */
+ * points into the frame read) into memory the caller owns. */
 #include <stdlib.h>
 #include <string.h>
 
