@@ -22,8 +22,6 @@
 #include "../proto/frame.h"
 #include "client_priv.h"
 
-#define READ_CHUNK (64 * 1024)
-
 /* ---------------------------------------------------------------- errors */
 
 static bool code_is_fatal(int code) {
@@ -222,6 +220,7 @@ EVS_API evs_context_t *evs_connect_with_options(const evs_options_t *opts) {
     p->next_id = 1;
     codec_buf_init(&p->wbuf);
     msgpack_unpacked_init(&p->frame);
+    frame_reader_init(&p->reader, p->max_frame);
     if (o.timeout_ms < 0) {
         client_fail(c, EVS_EINVAL, "timeout_ms must be >= 0");
         p->dead = true;
@@ -245,7 +244,7 @@ EVS_API void evs_free(evs_context_t *c) {
         sub_queues_free(c);
         msgpack_unpacked_destroy(&c->priv->frame);
         codec_buf_free(&c->priv->wbuf);
-        free(c->priv->rbuf);
+        frame_reader_free(&c->priv->reader);
         free(c->priv);
     }
     free(c);
@@ -253,30 +252,28 @@ EVS_API void evs_free(evs_context_t *c) {
 
 /* ---------------------------------------------------------------- reading */
 
-/* Makes room in rbuf for at least want more bytes after rend, moving the unread bytes to the
- * front first. Nothing points into rbuf while this runs (see client_priv.h). */
-static int rbuf_reserve(evs_context_t *c, size_t want) {
-    struct evs_context_priv *p = c->priv;
-    if (p->rstart > 0) {
-        memmove(p->rbuf, p->rbuf + p->rstart, p->rend - p->rstart);
-        p->rend -= p->rstart;
-        p->rstart = 0;
+/* Reads once from the socket into the reader, with room for at least min bytes. Returns the
+ * number of bytes read, 0 when the socket had none yet, or a negative code (context dead). */
+static ssize_t read_into_reader(evs_context_t *c, size_t min) {
+    frame_reader_t *r = &c->priv->reader;
+    uint8_t *room;
+    size_t room_len;
+    if (frame_reader_space(r, min, &room, &room_len) < 0)
+        return client_fail(c, EVS_ENOMEM, "out of memory for a %zu-byte read buffer",
+                           frame_reader_pending(r) + min);
+    ssize_t n = read(c->fd, room, room_len);
+    if (n > 0) {
+        frame_reader_commit(r, (size_t)n);
+        return n;
     }
-    if (p->rcap - p->rend >= want) return 0;
-    size_t cap = p->rcap ? p->rcap : READ_CHUNK;
-    while (cap - p->rend < want)
-        cap *= 2;
-    uint8_t *n = realloc(p->rbuf, cap);
-    if (!n) return client_fail(c, EVS_ENOMEM, "out of memory for a %zu-byte read buffer", cap);
-    p->rbuf = n;
-    p->rcap = cap;
-    return 0;
+    if (n == 0) return client_fail(c, EVS_EIO, "the server closed the connection");
+    if (errno == EINTR || errno == EAGAIN) return 0;
+    return client_fail(c, EVS_EIO, "read: %s", strerror(errno));
 }
 
-/* Reads what the socket has into rbuf, waiting until deadline for it to be readable. */
+/* Reads what the socket has into the reader (room for at least want bytes), waiting until
+ * deadline for it to be readable. */
 static int read_some(evs_context_t *c, size_t want, int64_t deadline, bool interruptible) {
-    struct evs_context_priv *p = c->priv;
-    if (rbuf_reserve(c, want < READ_CHUNK ? READ_CHUNK : want) < 0) return c->err;
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     for (;;) {
         int r = poll(&pfd, 1, remaining_ms(deadline));
@@ -286,14 +283,9 @@ static int read_some(evs_context_t *c, size_t want, int64_t deadline, bool inter
         }
         if (r < 0) return client_fail(c, EVS_EIO, "poll: %s", strerror(errno));
         if (r == 0) return WAIT_TIMEOUT;
-        ssize_t n = read(c->fd, p->rbuf + p->rend, p->rcap - p->rend);
-        if (n > 0) {
-            p->rend += (size_t)n;
-            return WAIT_FRAME;
-        }
-        if (n == 0) return client_fail(c, EVS_EIO, "the server closed the connection");
-        if (errno == EINTR || errno == EAGAIN) continue;
-        return client_fail(c, EVS_EIO, "read: %s", strerror(errno));
+        ssize_t n = read_into_reader(c, want < FRAME_READ_CHUNK ? FRAME_READ_CHUNK : want);
+        if (n < 0) return (int)n;
+        if (n > 0) return WAIT_FRAME;
     }
 }
 
@@ -301,9 +293,8 @@ int client_wait_frame(evs_context_t *c, int64_t deadline, bool interruptible) {
     struct evs_context_priv *p = c->priv;
     for (;;) {
         const uint8_t *body;
-        size_t body_len = 0, consumed;
-        int fs = frame_parse(p->rbuf + p->rstart, p->rend - p->rstart, p->max_frame, &body,
-                             &body_len, &consumed);
+        size_t body_len = 0;
+        int fs = frame_reader_next(&p->reader, &body, &body_len);
         if (fs == FRAME_OK) {
             const char *why = NULL;
             if (codec_prescan(body, body_len, CODEC_MAX_DEPTH, &why) < 0)
@@ -319,26 +310,23 @@ int client_wait_frame(evs_context_t *c, int64_t deadline, bool interruptible) {
             if (ur != MSGPACK_UNPACK_SUCCESS || off != body_len ||
                 p->frame.data.type != MSGPACK_OBJECT_MAP)
                 return client_fail(c, EVS_EPROTOCOL, "a frame from the server is not one map");
-            p->rstart += consumed;
             return WAIT_FRAME;
         }
         if (fs == FRAME_EMPTY)
             return client_fail(c, EVS_EPROTOCOL, "the server sent an empty frame");
         if (fs == FRAME_TOO_LARGE)
             return client_fail(c, EVS_EPROTOCOL,
-                               "the server sent a %zu-byte frame, over max_frame (%u)", body_len,
-                               p->max_frame);
+                               "the server sent a %zu-byte frame, over max_frame (%u)",
+                               p->reader.declared, p->max_frame);
         /* Incomplete: read more, room for the whole frame when its length is known. */
-        size_t have = p->rend - p->rstart;
-        size_t want = have >= FRAME_HEADER ? FRAME_HEADER + body_len - have : FRAME_HEADER;
-        int r = read_some(c, want, deadline, interruptible);
+        int r = read_some(c, frame_reader_missing(&p->reader), deadline, interruptible);
         if (r != WAIT_FRAME) return r;
     }
 }
 
 /* ---------------------------------------------------------------- writing */
 
-/* Writes all of wbuf, reading into rbuf whatever the server sends meanwhile so that neither
+/* Writes all of wbuf, reading into the reader whatever the server sends meanwhile so that neither
  * side can block the other. */
 static int send_all(evs_context_t *c, int64_t deadline) {
     struct evs_context_priv *p = c->priv;
@@ -356,16 +344,7 @@ static int send_all(evs_context_t *c, int64_t deadline) {
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return client_fail(c, EVS_EIO, "poll: %s", strerror(errno));
         if (r == 0) return client_fail(c, EVS_ETIMEOUT, "timed out sending a request");
-        if (pfd.revents & POLLIN) {
-            if (rbuf_reserve(c, READ_CHUNK) < 0) return c->err;
-            ssize_t m = read(c->fd, p->rbuf + p->rend, p->rcap - p->rend);
-            if (m > 0)
-                p->rend += (size_t)m;
-            else if (m == 0)
-                return client_fail(c, EVS_EIO, "the server closed the connection");
-            else if (errno != EAGAIN && errno != EINTR)
-                return client_fail(c, EVS_EIO, "read: %s", strerror(errno));
-        }
+        if ((pfd.revents & POLLIN) && read_into_reader(c, FRAME_READ_CHUNK) < 0) return c->err;
     }
     p->wbuf.len = 0;
     if (p->wbuf.cap > 4u * 1024 * 1024) { /* do not keep a huge append's buffer forever */
@@ -573,7 +552,7 @@ EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap) {
     return 0;
 }
 
-static int check_name(evs_context_t *c, const char *what, const char *s) {
+int client_check_name(evs_context_t *c, const char *what, const char *s) {
     if (!s || !codec_valid_name(s, strlen(s)))
         return client_fail(c, EVS_EINVAL, "%s must be UTF-8 of 1 to %d bytes", what, EVS_NAME_MAX);
     return 0;
@@ -601,8 +580,8 @@ EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, ui
     if (n && !events) return client_fail(c, EVS_EINVAL, "events is NULL");
     if (n > UINT32_MAX) return client_fail(c, EVS_EINVAL, "too many events");
     for (size_t i = 0; i < n; i++) {
-        if (check_name(c, "entity_id", events[i].entity_id) < 0) return c->err;
-        if (check_name(c, "topic", events[i].topic) < 0) return c->err;
+        if (client_check_name(c, "entity_id", events[i].entity_id) < 0) return c->err;
+        if (client_check_name(c, "topic", events[i].topic) < 0) return c->err;
         if (events[i].payload_len && !events[i].payload)
             return client_fail(c, EVS_EINVAL, "event %zu has payload_len but no payload", i);
     }
@@ -632,7 +611,7 @@ EVS_API int evs_get_by_entity(evs_context_t *c, const char *entity_id, uint64_t 
     *out = NULL;
     int r = client_begin(c);
     if (r) return r;
-    if (check_name(c, "entity_id", entity_id) < 0) return c->err;
+    if (client_check_name(c, "entity_id", entity_id) < 0) return c->err;
     bool send_from = !(backwards && from_version == EVS_LATEST);
     msgpack_packer pk;
     uint64_t id;
@@ -660,7 +639,7 @@ EVS_API int evs_get_by_topic(evs_context_t *c, const char *topic, uint64_t after
     *out = NULL;
     int r = client_begin(c);
     if (r) return r;
-    if (check_name(c, "topic", topic) < 0) return c->err;
+    if (client_check_name(c, "topic", topic) < 0) return c->err;
     msgpack_packer pk;
     uint64_t id;
     size_t start = client_request_begin(c, &pk, "get-by-topic", 2 + (limit > 0), &id);
@@ -718,7 +697,7 @@ EVS_API int evs_get_by_id(evs_context_t *c, const uint8_t event_id[16], evs_even
 EVS_API int evs_delete_entity(evs_context_t *c, const char *entity_id, uint64_t *deleted) {
     int r = client_begin(c);
     if (r) return r;
-    if (check_name(c, "entity_id", entity_id) < 0) return c->err;
+    if (client_check_name(c, "entity_id", entity_id) < 0) return c->err;
     msgpack_packer pk;
     uint64_t id;
     size_t start = client_request_begin(c, &pk, "delete-entity", 1, &id);
@@ -730,5 +709,34 @@ EVS_API int evs_delete_entity(evs_context_t *c, const char *entity_id, uint64_t 
     if (!obj_uint(codec_map_get(res, "deleted"), &n))
         return client_fail(c, EVS_EPROTOCOL, "a delete-entity reply without \"deleted\"");
     if (deleted) *deleted = n;
+    return 0;
+}
+
+EVS_API int evs_admin_call(evs_context_t *c, const char *op, uint8_t **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    int r = client_begin(c);
+    if (r) return r;
+    if (!op || (strcmp(op, "stats") != 0 && strcmp(op, "config") != 0))
+        return client_fail(c, EVS_EINVAL, "op must be \"stats\" or \"config\"");
+    msgpack_packer pk;
+    uint64_t id;
+    size_t start = client_request_begin(c, &pk, op, 0, &id);
+    const msgpack_object *res;
+    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    const msgpack_object *m = codec_map_get(res, op);
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        return client_fail(c, EVS_EPROTOCOL, "a %s reply without a %s map", op, op);
+    /* The map's objects point into the frame: packed again into bytes the caller owns. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer copy;
+    msgpack_packer_init(&copy, &sb, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&copy, *m) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return client_fail(c, EVS_ENOMEM, "out of memory for the %s map", op);
+    }
+    *len = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
     return 0;
 }

@@ -1,15 +1,17 @@
-/* client_priv.h: what client.c and subscription.c share inside libevstore (not installed).
+/* client_priv.h: what the files of libevstore share inside the library (not installed).
  *
- * The context reads frames with a cursor over one buffer (rbuf[rstart..rend)). A frame that is a
- * reply is unpacked into priv->reply, whose strings point into rbuf: the reply stays valid until
- * the next call into the library. Pushes are decoded and copied into their subscription's queue
- * as soon as they are read, so nothing of theirs points into rbuf. */
+ * The context cuts what it reads into frames with a frame_reader_t (proto/frame.h). The frame
+ * last read is unpacked into priv->frame, whose strings point into the frame's bytes in the
+ * reader: they stay valid until the reader's next call, which only the next call into the
+ * library makes, so a reply stays valid until then. Pushes are decoded and copied into their
+ * subscription's queue as soon as they are read, so nothing of theirs points into the reader. */
 #ifndef EVS_CLIENT_PRIV_H
 #define EVS_CLIENT_PRIV_H
 
 #include <msgpack.h>
 
 #include "../proto/codec.h"
+#include "../proto/frame.h"
 #include "evstore.h"
 
 typedef struct push_node {
@@ -30,8 +32,7 @@ struct evs_context_priv {
     int timeout_ms;
     uint32_t max_frame;
     uint64_t next_id;
-    uint8_t *rbuf;
-    size_t rstart, rend, rcap;
+    frame_reader_t reader;
     codec_buf_t wbuf;
     msgpack_unpacked frame; /* the frame last read */
     sub_queue_t *subs;
@@ -66,6 +67,10 @@ int client_wait_frame(evs_context_t *c, int64_t deadline, bool interruptible);
 int sub_queue_push_frame(evs_context_t *c, const msgpack_object *obj);
 
 void sub_queues_free(evs_context_t *c);
+
+/* Fails with EVS_EINVAL unless s is a valid entity id or topic (UTF-8 of 1 to EVS_NAME_MAX
+ * bytes); what names the argument in the message. */
+int client_check_name(evs_context_t *c, const char *what, const char *s);
 
 /* Decodes an array of events (a msgpack array as the server packs them) into a new list. */
 int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events_t **out);

@@ -5,7 +5,7 @@
  * domain_entity.c (entities and the event player), domain_snapshot.c (entity <-> snapshot),
  * domain_pubsub.c (in-process publish-subscribe). Those five never talk to the daemon, so the
  * unit tests compile them in directly. domain_repository.c (the repository and the persistence
- * subscriber) and snapshot.c (the two snapshot calls) use the connection. */
+ * subscriber) and client_snapshot.c (the two snapshot calls) use the connection. */
 #ifndef EVS_DOMAIN_PRIV_H
 #define EVS_DOMAIN_PRIV_H
 

@@ -156,6 +156,16 @@ EVS_API int evs_get_by_id(evs_context_t *c, const uint8_t event_id[16], evs_even
  * NULL) is the number of events removed. */
 EVS_API int evs_delete_entity(evs_context_t *c, const char *entity_id, uint64_t *deleted);
 
+/* ---------------------------------------------------------------- administration */
+
+/* Asks the daemon for one of its administrative maps: op "stats" (counters and gauges: uptime,
+ * connections, requests by op, errors by code, subscribers, store state and latency) or
+ * "config" (each option's value, default and whether a reload can change it); docs/service.md
+ * lists their keys. On success *out is the map as the daemon packed it, *len msgpack bytes in
+ * the daemon's key order, which the caller frees with free(); evs_value_decode turns them into
+ * an evs_value_t tree. EVS_EINVAL for any other op; on failure *out is NULL. */
+EVS_API int evs_admin_call(evs_context_t *c, const char *op, uint8_t **out, size_t *len);
+
 /* ---------------------------------------------------------------- subscriptions */
 
 typedef struct evs_sub_options {
@@ -193,9 +203,12 @@ EVS_API int evs_unsubscribe(evs_context_t *c, uint64_t sub);
  * interrupted by a signal returns early with *out NULL. */
 EVS_API int evs_sub_next(evs_context_t *c, uint64_t sub, int timeout_ms, evs_push_t **out);
 
-/* ---------------------------------------------------------------- streams */
-
-/* A stream is a subscription that survives lost connections: it owns its own connection, and
+/* ------------------------------------------------------------ streams (resuming subscriptions)
+ *
+ * Here a "stream" is not an entity's events (evs_get_by_entity reads those): it is a
+ * subscription that resumes by itself after a lost connection (client/resuming_subscription.c).
+ *
+ * A stream is a subscription that survives lost connections: it owns its own connection, and
  * when that fails (daemon restart, network cut, timeout) it reconnects with a backoff and
  * subscribes again from the last event it handed out. The application sees every matching event
  * exactly once and in position order, whatever happens to the connection. Pull style: call

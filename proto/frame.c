@@ -128,7 +128,13 @@ int frame_reader_keep(frame_reader_t *r) {
     size_t n = r->lent_len - r->lent_pos;
     r->lent = NULL;
     r->lent_len = r->lent_pos = 0;
-    return frame_reader_feed(r, rest, n);
+    if (n == 0) return 0;
+    /* The rest of the frame comes through frame_reader_space: set its room aside now rather
+     * than grow the buffer again on the next read. */
+    if (n > SIZE_MAX - FRAME_READ_CHUNK || reserve(r, n + FRAME_READ_CHUNK) < 0) return FRAME_NOMEM;
+    memcpy(r->buf + r->len, rest, n);
+    r->len += n;
+    return 0;
 }
 
 int frame_reader_next(frame_reader_t *r, const uint8_t **body, size_t *body_len) {

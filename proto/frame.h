@@ -60,7 +60,7 @@ typedef struct frame_reader {
     size_t cap, len, pos;
     const uint8_t *lent;    /* the caller's bytes between frame_reader_lend and _keep */
     size_t lent_len, lent_pos;
-    uint32_t max_frame;
+    uint32_t max_frame;     /* may be changed between calls (a daemon reloading its limit) */
     int err;                /* 0 or FRAME_TOO_LARGE (sticky) */
     size_t declared;        /* the declared length of the last FRAME_EMPTY/FRAME_TOO_LARGE */
 } frame_reader_t;
@@ -68,7 +68,9 @@ typedef struct frame_reader {
 /* Sets up an empty reader that accepts frames of up to max_frame bytes. Allocates nothing. */
 void frame_reader_init(frame_reader_t *r, uint32_t max_frame);
 
-/* Frees the reader's buffer. The reader may be initialised again. */
+/* Frees the reader's buffer, dropping the bytes it holds (lent ones included). The reader may be
+ * initialised again, or used on as an empty reader with the same max_frame and error state (the
+ * daemon does so to give back the buffer of a connection that sits between frames). */
 void frame_reader_free(frame_reader_t *r);
 
 /* The number of bytes the reader holds that no frame_reader_next has consumed yet (lent ones
@@ -96,8 +98,10 @@ void frame_reader_commit(frame_reader_t *r, size_t n);
 int frame_reader_lend(frame_reader_t *r, const uint8_t *data, size_t len);
 
 /* Ends a lend: copies the lent bytes not consumed yet into the reader's own buffer (so the
- * caller may reuse its buffer) and forgets the lent buffer. Returns 0 or FRAME_NOMEM (the
- * unconsumed bytes are then lost: the stream cannot go on). A no-op when nothing is lent. */
+ * caller may reuse its buffer) and forgets the lent buffer. When it copies any, it also sets
+ * aside FRAME_READ_CHUNK bytes of room for the read that brings the rest of the frame. Returns
+ * 0 or FRAME_NOMEM (the unconsumed bytes are then lost: the stream cannot go on). A no-op when
+ * nothing is lent. */
 int frame_reader_keep(frame_reader_t *r);
 
 /* Takes the next frame. Returns FRAME_OK with *body and *body_len set, FRAME_INCOMPLETE when

@@ -9,8 +9,6 @@
 #include "log.h"
 #include "subs.h"
 
-#define READ_CHUNK (64 * 1024)
-
 typedef struct write_req {
     uv_write_t req;
     conn_t *conn;
@@ -23,12 +21,13 @@ conn_t *conn_new(server_t *srv) {
     if (!c) return NULL;
     c->srv = srv;
     c->refs = 1; /* the handle's */
+    frame_reader_init(&c->in, srv->cfg.max_frame);
     codec_buf_init(&c->out);
     return c;
 }
 
 static void conn_free(conn_t *c) {
-    free(c->in);
+    frame_reader_free(&c->in);
     codec_buf_free(&c->out);
     free(c);
 }
@@ -79,34 +78,28 @@ static bool ready_to_close(const conn_t *c) {
     return c->inflight == 0 && conn_queued(c) == 0;
 }
 
-/* Reads land in one buffer shared by every connection when the connection has no partial frame
- * waiting: requests are handled before the next read, so only the bytes of an unfinished frame
- * are copied into the connection's own buffer. Idle connections hold no input memory at all. */
-static uint8_t shared_in[READ_CHUNK];
+/* Reads land in one buffer shared by every connection when the connection's reader holds no
+ * partial frame: the reader parses them in place (frame_reader_lend), requests are handled before
+ * the next read, and frame_reader_keep copies only the start of an unfinished frame into the
+ * connection's own buffer. Idle connections hold no input memory at all. */
+static uint8_t shared_in[FRAME_READ_CHUNK];
 static bool shared_in_busy;
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     conn_t *c = h->data;
     (void)suggested;
-    if (c->in_len == 0 && !shared_in_busy) {
+    if (frame_reader_pending(&c->in) == 0 && !shared_in_busy) {
         shared_in_busy = true;
-        buf->base = (char *)shared_in;
-        buf->len = sizeof shared_in;
+        *buf = uv_buf_init((char *)shared_in, sizeof shared_in);
         return;
     }
-    if (c->in_cap - c->in_len < READ_CHUNK) {
-        size_t cap = c->in_len + READ_CHUNK;
-        uint8_t *in = realloc(c->in, cap);
-        if (!in) {
-            buf->base = NULL;
-            buf->len = 0;
-            return;
-        }
-        c->in = in;
-        c->in_cap = cap;
+    uint8_t *room;
+    size_t room_len;
+    if (frame_reader_space(&c->in, FRAME_READ_CHUNK, &room, &room_len) < 0) {
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+        return;
     }
-    buf->base = (char *)c->in + c->in_len;
-    buf->len = c->in_cap - c->in_len;
+    *buf = uv_buf_init((char *)room, (unsigned)room_len);
 }
 
 static void pause_reading(conn_t *c) {
@@ -115,41 +108,43 @@ static void pause_reading(conn_t *c) {
     c->read_paused = true;
 }
 
-/* Handles every complete frame of the len bytes at data, stopping early when the connection's
- * output is over its limit. Returns the bytes consumed; the rest must wait in c->in until the
- * output drains (or until the frame is complete). */
-static size_t process_bytes(conn_t *c, const uint8_t *data, size_t len) {
-    size_t off = 0;
+/* Answers the frame the reader refused: FRAME_TOO_LARGE ends the connection once the reply is
+ * written (the framing cannot be trusted past it), FRAME_EMPTY is a bad request and reading goes
+ * on. */
+static void reply_bad_frame(conn_t *c, int status) {
+    codec_error_t err;
     uint32_t max = c->srv->cfg.max_frame;
+    if (status == FRAME_TOO_LARGE) {
+        codec_error_set(&err, EVS_ETOO_LARGE,
+                        "frame of %zu bytes is over this server's max_frame of %u bytes; "
+                        "split the request",
+                        c->in.declared, max);
+        log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, c->in.declared,
+                 max);
+        c->close_when_flushed = true;
+        pause_reading(c);
+    } else {
+        codec_error_set(&err, EVS_EBAD_REQUEST, "empty frame: a frame holds one msgpack map");
+    }
+    codec_reply_error(&c->out, false, 0, &err);
+    stats_error(&c->srv->stats, err.code);
+}
+
+/* Hands every whole frame the reader holds to dispatch, stopping early when the connection has
+ * too many requests in flight or too much output queued (the rest waits in the reader until
+ * output_drained resumes). */
+static void process_frames(conn_t *c) {
+    c->in.max_frame = c->srv->cfg.max_frame; /* a reload may have changed it */
     c->in_process = true;
     while (!c->closing && !c->close_when_flushed) {
         const uint8_t *body;
-        size_t body_len = 0, used = 0;
-        int rc = frame_parse(data + off, len - off, max, &body, &body_len, &used);
+        size_t body_len;
+        int rc = frame_reader_next(&c->in, &body, &body_len);
         if (rc == FRAME_INCOMPLETE) break;
-        if (rc == FRAME_TOO_LARGE) {
-            codec_error_t err;
-            codec_error_set(&err, EVS_ETOO_LARGE,
-                            "frame of %zu bytes is over this server's max_frame of %u bytes; "
-                            "split the request",
-                            body_len, max);
-            codec_reply_error(&c->out, false, 0, &err);
-            stats_error(&c->srv->stats, err.code);
-            log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, body_len, max);
-            c->close_when_flushed = true;
-            pause_reading(c);
-            off = len;
-            break;
-        }
-        if (rc == FRAME_EMPTY) {
-            codec_error_t err;
-            codec_error_set(&err, EVS_EBAD_REQUEST, "empty frame: a frame holds one msgpack map");
-            codec_reply_error(&c->out, false, 0, &err);
-            stats_error(&c->srv->stats, err.code);
-            off += FRAME_HEADER;
+        if (rc != FRAME_OK) {
+            reply_bad_frame(c, rc);
             continue;
         }
-        off += used;
         if (c->srv->draining) continue; /* shutting down: requests not yet started are dropped */
         dispatch_frame(c, body, body_len);
         if (c->inflight >= CONN_MAX_INFLIGHT) {
@@ -167,39 +162,19 @@ static size_t process_bytes(conn_t *c, const uint8_t *data, size_t len) {
         }
     }
     c->in_process = false;
-    return off;
 }
 
-/* Handles the frames waiting in c->in, then writes the replies. */
+/* Handles the frames the reader holds, keeps what is left (out of the shared buffer, if it was
+ * lent), then writes the replies. A connection that will read no more drops its input. */
 static void process_input(conn_t *c) {
-    size_t off = process_bytes(c, c->in, c->in_len);
-    if (off == c->in_len) {
-        /* Nothing left: an idle connection keeps no input buffer. */
-        c->in_len = 0;
-        free(c->in);
-        c->in = NULL;
-        c->in_cap = 0;
-    } else if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
-    conn_flush(c);
-}
-
-/* Handles bytes read into the shared buffer; what is left over moves to c->in. */
-static void process_shared(conn_t *c, size_t len) {
-    size_t off = process_bytes(c, shared_in, len);
-    if (off < len && !c->closing && !c->close_when_flushed) {
-        size_t rest = len - off, cap = rest + READ_CHUNK;
-        uint8_t *in = malloc(cap);
-        if (!in) {
-            conn_close(c, "out of memory for the input buffer");
-            return;
-        }
-        memcpy(in, shared_in + off, rest);
-        c->in = in;
-        c->in_len = rest;
-        c->in_cap = cap;
+    process_frames(c);
+    if (c->closing || c->close_when_flushed) {
+        frame_reader_free(&c->in);
+    } else if (frame_reader_keep(&c->in) < 0) {
+        conn_close(c, "out of memory for the input buffer");
+        return;
+    } else if (frame_reader_pending(&c->in) == 0) {
+        frame_reader_free(&c->in); /* an idle connection keeps no input buffer */
     }
     conn_flush(c);
 }
@@ -208,8 +183,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_t *c = s->data;
     bool shared = buf->base == (char *)shared_in;
     if (shared) shared_in_busy = false;
-    if (shared && nread > 0) {
-        process_shared(c, (size_t)nread);
+    if (nread > 0) {
+        if (!shared) {
+            frame_reader_commit(&c->in, (size_t)nread);
+        } else if (frame_reader_lend(&c->in, shared_in, (size_t)nread) < 0) {
+            /* on_alloc lends the shared buffer only to a reader between frames */
+            conn_close(c, "input read into the shared buffer behind a partial frame");
+            return;
+        }
+        process_input(c);
         return;
     }
     if (nread == UV_ENOBUFS) {
@@ -218,7 +200,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     if (nread < 0) {
         if (nread == UV_EOF) {
-            if (c->in_len) log_info("conn", "%s: closed in the middle of a frame", c->peer);
+            if (frame_reader_pending(&c->in))
+                log_info("conn", "%s: closed in the middle of a frame", c->peer);
             /* The client may only have shut its sending side: its requests still get their
              * replies before the connection closes. */
             conn_stop_reading(c);
@@ -229,16 +212,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         }
         return;
     }
-    if (nread == 0) {
-        if (c->in_len == 0 && c->in) {
-            free(c->in);
-            c->in = NULL;
-            c->in_cap = 0;
-        }
-        return;
-    }
-    c->in_len += (size_t)nread;
-    process_input(c);
+    /* Nothing read: a buffer set aside for a reader between frames is given back. */
+    if (frame_reader_pending(&c->in) == 0) frame_reader_free(&c->in);
 }
 
 void conn_start(conn_t *c) {
@@ -294,7 +269,7 @@ static void output_drained(conn_t *c) {
     if (c->subs) subs_conn_drained(c->srv->subs, c);
     if (c->read_paused && !c->srv->draining && c->inflight <= CONN_MAX_INFLIGHT / 2) {
         c->read_paused = false;
-        if (c->in_len) process_input(c);
+        if (frame_reader_pending(&c->in)) process_input(c);
         if (!c->read_paused && !c->closing && !c->reading &&
             uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
             c->reading = true;

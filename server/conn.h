@@ -1,15 +1,16 @@
-/* conn.h: one client connection: input buffer and frame cursor, output buffer and write queue,
+/* conn.h: one client connection: input frame reader, output buffer and write queue,
  * pipelining, backpressure.
  *
- * Requests are parsed straight from the input buffer with a cursor; every complete frame goes to
- * dispatch. Replies are packed into conn.out and handed to the socket in one write per loop
- * iteration (uv_try_write first, uv_write for what is left). When a connection's queued output
- * passes cfg.out_limit it stops reading (a client that pipelines without reading its replies is
- * slowed by TCP, never by the daemon's memory) and its subscribers stop being fed live; both
- * resume when the output has drained below half the limit. Requests waiting for the store are
- * bounded the same way: at CONN_MAX_INFLIGHT of them a connection stops reading until half are
- * answered, so that the replies of a client that pipelines without reading cannot pile up in
- * memory from requests the store is still serving.
+ * A frame_reader_t (proto/frame.h) cuts the input into frames, in place in the buffer shared by
+ * all connections when it can; every complete frame goes to dispatch. Replies are packed into
+ * conn.out and handed to the socket in one write per loop iteration (uv_try_write first,
+ * uv_write for what is left). When a connection's queued output passes cfg.out_limit it stops
+ * reading (a client that pipelines without reading its replies is slowed by TCP, never by the
+ * daemon's memory) and its subscribers stop being fed live; both resume when the output has
+ * drained below half the limit. Requests waiting for the store are bounded the same way: at
+ * CONN_MAX_INFLIGHT of them a connection stops reading until half are answered, so that the
+ * replies of a client that pipelines without reading cannot pile up in memory from requests the
+ * store is still serving.
  *
  * Lifetime: a connection is reference-counted: its handle holds one reference, each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
@@ -24,6 +25,7 @@
 #include <uv.h>
 
 #include "../proto/codec.h"
+#include "../proto/frame.h"
 #include "server.h"
 
 typedef struct sub sub_t;
@@ -49,8 +51,7 @@ struct conn {
     bool in_process;      /* inside process_input: drains are handled by its loop */
     int refs;
     unsigned inflight;    /* requests waiting for the store */
-    uint8_t *in;          /* input bytes [0, in_len); allocated only while non-empty */
-    size_t in_len, in_cap;
+    frame_reader_t in;    /* input; holds memory only while a frame is unfinished */
     codec_buf_t out;      /* packed output not yet handed to the socket */
     size_t writing;       /* bytes handed to uv_write and not yet written */
     sub_t *subs;          /* this connection's subscriptions */

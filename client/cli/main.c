@@ -18,7 +18,6 @@
 #include "../../proto/codec.h"
 #include "bench.h"
 #include "json.h"
-#include "stats.h"
 
 #define PAGE 1000
 
@@ -63,14 +62,19 @@ static int fail_msg(const char *code, const char *msg) {
     return 1;
 }
 
-/* Prints one JSON value on its own line. */
-static int print_json(json_t *j) {
+/* Prints one JSON value (consumed) with jansson's flags, then a newline. */
+static int print_json_as(json_t *j, size_t flags) {
     if (!j) return fail_msg("out_of_memory", "cannot build the JSON output");
-    int r = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int r = json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER);
     json_decref(j);
     fputc('\n', stdout);
     if (r < 0 || fflush(stdout) != 0) return fail_msg("io", "cannot write to stdout");
     return 0;
+}
+
+/* Prints one JSON value on its own line. */
+static int print_json(json_t *j) {
+    return print_json_as(j, JSON_COMPACT);
 }
 
 static int print_events(const evs_events_t *list) {
@@ -346,6 +350,31 @@ static int cmd_delete(evs_context_t *c, int argc, char **argv) {
     uint64_t n;
     if (evs_delete_entity(c, a.pos[0], &n) < 0) return fail(c);
     return print_json(json_pack("{s:I}", "deleted", (json_int_t)n));
+}
+
+/* `evstore stats` and `evstore config`: the daemon's map for the op, as indented JSON in the
+ * daemon's key order (so the output follows whatever counters the daemon adds). */
+static int print_admin_map(evs_context_t *c, const char *op, int argc) {
+    if (argc) {
+        fprintf(stderr, "evstore: %s takes no arguments\n", op);
+        return 2;
+    }
+    uint8_t *map;
+    size_t len;
+    if (evs_admin_call(c, op, &map, &len) < 0) return fail(c);
+    json_t *j = msgpack_map_bytes_to_json(map, len);
+    free(map);
+    return print_json_as(j, JSON_INDENT(2));
+}
+
+static int cmd_stats(evs_context_t *c, int argc, char **argv) {
+    (void)argv;
+    return print_admin_map(c, "stats", argc);
+}
+
+static int cmd_config(evs_context_t *c, int argc, char **argv) {
+    (void)argv;
+    return print_admin_map(c, "config", argc);
 }
 
 static volatile sig_atomic_t interrupted;

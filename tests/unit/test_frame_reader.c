@@ -119,6 +119,11 @@ Test(frame_reader, lent_bytes_are_parsed_in_place_and_only_the_rest_is_kept) {
     cr_assert_null(r.buf, "nothing is copied while lent");
     cr_assert_eq(frame_reader_keep(&r), 0);
     cr_assert_eq(frame_reader_pending(&r), n - 5 - first);
+    uint8_t *kept = r.buf, *room;
+    size_t room_len;
+    cr_assert_eq(frame_reader_space(&r, 0, &room, &room_len), 0);
+    cr_assert_eq(r.buf, kept, "keep set the next read's room aside");
+    cr_assert_geq(room_len, FRAME_READ_CHUNK);
     memset(stream, 0, n - 5); /* the caller reuses its buffer */
     put_frame(stream, 20, 'b');
     frame_reader_feed(&r, stream + n - first - 5, 5);
@@ -195,5 +200,27 @@ Test(frame_reader, a_thousand_pipelined_frames_in_one_feed) {
     expect_incomplete(&r);
     cr_assert_null(r.buf);
     free(stream);
+    frame_reader_free(&r);
+}
+
+/* The daemon frees the buffer of a connection between frames and reads on with the same reader,
+ * whose limit a reload may change: the new limit applies to the next frame. */
+Test(frame_reader, a_freed_reader_reads_on_with_the_limit_set_since) {
+    uint8_t stream[2 * (4 + 100)];
+    size_t n = put_frame(stream, 100, 'a');
+    frame_reader_t r;
+    frame_reader_init(&r, 1024);
+    frame_reader_feed(&r, stream, 10); /* a partial frame, dropped */
+    frame_reader_free(&r);
+    cr_assert_eq(frame_reader_pending(&r), 0);
+    frame_reader_feed(&r, stream, n);
+    expect_frame(&r, 100, 'a');
+    r.max_frame = 64;
+    put_frame(stream + n, 100, 'b');
+    frame_reader_feed(&r, stream + n, n);
+    const uint8_t *body;
+    size_t body_len;
+    cr_assert_eq(frame_reader_next(&r, &body, &body_len), FRAME_TOO_LARGE);
+    cr_assert_eq(r.declared, 100);
     frame_reader_free(&r);
 }

@@ -1,25 +1,20 @@
-/* snapshot.c: the put-snapshot and get-snapshot calls.
+/* client_snapshot.c: the put-snapshot and get-snapshot calls (the daemon's snapshot store;
+ * domain_snapshot.c takes snapshots of entities on top of them).
  *
  * Built like the other blocking calls of client.c: pack the request with client_request_begin,
  * send it and wait for the reply with client_request_end, then copy what the reply holds (it
- * points into the read buffer) into memory the caller owns. */
+ * points into the frame read) into memory the caller owns. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_priv.h"
 
-static int check_name(evs_context_t *c, const char *what, const char *s) {
-    if (!s || !codec_valid_name(s, strlen(s)))
-        return client_fail(c, EVS_EINVAL, "%s must be UTF-8 of 1 to %d bytes", what, EVS_NAME_MAX);
-    return 0;
-}
-
 EVS_API int evs_put_snapshot(evs_context_t *c, const evs_snapshot_t *snap) {
     int r = client_begin(c);
     if (r) return r;
     if (!snap) return client_fail(c, EVS_EINVAL, "snap is NULL");
-    if (check_name(c, "entity_id", snap->entity_id) < 0) return c->err;
-    if (check_name(c, "topic", snap->topic) < 0) return c->err;
+    if (client_check_name(c, "entity_id", snap->entity_id) < 0) return c->err;
+    if (client_check_name(c, "topic", snap->topic) < 0) return c->err;
     if (snap->payload_len && !snap->payload)
         return client_fail(c, EVS_EINVAL, "the snapshot has payload_len but no payload");
     msgpack_packer pk;
@@ -51,7 +46,7 @@ EVS_API int evs_get_snapshot(evs_context_t *c, const char *entity_id, uint64_t m
     *out = NULL;
     int r = client_begin(c);
     if (r) return r;
-    if (check_name(c, "entity_id", entity_id) < 0) return c->err;
+    if (client_check_name(c, "entity_id", entity_id) < 0) return c->err;
     bool send_max = max_version != EVS_LATEST;
     msgpack_packer pk;
     uint64_t id;

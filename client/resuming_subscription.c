@@ -1,4 +1,6 @@
-/* stream.c: a subscription that survives lost connections (evs_stream_t).
+/* resuming_subscription.c: a subscription that survives lost connections. Its public name is
+ * evs_stream_t (evs_stream_open, evs_stream_next, ...): a stream of the store's events, not an
+ * entity's event stream.
  *
  * A stream owns its own context. It hands out events one at a time and remembers the position
  * of the last one it handed out. When the connection fails (the daemon restarted, the network
