@@ -1,5 +1,5 @@
 /* test_client_admin.c: evs_admin_call, the daemon's stats and config maps through libevstore
- * against a real evstored (one fresh daemon per test, tests/integration/harness.h). */
+ * against a real evstored (one fresh daemon per test, tests/common/daemon.h). */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include <evstore.h>
 
-#include "harness.h"
+#include "../common/daemon.h"
 
 static test_daemon_t daemon_;
 static evs_context_t *c;
