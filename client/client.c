@@ -93,6 +93,17 @@ EVS_API const char *evs_strcode(int code) {
     return evs_code_name(code);
 }
 
+_Static_assert(EVS_MAX_TOPICS == CODEC_MAX_TOPICS, "the public topic bound is the protocol's");
+
+EVS_API int evs_msgpack_check(const uint8_t *buf, size_t len, const char **why) {
+    const char *reason = NULL;
+    if (!buf || len == 0) reason = "no bytes";
+    else if (codec_prescan(buf, len, CODEC_MAX_DEPTH, &reason) < 0 && !reason)
+        reason = "not msgpack";
+    if (why) *why = reason;
+    return reason ? EVS_EINVAL : 0;
+}
+
 /* ---------------------------------------------------------------- time */
 
 static int64_t now_ms(void) {

@@ -46,6 +46,8 @@ extern "C" {
 #define EVS_DEFAULT_MAX_FRAME (16u * 1024 * 1024)
 /* from_version for evs_get_by_entity backwards: start at the entity's latest version. */
 #define EVS_LATEST UINT64_MAX
+/* The most topics one subscription may filter on (the protocol's bound). */
+#define EVS_MAX_TOPICS 1024
 
 /* ---------------------------------------------------------------- context */
 
@@ -430,6 +432,14 @@ EVS_API int evs_value_encode(const evs_value_t *v, uint8_t **out, size_t *len);
  * is a map the caller frees with evs_value_free. */
 EVS_API int evs_value_decode(const uint8_t *buf, size_t len, evs_value_t **out,
                              evs_error_t *err);
+
+/* Checks that the len bytes at buf hold exactly one msgpack map that is safe to hand to
+ * msgpack-c's unpacker: every declared length and element count fits in the bytes that are
+ * really there and nesting is at most 32 deep, so unpacking cannot allocate for elements that
+ * do not exist. For a caller that unpacks untrusted bytes (an event's payload, say) with
+ * msgpack-c itself, in the order they were written. Returns 0, or EVS_EINVAL with a reason in
+ * *why (a static string) when why is not NULL. */
+EVS_API int evs_msgpack_check(const uint8_t *buf, size_t len, const char **why);
 
 /* ---------------------------------------------------------------- types and the registry */
 

@@ -4,47 +4,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../proto/codec.h"
-
-void json_to_msgpack(msgpack_packer *pk, const json_t *j) {
+int json_to_msgpack(msgpack_packer *pk, const json_t *j) {
+    int rc = 0;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         const char *key;
         size_t klen;
         json_t *v;
-        msgpack_pack_map(pk, (uint32_t)json_object_size(j));
+        rc |= msgpack_pack_map(pk, (uint32_t)json_object_size(j));
         json_object_keylen_foreach((json_t *)j, key, klen, v) {
-            msgpack_pack_str(pk, klen);
-            msgpack_pack_str_body(pk, key, klen);
-            json_to_msgpack(pk, v);
+            rc |= msgpack_pack_str(pk, klen);
+            rc |= msgpack_pack_str_body(pk, key, klen);
+            rc |= json_to_msgpack(pk, v);
         }
         break;
     }
     case JSON_ARRAY:
-        msgpack_pack_array(pk, (uint32_t)json_array_size(j));
+        rc |= msgpack_pack_array(pk, (uint32_t)json_array_size(j));
         for (size_t i = 0; i < json_array_size(j); i++)
-            json_to_msgpack(pk, json_array_get(j, i));
+            rc |= json_to_msgpack(pk, json_array_get(j, i));
         break;
     case JSON_STRING:
-        msgpack_pack_str(pk, json_string_length(j));
-        msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
+        rc |= msgpack_pack_str(pk, json_string_length(j));
+        rc |= msgpack_pack_str_body(pk, json_string_value(j), json_string_length(j));
         break;
     case JSON_INTEGER:
-        msgpack_pack_int64(pk, json_integer_value(j));
+        rc |= msgpack_pack_int64(pk, json_integer_value(j));
         break;
     case JSON_REAL:
-        msgpack_pack_double(pk, json_real_value(j));
+        rc |= msgpack_pack_double(pk, json_real_value(j));
         break;
     case JSON_TRUE:
-        msgpack_pack_true(pk);
+        rc |= msgpack_pack_true(pk);
         break;
     case JSON_FALSE:
-        msgpack_pack_false(pk);
+        rc |= msgpack_pack_false(pk);
         break;
     case JSON_NULL:
-        msgpack_pack_nil(pk);
+        rc |= msgpack_pack_nil(pk);
         break;
     }
+    return rc ? -1 : 0;
 }
 
 json_t *json_base64(const uint8_t *data, size_t len) {
@@ -155,8 +155,7 @@ json_t *msgpack_to_json(const msgpack_object *o) {
 }
 
 json_t *msgpack_map_bytes_to_json(const uint8_t *data, size_t len) {
-    const char *why;
-    if (!data || len == 0 || codec_prescan(data, len, CODEC_MAX_DEPTH, &why) < 0) return NULL;
+    if (evs_msgpack_check(data, len, NULL) != 0) return NULL;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;

@@ -13,8 +13,9 @@
 
 #include <evstore.h>
 
-/* Packs a JSON value as msgpack. */
-void json_to_msgpack(msgpack_packer *pk, const json_t *j);
+/* Packs a JSON value as msgpack. Returns 0, or -1 when the packer's writer failed (out of
+ * memory). */
+int json_to_msgpack(msgpack_packer *pk, const json_t *j);
 
 /* A new JSON value for a msgpack object (the caller json_decref's it), or NULL when out of
  * memory. */

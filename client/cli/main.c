@@ -15,7 +15,6 @@
 
 #include <evstore.h>
 
-#include "../../proto/codec.h"
 #include "bench.h"
 #include "json.h"
 
@@ -90,7 +89,7 @@ typedef struct args {
     const char *pos[4];
     int npos;
     const char *from, *limit, *after, *version, *metadata, *event_id, *prefix;
-    const char *topics[CODEC_MAX_TOPICS];
+    const char *topics[EVS_MAX_TOPICS];
     size_t ntopics;
     int backwards;
 } args_t;
@@ -129,7 +128,7 @@ static int parse_args(int argc, char **argv, args_t *a, const char *allowed) {
         else if (strcmp(name, "prefix") == 0)
             a->prefix = v;
         else if (strcmp(name, "topic") == 0) {
-            if (a->ntopics == CODEC_MAX_TOPICS) return usage("too many topics%s", "");
+            if (a->ntopics == EVS_MAX_TOPICS) return usage("too many topics%s", "");
             a->topics[a->ntopics++] = v;
         }
     }
@@ -192,7 +191,7 @@ static char *read_stdin(void) {
 }
 
 /* Parses text as a JSON object and packs it as a msgpack map into b. */
-static int json_object_to_msgpack(const char *text, const char *what, codec_buf_t *b) {
+static int json_object_to_msgpack(const char *text, const char *what, msgpack_sbuffer *b) {
     json_error_t jerr;
     json_t *j = json_loads(text, 0, &jerr);
     if (!j) {
@@ -206,10 +205,10 @@ static int json_object_to_msgpack(const char *text, const char *what, codec_buf_
         return 1;
     }
     msgpack_packer pk;
-    codec_packer_init(&pk, b);
-    json_to_msgpack(&pk, j);
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    int rc = json_to_msgpack(&pk, j);
     json_decref(j);
-    if (b->failed) return fail_msg("out_of_memory", "cannot pack the payload");
+    if (rc != 0) return fail_msg("out_of_memory", "cannot pack the payload");
     return 0;
 }
 
@@ -233,9 +232,9 @@ static int cmd_append(evs_context_t *c, int argc, char **argv) {
         uuid_generate_random(ev.event_id);
     }
     ev.has_event_id = 1;
-    codec_buf_t payload, meta;
-    codec_buf_init(&payload);
-    codec_buf_init(&meta);
+    msgpack_sbuffer payload, meta;
+    msgpack_sbuffer_init(&payload);
+    msgpack_sbuffer_init(&meta);
     int rc = 0;
     char *text = NULL;
     const char *src = a.npos == 3 ? a.pos[2] : "{}";
@@ -246,11 +245,11 @@ static int cmd_append(evs_context_t *c, int argc, char **argv) {
     if (rc == 0) rc = json_object_to_msgpack(src, "the payload", &payload);
     if (rc == 0 && a.metadata) rc = json_object_to_msgpack(a.metadata, "--metadata", &meta);
     if (rc == 0) {
-        ev.payload = payload.data;
-        ev.payload_len = payload.len;
+        ev.payload = (uint8_t *)payload.data;
+        ev.payload_len = payload.size;
         if (a.metadata) {
-            ev.metadata = meta.data;
-            ev.metadata_len = meta.len;
+            ev.metadata = (uint8_t *)meta.data;
+            ev.metadata_len = meta.size;
         }
         uint64_t pos, ver;
         if (evs_append(c, &ev, 1, &pos, &ver) < 0) {
@@ -264,8 +263,8 @@ static int cmd_append(evs_context_t *c, int argc, char **argv) {
         }
     }
     free(text);
-    codec_buf_free(&payload);
-    codec_buf_free(&meta);
+    msgpack_sbuffer_destroy(&payload);
+    msgpack_sbuffer_destroy(&meta);
     return rc;
 }
 
