@@ -419,7 +419,7 @@ static void copy_str(char *dst, size_t cap, const msgpack_object *o) {
 }
 
 /* Fills c->err, errstr and detail from an error reply's "error" map (not fatal). */
-static int take_server_error(evs_context_t *c, const msgpack_object *reply) {
+int client_take_server_error(evs_context_t *c, const msgpack_object *reply) {
     const msgpack_object *e = codec_map_get(reply, "error");
     if (!e || e->type != MSGPACK_OBJECT_MAP)
         return client_fail(c, EVS_EPROTOCOL, "an error reply without an error map");
@@ -488,7 +488,7 @@ int client_request_end(evs_context_t *c, size_t start, uint64_t id, const msgpac
         const msgpack_object *ok = codec_map_get(obj, "ok");
         if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN)
             return client_fail(c, EVS_EPROTOCOL, "a reply without \"ok\"");
-        if (!ok->via.boolean) return take_server_error(c, obj);
+        if (!ok->via.boolean) return client_take_server_error(c, obj);
         if (!oid) return client_fail(c, EVS_EPROTOCOL, "an ok reply without an id");
         *result = obj;
         return 0;
@@ -580,7 +580,7 @@ static int check_name(evs_context_t *c, const char *what, const char *s) {
 }
 
 /* Reads an array of n unsigned integers of a reply into out (may be NULL). */
-static int take_uints(evs_context_t *c, const msgpack_object *res, const char *key, size_t n,
+int client_take_uints(evs_context_t *c, const msgpack_object *res, const char *key, size_t n,
                       uint64_t *out) {
     const msgpack_object *a = codec_map_get(res, key);
     if (!a || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != n)
@@ -594,10 +594,7 @@ static int take_uints(evs_context_t *c, const msgpack_object *res, const char *k
     return 0;
 }
 
-EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, uint64_t *positions,
-                       uint64_t *versions) {
-    int r = client_begin(c);
-    if (r) return r;
+int client_check_events(evs_context_t *c, const evs_event_t *events, size_t n) {
     if (n && !events) return client_fail(c, EVS_EINVAL, "events is NULL");
     if (n > UINT32_MAX) return client_fail(c, EVS_EINVAL, "too many events");
     for (size_t i = 0; i < n; i++) {
@@ -606,6 +603,14 @@ EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, ui
         if (events[i].payload_len && !events[i].payload)
             return client_fail(c, EVS_EINVAL, "event %zu has payload_len but no payload", i);
     }
+    return 0;
+}
+
+EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, uint64_t *positions,
+                       uint64_t *versions) {
+    int r = client_begin(c);
+    if (r) return r;
+    if (client_check_events(c, events, n) < 0) return c->err;
     msgpack_packer pk;
     uint64_t id;
     size_t start = client_request_begin(c, &pk, "append", 1, &id);
@@ -615,8 +620,8 @@ EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, ui
         codec_pack_event_for_append(&pk, &events[i]);
     const msgpack_object *res;
     if ((r = client_request_end(c, start, id, &res)) < 0) return r;
-    if ((r = take_uints(c, res, "positions", n, positions)) < 0) return r;
-    return take_uints(c, res, "versions", n, versions);
+    if ((r = client_take_uints(c, res, "positions", n, positions)) < 0) return r;
+    return client_take_uints(c, res, "versions", n, versions);
 }
 
 /* Sends a read whose reply is {"events": [...]}; the args are packed by pack(). */
