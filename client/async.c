@@ -130,7 +130,7 @@ static void leave_handler(evs_async_t *ac) {
 /* ---------------------------------------------------------------- connecting */
 
 /* Opens a non-blocking socket for addr and starts connecting it. 0, or a negative code with
- * ac->errstr set. */
+ * ac->errstr set (the context is then dead). */
 static int start_connect(evs_async_t *ac, const char *addr) {
     if (strchr(addr, '/')) {
         struct sockaddr_un sun;
@@ -148,26 +148,9 @@ static int start_connect(evs_async_t *ac, const char *addr) {
             async_kill(ac, EVS_EIO, "connect to %s: %s", addr, strerror(errno));
         return ac->err;
     }
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || !colon[1] || (size_t)(colon - addr) >= sizeof host) {
-        async_kill(ac, EVS_EINVAL, "address is not HOST:PORT or a socket path: %s", addr);
-        return ac->err;
-    }
-    size_t hlen = (size_t)(colon - addr);
-    const char *h = addr;
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int gai = getaddrinfo(host, colon + 1, &hints, &res);
-    if (gai != 0) {
-        async_kill(ac, EVS_EIO, "cannot resolve %s: %s", addr, gai_strerror(gai));
-        return ac->err;
-    }
+    evs_context_t *s = &ac->priv->scratch;
+    struct addrinfo *res = NULL;
+    if (client_resolve(s, addr, &res) < 0) return async_kill(ac, s->err, "%s", s->errstr);
     /* The first address whose connect starts; the others are tried only when it fails at once. */
     int last = 0;
     for (struct addrinfo *ai = res; ai && ac->fd < 0; ai = ai->ai_next) {

@@ -166,7 +166,7 @@ static int connect_unix(evs_context_t *c, const char *path, int timeout_ms) {
     return 0;
 }
 
-static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
+int client_resolve(evs_context_t *c, const char *addr, struct addrinfo **res) {
     char host[256];
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || !colon[1] || (size_t)(colon - addr) >= sizeof host)
@@ -179,9 +179,15 @@ static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int gai = getaddrinfo(host, colon + 1, &hints, &res);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int gai = getaddrinfo(host, colon + 1, &hints, res);
     if (gai != 0) return client_fail(c, EVS_EIO, "cannot resolve %s: %s", addr, gai_strerror(gai));
+    return 0;
+}
+
+static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
+    struct addrinfo *res = NULL;
+    if (client_resolve(c, addr, &res) < 0) return c->err;
     int last = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd =
