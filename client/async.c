@@ -407,11 +407,13 @@ static int handle_frames(evs_async_t *ac) {
 }
 
 /* One read(2) into the reader: into the context's own buffer, lent to the reader without a copy,
- * when the reader sits between frames, else into the reader's room. Returns the bytes read, 0
+ * when the reader sits between frames, else into the reader's room (room for the whole frame
+ * when its length is known). Returns the bytes read, 0
  * when the socket had none, or -1 when the context died. */
 static ssize_t read_once(evs_async_t *ac, size_t *room_len) {
     struct evs_async_priv *p = ac->priv;
     bool lend = frame_reader_pending(&p->reader) == 0;
+    size_t missing = frame_reader_missing(&p->reader);
     uint8_t *room;
     if (lend) {
         if (!p->inbuf && !(p->inbuf = malloc(READ_CHUNK))) {
@@ -420,7 +422,8 @@ static ssize_t read_once(evs_async_t *ac, size_t *room_len) {
         }
         room = p->inbuf;
         *room_len = READ_CHUNK;
-    } else if (frame_reader_space(&p->reader, 0, &room, room_len) < 0) {
+    } else if (frame_reader_space(&p->reader, missing > READ_CHUNK ? missing : 0, &room,
+                                  room_len) < 0) {
         async_kill(ac, EVS_ENOMEM, "out of memory for a read buffer");
         return -1;
     }

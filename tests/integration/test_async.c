@@ -278,3 +278,28 @@ Test(async, free_inside_a_callback_ends_the_others_once) {
         cr_assert_eq(seen.errs[i], 1, "callback %d after the free did not get NULL", i);
     }
 }
+
+/* A large append: its request takes several writes and its reply several reads. */
+static size_t big_n;
+static bool big_ok;
+static void on_big(evs_async_t *ac, const evs_async_reply_t *reply, void *privdata) {
+    (void)privdata;
+    big_ok = reply && reply->err == 0 && reply->n == big_n;
+    for (size_t i = 0; big_ok && i < big_n; i++)
+        big_ok = reply->versions[i] == i && (i == 0 || reply->positions[i] > reply->positions[i - 1]);
+    evs_async_free(ac);
+}
+
+Test(async, a_large_append_crosses_several_writes_and_reads) {
+    evs_async_t *ac = connect_to(daemon_.addr);
+    static char payload[1001];
+    memset(payload, 'p', 1000);
+    big_n = 5000;
+    evs_event_t *evs = calloc(big_n, sizeof *evs);
+    for (size_t i = 0; i < big_n; i++)
+        evs[i] = mk("big-1", payload);
+    cr_assert_eq(evs_async_append(ac, evs, big_n, on_big, NULL), 0, "%s", ac->errstr);
+    free(evs);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert(big_ok, "the reply did not hold every position and version in order");
+}
