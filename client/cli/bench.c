@@ -158,8 +158,10 @@ static void fill_pipeline(conn_t *c) {
         }
         int r = evs_async_append(c->ac, b->evs, (size_t)b->events, on_reply, &c->slots[s]);
         if (r < 0) {
-            fail(b, "cannot send a request: %s",
-                 c->ac->err ? c->ac->errstr : evs_strcode(r));
+            if (c->ac->err)
+                fail(b, "connection lost: %s", c->ac->errstr);
+            else
+                fail(b, "%s", "a request does not fit in one frame (or out of memory)");
             return;
         }
         c->slots[s].used = true;
