@@ -42,8 +42,9 @@ SERVER_OBJ := $(call obj,$(SERVER_SRC))
 CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
 
-PUBLIC_HEADERS := $(BUILD)/include/evstore.h $(BUILD)/include/evstore/event.h \
-                  $(BUILD)/include/evstore/errors.h
+PROTO_HEADERS  := $(BUILD)/include/evstore/event.h $(BUILD)/include/evstore/errors.h
+ASYNC_HEADERS  := $(BUILD)/include/evstore/async.h $(BUILD)/include/evstore/libuv.h
+PUBLIC_HEADERS := $(BUILD)/include/evstore.h $(PROTO_HEADERS) $(ASYNC_HEADERS)
 
 EVSTORED := $(BUILD)/bin/evstored
 EVSTORE  := $(BUILD)/bin/evstore
@@ -85,7 +86,10 @@ $(BUILD)/include/evstore.h: client/evstore.h
 # A static pattern rule: make 4.3 does not look for an implicit rule for the fixed
 # prerequisites of a pattern rule, so in a fresh build directory these headers must be
 # explicit targets (else client/cli objects fail with "evstore.h: No such file").
-$(filter $(BUILD)/include/evstore/%,$(PUBLIC_HEADERS)): $(BUILD)/include/evstore/%.h: proto/%.h
+$(PROTO_HEADERS): $(BUILD)/include/evstore/%.h: proto/%.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+$(ASYNC_HEADERS): $(BUILD)/include/evstore/%.h: client/evstore_%.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
@@ -227,8 +231,7 @@ install: all $(BUILD)/evstore.pc $(BUILD)/evstored.service
 	ln -sf libevstore.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libevstore.so
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
 	install -m 644 $(BUILD)/include/evstore.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 $(BUILD)/include/evstore/event.h $(BUILD)/include/evstore/errors.h \
-		$(DESTDIR)$(INCLUDEDIR)/evstore/
+	install -m 644 $(PROTO_HEADERS) $(ASYNC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/evstore/
 	install -m 644 $(BUILD)/evstore.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 644 $(BUILD)/evstored.service $(DESTDIR)$(UNITDIR)/
 	install -m 644 systemd/evstored.conf $(DESTDIR)$(DOCDIR)/evstored.conf.sample

@@ -175,7 +175,7 @@ static int connect_unix(evs_context_t *c, const char *path, int timeout_ms) {
     return 0;
 }
 
-static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
+int client_resolve(evs_context_t *c, const char *addr, struct addrinfo **res) {
     char host[256];
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || !colon[1] || (size_t)(colon - addr) >= sizeof host)
@@ -188,9 +188,15 @@ static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int gai = getaddrinfo(host, colon + 1, &hints, &res);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int gai = getaddrinfo(host, colon + 1, &hints, res);
     if (gai != 0) return client_fail(c, EVS_EIO, "cannot resolve %s: %s", addr, gai_strerror(gai));
+    return 0;
+}
+
+static int connect_tcp(evs_context_t *c, const char *addr, int timeout_ms) {
+    struct addrinfo *res = NULL;
+    if (client_resolve(c, addr, &res) < 0) return c->err;
     int last = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd =
@@ -409,7 +415,7 @@ static void copy_str(char *dst, size_t cap, const msgpack_object *o) {
 }
 
 /* Fills c->err, errstr and detail from an error reply's "error" map (not fatal). */
-static int take_server_error(evs_context_t *c, const msgpack_object *reply) {
+int client_take_server_error(evs_context_t *c, const msgpack_object *reply) {
     const msgpack_object *e = codec_map_get(reply, "error");
     if (!e || e->type != MSGPACK_OBJECT_MAP)
         return client_fail(c, EVS_EPROTOCOL, "an error reply without an error map");
@@ -478,7 +484,7 @@ int client_request_end(evs_context_t *c, size_t start, uint64_t id, const msgpac
         const msgpack_object *ok = codec_map_get(obj, "ok");
         if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN)
             return client_fail(c, EVS_EPROTOCOL, "a reply without \"ok\"");
-        if (!ok->via.boolean) return take_server_error(c, obj);
+        if (!ok->via.boolean) return client_take_server_error(c, obj);
         if (!oid) return client_fail(c, EVS_EPROTOCOL, "an ok reply without an id");
         *result = obj;
         return 0;
@@ -570,7 +576,7 @@ int client_check_name(evs_context_t *c, const char *what, const char *s) {
 }
 
 /* Reads an array of n unsigned integers of a reply into out (may be NULL). */
-static int take_uints(evs_context_t *c, const msgpack_object *res, const char *key, size_t n,
+int client_take_uints(evs_context_t *c, const msgpack_object *res, const char *key, size_t n,
                       uint64_t *out) {
     const msgpack_object *a = codec_map_get(res, key);
     if (!a || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != n)
@@ -584,10 +590,7 @@ static int take_uints(evs_context_t *c, const msgpack_object *res, const char *k
     return 0;
 }
 
-EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, uint64_t *positions,
-                       uint64_t *versions) {
-    int r = client_begin(c);
-    if (r) return r;
+int client_check_events(evs_context_t *c, const evs_event_t *events, size_t n) {
     if (n && !events) return client_fail(c, EVS_EINVAL, "events is NULL");
     if (n > UINT32_MAX) return client_fail(c, EVS_EINVAL, "too many events");
     for (size_t i = 0; i < n; i++) {
@@ -596,6 +599,14 @@ EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, ui
         if (events[i].payload_len && !events[i].payload)
             return client_fail(c, EVS_EINVAL, "event %zu has payload_len but no payload", i);
     }
+    return 0;
+}
+
+EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, uint64_t *positions,
+                       uint64_t *versions) {
+    int r = client_begin(c);
+    if (r) return r;
+    if (client_check_events(c, events, n) < 0) return c->err;
     msgpack_packer pk;
     uint64_t id;
     size_t start = client_request_begin(c, &pk, "append", 1, &id);
@@ -605,8 +616,8 @@ EVS_API int evs_append(evs_context_t *c, const evs_event_t *events, size_t n, ui
         codec_pack_event_for_append(&pk, &events[i]);
     const msgpack_object *res;
     if ((r = client_request_end(c, start, id, &res)) < 0) return r;
-    if ((r = take_uints(c, res, "positions", n, positions)) < 0) return r;
-    return take_uints(c, res, "versions", n, versions);
+    if ((r = client_take_uints(c, res, "positions", n, positions)) < 0) return r;
+    return client_take_uints(c, res, "versions", n, versions);
 }
 
 /* Sends a read whose reply is {"events": [...]}; the args are packed by pack(). */

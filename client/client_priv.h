@@ -85,4 +85,24 @@ size_t client_request_begin(evs_context_t *c, msgpack_packer *pk, const char *op
  * (context alive, detail filled), or a fatal code. */
 int client_request_end(evs_context_t *c, size_t start, uint64_t id, const msgpack_object **result);
 
+/* Shared with the asynchronous client (async.c), which calls them on a scratch context without
+ * priv: client_fail then only sets err and errstr. */
+
+/* Fills c->err, errstr and detail from an error reply's "error" map and returns the server's
+ * code; EVS_EPROTOCOL when the map is malformed. */
+int client_take_server_error(evs_context_t *c, const msgpack_object *reply);
+
+/* Reads the array of n unsigned integers at key of a reply into out (may be NULL). 0, or
+ * EVS_EPROTOCOL. */
+int client_take_uints(evs_context_t *c, const msgpack_object *res, const char *key, size_t n,
+                      uint64_t *out);
+
+/* Resolves addr ("HOST:PORT" or "[v6addr]:PORT") into *res, which the caller frees with
+ * freeaddrinfo. 0, or EVS_EINVAL (not such an address) or EVS_EIO (resolution failed). */
+struct addrinfo;
+int client_resolve(evs_context_t *c, const char *addr, struct addrinfo **res);
+
+/* Checks the events of an append before anything is packed: 0, or EVS_EINVAL. */
+int client_check_events(evs_context_t *c, const evs_event_t *events, size_t n);
+
 #endif

@@ -1,65 +1,46 @@
 /* bench.c: evstore bench, an append load generator.
  *
- * One libuv loop drives every connection, so one process can keep 64 or more connections busy.
- * Each connection keeps `pipeline` append requests in flight (sent without waiting, matched to
- * replies by id since replies may come in any order), each carrying `events` events of `size`
+ * One libuv loop drives every connection through libevstore's asynchronous API (<evstore/async.h>
+ * with its libuv adapter), so one process can keep 64 or more connections busy. Each connection
+ * keeps `pipeline` append requests in flight (pipelined; the library matches replies to requests
+ * by id), each carrying `events` events of `size`
  * payload bytes, without explicit versions, spread over `entities` entities per connection.
  * After a warm-up, it counts acknowledged events and the latency of each request (send to
  * reply) for `duration` seconds, then prints throughput, latency percentiles and one JSON line. */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
-#include "../../proto/codec.h"
-#include "../../proto/frame.h"
+#include <evstore/async.h>
+#include <evstore/libuv.h>
+
 #include "bench.h"
 
-#define READ_CHUNK (64 * 1024)
-
 typedef struct bench bench_t;
+typedef struct conn conn_t;
 
+/* One request in flight: its callback's privdata. */
 typedef struct slot {
-    uint64_t id;
+    conn_t *c;
     uint64_t sent_ns;
     bool used;
 } slot_t;
 
-typedef struct conn {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    uv_connect_t creq;
+struct conn {
+    evs_async_t *ac;
     bench_t *b;
     int index;
-    bool open;
-    uint8_t *rbuf;
-    size_t rstart, rend, rcap;
-    uint64_t next_id;
     slot_t *slots;
     int inflight;
     uint64_t seq;
     char prefix[40]; /* "bench-PID-CONN-": the entity ids of this connection, before a number */
     size_t prefix_len;
-    codec_buf_t wbuf;
-    msgpack_unpacked reply;
-} conn_t;
-
-/* A uv_write that owns its bytes. */
-typedef struct wreq {
-    uv_write_t req;
-    size_t len;
-    char data[];
-} wreq_t;
+};
 
 struct bench {
     uv_loop_t loop;
@@ -68,16 +49,16 @@ struct bench {
     int nconns, depth, events, size, entities;
     double duration, warmup;
     const char *addr;
-    bool is_unix;
-    struct sockaddr_storage sa;
     uint8_t *payload;
-    int connected, closing;
+    evs_event_t *evs;     /* the events of the request being packed */
+    char (*entity)[64];   /* and their entity ids */
+    int connected;
     bool measuring, stopping, failed;
     uint64_t t_start, t_end;
     uint64_t requests, events_ok, errors;
     uint32_t *lat;
     size_t nlat, caplat;
-    char first_error[256];
+    char first_error[320];
     char topic[32];
     bool client_ids;
     uint8_t id_base[8];
@@ -89,55 +70,13 @@ static void set_failure(bench_t *b, const char *fmt, const char *detail) {
     if (!b->first_error[0]) snprintf(b->first_error, sizeof b->first_error, fmt, detail);
 }
 
-/* ---------------------------------------------------------------- writing */
-
-static void on_write(uv_write_t *req, int status) {
-    wreq_t *w = (wreq_t *)req;
-    conn_t *c = req->data;
-    free(w);
-    if (status < 0 && !c->b->stopping) {
-        set_failure(c->b, "write failed: %s", uv_strerror(status));
-        c->b->failed = true;
-        bench_stop(c->b);
-    }
+static void fail(bench_t *b, const char *fmt, const char *detail) {
+    set_failure(b, fmt, detail);
+    b->failed = true;
+    bench_stop(b);
 }
 
-/* Writes the requests packed in c->wbuf: straight away when the socket takes them, else
- * through a uv_write that owns a copy of what is left. */
-static void flush_requests(conn_t *c) {
-    if (c->wbuf.len == 0) return;
-    uv_buf_t buf = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
-    int n = uv_try_write(&c->h.stream, &buf, 1);
-    size_t done = n > 0 ? (size_t)n : 0;
-    if (n < 0 && n != UV_EAGAIN) {
-        set_failure(c->b, "write failed: %s", uv_strerror(n));
-        c->b->failed = true;
-        bench_stop(c->b);
-        return;
-    }
-    if (done < c->wbuf.len) {
-        size_t left = c->wbuf.len - done;
-        wreq_t *w = malloc(sizeof *w + left);
-        if (!w) {
-            set_failure(c->b, "%s", "out of memory");
-            c->b->failed = true;
-            bench_stop(c->b);
-            return;
-        }
-        memcpy(w->data, c->wbuf.data + done, left);
-        w->len = left;
-        w->req.data = c;
-        uv_buf_t rest = uv_buf_init(w->data, (unsigned)left);
-        int r = uv_write(&w->req, &c->h.stream, &rest, 1, on_write);
-        if (r < 0) {
-            free(w);
-            set_failure(c->b, "write failed: %s", uv_strerror(r));
-            c->b->failed = true;
-            bench_stop(c->b);
-        }
-    }
-    c->wbuf.len = 0;
-}
+/* ---------------------------------------------------------------- requests and replies */
 
 static void put_decimal(char *out, uint64_t v) {
     char tmp[21];
@@ -158,81 +97,6 @@ static void put_be32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)v;
 }
 
-/* Packs append requests until the connection has `depth` in flight, then writes them. */
-static void fill_pipeline(conn_t *c) {
-    bench_t *b = c->b;
-    while (!b->stopping && c->inflight < b->depth) {
-        int s = 0;
-        while (c->slots[s].used)
-            s++;
-        uint64_t id = c->next_id++;
-        msgpack_packer pk;
-        codec_packer_init(&pk, &c->wbuf);
-        size_t start = codec_frame_begin(&c->wbuf);
-        msgpack_pack_map(&pk, 3);
-        codec_pack_key(&pk, "op");
-        codec_pack_cstr(&pk, "append");
-        codec_pack_key(&pk, "id");
-        msgpack_pack_uint64(&pk, id);
-        codec_pack_key(&pk, "events");
-        msgpack_pack_array(&pk, (uint32_t)b->events);
-        for (int i = 0; i < b->events; i++) {
-            char entity[64];
-            memcpy(entity, c->prefix, c->prefix_len);
-            put_decimal(entity + c->prefix_len, c->seq % (uint64_t)b->entities);
-            evs_event_t ev = {.entity_id = entity,
-                              .topic = b->topic,
-                              .payload = b->payload,
-                              .payload_len = (size_t)b->size};
-            if (b->client_ids) {
-                /* Unique without a system call: a random base, the connection, a counter. */
-                memcpy(ev.event_id, b->id_base, 8);
-                ev.event_id[6] = (uint8_t)(0x40 | (ev.event_id[6] & 0x0f));
-                put_be32(ev.event_id + 8, (uint32_t)c->index | 0x80000000u);
-                put_be32(ev.event_id + 12, (uint32_t)c->seq);
-                ev.has_event_id = 1;
-            }
-            c->seq++;
-            codec_pack_event_for_append(&pk, &ev);
-        }
-        if (codec_frame_end(&c->wbuf, start, FRAME_DEFAULT_MAX) < 0) {
-            set_failure(b, "%s", "a request does not fit in one frame (or out of memory)");
-            b->failed = true;
-            bench_stop(b);
-            return;
-        }
-        c->slots[s] = (slot_t){.id = id, .sent_ns = uv_hrtime(), .used = true};
-        c->inflight++;
-    }
-    flush_requests(c);
-}
-
-/* ---------------------------------------------------------------- reading */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    conn_t *c = h->data;
-    (void)suggested;
-    if (c->rstart > 0 && c->rstart == c->rend) c->rstart = c->rend = 0;
-    if (c->rcap - c->rend < READ_CHUNK) {
-        if (c->rstart > 0) {
-            memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
-            c->rend -= c->rstart;
-            c->rstart = 0;
-        }
-        if (c->rcap - c->rend < READ_CHUNK) {
-            size_t cap = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
-            uint8_t *n = realloc(c->rbuf, cap);
-            if (!n) {
-                *buf = uv_buf_init(NULL, 0);
-                return;
-            }
-            c->rbuf = n;
-            c->rcap = cap;
-        }
-    }
-    *buf = uv_buf_init((char *)c->rbuf + c->rend, (unsigned)(c->rcap - c->rend));
-}
-
 static void record_latency(bench_t *b, uint64_t ns) {
     if (b->nlat == b->caplat) {
         size_t cap = b->caplat ? b->caplat * 2 : 1 << 16;
@@ -245,92 +109,75 @@ static void record_latency(bench_t *b, uint64_t ns) {
     b->lat[b->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-/* Handles one reply frame body. Returns 0, or -1 when the server broke the protocol. */
-static int handle_reply(conn_t *c, const uint8_t *body, size_t len) {
-    bench_t *b = c->b;
-    const char *why;
-    if (codec_prescan(body, len, CODEC_MAX_DEPTH, &why) < 0) {
-        set_failure(b, "bad frame from the server: %s", why);
-        return -1;
-    }
-    size_t off = 0;
-    if (msgpack_unpack_next(&c->reply, (const char *)body, len, &off) != MSGPACK_UNPACK_SUCCESS) {
-        set_failure(b, "%s", "a frame that does not unpack");
-        return -1;
-    }
-    const msgpack_object *o = &c->reply.data;
-    const msgpack_object *id = codec_map_get(o, "id"), *ok = codec_map_get(o, "ok");
-    if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN) {
-        set_failure(b, "%s", "a reply without \"ok\"");
-        return -1;
-    }
-    if (!ok->via.boolean) {
-        const msgpack_object *e = codec_map_get(o, "error");
-        const msgpack_object *m = codec_map_get(e, "message");
-        char msg[200] = "error";
-        if (m && m->type == MSGPACK_OBJECT_STR)
-            snprintf(msg, sizeof msg, "%.*s", (int)m->via.str.size, m->via.str.ptr);
-        set_failure(b, "server error: %s", msg);
-        if (b->measuring) b->errors++;
-        if (!id) return -1; /* an error the server could not tie to a request: it closes */
-    }
-    if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        set_failure(b, "%s", "a reply without an id");
-        return -1;
-    }
-    int s = 0;
-    while (s < b->depth && !(c->slots[s].used && c->slots[s].id == id->via.u64))
-        s++;
-    if (s == b->depth) {
-        set_failure(b, "%s", "a reply to a request that was not sent");
-        return -1;
-    }
-    c->slots[s].used = false;
-    c->inflight--;
-    if (b->measuring) {
-        b->requests++;
-        if (ok->via.boolean) b->events_ok += (uint64_t)b->events;
-        record_latency(b, uv_hrtime() - c->slots[s].sent_ns);
-    }
-    return 0;
-}
+static void fill_pipeline(conn_t *c);
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-    conn_t *c = stream->data;
+/* A reply to one append: counted while measuring, then the connection's pipeline is refilled
+ * (the library writes the new requests once every reply it read is handled). */
+static void on_reply(evs_async_t *ac, const evs_async_reply_t *reply, void *privdata) {
+    slot_t *s = privdata;
+    conn_t *c = s->c;
     bench_t *b = c->b;
-    (void)buf;
-    if (nread < 0) {
-        if (!b->stopping) {
-            set_failure(b, "connection lost: %s", uv_strerror((int)nread));
-            b->failed = true;
-            bench_stop(b);
-        }
+    s->used = false;
+    c->inflight--;
+    if (!reply) {
+        if (!b->stopping) fail(b, "connection lost: %s", ac->errstr);
         return;
     }
-    c->rend += (size_t)nread;
-    for (;;) {
-        const uint8_t *body;
-        size_t body_len = 0, consumed;
-        int fs = frame_parse(c->rbuf + c->rstart, c->rend - c->rstart, FRAME_DEFAULT_MAX, &body,
-                             &body_len, &consumed);
-        if (fs == FRAME_INCOMPLETE) break;
-        if (fs != FRAME_OK || handle_reply(c, body, body_len) < 0) {
-            if (fs != FRAME_OK) set_failure(b, "%s", "a bad frame length from the server");
-            b->failed = true;
-            bench_stop(b);
-            return;
-        }
-        c->rstart += consumed;
+    if (reply->err) {
+        set_failure(b, "server error: %s", reply->errstr);
+        if (b->measuring) b->errors++;
+    }
+    if (b->measuring) {
+        b->requests++;
+        if (!reply->err) b->events_ok += (uint64_t)b->events;
+        record_latency(b, uv_hrtime() - s->sent_ns);
     }
     fill_pipeline(c);
 }
 
+/* Queues append requests until the connection has `depth` in flight. */
+static void fill_pipeline(conn_t *c) {
+    bench_t *b = c->b;
+    while (!b->stopping && c->inflight < b->depth) {
+        int s = 0;
+        while (c->slots[s].used)
+            s++;
+        for (int i = 0; i < b->events; i++) {
+            evs_event_t *ev = &b->evs[i];
+            memcpy(b->entity[i], c->prefix, c->prefix_len);
+            put_decimal(b->entity[i] + c->prefix_len, c->seq % (uint64_t)b->entities);
+            if (b->client_ids) {
+                /* Unique without a system call: a random base, the connection, a counter. */
+                memcpy(ev->event_id, b->id_base, 8);
+                ev->event_id[6] = (uint8_t)(0x40 | (ev->event_id[6] & 0x0f));
+                put_be32(ev->event_id + 8, (uint32_t)c->index | 0x80000000u);
+                put_be32(ev->event_id + 12, (uint32_t)c->seq);
+                ev->has_event_id = 1;
+            }
+            c->seq++;
+        }
+        int r = evs_async_append(c->ac, b->evs, (size_t)b->events, on_reply, &c->slots[s]);
+        if (r < 0) {
+            if (c->ac->err)
+                fail(b, "connection lost: %s", c->ac->errstr);
+            else
+                fail(b, "%s", "a request does not fit in one frame (or out of memory)");
+            return;
+        }
+        c->slots[s].used = true;
+        c->slots[s].sent_ns = uv_hrtime();
+        c->inflight++;
+    }
+}
+
 /* ---------------------------------------------------------------- connecting and stopping */
 
-static void on_close(uv_handle_t *h) {
+static void on_timer_close(uv_handle_t *h) {
     (void)h;
 }
 
+/* Frees every connection (requests still in flight get their NULL reply, ignored now); the
+ * libuv adapter closes their handles, so uv_run returns once the timer is closed too. */
 static void bench_stop(bench_t *b) {
     if (b->stopping) return;
     b->stopping = true;
@@ -338,12 +185,11 @@ static void bench_stop(bench_t *b) {
         b->measuring = false;
         b->t_end = uv_hrtime();
     }
-    for (int i = 0; i < b->nconns; i++)
-        if (b->conns[i].open) {
-            b->conns[i].open = false;
-            uv_close(&b->conns[i].h.handle, on_close);
-        }
-    if (!uv_is_closing((uv_handle_t *)&b->timer)) uv_close((uv_handle_t *)&b->timer, on_close);
+    for (int i = 0; i < b->nconns; i++) {
+        evs_async_free(b->conns[i].ac);
+        b->conns[i].ac = NULL;
+    }
+    if (!uv_is_closing((uv_handle_t *)&b->timer)) uv_close((uv_handle_t *)&b->timer, on_timer_close);
 }
 
 static void on_measure_end(uv_timer_t *t) {
@@ -357,49 +203,20 @@ static void on_warmup_end(uv_timer_t *t) {
     uv_timer_start(&b->timer, on_measure_end, (uint64_t)(b->duration * 1000), 0);
 }
 
-static void on_connect(uv_connect_t *req, int status) {
-    conn_t *c = req->data;
+static void on_connect(evs_async_t *ac, int status) {
+    conn_t *c = ac->data;
     bench_t *b = c->b;
     if (status < 0) {
-        if (!b->stopping) {
-            set_failure(b, "connect failed: %s", uv_strerror(status));
-            b->failed = true;
-            bench_stop(b);
-        }
+        if (!b->stopping) fail(b, "connect failed: %s", ac->errstr);
         return;
     }
     if (b->stopping) return;
-    if (!b->is_unix) uv_tcp_nodelay(&c->h.tcp, 1);
-    uv_read_start(&c->h.stream, on_alloc, on_read);
     if (++b->connected == b->nconns) {
         /* Everyone is connected: start the load everywhere at once. */
         uv_timer_start(&b->timer, on_warmup_end, (uint64_t)(b->warmup * 1000), 0);
         for (int i = 0; i < b->nconns; i++)
             fill_pipeline(&b->conns[i]);
     }
-}
-
-static int resolve(bench_t *b) {
-    if (strchr(b->addr, '/')) {
-        b->is_unix = true;
-        return 0;
-    }
-    char host[256];
-    const char *colon = strrchr(b->addr, ':');
-    if (!colon || (size_t)(colon - b->addr) >= sizeof host) return -1;
-    const char *h = b->addr;
-    size_t hlen = (size_t)(colon - b->addr);
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) return -1;
-    memcpy(&b->sa, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
 }
 
 /* ---------------------------------------------------------------- report */
@@ -459,6 +276,18 @@ static int opt_num(const char *v, double lo, double hi, double *out) {
     if (errno || *end || d < lo || d > hi) return -1;
     *out = d;
     return 0;
+}
+
+/* Frees the benchmark and its connections' slots (the connections are freed by bench_stop). */
+static void bench_free(bench_t *b) {
+    for (int i = 0; b->conns && i < b->nconns; i++)
+        free(b->conns[i].slots);
+    free(b->conns);
+    free(b->evs);
+    free(b->entity);
+    free(b->payload);
+    free(b->lat);
+    free(b);
 }
 
 int bench_main(const char *addr, int argc, char **argv) {
@@ -526,60 +355,49 @@ int bench_main(const char *addr, int argc, char **argv) {
         }
     }
     int rc = 1;
-    if (resolve(b) < 0) {
-        fprintf(stderr, "evstore: invalid_argument: cannot resolve %s\n", addr);
-        free(b);
-        return 1;
-    }
     b->payload = malloc((size_t)b->size + 1);
     b->conns = calloc((size_t)b->nconns, sizeof *b->conns);
-    if (!b->payload || !b->conns || uv_loop_init(&b->loop) < 0) {
+    b->evs = calloc((size_t)b->events, sizeof *b->evs);
+    b->entity = calloc((size_t)b->events, sizeof *b->entity);
+    if (!b->payload || !b->conns || !b->evs || !b->entity || uv_loop_init(&b->loop) < 0) {
         fprintf(stderr, "evstore: out_of_memory: cannot set up the benchmark\n");
-        free(b->payload);
-        free(b->conns);
-        free(b);
+        bench_free(b);
         return 1;
     }
     for (int i = 0; i < b->size; i++)
         b->payload[i] = (uint8_t)('a' + i % 26);
+    for (int i = 0; i < b->events; i++)
+        b->evs[i] = (evs_event_t){.entity_id = b->entity[i],
+                                  .topic = b->topic,
+                                  .payload = b->payload,
+                                  .payload_len = (size_t)b->size};
     if (b->client_ids && getrandom(b->id_base, sizeof b->id_base, 0) != sizeof b->id_base) {
         fprintf(stderr, "evstore: io: getrandom failed\n");
-        free(b->payload);
-        free(b->conns);
-        free(b);
+        uv_loop_close(&b->loop);
+        bench_free(b);
         return 1;
     }
     uv_timer_init(&b->loop, &b->timer);
     b->timer.data = b;
+    evs_options_t conn_opts = {.addr = addr};
     for (int i = 0; i < b->nconns && !b->stopping; i++) {
         conn_t *c = &b->conns[i];
         c->b = b;
         c->index = i;
-        c->next_id = 1;
         c->prefix_len =
             (size_t)snprintf(c->prefix, sizeof c->prefix, "bench-%d-%d-", (int)getpid(), i);
         c->slots = calloc((size_t)b->depth, sizeof *c->slots);
-        codec_buf_init(&c->wbuf);
-        msgpack_unpacked_init(&c->reply);
-        c->creq.data = c;
-        int r;
-        if (b->is_unix) {
-            uv_pipe_init(&b->loop, &c->h.pipe, 0);
-            c->h.handle.data = c;
-            c->open = true;
-            uv_pipe_connect(&c->creq, &c->h.pipe, addr, on_connect);
-            r = 0;
-        } else {
-            uv_tcp_init(&b->loop, &c->h.tcp);
-            c->h.handle.data = c;
-            c->open = true;
-            r = uv_tcp_connect(&c->creq, &c->h.tcp, (struct sockaddr *)&b->sa, on_connect);
+        for (int s = 0; c->slots && s < b->depth; s++)
+            c->slots[s].c = c;
+        c->ac = evs_async_connect(&conn_opts);
+        if (!c->slots || !c->ac) {
+            fail(b, "connect failed: %s", "out of memory");
+            break;
         }
-        if (r < 0 || !c->slots) {
-            set_failure(b, "connect failed: %s", r < 0 ? uv_strerror(r) : "out of memory");
-            b->failed = true;
-            bench_stop(b);
-        }
+        c->ac->data = c;
+        evs_async_set_connect_callback(c->ac, on_connect);
+        int r = c->ac->err ? c->ac->err : evs_libuv_attach(c->ac, &b->loop);
+        if (r < 0) fail(b, "connect failed: %s", c->ac->err ? c->ac->errstr : evs_strcode(r));
     }
     uv_run(&b->loop, UV_RUN_DEFAULT);
     if (b->failed || b->t_start == 0) {
@@ -590,16 +408,7 @@ int bench_main(const char *addr, int argc, char **argv) {
         if (b->first_error[0]) fprintf(stderr, "evstore bench: first error: %s\n", b->first_error);
         rc = b->errors ? 1 : 0;
     }
-    for (int i = 0; i < b->nconns; i++) {
-        free(b->conns[i].slots);
-        free(b->conns[i].rbuf);
-        codec_buf_free(&b->conns[i].wbuf);
-        msgpack_unpacked_destroy(&b->conns[i].reply);
-    }
     uv_loop_close(&b->loop);
-    free(b->conns);
-    free(b->payload);
-    free(b->lat);
-    free(b);
+    bench_free(b);
     return rc;
 }
