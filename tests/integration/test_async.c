@@ -1,5 +1,5 @@
 /* test_async.c: libevstore's asynchronous API (<evstore/async.h>) on its libuv adapter, against
- * a real evstored (one fresh daemon per test, tests/integration/harness.h). Every test runs its
+ * a real evstored (one fresh daemon per test, tests/common/daemon.h). Every test runs its
  * own loop to the end and closes it, so a handle the library leaves open fails the test. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -14,7 +14,7 @@
 #include <evstore/async.h>
 #include <evstore/libuv.h>
 
-#include "harness.h"
+#include "../common/daemon.h"
 
 static test_daemon_t daemon_;
 static uv_loop_t loop;
