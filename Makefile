@@ -137,11 +137,12 @@ tests: $(PG_TESTS)
 $(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(TEST_COMMON_OBJ) $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
-# The benchmark programs of scripts/bench-*.sh (scripts/bench/*.c): built on demand, not by
-# `tests`. The read half of scripts/bench-pg.sh, and the subscription benchmark of
-# scripts/bench-subs.sh.
+# The benchmark programs of scripts/bench-*.sh (scripts/bench/*.c): the read half of
+# scripts/bench-pg.sh, and the subscription benchmark of scripts/bench-subs.sh. `tests` builds
+# them too, so that a change that breaks them fails `make test`.
 BENCH_READS := $(BUILD)/bench/bench-reads
 BENCH_SUBS  := $(BUILD)/bench/bench-subs
+tests: $(BENCH_READS) $(BENCH_SUBS)
 $(BUILD)/obj/scripts/bench/%.o: scripts/bench/%.c $(PUBLIC_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@

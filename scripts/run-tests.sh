@@ -2,6 +2,7 @@
 # run-tests.sh BUILD_DIR: runs every test binary of a build (normally build/san, made with
 # ASan+UBSan by `make test`) and ends with one summary line "N passed, N failed".
 #
+#   scripts/check-format.sh       every C file formatted as .clang-format says
 #   BUILD_DIR/tests/unit          framing and codec (Criterion)
 #   BUILD_DIR/tests/store         the store conformance suite, on EVSTORE_TEST_STORE=memory
 #   BUILD_DIR/tests/integration   a real BUILD_DIR/bin/evstored per test (EVSTORED_BIN)
@@ -99,6 +100,17 @@ run_suite() {
     total_passed=$((total_passed + passed))
     total_failed=$((total_failed + failed))
 }
+
+# ---------------------------------------------------------------- format
+# Every C file formatted as .clang-format says (scripts/check-format.sh): one test.
+echo "==== format: scripts/check-format.sh"
+if "$(dirname "$0")/check-format.sh"; then
+    summaries+=("format: 1 passed, 0 failed")
+    total_passed=$((total_passed + 1))
+else
+    summaries+=("format: 0 passed, 1 failed (make format)")
+    total_failed=$((total_failed + 1))
+fi
 
 # ---------------------------------------------------------------- in-memory store
 
