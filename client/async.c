@@ -56,8 +56,8 @@ struct evs_async_priv {
     frame_reader_t reader;
     uint8_t *inbuf; /* READ_CHUNK bytes read into and lent to the reader */
     msgpack_unpacked frame;
-    evs_context_t scratch;  /* where the shared decoders leave errors (no priv, no socket) */
-    uint64_t *uints;        /* positions then versions of the reply being decoded */
+    evs_context_t scratch; /* where the shared decoders leave errors (no priv, no socket) */
+    uint64_t *uints;       /* positions then versions of the reply being decoded */
     size_t uints_cap;
     /* Inside an entry point from the loop (where every callback runs), and a free asked for
      * meanwhile. */
@@ -281,8 +281,8 @@ static int ring_reserve(struct evs_async_priv *p) {
     return 0;
 }
 
-EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n,
-                             evs_async_fn *fn, void *privdata) {
+EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n, evs_async_fn *fn,
+                             void *privdata) {
     struct evs_async_priv *p = ac->priv;
     if (p->state == ASYNC_DEAD) return ac->err;
     if (client_check_events(&p->scratch, events, n) < 0) return p->scratch.err;
@@ -422,8 +422,8 @@ static ssize_t read_once(evs_async_t *ac, size_t *room_len) {
         }
         room = p->inbuf;
         *room_len = READ_CHUNK;
-    } else if (frame_reader_space(&p->reader, missing > READ_CHUNK ? missing : 0, &room,
-                                  room_len) < 0) {
+    } else if (frame_reader_space(&p->reader, missing > READ_CHUNK ? missing : 0, &room, room_len) <
+               0) {
         async_kill(ac, EVS_ENOMEM, "out of memory for a read buffer");
         return -1;
     }

@@ -71,7 +71,8 @@ void client_frame_release(evs_context_t *c) {
 static int frame_zone_fit(evs_context_t *c, size_t body_len) {
     msgpack_unpacked *f = &c->priv->frame;
     size_t need = body_len * FRAME_ZONE_FACTOR, size = FRAME_ZONE_MIN;
-    while (size < need) size *= 2;
+    while (size < need)
+        size *= 2;
     if (f->zone && f->zone->chunk_size >= size &&
         !(f->zone->chunk_size > FRAME_ZONE_KEEP && f->zone->chunk_size / 8 > size))
         return 0;
@@ -97,7 +98,8 @@ _Static_assert(EVS_MAX_TOPICS == CODEC_MAX_TOPICS, "the public topic bound is th
 
 EVS_API int evs_msgpack_check(const uint8_t *buf, size_t len, const char **why) {
     const char *reason = NULL;
-    if (!buf || len == 0) reason = "no bytes";
+    if (!buf || len == 0)
+        reason = "no bytes";
     else if (codec_prescan(buf, len, CODEC_MAX_DEPTH, &reason) < 0 && !reason)
         reason = "not msgpack";
     if (why) *why = reason;
@@ -545,7 +547,8 @@ int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events
     }
     list->events = (evs_event_t *)block;
     char *at = block + n * sizeof(evs_event_t);
-    for (size_t i = 0; i < n; i++) at = codec_event_copy_into(&list->events[i], &tmp[i], at);
+    for (size_t i = 0; i < n; i++)
+        at = codec_event_copy_into(&list->events[i], &tmp[i], at);
     list->n = n;
     free(tmp);
     *out = list;

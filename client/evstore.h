@@ -81,7 +81,7 @@ typedef struct evs_context {
     int err;          /* 0, or the evs_code_t of the last call's failure */
     char errstr[256]; /* a sentence saying what went wrong; "" when err is 0 */
     evs_error_detail_t detail;
-    int fd;           /* the socket, -1 when not connected */
+    int fd;                        /* the socket, -1 when not connected */
     struct evs_context_priv *priv; /* private to the library */
 } evs_context_t;
 
@@ -218,9 +218,9 @@ EVS_API int evs_sub_next(evs_context_t *c, uint64_t sub, int timeout_ms, evs_pus
 typedef struct evs_stream evs_stream_t;
 
 typedef struct evs_stream_options {
-    const char *addr;          /* as evs_options_t.addr; NULL: EVS_DEFAULT_ADDR */
-    int timeout_ms;            /* connect and reply timeout; 0: none */
-    bool has_after;            /* start after this position (catch-up first); else live */
+    const char *addr; /* as evs_options_t.addr; NULL: EVS_DEFAULT_ADDR */
+    int timeout_ms;   /* connect and reply timeout; 0: none */
+    bool has_after;   /* start after this position (catch-up first); else live */
     uint64_t after;
     const char *const *topics; /* only these topics (copied); ntopics 0: all */
     size_t ntopics;
@@ -430,8 +430,7 @@ EVS_API int evs_value_encode(const evs_value_t *v, uint8_t **out, size_t *len);
  * checked first). Inside it: nil, bool, integers, float32/64, str, bin, arrays, and maps with
  * string keys; ext types and non-string or repeated map keys are EVS_EINVAL. On success *out
  * is a map the caller frees with evs_value_free. */
-EVS_API int evs_value_decode(const uint8_t *buf, size_t len, evs_value_t **out,
-                             evs_error_t *err);
+EVS_API int evs_value_decode(const uint8_t *buf, size_t len, evs_value_t **out, evs_error_t *err);
 
 /* Checks that the len bytes at buf hold exactly one msgpack map that is safe to hand to
  * msgpack-c's unpacker: every declared length and element count fits in the bytes that are
@@ -490,8 +489,8 @@ EVS_API int evs_registry_add_entity(evs_registry_t *reg, const evs_entity_type_t
 
 /* Registers fn as the upcaster of topic (an event or entity topic) from schema from_version to
  * from_version + 1. EVS_EINVAL when one is already registered for that step. */
-EVS_API int evs_registry_add_upcaster(evs_registry_t *reg, const char *topic,
-                                      uint32_t from_version, evs_upcast_fn fn);
+EVS_API int evs_registry_add_upcaster(evs_registry_t *reg, const char *topic, uint32_t from_version,
+                                      evs_upcast_fn fn);
 
 /* Topic -> type: NULL when the topic is unknown. Type -> topic: NULL when the type is not
  * registered here. */
@@ -499,14 +498,12 @@ EVS_API const evs_event_type_t *evs_registry_event_type(const evs_registry_t *re
                                                         const char *topic);
 EVS_API const evs_entity_type_t *evs_registry_entity_type(const evs_registry_t *reg,
                                                           const char *topic);
-EVS_API const char *evs_registry_topic_of(const evs_registry_t *reg,
-                                          const evs_event_type_t *type);
+EVS_API const char *evs_registry_topic_of(const evs_registry_t *reg, const evs_event_type_t *type);
 
 /* Runs the upcasters of topic on attrs from schema from_version up to to_version. EVS_EINVAL
  * when a step has no upcaster or from_version > to_version (written by newer code). */
-EVS_API int evs_registry_upcast(const evs_registry_t *reg, const char *topic,
-                                uint32_t from_version, uint32_t to_version, evs_value_t *attrs,
-                                evs_error_t *err);
+EVS_API int evs_registry_upcast(const evs_registry_t *reg, const char *topic, uint32_t from_version,
+                                uint32_t to_version, evs_value_t *attrs, evs_error_t *err);
 
 /* ---------------------------------------------------------------- domain events */
 
@@ -614,8 +611,8 @@ EVS_API int evs_pubsub_unsubscribe(evs_pubsub_t *ps, uint64_t id);
  * and arg) with at least one matching subscription is called exactly once, in the order of its
  * first matching subscription. Subscriptions made during a publication see the next event. The
  * first handler failure stops it and is returned. */
-EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const *events,
-                               size_t n, evs_error_t *err);
+EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const *events, size_t n,
+                               evs_error_t *err);
 
 /* A persistence subscriber: appends every domain event published on ps to the daemon of c
  * (with its version, so a stale event is EVS_ECONFLICT, returned by publish). c must outlive
@@ -630,8 +627,8 @@ EVS_API void evs_persistence_close(evs_persistence_t *p);
 typedef struct evs_repository evs_repository_t;
 
 typedef struct evs_repository_options {
-    const evs_registry_t *registry;  /* required; must outlive the repository */
-    const evs_entity_type_t *type;   /* required; registered in registry */
+    const evs_registry_t *registry; /* required; must outlive the repository */
+    const evs_entity_type_t *type;  /* required; registered in registry */
     /* Take a snapshot after a save that reaches or passes a multiple of snapshot_every events
      * (0: never). Loading always starts from the newest usable snapshot when the type can
      * restore. */

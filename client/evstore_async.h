@@ -37,18 +37,18 @@ extern "C" {
 struct evs_async_priv;
 
 typedef struct evs_async {
-    int err;          /* 0, or the evs_code_t that killed the context */
-    char errstr[256]; /* a sentence saying what went wrong; "" when err is 0 */
-    int fd;           /* the socket, -1 once the context is dead */
-    void *data;       /* the application's, untouched by the library */
+    int err;                     /* 0, or the evs_code_t that killed the context */
+    char errstr[256];            /* a sentence saying what went wrong; "" when err is 0 */
+    int fd;                      /* the socket, -1 once the context is dead */
+    void *data;                  /* the application's, untouched by the library */
     struct evs_async_priv *priv; /* private to the library */
 } evs_async_t;
 
 /* What a request's callback receives when the server answered. Everything it points to is
  * valid only during the callback. */
 typedef struct evs_async_reply {
-    int err;            /* 0, or the server's error code */
-    const char *errstr; /* the server's message; "" when err is 0 */
+    int err;                          /* 0, or the server's error code */
+    const char *errstr;               /* the server's message; "" when err is 0 */
     const evs_error_detail_t *detail; /* as c->detail of <evstore.h> */
     /* append: where events[i] of the request were stored, n of each (NULL on error). */
     size_t n;
@@ -93,8 +93,8 @@ EVS_API int evs_async_set_events(evs_async_t *ac, const evs_async_events_t *ev);
  * the reply or NULL. Requests queued before the connection is up are sent once it is. Returns
  * 0, or: ac->err on a dead context, EVS_EINVAL for invalid events or a request over max_frame,
  * EVS_ENOMEM; then nothing was queued and fn is never called. */
-EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n,
-                             evs_async_fn *fn, void *privdata);
+EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n, evs_async_fn *fn,
+                             void *privdata);
 
 /* Called by the adapter when the socket is readable: reads what is there, calls the callbacks
  * of the replies it holds, then writes the requests those callbacks queued (so a client that

@@ -24,16 +24,16 @@ struct evs_stream {
     char *entity_prefix;
     int retry_min_ms, retry_max_ms;
 
-    evs_context_t *ctx;    /* NULL while disconnected */
-    evs_push_t *push;      /* the push being handed out */
-    size_t next;           /* its next event */
-    bool have_position;    /* last is meaningful (given by the caller or learnt) */
-    uint64_t last;         /* position of the last event handed out, or the start */
+    evs_context_t *ctx; /* NULL while disconnected */
+    evs_push_t *push;   /* the push being handed out */
+    size_t next;        /* its next event */
+    bool have_position; /* last is meaningful (given by the caller or learnt) */
+    uint64_t last;      /* position of the last event handed out, or the start */
     bool caught_up;
     int backoff_ms;
-    int64_t retry_at;      /* monotonic ms before which no reconnect is tried */
+    int64_t retry_at; /* monotonic ms before which no reconnect is tried */
     bool connected_once;
-    unsigned reconnects;   /* successful connections after the first */
+    unsigned reconnects; /* successful connections after the first */
     char errstr[256];
 };
 
@@ -54,7 +54,8 @@ EVS_API void evs_stream_close(evs_stream_t *s) {
     if (!s) return;
     evs_free(s->ctx);
     evs_push_free(s->push);
-    for (size_t i = 0; i < s->ntopics; i++) free(s->topics[i]);
+    for (size_t i = 0; i < s->ntopics; i++)
+        free(s->topics[i]);
     free(s->topics);
     free(s->entity_prefix);
     free(s->addr);
@@ -135,7 +136,8 @@ static int connect_and_subscribe(evs_stream_t *s) {
     if (s->ntopics) {
         codec_pack_key(&pk, "topics");
         msgpack_pack_array(&pk, (uint32_t)s->ntopics);
-        for (size_t i = 0; i < s->ntopics; i++) codec_pack_cstr(&pk, s->topics[i]);
+        for (size_t i = 0; i < s->ntopics; i++)
+            codec_pack_cstr(&pk, s->topics[i]);
     }
     if (s->entity_prefix) {
         codec_pack_key(&pk, "entity_prefix");

@@ -35,7 +35,8 @@ int codec_buf_reserve(codec_buf_t *b, size_t extra) {
     if (b->failed) return -1;
     if (b->cap - b->len >= extra) return 0;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < extra) cap *= 2;
+    while (cap - b->len < extra)
+        cap *= 2;
     uint8_t *d = realloc(b->data, cap);
     if (!d) {
         b->failed = true;
@@ -102,7 +103,8 @@ static size_t event_size(const evs_event_t *ev, size_t elen, size_t tlen) {
 /* Direct writers for codec_pack_event's fast path: the same bytes as msgpack-c's packer (the
  * smallest form of each value; tests/unit/test_pack.c compares them). */
 static uint8_t *put_be(uint8_t *p, uint64_t v, int bytes) {
-    for (int i = bytes - 1; i >= 0; i--) *p++ = (uint8_t)(v >> (8 * i));
+    for (int i = bytes - 1; i >= 0; i--)
+        *p++ = (uint8_t)(v >> (8 * i));
     return p;
 }
 
@@ -111,36 +113,52 @@ static uint8_t *put_uint(uint8_t *p, uint64_t v) {
         *p++ = (uint8_t)v;
         return p;
     }
-    if (v < 256) *p++ = 0xcc, p = put_be(p, v, 1);
-    else if (v < 65536) *p++ = 0xcd, p = put_be(p, v, 2);
-    else if (v < (1ull << 32)) *p++ = 0xce, p = put_be(p, v, 4);
-    else *p++ = 0xcf, p = put_be(p, v, 8);
+    if (v < 256)
+        *p++ = 0xcc, p = put_be(p, v, 1);
+    else if (v < 65536)
+        *p++ = 0xcd, p = put_be(p, v, 2);
+    else if (v < (1ull << 32))
+        *p++ = 0xce, p = put_be(p, v, 4);
+    else
+        *p++ = 0xcf, p = put_be(p, v, 8);
     return p;
 }
 
 static uint8_t *put_int(uint8_t *p, int64_t v) {
     if (v >= 0) return put_uint(p, (uint64_t)v);
-    if (v >= -32) *p++ = (uint8_t)(int8_t)v;
-    else if (v >= -128) *p++ = 0xd0, p = put_be(p, (uint64_t)v, 1);
-    else if (v >= -32768) *p++ = 0xd1, p = put_be(p, (uint64_t)v, 2);
-    else if (v >= -2147483648LL) *p++ = 0xd2, p = put_be(p, (uint64_t)v, 4);
-    else *p++ = 0xd3, p = put_be(p, (uint64_t)v, 8);
+    if (v >= -32)
+        *p++ = (uint8_t)(int8_t)v;
+    else if (v >= -128)
+        *p++ = 0xd0, p = put_be(p, (uint64_t)v, 1);
+    else if (v >= -32768)
+        *p++ = 0xd1, p = put_be(p, (uint64_t)v, 2);
+    else if (v >= -2147483648LL)
+        *p++ = 0xd2, p = put_be(p, (uint64_t)v, 4);
+    else
+        *p++ = 0xd3, p = put_be(p, (uint64_t)v, 8);
     return p;
 }
 
 static uint8_t *put_str(uint8_t *p, const char *s, size_t n) {
-    if (n < 32) *p++ = (uint8_t)(0xa0 | n);
-    else if (n < 256) *p++ = 0xd9, p = put_be(p, n, 1);
-    else if (n < 65536) *p++ = 0xda, p = put_be(p, n, 2);
-    else *p++ = 0xdb, p = put_be(p, n, 4);
+    if (n < 32)
+        *p++ = (uint8_t)(0xa0 | n);
+    else if (n < 256)
+        *p++ = 0xd9, p = put_be(p, n, 1);
+    else if (n < 65536)
+        *p++ = 0xda, p = put_be(p, n, 2);
+    else
+        *p++ = 0xdb, p = put_be(p, n, 4);
     memcpy(p, s, n);
     return p + n;
 }
 
 static uint8_t *put_bin(uint8_t *p, const void *d, size_t n) {
-    if (n < 256) *p++ = 0xc4, p = put_be(p, n, 1);
-    else if (n < 65536) *p++ = 0xc5, p = put_be(p, n, 2);
-    else *p++ = 0xc6, p = put_be(p, n, 4);
+    if (n < 256)
+        *p++ = 0xc4, p = put_be(p, n, 1);
+    else if (n < 65536)
+        *p++ = 0xc5, p = put_be(p, n, 2);
+    else
+        *p++ = 0xc6, p = put_be(p, n, 4);
     if (n) memcpy(p, d, n);
     return p + n;
 }
@@ -290,8 +308,10 @@ void codec_reply_error(codec_buf_t *b, bool has_id, uint64_t id, const codec_err
     }
     if (err->has_current) {
         codec_pack_key(&pk, "current_version");
-        if (err->current_version < 0) msgpack_pack_nil(&pk);
-        else msgpack_pack_uint64(&pk, (uint64_t)err->current_version);
+        if (err->current_version < 0)
+            msgpack_pack_nil(&pk);
+        else
+            msgpack_pack_uint64(&pk, (uint64_t)err->current_version);
     }
     if (err->has_event_id) {
         codec_pack_key(&pk, "event_id");
@@ -318,11 +338,18 @@ bool codec_valid_name(const char *s, size_t len) {
         int n;
         uint32_t cp;
         if (c == 0) return false;
-        if (c < 0x80) { p++; continue; }
-        if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07;
-        else return false;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0)
+            n = 1, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0)
+            n = 2, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0)
+            n = 3, cp = c & 0x07;
+        else
+            return false;
         if (end - p <= n) return false;
         for (int i = 1; i <= n; i++) {
             if ((p[i] & 0xc0) != 0x80) return false;
@@ -387,9 +414,11 @@ int codec_decode_event(const msgpack_object *obj, msgpack_zone *zone, evs_event_
                          *meta = codec_map_get(obj, "metadata");
     if (!id || id->type != MSGPACK_OBJECT_BIN || id->via.bin.size != 16)
         return *why = "event_id missing or not bin(16)", -1;
-    if (!ent || ent->type != MSGPACK_OBJECT_STR || !codec_valid_name(ent->via.str.ptr, ent->via.str.size))
+    if (!ent || ent->type != MSGPACK_OBJECT_STR ||
+        !codec_valid_name(ent->via.str.ptr, ent->via.str.size))
         return *why = "entity_id missing or invalid", -1;
-    if (!top || top->type != MSGPACK_OBJECT_STR || !codec_valid_name(top->via.str.ptr, top->via.str.size))
+    if (!top || top->type != MSGPACK_OBJECT_STR ||
+        !codec_valid_name(top->via.str.ptr, top->via.str.size))
         return *why = "topic missing or invalid", -1;
     if (!ver || ver->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return *why = "version missing or not unsigned", -1;

@@ -30,9 +30,9 @@ typedef struct codec_error {
     bool has_entity;
     char entity_id[EVS_NAME_MAX + 1];
     bool has_version;
-    uint64_t version;         /* the version asked for */
+    uint64_t version; /* the version asked for */
     bool has_current;
-    int64_t current_version;  /* the entity's latest version, -1 when it has no events */
+    int64_t current_version; /* the entity's latest version, -1 when it has no events */
     bool has_event_id;
     uint8_t event_id[16];
 } codec_error_t;

@@ -3,7 +3,8 @@
 
 static uint64_t be(const uint8_t *p, int n) {
     uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = v << 8 | p[i];
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
     return v;
 }
 
@@ -28,29 +29,82 @@ static int classify(uint8_t b, item_t *it, const char **why) {
         it->skip = b & 0x1f;
     } else {
         switch (b) {
-        case 0xc1: *why = "invalid msgpack byte 0xc1"; return -1;
-        case 0xc4: case 0xd9: it->hdr = 1; break;
-        case 0xc5: case 0xda: it->hdr = 2; break;
-        case 0xc6: case 0xdb: it->hdr = 4; break;
-        case 0xc7: it->hdr = 1, it->skip = 1; break; /* ext8: length, then type byte */
-        case 0xc8: it->hdr = 2, it->skip = 1; break;
-        case 0xc9: it->hdr = 4, it->skip = 1; break;
-        case 0xca: it->skip = 4; break;
-        case 0xcb: it->skip = 8; break;
-        case 0xcc: case 0xd0: it->skip = 1; break;
-        case 0xcd: case 0xd1: it->skip = 2; break;
-        case 0xce: case 0xd2: it->skip = 4; break;
-        case 0xcf: case 0xd3: it->skip = 8; break;
-        case 0xd4: it->skip = 2; break;
-        case 0xd5: it->skip = 3; break;
-        case 0xd6: it->skip = 5; break;
-        case 0xd7: it->skip = 9; break;
-        case 0xd8: it->skip = 17; break;
-        case 0xdc: it->hdr = 2, it->container = 1; break;
-        case 0xdd: it->hdr = 4, it->container = 1; break;
-        case 0xde: it->hdr = 2, it->container = 2; break;
-        case 0xdf: it->hdr = 4, it->container = 2; break;
-        default: *why = "invalid msgpack"; return -1;
+        case 0xc1:
+            *why = "invalid msgpack byte 0xc1";
+            return -1;
+        case 0xc4:
+        case 0xd9:
+            it->hdr = 1;
+            break;
+        case 0xc5:
+        case 0xda:
+            it->hdr = 2;
+            break;
+        case 0xc6:
+        case 0xdb:
+            it->hdr = 4;
+            break;
+        case 0xc7:
+            it->hdr = 1, it->skip = 1;
+            break; /* ext8: length, then type byte */
+        case 0xc8:
+            it->hdr = 2, it->skip = 1;
+            break;
+        case 0xc9:
+            it->hdr = 4, it->skip = 1;
+            break;
+        case 0xca:
+            it->skip = 4;
+            break;
+        case 0xcb:
+            it->skip = 8;
+            break;
+        case 0xcc:
+        case 0xd0:
+            it->skip = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            it->skip = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            it->skip = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            it->skip = 8;
+            break;
+        case 0xd4:
+            it->skip = 2;
+            break;
+        case 0xd5:
+            it->skip = 3;
+            break;
+        case 0xd6:
+            it->skip = 5;
+            break;
+        case 0xd7:
+            it->skip = 9;
+            break;
+        case 0xd8:
+            it->skip = 17;
+            break;
+        case 0xdc:
+            it->hdr = 2, it->container = 1;
+            break;
+        case 0xdd:
+            it->hdr = 4, it->container = 1;
+            break;
+        case 0xde:
+            it->hdr = 2, it->container = 2;
+            break;
+        case 0xdf:
+            it->hdr = 4, it->container = 2;
+            break;
+        default:
+            *why = "invalid msgpack";
+            return -1;
         }
     }
     return 0;
@@ -96,9 +150,12 @@ int codec_prescan(const uint8_t *p, size_t len, int max_depth, const char **why)
             uint64_t n = be(p + pos, it.hdr);
             pos += it.hdr;
             left -= it.hdr;
-            if (it.container == 1) it.elements = n;
-            else if (it.container == 2) it.elements = 2 * n;
-            else it.skip += n;
+            if (it.container == 1)
+                it.elements = n;
+            else if (it.container == 2)
+                it.elements = 2 * n;
+            else
+                it.skip += n;
         }
         if (it.container) {
             if (it.elements > left) {

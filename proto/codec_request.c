@@ -48,8 +48,8 @@ static int get_payload(const msgpack_object *o, const uint8_t **data, size_t *le
     return 0;
 }
 
-static int decode_append_event(const msgpack_object *o, msgpack_zone *z, size_t i,
-                               evs_event_t *ev, codec_error_t *err) {
+static int decode_append_event(const msgpack_object *o, msgpack_zone *z, size_t i, evs_event_t *ev,
+                               codec_error_t *err) {
     if (o->type != MSGPACK_OBJECT_MAP)
         return codec_error_set(err, EVS_EBAD_REQUEST, "events[%zu] must be a map", i);
     memset(ev, 0, sizeof *ev);
@@ -156,11 +156,9 @@ static const plain_arg_t *plain_arg(const msgpack_object *key) {
     return NULL;
 }
 
-static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
-                          codec_error_t *err);
+static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req, codec_error_t *err);
 
-int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req,
-                         codec_error_t *err) {
+int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req, codec_error_t *err) {
     memset(req, 0, sizeof *req);
     msgpack_unpacked_init(&req->unpacked);
     return decode_request(buf, len, req, err);
@@ -181,8 +179,7 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
     if (codec_prescan(buf, len, CODEC_MAX_DEPTH, &why) != 0)
         return codec_error_set(err, EVS_EBAD_REQUEST, "malformed request: %s", why);
     size_t off = 0;
-    if (msgpack_unpack_next(&req->unpacked, (const char *)buf, len, &off) !=
-        MSGPACK_UNPACK_SUCCESS)
+    if (msgpack_unpack_next(&req->unpacked, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
         return codec_error_set(err, EVS_EBAD_REQUEST, "malformed request: invalid msgpack");
     const msgpack_object *root = &req->unpacked.data;
     msgpack_zone *z = req->unpacked.zone;

@@ -33,8 +33,8 @@ enum {
 typedef struct codec_request {
     bool has_id;
     uint64_t id;
-    const char *op;     /* NULL when missing */
-    uint32_t present;   /* ARG_* bits */
+    const char *op;   /* NULL when missing */
+    uint32_t present; /* ARG_* bits */
     evs_event_t *events;
     size_t nevents;
     const char *entity_id;

@@ -25,12 +25,12 @@ typedef struct evs_event {
     uint8_t event_id[16]; /* a UUID, as its 16 raw bytes */
     char *entity_id;
     char *topic;
-    uint64_t version;   /* index in the entity's stream, from 0 */
-    uint64_t position;  /* global, > 0, increasing in commit order (gaps allowed) */
-    int64_t timestamp;  /* microseconds since the Unix epoch, set by the server */
-    uint8_t *payload;   /* opaque bytes */
+    uint64_t version;  /* index in the entity's stream, from 0 */
+    uint64_t position; /* global, > 0, increasing in commit order (gaps allowed) */
+    int64_t timestamp; /* microseconds since the Unix epoch, set by the server */
+    uint8_t *payload;  /* opaque bytes */
     size_t payload_len;
-    uint8_t *metadata;  /* one msgpack map, as raw bytes; NULL when absent */
+    uint8_t *metadata; /* one msgpack map, as raw bytes; NULL when absent */
     size_t metadata_len;
     /* For events handed to append: whether event_id and version were given. */
     uint8_t has_event_id;

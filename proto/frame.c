@@ -156,7 +156,9 @@ int frame_reader_next(frame_reader_t *r, const uint8_t **body, size_t *body_len)
     } else {
         *body_len = len;
     }
-    if (r->lent) r->lent_pos += consumed;
-    else r->pos += consumed;
+    if (r->lent)
+        r->lent_pos += consumed;
+    else
+        r->pos += consumed;
     return rc;
 }

@@ -13,10 +13,10 @@
 #define FRAME_DEFAULT_MAX (16u * 1024 * 1024)
 
 enum frame_status {
-    FRAME_OK = 0,          /* a whole frame is there */
-    FRAME_INCOMPLETE = 1,  /* not an error: more bytes are needed */
-    FRAME_EMPTY = -1,      /* declared length 0 */
-    FRAME_TOO_LARGE = -2,  /* declared length over max_frame */
+    FRAME_OK = 0,         /* a whole frame is there */
+    FRAME_INCOMPLETE = 1, /* not an error: more bytes are needed */
+    FRAME_EMPTY = -1,     /* declared length 0 */
+    FRAME_TOO_LARGE = -2, /* declared length over max_frame */
 };
 
 /* Looks at the len bytes at buf for one frame. On FRAME_OK, *body and *body_len are the frame's
@@ -52,17 +52,17 @@ void frame_put_header(uint8_t out[FRAME_HEADER], uint32_t body_len);
  * max_frame (FRAME_TOO_LARGE) is sticky, as the framing cannot be trusted beyond it: every later
  * frame_reader_next returns it again. Allocation failures return FRAME_NOMEM and change nothing. */
 
-#define FRAME_NOMEM (-3)     /* frame_reader_feed/space/keep: out of memory */
+#define FRAME_NOMEM (-3)       /* frame_reader_feed/space/keep: out of memory */
 #define FRAME_READ_CHUNK 65536 /* default room frame_reader_space sets aside for one read */
 
 typedef struct frame_reader {
-    uint8_t *buf;           /* owned bytes, or NULL; buf[pos..len) are not consumed yet */
+    uint8_t *buf; /* owned bytes, or NULL; buf[pos..len) are not consumed yet */
     size_t cap, len, pos;
-    const uint8_t *lent;    /* the caller's bytes between frame_reader_lend and _keep */
+    const uint8_t *lent; /* the caller's bytes between frame_reader_lend and _keep */
     size_t lent_len, lent_pos;
-    uint32_t max_frame;     /* may be changed between calls (a daemon reloading its limit) */
-    int err;                /* 0 or FRAME_TOO_LARGE (sticky) */
-    size_t declared;        /* the declared length of the last FRAME_EMPTY/FRAME_TOO_LARGE */
+    uint32_t max_frame; /* may be changed between calls (a daemon reloading its limit) */
+    int err;            /* 0 or FRAME_TOO_LARGE (sticky) */
+    size_t declared;    /* the declared length of the last FRAME_EMPTY/FRAME_TOO_LARGE */
 } frame_reader_t;
 
 /* Sets up an empty reader that accepts frames of up to max_frame bytes. Allocates nothing. */

@@ -26,8 +26,8 @@
 /* The one option table. Keep evstored.conf(5) in step: tests/service checks that every name
  * below appears there. */
 const config_option_t config_options[] = {
-    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, REQUIRED,
-     "HOST:PORT", "TCP address to listen on ([v6addr]:PORT for IPv6)"},
+    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, REQUIRED, "HOST:PORT",
+     "TCP address to listen on ([v6addr]:PORT for IPv6)"},
     {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, RESTART, OPTIONAL, "PATH",
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
     {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, RESTART, REQUIRED, "URL",
@@ -142,8 +142,8 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
     case CONFIG_LOGLEVEL: {
         int level = log_level_parse(value);
         if (level < 0)
-            return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug",
-                        opt->name, value);
+            return fail(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug", opt->name,
+                        value);
         set_num(cfg, opt, (unsigned long long)level);
         return 0;
     }

@@ -63,8 +63,10 @@ void conn_close(conn_t *c, const char *why) {
     if (why) log_info("conn", "%s: closed: %s", c->peer, why);
     subs_conn_closed(c->srv->subs, c);
     server_t *srv = c->srv;
-    if (c->prev) c->prev->next = c->next;
-    else srv->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->nconns--;
     uv_close(&c->h.handle, on_close);
@@ -119,8 +121,7 @@ static void reply_bad_frame(conn_t *c, int status) {
                         "frame of %zu bytes is over this server's max_frame of %u bytes; "
                         "split the request",
                         c->in.declared, max);
-        log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, c->in.declared,
-                 max);
+        log_info("conn", "%s: frame of %zu bytes over max_frame %u", c->peer, c->in.declared, max);
         c->close_when_flushed = true;
         pause_reading(c);
     } else {
@@ -282,8 +283,10 @@ static void on_write(uv_write_t *req, int status) {
     c->writing -= w->len;
     free(w->data);
     free(w);
-    if (status < 0 && status != UV_ECANCELED) conn_close(c, uv_strerror(status));
-    else if (status == 0) output_drained(c);
+    if (status < 0 && status != UV_ECANCELED)
+        conn_close(c, uv_strerror(status));
+    else if (status == 0)
+        output_drained(c);
     conn_unref(c);
 }
 
@@ -304,7 +307,8 @@ void conn_flush(conn_t *c) {
     if (c->writing == 0) {
         uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
         int n = uv_try_write(&c->h.stream, &b, 1);
-        if (n > 0) done = (size_t)n;
+        if (n > 0)
+            done = (size_t)n;
         else if (n < 0 && n != UV_EAGAIN) {
             conn_close(c, uv_strerror(n));
             return;

@@ -41,20 +41,20 @@ struct conn {
         uv_pipe_t pipe;
     } h;
     server_t *srv;
-    conn_t *next, *prev;  /* in srv->conns */
-    conn_t *flush_next;   /* in srv->flush_list */
+    conn_t *next, *prev; /* in srv->conns */
+    conn_t *flush_next;  /* in srv->flush_list */
     bool flush_queued;
-    bool closing;         /* conn_close was called */
-    bool reading;         /* uv_read_start is in effect */
-    bool read_paused;     /* reading stopped because of queued output */
+    bool closing;     /* conn_close was called */
+    bool reading;     /* uv_read_start is in effect */
+    bool read_paused; /* reading stopped because of queued output */
     bool close_when_flushed;
-    bool in_process;      /* inside process_input: drains are handled by its loop */
+    bool in_process; /* inside process_input: drains are handled by its loop */
     int refs;
-    unsigned inflight;    /* requests waiting for the store */
-    frame_reader_t in;    /* input; holds memory only while a frame is unfinished */
-    codec_buf_t out;      /* packed output not yet handed to the socket */
-    size_t writing;       /* bytes handed to uv_write and not yet written */
-    sub_t *subs;          /* this connection's subscriptions */
+    unsigned inflight; /* requests waiting for the store */
+    frame_reader_t in; /* input; holds memory only while a frame is unfinished */
+    codec_buf_t out;   /* packed output not yet handed to the socket */
+    size_t writing;    /* bytes handed to uv_write and not yet written */
+    sub_t *subs;       /* this connection's subscriptions */
     char peer[64];
 };
 

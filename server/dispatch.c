@@ -2,9 +2,9 @@
  *
  * The op table says which arguments each op needs, and dispatch_frame replies bad_request when
  * one is missing (the codec already checked every key's type); a handler checks what else its
- * op asks, then either replies at once or starts a store operation whose callback replies. A request in
- * flight holds a reference on its connection; a reply for a connection closed meanwhile is
- * dropped. */
+ * op asks, then either replies at once or starts a store operation whose callback replies. A
+ * request in flight holds a reference on its connection; a reply for a connection closed meanwhile
+ * is dropped. */
 #include "dispatch.h"
 
 #include <stdlib.h>
@@ -22,7 +22,7 @@ typedef void (*op_handler_t)(conn_t *c, codec_request_t *req);
 typedef struct pending {
     conn_t *conn;
     uint64_t id;
-    int kind; /* for get-by-id: reply with "event" instead of "events" */
+    int kind;            /* for get-by-id: reply with "event" instead of "events" */
     uint64_t started_ns; /* uv_hrtime() at the store call, for the latency stats */
 } pending_t;
 
@@ -149,10 +149,12 @@ static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos
     size_t start = reply_begin(c, &pk, id, 2);
     codec_pack_key(&pk, "positions");
     msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++) msgpack_pack_uint64(&pk, pos[i]);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(&pk, pos[i]);
     codec_pack_key(&pk, "versions");
     msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++) msgpack_pack_uint64(&pk, ver[i]);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(&pk, ver[i]);
     reply_end(c, start);
 }
 
@@ -191,7 +193,8 @@ static void events_done(void *arg, const codec_error_t *err, const evs_event_t *
     size_t start = reply_begin(c, &pk, id, fit < n ? 2 : 1);
     codec_pack_key(&pk, "events");
     msgpack_pack_array(&pk, fit);
-    for (size_t i = 0; i < fit; i++) codec_pack_event(&pk, &evs[i]);
+    for (size_t i = 0; i < fit; i++)
+        codec_pack_event(&pk, &evs[i]);
     if (fit < n) {
         codec_pack_key(&pk, "truncated");
         msgpack_pack_true(&pk);
@@ -203,8 +206,8 @@ static void op_get_by_entity(conn_t *c, codec_request_t *req) {
     uint32_t limit = 0;
     if (!get_limit(c, req, &limit)) return;
     uint64_t from = req->present & ARG_FROM_VERSION ? req->from_version
-                    : req->backwards              ? UINT64_MAX
-                                                  : 0;
+                    : req->backwards                ? UINT64_MAX
+                                                    : 0;
     pending_t *p = pending_new(c, req->id, REPLY_EVENTS);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->get_by_entity(c->srv->store, req->entity_id, from, limit, req->backwards,
@@ -283,8 +286,10 @@ static void put_snapshot_done(void *arg, const codec_error_t *err, uint64_t coun
 
 static void op_put_snapshot(conn_t *c, codec_request_t *req) {
     if (!snapshots_supported(c, req)) return;
-    store_snapshot_t snap = {.entity_id = req->entity_id, .version = req->version,
-                             .topic = req->topic, .payload = req->payload,
+    store_snapshot_t snap = {.entity_id = req->entity_id,
+                             .version = req->version,
+                             .topic = req->topic,
+                             .payload = req->payload,
                              .payload_len = req->payload_len};
     pending_t *p = pending_new(c, req->id, 0);
     if (!p && no_memory(c, req)) return;
@@ -324,7 +329,8 @@ static void op_get_snapshot(conn_t *c, codec_request_t *req) {
 
 static void op_subscribe(conn_t *c, codec_request_t *req) {
     codec_error_t err;
-    if (subs_subscribe(c->srv->subs, c, req, &err) != 0) dispatch_reply_error(c, true, req->id, &err);
+    if (subs_subscribe(c->srv->subs, c, req, &err) != 0)
+        dispatch_reply_error(c, true, req->id, &err);
 }
 
 static void op_unsubscribe(conn_t *c, codec_request_t *req) {
@@ -382,7 +388,8 @@ static const struct {
 
 static void op_stats(conn_t *c, codec_request_t *req) {
     const char *names[NOPS];
-    for (size_t i = 0; i < NOPS; i++) names[i] = op_table[i].name;
+    for (size_t i = 0; i < NOPS; i++)
+        names[i] = op_table[i].name;
     stats_gauges_t gauges;
     server_gauges(c->srv, &gauges);
     msgpack_packer pk;
@@ -402,7 +409,8 @@ static codec_request_t current;
 static void run_op(conn_t *c, codec_request_t *req) {
     codec_error_t err;
     size_t i = 0;
-    while (i < NOPS && strcmp(op_table[i].name, req->op) != 0) i++;
+    while (i < NOPS && strcmp(op_table[i].name, req->op) != 0)
+        i++;
     if (i == NOPS) {
         c->srv->stats.requests_unknown++;
         codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req->op);

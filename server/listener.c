@@ -41,7 +41,8 @@ static void on_connection(uv_stream_t *server, int status) {
         log_error("listener", "out of memory for a connection");
         return;
     }
-    int rc = l->is_unix ? uv_pipe_init(srv->loop, &c->h.pipe, 0) : uv_tcp_init(srv->loop, &c->h.tcp);
+    int rc =
+        l->is_unix ? uv_pipe_init(srv->loop, &c->h.pipe, 0) : uv_tcp_init(srv->loop, &c->h.tcp);
     if (rc) {
         conn_discard(c);
         return;
@@ -88,7 +89,7 @@ listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t 
 
 listener_t *listener_unix(server_t *srv, const char *path, char *why, size_t whylen) {
     struct stat st;
-    if (strlen(path) >= sizeof ((listener_t *)0)->path) {
+    if (strlen(path) >= sizeof((listener_t *)0)->path) {
         snprintf(why, whylen, "--unix %s: path too long", path);
         return NULL;
     }

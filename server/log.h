@@ -19,7 +19,9 @@ void log_msg(int level, const char *tag, const char *fmt, ...)
 #define log_error(tag, ...) log_msg(LOG_ERROR, tag, __VA_ARGS__)
 #define log_warn(tag, ...) log_msg(LOG_WARN, tag, __VA_ARGS__)
 #define log_info(tag, ...) log_msg(LOG_INFO, tag, __VA_ARGS__)
-#define log_debug(tag, ...) \
-    do { if (log_level >= LOG_DEBUG) log_msg(LOG_DEBUG, tag, __VA_ARGS__); } while (0)
+#define log_debug(tag, ...)                                                                        \
+    do {                                                                                           \
+        if (log_level >= LOG_DEBUG) log_msg(LOG_DEBUG, tag, __VA_ARGS__);                          \
+    } while (0)
 
 #endif

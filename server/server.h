@@ -17,14 +17,14 @@ typedef struct listener listener_t;
 /* The effective options. config.c's option table describes every field (name, default,
  * whether a reload may change it); config.c owns the strings. */
 typedef struct server_config {
-    const char *listen;     /* HOST:PORT */
-    const char *unix_path;  /* optional second listener */
-    const char *store_url;  /* "memory" or a PostgreSQL URL */
-    uint32_t max_frame;     /* largest request frame accepted */
+    const char *listen;    /* HOST:PORT */
+    const char *unix_path; /* optional second listener */
+    const char *store_url; /* "memory" or a PostgreSQL URL */
+    uint32_t max_frame;    /* largest request frame accepted */
     uint32_t request_timeout_ms;
-    size_t out_limit;       /* per-connection output bytes above which reading pauses and
-                               subscribers fall back to catching up from the store */
-    int log_level;          /* enum log_level */
+    size_t out_limit;             /* per-connection output bytes above which reading pauses and
+                                     subscribers fall back to catching up from the store */
+    int log_level;                /* enum log_level */
     uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait for requests in flight */
     uint32_t status_interval_ms;  /* STATUS= to systemd and the store probe; 0: never */
 } server_config_t;
@@ -35,7 +35,7 @@ typedef struct server {
     store_t *store;
     subs_t *subs;
     listener_t *tcp, *unix_listener;
-    conn_t *conns;          /* every open connection (doubly linked through conn.next/prev) */
+    conn_t *conns; /* every open connection (doubly linked through conn.next/prev) */
     size_t nconns;
     /* Connections with output waiting for the next flush, in the order their output became
      * ready: a commit's pushes go out before the replies that acknowledge it. */
@@ -46,8 +46,8 @@ typedef struct server {
     uv_timer_t status_timer; /* STATUS= lines and the store probe (main.c) */
     stats_t stats;           /* counters and gauges for the stats op (stats.h) */
     const char *config_path; /* the config file read at start and on SIGHUP; NULL: none */
-    bool draining;          /* SIGTERM seen: no new connections or requests */
-    uint64_t head_position; /* highest position committed through this daemon */
+    bool draining;           /* SIGTERM seen: no new connections or requests */
+    uint64_t head_position;  /* highest position committed through this daemon */
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued

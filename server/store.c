@@ -15,7 +15,9 @@ static const store_driver_t *driver_for(const char *url) {
     return NULL;
 }
 
-bool store_url_is_valid(const char *url) { return url && driver_for(url) != NULL; }
+bool store_url_is_valid(const char *url) {
+    return url && driver_for(url) != NULL;
+}
 
 store_t *store_open(const char *url, void *loop, codec_error_t *err) {
     if (!url || !*url) url = "memory";

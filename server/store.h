@@ -58,12 +58,12 @@ typedef void (*store_count_cb)(void *arg, const codec_error_t *err, uint64_t cou
 /* A snapshot of an entity's state at one version. */
 typedef struct store_snapshot {
     const char *entity_id;
-    uint64_t version;      /* the entity version it was taken at; what that counts is the
-                              client's choice (libevstore: the number of events applied) */
-    const char *topic;     /* names the state's type and schema, like an event topic */
+    uint64_t version;  /* the entity version it was taken at; what that counts is the
+                          client's choice (libevstore: the number of events applied) */
+    const char *topic; /* names the state's type and schema, like an event topic */
     const uint8_t *payload;
     size_t payload_len;
-    int64_t timestamp;     /* set by the store when it is put; microseconds since the epoch */
+    int64_t timestamp; /* set by the store when it is put; microseconds since the epoch */
 } store_snapshot_t;
 
 /* Called with err == NULL and the snapshot (valid during the callback), or with err set
@@ -119,12 +119,12 @@ typedef struct store_ops {
 /* The ops table of an implementation named display_name whose functions are prefix_append,
  * prefix_get_by_entity, ... prefix_free (one per member of store_ops_t): every store's table has
  * the same shape, written once. */
-#define STORE_OPS_INIT(display_name, prefix)                                                      \
-    {                                                                                             \
-        .name = display_name, .append = prefix##_append, .get_by_entity = prefix##_get_by_entity, \
-        .get_by_id = prefix##_get_by_id, .read = prefix##_read,                                   \
-        .delete_entity = prefix##_delete_entity, .put_snapshot = prefix##_put_snapshot,           \
-        .get_snapshot = prefix##_get_snapshot, .free = prefix##_free,                             \
+#define STORE_OPS_INIT(display_name, prefix)                                                       \
+    {                                                                                              \
+        .name = display_name, .append = prefix##_append, .get_by_entity = prefix##_get_by_entity,  \
+        .get_by_id = prefix##_get_by_id, .read = prefix##_read,                                    \
+        .delete_entity = prefix##_delete_entity, .put_snapshot = prefix##_put_snapshot,            \
+        .get_snapshot = prefix##_get_snapshot, .free = prefix##_free,                              \
     }
 
 /* The common header of every store; implementations embed it first. */

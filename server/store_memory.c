@@ -125,8 +125,8 @@ static bool is_retry(store_memory_t *m, const evs_event_t *evs, size_t n, uint64
  * the call). Fills versions. */
 /* plan_append for the common append of one event: no per-request tables. *entity is the
  * entity's node (NULL when it is new), for commit_event. */
-static int plan_one(store_memory_t *m, const evs_event_t *ev, uint64_t *ver,
-                    entity_node_t **entity, codec_error_t *err) {
+static int plan_one(store_memory_t *m, const evs_event_t *ev, uint64_t *ver, entity_node_t **entity,
+                    codec_error_t *err) {
     entity_node_t *e = find_entity(m, ev->entity_id);
     uint64_t next = e ? e->events.n : 0;
     *entity = e;
@@ -243,7 +243,8 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
     }
     if (m->cap - m->len < n) {
         size_t cap = m->cap ? m->cap : 1024;
-        while (cap - m->len < n) cap *= 2;
+        while (cap - m->len < n)
+            cap *= 2;
         evs_event_t *log = realloc(m->log, cap * sizeof *log);
         if (!log) {
             codec_error_set(&err, EVS_EINTERNAL, "out of memory");
@@ -325,8 +326,10 @@ static size_t first_after(const store_memory_t *m, const idx_list_t *l, uint64_t
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (m->log[l->v[mid]].position <= after) lo = mid + 1;
-        else hi = mid;
+        if (m->log[l->v[mid]].position <= after)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -338,21 +341,22 @@ static void mem_read(store_t *s, const store_read_t *q, store_events_cb cb, void
     evs_event_t *out = cap ? malloc(cap * sizeof *out) : NULL;
     codec_error_t err;
     if (cap && !out) goto oom;
-#define EMIT(ev)                                                   \
-    do {                                                           \
-        if (count == cap) {                                        \
-            cap = cap * 2 < q->limit ? cap * 2 : q->limit;         \
-            evs_event_t *o2 = realloc(out, cap * sizeof *out);     \
-            if (!o2) goto oom;                                     \
-            out = o2;                                              \
-        }                                                          \
-        out[count++] = (ev);                                       \
+#define EMIT(ev)                                                                                   \
+    do {                                                                                           \
+        if (count == cap) {                                                                        \
+            cap = cap * 2 < q->limit ? cap * 2 : q->limit;                                         \
+            evs_event_t *o2 = realloc(out, cap * sizeof *out);                                     \
+            if (!o2) goto oom;                                                                     \
+            out = o2;                                                                              \
+        }                                                                                          \
+        out[count++] = (ev);                                                                       \
     } while (0)
     if (q->ntopics == 1) {
         topic_node_t *t;
         HASH_FIND_STR(m->topics, q->topics[0], t);
         if (t)
-            for (size_t i = first_after(m, &t->events, q->after); i < t->events.n && count < q->limit; i++)
+            for (size_t i = first_after(m, &t->events, q->after);
+                 i < t->events.n && count < q->limit; i++)
                 if (matches(&m->log[t->events.v[i]], q, prefix_len)) EMIT(m->log[t->events.v[i]]);
     } else {
         for (uint64_t i = q->after; i < m->len && count < q->limit; i++)
@@ -376,7 +380,8 @@ static void snap_clear(snap_t *sn) {
 }
 
 static void snap_node_free(snap_node_t *node) {
-    for (size_t i = 0; i < node->n; i++) snap_clear(&node->v[i]);
+    for (size_t i = 0; i < node->n; i++)
+        snap_clear(&node->v[i]);
     free(node->v);
     free(node->entity_id);
     free(node);
@@ -395,7 +400,8 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
         }
         HASH_ADD_KEYPTR(hh, m->snaps, node->entity_id, strlen(node->entity_id), node);
     }
-    snap_t sn = {.version = snap->version, .payload_len = snap->payload_len, .timestamp = store_now_us()};
+    snap_t sn = {
+        .version = snap->version, .payload_len = snap->payload_len, .timestamp = store_now_us()};
     sn.topic = strdup(snap->topic);
     sn.payload = malloc(snap->payload_len ? snap->payload_len : 1);
     if (!sn.topic || !sn.payload) {
@@ -404,7 +410,8 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
     }
     if (snap->payload_len) memcpy(sn.payload, snap->payload, snap->payload_len);
     size_t i = 0;
-    while (i < node->n && node->v[i].version < sn.version) i++;
+    while (i < node->n && node->v[i].version < sn.version)
+        i++;
     if (i < node->n && node->v[i].version == sn.version) {
         snap_clear(&node->v[i]);
         node->v[i] = sn;
@@ -436,17 +443,22 @@ static void mem_get_snapshot(store_t *s, const char *entity_id, uint64_t max_ver
     snap_node_t *node;
     HASH_FIND_STR(m->snaps, entity_id, node);
     size_t i = node ? node->n : 0;
-    while (i > 0 && node->v[i - 1].version > max_version) i--;
+    while (i > 0 && node->v[i - 1].version > max_version)
+        i--;
     if (i == 0) {
         codec_error_t err;
-        codec_error_set(&err, EVS_ENOT_FOUND, "entity %.255s has no snapshot at or below version %llu",
-                        entity_id, (unsigned long long)max_version);
+        codec_error_set(&err, EVS_ENOT_FOUND,
+                        "entity %.255s has no snapshot at or below version %llu", entity_id,
+                        (unsigned long long)max_version);
         cb(arg, &err, NULL);
         return;
     }
     const snap_t *sn = &node->v[i - 1];
-    store_snapshot_t out = {.entity_id = entity_id, .version = sn->version, .topic = sn->topic,
-                            .payload = sn->payload, .payload_len = sn->payload_len,
+    store_snapshot_t out = {.entity_id = entity_id,
+                            .version = sn->version,
+                            .topic = sn->topic,
+                            .payload = sn->payload,
+                            .payload_len = sn->payload_len,
                             .timestamp = sn->timestamp};
     cb(arg, NULL, &out);
 }
@@ -488,7 +500,8 @@ static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb 
 
 static void mem_free(store_t *s) {
     store_memory_t *m = (store_memory_t *)s;
-    for (size_t i = 0; i < m->len; i++) evs_event_clear(&m->log[i]);
+    for (size_t i = 0; i < m->len; i++)
+        evs_event_clear(&m->log[i]);
     free(m->log);
     entity_node_t *e, *et;
     HASH_ITER(hh, m->entities, e, et) {

@@ -15,15 +15,15 @@ struct sub {
     uint64_t sid;
     conn_t *conn;
     subs_t *owner;
-    sub_t *next, *prev;   /* in owner->all */
-    sub_t *conn_next;     /* in conn->subs */
+    sub_t *next, *prev; /* in owner->all */
+    sub_t *conn_next;   /* in conn->subs */
     char **topics;
     size_t ntopics;
-    char *prefix;         /* NULL: no entity filter */
+    char *prefix; /* NULL: no entity filter */
     size_t prefix_len;
-    uint64_t last_sent;   /* position of the last event pushed (or skipped as seen) */
+    uint64_t last_sent; /* position of the last event pushed (or skipped as seen) */
     bool live;
-    bool reading;         /* a store read is in flight */
+    bool reading; /* a store read is in flight */
     /* Live events that matched while a catch-up read was in flight (copies, in position
      * order): pushed after a short page, so that a steady stream of commits cannot keep a
      * subscription reading forever. When more than PENDING_MAX matched, they are dropped and
@@ -31,10 +31,10 @@ struct sub {
     evs_event_t *pending;
     size_t npending;
     bool overflow;
-    bool removed;         /* unsubscribed or closed while reading: free when the read ends */
-    bool want_caught_up;  /* send the caught_up marker when first live */
-    bool failed;          /* the last read failed: the retry timer pumps it */
-    bool pumping;         /* inside pump: read_done must not pump again */
+    bool removed;        /* unsubscribed or closed while reading: free when the read ends */
+    bool want_caught_up; /* send the caught_up marker when first live */
+    bool failed;         /* the last read failed: the retry timer pumps it */
+    bool pumping;        /* inside pump: read_done must not pump again */
 };
 
 struct subs {
@@ -44,8 +44,8 @@ struct subs {
     uint64_t next_sid;
     uv_timer_t retry;
     bool retry_active;
-    codec_buf_t enc;      /* the current commit batch, each event packed once */
-    size_t *offsets;      /* enc offsets of event i (and of the end, at n) */
+    codec_buf_t enc; /* the current commit batch, each event packed once */
+    size_t *offsets; /* enc offsets of event i (and of the end, at n) */
     size_t offsets_cap;
 };
 
@@ -61,7 +61,8 @@ subs_t *subs_new(server_t *srv) {
 }
 
 static void clear_pending(sub_t *sub) {
-    for (size_t i = 0; i < sub->npending; i++) evs_event_clear(&sub->pending[i]);
+    for (size_t i = 0; i < sub->npending; i++)
+        evs_event_clear(&sub->pending[i]);
     free(sub->pending);
     sub->pending = NULL;
     sub->npending = 0;
@@ -83,7 +84,8 @@ static void add_pending(sub_t *sub, const evs_event_t *ev) {
 
 static void sub_free(sub_t *sub) {
     clear_pending(sub);
-    for (size_t i = 0; i < sub->ntopics; i++) free(sub->topics[i]);
+    for (size_t i = 0; i < sub->ntopics; i++)
+        free(sub->topics[i]);
     free(sub->topics);
     free(sub->prefix);
     conn_unref(sub->conn);
@@ -101,8 +103,10 @@ void subs_free(subs_t *s) {
     sub_t *sub = s->all, *next;
     for (; sub; sub = next) {
         next = sub->next;
-        if (sub->reading) sub->removed = true;
-        else sub_free(sub);
+        if (sub->reading)
+            sub->removed = true;
+        else
+            sub_free(sub);
     }
     s->all = NULL;
     uv_close((uv_handle_t *)&s->retry, on_retry_closed);
@@ -134,15 +138,20 @@ void subs_notify_closing(subs_t *s) {
 
 /* Takes sub out of every list; frees it now or, with a read in flight, when the read ends. */
 static void sub_remove(subs_t *s, sub_t *sub) {
-    if (sub->prev) sub->prev->next = sub->next;
-    else s->all = sub->next;
+    if (sub->prev)
+        sub->prev->next = sub->next;
+    else
+        s->all = sub->next;
     if (sub->next) sub->next->prev = sub->prev;
     sub_t **pp = &sub->conn->subs;
-    while (*pp && *pp != sub) pp = &(*pp)->conn_next;
+    while (*pp && *pp != sub)
+        pp = &(*pp)->conn_next;
     if (*pp) *pp = sub->conn_next;
     s->count--;
-    if (sub->reading) sub->removed = true;
-    else sub_free(sub);
+    if (sub->reading)
+        sub->removed = true;
+    else
+        sub_free(sub);
 }
 
 static bool sub_matches(const sub_t *sub, const evs_event_t *ev) {
@@ -152,7 +161,6 @@ static bool sub_matches(const sub_t *sub, const evs_event_t *ev) {
         if (strcmp(ev->topic, sub->topics[i]) == 0) return true;
     return false;
 }
-
 
 /* ---------------------------------------------------------------- catching up */
 
@@ -180,7 +188,8 @@ static void push_events(sub_t *sub, const evs_event_t *evs, size_t n) {
     msgpack_pack_uint64(&pk, sub->sid);
     codec_pack_key(&pk, "events");
     msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++) codec_pack_event(&pk, &evs[i]);
+    for (size_t i = 0; i < n; i++)
+        codec_pack_event(&pk, &evs[i]);
     codec_frame_end(&c->out, start, UINT32_MAX);
     conn_schedule_flush(c);
     sub->last_sent = evs[n - 1].position;
@@ -218,7 +227,8 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
     /* The store had nothing more when it answered; what committed since came live meanwhile
      * and waits in pending (some of it may also have been in the page). */
     size_t first = 0;
-    while (first < sub->npending && sub->pending[first].position <= sub->last_sent) first++;
+    while (first < sub->npending && sub->pending[first].position <= sub->last_sent)
+        first++;
     size_t rest = sub->npending - first;
     if (codec_events_fitting(sub->pending + first, rest, sub->conn->srv->cfg.max_frame) < rest) {
         clear_pending(sub); /* too big for one push: read them from the store instead */
@@ -288,8 +298,8 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
         sub->last_sent = req->after;
         sub->want_caught_up = true;
     } else {
-        sub->last_sent = s->srv->head_position > store->live_head ? s->srv->head_position
-                                                                   : store->live_head;
+        sub->last_sent =
+            s->srv->head_position > store->live_head ? s->srv->head_position : store->live_head;
         sub->live = true;
     }
     sub->next = s->all;
@@ -328,7 +338,8 @@ int subs_unsubscribe(subs_t *s, conn_t *c, uint64_t sid) {
 }
 
 void subs_conn_closed(subs_t *s, conn_t *c) {
-    while (c->subs) sub_remove(s, c->subs);
+    while (c->subs)
+        sub_remove(s, c->subs);
 }
 
 void subs_conn_drained(subs_t *s, conn_t *c) {

@@ -50,8 +50,8 @@ struct bench {
     double duration, warmup;
     const char *addr;
     uint8_t *payload;
-    evs_event_t *evs;     /* the events of the request being packed */
-    char (*entity)[64];   /* and their entity ids */
+    evs_event_t *evs;   /* the events of the request being packed */
+    char (*entity)[64]; /* and their entity ids */
     int connected;
     bool measuring, stopping, failed;
     uint64_t t_start, t_end;
@@ -189,7 +189,8 @@ static void bench_stop(bench_t *b) {
         evs_async_free(b->conns[i].ac);
         b->conns[i].ac = NULL;
     }
-    if (!uv_is_closing((uv_handle_t *)&b->timer)) uv_close((uv_handle_t *)&b->timer, on_timer_close);
+    if (!uv_is_closing((uv_handle_t *)&b->timer))
+        uv_close((uv_handle_t *)&b->timer, on_timer_close);
 }
 
 static void on_measure_end(uv_timer_t *t) {

@@ -390,8 +390,11 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     args_t a;
     if (parse_args(argc, argv, &a, ",after,topic,prefix,") != 0) return 2;
     if (a.npos) return usage("tail takes no positional arguments%s", "");
-    evs_stream_options_t o = {.addr = addr, .timeout_ms = timeout_ms, .topics = a.topics,
-                              .ntopics = a.ntopics, .entity_prefix = a.prefix};
+    evs_stream_options_t o = {.addr = addr,
+                              .timeout_ms = timeout_ms,
+                              .topics = a.topics,
+                              .ntopics = a.ntopics,
+                              .entity_prefix = a.prefix};
     if (a.after) {
         if (parse_u64(a.after, "--after", &o.after) != 0) return 2;
         o.has_after = true;
@@ -434,9 +437,9 @@ static const struct {
     const char *name;
     int (*run)(evs_context_t *c, int argc, char **argv);
 } commands[] = {
-    {"ping", cmd_ping},   {"append", cmd_append}, {"get", cmd_get},   {"topic", cmd_topic},
-    {"event", cmd_event}, {"all", cmd_all},       {"delete", cmd_delete},
-    {"stats", cmd_stats}, {"config", cmd_config},
+    {"ping", cmd_ping},     {"append", cmd_append}, {"get", cmd_get},
+    {"topic", cmd_topic},   {"event", cmd_event},   {"all", cmd_all},
+    {"delete", cmd_delete}, {"stats", cmd_stats},   {"config", cmd_config},
 };
 
 int main(int argc, char **argv) {

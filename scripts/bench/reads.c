@@ -80,7 +80,8 @@ int main(int argc, char **argv) {
         if (n == 0 || now_s() - t0 > 20) break;
     }
     double secs = now_s() - t0;
-    printf("{\"measure\":\"read-all-by-1000\",\"events\":%llu,\"seconds\":%.2f,\"events_per_s\":%.0f}\n",
+    printf("{\"measure\":\"read-all-by-1000\",\"events\":%llu,\"seconds\":%.2f,\"events_per_s\":%."
+           "0f}\n",
            (unsigned long long)total, secs, total / secs);
     evs_free(c);
     return 0;

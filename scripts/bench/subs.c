@@ -95,15 +95,19 @@ static void *subscriber_main(void *arg) {
                     if (p >= end) break;
                     uint64_t v = 0;
                     unsigned char tb = (unsigned char)*p;
-                    if (tb < 0x80) v = tb, p += 1;
-                    else if (tb == 0xcc && end - p >= 2) v = (unsigned char)p[1], p += 2;
+                    if (tb < 0x80)
+                        v = tb, p += 1;
+                    else if (tb == 0xcc && end - p >= 2)
+                        v = (unsigned char)p[1], p += 2;
                     else if (tb == 0xcd && end - p >= 3)
                         v = (uint64_t)(unsigned char)p[1] << 8 | (unsigned char)p[2], p += 3;
                     else if (tb == 0xce && end - p >= 5) {
-                        for (int b = 1; b <= 4; b++) v = v << 8 | (unsigned char)p[b];
+                        for (int b = 1; b <= 4; b++)
+                            v = v << 8 | (unsigned char)p[b];
                         p += 5;
                     } else if (tb == 0xcf && end - p >= 9) {
-                        for (int b = 1; b <= 8; b++) v = v << 8 | (unsigned char)p[b];
+                        for (int b = 1; b <= 8; b++)
+                            v = v << 8 | (unsigned char)p[b];
                         p += 9;
                     } else {
                         continue;
@@ -139,7 +143,7 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
     raw_conn_t w;
     if (raw_conn_open(&w, sock) != 0) die("cannot connect the writer");
     rq_event_t *evs = calloc((size_t)batch, sizeof *evs);
-    char (*names)[32] = calloc((size_t)batch, 32);
+    char(*names)[32] = calloc((size_t)batch, 32);
     for (int i = 0; i < batch; i++) {
         snprintf(names[i], 32, "bench-%d", i % 64);
         evs[i] = (rq_event_t){names[i], "bench.Live", PAYLOAD, sizeof PAYLOAD - 1};
@@ -157,7 +161,8 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
     if (!ack_ns) die("out of memory");
     /* Let the first append's pushes arrive before the threads start. */
     for (int i = 0; i < nsubs; i++)
-        while (raw_conn_recv(&conns[i], 100, &u) == 0) reply_free(&u);
+        while (raw_conn_recv(&conns[i], 100, &u) == 0)
+            reply_free(&u);
 
     sthread_t *ts = calloc((size_t)nthreads, sizeof *ts);
     for (int k = 0; k < nthreads; k++) {
@@ -217,7 +222,8 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
     uint64_t want = acked_events * (uint64_t)nsubs, got = 0;
     for (int i = 0; i < 100; i++) {
         got = 0;
-        for (int k = 0; k < nthreads; k++) got += ts[k].events;
+        for (int k = 0; k < nthreads; k++)
+            got += ts[k].events;
         if (got >= want) break;
         sleep_ms(20);
     }
@@ -226,7 +232,8 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
         pthread_join(ts[k].th, NULL);
     }
     size_t nsamples = 0;
-    for (int k = 0; k < nthreads; k++) nsamples += ts[k].n;
+    for (int k = 0; k < nthreads; k++)
+        nsamples += ts[k].n;
     uint64_t *lat = malloc((nsamples + 1) * sizeof *lat);
     size_t m = 0, before_ack = 0, unknown = 0;
     for (int k = 0; k < nthreads; k++)
@@ -259,10 +266,12 @@ static void live(const char *sock, int nsubs, int rate, int seconds, int batch, 
            (unsigned long long)got, (unsigned long long)want, before_ack, unknown);
     printf("live: ack -> receipt latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
            PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999), m ? (double)lat[m - 1] / 1e6 : 0.0);
-    for (int k = 0; k < nthreads; k++) free(ts[k].samples);
+    for (int k = 0; k < nthreads; k++)
+        free(ts[k].samples);
     free(ts);
     free(lat);
-    for (int i = 0; i < nsubs; i++) raw_conn_close(&conns[i]);
+    for (int i = 0; i < nsubs; i++)
+        raw_conn_close(&conns[i]);
     free(conns);
     raw_conn_close(&w);
     free(evs);
@@ -335,8 +344,8 @@ static void catchup(const char *sock, uint64_t events) {
             reply_free(&u);
             done++;
         }
-        fprintf(stderr, "catchup: stored %llu events in %.1f s\n",
-                (unsigned long long)(todo * PER), (double)(now_ns() - t0) / 1e9);
+        fprintf(stderr, "catchup: stored %llu events in %.1f s\n", (unsigned long long)(todo * PER),
+                (double)(now_ns() - t0) / 1e9);
         have += todo * PER;
     }
     raw_conn_close(&c);
@@ -374,15 +383,24 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--store") && v) store = argv[++i];
-        else if (!strcmp(a, "--subs") && v) subs = atoi(argv[++i]);
-        else if (!strcmp(a, "--rate") && v) rate = atoi(argv[++i]);
-        else if (!strcmp(a, "--seconds") && v) seconds = atoi(argv[++i]);
-        else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--events") && v) events = strtoull(argv[++i], NULL, 10);
-        else if (!mode && (!strcmp(a, "live") || !strcmp(a, "catchup"))) mode = a;
-        else die("usage: bench-subs --store URL live|catchup [options] (see the source)");
+        if (!strcmp(a, "--store") && v)
+            store = argv[++i];
+        else if (!strcmp(a, "--subs") && v)
+            subs = atoi(argv[++i]);
+        else if (!strcmp(a, "--rate") && v)
+            rate = atoi(argv[++i]);
+        else if (!strcmp(a, "--seconds") && v)
+            seconds = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && v)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && v)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--events") && v)
+            events = strtoull(argv[++i], NULL, 10);
+        else if (!mode && (!strcmp(a, "live") || !strcmp(a, "catchup")))
+            mode = a;
+        else
+            die("usage: bench-subs --store URL live|catchup [options] (see the source)");
     }
     if (!store || !mode) die("usage: bench-subs --store URL live|catchup [options]");
     if (subs < 1 || rate < 1 || seconds < 1 || batch < 1 || threads < 1 || threads > subs)
@@ -394,8 +412,10 @@ int main(int argc, char **argv) {
     }
     test_daemon_t d;
     if (test_daemon_launch(&d, store, true, NULL) != 0) die("evstored did not start");
-    if (!strcmp(mode, "live")) live(d.unix_path, subs, rate, seconds, batch, threads);
-    else catchup(d.unix_path, events);
+    if (!strcmp(mode, "live"))
+        live(d.unix_path, subs, rate, seconds, batch, threads);
+    else
+        catchup(d.unix_path, events);
     int rc = test_daemon_stop(&d);
     if (rc != 0) fprintf(stderr, "bench-subs: evstored exited with %d\n", rc);
     return 0;

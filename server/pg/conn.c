@@ -33,7 +33,7 @@ struct pg_conn {
     PGconn *pq;
     enum state state;
     bool send_failed;
-    bool warned; /* a failure to connect was logged since the last success */
+    bool warned;     /* a failure to connect was logged since the last success */
     uv_poll_t *poll; /* NULL when not watching */
     int poll_events;
     uv_timer_t timer; /* backoff, connect deadline, deferred teardown */
@@ -106,8 +106,10 @@ static int watch(pg_conn_t *c, int events, bool fresh) {
 
 static void push_unit(pg_conn_t *c, unit_t *u) {
     u->next = NULL;
-    if (c->tail) c->tail->next = u;
-    else c->head = u;
+    if (c->tail)
+        c->tail->next = u;
+    else
+        c->head = u;
     c->tail = u;
     c->npending++;
 }
@@ -134,11 +136,18 @@ static void lose_units(pg_conn_t *c) {
 static void on_timer(uv_timer_t *t) {
     pg_conn_t *c = t->data;
     switch (c->state) {
-    case ST_WAIT: start_connect(c); break;
-    case ST_FAILING: teardown(c); break;
+    case ST_WAIT:
+        start_connect(c);
+        break;
+    case ST_FAILING:
+        teardown(c);
+        break;
     case ST_CONNECTING:
-    case ST_SETUP: pg_conn_fail(c, "connect timed out"); break;
-    default: break;
+    case ST_SETUP:
+        pg_conn_fail(c, "connect timed out");
+        break;
+    default:
+        break;
     }
 }
 
@@ -186,7 +195,8 @@ static const char *pq_error(pg_conn_t *c) {
 static void notice_processor(void *arg, const char *message) {
     pg_conn_t *c = arg;
     size_t n = strlen(message);
-    while (n && message[n - 1] == '\n') n--;
+    while (n && message[n - 1] == '\n')
+        n--;
     log_debug("pg", "%s: %.*s", c->name, (int)n, message);
 }
 
@@ -373,12 +383,18 @@ void pg_conn_close(pg_conn_t *c) {
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
-bool pg_conn_is_ready(const pg_conn_t *c) { return c->state == ST_READY; }
+bool pg_conn_is_ready(const pg_conn_t *c) {
+    return c->state == ST_READY;
+}
 bool pg_conn_is_connecting(const pg_conn_t *c) {
     return c->state == ST_CONNECTING || c->state == ST_SETUP;
 }
-const char *pg_conn_name(const pg_conn_t *c) { return c->name; }
-size_t pg_conn_pending(const pg_conn_t *c) { return c->npending; }
+const char *pg_conn_name(const pg_conn_t *c) {
+    return c->name;
+}
+size_t pg_conn_pending(const pg_conn_t *c) {
+    return c->npending;
+}
 
 void pg_conn_send(pg_conn_t *c, const char *sql, int nparams, const Oid *types,
                   const char *const *values, const int *lengths, const int *formats,

@@ -24,7 +24,6 @@
 #include <stdint.h>
 #include <uv.h>
 
-
 typedef struct pg_conn pg_conn_t;
 
 typedef enum pg_conn_event { PG_CONN_RESULT, PG_CONN_END, PG_CONN_LOST } pg_conn_event_t;
@@ -85,16 +84,16 @@ void pg_conn_send_prepared(pg_conn_t *c, const char *name, int nparams, const ch
 int pg_conn_sync(pg_conn_t *c, pg_conn_unit_cb cb, void *arg);
 
 /* During setup only: sends sql (several statements allowed) with PQsendQuery; cb gets each
- * statement's result, then PG_CONN_END when all are in, or PG_CONN_LOST. 0, or -1 when sending failed
- * (nothing registered; the connection is then failing). */
+ * statement's result, then PG_CONN_END when all are in, or PG_CONN_LOST. 0, or -1 when sending
+ * failed (nothing registered; the connection is then failing). */
 int pg_conn_send_simple(pg_conn_t *c, const char *sql, pg_conn_unit_cb cb, void *arg);
 
 /* Ends the setup step: ok enters pipeline mode and makes the connection ready; !ok drops the
  * connection and retries later. */
 void pg_conn_setup_done(pg_conn_t *c, bool ok);
 
-/* Drops the connection (units get PG_CONN_LOST, on_lost is called) and reconnects after the backoff.
- * Safe to call from a unit callback: the teardown then runs from the loop. */
+/* Drops the connection (units get PG_CONN_LOST, on_lost is called) and reconnects after the
+ * backoff. Safe to call from a unit callback: the teardown then runs from the loop. */
 void pg_conn_fail(pg_conn_t *c, const char *why);
 
 /* True when res failed with an error that says the database cannot serve now (connection lost,

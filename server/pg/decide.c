@@ -47,7 +47,8 @@ static decide_entity_t *find_entity(decide_t *d, const char *id) {
 
 int decide_list_entities(decide_t *d, gc_request_t *group, size_t *total_out) {
     size_t total = 0;
-    for (gc_request_t *r = group; r; r = r->next) total += r->n;
+    for (gc_request_t *r = group; r; r = r->next)
+        total += r->n;
     *total_out = total;
     d->nodes = calloc(total, sizeof *d->nodes);
     if (!d->nodes) return -1;
@@ -120,8 +121,7 @@ static uint64_t *tentative_version(decide_entity_t *e, size_t deciding) {
 /* Gives each event of r (request number deciding) its version and records its client-chosen
  * event id as stored. Returns false at the first version conflict, repeated or stored event id,
  * or allocation failure, with r->err set; *added counts the ids recorded either way. */
-static bool take_versions_and_ids(decide_t *d, gc_request_t *r, size_t deciding,
-                                  size_t *added) {
+static bool take_versions_and_ids(decide_t *d, gc_request_t *r, size_t deciding, size_t *added) {
     for (size_t i = 0; i < r->n; i++) {
         evs_event_t *ev = &r->events[i];
         uint64_t *next = tentative_version(find_entity(d, ev->entity_id), deciding);
@@ -160,7 +160,8 @@ static void reject_request(decide_t *d, gc_request_t *r, size_t added) {
         HASH_DEL(d->ids, in);
         free(in);
     }
-    for (size_t i = 0; i < r->n; i++) find_entity(d, r->events[i].entity_id)->deciding = 0;
+    for (size_t i = 0; i < r->n; i++)
+        find_entity(d, r->events[i].entity_id)->deciding = 0;
 }
 
 /* Accepts a request whose versions were taken: its entities move to their tentative versions and
@@ -185,14 +186,17 @@ static void accept_request(decide_t *d, gc_request_t *r, int64_t *next_pos) {
 static void decide(decide_t *d, gc_request_t *r, size_t deciding, int64_t *next_pos) {
     if (is_retry(d, r)) return;
     size_t added = 0;
-    if (take_versions_and_ids(d, r, deciding, &added)) accept_request(d, r, next_pos);
-    else reject_request(d, r, added);
+    if (take_versions_and_ids(d, r, deciding, &added))
+        accept_request(d, r, next_pos);
+    else
+        reject_request(d, r, added);
 }
 
 int64_t decide_group(decide_t *d, gc_request_t *group, int64_t first_position) {
     int64_t next_pos = first_position;
     size_t deciding = 1;
-    for (gc_request_t *r = group; r; r = r->next) decide(d, r, deciding++, &next_pos);
+    for (gc_request_t *r = group; r; r = r->next)
+        decide(d, r, deciding++, &next_pos);
     return next_pos - 1;
 }
 
@@ -200,7 +204,8 @@ int64_t decide_group(decide_t *d, gc_request_t *group, int64_t first_position) {
 
 void decide_put_entities(const decide_t *d, pg_wire_buf_t *b, bool only_new) {
     size_t n = 0;
-    for (size_t k = 0; k < d->nentities; k++) n += !only_new || d->nodes[k].taken_for_new;
+    for (size_t k = 0; k < d->nentities; k++)
+        n += !only_new || d->nodes[k].taken_for_new;
     pg_wire_array_begin(b, PG_TEXTOID, n, false);
     for (size_t k = 0; k < d->nentities && n; k++) {
         const decide_entity_t *e = &d->nodes[k];
@@ -213,7 +218,8 @@ void decide_put_entities(const decide_t *d, pg_wire_buf_t *b, bool only_new) {
 void decide_put_event_ids(gc_request_t *group, pg_wire_buf_t *b) {
     size_t nids = 0;
     for (gc_request_t *r = group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++) nids += r->events[i].has_event_id ? 1 : 0;
+        for (size_t i = 0; i < r->n; i++)
+            nids += r->events[i].has_event_id ? 1 : 0;
     pg_wire_array_begin(b, PG_UUIDOID, nids, false);
     for (gc_request_t *r = group; r; r = r->next)
         for (size_t i = 0; i < r->n; i++)
@@ -225,10 +231,12 @@ void decide_put_event_ids(gc_request_t *group, pg_wire_buf_t *b) {
 int decide_put_insert_params(const decide_t *d, gc_request_t *group, pg_wire_buf_t *p, int64_t ts) {
     bool meta_nulls = false;
     size_t n = d->naccepted;
-    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++) pg_wire_reset(&p[k]);
+    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++)
+        pg_wire_reset(&p[k]);
     for (gc_request_t *r = group; r; r = r->next)
         if (r->written)
-            for (size_t i = 0; i < r->n; i++) meta_nulls |= r->events[i].metadata == NULL;
+            for (size_t i = 0; i < r->n; i++)
+                meta_nulls |= r->events[i].metadata == NULL;
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_POSITIONS], PG_INT8OID, n, false);
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_EVENT_IDS], PG_UUIDOID, n, false);
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_ENTITY_IDS], PG_TEXTOID, n, false);
@@ -256,7 +264,7 @@ int decide_put_insert_params(const decide_t *d, gc_request_t *group, pg_wire_buf
         }
     }
     bool oom = false;
-    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++) oom |= p[k].failed;
+    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++)
+        oom |= p[k].failed;
     return oom ? -1 : 0;
 }
-

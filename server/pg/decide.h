@@ -22,11 +22,11 @@
  * in tentative (next stays as the accepted requests left it), so that a rejected request leaves
  * no trace; deciding says which request tentative belongs to. */
 typedef struct decide_entity {
-    const char *id;      /* points into a request's event */
-    uint64_t next;       /* the version the entity's next event takes */
-    size_t deciding;     /* the number of the request whose versions tentative counts (0: none) */
+    const char *id;  /* points into a request's event */
+    uint64_t next;   /* the version the entity's next event takes */
+    size_t deciding; /* the number of the request whose versions tentative counts (0: none) */
     uint64_t tentative;
-    bool taken_for_new;  /* the fast path: the version cache does not know it */
+    bool taken_for_new; /* the fast path: the version cache does not know it */
     UT_hash_handle hh;
 } decide_entity_t;
 
@@ -36,8 +36,8 @@ typedef struct decide {
     decide_entity_t *entities; /* a uthash table of the group's entities, by id */
     decide_entity_t *nodes;    /* their memory: nodes[0..nentities) (one allocation per group) */
     size_t nentities;
-    decide_id_t *ids;          /* the event ids known to be stored, or accepted in the group */
-    size_t naccepted;          /* events accepted by decide_group */
+    decide_id_t *ids; /* the event ids known to be stored, or accepted in the group */
+    size_t naccepted; /* events accepted by decide_group */
 } decide_t;
 
 /* Forgets the group: entities, ids, counts. A zeroed decide_t is empty. */

@@ -34,12 +34,12 @@ struct pg_feed {
     void (*on_change)(void *arg);
     void *change_arg;
     bool schema_ready;
-    bool started;      /* head is known */
-    uint64_t head;     /* highest position delivered */
-    bool listening;    /* LISTEN was sent on this connection */
-    bool prepared;     /* the read statement was prepared on this connection */
-    bool busy;         /* a unit is in flight */
-    bool again;        /* poked while busy */
+    bool started;   /* head is known */
+    uint64_t head;  /* highest position delivered */
+    bool listening; /* LISTEN was sent on this connection */
+    bool prepared;  /* the read statement was prepared on this connection */
+    bool busy;      /* a unit is in flight */
+    bool again;     /* poked while busy */
     bool closing;
     /* The unit in flight: its steps in order, the index of the next result, whether it failed. */
     enum step steps[4];
@@ -62,8 +62,8 @@ static void release(pg_feed_t *f, bool all, bool old_only) {
     waiter_t *done = NULL, **tail = &done;
     while (*pp) {
         waiter_t *w = *pp;
-        bool go = all || (f->started && w->position <= f->head) ||
-                  (old_only && w->tick + 1 < f->ticks);
+        bool go =
+            all || (f->started && w->position <= f->head) || (old_only && w->tick + 1 < f->ticks);
         if (go) {
             *pp = w->next;
             w->next = NULL;
@@ -74,7 +74,8 @@ static void release(pg_feed_t *f, bool all, bool old_only) {
         }
     }
     f->wtail = &f->waiters;
-    while (*f->wtail) f->wtail = &(*f->wtail)->next;
+    while (*f->wtail)
+        f->wtail = &(*f->wtail)->next;
     /* Called after the list is consistent: a callback may add a waiter. */
     while (done) {
         waiter_t *w = done;
@@ -121,14 +122,15 @@ static void on_step_result(pg_feed_t *f, PGresult *res) {
     int i = f->next_result++;
     if (i >= f->nsteps || f->unit_failed) return;
     enum step step = f->steps[i];
-    bool ok =
-        st == (step == S_LISTEN || step == S_PREPARE ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
+    bool ok = st == (step == S_LISTEN || step == S_PREPARE ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
     if (!ok) {
         f->unit_failed = true;
         f->failed_step = step;
         const char *msg = PQresultErrorMessage(res);
         log_warn("pg", "feed: %s failed: %.*s",
-                 step == S_LISTEN ? "LISTEN" : step == S_PREPARE ? "prepare" : "read",
+                 step == S_LISTEN    ? "LISTEN"
+                 : step == S_PREPARE ? "prepare"
+                                     : "read",
                  (int)strcspn(msg ? msg : "", "\n"), msg ? msg : "");
         return;
     }
@@ -293,7 +295,9 @@ pg_feed_t *pg_feed_new(uv_loop_t *loop, const char *conninfo, store_t *store,
     return f;
 }
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h) {
+    free(h->data);
+}
 
 void pg_feed_free(pg_feed_t *f) {
     if (!f) return;
@@ -308,7 +312,9 @@ void pg_feed_schema_ready(pg_feed_t *f) {
     poke(f);
 }
 
-bool pg_feed_is_started(const pg_feed_t *f) { return f->started; }
+bool pg_feed_is_started(const pg_feed_t *f) {
+    return f->started;
+}
 
 bool pg_feed_may_start(const pg_feed_t *f) {
     return !f->started && (pg_conn_is_connecting(f->conn) || pg_conn_is_ready(f->conn));
@@ -325,7 +331,8 @@ void pg_feed_committed(void *arg, const evs_event_t *events, size_t n, uint64_t 
     }
     /* Everything below the block was delivered, and nothing but these events is in it. */
     size_t first = 0;
-    while (first < n && events[first].position <= f->head) first++;
+    while (first < n && events[first].position <= f->head)
+        first++;
     if (block_last > f->head) f->head = block_last;
     f->stats.direct++;
     if (first < n && f->store->on_commit)
@@ -334,8 +341,7 @@ void pg_feed_committed(void *arg, const evs_event_t *events, size_t n, uint64_t 
 }
 
 int pg_feed_wait(pg_feed_t *f, uint64_t position, void (*cb)(void *arg), void *arg) {
-    if (f->closing || (f->started && position <= f->head) || !pg_conn_is_ready(f->conn))
-        return -1;
+    if (f->closing || (f->started && position <= f->head) || !pg_conn_is_ready(f->conn)) return -1;
     waiter_t *w = malloc(sizeof *w);
     if (!w) return -1;
     w->position = position;

@@ -78,9 +78,9 @@ int pg_feed_wait(pg_feed_t *f, uint64_t position, void (*cb)(void *arg), void *a
 /* Counters, for tests and logs. */
 typedef struct pg_feed_stats {
     uint64_t head;
-    uint64_t reads;     /* reads sent */
-    uint64_t direct;    /* own groups delivered without a read */
-    uint64_t notifies;  /* notifications received */
+    uint64_t reads;    /* reads sent */
+    uint64_t direct;   /* own groups delivered without a read */
+    uint64_t notifies; /* notifications received */
 } pg_feed_stats_t;
 void pg_feed_get_stats(const pg_feed_t *f, pg_feed_stats_t *st);
 

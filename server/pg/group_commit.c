@@ -54,10 +54,10 @@ struct group_commit {
     pg_wire_buf_t insert[SCHEMA_INSERT_NPARAMS];
     /* The fast path (migrations/003_append_guard.sql). */
     vcache_t cache;
-    bool fast;        /* the group in flight was decided from the cache */
-    char guard[6];    /* the guard's SQLSTATE when it refused the group in flight */
+    bool fast;     /* the group in flight was decided from the cache */
+    char guard[6]; /* the guard's SQLSTATE when it refused the group in flight */
     unsigned guess_backoff;
-    int64_t delete_position; /* the position a delete-entity took (it changes evs_events) */
+    int64_t delete_position;       /* the position a delete-entity took (it changes evs_events) */
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
 };
@@ -69,8 +69,10 @@ static void send_check(group_commit_t *g);
 
 static void enqueue(group_commit_t *g, gc_request_t *r) {
     r->next = NULL;
-    if (g->qtail) g->qtail->next = r;
-    else g->qhead = r;
+    if (g->qtail)
+        g->qtail->next = r;
+    else
+        g->qhead = r;
     g->qtail = r;
 }
 
@@ -121,7 +123,8 @@ static void note_failure(group_commit_t *g, PGresult *res) {
     const char *msg = res ? PQresultErrorMessage(res) : "the connection to PostgreSQL was lost";
     snprintf(g->why, sizeof g->why, "%s", msg && *msg ? msg : "PostgreSQL failed the write");
     size_t n = strlen(g->why);
-    while (n && (g->why[n - 1] == '\n' || g->why[n - 1] == ' ')) g->why[--n] = '\0';
+    while (n && (g->why[n - 1] == '\n' || g->why[n - 1] == ' '))
+        g->why[--n] = '\0';
 }
 
 /* Records that memory ran short before anything of the group was sent. */
@@ -141,7 +144,8 @@ static void call_commit_hook(group_commit_t *g, gc_request_t *list, size_t block
     size_t k = 0;
     for (gc_request_t *r = list; r; r = r->next)
         if (r->written)
-            for (size_t i = 0; i < r->n; i++) all[k++] = r->events[i];
+            for (size_t i = 0; i < r->n; i++)
+                all[k++] = r->events[i];
     g->hook(g->hook_arg, all, k, (uint64_t)g->first_position,
             (uint64_t)g->first_position + block - 1);
     free(all);
@@ -223,7 +227,8 @@ static void sync_or_fail(group_commit_t *g, pg_conn_unit_cb cb) {
  * with the last position written (no data). */
 static void send_insert_and_notify(group_commit_t *g, int64_t last_position) {
     const pg_wire_buf_t *params[SCHEMA_INSERT_NPARAMS];
-    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++) params[k] = &g->insert[k];
+    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++)
+        params[k] = &g->insert[k];
     send_statement(g, SCHEMA_INSERT, SCHEMA_INSERT_NPARAMS, params, false);
     char notify[80];
     snprintf(notify, sizeof notify, SCHEMA_SQL_NOTIFY_FMT, (long long)last_position);
@@ -283,8 +288,10 @@ static void on_guard_rollback(void *arg, pg_conn_event_t ev, PGresult *res) {
 static void retry_refused_group(group_commit_t *g) {
     g->nguard++;
     log_debug("pg", "the fast path was refused (%s); deciding the group again", g->guard);
-    if (strcmp(g->guard, SCHEMA_GUARD_ENTITY_EXISTS) == 0) g->guess_backoff = GC_GUESS_BACKOFF;
-    else if (strcmp(g->guard, SCHEMA_GUARD_SEQ_MOVED) == 0) vcache_invalidate(&g->cache);
+    if (strcmp(g->guard, SCHEMA_GUARD_ENTITY_EXISTS) == 0)
+        g->guess_backoff = GC_GUESS_BACKOFF;
+    else if (strcmp(g->guard, SCHEMA_GUARD_SEQ_MOVED) == 0)
+        vcache_invalidate(&g->cache);
     send_sql(g, "ROLLBACK");
     sync_or_fail(g, on_guard_rollback);
 }
@@ -306,7 +313,8 @@ static void on_write(void *arg, pg_conn_event_t ev, PGresult *res) {
             }
         }
         if (g->guard[0] && st == PGRES_PIPELINE_ABORTED) return;
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) note_failure(g, res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            note_failure(g, res);
         else if (strcmp(PQcmdStatus(res), "ROLLBACK") == 0 && !g->failed) {
             g->failed = true;
             snprintf(g->why, sizeof g->why, "the transaction was rolled back");
@@ -314,8 +322,10 @@ static void on_write(void *arg, pg_conn_event_t ev, PGresult *res) {
         return;
     }
     if (ev == PG_CONN_LOST) note_failure(g, NULL);
-    if (g->guard[0] && !g->failed) retry_refused_group(g);
-    else finish_group(g, !g->failed);
+    if (g->guard[0] && !g->failed)
+        retry_refused_group(g);
+    else
+        finish_group(g, !g->failed);
 }
 
 /* ---------------------------------------------------------------- phase 1 */
@@ -491,7 +501,8 @@ static void on_delete(void *arg, pg_conn_event_t ev, PGresult *res) {
     group_commit_t *g = arg;
     if (ev == PG_CONN_RESULT) {
         ExecStatusType st = PQresultStatus(res);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) note_failure(g, res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            note_failure(g, res);
         else if (g->nresults == DELETE_EVENTS && g->group)
             g->group->deleted = strtoull(PQcmdTuples(res), NULL, 10);
         else if (g->nresults == DELETE_TAKE_POSITION && PQntuples(res) == 1)
@@ -505,8 +516,10 @@ static void on_delete(void *arg, pg_conn_event_t ev, PGresult *res) {
         return;
     }
     if (ev == PG_CONN_LOST) note_failure(g, NULL);
-    if (g->failed) vcache_invalidate(&g->cache);
-    else vcache_entity_deleted(&g->cache, g->group->entity_id, g->delete_position);
+    if (g->failed)
+        vcache_invalidate(&g->cache);
+    else
+        vcache_entity_deleted(&g->cache, g->group->entity_id, g->delete_position);
     finish_group(g, !g->failed);
 }
 
@@ -559,8 +572,10 @@ static void start_next(group_commit_t *g) {
         dequeue(g);
         events += r->n;
         bytes += r->bytes;
-        if (tail) tail->next = r;
-        else g->group = r;
+        if (tail)
+            tail->next = r;
+        else
+            g->group = r;
         tail = r;
     }
     if (!tail) {
@@ -591,13 +606,16 @@ void gc_free(group_commit_t *g) {
     list = g->qhead;
     g->qhead = g->qtail = NULL;
     fail_list(list, EVS_EUNAVAILABLE, "the store is closing");
-    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++) pg_wire_free(&g->insert[k]);
+    for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++)
+        pg_wire_free(&g->insert[k]);
     pg_wire_free(&g->entities_param);
     pg_wire_free(&g->event_ids_param);
     pg_wire_free(&g->count_param);
     pg_wire_free(&g->last_seq_param);
-    log_debug("pg", "group commit: %llu groups decided from the cache, %llu read first, %llu "
-              "refused by the guard", (unsigned long long)g->nfast, (unsigned long long)g->nslow,
+    log_debug("pg",
+              "group commit: %llu groups decided from the cache, %llu read first, %llu "
+              "refused by the guard",
+              (unsigned long long)g->nfast, (unsigned long long)g->nslow,
               (unsigned long long)g->nguard);
     vcache_invalidate(&g->cache);
     free(g);
@@ -623,8 +641,8 @@ static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
 static void prepare(group_commit_t *g) {
     send_sql(g, SCHEMA_SQL_GENERIC_PLANS);
     for (int k = 0; k < SCHEMA_NWRITES; k++)
-        pg_conn_prepare(g->w, schema_writes[k].name, schema_writes[k].sql,
-                        schema_writes[k].nparams, schema_writes[k].types);
+        pg_conn_prepare(g->w, schema_writes[k].name, schema_writes[k].sql, schema_writes[k].nparams,
+                        schema_writes[k].types);
     pg_conn_sync(g->w, on_prepared, g);
 }
 

@@ -83,8 +83,8 @@ group_commit_t *gc_new(pg_conn_t *writer);
  * order (valid during the call) and the block of positions the transaction reserved under the
  * append lock, [block_first, block_last]. Every event's position is in the block; the block's
  * other positions stay gaps for good (no other transaction takes positions from it). */
-typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n,
-                               uint64_t block_first, uint64_t block_last);
+typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n, uint64_t block_first,
+                               uint64_t block_last);
 
 /* Sets the commit hook (the store's live feed); none by default. */
 void gc_set_commit_hook(group_commit_t *g, gc_commit_hook hook, void *arg);

@@ -35,8 +35,7 @@ static void finish(run_t *r, bool ok) {
 static void check_error(run_t *r, PGresult *res) {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
-    if (!r->failed)
-        log_error("pg", "migrations failed: %s", PQresultErrorMessage(res));
+    if (!r->failed) log_error("pg", "migrations failed: %s", PQresultErrorMessage(res));
     r->failed = true;
 }
 
@@ -58,7 +57,8 @@ static int append(char **buf, size_t *len, size_t *cap, const char *text) {
     size_t n = strlen(text);
     if (*len + n + 1 > *cap) {
         size_t c = *cap ? *cap : 1024;
-        while (*len + n + 1 > c) c *= 2;
+        while (*len + n + 1 > c)
+            c *= 2;
         char *b = realloc(*buf, c);
         if (!b) return -1;
         *buf = b;

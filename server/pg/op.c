@@ -8,10 +8,14 @@
 
 static void unlist(op_t *op) {
     op_list_t *l = op->list;
-    if (op->prev) op->prev->next = op->next;
-    else l->head = op->next;
-    if (op->next) op->next->prev = op->prev;
-    else l->tail = op->prev;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        l->head = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        l->tail = op->prev;
     op->prev = op->next = NULL;
 }
 
@@ -49,7 +53,8 @@ void op_list_init(op_list_t *l, uv_loop_t *loop, const uint32_t *timeout_ms) {
 }
 
 void op_list_close(op_list_t *l, const char *why, uv_close_cb closed, void *data) {
-    while (l->head) op_answer_unavailable(l->head, why);
+    while (l->head)
+        op_answer_unavailable(l->head, why);
     l->timer.data = data;
     uv_close((uv_handle_t *)&l->timer, closed);
 }
@@ -65,8 +70,10 @@ op_t *op_new(op_list_t *l, struct pg_store *s, op_kind_t kind, void *arg) {
     op->arg = arg;
     op->deadline = uv_now(l->loop) + (*l->timeout_ms ? *l->timeout_ms : STORE_DEFAULT_TIMEOUT_MS);
     op->prev = l->tail;
-    if (l->tail) l->tail->next = op;
-    else l->head = op;
+    if (l->tail)
+        l->tail->next = op;
+    else
+        l->head = op;
     l->tail = op;
     if (!uv_is_active((uv_handle_t *)&l->timer)) arm_deadline(l);
     return op;
@@ -74,9 +81,11 @@ op_t *op_new(op_list_t *l, struct pg_store *s, op_kind_t kind, void *arg) {
 
 void op_free(op_t *op) {
     if (!op->answered) unlist(op);
-    for (int i = 0; i < OP_MAX_PARAMS; i++) pg_wire_free(&op->params[i]);
+    for (int i = 0; i < OP_MAX_PARAMS; i++)
+        pg_wire_free(&op->params[i]);
     if (op->req.events) {
-        for (size_t i = 0; i < op->req.n; i++) evs_event_clear(&op->req.events[i]);
+        for (size_t i = 0; i < op->req.n; i++)
+            evs_event_clear(&op->req.events[i]);
         free(op->req.events);
     }
     free(op->req.positions);
@@ -108,11 +117,19 @@ void op_answer_error(op_t *op, const codec_error_t *err) {
     op->req.cancelled = true; /* a write not sent yet is dropped, not written late */
     op_answered(op);
     switch (op->kind) {
-    case OP_APPEND: op->cb.append(op->arg, err, NULL, NULL, 0); break;
-    case OP_EVENTS: op->cb.events(op->arg, err, NULL, 0); break;
+    case OP_APPEND:
+        op->cb.append(op->arg, err, NULL, NULL, 0);
+        break;
+    case OP_EVENTS:
+        op->cb.events(op->arg, err, NULL, 0);
+        break;
     case OP_DELETE:
-    case OP_PUT_SNAPSHOT: op->cb.count(op->arg, err, 0); break;
-    case OP_GET_SNAPSHOT: op->cb.snapshot(op->arg, err, NULL); break;
+    case OP_PUT_SNAPSHOT:
+        op->cb.count(op->arg, err, 0);
+        break;
+    case OP_GET_SNAPSHOT:
+        op->cb.snapshot(op->arg, err, NULL);
+        break;
     }
 }
 

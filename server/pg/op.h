@@ -19,7 +19,13 @@
 
 #define OP_MAX_PARAMS 5 /* the most any reader statement takes */
 
-typedef enum op_kind { OP_APPEND, OP_DELETE, OP_EVENTS, OP_PUT_SNAPSHOT, OP_GET_SNAPSHOT } op_kind_t;
+typedef enum op_kind {
+    OP_APPEND,
+    OP_DELETE,
+    OP_EVENTS,
+    OP_PUT_SNAPSHOT,
+    OP_GET_SNAPSHOT
+} op_kind_t;
 
 typedef struct op op_t;
 typedef struct op_list op_list_t;

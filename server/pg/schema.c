@@ -29,47 +29,58 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
     [SCHEMA_ENTITY_FWD] = {"q_entity_fwd",
                            SCHEMA_SELECT_EVENTS
                            "entity_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
-                           3, {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
+                           3,
+                           {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
     [SCHEMA_ENTITY_BWD] = {"q_entity_bwd",
                            SCHEMA_SELECT_EVENTS
                            "entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3",
-                           3, {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
+                           3,
+                           {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
     [SCHEMA_BY_ID] = {"q_by_id", SCHEMA_SELECT_EVENTS "event_id = $1", 1, {PG_UUIDOID}},
-    [SCHEMA_READ] = {"q_read", SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT $2", 2,
+    [SCHEMA_READ] = {"q_read",
+                     SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT $2",
+                     2,
                      {PG_INT8OID, PG_INT8OID}},
     [SCHEMA_READ_TOPIC] = {"q_read_topic",
                            SCHEMA_SELECT_EVENTS
                            "position > $1 AND topic = $3 ORDER BY position LIMIT $2",
-                           3, {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
+                           3,
+                           {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
     [SCHEMA_READ_TOPICS] = {"q_read_topics",
                             SCHEMA_SELECT_EVENTS
                             "position > $1 AND topic = ANY($3) ORDER BY position LIMIT $2",
-                            3, {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID}},
+                            3,
+                            {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID}},
     [SCHEMA_READ_PREFIX] = {"q_read_prefix",
                             SCHEMA_SELECT_EVENTS "position > $1 AND starts_with(entity_id, $3) "
                                                  "ORDER BY position LIMIT $2",
-                            3, {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
+                            3,
+                            {PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
     [SCHEMA_READ_TOPIC_PREFIX] = {"q_read_topic_prefix",
                                   SCHEMA_SELECT_EVENTS
                                   "position > $1 AND topic = $3 AND "
                                   "starts_with(entity_id, $4) ORDER BY position LIMIT $2",
-                                  4, {PG_INT8OID, PG_INT8OID, PG_TEXTOID, PG_TEXTOID}},
+                                  4,
+                                  {PG_INT8OID, PG_INT8OID, PG_TEXTOID, PG_TEXTOID}},
     [SCHEMA_READ_TOPICS_PREFIX] = {"q_read_topics_prefix",
                                    SCHEMA_SELECT_EVENTS
                                    "position > $1 AND topic = ANY($3) AND "
                                    "starts_with(entity_id, $4) ORDER BY position LIMIT $2",
-                                   4, {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID}},
+                                   4,
+                                   {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID}},
     [SCHEMA_PUT_SNAPSHOT] = {"q_put_snapshot",
                              "INSERT INTO evs_snapshots (entity_id, version, topic, stored_at, "
                              "payload) VALUES ($1, $2, $3, (extract(epoch from clock_timestamp()) "
                              "* 1000000)::bigint, $4) ON CONFLICT (entity_id, version) DO UPDATE "
                              "SET topic = excluded.topic, stored_at = excluded.stored_at, "
                              "payload = excluded.payload",
-                             4, {PG_TEXTOID, PG_INT8OID, PG_TEXTOID, PG_BYTEAOID}},
+                             4,
+                             {PG_TEXTOID, PG_INT8OID, PG_TEXTOID, PG_BYTEAOID}},
     [SCHEMA_GET_SNAPSHOT] = {"q_get_snapshot",
                              "SELECT version, topic, stored_at, payload FROM evs_snapshots "
                              "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
-                             2, {PG_TEXTOID, PG_INT8OID}},
+                             2,
+                             {PG_TEXTOID, PG_INT8OID}},
 };
 
 /* ---------------------------------------------------------------- writer statements */
@@ -77,18 +88,24 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
 const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
     [SCHEMA_APPEND_LOCK] = {"gc_lock",
                             "SELECT pg_advisory_xact_lock(" SCHEMA_STR(SCHEMA_APPEND_LOCK_KEY) ")",
-                            0, {0}},
+                            0,
+                            {0}},
     [SCHEMA_POSITIONS] = {"gc_positions",
                           "SELECT setval('evs_position_seq', nextval('evs_position_seq') + $1 - 1)",
-                          1, {PG_INT8OID}},
-    [SCHEMA_CHECK] = {"gc_check",
-                      "SELECT 0::int4, e, (SELECT max(version) FROM evs_events WHERE entity_id = e), "
-                      "NULL::uuid, NULL::bigint FROM unnest($1::text[]) AS u(e) "
-                      "UNION ALL "
-                      "SELECT 1, entity_id, version, event_id, position FROM evs_events "
-                      "WHERE event_id = ANY($2::uuid[])",
-                      2, {PG_TEXTARRAYOID, PG_UUIDARRAYOID}},
-    [SCHEMA_GUARD] = {"gc_guard", "SELECT evs_append_guard($1, $2, $3, $4)", 4,
+                          1,
+                          {PG_INT8OID}},
+    [SCHEMA_CHECK] =
+        {"gc_check",
+         "SELECT 0::int4, e, (SELECT max(version) FROM evs_events WHERE entity_id = e), "
+         "NULL::uuid, NULL::bigint FROM unnest($1::text[]) AS u(e) "
+         "UNION ALL "
+         "SELECT 1, entity_id, version, event_id, position FROM evs_events "
+         "WHERE event_id = ANY($2::uuid[])",
+         2,
+         {PG_TEXTARRAYOID, PG_UUIDARRAYOID}},
+    [SCHEMA_GUARD] = {"gc_guard",
+                      "SELECT evs_append_guard($1, $2, $3, $4)",
+                      4,
                       {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_UUIDARRAYOID}},
     [SCHEMA_INSERT] = {"gc_insert",
                        "INSERT INTO evs_events (position, event_id, entity_id, version, topic, "

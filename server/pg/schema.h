@@ -33,7 +33,7 @@
 /* ---------------------------------------------------------------- evs_events rows */
 
 /* The columns of evs_events in the order every event read selects them. */
-#define SCHEMA_EVENT_COLUMNS                                                                      \
+#define SCHEMA_EVENT_COLUMNS                                                                       \
     "position, event_id, entity_id, version, topic, stored_at, payload, metadata"
 enum schema_event_col {
     SCHEMA_EVENT_POSITION,  /* int8 */
@@ -133,12 +133,17 @@ enum { SCHEMA_CHECK_LATEST = 0, SCHEMA_CHECK_STORED_ID = 1 };
 /* SCHEMA_GUARD: the sequence's value after our last COMMIT, the number of positions to take, the
  * entities taken for new and the client-chosen event ids. It raises one of these SQLSTATEs (all
  * starting with SCHEMA_GUARD_SQLSTATE_CLASS) before anything is written, or takes the block. */
-enum { SCHEMA_GUARD_P_LAST_SEQ, SCHEMA_GUARD_P_COUNT, SCHEMA_GUARD_P_NEW_ENTITIES,
-       SCHEMA_GUARD_P_EVENT_IDS, SCHEMA_GUARD_NPARAMS };
+enum {
+    SCHEMA_GUARD_P_LAST_SEQ,
+    SCHEMA_GUARD_P_COUNT,
+    SCHEMA_GUARD_P_NEW_ENTITIES,
+    SCHEMA_GUARD_P_EVENT_IDS,
+    SCHEMA_GUARD_NPARAMS
+};
 #define SCHEMA_GUARD_SQLSTATE_CLASS "EVS0"
-#define SCHEMA_GUARD_SEQ_MOVED "EVS01"    /* another writer took positions */
+#define SCHEMA_GUARD_SEQ_MOVED "EVS01"     /* another writer took positions */
 #define SCHEMA_GUARD_ENTITY_EXISTS "EVS02" /* an entity taken for new has events */
-#define SCHEMA_GUARD_ID_STORED "EVS03"    /* an event id is already stored */
+#define SCHEMA_GUARD_ID_STORED "EVS03"     /* an event id is already stored */
 
 /* SCHEMA_INSERT: one array per column (stored_at one value for all); no result rows. */
 enum {
@@ -180,16 +185,17 @@ enum {
  * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one
  * column, "version"). Each applied file is then recorded with SCHEMA_SQL_MIGRATION_DONE_FMT
  * (printf: the version, the name). */
-#define SCHEMA_SQL_MIGRATIONS_BEGIN                                                               \
-    "SET client_min_messages = warning;\n"                                                        \
-    "BEGIN;\n"                                                                                    \
-    "SELECT pg_advisory_xact_lock(" SCHEMA_STR(SCHEMA_MIGRATIONS_LOCK_KEY) ");\n"                 \
-    "CREATE TABLE IF NOT EXISTS evs_migrations (\n"                                               \
-    "    version integer PRIMARY KEY,\n"                                                          \
-    "    name text NOT NULL,\n"                                                                   \
-    "    applied_at timestamptz NOT NULL DEFAULT now());\n"                                       \
-    "SELECT version FROM evs_migrations ORDER BY version"
-#define SCHEMA_SQL_MIGRATION_DONE_FMT                                                             \
+#define SCHEMA_SQL_MIGRATIONS_BEGIN                                                                \
+    "SET client_min_messages = warning;\n"                                                         \
+    "BEGIN;\n"                                                                                     \
+    "SELECT pg_advisory_xact_lock(" SCHEMA_STR(                                                    \
+        SCHEMA_MIGRATIONS_LOCK_KEY) ");\n"                                                         \
+                                    "CREATE TABLE IF NOT EXISTS evs_migrations (\n"                \
+                                    "    version integer PRIMARY KEY,\n"                           \
+                                    "    name text NOT NULL,\n"                                    \
+                                    "    applied_at timestamptz NOT NULL DEFAULT now());\n"        \
+                                    "SELECT version FROM evs_migrations ORDER BY version"
+#define SCHEMA_SQL_MIGRATION_DONE_FMT                                                              \
     ";\nINSERT INTO evs_migrations (version, name) VALUES (%d, '%s');\n"
 
 #endif

@@ -33,8 +33,8 @@ struct pg_store {
     bool prepared[NREADERS]; /* the reader's statements are prepared (or queued to be) */
     group_commit_t *gc;
     pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
-    bool migrated; /* the schema is known to be up to date */
-    op_list_t ops; /* unanswered ops by deadline */
+    bool migrated;   /* the schema is known to be up to date */
+    op_list_t ops;   /* unanswered ops by deadline */
     op_t *parked;
     size_t next_reader;
 };
@@ -48,7 +48,9 @@ static pg_conn_t *pick_reader(pg_store_t *s) {
     for (size_t k = 0; k < NREADERS; k++) {
         size_t i = (s->next_reader + k) % NREADERS;
         pg_conn_t *r = s->readers[i];
-        if (pg_conn_is_ready(r) && s->prepared[i] && (!best || pg_conn_pending(r) < pg_conn_pending(best))) best = r;
+        if (pg_conn_is_ready(r) && s->prepared[i] &&
+            (!best || pg_conn_pending(r) < pg_conn_pending(best)))
+            best = r;
     }
     s->next_reader++;
     return best;
@@ -68,7 +70,8 @@ static void set_result_error(op_t *op, PGresult *res) {
     op->has_err = true;
     const char *msg = PQresultErrorMessage(res);
     size_t n = msg ? strlen(msg) : 0;
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
     if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED || pg_conn_result_is_transient(res))
         codec_error_set(&op->err, EVS_EUNAVAILABLE, "PostgreSQL cannot serve now (%.*s); retry",
                         (int)n, msg ? msg : "");
@@ -90,7 +93,8 @@ static void deliver_events(op_t *op, PGresult *res) {
         op->has_err = true;
         return;
     }
-    for (int row = 0; row < n; row++) schema_event_from_row(res, row, &evs[row]);
+    for (int row = 0; row < n; row++)
+        schema_event_from_row(res, row, &evs[row]);
     op_answered(op);
     op->cb.events(op->arg, NULL, evs, (size_t)n);
     free(evs);
@@ -124,8 +128,10 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     if (ev == PG_CONN_RESULT) {
         ExecStatusType st = PQresultStatus(res);
         if (op->answered || op->has_err) return;
-        if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS) deliver_events(op, res);
-        else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT) deliver_snapshot(op, res);
+        if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS)
+            deliver_events(op, res);
+        else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT)
+            deliver_snapshot(op, res);
         else if (st == PGRES_COMMAND_OK && op->kind == OP_PUT_SNAPSHOT) {
             op_answered(op);
             op->cb.count(op->arg, NULL, 1);
@@ -137,7 +143,7 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
         if (!op->has_err)
             codec_error_set(&op->err, EVS_EUNAVAILABLE,
                             ev == PG_CONN_LOST ? "the connection to PostgreSQL was lost; retry"
-                                          : "PostgreSQL returned no result; retry");
+                                               : "PostgreSQL returned no result; retry");
         op_answer_error(op, &op->err);
     }
     op_free(op);
@@ -151,7 +157,8 @@ static void send_read(op_t *op, pg_conn_t *r) {
         lengths[i] = (int)op->params[i].len;
         formats[i] = 1;
     }
-    pg_conn_send_prepared(r, schema_reads[op->query].name, op->nparams, values, lengths, formats, true);
+    pg_conn_send_prepared(r, schema_reads[op->query].name, op->nparams, values, lengths, formats,
+                          true);
     if (pg_conn_sync(r, on_read_unit, op) != 0) {
         op_answer_unavailable(op, "PostgreSQL is not connected; retry");
         op_free(op);
@@ -170,7 +177,8 @@ static void submit_read(op_t *op) {
         op->park_next = s->parked;
         s->parked = op;
     } else {
-        op_answer_unavailable(op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        op_answer_unavailable(
+            op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
         op_free(op);
     }
 }
@@ -187,8 +195,10 @@ static void pump_parked(pg_store_t *s) {
     while ((op = list)) {
         list = op->park_next;
         op->park_next = NULL;
-        if (op->answered) op_free(op);
-        else submit_read(op);
+        if (op->answered)
+            op_free(op);
+        else
+            submit_read(op);
     }
 }
 
@@ -206,7 +216,9 @@ static void set_text(op_t *op, int slot, const char *text) {
     pg_wire_put(param(op, slot), text, strlen(text));
 }
 
-static void set_i64(op_t *op, int slot, int64_t v) { pg_wire_put_i64(param(op, slot), v); }
+static void set_i64(op_t *op, int slot, int64_t v) {
+    pg_wire_put_i64(param(op, slot), v);
+}
 
 static bool params_failed(op_t *op) {
     for (int i = 0; i < op->nparams; i++)
@@ -232,10 +244,12 @@ static void fail_now_events(store_events_cb cb, void *arg) {
     cb(arg, &err, NULL, 0);
 }
 
-static int64_t clamp_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
+static int64_t clamp_i64(uint64_t v) {
+    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
 
 static void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
-                             uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
+                                   uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
@@ -248,7 +262,7 @@ static void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_
 }
 
 static void pg_store_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb,
-                         void *arg) {
+                               void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (op) op->what = malloc(37);
@@ -296,7 +310,7 @@ static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb 
 /* ---------------------------------------------------------------- snapshots */
 
 static void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, store_count_cb cb,
-                            void *arg) {
+                                  void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_PUT_SNAPSHOT, arg);
     if (!op) {
@@ -316,7 +330,7 @@ static void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, s
 }
 
 static void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t max_version,
-                            store_snapshot_cb cb, void *arg) {
+                                  store_snapshot_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_GET_SNAPSHOT, arg);
     if (op) op->what = strdup(entity_id);
@@ -383,7 +397,7 @@ static bool writer_usable(pg_store_t *s) {
 }
 
 static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
-                      void *arg) {
+                            void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     codec_error_t err;
     if (n == 0) {
@@ -424,7 +438,8 @@ oom:
     cb(arg, &err, NULL, NULL, 0);
 }
 
-static void pg_store_delete_entity(store_t *base, const char *entity_id, store_count_cb cb, void *arg) {
+static void pg_store_delete_entity(store_t *base, const char *entity_id, store_count_cb cb,
+                                   void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     codec_error_t err;
     if (!writer_usable(s)) {
@@ -461,7 +476,9 @@ static void on_migrated(void *arg, bool ok) {
 }
 
 /* The writer connected: run the migrations before anything else (pg_conn setup step). */
-static void writer_setup(void *arg, pg_conn_t *c) { migrations_run(c, on_migrated, arg); }
+static void writer_setup(void *arg, pg_conn_t *c) {
+    migrations_run(c, on_migrated, arg);
+}
 
 /* The writer is ready: the group commit prepares and starts, the feed may start (the schema
  * exists), the readers may prepare. */
@@ -543,7 +560,9 @@ static void feed_changed(void *arg) {
 /* ---------------------------------------------------------------- open and free */
 
 /* The store is freed once the deadline timer is closed. */
-static void on_ops_closed(uv_handle_t *h) { free(h->data); }
+static void on_ops_closed(uv_handle_t *h) {
+    free(h->data);
+}
 
 static void pg_store_free(store_t *base) {
     pg_store_t *s = (pg_store_t *)base;
@@ -553,7 +572,8 @@ static void pg_store_free(store_t *base) {
         s->parked = op->park_next;
         op_free(op);
     }
-    for (size_t k = 0; k < NREADERS; k++) pg_conn_close(s->readers[k]);
+    for (size_t k = 0; k < NREADERS; k++)
+        pg_conn_close(s->readers[k]);
     pg_conn_close(s->writer); /* the group in flight fails now */
     gc_free(s->gc);           /* and then the queue */
     pg_feed_free(s->feed);    /* appends waiting for it were answered above */
@@ -568,7 +588,8 @@ store_t *pg_store_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
         codec_error_set(err, EVS_EBAD_REQUEST, "invalid PostgreSQL connection string: %s",
                         why ? why : "out of memory");
         size_t n = strlen(err->message);
-        while (n && err->message[n - 1] == '\n') err->message[--n] = '\0';
+        while (n && err->message[n - 1] == '\n')
+            err->message[--n] = '\0';
         PQfreemem(why);
         return NULL;
     }

@@ -20,7 +20,7 @@ typedef struct vcache_node vcache_node_t;
 typedef struct vcache {
     vcache_node_t *nodes; /* a uthash table by entity id */
     size_t n;
-    bool valid;  /* seq is the sequence's value after our last COMMIT */
+    bool valid; /* seq is the sequence's value after our last COMMIT */
     int64_t seq;
 } vcache_t;
 

@@ -21,7 +21,8 @@ void pg_wire_put(pg_wire_buf_t *b, const void *data, size_t len) {
     if (b->failed) return;
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (b->len + len > cap) cap *= 2;
+        while (b->len + len > cap)
+            cap *= 2;
         char *d = realloc(b->data, cap);
         if (!d) {
             b->failed = true;
@@ -45,8 +46,8 @@ void pg_wire_put_i64(pg_wire_buf_t *b, int64_t v) {
 }
 
 void pg_wire_array_begin(pg_wire_buf_t *b, uint32_t elem_oid, size_t n, bool has_nulls) {
-    pg_wire_put_i32(b, n ? 1 : 0);          /* dimensions */
-    pg_wire_put_i32(b, has_nulls ? 1 : 0);  /* flags */
+    pg_wire_put_i32(b, n ? 1 : 0);         /* dimensions */
+    pg_wire_put_i32(b, has_nulls ? 1 : 0); /* flags */
     pg_wire_put_i32(b, (int32_t)elem_oid);
     if (n) {
         pg_wire_put_i32(b, (int32_t)n); /* length of the dimension */

@@ -7,8 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-int test_sql(const char *url, const char *sql, char *out, size_t outlen, char *err,
-             size_t errlen) {
+int test_sql(const char *url, const char *sql, char *out, size_t outlen, char *err, size_t errlen) {
     if (out && outlen) out[0] = '\0';
     PGconn *c = PQconnectdb(url);
     if (PQstatus(c) != CONNECTION_OK) {

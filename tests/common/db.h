@@ -20,7 +20,6 @@ void test_db_drop(test_db_t *db, const char *cluster_url);
 
 /* Runs one SQL command on url with a blocking connection. The first value of its first row (or
  * "") goes to out when out is not NULL. Returns 0, or -1 with the reason in err. */
-int test_sql(const char *url, const char *sql, char *out, size_t outlen, char *err,
-             size_t errlen);
+int test_sql(const char *url, const char *sql, char *out, size_t outlen, char *err, size_t errlen);
 
 #endif

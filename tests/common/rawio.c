@@ -91,7 +91,8 @@ void rq_subscribe(msgpack_sbuffer *sb, uint64_t id, bool has_after, uint64_t aft
     if (ntopics) {
         pk_str(&pk, "topics");
         msgpack_pack_array(&pk, ntopics);
-        for (size_t i = 0; i < ntopics; i++) pk_str(&pk, topics[i]);
+        for (size_t i = 0; i < ntopics; i++)
+            pk_str(&pk, topics[i]);
     }
     if (prefix) {
         pk_str(&pk, "entity_prefix");

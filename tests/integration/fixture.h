@@ -48,7 +48,6 @@ void fx_send_rq(int fd, rq_t *r);
 void fx_pack_event(msgpack_packer *pk, const char *entity, size_t entity_len, const char *topic,
                    size_t payload_len);
 /* Sends an append of one event to entity (given as bytes), with request id. */
-void fx_send_append(int fd, uint64_t id, const char *entity, size_t entity_len,
-                    size_t payload_len);
+void fx_send_append(int fd, uint64_t id, const char *entity, size_t entity_len, size_t payload_len);
 
 #endif

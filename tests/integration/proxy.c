@@ -114,4 +114,3 @@ void proxy_stop(proxy_t *p) {
     close(p->wake[0]);
     close(p->wake[1]);
 }
-

@@ -9,8 +9,8 @@
 #include <stdbool.h>
 
 typedef struct proxy {
-    int listen_fd, port;     /* the proxy listens on 127.0.0.1:port */
-    atomic_int target_port;  /* new connections go to 127.0.0.1:target_port */
+    int listen_fd, port;    /* the proxy listens on 127.0.0.1:port */
+    atomic_int target_port; /* new connections go to 127.0.0.1:target_port */
     atomic_int cuts_requested;
     atomic_bool stop;
     int wake[2];

@@ -39,11 +39,11 @@ typedef struct seen {
     int calls[256]; /* calls of request i's callback */
     int order[256]; /* the requests in the order their callbacks came */
     int n;
-    int errs[256];  /* reply->err, or 1 for a NULL reply */
-    int ac_err;     /* ac->err at the last NULL reply */
+    int errs[256]; /* reply->err, or 1 for a NULL reply */
+    int ac_err;    /* ac->err at the last NULL reply */
     uint64_t positions[256], versions[256];
     int connect_calls, connect_status;
-    int free_at;    /* free the context in the callback of this request (-1: never) */
+    int free_at; /* free the context in the callback of this request (-1: never) */
 } seen_t;
 
 static seen_t seen;
@@ -193,8 +193,8 @@ static void on_conflict(evs_async_t *ac, const evs_async_reply_t *reply, void *p
     (void)privdata;
     detail_ok = reply && reply->err == EVS_ECONFLICT && reply->errstr[0] &&
                 reply->detail->has_entity_id &&
-                strcmp(reply->detail->entity_id, "conflict-2") == 0 &&
-                reply->detail->has_version && reply->detail->version == 7 && !reply->positions;
+                strcmp(reply->detail->entity_id, "conflict-2") == 0 && reply->detail->has_version &&
+                reply->detail->version == 7 && !reply->positions;
     evs_async_free(ac);
 }
 
@@ -286,7 +286,8 @@ static void on_big(evs_async_t *ac, const evs_async_reply_t *reply, void *privda
     (void)privdata;
     big_ok = reply && reply->err == 0 && reply->n == big_n;
     for (size_t i = 0; big_ok && i < big_n; i++)
-        big_ok = reply->versions[i] == i && (i == 0 || reply->positions[i] > reply->positions[i - 1]);
+        big_ok =
+            reply->versions[i] == i && (i == 0 || reply->positions[i] > reply->positions[i - 1]);
     evs_async_free(ac);
 }
 

@@ -43,8 +43,8 @@ static evs_value_t *admin_map(const char *op) {
 }
 
 Test(client_admin, stats_count_the_appends_made_on_the_connection) {
-    evs_event_t ev = {.entity_id = "acct-1", .topic = "deposited", .payload = (uint8_t *)"x",
-                      .payload_len = 1};
+    evs_event_t ev = {
+        .entity_id = "acct-1", .topic = "deposited", .payload = (uint8_t *)"x", .payload_len = 1};
     cr_assert_eq(evs_append(c, &ev, 1, NULL, NULL), 0, "append: %s", c->errstr);
     evs_value_t *stats = admin_map("stats");
     uint64_t n = 0;

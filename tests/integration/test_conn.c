@@ -76,7 +76,8 @@ Test(conn, a_page_larger_than_max_frame_is_cut_short_and_says_truncated, .init =
     cr_assert_geq(fd, 0);
     const char *entity = tname("big");
     /* 8 events of 20 KB: about 160 KB, over the daemon's 64 KB max_frame. */
-    for (uint64_t i = 0; i < 8; i++) append_one(fd, 100 + i, entity, 20000);
+    for (uint64_t i = 0; i < 8; i++)
+        append_one(fd, 100 + i, entity, 20000);
     uint64_t from = 0, seen = 0;
     for (int page = 0; page < 16 && seen < 8; page++) {
         rq_t r;
@@ -151,7 +152,8 @@ Test(conn, a_subscribe_reply_says_where_the_subscription_starts, .init = start, 
     int fd = test_connect_raw(&d);
     cr_assert_geq(fd, 0);
     uint64_t last = 0;
-    for (uint64_t i = 0; i < 3; i++) last = append_one(fd, 400 + i, tname("head"), 10);
+    for (uint64_t i = 0; i < 3; i++)
+        last = append_one(fd, 400 + i, tname("head"), 10);
     for (int with_after = 0; with_after <= 1; with_after++) {
         rq_t r;
         rq_init(&r);
@@ -171,9 +173,12 @@ Test(conn, a_subscribe_reply_says_where_the_subscription_starts, .init = start, 
          * has seen committed; a PostgreSQL daemon learns of commits through its live feed, which
          * may still be a read behind the acknowledgement. */
         const char *store = getenv("EVSTORE_TEST_STORE");
-        if (with_after) cr_assert_eq(after->via.u64, 1);
-        else if (!store || strcmp(store, "memory") == 0) cr_assert_eq(after->via.u64, last);
-        else cr_assert_leq(after->via.u64, last);
+        if (with_after)
+            cr_assert_eq(after->via.u64, 1);
+        else if (!store || strcmp(store, "memory") == 0)
+            cr_assert_eq(after->via.u64, last);
+        else
+            cr_assert_leq(after->via.u64, last);
         reply_free(&rep);
     }
     close(fd);

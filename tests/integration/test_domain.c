@@ -11,8 +11,8 @@
 
 #include <evstore.h>
 
-#include "../unit/test_domain_fixture.h"
 #include "../common/daemon.h"
+#include "../unit/test_domain_fixture.h"
 
 static test_daemon_t daemon_;
 static evs_context_t *c, *c2;

@@ -1,11 +1,12 @@
 /* test_slow_subscriber.c: subscribers that stop reading while events are appended.
  *
  * A subscriber that reads nothing while 300 appends of 8 KB go through, with and without a small
- * --output-limit; and one that stops reading while 100,000 events are appended. Appends must not wait for it, the daemon's memory for it must stay bounded (the output queued
- * for subscriber connections, from the stats op, never passes --output-limit plus one push), and
- * when it reads again it must receive every event exactly once and in order: the daemon stopped
- * feeding it live and caught it up from the store. The daemon's RSS is sampled and logged; on
- * PostgreSQL (where the events are not in the daemon's memory) its growth is also asserted. */
+ * --output-limit; and one that stops reading while 100,000 events are appended. Appends must not
+ * wait for it, the daemon's memory for it must stay bounded (the output queued for subscriber
+ * connections, from the stats op, never passes --output-limit plus one push), and when it reads
+ * again it must receive every event exactly once and in order: the daemon stopped feeding it live
+ * and caught it up from the store. The daemon's RSS is sampled and logged; on PostgreSQL (where the
+ * events are not in the daemon's memory) its growth is also asserted. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <stdio.h>
@@ -116,11 +117,11 @@ Test(slow_subscriber, gets_all_100000_events_once_in_order_with_bounded_daemon_m
     }
     cr_log_info("slow subscriber: daemon RSS %ld kB before, %ld kB max (+%ld kB) for %d events; "
                 "subscriber queue max %llu bytes (limit %d)",
-                rss_before, rss_max, rss_max - rss_before, TOTAL,
-                (unsigned long long)queue_max, OUTPUT_LIMIT);
+                rss_before, rss_max, rss_max - rss_before, TOTAL, (unsigned long long)queue_max,
+                OUTPUT_LIMIT);
     /* Bounded: the limit plus one push (a commit of 100 events, or a catch-up page). */
-    cr_assert_leq(queue_max, OUTPUT_LIMIT + 1024 * 1024,
-                  "%llu bytes queued for the subscriber", (unsigned long long)queue_max);
+    cr_assert_leq(queue_max, OUTPUT_LIMIT + 1024 * 1024, "%llu bytes queued for the subscriber",
+                  (unsigned long long)queue_max);
     const char *store = getenv("EVSTORE_TEST_STORE");
     if (store && strcmp(store, "memory") != 0)
         cr_assert_lt(rss_max - rss_before, 64 * 1024,
@@ -149,7 +150,8 @@ Test(slow_subscriber, gets_all_100000_events_once_in_order_with_bounded_daemon_m
     cr_assert_eq(test_daemon_stop(&d), 0);
 }
 
-/* ---------------------------------------------------------------- a subscriber that never reads, with other writers */
+/* ---------------------------------------------------------------- a subscriber that never reads,
+ * with other writers */
 
 /* 300 appends of 8 KB go through while a subscriber reads nothing: they are not slowed down,
  * the daemon keeps serving, and when the subscriber finally reads it gets every event exactly
@@ -248,6 +250,7 @@ Test(slow_subscriber, subscriber_that_never_reads_does_not_block_appends, .timeo
 
 /* The same with the smallest output limit, so that the subscriber surely falls behind after
  * the first event and every later one comes from the store. */
-Test(slow_subscriber, subscriber_far_behind_the_output_limit_is_caught_up_from_the_store, .timeout = 120) {
+Test(slow_subscriber, subscriber_far_behind_the_output_limit_is_caught_up_from_the_store,
+     .timeout = 120) {
     slow_subscriber((const char *[]){"--output-limit", "4096", NULL});
 }

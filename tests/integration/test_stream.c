@@ -6,8 +6,8 @@
  * every acknowledged position exactly once, in increasing order. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <evstore.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "../common/daemon.h"
-#include "proxy.h"
 #include "../common/rawio.h"
+#include "proxy.h"
 
 /* ---------------------------------------------------------------- the scenario */
 
@@ -27,8 +27,10 @@
 
 /* Appends one event to entity through c; returns its position. */
 static uint64_t append(evs_context_t *c, const char *entity) {
-    evs_event_t ev = {.entity_id = (char *)entity, .topic = (char *)tname("stream-topic"),
-                      .payload = (uint8_t *)"\x80", .payload_len = 1};
+    evs_event_t ev = {.entity_id = (char *)entity,
+                      .topic = (char *)tname("stream-topic"),
+                      .payload = (uint8_t *)"\x80",
+                      .payload_len = 1};
     uint64_t pos = 0;
     cr_assert_eq(evs_append(c, &ev, 1, &pos, NULL), 0, "append: %s", c->errstr);
     return pos;
@@ -50,9 +52,13 @@ static void run(test_daemon_t *d, proxy_t *p, void (*disrupt)(test_daemon_t *, p
     const char *prefix = tname("acct-");
     char proxy_addr[64];
     snprintf(proxy_addr, sizeof proxy_addr, "127.0.0.1:%d", p->port);
-    evs_stream_options_t so = {.addr = proxy_addr, .has_after = true, .after = 0,
-                               .entity_prefix = prefix, .timeout_ms = 5000,
-                               .retry_min_ms = 20, .retry_max_ms = 200};
+    evs_stream_options_t so = {.addr = proxy_addr,
+                               .has_after = true,
+                               .after = 0,
+                               .entity_prefix = prefix,
+                               .timeout_ms = 5000,
+                               .retry_min_ms = 20,
+                               .retry_max_ms = 200};
     evs_stream_t *s = evs_stream_open(&so);
     cr_assert_not_null(s);
     evs_context_t *w = evs_connect(d->addr);
@@ -81,7 +87,8 @@ static void run(test_daemon_t *d, proxy_t *p, void (*disrupt)(test_daemon_t *, p
         }
     }
     int64_t until = now_ms() + 15000;
-    while (ngot < EVENTS && now_ms() < until) drain(s, got, &ngot, 200);
+    while (ngot < EVENTS && now_ms() < until)
+        drain(s, got, &ngot, 200);
     cr_assert_eq(ngot, (size_t)EVENTS, "the stream delivered %zu of %d events", ngot, EVENTS);
     for (size_t i = 0; i < ngot; i++)
         cr_assert_eq(got[i], acked[i], "event %zu: position %llu, expected %llu", i,

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "../common/daemon.h"
-#include "proxy.h"
 #include "../common/rawio.h"
+#include "proxy.h"
 
 #define PER_ROUND 20
 
@@ -64,7 +64,9 @@ static void append_round(const char *addr, const char *prefix, uint64_t *acked, 
     char entity[300];
     for (int i = 0; i < PER_ROUND; i++) {
         snprintf(entity, sizeof entity, "%s%d", prefix, i % 3);
-        evs_event_t ev = {.entity_id = entity, .topic = "tail.Test", .payload = (uint8_t *)"\x80",
+        evs_event_t ev = {.entity_id = entity,
+                          .topic = "tail.Test",
+                          .payload = (uint8_t *)"\x80",
                           .payload_len = 1};
         cr_assert_eq(evs_append(c, &ev, 1, &acked[*nacked], NULL), 0, "%s", c->errstr);
         (*nacked)++;
@@ -75,7 +77,8 @@ static void append_round(const char *addr, const char *prefix, uint64_t *acked, 
 static void wait_for(const char *path, size_t want) {
     uint64_t got[PER_ROUND * 4];
     int64_t until = now_ms() + 15000;
-    while (read_positions(path, got, PER_ROUND * 4) < want && now_ms() < until) sleep_ms(50);
+    while (read_positions(path, got, PER_ROUND * 4) < want && now_ms() < until)
+        sleep_ms(50);
 }
 
 static void run(bool restart) {
@@ -107,8 +110,7 @@ static void run(bool restart) {
     kill(tail, SIGINT);
     int status;
     cr_assert_eq(waitpid(tail, &status, 0), tail);
-    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "evstore tail exit status %d",
-              status);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "evstore tail exit status %d", status);
     uint64_t got[PER_ROUND * 4];
     size_t n = read_positions(out, got, PER_ROUND * 4);
     unlink(out);

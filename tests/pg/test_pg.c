@@ -125,7 +125,8 @@ static evs_event_t event(const char *entity, const char *topic) {
 
 static void start_append(store_t *s, evs_event_t *evs, size_t n, append_ctx_t *a) {
     memset(a, 0, sizeof *a);
-    for (size_t i = 0; i < n && i < 16; i++) memcpy(a->ids[i], evs[i].event_id, 16);
+    for (size_t i = 0; i < n && i < 16; i++)
+        memcpy(a->ids[i], evs[i].event_id, 16);
     s->ops->append(s, evs, n, on_append, a);
 }
 
@@ -156,7 +157,8 @@ static append_ctx_t append_until_ok(store_t *s, const char *entity, int ms) {
 
 static void free_store(store_t *s) {
     s->ops->free(s);
-    for (int i = 0; i < 100; i++) uv_run(&loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < 100; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -215,7 +217,7 @@ Test(pg, conflict_inside_a_group_leaves_the_others_committed) {
     evs_event_t c = event("acct-a", "pg.Test"), d = event("acct-d", "pg.Test");
     evs_event_t e = event("acct-a", "pg.Test");
     c.has_version = 1;
-    c.version = 0; /* acct-a is at version 0 already */
+    c.version = 0;                       /* acct-a is at version 0 already */
     memcpy(e.event_id, warm.ids[0], 16); /* a retry of the first append */
     append_ctx_t ax, ab, ac, ad, ae;
     start_append(s, &x, 1, &ax);
@@ -400,7 +402,8 @@ Test(pg, remembered_versions_follow_other_daemons_appends_and_deletes) {
     run_until(&a.done, 15000, "a retry");
     cr_assert_eq(a.code, 0, "the retry got %s", evs_code_name(a.code));
     cr_assert_eq(a.positions[0], first.positions[0]);
-    cr_assert_str_eq(sql1(db.url, "SELECT count(*) FROM evs_events WHERE entity_id = 'acct-r'"), "1");
+    cr_assert_str_eq(sql1(db.url, "SELECT count(*) FROM evs_events WHERE entity_id = 'acct-r'"),
+                     "1");
     free_store(s1);
     free_store(s2);
 }
@@ -426,8 +429,10 @@ static void on_writer_append(void *arg, const codec_error_t *err, const uint64_t
     cr_assert_null(err, "append failed: %s", err ? err->message : "");
     cr_assert_eq(n, 1);
     w->acked[(*w->nacked)++] = positions[0];
-    if (w->running) writer_next(w);
-    else w->ctx.done = 1;
+    if (w->running)
+        writer_next(w);
+    else
+        w->ctx.done = 1;
 }
 
 static void writer_next(writer_t *w) {
@@ -454,7 +459,8 @@ Test(pg, two_daemons_and_a_tailing_reader_see_every_position_once_in_order) {
         size_t before = r.n;
         /* Only a read sent after the last acknowledgement proves that nothing is left. */
         bool all_acked = stopping;
-        for (int i = 0; i < NW && all_acked; i++) all_acked = ws[i].ctx.done == 1;
+        for (int i = 0; i < NW && all_acked; i++)
+            all_acked = ws[i].ctx.done == 1;
         r.done = 0;
         store_read_t q = {.after = r.last, .limit = 1000, .topics = topics, .ntopics = 1};
         reader->ops->read(reader, &q, on_read, &r);
@@ -462,7 +468,8 @@ Test(pg, two_daemons_and_a_tailing_reader_see_every_position_once_in_order) {
         cr_assert_eq(r.code, 0);
         if (!stopping && uv_hrtime() > end) {
             stopping = true;
-            for (int i = 0; i < NW; i++) ws[i].running = 0;
+            for (int i = 0; i < NW; i++)
+                ws[i].running = 0;
         }
         if (all_acked && r.n == before) break;
     }
@@ -475,8 +482,10 @@ Test(pg, two_daemons_and_a_tailing_reader_see_every_position_once_in_order) {
         size_t lo = 0, hi = r.n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (r.positions[mid] < acked[i]) lo = mid + 1;
-            else hi = mid;
+            if (r.positions[mid] < acked[i])
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         cr_assert(lo < r.n && r.positions[lo] == acked[i],
                   "position %llu was never read (the reader read %zu events up to %llu)",
@@ -560,7 +569,8 @@ Test(pg, kill_9_during_write_load_loses_no_acknowledged_append) {
     /* Every acknowledged id is stored: all the lookups in flight at once. */
     store_t *s = open_store();
     read_ctx_t *rs = calloc(nids, sizeof *rs);
-    for (size_t i = 0; i < nids; i++) s->ops->get_by_id(s, ids + i * 16, on_read, &rs[i]);
+    for (size_t i = 0; i < nids; i++)
+        s->ops->get_by_id(s, ids + i * 16, on_read, &rs[i]);
     size_t missing = 0;
     for (size_t i = 0; i < nids; i++) {
         run_until(&rs[i].done, 30000, "get-by-id");

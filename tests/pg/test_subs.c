@@ -66,9 +66,9 @@ typedef struct rec {
 typedef struct writer {
     const char *sock;
     int index;
-    int appends;  /* requests to send */
-    int per;      /* events per request, 1..MAX_PER */
-    int pace_us;  /* pause between windows (0: none) */
+    int appends; /* requests to send */
+    int per;     /* events per request, 1..MAX_PER */
+    int pace_us; /* pause between windows (0: none) */
     pthread_t thread;
     rec_t *acked;
     atomic_size_t nacked;
@@ -105,10 +105,9 @@ static void *writer_main(void *arg) {
                 int j = (base + k) * w->per + e;
                 uint8_t topic, kind;
                 event_of(w, j, &topic, &kind);
-                snprintf(entities[k][e], sizeof entities[k][e], "%sw%d-%d", KINDS[kind],
-                         w->index, j % 5);
-                evs[e] = (rq_event_t){entities[k][e], TOPICS[topic], payload,
-                                        sizeof payload - 1};
+                snprintf(entities[k][e], sizeof entities[k][e], "%sw%d-%d", KINDS[kind], w->index,
+                         j % 5);
+                evs[e] = (rq_event_t){entities[k][e], TOPICS[topic], payload, sizeof payload - 1};
             }
             rq_append(&sb, (uint64_t)(base + k + 1), evs, (size_t)w->per);
             if (raw_send_sb(c.fd, &sb) != 0) {
@@ -264,7 +263,7 @@ static void subscribe_from(raw_conn_t *c, got_t *g, int from, int n) {
     msgpack_sbuffer_init(&sb);
     for (int i = from; i < n; i++) {
         rq_subscribe(&sb, (uint64_t)(1000 + i), g[i].spec.has_after, g[i].spec.after,
-                           g[i].spec.topics, g[i].spec.ntopics, g[i].spec.prefix);
+                     g[i].spec.topics, g[i].spec.ntopics, g[i].spec.prefix);
         cr_assert_eq(raw_send_sb(c->fd, &sb), 0);
     }
     msgpack_sbuffer_destroy(&sb);
@@ -292,7 +291,9 @@ static void subscribe_from(raw_conn_t *c, got_t *g, int from, int n) {
     }
 }
 
-static void subscribe_all(raw_conn_t *c, got_t *g, int n) { subscribe_from(c, g, 0, n); }
+static void subscribe_all(raw_conn_t *c, got_t *g, int n) {
+    subscribe_from(c, g, 0, n);
+}
 
 /* Reads pushes for up to ms (less when nothing arrives for that long). */
 static void read_pushes(raw_conn_t *c, got_t *g, int n, int ms) {
@@ -317,7 +318,8 @@ static int cmp_u64(const void *a, const void *b) {
 /* The acknowledged positions that match spec, sorted. */
 static uint64_t *expected(writer_t *ws, int nw, const spec_t *spec, size_t *n) {
     size_t total = 0;
-    for (int i = 0; i < nw; i++) total += atomic_load(&ws[i].nacked);
+    for (int i = 0; i < nw; i++)
+        total += atomic_load(&ws[i].nacked);
     uint64_t *e = malloc((total + 1) * sizeof *e);
     cr_assert_not_null(e);
     *n = 0;
@@ -334,7 +336,8 @@ static uint64_t *expected(writer_t *ws, int nw, const spec_t *spec, size_t *n) {
 static void check_all(raw_conn_t *c, got_t *g, int n, writer_t *ws, int nw) {
     size_t *want_n = calloc((size_t)n, sizeof *want_n);
     uint64_t **want = calloc((size_t)n, sizeof *want);
-    for (int i = 0; i < n; i++) want[i] = expected(ws, nw, &g[i].spec, &want_n[i]);
+    for (int i = 0; i < n; i++)
+        want[i] = expected(ws, nw, &g[i].spec, &want_n[i]);
     int64_t end = now_ms() + 30000;
     for (;;) {
         bool complete = true;
@@ -348,7 +351,8 @@ static void check_all(raw_conn_t *c, got_t *g, int n, writer_t *ws, int nw) {
     for (int i = 0; i < n; i++) {
         cr_assert_eq(g[i].errors, 0, "subscription %d: %s", i, g[i].why);
         size_t k = 0;
-        while (k < g[i].n && k < want_n[i] && g[i].pos[k] == want[i][k]) k++;
+        while (k < g[i].n && k < want_n[i] && g[i].pos[k] == want[i][k])
+            k++;
         cr_assert(k == want_n[i] && k == g[i].n,
                   "subscription %d: received %zu events, %zu acknowledged; they differ at "
                   "index %zu (got %llu, want %llu)",
@@ -387,17 +391,21 @@ Test(pg_subs, subscriber_on_b_gets_appends_through_a_and_b_once_in_order) {
     start_daemon(&a);
     start_daemon(&b);
     writer_t ws[4];
-    for (int i = 0; i < 4; i++) start_writer(&ws[i], i % 2 ? b.unix_path : a.unix_path, i, 300, 2, 0);
+    for (int i = 0; i < 4; i++)
+        start_writer(&ws[i], i % 2 ? b.unix_path : a.unix_path, i, 300, 2, 0);
     wait_acked(&ws[0], 40);
     raw_conn_t c;
     cr_assert_eq(raw_conn_open(&c, b.unix_path), 0);
     got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
     subscribe_all(&c, g, 1);
-    while (!all_done(ws, 4)) read_pushes(&c, g, 1, 50);
-    for (int i = 0; i < 4; i++) join_writer(&ws[i]);
+    while (!all_done(ws, 4))
+        read_pushes(&c, g, 1, 50);
+    for (int i = 0; i < 4; i++)
+        join_writer(&ws[i]);
     check_all(&c, g, 1, ws, 4);
     raw_conn_close(&c);
-    for (int i = 0; i < 4; i++) free(ws[i].acked);
+    for (int i = 0; i < 4; i++)
+        free(ws[i].acked);
     stop_daemon(&a);
     stop_daemon(&b);
 }
@@ -413,7 +421,8 @@ Test(pg_subs, live_subscriber_on_b_gets_what_a_appends) {
     subscribe_all(&c, g, 1);
     writer_t ws[1];
     start_writer(&ws[0], a.unix_path, 0, 200, 1, 500);
-    while (!all_done(ws, 1)) read_pushes(&c, g, 1, 50);
+    while (!all_done(ws, 1))
+        read_pushes(&c, g, 1, 50);
     join_writer(&ws[0]);
     check_all(&c, g, 1, ws, 1);
     raw_conn_close(&c);
@@ -445,11 +454,13 @@ Test(pg_subs, feed_connection_terminated_during_writes_misses_nothing) {
             next = now_ms() + 250;
         }
     }
-    for (int i = 0; i < 2; i++) join_writer(&ws[i]);
+    for (int i = 0; i < 2; i++)
+        join_writer(&ws[i]);
     cr_assert_geq(kills, 2, "no feed connection was terminated (%d rounds)", rounds);
     check_all(&c, g, 2, ws, 2);
     raw_conn_close(&c);
-    for (int i = 0; i < 2; i++) free(ws[i].acked);
+    for (int i = 0; i < 2; i++)
+        free(ws[i].acked);
     stop_daemon(&a);
     stop_daemon(&b);
 }
@@ -462,7 +473,8 @@ Test(pg_subs, catch_up_then_live_under_concurrent_writers_on_one_daemon) {
     writer_t ws[5];
     start_writer(&ws[4], a.unix_path, 9, 600, 4, 0); /* 2,400 events: five catch-up pages */
     join_writer(&ws[4]);
-    for (int i = 0; i < 4; i++) start_writer(&ws[i], a.unix_path, i, 250, 2, 0);
+    for (int i = 0; i < 4; i++)
+        start_writer(&ws[i], a.unix_path, i, 250, 2, 0);
     wait_acked(&ws[0], 20);
     raw_conn_t c;
     cr_assert_eq(raw_conn_open(&c, a.unix_path), 0);
@@ -471,11 +483,14 @@ Test(pg_subs, catch_up_then_live_under_concurrent_writers_on_one_daemon) {
     subscribe_from(&c, g, 0, 1);
     read_pushes(&c, g, 1, 30);
     subscribe_from(&c, g, 1, 2); /* a second one, a little later */
-    while (!all_done(ws, 4)) read_pushes(&c, g, 2, 50);
-    for (int i = 0; i < 4; i++) join_writer(&ws[i]);
+    while (!all_done(ws, 4))
+        read_pushes(&c, g, 2, 50);
+    for (int i = 0; i < 4; i++)
+        join_writer(&ws[i]);
     check_all(&c, g, 2, ws, 5);
     raw_conn_close(&c);
-    for (int i = 0; i < 5; i++) free(ws[i].acked);
+    for (int i = 0; i < 5; i++)
+        free(ws[i].acked);
     stop_daemon(&a);
 }
 
@@ -503,11 +518,14 @@ Test(pg_subs, filters_topics_prefix_and_both) {
         {.spec = {.prefix = "ac", .has_after = true}},
     };
     subscribe_all(&c, g, 6);
-    while (!all_done(ws, 2)) read_pushes(&c, g, 6, 50);
-    for (int i = 0; i < 2; i++) join_writer(&ws[i]);
+    while (!all_done(ws, 2))
+        read_pushes(&c, g, 6, 50);
+    for (int i = 0; i < 2; i++)
+        join_writer(&ws[i]);
     check_all(&c, g, 6, ws, 2);
     raw_conn_close(&c);
-    for (int i = 0; i < 2; i++) free(ws[i].acked);
+    for (int i = 0; i < 2; i++)
+        free(ws[i].acked);
     stop_daemon(&a);
     stop_daemon(&b);
 }
@@ -521,21 +539,26 @@ Test(pg_subs, catch_up_reaches_live_while_writes_go_on) {
     writer_t ws[3];
     start_writer(&ws[2], a.unix_path, 9, 500, 4, 0); /* 2,000 stored events to catch up */
     join_writer(&ws[2]);
-    for (int i = 0; i < 2; i++) start_writer(&ws[i], a.unix_path, i, 1500, 1, 2000);
+    for (int i = 0; i < 2; i++)
+        start_writer(&ws[i], a.unix_path, i, 1500, 1, 2000);
     wait_acked(&ws[0], 50);
     raw_conn_t c;
     cr_assert_eq(raw_conn_open(&c, a.unix_path), 0);
     got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
     subscribe_from(&c, g, 0, 1);
     int64_t end = now_ms() + 10000;
-    while (!g[0].caught_up && now_ms() < end && !all_done(ws, 2)) read_pushes(&c, g, 1, 50);
+    while (!g[0].caught_up && now_ms() < end && !all_done(ws, 2))
+        read_pushes(&c, g, 1, 50);
     bool live_before_writers_ended = g[0].caught_up && !all_done(ws, 2);
-    while (!all_done(ws, 2)) read_pushes(&c, g, 1, 50);
-    for (int i = 0; i < 2; i++) join_writer(&ws[i]);
+    while (!all_done(ws, 2))
+        read_pushes(&c, g, 1, 50);
+    for (int i = 0; i < 2; i++)
+        join_writer(&ws[i]);
     check_all(&c, g, 1, ws, 3);
     cr_assert(live_before_writers_ended,
               "caught_up came only after the writers stopped (%d marker(s))", g[0].caught_up);
     raw_conn_close(&c);
-    for (int i = 0; i < 3; i++) free(ws[i].acked);
+    for (int i = 0; i < 3; i++)
+        free(ws[i].acked);
     stop_daemon(&a);
 }

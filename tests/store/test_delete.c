@@ -128,4 +128,3 @@ Test(delete, deleting_does_not_reach_the_commit_listener) {
     cr_assert_eq(COMMIT_CALLS, calls);
     append_result_free(&ok);
 }
-

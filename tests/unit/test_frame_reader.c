@@ -21,7 +21,8 @@ static void expect_frame(frame_reader_t *r, size_t len, uint8_t fill) {
     size_t body_len = 0;
     cr_assert_eq(frame_reader_next(r, &body, &body_len), FRAME_OK);
     cr_assert_eq(body_len, len);
-    for (size_t i = 0; i < len; i++) cr_assert_eq(body[i], fill, "byte %zu", i);
+    for (size_t i = 0; i < len; i++)
+        cr_assert_eq(body[i], fill, "byte %zu", i);
 }
 
 static void expect_incomplete(frame_reader_t *r) {
@@ -192,11 +193,13 @@ Test(frame_reader, a_thousand_pipelined_frames_in_one_feed) {
     size_t total = 1000 * (FRAME_HEADER + 3);
     uint8_t *stream = malloc(total);
     size_t n = 0;
-    for (int i = 0; i < 1000; i++) n += put_frame(stream + n, 3, (uint8_t)i);
+    for (int i = 0; i < 1000; i++)
+        n += put_frame(stream + n, 3, (uint8_t)i);
     frame_reader_t r;
     frame_reader_init(&r, 1024);
     frame_reader_feed(&r, stream, n);
-    for (int i = 0; i < 1000; i++) expect_frame(&r, 3, (uint8_t)i);
+    for (int i = 0; i < 1000; i++)
+        expect_frame(&r, 3, (uint8_t)i);
     expect_incomplete(&r);
     cr_assert_null(r.buf);
     free(stream);

@@ -155,16 +155,30 @@ static void assert_fast_path_matches_msgpack_c(const evs_event_t *ev) {
 }
 
 Test(pack_event, direct_writer_gives_the_bytes_of_msgpack_c) {
-    static const uint64_t uints[] = {0,     1,      127,     128,        255,        256,
-                                     65535, 65536,  1u << 31, 0xffffffffu, 1ull << 32, UINT64_MAX};
-    static const int64_t ints[] = {0,      -1,     -32,         -33,         -128,      -129,
-                                   -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN, 127,
-                                   128,    65536,  INT64_MAX,   1700000000123456LL};
+    static const uint64_t uints[] = {0,     1,     127,      128,         255,        256,
+                                     65535, 65536, 1u << 31, 0xffffffffu, 1ull << 32, UINT64_MAX};
+    static const int64_t ints[] = {0,
+                                   -1,
+                                   -32,
+                                   -33,
+                                   -128,
+                                   -129,
+                                   -32768,
+                                   -32769,
+                                   -2147483648LL,
+                                   -2147483649LL,
+                                   INT64_MIN,
+                                   127,
+                                   128,
+                                   65536,
+                                   INT64_MAX,
+                                   1700000000123456LL};
     static const size_t lens[] = {1, 31, 32, 255};
     static const size_t bins[] = {0, 1, 255, 256, 65535, 65536, 70000};
     uint8_t *payload = calloc(1, 70000);
     cr_assert(payload);
-    for (size_t i = 0; i < 70000; i++) payload[i] = (uint8_t)(i * 7);
+    for (size_t i = 0; i < 70000; i++)
+        payload[i] = (uint8_t)(i * 7);
     evs_event_t ev = sample_event(NULL, 0);
     ev.payload = payload;
     for (size_t k = 0; k < sizeof uints / sizeof uints[0]; k++) {
