@@ -14,6 +14,7 @@ static const struct {
     {EVS_ENOT_FOUND, "not_found"},
     {EVS_EUNAVAILABLE, "unavailable"},
     {EVS_EINTERNAL, "internal"},
+    {EVS_ELIMIT_EXCEEDED, "limit_exceeded"},
     {EVS_EIO, "io"},
     {EVS_EPROTOCOL, "protocol"},
     {EVS_ETIMEOUT, "timeout"},

@@ -21,12 +21,13 @@
 typedef enum evs_code {
     EVS_OK = 0,
     /* Codes a server sends. */
-    EVS_EBAD_REQUEST = -1, /* malformed or invalid request */
-    EVS_ETOO_LARGE = -2,   /* frame longer than the server's max_frame */
-    EVS_ECONFLICT = -3,    /* optimistic-concurrency failure or duplicate event id */
-    EVS_ENOT_FOUND = -4,   /* no such event */
-    EVS_EUNAVAILABLE = -5, /* the store cannot serve now; retry later */
-    EVS_EINTERNAL = -6,    /* a bug or an unexpected failure in the server */
+    EVS_EBAD_REQUEST = -1,    /* malformed or invalid request */
+    EVS_ETOO_LARGE = -2,      /* frame longer than the server's max_frame */
+    EVS_ECONFLICT = -3,       /* optimistic-concurrency failure or duplicate event id */
+    EVS_ENOT_FOUND = -4,      /* no such event */
+    EVS_EUNAVAILABLE = -5,    /* the store cannot serve now; retry later */
+    EVS_EINTERNAL = -6,       /* a bug or an unexpected failure in the server */
+    EVS_ELIMIT_EXCEEDED = -7, /* a configured limit of the server refused the request */
     /* Codes only the client library produces (never on the wire). */
     EVS_EIO = -100,       /* connect, read or write failed; the context is dead */
     EVS_EPROTOCOL = -101, /* the server sent something that is not the protocol; dead */

@@ -503,12 +503,14 @@ Test(codes, wire_names_are_the_protocol_ones) {
     cr_assert_str_eq(evs_code_name(EVS_ENOT_FOUND), "not_found");
     cr_assert_str_eq(evs_code_name(EVS_EUNAVAILABLE), "unavailable");
     cr_assert_str_eq(evs_code_name(EVS_EINTERNAL), "internal");
+    cr_assert_str_eq(evs_code_name(EVS_ELIMIT_EXCEEDED), "limit_exceeded");
     cr_assert_str_eq(evs_code_name(12345), "unknown");
 }
 
 Test(codes, names_map_back_to_codes) {
-    static const int codes[] = {EVS_EBAD_REQUEST, EVS_ETOO_LARGE,   EVS_ECONFLICT,
-                                EVS_ENOT_FOUND,   EVS_EUNAVAILABLE, EVS_EINTERNAL};
+    static const int codes[] = {EVS_EBAD_REQUEST,   EVS_ETOO_LARGE,   EVS_ECONFLICT,
+                                EVS_ENOT_FOUND,     EVS_EUNAVAILABLE, EVS_EINTERNAL,
+                                EVS_ELIMIT_EXCEEDED};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *n = evs_code_name(codes[i]);
         cr_assert_eq(evs_code_from_name(n, strlen(n)), codes[i], "%s", n);
