@@ -234,33 +234,19 @@ static int put_check(evs_value_t *map, const char *key, evs_value_t **slot) {
     return *slot ? 0 : EVS_ENOMEM;
 }
 
-EVS_API int evs_map_set_bool(evs_value_t *map, const char *key, bool b) {
-    evs_value_t *v;
-    int r = put_check(map, key, &v);
-    if (r == 0) evs_value_set_bool(v, b);
-    return r;
-}
-
-EVS_API int evs_map_set_int(evs_value_t *map, const char *key, int64_t i) {
-    evs_value_t *v;
-    int r = put_check(map, key, &v);
-    if (r == 0) evs_value_set_int(v, i);
-    return r;
-}
-
-EVS_API int evs_map_set_uint(evs_value_t *map, const char *key, uint64_t u) {
-    evs_value_t *v;
-    int r = put_check(map, key, &v);
-    if (r == 0) evs_value_set_uint(v, u);
-    return r;
-}
-
-EVS_API int evs_map_set_float(evs_value_t *map, const char *key, double f) {
-    evs_value_t *v;
-    int r = put_check(map, key, &v);
-    if (r == 0) evs_value_set_float(v, f);
-    return r;
-}
+/* The setters of one scalar type: put the key, then set the slot. */
+#define MAP_SETTER(name, ctype, set)                                                               \
+    EVS_API int name(evs_value_t *map, const char *key, ctype x) {                                 \
+        evs_value_t *v;                                                                            \
+        int r = put_check(map, key, &v);                                                           \
+        if (r == 0) set(v, x);                                                                     \
+        return r;                                                                                  \
+    }
+MAP_SETTER(evs_map_set_bool, bool, evs_value_set_bool)
+MAP_SETTER(evs_map_set_int, int64_t, evs_value_set_int)
+MAP_SETTER(evs_map_set_uint, uint64_t, evs_value_set_uint)
+MAP_SETTER(evs_map_set_float, double, evs_value_set_float)
+#undef MAP_SETTER
 
 EVS_API int evs_map_set_str(evs_value_t *map, const char *key, const char *s) {
     evs_value_t *v;
