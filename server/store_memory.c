@@ -270,18 +270,21 @@ out:
 /* ---------------------------------------------------------------- reads */
 
 /* The byte bound of one read (store_t.page_bytes): events are taken while the ones before
- * take at most bound bytes, so the first event past it is taken too and says there is more. */
+ * take at most bound bytes, and the first two always, so the first event past the bound is taken
+ * too and says there is more. */
 typedef struct page {
     size_t bound; /* 0: none */
     size_t used;
+    size_t taken;
 } page_t;
 
 static bool page_open(const page_t *pg) {
-    return !pg->bound || pg->used <= pg->bound;
+    return !pg->bound || pg->used <= pg->bound || pg->taken < 2;
 }
 
 static evs_event_t page_add(page_t *pg, const evs_event_t *ev) {
     if (pg->bound) pg->used += codec_event_size(ev);
+    pg->taken++;
     return *ev;
 }
 

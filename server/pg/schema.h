@@ -57,13 +57,15 @@ enum schema_event_col {
 
 /* A page of event rows bounded by bytes as well as by count (store_t.page_bytes): the rows the
  * query select (SCHEMA_SELECT_EVENTS ... ORDER BY order LIMIT n) yields, kept while the rows
- * before take at most the bytes in parameter bytes_param ("$3"), so that only the first row past
- * the bound is kept of the rest and no payload past it is sent. */
+ * before take at most the bytes in parameter bytes_param ("$3"), and the first two rows always,
+ * so that of the rest only the first row past the bound is kept (it says there is more) and no
+ * payload past it is sent. */
 #define SCHEMA_PAGE(select, order, bytes_param)                                                    \
     "SELECT " SCHEMA_EVENT_COLUMNS " FROM (SELECT " SCHEMA_EVENT_COLUMNS                           \
-    ", sum(" SCHEMA_EVENT_SIZE ") OVER (ORDER BY " order                                           \
-    " ROWS UNBOUNDED PRECEDING) - " SCHEMA_EVENT_SIZE " AS bytes_before FROM (" select             \
-    ") AS page) AS sized WHERE bytes_before <= " bytes_param " ORDER BY " order
+    ", sum(" SCHEMA_EVENT_SIZE ") OVER w - " SCHEMA_EVENT_SIZE                                     \
+    " AS bytes_before, row_number() OVER w AS row FROM (" select                                   \
+    ") AS page WINDOW w AS (ORDER BY " order " ROWS UNBOUNDED PRECEDING)) AS sized WHERE "         \
+    "bytes_before <= " bytes_param " OR row <= 2 ORDER BY " order
 
 /* Fills *ev from row of a binary-format result whose columns are SCHEMA_EVENT_COLUMNS. ev must be
  * zeroed; its strings and bytes point into res (valid until res is cleared). */
