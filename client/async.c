@@ -40,8 +40,9 @@ enum async_state { ASYNC_CONNECTING, ASYNC_CONNECTED, ASYNC_DEAD };
 
 struct evs_async_priv {
     enum async_state state;
-    char addr[256]; /* for error messages */
-    uint32_t max_frame;
+    char addr[256];     /* for error messages */
+    uint32_t max_frame; /* of requests */
+    uint32_t max_reply; /* of frames from the server */
     evs_async_events_t ev;
     bool attached, reading, writing;
     evs_async_connect_fn *connect_cb;
@@ -206,10 +207,11 @@ EVS_API evs_async_t *evs_async_connect(const evs_options_t *opts) {
     struct evs_async_priv *p = ac->priv;
     snprintf(p->addr, sizeof p->addr, "%s", o.addr);
     p->max_frame = o.max_frame ? o.max_frame : EVS_DEFAULT_MAX_FRAME;
+    p->max_reply = o.max_frame ? o.max_frame : EVS_MAX_REPLY_FRAME;
     p->base_id = 1;
     p->scratch.fd = -1;
     codec_buf_init(&p->wbuf);
-    frame_reader_init(&p->reader, p->max_frame);
+    frame_reader_init(&p->reader, p->max_reply);
     msgpack_unpacked_init(&p->frame);
     start_connect(ac, o.addr);
     return ac;
@@ -399,8 +401,9 @@ static int handle_frames(evs_async_t *ac) {
             return async_kill(ac, EVS_EPROTOCOL, "the server sent an empty frame");
         if (fs == FRAME_TOO_LARGE)
             return async_kill(ac, EVS_EPROTOCOL,
-                              "the server sent a %zu-byte frame, over max_frame (%u)",
-                              p->reader.declared, p->max_frame);
+                              "the server sent a %zu-byte frame, over this client's limit "
+                              "(evs_options.max_frame %u): raise it to read this reply",
+                              p->reader.declared, p->max_reply);
         handle_frame(ac, body, len);
     }
     return ac->err;

@@ -236,10 +236,11 @@ EVS_API evs_context_t *evs_connect_with_options(const evs_options_t *opts) {
     struct evs_context_priv *p = c->priv;
     p->timeout_ms = o.timeout_ms;
     p->max_frame = o.max_frame ? o.max_frame : EVS_DEFAULT_MAX_FRAME;
+    p->max_reply = o.max_frame ? o.max_frame : EVS_MAX_REPLY_FRAME;
     p->next_id = 1;
     codec_buf_init(&p->wbuf);
     msgpack_unpacked_init(&p->frame);
-    frame_reader_init(&p->reader, p->max_frame);
+    frame_reader_init(&p->reader, p->max_reply);
     if (o.timeout_ms < 0) {
         client_fail(c, EVS_EINVAL, "timeout_ms must be >= 0");
         p->dead = true;
@@ -335,8 +336,9 @@ int client_wait_frame(evs_context_t *c, int64_t deadline, bool interruptible) {
             return client_fail(c, EVS_EPROTOCOL, "the server sent an empty frame");
         if (fs == FRAME_TOO_LARGE)
             return client_fail(c, EVS_EPROTOCOL,
-                               "the server sent a %zu-byte frame, over max_frame (%u)",
-                               p->reader.declared, p->max_frame);
+                               "the server sent a %zu-byte frame, over this client's limit "
+                               "(evs_options.max_frame %u): raise it to read this reply",
+                               p->reader.declared, p->max_reply);
         /* Incomplete: read more, room for the whole frame when its length is known. */
         int r = read_some(c, frame_reader_missing(&p->reader), deadline, interruptible);
         if (r != WAIT_FRAME) return r;

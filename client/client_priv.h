@@ -30,7 +30,8 @@ typedef struct sub_queue {
 struct evs_context_priv {
     bool dead;
     int timeout_ms;
-    uint32_t max_frame;
+    uint32_t max_frame; /* of requests */
+    uint32_t max_reply; /* of frames from the server */
     uint64_t next_id;
     frame_reader_t reader;
     codec_buf_t wbuf;

@@ -44,6 +44,10 @@ extern "C" {
 
 #define EVS_DEFAULT_ADDR "127.0.0.1:7433"
 #define EVS_DEFAULT_MAX_FRAME (16u * 1024 * 1024)
+/* The longest frame the protocol allows (its length is 4 bytes): what a client accepts from the
+ * server by default, whatever max_frame the daemon runs with, so that every event the daemon
+ * stored can be read back. */
+#define EVS_MAX_REPLY_FRAME UINT32_MAX
 /* from_version for evs_get_by_entity backwards: start at the entity's latest version. */
 #define EVS_LATEST UINT64_MAX
 /* The most topics one subscription may filter on (the protocol's bound). */
@@ -70,8 +74,11 @@ typedef struct evs_options {
     const char *addr;
     /* Longest wait for connecting and for each reply, in milliseconds; 0 waits forever. */
     int timeout_ms;
-    /* Largest reply frame accepted (bytes); 0 means EVS_DEFAULT_MAX_FRAME. A longer frame from
-     * the server is EVS_EPROTOCOL and nothing is allocated for it. */
+    /* Largest frame, in bytes, in both directions: a longer request is refused with EVS_EINVAL
+     * before it is sent, and a longer frame from the server is EVS_EPROTOCOL (the context dies)
+     * and nothing is allocated for it. 0 means requests of up to EVS_DEFAULT_MAX_FRAME and
+     * replies of any length the protocol allows (EVS_MAX_REPLY_FRAME): a daemon may run with a
+     * larger max_frame than the default, and its replies carry every event it stored. */
     uint32_t max_frame;
 } evs_options_t;
 
@@ -227,6 +234,7 @@ typedef struct evs_stream_options {
     const char *entity_prefix; /* only entities whose id starts with it (copied); NULL: all */
     int retry_min_ms;          /* first reconnect delay (default 100), doubling up to */
     int retry_max_ms;          /* this (default 5000) */
+    uint32_t max_frame;        /* as evs_options_t.max_frame; 0: any reply the protocol allows */
 } evs_stream_options_t;
 
 /* Makes a stream (it connects on the first evs_stream_next). NULL when out of memory or when an
@@ -236,7 +244,10 @@ EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *opts);
 
 /* Waits up to timeout_ms (-1: forever; 0: only what is already there) for the next event.
  * Returns 0 with *out an event the caller frees with evs_event_free, or 0 with *out NULL when none
- * came in time (connection failures are retried inside, not returned), or EVS_ENOMEM. */
+ * came in time (connection failures are retried inside, not returned), or EVS_ENOMEM. A frame
+ * from the server that this client cannot take (longer than max_frame, or not the protocol)
+ * would come again after a reconnect, so it stops the stream instead: EVS_EPROTOCOL, from then
+ * on at every call, with the reason in evs_stream_errstr. */
 EVS_API int evs_stream_next(evs_stream_t *s, int timeout_ms, evs_event_t **out);
 
 /* Position of the last event handed out (or where the stream started). */

@@ -23,6 +23,7 @@ struct evs_stream {
     size_t ntopics;
     char *entity_prefix;
     int retry_min_ms, retry_max_ms;
+    uint32_t max_frame; /* as evs_options_t.max_frame */
 
     evs_context_t *ctx; /* NULL while disconnected */
     evs_push_t *push;   /* the push being handed out */
@@ -34,6 +35,7 @@ struct evs_stream {
     int64_t retry_at; /* monotonic ms before which no reconnect is tried */
     bool connected_once;
     unsigned reconnects; /* successful connections after the first */
+    int stopped;         /* 0, or the code of a failure that connecting again cannot mend */
     char errstr[256];
 };
 
@@ -69,6 +71,7 @@ EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *o) {
     if (!o) o = &d;
     s->addr = strdup(o->addr ? o->addr : EVS_DEFAULT_ADDR);
     s->timeout_ms = o->timeout_ms;
+    s->max_frame = o->max_frame;
     s->retry_min_ms = o->retry_min_ms > 0 ? o->retry_min_ms : 100;
     s->retry_max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 5000;
     if (s->retry_max_ms < s->retry_min_ms) s->retry_max_ms = s->retry_min_ms;
@@ -110,7 +113,7 @@ static void disconnect(evs_stream_t *s, const char *why) {
 
 /* Connects and subscribes from the stream's position. 0, or -1 (disconnected again). */
 static int connect_and_subscribe(evs_stream_t *s) {
-    evs_options_t co = {.addr = s->addr, .timeout_ms = s->timeout_ms};
+    evs_options_t co = {.addr = s->addr, .timeout_ms = s->timeout_ms, .max_frame = s->max_frame};
     s->ctx = evs_connect_with_options(&co);
     if (!s->ctx) {
         disconnect(s, "out of memory");
@@ -165,6 +168,7 @@ static int connect_and_subscribe(evs_stream_t *s) {
 
 EVS_API int evs_stream_next(evs_stream_t *s, int timeout_ms, evs_event_t **out) {
     *out = NULL;
+    if (s->stopped) return s->stopped;
     int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
     for (;;) {
         while (s->push && s->next < s->push->n) {
@@ -203,7 +207,11 @@ EVS_API int evs_stream_next(evs_stream_t *s, int timeout_ms, evs_event_t **out) 
         evs_push_t *p = NULL;
         int r = evs_sub_next(s->ctx, 0, wait, &p);
         if (r < 0) {
+            /* A frame this client cannot take (over its max_frame, or not the protocol) would
+             * come again after a reconnect: stop rather than loop. */
+            int code = s->ctx->err;
             disconnect(s, s->ctx->errstr);
+            if (code == EVS_EPROTOCOL) return s->stopped = code;
             continue;
         }
         if (!p) {

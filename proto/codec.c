@@ -94,10 +94,9 @@ void codec_pack_bin(msgpack_packer *pk, const void *data, size_t len) {
     if (len) msgpack_pack_bin_body(pk, data, len);
 }
 
-/* codec_event_size with the string lengths already known. Keys and headers: 8 keys of at most
- * 10 bytes, 16-byte id, three uint64, ints and str/bin headers of at most 5 bytes each. */
+/* codec_event_size with the string lengths already known. */
 static size_t event_size(const evs_event_t *ev, size_t elen, size_t tlen) {
-    return 160 + elen + tlen + ev->payload_len + ev->metadata_len;
+    return CODEC_EVENT_OVERHEAD + elen + tlen + ev->payload_len + ev->metadata_len;
 }
 
 /* Direct writers for codec_pack_event's fast path: the same bytes as msgpack-c's packer (the
@@ -245,6 +244,10 @@ char *codec_event_copy_into(evs_event_t *dst, const evs_event_t *src, char *at) 
         dst->metadata_len = 0;
     }
     return at;
+}
+
+size_t codec_page_budget(uint32_t max_frame) {
+    return max_frame > CODEC_PAGE_ENVELOPE ? max_frame - CODEC_PAGE_ENVELOPE : 0;
 }
 
 size_t codec_events_fitting(const evs_event_t *evs, size_t n, size_t budget) {

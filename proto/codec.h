@@ -72,7 +72,13 @@ void codec_pack_bin(msgpack_packer *pk, const void *data, size_t len);
 /* Packs an event as the protocol returns it (a map of 7 or 8 keys). */
 void codec_pack_event(msgpack_packer *pk, const evs_event_t *ev);
 
-/* An upper bound of the bytes codec_pack_event writes for ev. */
+/* The bytes an event takes besides its entity_id, topic, payload and metadata bytes, at most:
+ * 8 keys of at most 10 bytes, the 16-byte id, three uint64, str/bin headers of at most 5 bytes. */
+#define CODEC_EVENT_OVERHEAD 160
+
+/* An upper bound of the bytes codec_pack_event writes for ev: CODEC_EVENT_OVERHEAD plus the
+ * bytes of its entity_id, topic, payload and metadata. This is the size of an event as the
+ * max_event limit and the byte bound of every page count it (docs/protocol.md, section 2). */
 size_t codec_event_size(const evs_event_t *ev);
 
 /* Copying an event's bytes (entity_id and topic with their NULs, payload, metadata) into memory
@@ -81,6 +87,14 @@ size_t codec_event_size(const evs_event_t *ev);
  * and the client's event lists use them. */
 size_t codec_event_bytes(const evs_event_t *ev);
 char *codec_event_copy_into(evs_event_t *dst, const evs_event_t *src, char *at);
+
+/* The bytes a reply or a push adds around the events of one page, at most: the map header,
+ * "id" or "sub" with a uint64, "ok": true, "events" or "event" with a 32-bit array header, and
+ * "truncated": true. A page's events may use the rest of max_frame (codec_page_budget). */
+#define CODEC_PAGE_ENVELOPE 64
+
+/* The packed bytes left for the events of one page in a frame of at most max_frame bytes. */
+size_t codec_page_budget(uint32_t max_frame);
 
 /* How many of the n events, from the first, fit in budget packed bytes; at least 1 when n > 0,
  * so that a page always makes progress. */

@@ -34,6 +34,9 @@ const config_option_t config_options[] = {
      "\"memory\" or a PostgreSQL URL; $EVSTORE_STORE overrides the file"},
     {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, RELOAD, OPTIONAL,
      "BYTES", "largest request frame accepted"},
+    {"max_event", CONFIG_BYTES, FIELD(max_event), "0", 0, UINT32_MAX, RELOAD, OPTIONAL, "BYTES",
+     "largest event an append may store (entity_id, topic, payload and metadata bytes plus "
+     "160); at most max_frame minus 64, which is what 0 means"},
     {"output_limit", CONFIG_BYTES, FIELD(out_limit), "2097152", 4096, (1ULL << 40), RELOAD,
      OPTIONAL, "BYTES",
      "per-connection queued output above which reading pauses and subscribers catch up "
@@ -267,6 +270,10 @@ int config_read_file(server_config_t *cfg, const char *path, char *why, size_t w
     return rc;
 }
 
+size_t config_max_event(const server_config_t *cfg) {
+    return cfg->max_event ? cfg->max_event : codec_page_budget(cfg->max_frame);
+}
+
 int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     char host[64];
     struct sockaddr_storage sa;
@@ -280,6 +287,20 @@ int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     if (!store_url_is_valid(cfg->store_url))
         return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL",
                     cfg->store_url);
+    /* Every stored event must come back in one reply or push, whose envelope takes at most
+     * CODEC_PAGE_ENVELOPE bytes of a frame. */
+    if (cfg->max_event > codec_page_budget(cfg->max_frame))
+        return fail(why, whylen,
+                    "max_event (%u) is over max_frame (%u) minus %d bytes of reply envelope: "
+                    "an event that large could be stored but never read back; lower max_event "
+                    "to at most %zu or raise max_frame",
+                    cfg->max_event, cfg->max_frame, CODEC_PAGE_ENVELOPE,
+                    codec_page_budget(cfg->max_frame));
+    if (config_max_event(cfg) < CONFIG_MIN_EVENT)
+        return fail(why, whylen,
+                    "max_event: %zu bytes is too small to hold an event (at least %d; max_event "
+                    "0 means max_frame minus %d)",
+                    config_max_event(cfg), CONFIG_MIN_EVENT, CODEC_PAGE_ENVELOPE);
     return 0;
 }
 

@@ -75,6 +75,13 @@ typedef struct config_override {
     const char *value;
 } config_override_t;
 
+/* The smallest max_event accepted: CODEC_EVENT_OVERHEAD and a few bytes of names and payload. */
+#define CONFIG_MIN_EVENT 256
+
+/* The largest event an append may store: max_event, or when it is 0 the most that a reply of at
+ * most max_frame bytes can carry (max_frame minus CODEC_PAGE_ENVELOPE). */
+size_t config_max_event(const server_config_t *cfg);
+
 /* Builds a whole configuration: defaults, then the file at path (when non-NULL), then
  * $EVSTORE_STORE, then the overrides, then config_check. 0, or -1 with why set and cfg freed. */
 int config_load(server_config_t *cfg, const char *path, const config_override_t *overrides,

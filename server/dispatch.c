@@ -158,7 +158,27 @@ static void append_done(void *arg, const codec_error_t *err, const uint64_t *pos
     reply_end(c, start);
 }
 
+/* Replies too_large (the connection stays open: the frame itself was within max_frame) when
+ * an event of req is over max_event, so that no event is stored that a reply could not carry.
+ * Returns whether it did. */
+static bool event_too_large(conn_t *c, const codec_request_t *req) {
+    size_t max = config_max_event(&c->srv->cfg);
+    for (size_t i = 0; i < req->nevents; i++) {
+        size_t size = codec_event_size(&req->events[i]);
+        if (size <= max) continue;
+        codec_error_t err;
+        codec_error_set(&err, EVS_ETOO_LARGE,
+                        "event %zu is %zu bytes, over max_event (%zu bytes: entity_id, topic, "
+                        "payload and metadata plus %d); nothing was stored",
+                        i, size, max, CODEC_EVENT_OVERHEAD);
+        dispatch_reply_error(c, true, req->id, &err);
+        return true;
+    }
+    return false;
+}
+
 static void op_append(conn_t *c, codec_request_t *req) {
+    if (event_too_large(c, req)) return;
     /* Events without an id get a random one. */
     for (size_t i = 0; i < req->nevents; i++)
         if (!req->events[i].has_event_id && draw_event_id(req->events[i].event_id) != 0) {
@@ -187,9 +207,10 @@ static void events_done(void *arg, const codec_error_t *err, const evs_event_t *
         reply_end(c, start);
         return;
     }
-    /* A page is cut short rather than grow past max_frame bytes (a client's default limit for
-     * a reply too); "truncated" tells the client to go on paging from the last event. */
-    size_t fit = codec_events_fitting(evs, n, c->srv->cfg.max_frame);
+    /* A page is cut short rather than grow past max_frame bytes; "truncated" tells the client
+     * to go on paging from the last event. The store stops its read at the first event past
+     * the same budget (store_t.page_bytes), so that event is here only to say there is more. */
+    size_t fit = codec_events_fitting(evs, n, codec_page_budget(c->srv->cfg.max_frame));
     size_t start = reply_begin(c, &pk, id, fit < n ? 2 : 1);
     codec_pack_key(&pk, "events");
     msgpack_pack_array(&pk, fit);

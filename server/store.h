@@ -136,6 +136,14 @@ struct store {
      * store that waits on something (PostgreSQL) fails the operation with EVS_EUNAVAILABLE. The
      * daemon sets it after store_open from --request-timeout. */
     uint32_t request_timeout_ms;
+    /* The byte bound of every read (get_by_entity and read; not get_by_id): a read returns its
+     * events, in order, only while the events before the next one take at most page_bytes as
+     * codec_event_size counts them, and its first two events whatever their size. So it
+     * returns the events that fit in page_bytes and then the first that does not, which tells
+     * the caller there is more (codec_events_fitting with the same budget cuts before it), even
+     * when the first event alone is over the bound (stored under a larger max_frame). 0 means
+     * no bound (the default); the daemon sets the budget of a page under max_frame. */
+    size_t page_bytes;
     /* Set by the store. live_ready: the commit listener hears of every commit with a position
      * above live_head (the memory store from the start; PostgreSQL once its live feed knows where
      * "now" is). Until then a subscription without "after" cannot say where its live stream

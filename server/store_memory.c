@@ -269,6 +269,25 @@ out:
 
 /* ---------------------------------------------------------------- reads */
 
+/* The byte bound of one read (store_t.page_bytes): events are taken while the ones before
+ * take at most bound bytes, and the first two always, so the first event past the bound is taken
+ * too and says there is more. */
+typedef struct page {
+    size_t bound; /* 0: none */
+    size_t used;
+    size_t taken;
+} page_t;
+
+static bool page_open(const page_t *pg) {
+    return !pg->bound || pg->used <= pg->bound || pg->taken < 2;
+}
+
+static evs_event_t page_add(page_t *pg, const evs_event_t *ev) {
+    if (pg->bound) pg->used += codec_event_size(ev);
+    pg->taken++;
+    return *ev;
+}
+
 static void mem_get_by_entity(store_t *s, const char *entity_id, uint64_t from, uint32_t limit,
                               bool backwards, store_events_cb cb, void *arg) {
     store_memory_t *m = (store_memory_t *)s;
@@ -283,14 +302,15 @@ static void mem_get_by_entity(store_t *s, const char *entity_id, uint64_t from, 
             cb(arg, &err, NULL, 0);
             return;
         }
+        page_t pg = {.bound = s->page_bytes};
         if (!backwards) {
-            for (uint64_t v = from; v < have && count < limit; v++)
-                out[count++] = m->log[e->events.v[v]];
+            for (uint64_t v = from; v < have && count < limit && page_open(&pg); v++)
+                out[count++] = page_add(&pg, &m->log[e->events.v[v]]);
         } else {
             uint64_t v = from < have ? from : have - 1;
             for (;; v--) {
-                out[count++] = m->log[e->events.v[v]];
-                if (v == 0 || count == limit) break;
+                out[count++] = page_add(&pg, &m->log[e->events.v[v]]);
+                if (v == 0 || count == limit || !page_open(&pg)) break;
             }
         }
     }
@@ -338,6 +358,7 @@ static void mem_read(store_t *s, const store_read_t *q, store_events_cb cb, void
     store_memory_t *m = (store_memory_t *)s;
     size_t prefix_len = q->entity_prefix ? strlen(q->entity_prefix) : 0;
     size_t count = 0, cap = q->limit < 64 ? q->limit : 64;
+    page_t pg = {.bound = s->page_bytes};
     evs_event_t *out = cap ? malloc(cap * sizeof *out) : NULL;
     codec_error_t err;
     if (cap && !out) goto oom;
@@ -356,11 +377,12 @@ static void mem_read(store_t *s, const store_read_t *q, store_events_cb cb, void
         HASH_FIND_STR(m->topics, q->topics[0], t);
         if (t)
             for (size_t i = first_after(m, &t->events, q->after);
-                 i < t->events.n && count < q->limit; i++)
-                if (matches(&m->log[t->events.v[i]], q, prefix_len)) EMIT(m->log[t->events.v[i]]);
+                 i < t->events.n && count < q->limit && page_open(&pg); i++)
+                if (matches(&m->log[t->events.v[i]], q, prefix_len))
+                    EMIT(page_add(&pg, &m->log[t->events.v[i]]));
     } else {
-        for (uint64_t i = q->after; i < m->len && count < q->limit; i++)
-            if (matches(&m->log[i], q, prefix_len)) EMIT(m->log[i]);
+        for (uint64_t i = q->after; i < m->len && count < q->limit && page_open(&pg); i++)
+            if (matches(&m->log[i], q, prefix_len)) EMIT(page_add(&pg, &m->log[i]));
     }
 #undef EMIT
     cb(arg, NULL, out, count);

@@ -214,7 +214,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
         return;
     }
     /* A page too large for one frame is pushed in part; the rest is read again. */
-    size_t fit = codec_events_fitting(evs, n, sub->conn->srv->cfg.max_frame);
+    size_t fit = codec_events_fitting(evs, n, codec_page_budget(sub->conn->srv->cfg.max_frame));
     bool more = fit < n || n == CATCHUP_PAGE || sub->overflow;
     push_events(sub, evs, fit);
     if (more) {
@@ -230,7 +230,8 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
     while (first < sub->npending && sub->pending[first].position <= sub->last_sent)
         first++;
     size_t rest = sub->npending - first;
-    if (codec_events_fitting(sub->pending + first, rest, sub->conn->srv->cfg.max_frame) < rest) {
+    if (codec_events_fitting(sub->pending + first, rest,
+                             codec_page_budget(sub->conn->srv->cfg.max_frame)) < rest) {
         clear_pending(sub); /* too big for one push: read them from the store instead */
         if (!sub->pumping) pump(sub);
         return;

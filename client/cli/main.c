@@ -412,8 +412,13 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     unsigned reconnects = 0;
     while (!interrupted && rc == 0) {
         evs_event_t *ev;
-        if (evs_stream_next(s, 1000, &ev) < 0) {
-            fprintf(stderr, "evstore: out of memory\n");
+        int r = evs_stream_next(s, 1000, &ev);
+        if (r < 0) {
+            if (r == EVS_ENOMEM)
+                fprintf(stderr, "evstore: out of memory\n");
+            else
+                fprintf(stderr, "evstore: stopped after position %llu: %s\n",
+                        (unsigned long long)evs_stream_position(s), evs_stream_errstr(s));
             rc = 1;
             break;
         }

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "../../proto/codec.h"
 #include "../../proto/event.h"
 
 /* ---------------------------------------------------------------- locks and channel */
@@ -47,6 +48,25 @@ enum schema_event_col {
 };
 #define SCHEMA_SELECT_EVENTS "SELECT " SCHEMA_EVENT_COLUMNS " FROM evs_events WHERE "
 
+/* An event row's size as codec_event_size counts it (octet_length of a stored value reads its
+ * length without fetching or decompressing the value). */
+#define SCHEMA_EVENT_SIZE                                                                          \
+    "(" SCHEMA_STR(                                                                                \
+        CODEC_EVENT_OVERHEAD) " + octet_length(entity_id) + octet_length(topic) + "                \
+                              "octet_length(payload) + coalesce(octet_length(metadata), 0))"
+
+/* A page of event rows bounded by bytes as well as by count (store_t.page_bytes): the rows the
+ * query select (SCHEMA_SELECT_EVENTS ... ORDER BY order LIMIT n) yields, kept while the rows
+ * before take at most the bytes in parameter bytes_param ("$3"), and the first two rows always,
+ * so that of the rest only the first row past the bound is kept (it says there is more) and no
+ * payload past it is sent. */
+#define SCHEMA_PAGE(select, order, bytes_param)                                                    \
+    "SELECT " SCHEMA_EVENT_COLUMNS " FROM (SELECT " SCHEMA_EVENT_COLUMNS                           \
+    ", sum(" SCHEMA_EVENT_SIZE ") OVER w - " SCHEMA_EVENT_SIZE                                     \
+    " AS bytes_before, row_number() OVER w AS row FROM (" select                                   \
+    ") AS page WINDOW w AS (ORDER BY " order " ROWS UNBOUNDED PRECEDING)) AS sized WHERE "         \
+    "bytes_before <= " bytes_param " OR row <= 2 ORDER BY " order
+
 /* Fills *ev from row of a binary-format result whose columns are SCHEMA_EVENT_COLUMNS. ev must be
  * zeroed; its strings and bytes point into res (valid until res is cleared). */
 void schema_event_from_row(const PGresult *res, int row, evs_event_t *ev);
@@ -80,13 +100,15 @@ enum schema_read {
 };
 extern const schema_statement_t schema_reads[SCHEMA_NREADS];
 
-/* Parameters of SCHEMA_ENTITY_FWD/BWD; results are event rows. */
-enum { SCHEMA_ENTITY_P_ID, SCHEMA_ENTITY_P_VERSION, SCHEMA_ENTITY_P_LIMIT };
+/* Parameters of SCHEMA_ENTITY_FWD/BWD (the byte bound as in SCHEMA_PAGE); results are event
+ * rows. */
+enum { SCHEMA_ENTITY_P_ID, SCHEMA_ENTITY_P_VERSION, SCHEMA_ENTITY_P_LIMIT, SCHEMA_ENTITY_P_BYTES };
 /* Parameter of SCHEMA_BY_ID (uuid); the result is 0 or 1 event row. */
 enum { SCHEMA_BY_ID_P_ID };
-/* Parameters of SCHEMA_READ*: after and limit, then the filters in this order: the topic (text)
- * or the topics (text[]), then the entity id prefix; results are event rows. */
-enum { SCHEMA_READ_P_AFTER, SCHEMA_READ_P_LIMIT, SCHEMA_READ_P_FILTERS };
+/* Parameters of SCHEMA_READ*: after, limit and the byte bound (as in SCHEMA_PAGE), then the
+ * filters in this order: the topic (text) or the topics (text[]), then the entity id prefix;
+ * results are event rows. */
+enum { SCHEMA_READ_P_AFTER, SCHEMA_READ_P_LIMIT, SCHEMA_READ_P_BYTES, SCHEMA_READ_P_FILTERS };
 /* Parameters of SCHEMA_PUT_SNAPSHOT (no result rows). */
 enum {
     SCHEMA_PUT_SNAPSHOT_P_ENTITY,

@@ -248,6 +248,12 @@ static int64_t clamp_i64(uint64_t v) {
     return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
+/* The byte bound of a read as SCHEMA_PAGE takes it (store_t.page_bytes; 0: none). */
+static int64_t page_bytes(const pg_store_t *s) {
+    size_t b = s->base.page_bytes;
+    return b == 0 || b > INT64_MAX ? INT64_MAX : (int64_t)b;
+}
+
 static void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
                                    uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
@@ -258,6 +264,7 @@ static void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_
     set_text(op, SCHEMA_ENTITY_P_ID, entity_id);
     set_i64(op, SCHEMA_ENTITY_P_VERSION, clamp_i64(from_version));
     set_i64(op, SCHEMA_ENTITY_P_LIMIT, limit);
+    set_i64(op, SCHEMA_ENTITY_P_BYTES, page_bytes(s));
     start_read(op);
 }
 
@@ -288,6 +295,7 @@ static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb 
     op->cb.events = cb;
     set_i64(op, SCHEMA_READ_P_AFTER, clamp_i64(q->after));
     set_i64(op, SCHEMA_READ_P_LIMIT, q->limit);
+    set_i64(op, SCHEMA_READ_P_BYTES, page_bytes(s));
     /* The filters follow, in the order schema.h gives: topic(s), then the prefix. */
     int filter = SCHEMA_READ_P_FILTERS;
     bool prefix = q->entity_prefix && *q->entity_prefix;

@@ -12,6 +12,17 @@ test_check_config_reports_a_bad_value_with_its_line() {
     grep -q 'bad.conf:4: max_frame: "12" is not a size' out.txt || fail "$(cat out.txt)"
 }
 
+test_check_config_refuses_a_max_event_a_reply_cannot_carry() {
+    printf 'max_frame = 1M\nmax_event = 1M\n' >bad.conf
+    "$EVSTORED" --check-config --config bad.conf >out.txt 2>&1; rc=$?
+    [ $rc -eq 1 ] || fail "exit status $rc: $(cat out.txt)"
+    grep -q 'max_event (1048576) is over max_frame (1048576) minus 64' out.txt || fail "$(cat out.txt)"
+    "$EVSTORED" --max-frame 1M --max-event 1M >out.txt 2>&1 && fail "the daemon started"
+    grep -q 'max_event (1048576) is over max_frame' out.txt || fail "$(cat out.txt)"
+    printf 'max_frame = 1M\nmax_event = 1048512\n' >ok.conf
+    "$EVSTORED" --check-config --config ok.conf >out.txt 2>&1 || fail "$(cat out.txt)"
+}
+
 test_check_config_reports_an_unknown_key() {
     printf 'lisen = 127.0.0.1:7433\n' >bad.conf
     "$EVSTORED" --check-config --config bad.conf >out.txt 2>&1; rc=$?

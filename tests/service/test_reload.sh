@@ -28,6 +28,17 @@ test_reload_invalid_config_keeps_the_old_one() {
     "$TOOL" op "$ADDR" ping >/dev/null || fail "daemon stopped serving"
 }
 
+test_reload_that_leaves_max_event_over_max_frame_keeps_the_old_config() {
+    printf 'max_frame = 64k\nmax_event = 60k\n' >evstored.conf
+    start_daemon --config "$T/evstored.conf"
+    printf 'max_frame = 32k\nmax_event = 60k\n' >evstored.conf
+    kill -HUP $PID
+    wait_for "grep -q 'reload failed' daemon.log" || fail "no failed reload: $(cat daemon.log)"
+    grep -q 'max_event (61440) is over max_frame (32768)' daemon.log || fail "reason not logged"
+    [ "$(config_value max_frame)" = 65536 ] || fail "max_frame changed to $(config_value max_frame)"
+    "$TOOL" op "$ADDR" ping >/dev/null || fail "daemon stopped serving"
+}
+
 test_reload_of_a_restart_option_is_logged_and_ignored() {
     printf 'listen = 127.0.0.1:1\n' >evstored.conf
     start_daemon --config "$T/evstored.conf"   # --listen wins over the file

@@ -415,3 +415,72 @@ Test(read, global_log_after_a_position_holds_every_later_event_in_order) {
     cr_assert_eq(r.events[0].position, f.pos[0]);
     events_result_free(&r);
 }
+
+/* ---------------------------------------------------------------- the byte bound of reads */
+
+/* Sets the store's byte bound to what two of seed()'s events of entity and topic take: every
+ * read then returns those two and the first event past the bound (which says there is more). */
+static void bound_to_two_events(const char *entity, const char *topic) {
+    evs_event_t ev = new_event(entity, topic, "p0");
+    S->page_bytes = 2 * codec_event_size(&ev);
+}
+
+Test(read, get_by_entity_stops_at_the_first_event_past_the_byte_bound) {
+    const char *a = name("a"), *t = name("t");
+    free(seed(a, t, 6));
+    bound_to_two_events(a, t);
+    events_result_t r = by_entity(a, 0, STORE_DEFAULT_LIMIT, false);
+    assert_versions(&r, a, 0, 1, 2, -1);
+    events_result_free(&r);
+    r = by_entity(a, UINT64_MAX, STORE_DEFAULT_LIMIT, true);
+    assert_versions(&r, a, 5, 4, 3, -1);
+    events_result_free(&r);
+    r = by_entity(a, 1, 2, false); /* the count still bounds it too */
+    assert_versions(&r, a, 1, 2, -1);
+    events_result_free(&r);
+}
+
+Test(read, read_stops_at_the_first_event_past_the_byte_bound) {
+    const char *a = name("a"), *t = name("t");
+    uint64_t *pos = seed(a, t, 6);
+    bound_to_two_events(a, t);
+    const char *topics[] = {t, name("other")};
+    events_result_t r = read_q(0, STORE_DEFAULT_LIMIT, topics, 1, NULL);
+    assert_versions(&r, a, 0, 1, 2, -1);
+    events_result_free(&r);
+    r = read_q(0, STORE_DEFAULT_LIMIT, topics, 2, NULL);
+    assert_versions(&r, a, 0, 1, 2, -1);
+    events_result_free(&r);
+    r = read_q(pos[2], STORE_DEFAULT_LIMIT, NULL, 0, a);
+    assert_versions(&r, a, 3, 4, 5, -1);
+    events_result_free(&r);
+    /* The whole log may hold other tests' events, of other sizes: whatever it returns, only its
+     * last event is past the bound. */
+    r = read_q(pos[0] - 1, STORE_MAX_LIMIT, NULL, 0, NULL);
+    cr_assert_geq(r.n, 1);
+    size_t before_last = 0;
+    for (size_t i = 0; i + 1 < r.n; i++)
+        before_last += codec_event_size(&r.events[i]);
+    cr_assert_leq(before_last, S->page_bytes, "%zu events before the last take %zu bytes", r.n - 1,
+                  before_last);
+    events_result_free(&r);
+    free(pos);
+}
+
+/* The first event alone over the bound still comes, and the next one with it, to say there is
+ * more. */
+Test(read, a_byte_bound_smaller_than_one_event_returns_that_event_and_the_next) {
+    const char *a = name("a"), *t = name("t");
+    free(seed(a, t, 4));
+    S->page_bytes = 1;
+    events_result_t r = by_entity(a, 0, STORE_DEFAULT_LIMIT, false);
+    assert_versions(&r, a, 0, 1, -1);
+    events_result_free(&r);
+    r = by_entity(a, UINT64_MAX, STORE_DEFAULT_LIMIT, true);
+    assert_versions(&r, a, 3, 2, -1);
+    events_result_free(&r);
+    const char *topics[] = {t};
+    r = read_q(0, STORE_DEFAULT_LIMIT, topics, 1, NULL);
+    assert_versions(&r, a, 0, 1, -1);
+    events_result_free(&r);
+}
