@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../proto/codec_prescan.h"
 #include "../../proto/codec_request.h"
 #include "mp.h"
 
@@ -192,25 +193,123 @@ Test(request, top_level_array_is_bad_request) {
     mp_free(&m);
 }
 
-Test(request, unknown_keys_are_ignored) {
+Test(request, unknown_keys_are_bad_request_naming_them) {
     mp_t m;
-    req_begin(&m, "ping", 3);
-    mp_str(&m, "zzz");
-    mp_map(&m, 1);
-    mp_str(&m, "a");
-    mp_array(&m, 2);
+    req_begin(&m, "ping", 1);
+    mp_str(&m, "topci");
     mp_uint(&m, 1);
-    mp_str(&m, "x");
-    mp_uint(&m, 5); /* a non-string key */
-    mp_uint(&m, 6);
-    mp_str(&m, "Version"); /* keys are case-sensitive: not "version" */
-    mp_str(&m, "not a number");
     codec_request_t req;
-    accepted(&m, &req);
-    cr_assert_str_eq(req.op, "ping");
-    cr_assert_eq(req.present, 0);
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(strstr(err.message, "\"topci\""), "names the key: %s", err.message);
+    cr_assert(req.has_id, "the id is echoed");
     codec_request_free(&req);
     mp_free(&m);
+}
+
+Test(request, keys_that_are_not_strings_are_bad_request) {
+    mp_t m;
+    req_begin(&m, "ping", 1);
+    mp_uint(&m, 5);
+    mp_uint(&m, 6);
+    codec_request_t req;
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    codec_request_free(&req);
+    mp_free(&m);
+}
+
+Test(request, a_key_given_twice_is_bad_request) {
+    mp_t m;
+    req_begin(&m, "ping", 1);
+    mp_str(&m, "op");
+    mp_str(&m, "stats");
+    codec_request_t req;
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(strstr(err.message, "twice"), "%s", err.message);
+    codec_request_free(&req);
+    mp_free(&m);
+    /* two ids: neither is echoed */
+    mp_init(&m);
+    mp_map(&m, 3);
+    mp_str(&m, "id");
+    mp_uint(&m, 1);
+    mp_str(&m, "op");
+    mp_str(&m, "ping");
+    mp_str(&m, "id");
+    mp_uint(&m, 2);
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(!req.has_id);
+    codec_request_free(&req);
+    mp_free(&m);
+}
+
+Test(request, a_key_given_twice_in_an_event_is_bad_request) {
+    mp_t m;
+    req_begin(&m, "append", 1);
+    mp_str(&m, "events");
+    mp_array(&m, 1);
+    mp_map(&m, 4);
+    mp_str(&m, "entity_id");
+    mp_str(&m, "a");
+    mp_str(&m, "topic");
+    mp_str(&m, "t");
+    mp_str(&m, "payload");
+    mp_bin(&m, "x", 1);
+    mp_str(&m, "entity_id");
+    mp_str(&m, "b");
+    codec_request_t req;
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(strstr(err.message, "events[0]"), "%s", err.message);
+    codec_request_free(&req);
+    mp_free(&m);
+}
+
+Test(request, an_op_with_a_nul_is_bad_request) {
+    mp_t m;
+    mp_init(&m);
+    mp_map(&m, 2);
+    mp_str(&m, "op");
+    mp_strn(&m, "ping\0x", 6);
+    mp_str(&m, "id");
+    mp_uint(&m, 7);
+    codec_request_t req;
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(req.has_id);
+    codec_request_free(&req);
+    mp_free(&m);
+}
+
+/* The 16 MiB map of 8.4 million nil:nil pairs: refused at its header, before msgpack-c
+ * allocates for it. */
+Test(request, a_map_of_more_objects_than_a_request_may_hold_is_bad_request) {
+    size_t pairs = (16u << 20) / 2 - 8;
+    mp_t m;
+    mp_init(&m);
+    mp_map(&m, (uint32_t)pairs);
+    uint8_t *nils = malloc(2 * pairs);
+    cr_assert(nils);
+    memset(nils, 0xc0, 2 * pairs);
+    mp_raw(&m, nils, 2 * pairs);
+    free(nils);
+    codec_request_t req;
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(strstr(err.message, "too many"), "%s", err.message);
+    codec_request_free(&req);
+    mp_free(&m);
+}
+
+Test(request, the_object_budget_counts_every_key_and_value) {
+    const char *why = NULL;
+    /* {"a": [nil x 5]}: the map, the key, the array and 5 nils are 8 objects */
+    const uint8_t b[] = {0x81, 0xa1, 'a', 0x95, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0};
+    cr_assert_eq(codec_prescan_limited(b, sizeof b, CODEC_MAX_DEPTH, 8, &why), 0);
+    cr_assert_eq(codec_prescan_limited(b, sizeof b, CODEC_MAX_DEPTH, 7, &why), -1);
+    cr_assert_eq(codec_prescan(b, sizeof b, CODEC_MAX_DEPTH, &why), 0);
 }
 
 Test(request, unknown_op_is_decoded_and_left_to_dispatch) {
@@ -833,11 +932,22 @@ Test(request, event_with_an_event_id_of_15_bytes_is_bad_request_with_the_id) {
 }
 
 Test(request, deepest_accepted_nesting_decodes) {
-    /* {"op": "ping", "id": 7, "x": [[...[1]...]]} with 32 containers in all */
+    /* an append whose metadata nests to 32 containers in all, the request map included */
     mp_t m;
-    req_begin(&m, "ping", 1);
-    mp_str(&m, "x");
-    for (int i = 1; i < CODEC_MAX_DEPTH; i++)
+    req_begin(&m, "append", 1);
+    mp_str(&m, "events");
+    mp_array(&m, 1);
+    mp_map(&m, 4);
+    mp_str(&m, "entity_id");
+    mp_str(&m, "a");
+    mp_str(&m, "topic");
+    mp_str(&m, "t");
+    mp_str(&m, "payload");
+    mp_bin(&m, "x", 1);
+    mp_str(&m, "metadata");
+    mp_map(&m, 1);
+    mp_str(&m, "k");
+    for (int i = 4; i < CODEC_MAX_DEPTH; i++)
         mp_array(&m, 1);
     mp_uint(&m, 1);
     codec_request_t req;
