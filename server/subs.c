@@ -291,18 +291,26 @@ static void retry_later(sub_t *sub) {
     }
 }
 
+/* Starts the push frame {"sub": SID, "events": [n events...]} in sub's connection's output,
+ * for the caller to write the n events into; returns the frame's start for codec_frame_end. */
+static size_t push_events_begin(sub_t *sub, size_t n, msgpack_packer *pk) {
+    conn_t *c = sub->conn;
+    codec_packer_init(pk, &c->out);
+    size_t start = codec_frame_begin(&c->out);
+    msgpack_pack_map(pk, 2);
+    codec_pack_key(pk, "sub");
+    msgpack_pack_uint64(pk, sub->sid);
+    codec_pack_key(pk, "events");
+    msgpack_pack_array(pk, n);
+    return start;
+}
+
 /* Pushes evs[0..n) (n may be 0: nothing) and advances last_sent. */
 static void push_events(sub_t *sub, const evs_event_t *evs, size_t n) {
     if (n == 0) return;
     conn_t *c = sub->conn;
     msgpack_packer pk;
-    codec_packer_init(&pk, &c->out);
-    size_t start = codec_frame_begin(&c->out);
-    msgpack_pack_map(&pk, 2);
-    codec_pack_key(&pk, "sub");
-    msgpack_pack_uint64(&pk, sub->sid);
-    codec_pack_key(&pk, "events");
-    msgpack_pack_array(&pk, n);
+    size_t start = push_events_begin(sub, n, &pk);
     for (size_t i = 0; i < n; i++)
         codec_pack_event(&pk, &evs[i]);
     codec_frame_end(&c->out, start, UINT32_MAX);
@@ -545,13 +553,7 @@ static int consider(subs_t *s, sub_t *sub, const evs_event_t *evs, uint32_t i) {
 static void push_hits(subs_t *s, sub_t *sub, const evs_event_t *evs, size_t n) {
     conn_t *c = sub->conn;
     msgpack_packer pk;
-    codec_packer_init(&pk, &c->out);
-    size_t start = codec_frame_begin(&c->out);
-    msgpack_pack_map(&pk, 2);
-    codec_pack_key(&pk, "sub");
-    msgpack_pack_uint64(&pk, sub->sid);
-    codec_pack_key(&pk, "events");
-    msgpack_pack_array(&pk, sub->nhits);
+    size_t start = push_events_begin(sub, sub->nhits, &pk);
     for (uint32_t k = sub->hit_first; k != NO_HIT; k = s->hits[k].next) {
         uint32_t i = s->hits[k].event;
         codec_buf_write(&c->out, (const char *)s->enc.data + s->offsets[i],

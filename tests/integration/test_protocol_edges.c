@@ -95,18 +95,23 @@ Test(edges, a_key_given_twice_is_bad_request) {
     fx_finish();
 }
 
-Test(edges, an_op_with_a_nul_is_bad_request) {
-    fx_start(NULL);
-    int fd = fx_connect();
+/* Sends {"op": the n bytes at op, "id": id} and returns the bad_request's message (free it). */
+static char *refused_op(int fd, const char *op, size_t n, uint64_t id) {
     rq_t r;
     rq_init(&r);
     msgpack_pack_map(&r.pk, 2);
     pk_str(&r.pk, "op");
-    pk_strn(&r.pk, "ping\0x", 6);
+    pk_strn(&r.pk, op, n);
     pk_str(&r.pk, "id");
-    msgpack_pack_uint64(&r.pk, 8);
+    msgpack_pack_uint64(&r.pk, id);
     fx_send_rq(fd, &r);
-    free(expect_error_message(fd, "bad_request", 8));
+    return expect_error_message(fd, "bad_request", id);
+}
+
+Test(edges, an_op_with_a_nul_is_bad_request) {
+    fx_start(NULL);
+    int fd = fx_connect();
+    free(refused_op(fd, "ping\0x", 6, 8));
     fx_conn_still_serves(fd);
     close(fd);
     fx_finish();
@@ -115,15 +120,7 @@ Test(edges, an_op_with_a_nul_is_bad_request) {
 Test(edges, an_op_that_is_not_utf8_gets_a_message_that_is) {
     fx_start(NULL);
     int fd = fx_connect();
-    rq_t r;
-    rq_init(&r);
-    msgpack_pack_map(&r.pk, 2);
-    pk_str(&r.pk, "op");
-    pk_strn(&r.pk, "p\xff\xfei\xc3ng\xed\xa0\x80", 10);
-    pk_str(&r.pk, "id");
-    msgpack_pack_uint64(&r.pk, 9);
-    fx_send_rq(fd, &r);
-    char *msg = expect_error_message(fd, "bad_request", 9);
+    char *msg = refused_op(fd, "p\xff\xfei\xc3ng\xed\xa0\x80", 10, 9);
     cr_assert(valid_utf8((const unsigned char *)msg, strlen(msg)), "not UTF-8: %s", msg);
     free(msg);
     fx_conn_still_serves(fd);
