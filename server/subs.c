@@ -29,6 +29,7 @@ struct topic_link {
 };
 
 #define NO_HIT UINT32_MAX
+#define HITS_WINDOW 65536 /* hits recorded before they are delivered: 512 KiB */
 
 /* One event of the batch being fanned out that matched one subscription; a subscription's hits
  * are chained in event order through next (an index into subs_t.hits). */
@@ -205,9 +206,8 @@ static void index_remove(subs_t *s, sub_t *sub) {
         if (sub->any_next) sub->any_next->any_prev = sub->any_prev;
         return;
     }
-    for (size_t i = 0; i < sub->ntopics; i++) {
+    for (size_t i = 0; i < sub->ntopics; i++)
         unlink_topic(s, &sub->links[i]);
-    }
 }
 
 void subs_free(subs_t *s) {
@@ -549,8 +549,9 @@ static int consider(subs_t *s, sub_t *sub, const evs_event_t *evs, uint32_t i) {
     return 0;
 }
 
-/* Pushes the events of the batch that match sub (its hits) from the batch's shared encoding. */
-static void push_hits(subs_t *s, sub_t *sub, const evs_event_t *evs, size_t n) {
+/* Pushes the events of the batch that match sub (its hits) from the batch's shared encoding;
+ * sub has now been sent everything up to position seen. */
+static void push_hits(subs_t *s, sub_t *sub, uint64_t seen) {
     conn_t *c = sub->conn;
     msgpack_packer pk;
     size_t start = push_events_begin(sub, sub->nhits, &pk);
@@ -561,14 +562,47 @@ static void push_hits(subs_t *s, sub_t *sub, const evs_event_t *evs, size_t n) {
     }
     codec_frame_end(&c->out, start, UINT32_MAX);
     conn_schedule_flush(c);
-    sub->last_sent = evs[n - 1].position;
+    sub->last_sent = seen;
+}
+
+/* Hands each subscription touched since the last delivery its hits: events[0..end) of the
+ * commit evs[0..n) have been visited. A live one gets a push built from the batch's shared
+ * encoding (made on the first push: *encoded), one catching up with a read in flight keeps them
+ * as pending. */
+static void deliver(subs_t *s, const evs_event_t *evs, size_t n, size_t end, bool *encoded) {
+    for (size_t t = 0; t < s->ntouched; t++) {
+        sub_t *sub = s->touched[t];
+        if (!sub->live) {
+            for (uint32_t k = sub->hit_first; k != NO_HIT; k = s->hits[k].next)
+                add_pending(sub, &evs[s->hits[k].event]);
+            continue;
+        }
+        if (conn_queued(sub->conn) > s->srv->cfg.out_limit) {
+            /* Too slow to take more: from here it catches up from the store. */
+            sub->live = false;
+            continue;
+        }
+        if (!*encoded) {
+            if (encode_batch(s, evs, n) != 0) {
+                log_error("subs", "out of memory encoding a commit for subscribers");
+                sub->live = false;
+                continue;
+            }
+            *encoded = true;
+        }
+        push_hits(s, sub, evs[end - 1].position);
+    }
+    s->batch++;
+    s->nhits = 0;
+    s->ntouched = 0;
 }
 
 /* Fans a commit out in two passes. First every event visits only the subscriptions that can
  * match it, those of its topic's bucket and those without a topic filter, and each match is
- * recorded; so the work grows with the matches, not with the number of subscriptions. Then each
- * subscription that matched gets its events: pushed from one shared encoding of the batch when
- * it is live, kept as pending when it is catching up with a read in flight. */
+ * recorded as a hit; so the work grows with the matches, not with the number of subscriptions.
+ * Then each subscription with hits gets them (deliver). The hits are delivered whenever there
+ * are HITS_WINDOW of them, so that a large commit fanned out to many subscriptions takes
+ * bounded memory (a subscription then gets the commit in several pushes). */
 void subs_on_commit(void *arg, const evs_event_t *evs, size_t n) {
     subs_t *s = arg;
     if (n == 0) return;
@@ -578,7 +612,7 @@ void subs_on_commit(void *arg, const evs_event_t *evs, size_t n) {
     s->batch++;
     s->nhits = 0;
     s->ntouched = 0;
-    bool oom = false;
+    bool oom = false, encoded = false;
     for (uint32_t i = 0; i < n && !oom; i++) {
         topic_bucket_t *b;
         HASH_FIND_STR(s->topics, evs[i].topic, b);
@@ -586,6 +620,7 @@ void subs_on_commit(void *arg, const evs_event_t *evs, size_t n) {
             oom = consider(s, l->sub, evs, i) != 0;
         for (sub_t *sub = s->any; sub && !oom; sub = sub->any_next)
             oom = consider(s, sub, evs, i) != 0;
+        if (!oom && (s->nhits >= HITS_WINDOW || i + 1 == n)) deliver(s, evs, n, i + 1, &encoded);
     }
     if (oom) {
         /* Every subscription that could take events reads them from the store instead, after
@@ -599,29 +634,5 @@ void subs_on_commit(void *arg, const evs_event_t *evs, size_t n) {
                 clear_pending(sub);
                 sub->overflow = true;
             }
-        return;
-    }
-    bool encoded = false;
-    for (size_t t = 0; t < s->ntouched; t++) {
-        sub_t *sub = s->touched[t];
-        if (!sub->live) {
-            for (uint32_t k = sub->hit_first; k != NO_HIT; k = s->hits[k].next)
-                add_pending(sub, &evs[s->hits[k].event]);
-            continue;
-        }
-        if (conn_queued(sub->conn) > s->srv->cfg.out_limit) {
-            /* Too slow to take more: from here it catches up from the store. */
-            sub->live = false;
-            continue;
-        }
-        if (!encoded) {
-            if (encode_batch(s, evs, n) != 0) {
-                log_error("subs", "out of memory encoding a commit for subscribers");
-                sub->live = false;
-                continue;
-            }
-            encoded = true;
-        }
-        push_hits(s, sub, evs, n);
     }
 }

@@ -175,3 +175,73 @@ Test(sublimits, fan_out_work_does_not_grow_with_non_matching_subscriptions) {
     close(subs_fd);
     fx_finish();
 }
+
+/* 256 subscriptions of one topic and one append of 300 events of it: 76,800 matches, more than
+ * the fan-out records before it delivers, so the commit reaches each subscription in several
+ * pushes. Each still gets every event once, in position order. */
+Test(sublimits, a_large_commit_to_many_subscriptions_arrives_whole_and_in_order) {
+    enum { NSUBS = 256, NEVENTS = 300 };
+    fx_start(NULL);
+    int subs_fd = fx_connect();
+    char topic[128];
+    snprintf(topic, sizeof topic, "%s", tname("wide"));
+    const char *t = topic;
+    uint64_t sids[NSUBS];
+    for (int i = 0; i < NSUBS; i++) {
+        reply_t r = subscribe(subs_fd, 100 + (uint64_t)i, &t, 1, NULL);
+        sids[i] = sub_of(&r);
+    }
+    int fd = fx_connect();
+    static rq_event_t evs[NEVENTS];
+    char entity[128];
+    snprintf(entity, sizeof entity, "%s", tname("e"));
+    for (int i = 0; i < NEVENTS; i++)
+        evs[i] =
+            (rq_event_t){.entity_id = entity, .topic = topic, .payload = "x", .payload_len = 1};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rq_append(&sb, 2, evs, NEVENTS);
+    send_sb(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    reply_t ar = reply_to(fd, 2);
+    cr_assert(reply_ok(&ar), "append failed: %s", reply_code(&ar));
+    const msgpack_object *pos = reply_get(&ar, "positions");
+    cr_assert(pos && pos->type == MSGPACK_OBJECT_ARRAY && pos->via.array.size == NEVENTS);
+    uint64_t first = obj_uint(&pos->via.array.ptr[0]);
+    uint64_t last = obj_uint(&pos->via.array.ptr[NEVENTS - 1]);
+    reply_free(&ar);
+
+    static size_t got[NSUBS];
+    static uint64_t prev[NSUBS];
+    memset(got, 0, sizeof got);
+    memset(prev, 0, sizeof prev);
+    size_t done = 0;
+    while (done < NSUBS) {
+        reply_t p;
+        cr_assert_eq(raw_recv(subs_fd, 10000, &p), 0, "pushes stopped: %zu subscriptions complete",
+                     done);
+        const msgpack_object *e = reply_get(&p, "events");
+        if (e) {
+            uint64_t sid = obj_uint(reply_get(&p, "sub"));
+            size_t k = 0;
+            while (k < NSUBS && sids[k] != sid)
+                k++;
+            cr_assert_lt(k, NSUBS, "a push for unknown subscription %llu", (unsigned long long)sid);
+            for (uint32_t j = 0; j < e->via.array.size; j++) {
+                uint64_t at = obj_uint(obj_get(&e->via.array.ptr[j], "position"));
+                cr_assert_gt(at, prev[k], "subscription %llu: position %llu after %llu",
+                             (unsigned long long)sid, (unsigned long long)at,
+                             (unsigned long long)prev[k]);
+                cr_assert(at >= first && at <= last);
+                prev[k] = at;
+                if (++got[k] == NEVENTS) done++;
+            }
+        }
+        reply_free(&p);
+    }
+    for (size_t k = 0; k < NSUBS; k++)
+        cr_assert_eq(prev[k], last);
+    close(fd);
+    close(subs_fd);
+    fx_finish();
+}
