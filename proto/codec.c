@@ -17,6 +17,9 @@ int codec_error_set(codec_error_t *err, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    /* Messages quote client input (an op name, a key) and may be cut inside a character: a
+     * client must always be able to decode the text as UTF-8. */
+    codec_utf8_sanitize(err->message);
     return code;
 }
 
@@ -333,38 +336,54 @@ void codec_reply_ok_begin(msgpack_packer *pk, uint64_t id, uint32_t nresults) {
 
 /* ================================================================ reading objects */
 
+/* The length of the valid UTF-8 sequence at p (before end), or 0 when the bytes there are not
+ * one: a stray continuation byte, a truncated sequence, an overlong form, a UTF-16 surrogate or
+ * a code point beyond U+10FFFF. NUL is a valid sequence of length 1. */
+static size_t utf8_sequence(const unsigned char *p, const unsigned char *end) {
+    unsigned c = *p;
+    int n;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if ((c & 0xe0) == 0xc0)
+        n = 1, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+        n = 2, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0)
+        n = 3, cp = c & 0x07;
+    else
+        return 0;
+    if (end - p <= n) return 0;
+    for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return (size_t)n + 1;
+}
+
 bool codec_valid_name(const char *s, size_t len) {
     if (len < 1 || len > EVS_NAME_MAX) return false;
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
-        unsigned c = *p;
-        int n;
-        uint32_t cp;
-        if (c == 0) return false;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0)
-            n = 1, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0)
-            n = 2, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0)
-            n = 3, cp = c & 0x07;
-        else
-            return false;
-        if (end - p <= n) return false;
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        /* overlong forms, surrogates, beyond U+10FFFF */
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return false;
-        p += n + 1;
+        size_t n = *p ? utf8_sequence(p, end) : 0;
+        if (n == 0) return false;
+        p += n;
     }
     return true;
+}
+
+void codec_utf8_sanitize(char *s) {
+    unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
+    while (p < end) {
+        size_t n = utf8_sequence(p, end);
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
 }
 
 bool codec_key_is(const msgpack_object *k, const char *name) {

@@ -123,6 +123,10 @@ bool codec_key_is(const msgpack_object *k, const char *name);
 /* Checks that s (len bytes) is valid UTF-8 of 1..255 bytes without NUL. */
 bool codec_valid_name(const char *s, size_t len);
 
+/* Replaces, in place, every byte of the NUL-terminated s that does not start a valid UTF-8
+ * sequence (codec_valid_name's rules) with '?', so that s is valid UTF-8 of the same length. */
+void codec_utf8_sanitize(char *s);
+
 /* A NUL-terminated copy of the len bytes at s in zone; NULL when out of memory. */
 char *codec_zone_strdup(msgpack_zone *z, const char *s, size_t len);
 

@@ -114,9 +114,15 @@ static int classify(uint8_t b, item_t *it, const char **why) {
  * Every element takes at least one byte, so a container declaring more elements than there are
  * bytes left is rejected before anything is allocated for it. */
 int codec_prescan(const uint8_t *p, size_t len, int max_depth, const char **why) {
+    return codec_prescan_limited(p, len, max_depth, UINT64_MAX, why);
+}
+
+int codec_prescan_limited(const uint8_t *p, size_t len, int max_depth, uint64_t max_objects,
+                          const char **why) {
     uint64_t stack[CODEC_MAX_DEPTH + 1];
     int depth = 0;
     uint64_t pending = 1;
+    uint64_t objects = 1; /* counted when declared: the top-level value, then every element */
     size_t pos = 0;
 
     if (max_depth > CODEC_MAX_DEPTH) max_depth = CODEC_MAX_DEPTH;
@@ -162,6 +168,11 @@ int codec_prescan(const uint8_t *p, size_t len, int max_depth, const char **why)
                 *why = "declared count larger than the frame";
                 return -1;
             }
+            if (it.elements > max_objects - objects) {
+                *why = "too many msgpack objects for one request";
+                return -1;
+            }
+            objects += it.elements;
             /* depth counts the containers open around this one, the top-level map included. */
             if (depth + 1 > max_depth) {
                 *why = "nesting too deep";

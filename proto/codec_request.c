@@ -53,43 +53,54 @@ static int decode_append_event(const msgpack_object *o, msgpack_zone *z, size_t 
     if (o->type != MSGPACK_OBJECT_MAP)
         return codec_error_set(err, EVS_EBAD_REQUEST, "events[%zu] must be a map", i);
     memset(ev, 0, sizeof *ev);
-    bool have_entity = false, have_topic = false, have_payload = false;
+    /* Each known key at most once: a bit per key, set when it is read. */
+    enum { K_ENTITY = 1, K_TOPIC = 2, K_PAYLOAD = 4, K_EVENT_ID = 8, K_VERSION = 16, K_META = 32 };
+    unsigned have = 0;
     for (uint32_t k = 0; k < o->via.map.size; k++) {
         const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
         int rc = 0;
-        if (codec_key_is(key, "entity_id")) {
+        unsigned bit = codec_key_is(key, "entity_id")  ? K_ENTITY
+                       : codec_key_is(key, "topic")    ? K_TOPIC
+                       : codec_key_is(key, "payload")  ? K_PAYLOAD
+                       : codec_key_is(key, "event_id") ? K_EVENT_ID
+                       : codec_key_is(key, "version")  ? K_VERSION
+                       : codec_key_is(key, "metadata") ? K_META
+                                                       : 0;
+        if (have & bit)
+            rc = codec_error_set(err, EVS_EBAD_REQUEST, "key \"%.*s\" given twice",
+                                 (int)key->via.str.size, key->via.str.ptr);
+        else if (bit == K_ENTITY) {
             rc = get_name(val, z, "entity_id", (const char **)&ev->entity_id, false, err);
-            have_entity = true;
-        } else if (codec_key_is(key, "topic")) {
+        } else if (bit == K_TOPIC) {
             rc = get_name(val, z, "topic", (const char **)&ev->topic, false, err);
-            have_topic = true;
-        } else if (codec_key_is(key, "payload")) {
+        } else if (bit == K_PAYLOAD) {
             const uint8_t *p = NULL;
             rc = get_payload(val, &p, &ev->payload_len, err);
             ev->payload = (uint8_t *)p;
-            have_payload = true;
-        } else if (codec_key_is(key, "event_id")) {
+        } else if (bit == K_EVENT_ID) {
             rc = get_uuid(val, "event_id", ev->event_id, err);
             ev->has_event_id = 1;
-        } else if (codec_key_is(key, "version")) {
+        } else if (bit == K_VERSION) {
             rc = get_uint(val, "version", &ev->version, err);
             ev->has_version = 1;
-        } else if (codec_key_is(key, "metadata")) {
+        } else if (bit == K_META) {
             if (val->type != MSGPACK_OBJECT_MAP)
                 rc = codec_error_set(err, EVS_EBAD_REQUEST, "metadata must be a map");
             else if (codec_repack(val, z, &ev->metadata, &ev->metadata_len) != 0)
                 rc = codec_error_set(err, EVS_EINTERNAL, "out of memory");
         }
+        have |= bit;
         if (rc) {
             if (err->code == EVS_EBAD_REQUEST) {
                 char m[sizeof err->message];
                 memcpy(m, err->message, sizeof m);
                 snprintf(err->message, sizeof err->message, "events[%zu]: %.200s", i, m);
+                codec_utf8_sanitize(err->message);
             }
             return rc;
         }
     }
-    if (!have_entity || !have_topic || !have_payload)
+    if ((have & (K_ENTITY | K_TOPIC | K_PAYLOAD)) != (K_ENTITY | K_TOPIC | K_PAYLOAD))
         return codec_error_set(err, EVS_EBAD_REQUEST,
                                "events[%zu] needs entity_id, topic and payload", i);
     return 0;
@@ -156,6 +167,33 @@ static const plain_arg_t *plain_arg(const msgpack_object *key) {
     return NULL;
 }
 
+/* The argument keys that need more than plain_args gives, with their bits. */
+static const struct {
+    const char *key;
+    uint32_t bit;
+} other_args[] = {
+    {"events", ARG_EVENTS},     {"topics", ARG_TOPICS},   {"backwards", ARG_BACKWARDS},
+    {"event_id", ARG_EVENT_ID}, {"payload", ARG_PAYLOAD},
+};
+
+/* The ARG_* bit of a key that is not in plain_args; 0 when the protocol has no such key. */
+static uint32_t other_arg_bit(const msgpack_object *key) {
+    for (size_t i = 0; i < sizeof other_args / sizeof other_args[0]; i++)
+        if (codec_key_is(key, other_args[i].key)) return other_args[i].bit;
+    return 0;
+}
+
+/* Bits of the decoder's own, beside ARG_*, to notice a repeated id or op. */
+enum { SEEN_ID = 1u << 30, SEEN_OP = 1u << 31 };
+
+const char *codec_arg_name(uint32_t bit) {
+    for (size_t i = 0; i < sizeof plain_args / sizeof plain_args[0]; i++)
+        if (plain_args[i].bit == bit) return plain_args[i].key;
+    for (size_t i = 0; i < sizeof other_args / sizeof other_args[0]; i++)
+        if (other_args[i].bit == bit) return other_args[i].key;
+    return "?";
+}
+
 static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req, codec_error_t *err);
 
 int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req, codec_error_t *err) {
@@ -176,7 +214,7 @@ int codec_request_decode_reusing(const uint8_t *buf, size_t len, codec_request_t
 static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
                           codec_error_t *err) {
     const char *why;
-    if (codec_prescan(buf, len, CODEC_MAX_DEPTH, &why) != 0)
+    if (codec_prescan_limited(buf, len, CODEC_MAX_DEPTH, CODEC_MAX_REQUEST_OBJECTS, &why) != 0)
         return codec_error_set(err, EVS_EBAD_REQUEST, "malformed request: %s", why);
     size_t off = 0;
     if (msgpack_unpack_next(&req->unpacked, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
@@ -190,42 +228,60 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
         req->has_id = true;
         req->id = id->via.u64;
     }
+    uint32_t seen = 0; /* ARG_* bits, and two of their own for id and op */
     for (uint32_t k = 0; k < root->via.map.size; k++) {
         const msgpack_object *key = &root->via.map.ptr[k].key, *v = &root->via.map.ptr[k].val;
-        const plain_arg_t *arg;
+        const plain_arg_t *arg = NULL;
         int rc = 0;
-        if (key->type != MSGPACK_OBJECT_STR) continue;
-        if (codec_key_is(key, "id")) {
+        if (key->type != MSGPACK_OBJECT_STR)
+            return codec_error_set(err, EVS_EBAD_REQUEST, "argument keys must be strings");
+        uint32_t bit = codec_key_is(key, "id")   ? SEEN_ID
+                       : codec_key_is(key, "op") ? SEEN_OP
+                       : (arg = plain_arg(key))  ? arg->bit
+                                                 : other_arg_bit(key);
+        if (bit == 0)
+            return codec_error_set(err, EVS_EBAD_REQUEST, "unknown argument \"%.*s\"",
+                                   key->via.str.size > 64 ? 64 : (int)key->via.str.size,
+                                   key->via.str.ptr);
+        if (seen & bit) {
+            if (bit == SEEN_ID) req->has_id = false; /* which of the two ids to echo? neither */
+            return codec_error_set(err, EVS_EBAD_REQUEST, "key \"%.*s\" given twice",
+                                   (int)key->via.str.size, key->via.str.ptr);
+        }
+        seen |= bit;
+        if (bit == SEEN_ID) {
             if (!req->has_id)
                 rc = codec_error_set(err, EVS_EBAD_REQUEST, "id must be an unsigned integer");
-        } else if (codec_key_is(key, "op")) {
+        } else if (bit == SEEN_OP) {
             if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 || v->via.str.size > 64)
                 rc = codec_error_set(err, EVS_EBAD_REQUEST, "op must be a non-empty string");
+            else if (memchr(v->via.str.ptr, '\0', v->via.str.size))
+                rc = codec_error_set(err, EVS_EBAD_REQUEST, "op must not contain NUL");
             else if (!(req->op = codec_zone_strdup(z, v->via.str.ptr, v->via.str.size)))
                 rc = codec_error_set(err, EVS_EINTERNAL, "out of memory");
-        } else if (codec_key_is(key, "events")) {
-            req->present |= ARG_EVENTS;
-            rc = decode_events(v, req, err);
-        } else if ((arg = plain_arg(key))) {
+        } else if (arg) {
             req->present |= arg->bit;
             void *field = (char *)req + arg->offset;
             if (arg->type == PLAIN_UINT)
                 rc = get_uint(v, arg->key, field, err);
             else
                 rc = get_name(v, z, arg->key, field, arg->type == PLAIN_NAME_OR_EMPTY, err);
-        } else if (codec_key_is(key, "topics")) {
+        } else if (bit == ARG_EVENTS) {
+            req->present |= ARG_EVENTS;
+            rc = decode_events(v, req, err);
+        } else if (bit == ARG_TOPICS) {
             req->present |= ARG_TOPICS;
             rc = decode_topics(v, req, err);
-        } else if (codec_key_is(key, "backwards")) {
+        } else if (bit == ARG_BACKWARDS) {
             req->present |= ARG_BACKWARDS;
             if (v->type != MSGPACK_OBJECT_BOOLEAN)
                 rc = codec_error_set(err, EVS_EBAD_REQUEST, "backwards must be a boolean");
             else
                 req->backwards = v->via.boolean;
-        } else if (codec_key_is(key, "event_id")) {
+        } else if (bit == ARG_EVENT_ID) {
             req->present |= ARG_EVENT_ID;
             rc = get_uuid(v, "event_id", req->event_id, err);
-        } else if (codec_key_is(key, "payload")) {
+        } else if (bit == ARG_PAYLOAD) {
             req->present |= ARG_PAYLOAD;
             rc = get_payload(v, &req->payload, &req->payload_len, err);
         }

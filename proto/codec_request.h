@@ -3,7 +3,9 @@
  * Requests are decoded generically: every argument key of the protocol has one meaning and one
  * type whatever the op, so the decoder fills a codec_request_t with the keys it finds (checking
  * their types and limits) and the op handler then asks for the ones it needs (ARG_* bits in
- * present). Unknown keys are ignored. The bytes go through codec_prescan first, so they may be
+ * present). A key the protocol does not have, a key that is not a string and a key given twice
+ * are bad_request (dispatch then refuses keys the op does not take). The bytes go through
+ * codec_prescan_limited first (at most CODEC_MAX_REQUEST_OBJECTS objects), so they may be
  * anything at all. */
 #ifndef EVS_CODEC_REQUEST_H
 #define EVS_CODEC_REQUEST_H
@@ -56,6 +58,9 @@ typedef struct codec_request {
 int codec_request_decode(const uint8_t *buf, size_t len, codec_request_t *req, codec_error_t *err);
 
 void codec_request_free(codec_request_t *req);
+
+/* The key of the argument whose ARG_* bit is bit ("?" for anything else). */
+const char *codec_arg_name(uint32_t bit);
 
 /* Same as codec_request_decode, but reuses the msgpack zone that req kept from its previous
  * decode (req must be zeroed, or have been decoded before and not freed): a server decoding one

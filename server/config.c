@@ -47,6 +47,10 @@ const config_option_t config_options[] = {
      OPTIONAL, "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
     {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, RELOAD, OPTIONAL,
      "SECONDS", "how often to send systemd a STATUS= line and probe the store (0: never)"},
+    {"max_subscriptions", CONFIG_COUNT, FIELD(max_subscriptions), "256", 1, 1000000, RELOAD,
+     OPTIONAL, "N", "most subscriptions one connection may hold"},
+    {"max_subscription_topics", CONFIG_COUNT, FIELD(max_subscription_topics), "1024", 1, 1024,
+     RELOAD, OPTIONAL, "N", "most topics one subscription may name"},
     {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, RELOAD, OPTIONAL, "LEVEL",
      "error, warn, info or debug"},
 };
@@ -155,6 +159,13 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
             return fail(why, whylen,
                         "%s: \"%s\" is not a size from %llu to %llu bytes "
                         "(a k, M or G suffix multiplies by 1024)",
+                        opt->name, value, opt->min, opt->max);
+        set_num(cfg, opt, v);
+        return 0;
+    case CONFIG_COUNT:
+        if (parse_number(value, &v, false) || !isdigit((unsigned char)value[strlen(value) - 1]) ||
+            v < opt->min || v > opt->max)
+            return fail(why, whylen, "%s: \"%s\" is not a whole number from %llu to %llu",
                         opt->name, value, opt->min, opt->max);
         set_num(cfg, opt, v);
         return 0;
@@ -365,6 +376,7 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
         break;
     }
     case CONFIG_BYTES:
+    case CONFIG_COUNT:
         snprintf(buf, len, "%llu", v);
         break;
     case CONFIG_SECONDS:

@@ -36,6 +36,7 @@ typedef enum config_type {
     CONFIG_BYTES,    /* size_t or uint32_t; a number with an optional k, M or G (x1024) suffix */
     CONFIG_SECONDS,  /* uint32_t milliseconds; the value is whole seconds, optional "s" */
     CONFIG_LOGLEVEL, /* int: error, warn, info or debug */
+    CONFIG_COUNT,    /* uint32_t or uint64_t; a whole number, no suffix */
 } config_type_t;
 
 typedef struct config_option {

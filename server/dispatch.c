@@ -112,11 +112,39 @@ static bool get_limit(conn_t *c, const codec_request_t *req, uint32_t *limit) {
 
 /* ---------------------------------------------------------------- ping */
 
+/* The optional capabilities ping lists in "features", each with the test that says whether this
+ * daemon has it (NULL: always). docs/protocol.md (ping) says what each name means; a client
+ * checks for a name before it relies on the capability. */
+static bool has_snapshots(const store_t *s) {
+    return s->ops->put_snapshot && s->ops->get_snapshot;
+}
+static bool has_delete_entity(const store_t *s) {
+    return s->ops->delete_entity != NULL;
+}
+static const struct {
+    const char *name;
+    bool (*available)(const store_t *s);
+} features[] = {
+    {"strict-arguments", NULL},
+    {"snapshots", has_snapshots},
+    {"delete-entity", has_delete_entity},
+};
+#define NFEATURES (sizeof features / sizeof features[0])
+
 static void op_ping(conn_t *c, codec_request_t *req) {
+    const store_t *s = c->srv->store;
+    uint32_t nfeatures = 0;
+    for (size_t i = 0; i < NFEATURES; i++)
+        nfeatures += !features[i].available || features[i].available(s);
     msgpack_packer pk;
-    size_t start = reply_begin(c, &pk, req->id, 1);
+    size_t start = reply_begin(c, &pk, req->id, 2);
     codec_pack_key(&pk, "version");
     codec_pack_cstr(&pk, EVS_VERSION);
+    codec_pack_key(&pk, "features");
+    msgpack_pack_array(&pk, nfeatures);
+    for (size_t i = 0; i < NFEATURES; i++)
+        if (!features[i].available || features[i].available(s))
+            codec_pack_cstr(&pk, features[i].name);
     reply_end(c, start);
 }
 
@@ -307,6 +335,13 @@ static void put_snapshot_done(void *arg, const codec_error_t *err, uint64_t coun
 
 static void op_put_snapshot(conn_t *c, codec_request_t *req) {
     if (!snapshots_supported(c, req)) return;
+    if (req->version > INT64_MAX) {
+        /* Versions are int64 in PostgreSQL: one range for every store. */
+        codec_error_t err;
+        codec_error_set(&err, EVS_EBAD_REQUEST, "version must be at most 2^63-1");
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
     store_snapshot_t snap = {.entity_id = req->entity_id,
                              .version = req->version,
                              .topic = req->topic,
@@ -382,28 +417,31 @@ static void op_config(conn_t *c, codec_request_t *req) {
 /* ---------------------------------------------------------------- the table */
 
 /* Each op: its name on the wire, its handler, the arguments it cannot do without (ARG_* bits,
- * checked before the handler runs) and how a bad_request names them. The index of an op is its
- * slot in the stats' request counters. */
+ * checked before the handler runs) and how a bad_request names them, and the optional arguments
+ * it takes (any other argument is bad_request naming it). The index of an op is its slot in the
+ * stats' request counters. */
 static const struct {
     const char *name;
     op_handler_t handler;
     uint32_t needs;
     const char *needs_text;
+    uint32_t optional;
 } op_table[] = {
-    {"ping", op_ping, 0, NULL},
-    {"append", op_append, ARG_EVENTS, "events"},
-    {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id"},
-    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic"},
-    {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id"},
-    {"read-all", op_read_all, 0, NULL},
-    {"subscribe", op_subscribe, 0, NULL},
-    {"unsubscribe", op_unsubscribe, ARG_SUB, "sub"},
-    {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id"},
+    {"ping", op_ping, 0, NULL, 0},
+    {"append", op_append, ARG_EVENTS, "events", 0},
+    {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id",
+     ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS},
+    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT},
+    {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0},
+    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT},
+    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX},
+    {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0},
+    {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0},
     {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,
-     "entity_id, version, topic and payload"},
-    {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id"},
-    {"stats", op_stats, 0, NULL},
-    {"config", op_config, 0, NULL},
+     "entity_id, version, topic and payload", 0},
+    {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id", ARG_MAX_VERSION},
+    {"stats", op_stats, 0, NULL, 0},
+    {"config", op_config, 0, NULL, 0},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 
@@ -439,6 +477,13 @@ static void run_op(conn_t *c, codec_request_t *req) {
         return;
     }
     if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
+    uint32_t unknown = req->present & ~(op_table[i].needs | op_table[i].optional);
+    if (unknown) {
+        codec_error_set(&err, EVS_EBAD_REQUEST, "%s takes no argument \"%s\"", op_table[i].name,
+                        codec_arg_name(unknown & -unknown));
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
     if ((req->present & op_table[i].needs) != op_table[i].needs) {
         codec_error_set(&err, EVS_EBAD_REQUEST, "%s needs %s", op_table[i].name,
                         op_table[i].needs_text);

@@ -23,11 +23,13 @@ typedef struct server_config {
     uint32_t max_frame;    /* largest request frame accepted */
     uint32_t max_event;    /* largest event appended, as codec_event_size counts it */
     uint32_t request_timeout_ms;
-    size_t out_limit;             /* per-connection output bytes above which reading pauses and
-                                     subscribers fall back to catching up from the store */
-    int log_level;                /* enum log_level */
-    uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait for requests in flight */
-    uint32_t status_interval_ms;  /* STATUS= to systemd and the store probe; 0: never */
+    size_t out_limit;                 /* per-connection output bytes above which reading pauses and
+                                         subscribers fall back to catching up from the store */
+    int log_level;                    /* enum log_level */
+    uint32_t shutdown_timeout_ms;     /* SIGTERM: longest wait for requests in flight */
+    uint32_t status_interval_ms;      /* STATUS= to systemd and the store probe; 0: never */
+    uint32_t max_subscriptions;       /* per connection */
+    uint32_t max_subscription_topics; /* per subscription */
 } server_config_t;
 
 typedef struct server {

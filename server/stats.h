@@ -35,6 +35,7 @@ typedef struct stats {
     uint64_t errors[STATS_MAX_CODES]; /* error replies by -code */
     uint64_t events_appended;
     uint64_t conflicts;
+    uint64_t subscription_filter_checks; /* (event, subscription) pairs fan-out examined */
     uint64_t reloads, reloads_failed;
     uint64_t store_calls;                       /* store callbacks seen */
     uint32_t latency_us[STATS_LATENCY_SAMPLES]; /* ring of the latest store round trips */

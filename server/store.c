@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -69,4 +70,25 @@ void store_conflict_event_id(codec_error_t *err, const uint8_t event_id[16]) {
                     text);
     err->has_event_id = true;
     memcpy(err->event_id, event_id, 16);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bool store_positions_distinct(const uint64_t *positions, size_t n) {
+    size_t i = 1;
+    while (i < n && positions[i] > positions[i - 1])
+        i++;
+    if (i >= n) return true; /* increasing, as a retry of a whole request is */
+    uint64_t *sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return false;
+    memcpy(sorted, positions, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_u64);
+    bool distinct = true;
+    for (i = 1; i < n && distinct; i++)
+        distinct = sorted[i] != sorted[i - 1];
+    free(sorted);
+    return distinct;
 }

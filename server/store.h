@@ -193,4 +193,10 @@ void store_conflict_version(codec_error_t *err, const char *entity_id, uint64_t 
  * event, or repeated in the same request (detail: the event id). */
 void store_conflict_event_id(codec_error_t *err, const uint8_t event_id[16]);
 
+/* True when the n positions differ from each other. The idempotent-retry rule uses it: stored
+ * ids map one to one to positions, so a request naming one stored id twice has a repeated
+ * position, and is a duplicate rather than a retry. Allocates only when the positions are not
+ * increasing (false when that allocation fails: the caller then decides the slow way). */
+bool store_positions_distinct(const uint64_t *positions, size_t n);
+
 #endif

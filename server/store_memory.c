@@ -117,7 +117,7 @@ static bool is_retry(store_memory_t *m, const evs_event_t *evs, size_t n, uint64
         pos[i] = old->position;
         ver[i] = old->version;
     }
-    return true;
+    return store_positions_distinct(pos, n);
 }
 
 /* Checks the whole call before changing anything, so that a failure leaves the store as it was:

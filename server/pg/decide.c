@@ -105,7 +105,7 @@ static bool is_retry(decide_t *d, gc_request_t *r) {
         r->positions[i] = f->position;
         r->versions[i] = f->version;
     }
-    return true;
+    return store_positions_distinct(r->positions, r->n);
 }
 
 /* The next version of e as request number deciding counts it: on its first event of e, what the

@@ -39,14 +39,20 @@ Test(badinput, frame_over_max_frame_gets_too_large_then_the_connection_closes) {
 /* A frame of exactly max_frame bytes is within the limit. */
 Test(badinput, frame_of_exactly_max_frame_is_served) {
     fx_start((const char *[]){"--max-frame", "1024", NULL});
-    size_t pad = 1000;
+    size_t pad = 950;
     rq_t r;
     for (;;) {
-        rq_begin(&r, "ping", 5, 1);
-        pk_str(&r.pk, "pad");
+        rq_begin(&r, "put-snapshot", 5, 4);
+        pk_str(&r.pk, "entity_id");
+        pk_str(&r.pk, "e");
+        pk_str(&r.pk, "version");
+        msgpack_pack_uint64(&r.pk, 0);
+        pk_str(&r.pk, "topic");
+        pk_str(&r.pk, "t");
+        pk_str(&r.pk, "payload");
         char *p = malloc(pad);
         memset(p, 'p', pad);
-        pk_strn(&r.pk, p, pad);
+        pk_bin(&r.pk, p, pad);
         free(p);
         if (r.sb.size == 1024) break;
         cr_assert_lt(r.sb.size, 1024 + 10);
@@ -201,12 +207,24 @@ Test(badinput, declared_counts_larger_than_the_frame_are_bad_request) {
     fx_finish();
 }
 
-/* {"op": "ping", "id": id, "x": [[...[1]...]]} with depth containers in all, the map included. */
-static void send_nested_ping(int fd, uint64_t id, int depth) {
+/* An append whose one event's metadata nests to depth containers in all, the request map
+ * included: {"op": "append", "id": id, "events": [{..., "metadata": {"k": [[...[1]...]]}}]}. */
+static void send_nested_append(int fd, uint64_t id, int depth) {
     rq_t r;
-    rq_begin(&r, "ping", id, 1);
-    pk_str(&r.pk, "x");
-    for (int i = 1; i < depth; i++)
+    rq_begin(&r, "append", id, 1);
+    pk_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_map(&r.pk, 4);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname("nested"));
+    pk_str(&r.pk, "topic");
+    pk_str(&r.pk, "t");
+    pk_str(&r.pk, "payload");
+    pk_bin(&r.pk, "x", 1);
+    pk_str(&r.pk, "metadata");
+    msgpack_pack_map(&r.pk, 1);
+    pk_str(&r.pk, "k");
+    for (int i = 4; i < depth; i++)
         msgpack_pack_array(&r.pk, 1);
     msgpack_pack_uint64(&r.pk, 1);
     fx_send_rq(fd, &r);
@@ -215,7 +233,7 @@ static void send_nested_ping(int fd, uint64_t id, int depth) {
 Test(badinput, nesting_deeper_than_32_is_bad_request) {
     fx_start(NULL);
     int fd = fx_connect();
-    send_nested_ping(fd, 1, 33);
+    send_nested_append(fd, 1, 33);
     fx_expect_error(fd, "bad_request", 0);
     /* 100 000 levels: a recursive parser would overflow its stack here. */
     size_t n = 100000;
@@ -236,7 +254,7 @@ Test(badinput, nesting_deeper_than_32_is_bad_request) {
 Test(badinput, nesting_of_exactly_32_is_served) {
     fx_start(NULL);
     int fd = fx_connect();
-    send_nested_ping(fd, 3, 32);
+    send_nested_append(fd, 3, 32);
     reply_t r = fx_expect_ok(fd, 3);
     reply_free(&r);
     close(fd);

@@ -330,6 +330,22 @@ Test(append, same_event_id_twice_in_one_call_is_conflict) {
     cr_assert_eq(entity_count(b), 0);
 }
 
+/* A retry repeats a request, whose ids were distinct: the same stored id twice in one call is a
+ * duplicate, not a retry, even though each copy alone would be one. */
+Test(append, same_stored_event_id_twice_in_one_call_is_conflict) {
+    const char *a = name("a"), *t = name("t");
+    evs_event_t ev = new_event(a, t, "1");
+    append_result_t ok = append_ok(&ev, 1);
+    evs_event_t evs[2] = {ev, ev};
+    append_result_t r;
+    sync_append(evs, 2, &r);
+    assert_conflict(&r);
+    cr_assert(r.err.has_event_id);
+    cr_assert_arr_eq(r.err.event_id, ev.event_id, 16);
+    cr_assert_eq(entity_count(a), 1);
+    append_result_free(&ok);
+}
+
 /* ---------------------------------------------------------------- edges */
 
 Test(append, empty_append_is_ok_with_no_results) {

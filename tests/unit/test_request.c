@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../proto/codec_prescan.h"
 #include "../../proto/codec_request.h"
 #include "mp.h"
 
@@ -20,15 +21,22 @@ static int decode(const mp_t *m, codec_request_t *req, codec_error_t *err) {
     return rc;
 }
 
-/* Asserts that m is refused as bad_request with the id 7 echoed. */
-static void refused_with_id_7(const mp_t *m) {
+/* Asserts that m is refused as bad_request with the id 7 echoed and a message that holds text
+ * (NULL: any message). */
+static void refused_saying(const mp_t *m, const char *text) {
     codec_request_t req;
     codec_error_t err;
     int rc = decode(m, &req, &err);
     cr_assert_eq(rc, EVS_EBAD_REQUEST, "expected bad_request, got %d (%s)", rc, err.message);
     cr_assert(req.has_id, "the id is read despite the error (%s)", err.message);
     cr_assert_eq(req.id, 7);
+    if (text) cr_assert(strstr(err.message, text), "the message says %s: %s", text, err.message);
     codec_request_free(&req);
+}
+
+/* Asserts that m is refused as bad_request with the id 7 echoed. */
+static void refused_with_id_7(const mp_t *m) {
+    refused_saying(m, NULL);
 }
 
 /* Asserts that m is decoded, and returns the request (free it). */
@@ -192,25 +200,108 @@ Test(request, top_level_array_is_bad_request) {
     mp_free(&m);
 }
 
-Test(request, unknown_keys_are_ignored) {
+Test(request, unknown_keys_are_bad_request_naming_them) {
     mp_t m;
-    req_begin(&m, "ping", 3);
-    mp_str(&m, "zzz");
-    mp_map(&m, 1);
-    mp_str(&m, "a");
-    mp_array(&m, 2);
+    req_begin(&m, "ping", 1);
+    mp_str(&m, "topci");
     mp_uint(&m, 1);
-    mp_str(&m, "x");
-    mp_uint(&m, 5); /* a non-string key */
+    refused_saying(&m, "\"topci\"");
+    mp_free(&m);
+}
+
+Test(request, keys_that_are_not_strings_are_bad_request) {
+    mp_t m;
+    req_begin(&m, "ping", 1);
+    mp_uint(&m, 5);
     mp_uint(&m, 6);
-    mp_str(&m, "Version"); /* keys are case-sensitive: not "version" */
-    mp_str(&m, "not a number");
+    refused_with_id_7(&m);
+    mp_free(&m);
+}
+
+Test(request, a_key_given_twice_is_bad_request) {
+    mp_t m;
+    req_begin(&m, "ping", 1);
+    mp_str(&m, "op");
+    mp_str(&m, "stats");
+    refused_saying(&m, "twice");
+    mp_free(&m);
+}
+
+Test(request, an_id_given_twice_is_bad_request_without_an_id) {
+    mp_t m;
+    mp_init(&m);
+    mp_map(&m, 3);
+    mp_str(&m, "id");
+    mp_uint(&m, 1);
+    mp_str(&m, "op");
+    mp_str(&m, "ping");
+    mp_str(&m, "id");
+    mp_uint(&m, 2);
     codec_request_t req;
-    accepted(&m, &req);
-    cr_assert_str_eq(req.op, "ping");
-    cr_assert_eq(req.present, 0);
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(!req.has_id, "which of the two ids would it be?");
     codec_request_free(&req);
     mp_free(&m);
+}
+
+Test(request, a_key_given_twice_in_an_event_is_bad_request) {
+    mp_t m;
+    req_begin(&m, "append", 1);
+    mp_str(&m, "events");
+    mp_array(&m, 1);
+    mp_map(&m, 4);
+    mp_str(&m, "entity_id");
+    mp_str(&m, "a");
+    mp_str(&m, "topic");
+    mp_str(&m, "t");
+    mp_str(&m, "payload");
+    mp_bin(&m, "x", 1);
+    mp_str(&m, "entity_id");
+    mp_str(&m, "b");
+    refused_saying(&m, "events[0]");
+    mp_free(&m);
+}
+
+Test(request, an_op_with_a_nul_is_bad_request) {
+    mp_t m;
+    mp_init(&m);
+    mp_map(&m, 2);
+    mp_str(&m, "op");
+    mp_strn(&m, "ping\0x", 6);
+    mp_str(&m, "id");
+    mp_uint(&m, 7);
+    refused_with_id_7(&m);
+    mp_free(&m);
+}
+
+/* The 16 MiB map of 8.4 million nil:nil pairs: refused at its header, before msgpack-c
+ * allocates for it. */
+Test(request, a_map_of_more_objects_than_a_request_may_hold_is_bad_request) {
+    size_t pairs = (16u << 20) / 2 - 8;
+    mp_t m;
+    mp_init(&m);
+    mp_map(&m, (uint32_t)pairs);
+    uint8_t *nils = malloc(2 * pairs);
+    cr_assert(nils);
+    memset(nils, 0xc0, 2 * pairs);
+    mp_raw(&m, nils, 2 * pairs);
+    free(nils);
+    codec_request_t req;
+    codec_error_t err;
+    cr_assert_eq(decode(&m, &req, &err), EVS_EBAD_REQUEST);
+    cr_assert(strstr(err.message, "too many"), "%s", err.message);
+    codec_request_free(&req);
+    mp_free(&m);
+}
+
+Test(request, the_object_budget_counts_every_key_and_value) {
+    const char *why = NULL;
+    /* {"a": [nil x 5]}: the map, the key, the array and 5 nils are 8 objects */
+    const uint8_t b[] = {0x81, 0xa1, 'a', 0x95, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0};
+    cr_assert_eq(codec_prescan_limited(b, sizeof b, CODEC_MAX_DEPTH, 8, &why), 0);
+    cr_assert_eq(codec_prescan_limited(b, sizeof b, CODEC_MAX_DEPTH, 7, &why), -1);
+    cr_assert_eq(codec_prescan(b, sizeof b, CODEC_MAX_DEPTH, &why), 0);
 }
 
 Test(request, unknown_op_is_decoded_and_left_to_dispatch) {
@@ -833,11 +924,22 @@ Test(request, event_with_an_event_id_of_15_bytes_is_bad_request_with_the_id) {
 }
 
 Test(request, deepest_accepted_nesting_decodes) {
-    /* {"op": "ping", "id": 7, "x": [[...[1]...]]} with 32 containers in all */
+    /* an append whose metadata nests to 32 containers in all, the request map included */
     mp_t m;
-    req_begin(&m, "ping", 1);
-    mp_str(&m, "x");
-    for (int i = 1; i < CODEC_MAX_DEPTH; i++)
+    req_begin(&m, "append", 1);
+    mp_str(&m, "events");
+    mp_array(&m, 1);
+    mp_map(&m, 4);
+    mp_str(&m, "entity_id");
+    mp_str(&m, "a");
+    mp_str(&m, "topic");
+    mp_str(&m, "t");
+    mp_str(&m, "payload");
+    mp_bin(&m, "x", 1);
+    mp_str(&m, "metadata");
+    mp_map(&m, 1);
+    mp_str(&m, "k");
+    for (int i = 4; i < CODEC_MAX_DEPTH; i++)
         mp_array(&m, 1);
     mp_uint(&m, 1);
     codec_request_t req;
