@@ -240,7 +240,11 @@ static void on_signal(uv_signal_t *h, int signum) {
 /* Applies the options of srv.cfg that take effect elsewhere than where they are read. */
 static void apply_config(void) {
     log_level = srv.cfg.log_level;
-    if (srv.store) srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
+    if (srv.store) {
+        srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
+        srv.store->write_queue_bytes = srv.cfg.write_queue_bytes;
+        srv.store->write_queue_requests = srv.cfg.write_queue_requests;
+    }
 }
 
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while

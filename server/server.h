@@ -27,6 +27,8 @@ typedef struct server_config {
     int log_level;                /* enum log_level */
     uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait for requests in flight */
     uint32_t status_interval_ms;  /* STATUS= to systemd and the store probe; 0: never */
+    size_t write_queue_bytes;     /* writes waiting for the store's database: most bytes */
+    size_t write_queue_requests;  /* and most requests */
 } server_config_t;
 
 typedef struct server {

@@ -40,6 +40,8 @@
 #define STORE_DEFAULT_LIMIT 1000
 #define STORE_MAX_LIMIT 10000
 #define STORE_DEFAULT_TIMEOUT_MS 30000
+#define STORE_DEFAULT_WRITE_QUEUE_BYTES (64u << 20)
+#define STORE_DEFAULT_WRITE_QUEUE_REQUESTS 10000
 
 typedef struct store store_t;
 
@@ -136,6 +138,12 @@ struct store {
      * store that waits on something (PostgreSQL) fails the operation with EVS_EUNAVAILABLE. The
      * daemon sets it after store_open from --request-timeout. */
     uint32_t request_timeout_ms;
+    /* The most bytes and requests of writes a store that waits on something (PostgreSQL) keeps
+     * queued for it; past either, a new write fails at once with EVS_EUNAVAILABLE instead of
+     * being queued (0: the defaults below). The daemon sets them from write_queue_bytes and
+     * write_queue_requests. */
+    size_t write_queue_bytes;
+    size_t write_queue_requests;
     /* Set by the store. live_ready: the commit listener hears of every commit with a position
      * above live_head (the memory store from the start; PostgreSQL once its live feed knows where
      * "now" is). Until then a subscription without "after" cannot say where its live stream

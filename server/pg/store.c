@@ -396,6 +396,22 @@ static bool writer_usable(pg_store_t *s) {
            (pg_feed_is_started(s->feed) || pg_feed_may_start(s->feed));
 }
 
+/* True when a write of bytes finds the queue of writes waiting for PostgreSQL full; err is then
+ * the EVS_EUNAVAILABLE to answer at once, without queuing anything. */
+static bool write_queue_full(pg_store_t *s, size_t bytes, codec_error_t *err) {
+    size_t max_requests = s->base.write_queue_requests ? s->base.write_queue_requests
+                                                       : STORE_DEFAULT_WRITE_QUEUE_REQUESTS;
+    size_t max_bytes =
+        s->base.write_queue_bytes ? s->base.write_queue_bytes : STORE_DEFAULT_WRITE_QUEUE_BYTES;
+    if (!gc_queue_full(s->gc, bytes, max_requests, max_bytes)) return false;
+    codec_error_set(err, EVS_EUNAVAILABLE,
+                    "PostgreSQL is slow: the queue of writes waiting for it is full (at most %zu "
+                    "requests, option write_queue_requests; %zu bytes, option write_queue_bytes); "
+                    "this request was not queued, retry later",
+                    max_requests, max_bytes);
+    return true;
+}
+
 static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
                             void *arg) {
     pg_store_t *s = (pg_store_t *)base;
@@ -408,6 +424,13 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
     if (!writer_usable(s)) {
         codec_error_set(&err, EVS_EUNAVAILABLE,
                         "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += events[i].payload_len + events[i].metadata_len + 64;
+    if (write_queue_full(s, bytes, &err)) {
         cb(arg, &err, NULL, NULL, 0);
         return;
     }
@@ -426,8 +449,8 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
         r->n = i + 1;
         r->events[i].position = 0;
         r->events[i].timestamp = 0;
-        r->bytes += events[i].payload_len + events[i].metadata_len + 64;
     }
+    r->bytes = bytes;
     gc_submit(s->gc, r);
     return;
 oom_op:
@@ -445,6 +468,10 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
     if (!writer_usable(s)) {
         codec_error_set(&err, EVS_EUNAVAILABLE,
                         "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        cb(arg, &err, 0);
+        return;
+    }
+    if (write_queue_full(s, 0, &err)) {
         cb(arg, &err, 0);
         return;
     }
