@@ -430,6 +430,7 @@ static int open_server(void) {
         return 1;
     }
     store_set_commit_listener(srv.store, subs_on_commit, srv.subs);
+    store_set_live_listener(srv.store, subs_on_live, srv.subs);
 
     char why[600];
     srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);

@@ -147,9 +147,13 @@ struct store {
     /* Set by the store. live_ready: the commit listener hears of every commit with a position
      * above live_head (the memory store from the start; PostgreSQL once its live feed knows where
      * "now" is). Until then a subscription without "after" cannot say where its live stream
-     * starts, so subs refuses it as unavailable. */
+     * starts, so subs makes it wait (up to its deadline) until live_ready. */
     bool live_ready;
     uint64_t live_head;
+    /* Called by the store once, when live_ready becomes true after store_open returned (the
+     * memory store is live from the start and never calls it). */
+    void (*on_live)(void *arg);
+    void *on_live_arg;
 };
 
 /* One store implementation, as store_open sees it. accepts(url) says whether url names a store of
@@ -177,6 +181,9 @@ store_t *store_open(const char *url, void *loop, codec_error_t *err);
 
 /* Registers the commit listener (one per store). */
 void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg);
+
+/* Registers the function the store calls when live_ready becomes true (one per store). */
+void store_set_live_listener(store_t *s, void (*cb)(void *arg), void *arg);
 
 /* ---------------------------------------------------------------- for implementations */
 

@@ -580,6 +580,7 @@ static void feed_changed(void *arg) {
         s->base.live_head = st.head;
         s->base.live_ready = true;
         gc_set_held(s->gc, false);
+        if (s->base.on_live) s->base.on_live(s->base.on_live_arg);
     }
     pump_parked(s);
 }
