@@ -112,11 +112,20 @@ static bool get_limit(conn_t *c, const codec_request_t *req, uint32_t *limit) {
 
 /* ---------------------------------------------------------------- ping */
 
+/* ping: the daemon's version, the store's identity ("" while a PostgreSQL store has not read
+ * it yet) and the newest committed position the daemon knows of (0 before any). */
 static void op_ping(conn_t *c, codec_request_t *req) {
+    const store_t *store = c->srv->store;
+    uint64_t head = c->srv->head_position;
+    if (store->live_head > head) head = store->live_head;
     msgpack_packer pk;
-    size_t start = reply_begin(c, &pk, req->id, 1);
+    size_t start = reply_begin(c, &pk, req->id, 3);
     codec_pack_key(&pk, "version");
     codec_pack_cstr(&pk, EVS_VERSION);
+    codec_pack_key(&pk, "store_id");
+    codec_pack_cstr(&pk, store->store_id);
+    codec_pack_key(&pk, "head");
+    msgpack_pack_uint64(&pk, head);
     reply_end(c, start);
 }
 

@@ -150,6 +150,11 @@ struct store {
      * starts, so subs makes it wait (up to its deadline) until live_ready. */
     bool live_ready;
     uint64_t live_head;
+    /* The store's identity: a UUID string made when the store was created (the memory store:
+     * at store_open, so every process has its own; PostgreSQL: in the database, by a migration,
+     * read when the writer connects). "" until known. Positions only mean something within one
+     * identity: ping and subscribe return it, so that a client notices a different store. */
+    char store_id[37];
     /* Called by the store once, when live_ready becomes true after store_open returned (the
      * memory store is live from the start and never calls it). */
     void (*on_live)(void *arg);

@@ -429,9 +429,12 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
     msgpack_packer pk;
     codec_packer_init(&pk, &c->out);
     size_t start = codec_frame_begin(&c->out);
-    codec_reply_ok_begin(&pk, req->id, 2);
+    codec_reply_ok_begin(&pk, req->id, 3);
     codec_pack_key(&pk, "sub");
     msgpack_pack_uint64(&pk, sub->sid);
+    /* The store "after" belongs to: a client that resumes against another store starts over. */
+    codec_pack_key(&pk, "store_id");
+    codec_pack_cstr(&pk, store->store_id);
     /* Where the subscription starts: what a client resumes from if it loses the connection
      * before the first event arrives. */
     codec_pack_key(&pk, "after");

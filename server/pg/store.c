@@ -495,11 +495,28 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
 
 /* ---------------------------------------------------------------- connections */
 
-/* The migrations ended: the writer becomes ready when they succeeded, else it reconnects. */
+/* The unit callback of reading the store's identity, the writer's last setup step: the writer
+ * becomes ready when it was read, else it reconnects. */
+static void on_store_id(void *arg, pg_conn_event_t ev, PGresult *res) {
+    pg_store_t *s = arg;
+    if (ev == PG_CONN_RESULT) {
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+            PQgetlength(res, 0, 0) == 36)
+            memcpy(s->base.store_id, PQgetvalue(res, 0, 0), 37);
+        else
+            log_error("pg", "reading the store's identity failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    pg_conn_setup_done(s->writer, ev == PG_CONN_END && s->base.store_id[0]);
+}
+
+/* The migrations ended: when they succeeded the store's identity is read (then the writer
+ * becomes ready), else the writer reconnects. */
 static void on_migrated(void *arg, bool ok) {
     pg_store_t *s = arg;
     if (ok) s->migrated = true;
-    pg_conn_setup_done(s->writer, ok);
+    if (!ok || pg_conn_send_simple(s->writer, SCHEMA_SQL_STORE_ID, on_store_id, s) != 0)
+        pg_conn_setup_done(s->writer, false);
 }
 
 /* The writer connected: run the migrations before anything else (pg_conn setup step). */

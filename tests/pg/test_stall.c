@@ -202,3 +202,40 @@ Test(pg_stall, a_retry_after_a_deadline_stores_each_event_once) {
     cr_assert_eq(stored(queued.id), 1);
     free_store(s);
 }
+
+/* ---------------------------------------------------------------- the store's identity */
+
+TestSuite(pg_identity, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *sql1(const char *sql) {
+    static char out[128];
+    char err[512];
+    cr_assert_eq(test_sql(db.url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
+    return out;
+}
+
+/* The identity lives in the database: a second store on it has the same one. A database made
+ * before migrations/005_store_id.sql, holding events, gets one when the migration is applied, and
+ * keeps its events. */
+Test(pg_identity, the_store_id_lives_in_the_database_and_is_added_to_one_holding_events) {
+    store_t *s = open_ready_store();
+    char first[37];
+    snprintf(first, sizeof first, "%s", s->store_id);
+    cr_assert_eq(strlen(first), 36, "no store_id: \"%s\"", first);
+    cr_assert_str_eq(sql1("SELECT store_id::text FROM evs_store"), first);
+    free_store(s);
+
+    s = open_ready_store();
+    cr_assert_str_eq(s->store_id, first, "a second store on the database has another identity");
+    free_store(s);
+
+    /* The database as it was before the migration, with its events. */
+    sql1("DROP TABLE evs_store");
+    sql1("DELETE FROM evs_migrations WHERE version = 5");
+    s = open_ready_store(); /* applies 005 and appends one more event */
+    cr_assert_eq(strlen(s->store_id), 36);
+    cr_assert_str_neq(s->store_id, first);
+    cr_assert_str_eq(sql1("SELECT store_id::text FROM evs_store"), s->store_id);
+    cr_assert_str_eq(sql1("SELECT count(*) FROM evs_events"), "3");
+    free_store(s);
+}
