@@ -574,6 +574,28 @@ EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap) {
     return 0;
 }
 
+EVS_API int evs_store_info(evs_context_t *c, char store_id[EVS_STORE_ID_LEN], uint64_t *head) {
+    store_id[0] = '\0';
+    if (head) *head = 0;
+    int r = client_begin(c);
+    if (r) return r;
+    msgpack_packer pk;
+    uint64_t id;
+    size_t start = client_request_begin(c, &pk, "ping", 0, &id);
+    const msgpack_object *res;
+    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    const msgpack_object *v = codec_map_get(res, "store_id");
+    if (v && v->type == MSGPACK_OBJECT_STR) {
+        if (v->via.str.size != EVS_STORE_ID_LEN - 1 && v->via.str.size != 0)
+            return client_fail(c, EVS_EPROTOCOL, "a ping reply with a store_id that is no UUID");
+        copy_str(store_id, EVS_STORE_ID_LEN, v);
+    }
+    v = codec_map_get(res, "head");
+    if (head && v && !obj_uint(v, head))
+        return client_fail(c, EVS_EPROTOCOL, "a ping reply with a bad head");
+    return 0;
+}
+
 int client_check_name(evs_context_t *c, const char *what, const char *s) {
     if (!s || !codec_valid_name(s, strlen(s)))
         return client_fail(c, EVS_EINVAL, "%s must be UTF-8 of 1 to %d bytes", what, EVS_NAME_MAX);

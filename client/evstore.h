@@ -130,6 +130,15 @@ EVS_API void evs_event_free(evs_event_t *ev);
  * (cap bytes; version may be NULL when cap is 0). */
 EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap);
 
+/* The length of a store identity: a UUID string of 36 characters, plus its NUL. */
+#define EVS_STORE_ID_LEN 37
+
+/* Asks the server which store it serves: its identity, a UUID string copied into store_id
+ * (EVS_STORE_ID_LEN bytes; "" from a server that has none yet, or from an older server), and,
+ * when head is not NULL, the newest committed position it knows of (0 when none). Positions
+ * belong to one store: a position remembered from another store_id means nothing here. */
+EVS_API int evs_store_info(evs_context_t *c, char store_id[EVS_STORE_ID_LEN], uint64_t *head);
+
 /* Appends events[0..n) atomically (they may span several entities). For each event the caller
  * sets entity_id, topic, payload/payload_len, and optionally metadata (one msgpack map),
  * event_id (with has_event_id; otherwise the server picks a random one) and version (with
@@ -235,6 +244,14 @@ typedef struct evs_stream_options {
     int retry_min_ms;          /* first reconnect delay (default 100), doubling up to */
     int retry_max_ms;          /* this (default 5000) */
     uint32_t max_frame;        /* as evs_options_t.max_frame; 0: any reply the protocol allows */
+    /* The store the position "after" belongs to (evs_stream_store_id of an earlier stream), or
+     * NULL: unknown, taken from the first connection. */
+    const char *store_id;
+    /* When the stream connects to a store whose identity differs from the one its position
+     * belongs to (the daemon restarted on the memory store, pointed at another database), it
+     * starts from that store's beginning by default, since its position means nothing there;
+     * with keep_position it resumes after its position anyway (events may be skipped). */
+    bool keep_position;
 } evs_stream_options_t;
 
 /* Makes a stream (it connects on the first evs_stream_next). NULL when out of memory or when an
@@ -256,6 +273,11 @@ EVS_API uint64_t evs_stream_position(const evs_stream_t *s);
 EVS_API bool evs_stream_caught_up(const evs_stream_t *s);
 /* Number of times the stream had to connect again after its first connection. */
 EVS_API unsigned evs_stream_reconnects(const evs_stream_t *s);
+/* Number of times the stream met a store whose identity differed from the one its position
+ * belonged to (and, unless keep_position, started again from that store's beginning). */
+EVS_API unsigned evs_stream_store_changes(const evs_stream_t *s);
+/* The identity of the store the stream's position belongs to ("" while unknown). */
+EVS_API const char *evs_stream_store_id(const evs_stream_t *s);
 /* The last connection problem, "" when none. */
 EVS_API const char *evs_stream_errstr(const evs_stream_t *s);
 

@@ -8,7 +8,13 @@
  * "after" = that position, so the application sees every event exactly once and in order across
  * any number of reconnects. Events at or below the last position are skipped as a guard, though
  * the server's exactly-once rule already excludes them. Before the first event, the position to
- * resume from is the "after" of the first subscribe reply (where the live stream started). */
+ * resume from is the "after" of the first subscribe reply (where the live stream started).
+ *
+ * A position belongs to one store. On every connection the stream asks the server for its store
+ * identity (ping's "store_id") before it subscribes; when it differs from the one its position
+ * belongs to (a memory daemon restarted, a daemon pointed at another database), the position
+ * means nothing there, and resuming after it would skip that store's first events: the stream
+ * starts from the new store's beginning instead (unless keep_position), and counts the change. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +40,11 @@ struct evs_stream {
     int backoff_ms;
     int64_t retry_at; /* monotonic ms before which no reconnect is tried */
     bool connected_once;
-    unsigned reconnects; /* successful connections after the first */
-    int stopped;         /* 0, or the code of a failure that connecting again cannot mend */
+    unsigned reconnects;             /* successful connections after the first */
+    int stopped;                     /* 0, or the code of a failure reconnecting cannot mend */
+    char store_id[EVS_STORE_ID_LEN]; /* the store the position belongs to, "" while unknown */
+    bool keep_position;
+    unsigned store_changes;
     char errstr[256];
 };
 
@@ -78,6 +87,8 @@ EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *o) {
     s->backoff_ms = s->retry_min_ms;
     s->have_position = o->has_after;
     s->last = o->after;
+    s->keep_position = o->keep_position;
+    if (o->store_id) snprintf(s->store_id, sizeof s->store_id, "%s", o->store_id);
     if (!s->addr || o->ntopics > CODEC_MAX_TOPICS) goto fail;
     if (o->ntopics) {
         if (!(s->topics = calloc(o->ntopics, sizeof *s->topics))) goto fail;
@@ -124,6 +135,23 @@ static int connect_and_subscribe(evs_stream_t *s) {
         return -1;
     }
     evs_context_t *c = s->ctx;
+    char store_id[EVS_STORE_ID_LEN];
+    if (evs_store_info(c, store_id, NULL) != 0) {
+        disconnect(s, c->errstr);
+        return -1;
+    }
+    if (store_id[0]) {
+        if (s->store_id[0] && strcmp(store_id, s->store_id) != 0) {
+            s->store_changes++;
+            if (!s->keep_position) {
+                /* The position belongs to another store: read this one from its beginning. */
+                s->last = 0;
+                s->have_position = true;
+                s->caught_up = false;
+            }
+        }
+        memcpy(s->store_id, store_id, sizeof store_id);
+    }
     msgpack_packer pk;
     uint64_t id;
     uint32_t nargs = (uint32_t)s->have_position + (s->ntopics > 0) + (s->entity_prefix != NULL);
@@ -231,6 +259,14 @@ EVS_API int evs_stream_next(evs_stream_t *s, int timeout_ms, evs_event_t **out) 
 
 EVS_API uint64_t evs_stream_position(const evs_stream_t *s) {
     return s->last;
+}
+
+EVS_API unsigned evs_stream_store_changes(const evs_stream_t *s) {
+    return s->store_changes;
+}
+
+EVS_API const char *evs_stream_store_id(const evs_stream_t *s) {
+    return s->store_id;
 }
 
 EVS_API bool evs_stream_caught_up(const evs_stream_t *s) {

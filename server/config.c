@@ -53,6 +53,12 @@ const config_option_t config_options[] = {
      RELOAD, OPTIONAL, "N", "most topics one subscription may name"},
     {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, RELOAD, OPTIONAL, "LEVEL",
      "error, warn, info or debug"},
+    {"write_queue_bytes", CONFIG_BYTES, FIELD(write_queue_bytes), "67108864", 65536, (1ULL << 40),
+     RELOAD, OPTIONAL, "BYTES",
+     "PostgreSQL: most bytes of writes waiting for the database; past it writes are unavailable"},
+    {"write_queue_requests", CONFIG_BYTES, FIELD(write_queue_requests), "10000", 1, 10000000,
+     RELOAD, OPTIONAL, "COUNT",
+     "PostgreSQL: most writes waiting for the database; past it writes are unavailable"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
 

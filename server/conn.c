@@ -256,6 +256,49 @@ void conn_stop_reading(conn_t *c) {
     c->reading = false;
 }
 
+/* ---------------------------------------------------------------- clean close */
+
+/* Where the input of shutting-down connections goes: it is only dropped. */
+static uint8_t discarded_in[FRAME_READ_CHUNK];
+
+static void on_alloc_discard(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)h, (void)suggested;
+    *buf = uv_buf_init((char *)discarded_in, sizeof discarded_in);
+}
+
+/* Drops the input of a shut-down connection; its end (EOF or an error) closes it. */
+static void on_read_discard(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    if (nread < 0) conn_close(s->data, NULL);
+}
+
+/* The sending side is shut down (everything queued was written): read to the peer's EOF. */
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    conn_t *c = req->data;
+    if (!c->closing) {
+        if (status == 0 && uv_read_start(&c->h.stream, on_alloc_discard, on_read_discard) == 0)
+            c->reading = true;
+        else
+            conn_close(c, NULL);
+    }
+    conn_unref(c);
+}
+
+void conn_shutdown(conn_t *c) {
+    if (c->closing || c->shutting_down) return;
+    c->shutting_down = true;
+    conn_stop_reading(c);
+    frame_reader_free(&c->in); /* requests not started are dropped, as in any drain */
+    conn_flush(c);
+    if (c->closing) return;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0) {
+        conn_close(c, NULL);
+        return;
+    }
+    conn_ref(c);
+}
+
 /* ---------------------------------------------------------------- writing */
 
 /* Called when queued output went down: resumes reading and subscribers once it is under half

@@ -48,7 +48,9 @@ struct conn {
     bool reading;     /* uv_read_start is in effect */
     bool read_paused; /* reading stopped because of queued output */
     bool close_when_flushed;
-    bool in_process; /* inside process_input: drains are handled by its loop */
+    bool in_process;            /* inside process_input: drains are handled by its loop */
+    bool shutting_down;         /* conn_shutdown was called */
+    uv_shutdown_t shutdown_req; /* conn_shutdown's */
     int refs;
     unsigned inflight; /* requests waiting for the store */
     frame_reader_t in; /* input; holds memory only while a frame is unfinished */
@@ -88,5 +90,12 @@ void conn_flush_all(server_t *srv);
 
 /* Stops reading new requests (shutdown). */
 void conn_stop_reading(conn_t *c);
+/* Ends the connection cleanly (the daemon's drain, once every reply is queued): no more requests
+ * are read, the sending side is shut down once everything queued is written (the peer reads its
+ * last reply, then EOF), then whatever the peer still sends is read and dropped until it closes
+ * its side, and the connection closes. Reading to the peer's EOF is what makes the close a FIN:
+ * closing a socket with unread input sends a reset, and the peer may then lose replies it has
+ * not read yet. The caller bounds the wait by calling conn_close. */
+void conn_shutdown(conn_t *c);
 
 #endif

@@ -131,19 +131,28 @@ static const struct {
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 
+/* ping: the daemon's version, the store's identity ("" while a PostgreSQL store has not read
+ * it yet), the newest committed position the daemon knows of (0 before any) and the optional
+ * capabilities it has. */
 static void op_ping(conn_t *c, codec_request_t *req) {
-    const store_t *s = c->srv->store;
+    const store_t *store = c->srv->store;
+    uint64_t head = c->srv->head_position;
+    if (store->live_head > head) head = store->live_head;
     uint32_t nfeatures = 0;
     for (size_t i = 0; i < NFEATURES; i++)
-        nfeatures += !features[i].available || features[i].available(s);
+        nfeatures += !features[i].available || features[i].available(store);
     msgpack_packer pk;
-    size_t start = reply_begin(c, &pk, req->id, 2);
+    size_t start = reply_begin(c, &pk, req->id, 4);
     codec_pack_key(&pk, "version");
     codec_pack_cstr(&pk, EVS_VERSION);
+    codec_pack_key(&pk, "store_id");
+    codec_pack_cstr(&pk, store->store_id);
+    codec_pack_key(&pk, "head");
+    msgpack_pack_uint64(&pk, head);
     codec_pack_key(&pk, "features");
     msgpack_pack_array(&pk, nfeatures);
     for (size_t i = 0; i < NFEATURES; i++)
-        if (!features[i].available || features[i].available(s))
+        if (!features[i].available || features[i].available(store))
             codec_pack_cstr(&pk, features[i].name);
     reply_end(c, start);
 }

@@ -35,6 +35,7 @@
 #include "subs.h"
 
 #define DRAIN_TICK_MS 10
+#define DRAIN_EOF_MS 1000
 #define PROBE_RETRY_MS 1000
 
 static const char usage_head[] =
@@ -58,7 +59,11 @@ static bool ready;          /* READY=1 was sent */
 static bool finished;       /* finish() ran: no more timers, no more notifications */
 static bool probe_inflight; /* a store probe waits for its callback */
 static uint64_t probe_started;
-static int drain_phase; /* 0: waiting for requests in flight; 1: for output to be written */
+/* 0: waiting for requests in flight; 1: for output to be written; 2: for the clients to close
+ * their side after the daemon shut down its sending side (conn_shutdown), at most
+ * DRAIN_EOF_MS. */
+static int drain_phase;
+static uint64_t drain_eof_started_ms;
 static uint64_t drain_elapsed_ms;
 
 static void raise_nofile_limit(void) {
@@ -205,12 +210,22 @@ static void on_drain_tick(uv_timer_t *t) {
         conn_flush_all(&srv);
         drain_phase = 1;
     }
-    size_t queued = output_queued();
-    if (queued && !late) return;
-    if (queued)
-        log_warn("main", "shutdown_timeout passed with %zu bytes unsent", queued);
-    else
-        log_info("main", "drained; exiting");
+    if (drain_phase == 1) {
+        size_t queued = output_queued();
+        if (queued && !late) return;
+        if (queued) {
+            log_warn("main", "shutdown_timeout passed with %zu bytes unsent", queued);
+            finish();
+            return;
+        }
+        /* Every reply is written: each client reads EOF after its last one. */
+        for (conn_t *c = srv.conns; c; c = c->next)
+            conn_shutdown(c);
+        drain_phase = 2;
+        drain_eof_started_ms = drain_elapsed_ms;
+    }
+    if (srv.conns && !late && drain_elapsed_ms - drain_eof_started_ms < DRAIN_EOF_MS) return;
+    log_info("main", "drained; exiting");
     finish();
 }
 
@@ -240,8 +255,12 @@ static void on_signal(uv_signal_t *h, int signum) {
 /* Applies the options of srv.cfg that take effect elsewhere than where they are read. */
 static void apply_config(void) {
     log_level = srv.cfg.log_level;
-    if (srv.store) srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
-    if (srv.store) srv.store->page_bytes = codec_page_budget(srv.cfg.max_frame);
+    if (srv.store) {
+        srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
+        srv.store->page_bytes = codec_page_budget(srv.cfg.max_frame);
+        srv.store->write_queue_bytes = srv.cfg.write_queue_bytes;
+        srv.store->write_queue_requests = srv.cfg.write_queue_requests;
+    }
 }
 
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while
@@ -412,6 +431,7 @@ static int open_server(void) {
         return 1;
     }
     store_set_commit_listener(srv.store, subs_on_commit, srv.subs);
+    store_set_live_listener(srv.store, subs_on_live, srv.subs);
 
     char why[600];
     srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);

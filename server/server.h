@@ -30,6 +30,8 @@ typedef struct server_config {
     uint32_t status_interval_ms;      /* STATUS= to systemd and the store probe; 0: never */
     uint32_t max_subscriptions;       /* per connection */
     uint32_t max_subscription_topics; /* per subscription */
+    size_t write_queue_bytes;         /* writes waiting for the store's database: most bytes */
+    size_t write_queue_requests;      /* and most requests */
 } server_config_t;
 
 typedef struct server {

@@ -38,6 +38,11 @@ void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg) {
     s->on_commit_arg = arg;
 }
 
+void store_set_live_listener(store_t *s, void (*cb)(void *arg), void *arg) {
+    s->on_live = cb;
+    s->on_live_arg = arg;
+}
+
 /* ---------------------------------------------------------------- for implementations */
 
 int64_t store_now_us(void) {

@@ -40,6 +40,8 @@
 #define STORE_DEFAULT_LIMIT 1000
 #define STORE_MAX_LIMIT 10000
 #define STORE_DEFAULT_TIMEOUT_MS 30000
+#define STORE_DEFAULT_WRITE_QUEUE_BYTES (64u << 20)
+#define STORE_DEFAULT_WRITE_QUEUE_REQUESTS 10000
 
 typedef struct store store_t;
 
@@ -144,12 +146,27 @@ struct store {
      * when the first event alone is over the bound (stored under a larger max_frame). 0 means
      * no bound (the default); the daemon sets the budget of a page under max_frame. */
     size_t page_bytes;
+    /* The most bytes and requests of writes a store that waits on something (PostgreSQL) keeps
+     * queued for it; past either, a new write fails at once with EVS_EUNAVAILABLE instead of
+     * being queued (0: the defaults below). The daemon sets them from write_queue_bytes and
+     * write_queue_requests. */
+    size_t write_queue_bytes;
+    size_t write_queue_requests;
     /* Set by the store. live_ready: the commit listener hears of every commit with a position
      * above live_head (the memory store from the start; PostgreSQL once its live feed knows where
      * "now" is). Until then a subscription without "after" cannot say where its live stream
-     * starts, so subs refuses it as unavailable. */
+     * starts, so subs makes it wait (up to its deadline) until live_ready. */
     bool live_ready;
     uint64_t live_head;
+    /* The store's identity: a UUID string made when the store was created (the memory store:
+     * at store_open, so every process has its own; PostgreSQL: in the database, by a migration,
+     * read when the writer connects). "" until known. Positions only mean something within one
+     * identity: ping and subscribe return it, so that a client notices a different store. */
+    char store_id[37];
+    /* Called by the store once, when live_ready becomes true after store_open returned (the
+     * memory store is live from the start and never calls it). */
+    void (*on_live)(void *arg);
+    void *on_live_arg;
 };
 
 /* One store implementation, as store_open sees it. accepts(url) says whether url names a store of
@@ -177,6 +194,9 @@ store_t *store_open(const char *url, void *loop, codec_error_t *err);
 
 /* Registers the commit listener (one per store). */
 void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg);
+
+/* Registers the function the store calls when live_ready becomes true (one per store). */
+void store_set_live_listener(store_t *s, void (*cb)(void *arg), void *arg);
 
 /* ---------------------------------------------------------------- for implementations */
 

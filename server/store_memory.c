@@ -574,5 +574,11 @@ store_t *store_memory_new(void) {
     if (!m) return NULL;
     m->base.ops = &memory_ops;
     m->base.live_ready = true; /* every append reaches the listener, from the first */
+    uint8_t id[16];
+    if (evs_uuid_generate(id, 1) != 0) { /* the identity of this process's store */
+        free(m);
+        return NULL;
+    }
+    evs_uuid_format(id, m->base.store_id);
     return &m->base;
 }

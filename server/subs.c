@@ -6,6 +6,7 @@
 #include <uthash.h>
 
 #include "conn.h"
+#include "dispatch.h"
 #include "log.h"
 
 #define CATCHUP_PAGE 500
@@ -70,8 +71,23 @@ struct sub {
     bool pumping;        /* inside pump: read_done must not pump again */
 };
 
+/* A subscribe without "after" that arrived before the store's live feed started: its arguments
+ * (copied), its connection (referenced, the request counted in flight) and its deadline. */
+typedef struct early_sub {
+    struct early_sub *next;
+    conn_t *conn;
+    uint64_t id;
+    uint64_t deadline; /* uv_now milliseconds */
+    char **topics;
+    size_t ntopics;
+    char *prefix;
+} early_sub_t;
+
 struct subs {
     server_t *srv;
+    early_sub_t *early, *early_tail; /* waiting for the live feed, in arrival order */
+    uv_timer_t early_timer;          /* the deadline of the first of them */
+    int handles_open;
     sub_t *all;
     sub_t *any;             /* the subscriptions without a topic filter */
     topic_bucket_t *topics; /* the topic index (uthash) */
@@ -99,6 +115,9 @@ subs_t *subs_new(server_t *srv) {
     codec_buf_init(&s->enc);
     uv_timer_init(srv->loop, &s->retry);
     s->retry.data = s;
+    uv_timer_init(srv->loop, &s->early_timer);
+    s->early_timer.data = s;
+    s->handles_open = 2;
     return s;
 }
 
@@ -135,8 +154,11 @@ static void sub_free(sub_t *sub) {
     free(sub);
 }
 
+static void early_free(early_sub_t *e);
+
 static void on_retry_closed(uv_handle_t *h) {
     subs_t *s = h->data;
+    if (--s->handles_open > 0) return;
     codec_buf_free(&s->enc);
     free(s->offsets);
     free(s->hits);
@@ -221,7 +243,13 @@ void subs_free(subs_t *s) {
             sub_free(sub);
     }
     s->all = NULL;
+    for (early_sub_t *e = s->early, *enext; e; e = enext) {
+        enext = e->next;
+        early_free(e);
+    }
+    s->early = s->early_tail = NULL;
     uv_close((uv_handle_t *)&s->retry, on_retry_closed);
+    uv_close((uv_handle_t *)&s->early_timer, on_retry_closed);
 }
 
 size_t subs_count(const subs_t *s) {
@@ -387,6 +415,98 @@ static void pump(sub_t *sub) {
     }
 }
 
+/* ---------------------------------------------------------------- waiting for the live feed */
+
+/* Ends a waiting subscribe's time in flight and frees it (no reply). */
+static void early_free(early_sub_t *e) {
+    for (size_t i = 0; i < e->ntopics; i++)
+        free(e->topics[i]);
+    free(e->topics);
+    free(e->prefix);
+    e->conn->inflight--;
+    conn_unref(e->conn);
+    free(e);
+}
+
+/* Answers a waiting subscribe: starts it (the feed is live now) or replies err. */
+static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
+    conn_t *c = e->conn;
+    codec_error_t why;
+    bool open = conn_is_open(c);
+    if (open && !err) {
+        codec_request_t req;
+        memset(&req, 0, sizeof req);
+        req.has_id = true;
+        req.id = e->id;
+        req.op = "subscribe";
+        req.topics = (const char **)e->topics;
+        req.ntopics = e->ntopics;
+        req.entity_prefix = e->prefix;
+        if (subs_subscribe(s, c, &req, &why) != 0) err = &why;
+    }
+    if (open && err) dispatch_reply_error(c, true, e->id, err);
+    early_free(e);
+    if (open) conn_schedule_flush(c); /* a drain or a close may wait for this reply */
+}
+
+static void on_early_deadline(uv_timer_t *t) {
+    subs_t *s = t->data;
+    uint64_t now = uv_now(s->srv->loop);
+    while (s->early && s->early->deadline <= now) {
+        early_sub_t *e = s->early;
+        s->early = e->next;
+        if (!s->early) s->early_tail = NULL;
+        codec_error_t err;
+        codec_error_set(&err, EVS_EUNAVAILABLE,
+                        "the store's live feed did not start within the request timeout "
+                        "(PostgreSQL not reachable?); retry, or subscribe with \"after\"");
+        early_answer(s, e, &err);
+    }
+    if (s->early) uv_timer_start(&s->early_timer, on_early_deadline, s->early->deadline - now, 0);
+}
+
+/* Makes a subscribe without "after" wait for the live feed. 0, or an error code with err. */
+static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+    early_sub_t *e = calloc(1, sizeof *e);
+    if (!e) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    e->conn = c;
+    e->id = req->id;
+    conn_ref(c);
+    c->inflight++;
+    if (req->ntopics && !(e->topics = calloc(req->ntopics, sizeof *e->topics))) goto oom;
+    for (size_t i = 0; i < req->ntopics; i++) {
+        if (!(e->topics[i] = strdup(req->topics[i]))) goto oom;
+        e->ntopics++;
+    }
+    if (req->entity_prefix && req->entity_prefix[0] && !(e->prefix = strdup(req->entity_prefix)))
+        goto oom;
+    uint32_t timeout = s->srv->cfg.request_timeout_ms;
+    e->deadline = uv_now(s->srv->loop) + (timeout ? timeout : STORE_DEFAULT_TIMEOUT_MS);
+    if (s->early_tail)
+        s->early_tail->next = e;
+    else
+        s->early = e;
+    s->early_tail = e;
+    if (!uv_is_active((uv_handle_t *)&s->early_timer))
+        uv_timer_start(&s->early_timer, on_early_deadline, e->deadline - uv_now(s->srv->loop), 0);
+    return 0;
+oom:
+    early_free(e);
+    return codec_error_set(err, EVS_EINTERNAL, "out of memory");
+}
+
+void subs_on_live(void *arg) {
+    subs_t *s = arg;
+    uv_timer_stop(&s->early_timer);
+    early_sub_t *e = s->early;
+    s->early = s->early_tail = NULL;
+    while (e) {
+        early_sub_t *next = e->next;
+        early_answer(s, e, NULL);
+        e = next;
+    }
+}
+
 /* ---------------------------------------------------------------- requests */
 
 int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
@@ -405,10 +525,7 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
                                "a subscription may name at most %u topics (option "
                                "max_subscription_topics); this one names %zu",
                                (unsigned)cfg->max_subscription_topics, req->ntopics);
-    if (!(req->present & ARG_AFTER) && !store->live_ready)
-        return codec_error_set(err, EVS_EUNAVAILABLE,
-                               "the store's live feed has not started yet (PostgreSQL not "
-                               "reachable?); retry, or subscribe with \"after\"");
+    if (!(req->present & ARG_AFTER) && !store->live_ready) return early_wait(s, c, req, err);
     sub_t *sub = calloc(1, sizeof *sub);
     if (!sub) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
     sub->owner = s;
@@ -446,9 +563,12 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
     msgpack_packer pk;
     codec_packer_init(&pk, &c->out);
     size_t start = codec_frame_begin(&c->out);
-    codec_reply_ok_begin(&pk, req->id, 2);
+    codec_reply_ok_begin(&pk, req->id, 3);
     codec_pack_key(&pk, "sub");
     msgpack_pack_uint64(&pk, sub->sid);
+    /* The store "after" belongs to: a client that resumes against another store starts over. */
+    codec_pack_key(&pk, "store_id");
+    codec_pack_cstr(&pk, store->store_id);
     /* Where the subscription starts: what a client resumes from if it loses the connection
      * before the first event arrives. */
     codec_pack_key(&pk, "after");

@@ -19,7 +19,10 @@ subs_t *subs_new(server_t *srv);
 void subs_free(subs_t *subs);
 
 /* Handles a subscribe request: replies {"sub": SID} into c's output and starts the
- * subscription. Returns 0, or an error code with err filled (nothing was replied). */
+ * subscription. Returns 0, or an error code with err filled (nothing was replied). A subscribe
+ * without "after" that arrives before the store's live feed has started (store_t.live_ready)
+ * waits for it, as a request in flight, until its deadline (request_timeout); it is then
+ * answered (ok or unavailable) later, and 0 is returned now. */
 int subs_subscribe(subs_t *subs, conn_t *c, const codec_request_t *req, codec_error_t *err);
 
 /* Ends subscription sid of c. 0, or -1 when c has no such subscription. */
@@ -33,6 +36,10 @@ void subs_conn_drained(subs_t *subs, conn_t *c);
 
 /* The store's commit listener (arg is the subs_t). */
 void subs_on_commit(void *arg, const evs_event_t *events, size_t n);
+
+/* The store's live listener (arg is the subs_t): the subscriptions without "after" that waited
+ * for the live feed start now. */
+void subs_on_live(void *arg);
 
 /* Number of subscriptions. */
 size_t subs_count(const subs_t *subs);

@@ -409,7 +409,7 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     evs_stream_t *s = evs_stream_open(&o);
     if (!s) return usage("invalid --topic or --prefix (UTF-8 of 1 to 255 bytes)%s", "");
     int rc = 0;
-    unsigned reconnects = 0;
+    unsigned reconnects = 0, store_changes = 0;
     while (!interrupted && rc == 0) {
         evs_event_t *ev;
         int r = evs_stream_next(s, 1000, &ev);
@@ -421,6 +421,14 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
                         (unsigned long long)evs_stream_position(s), evs_stream_errstr(s));
             rc = 1;
             break;
+        }
+        if (evs_stream_store_changes(s) != store_changes) {
+            store_changes = evs_stream_store_changes(s);
+            reconnects = evs_stream_reconnects(s);
+            fprintf(stderr,
+                    "evstore: reconnected to a different store (store_id %s): its positions are "
+                    "not the old store's; reading it from its beginning\n",
+                    evs_stream_store_id(s));
         }
         if (evs_stream_reconnects(s) != reconnects) {
             reconnects = evs_stream_reconnects(s);

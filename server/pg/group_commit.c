@@ -37,7 +37,8 @@ struct group_commit {
     gc_commit_hook hook;
     void *hook_arg;
     gc_request_t *qhead, *qtail;
-    gc_request_t *group; /* in flight, in arrival order */
+    size_t qcount, qbytes; /* requests queued (not yet in a transaction), and their bytes */
+    gc_request_t *group;   /* in flight, in arrival order */
     size_t group_events;
     enum phase phase;
     int nresults;
@@ -69,6 +70,10 @@ static void send_check(group_commit_t *g);
 
 static void enqueue(group_commit_t *g, gc_request_t *r) {
     r->next = NULL;
+    r->gc = g;
+    r->queued = true;
+    g->qcount++;
+    g->qbytes += r->bytes;
     if (g->qtail)
         g->qtail->next = r;
     else
@@ -82,8 +87,21 @@ static gc_request_t *dequeue(group_commit_t *g) {
         g->qhead = r->next;
         if (!g->qhead) g->qtail = NULL;
         r->next = NULL;
+        r->queued = false;
+        g->qcount--;
+        g->qbytes -= r->bytes;
     }
     return r;
+}
+
+/* Takes the whole queue off g (for failing it). */
+static gc_request_t *take_queue(group_commit_t *g) {
+    gc_request_t *list = g->qhead;
+    for (gc_request_t *r = list; r; r = r->next)
+        r->queued = false;
+    g->qhead = g->qtail = NULL;
+    g->qcount = g->qbytes = 0;
+    return list;
 }
 
 /* Finishes every request of the list r with code and why (unless it has an error already). */
@@ -603,9 +621,7 @@ void gc_free(group_commit_t *g) {
     g->group = NULL;
     clear_group_state(g);
     fail_list(list, EVS_EUNAVAILABLE, "the store is closing");
-    list = g->qhead;
-    g->qhead = g->qtail = NULL;
-    fail_list(list, EVS_EUNAVAILABLE, "the store is closing");
+    fail_list(take_queue(g), EVS_EUNAVAILABLE, "the store is closing");
     for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++)
         pg_wire_free(&g->insert[k]);
     pg_wire_free(&g->entities_param);
@@ -624,6 +640,29 @@ void gc_free(group_commit_t *g) {
 void gc_submit(group_commit_t *g, gc_request_t *r) {
     enqueue(g, r);
     start_next(g);
+}
+
+bool gc_queue_full(const group_commit_t *g, size_t bytes, size_t max_requests, size_t max_bytes) {
+    return g->qcount >= max_requests || (g->qcount > 0 && g->qbytes + bytes > max_bytes);
+}
+
+void gc_cancel(gc_request_t *r) {
+    r->cancelled = true;
+    if (!r->queued) return;
+    group_commit_t *g = r->gc;
+    gc_request_t **link = &g->qhead, *prev = NULL;
+    while (*link != r) {
+        prev = *link;
+        link = &(*link)->next;
+    }
+    *link = r->next;
+    if (g->qtail == r) g->qtail = prev;
+    r->next = NULL;
+    r->queued = false;
+    g->qcount--;
+    g->qbytes -= r->bytes;
+    codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
+    r->done(r);
 }
 
 /* The unit callback of the statements' preparation: a failure drops the connection. */
@@ -659,8 +698,6 @@ void gc_on_ready(group_commit_t *g) {
 
 void gc_on_lost(group_commit_t *g) {
     vcache_invalidate(&g->cache);
-    gc_request_t *list = g->qhead;
-    g->qhead = g->qtail = NULL;
-    fail_list(list, EVS_EUNAVAILABLE,
+    fail_list(take_queue(g), EVS_EUNAVAILABLE,
               "the connection to PostgreSQL was lost before this request was sent; retry it");
 }

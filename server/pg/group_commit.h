@@ -63,6 +63,8 @@ struct gc_request {
     /* Set by the owner when the client was already answered (deadline): a request still queued
      * is then dropped instead of being written after the client was told it failed. */
     bool cancelled;
+    bool queued; /* set by group_commit: waiting in its queue, not yet in a transaction */
+    struct group_commit *gc; /* set by gc_submit */
     /* delete: the entity, and the number of events removed. */
     char *entity_id;
     uint64_t deleted;
@@ -95,6 +97,17 @@ void gc_free(group_commit_t *g);
 /* Queues r and starts a transaction if none is in flight. r->done is called later (never from
  * inside gc_submit). The caller checks that the writer is ready first. */
 void gc_submit(group_commit_t *g, gc_request_t *r);
+
+/* True when a write of bytes may not be queued: the queue holds max_requests requests already,
+ * or is not empty and would pass max_bytes with it (a single request larger than max_bytes is
+ * still taken alone, so that any request the daemon accepts can be written). */
+bool gc_queue_full(const group_commit_t *g, size_t bytes, size_t max_requests, size_t max_bytes);
+
+/* Marks r cancelled (its client was already answered: its deadline passed). A request still
+ * queued is taken out of the queue and finished at once with EVS_EUNAVAILABLE (r->done is called
+ * before gc_cancel returns), so it is never written and its memory is freed now; a request
+ * already sent is left to its transaction. */
+void gc_cancel(gc_request_t *r);
 
 /* While held, queued work waits and no transaction starts; releasing starts the queued work.
  * The PostgreSQL store holds its group commit until the live feed knows its head: a group that

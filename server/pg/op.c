@@ -114,7 +114,6 @@ void op_answer_error(op_t *op, const codec_error_t *err) {
         op_answer_committed(op);
         return;
     }
-    op->req.cancelled = true; /* a write not sent yet is dropped, not written late */
     op_answered(op);
     switch (op->kind) {
     case OP_APPEND:
@@ -131,6 +130,9 @@ void op_answer_error(op_t *op, const codec_error_t *err) {
         op->cb.snapshot(op->arg, err, NULL);
         break;
     }
+    /* A write not sent yet is dropped, not written late, and its memory is freed now (which
+     * may free op: nothing may use it after this). */
+    if (op->kind == OP_APPEND || op->kind == OP_DELETE) gc_cancel(&op->req);
 }
 
 void op_answer_unavailable(op_t *op, const char *why) {

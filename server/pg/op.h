@@ -87,9 +87,10 @@ void op_answered(op_t *op);
 /* Answers an append that committed with its positions and versions (never twice). */
 void op_answer_committed(op_t *op);
 
-/* Calls the op's callback with err (never twice); the op stays allocated. An append that
- * committed and waits for the feed is answered ok instead: it cannot fail any more. A write not
- * sent yet is dropped, not written late. */
+/* Calls the op's callback with err (never twice). An append that committed and waits for the
+ * feed is answered ok instead: it cannot fail any more. A write still queued for the group commit
+ * is dropped, not written late: it is finished and op is freed before this returns (gc_cancel);
+ * any other op stays allocated until its work comes back. */
 void op_answer_error(op_t *op, const codec_error_t *err);
 
 /* op_answer_error with EVS_EUNAVAILABLE and why. */

@@ -192,6 +192,9 @@ enum {
 #define SCHEMA_SQL_DELETE_SNAPSHOTS "DELETE FROM evs_snapshots WHERE entity_id = $1"
 #define SCHEMA_SQL_TAKE_POSITION "SELECT nextval('evs_position_seq')"
 
+/* The store's identity (migrations/005_store_id.sql), as text: one row, one column. */
+#define SCHEMA_SQL_STORE_ID "SELECT store_id::text FROM evs_store"
+
 /* NOTIFY with the last position written (printf format, one long long). */
 #define SCHEMA_SQL_NOTIFY_FMT "NOTIFY " SCHEMA_NOTIFY_CHANNEL ", '%lld'"
 #define SCHEMA_SQL_LISTEN "LISTEN " SCHEMA_NOTIFY_CHANNEL

@@ -404,6 +404,22 @@ static bool writer_usable(pg_store_t *s) {
            (pg_feed_is_started(s->feed) || pg_feed_may_start(s->feed));
 }
 
+/* True when a write of bytes finds the queue of writes waiting for PostgreSQL full; err is then
+ * the EVS_EUNAVAILABLE to answer at once, without queuing anything. */
+static bool write_queue_full(pg_store_t *s, size_t bytes, codec_error_t *err) {
+    size_t max_requests = s->base.write_queue_requests ? s->base.write_queue_requests
+                                                       : STORE_DEFAULT_WRITE_QUEUE_REQUESTS;
+    size_t max_bytes =
+        s->base.write_queue_bytes ? s->base.write_queue_bytes : STORE_DEFAULT_WRITE_QUEUE_BYTES;
+    if (!gc_queue_full(s->gc, bytes, max_requests, max_bytes)) return false;
+    codec_error_set(err, EVS_EUNAVAILABLE,
+                    "PostgreSQL is slow: the queue of writes waiting for it is full (at most %zu "
+                    "requests, option write_queue_requests; %zu bytes, option write_queue_bytes); "
+                    "this request was not queued, retry later",
+                    max_requests, max_bytes);
+    return true;
+}
+
 static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
                             void *arg) {
     pg_store_t *s = (pg_store_t *)base;
@@ -416,6 +432,13 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
     if (!writer_usable(s)) {
         codec_error_set(&err, EVS_EUNAVAILABLE,
                         "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += events[i].payload_len + events[i].metadata_len + 64;
+    if (write_queue_full(s, bytes, &err)) {
         cb(arg, &err, NULL, NULL, 0);
         return;
     }
@@ -434,8 +457,8 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
         r->n = i + 1;
         r->events[i].position = 0;
         r->events[i].timestamp = 0;
-        r->bytes += events[i].payload_len + events[i].metadata_len + 64;
     }
+    r->bytes = bytes;
     gc_submit(s->gc, r);
     return;
 oom_op:
@@ -453,6 +476,10 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
     if (!writer_usable(s)) {
         codec_error_set(&err, EVS_EUNAVAILABLE,
                         "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        cb(arg, &err, 0);
+        return;
+    }
+    if (write_queue_full(s, 0, &err)) {
         cb(arg, &err, 0);
         return;
     }
@@ -476,11 +503,28 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
 
 /* ---------------------------------------------------------------- connections */
 
-/* The migrations ended: the writer becomes ready when they succeeded, else it reconnects. */
+/* The unit callback of reading the store's identity, the writer's last setup step: the writer
+ * becomes ready when it was read, else it reconnects. */
+static void on_store_id(void *arg, pg_conn_event_t ev, PGresult *res) {
+    pg_store_t *s = arg;
+    if (ev == PG_CONN_RESULT) {
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+            PQgetlength(res, 0, 0) == 36)
+            memcpy(s->base.store_id, PQgetvalue(res, 0, 0), 37);
+        else
+            log_error("pg", "reading the store's identity failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    pg_conn_setup_done(s->writer, ev == PG_CONN_END && s->base.store_id[0]);
+}
+
+/* The migrations ended: when they succeeded the store's identity is read (then the writer
+ * becomes ready), else the writer reconnects. */
 static void on_migrated(void *arg, bool ok) {
     pg_store_t *s = arg;
     if (ok) s->migrated = true;
-    pg_conn_setup_done(s->writer, ok);
+    if (!ok || pg_conn_send_simple(s->writer, SCHEMA_SQL_STORE_ID, on_store_id, s) != 0)
+        pg_conn_setup_done(s->writer, false);
 }
 
 /* The writer connected: run the migrations before anything else (pg_conn setup step). */
@@ -561,6 +605,7 @@ static void feed_changed(void *arg) {
         s->base.live_head = st.head;
         s->base.live_ready = true;
         gc_set_held(s->gc, false);
+        if (s->base.on_live) s->base.on_live(s->base.on_live_arg);
     }
     pump_parked(s);
 }

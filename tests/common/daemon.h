@@ -35,6 +35,10 @@ int test_daemon_start(test_daemon_t *d, const char *const *extra_args);
 int test_daemon_launch(test_daemon_t *d, const char *store, bool own_unix,
                        const char *const *extra_args);
 
+/* As test_daemon_launch (without a Unix socket), but returns as soon as the daemon answers a
+ * ping, without waiting for its store to serve: for tests of the daemon's first moments. */
+int test_daemon_launch_pinged(test_daemon_t *d, const char *store, const char *const *extra_args);
+
 /* SIGTERM, then waits (up to 20 s, then SIGKILL); returns the exit status (0 expected; under
  * ASan a leak makes it non-zero), or -1 when it had to be killed or died of a signal. Removes
  * the temporary folder of its socket. */

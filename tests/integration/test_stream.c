@@ -145,3 +145,77 @@ Test(stream, an_invalid_prefix_is_refused_at_open) {
     evs_stream_options_t so = {.entity_prefix = big};
     cr_assert_null(evs_stream_open(&so));
 }
+
+/* Appends n events to a fresh entity of prefix through the daemon at addr; their positions go to
+ * out. */
+static void append_n(const char *addr, const char *prefix, int n, uint64_t *out) {
+    evs_context_t *w = evs_connect(addr);
+    cr_assert_eq(w->err, 0, "%s", w->errstr);
+    char entity[300];
+    for (int i = 0; i < n; i++) {
+        snprintf(entity, sizeof entity, "%s%d", prefix, i);
+        out[i] = append(w, entity);
+    }
+    evs_free(w);
+}
+
+/* Reads n events from the stream (failing after 15 s); their positions go to out. */
+static void read_n(evs_stream_t *s, int n, uint64_t *out) {
+    int64_t until = now_ms() + 15000;
+    for (int i = 0; i < n;) {
+        cr_assert_lt(now_ms(), until, "the stream delivered %d of %d events: %s", i, n,
+                     evs_stream_errstr(s));
+        evs_event_t *ev;
+        cr_assert_eq(evs_stream_next(s, 200, &ev), 0);
+        if (!ev) continue;
+        out[i++] = ev->position;
+        evs_event_free(ev);
+    }
+}
+
+/* A memory daemon restarted is a new, empty store whose positions start again at 1: the stream
+ * sees its store_id change and reads the new store from its beginning instead of resuming after
+ * a position of the old one (which would skip the new store's first events). */
+Test(stream, a_restarted_memory_daemon_is_read_from_its_beginning) {
+    test_daemon_t d;
+    proxy_t p;
+    cr_assert_eq(test_daemon_launch(&d, "memory", false, NULL), 0);
+    proxy_start(&p, d.port);
+    char proxy_addr[64];
+    snprintf(proxy_addr, sizeof proxy_addr, "127.0.0.1:%d", p.port);
+    const char *prefix = tname("new-store-");
+    evs_stream_options_t so = {.addr = proxy_addr,
+                               .has_after = true,
+                               .after = 0,
+                               .entity_prefix = prefix,
+                               .timeout_ms = 5000,
+                               .retry_min_ms = 20,
+                               .retry_max_ms = 200};
+    evs_stream_t *s = evs_stream_open(&so);
+    cr_assert_not_null(s);
+    uint64_t acked[5], got[5];
+    append_n(d.addr, prefix, 5, acked);
+    read_n(s, 5, got);
+    cr_assert_arr_eq(got, acked, sizeof got);
+    char first_id[EVS_STORE_ID_LEN];
+    snprintf(first_id, sizeof first_id, "%s", evs_stream_store_id(s));
+    cr_assert_eq(strlen(first_id), 36, "the stream learnt no store_id");
+
+    test_daemon_t next;
+    cr_assert_eq(test_daemon_launch(&next, "memory", false, NULL), 0);
+    cr_assert_eq(test_daemon_stop(&d), 0);
+    d = next;
+    atomic_store(&p.target_port, d.port);
+    proxy_cut(&p);
+    append_n(d.addr, prefix, 3, acked); /* positions 1, 2, 3 again */
+    cr_assert_eq(acked[2], 3, "a new memory store starts at position 1");
+    read_n(s, 3, got);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(got[i], acked[i], "event %d: position %llu, expected %llu", i,
+                     (unsigned long long)got[i], (unsigned long long)acked[i]);
+    cr_assert_eq(evs_stream_store_changes(s), 1);
+    cr_assert_str_neq(evs_stream_store_id(s), first_id);
+    evs_stream_close(s);
+    proxy_stop(&p);
+    cr_assert_eq(test_daemon_stop(&d), 0);
+}

@@ -186,9 +186,13 @@ Test(wire, documented_ping_frame_gets_the_documented_reply) {
                                    0x70, 0x69, 0x6e, 0x67, 0xa2, 0x69, 0x64, 0x01};
     cr_assert_eq(raw_send(fd, ping, sizeof ping), 0);
     reply_t r = fx_expect_ok(fd, 1);
-    cr_assert_geq(r.u.data.via.map.size, 3, "{id, ok, version, ...}");
+    cr_assert_eq(r.u.data.via.map.size, 6, "{id, ok, version, store_id, head, features}");
     const msgpack_object *v = reply_get(&r, "version");
     cr_assert(v && v->type == MSGPACK_OBJECT_STR && v->via.str.size >= 5, "version x.y.z");
+    v = reply_get(&r, "store_id");
+    cr_assert(v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 36, "a UUID string");
+    v = reply_get(&r, "head");
+    cr_assert(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "head");
     reply_free(&r);
     close(fd);
     fx_finish();

@@ -81,10 +81,21 @@ static void wait_for(const char *path, size_t want) {
         sleep_ms(50);
 }
 
-static void run(bool restart) {
+/* Starts a daemon: on store when it is not NULL, else on the suite's store. */
+static void start_on(test_daemon_t *d, const char *store) {
+    if (store)
+        cr_assert_eq(test_daemon_launch(d, store, false, NULL), 0);
+    else
+        cr_assert_eq(test_daemon_start(d, NULL), 0);
+}
+
+/* Three rounds of appends; between them the connection is cut, or the daemon restarted (on
+ * store, or on the suite's store when NULL). On a memory store every restart is a new, empty
+ * store: tail must print each store's events from its beginning, positions starting again. */
+static void run(bool restart, const char *store) {
     test_daemon_t d;
     proxy_t p;
-    cr_assert_eq(test_daemon_start(&d, NULL), 0);
+    start_on(&d, store);
     proxy_start(&p, d.port);
     const char *prefix = tname("tail-");
     char out[] = "/tmp/evstore-tail-XXXXXX";
@@ -100,7 +111,7 @@ static void run(bool restart) {
         if (round == 2) break;
         if (restart) {
             test_daemon_t next;
-            cr_assert_eq(test_daemon_start(&next, NULL), 0);
+            start_on(&next, store);
             cr_assert_eq(test_daemon_stop(&d), 0);
             d = next;
             atomic_store(&p.target_port, d.port);
@@ -123,12 +134,16 @@ static void run(bool restart) {
 }
 
 Test(tail_cli, follows_the_log_across_lost_connections) {
-    run(false);
+    run(false, NULL);
 }
 
 Test(tail_cli, follows_the_log_across_daemon_restarts) {
     const char *store = getenv("EVSTORE_TEST_STORE");
     if (!store || strcmp(store, "memory") == 0)
         cr_skip_test("the memory store forgets everything at a restart");
-    run(true);
+    run(true, NULL);
+}
+
+Test(tail_cli, reads_a_restarted_memory_daemon_from_its_beginning) {
+    run(true, "memory");
 }

@@ -8,6 +8,7 @@
  * each once, in increasing order, and (with "after") one caught_up marker. Without
  * $EVSTORE_PG_URL every test is skipped. */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -561,4 +562,66 @@ Test(pg_subs, catch_up_reaches_live_while_writes_go_on) {
     for (int i = 0; i < 3; i++)
         free(ws[i].acked);
     stop_daemon(&a);
+}
+
+/* A subscription without "after" made before the live feed has started (the first moments after
+ * start-up; here held back by a lock on evs_events) is not refused: it waits for the feed, then
+ * is answered ok and gets what is appended next. */
+Test(pg_subs, subscribe_before_the_live_feed_starts_waits_for_it) {
+    test_daemon_t d;
+    start_daemon(&d); /* creates the schema */
+    stop_daemon(&d);
+    PGconn *locker = PQconnectdb(db.url);
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK, "%s", PQerrorMessage(locker));
+    PGresult *r = PQexec(locker, "BEGIN; LOCK TABLE evs_events IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(locker));
+    PQclear(r);
+    /* The feed's start reads max(position): it waits for the lock; pings are answered. */
+    cr_assert_eq(test_daemon_launch_pinged(&d, db.url, NULL), 0, "evstored did not start");
+    int fd = test_connect_raw(&d);
+    cr_assert_geq(fd, 0);
+    rq_t rq;
+    rq_begin(&rq, "subscribe", 7, 0);
+    cr_assert_eq(raw_send_rq(fd, &rq), 0);
+    rq_free(&rq);
+    /* Until the lock goes, the subscribe has no answer. */
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 300, &rep), RAW_TIMEOUT, "answered before the live feed started: %s",
+                 reply_code(&rep));
+    r = PQexec(locker, "COMMIT");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(locker));
+    PQclear(r);
+    PQfinish(locker);
+    cr_assert_eq(raw_recv(fd, 20000, &rep), 0, "no reply to the subscribe");
+    uint64_t id = 0;
+    cr_assert(reply_ok(&rep), "subscribe refused: %s", reply_code(&rep));
+    cr_assert(reply_id(&rep, &id) && id == 7);
+    uint64_t sid = obj_uint(reply_get(&rep, "sub"));
+    reply_free(&rep);
+    /* What is appended next is pushed. */
+    int w = test_connect_raw(&d);
+    cr_assert_geq(w, 0);
+    rq_begin(&rq, "append", 8, 1);
+    pk_str(&rq.pk, "events");
+    msgpack_pack_array(&rq.pk, 1);
+    msgpack_pack_map(&rq.pk, 3);
+    pk_str(&rq.pk, "entity_id");
+    pk_str(&rq.pk, "early-1");
+    pk_str(&rq.pk, "topic");
+    pk_str(&rq.pk, "t0");
+    pk_str(&rq.pk, "payload");
+    pk_bin(&rq.pk, "x", 1);
+    cr_assert_eq(raw_send_rq(w, &rq), 0);
+    rq_free(&rq);
+    cr_assert_eq(raw_recv(w, 20000, &rep), 0);
+    cr_assert(reply_ok(&rep), "append: %s", reply_code(&rep));
+    reply_free(&rep);
+    cr_assert_eq(raw_recv(fd, 20000, &rep), 0, "no push after the append");
+    cr_assert_eq(obj_uint(reply_get(&rep, "sub")), sid);
+    const msgpack_object *evs = reply_get(&rep, "events");
+    cr_assert(evs && evs->type == MSGPACK_OBJECT_ARRAY && evs->via.array.size == 1);
+    reply_free(&rep);
+    close(w);
+    close(fd);
+    stop_daemon(&d);
 }
