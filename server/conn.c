@@ -9,11 +9,12 @@
 #include "log.h"
 #include "subs.h"
 
+/* One uv_write of output: data[skip..skip+len) is written, data is freed after. */
 typedef struct write_req {
     uv_write_t req;
     conn_t *conn;
     uint8_t *data;
-    size_t len;
+    size_t skip, len;
 } write_req_t;
 
 conn_t *conn_new(server_t *srv) {
@@ -50,6 +51,12 @@ bool conn_is_open(const conn_t *c) {
 
 size_t conn_queued(const conn_t *c) {
     return c->out.len + c->writing;
+}
+
+size_t conn_reply_room(const conn_t *c) {
+    size_t queued = conn_queued(c), limit = c->srv->cfg.out_limit;
+    size_t room = queued < limit ? limit - queued : 0;
+    return room < c->srv->cfg.max_frame ? room : c->srv->cfg.max_frame;
 }
 
 static void on_close(uv_handle_t *h) {
@@ -148,15 +155,21 @@ static void process_frames(conn_t *c) {
         }
         if (c->srv->draining) continue; /* shutting down: requests not yet started are dropped */
         dispatch_frame(c, body, body_len);
+        if (c->reads_inflight > 0) {
+            /* The reply of a read is cut to the room left under output_limit when it is packed:
+             * the next request waits for it, so that replies in flight cannot add up. */
+            pause_reading(c);
+            break;
+        }
         if (c->inflight >= CONN_MAX_INFLIGHT) {
             /* The replies of requests still in the store are not counted in the output yet:
              * bound them too. Reading resumes once half of them are answered. */
             pause_reading(c);
             break;
         }
-        if (conn_queued(c) > c->srv->cfg.out_limit) {
+        if (conn_queued(c) >= c->srv->cfg.out_limit) {
             conn_flush(c);
-            if (conn_queued(c) > c->srv->cfg.out_limit) {
+            if (conn_queued(c) >= c->srv->cfg.out_limit) {
                 pause_reading(c);
                 break;
             }
@@ -268,7 +281,8 @@ static void output_drained(conn_t *c) {
     }
     if (conn_queued(c) > c->srv->cfg.out_limit / 2) return;
     if (c->subs) subs_conn_drained(c->srv->subs, c);
-    if (c->read_paused && !c->srv->draining && c->inflight <= CONN_MAX_INFLIGHT / 2) {
+    if (c->read_paused && !c->srv->draining && c->inflight <= CONN_MAX_INFLIGHT / 2 &&
+        c->reads_inflight == 0) {
         c->read_paused = false;
         if (frame_reader_pending(&c->in)) process_input(c);
         if (!c->read_paused && !c->closing && !c->reading &&
@@ -325,24 +339,14 @@ void conn_flush(conn_t *c) {
         conn_close(c, "out of memory for a write");
         return;
     }
+    /* Hand the buffer over, with what try_write took skipped, instead of copying the rest: a
+     * reply the client does not read then costs its own bytes once, not twice. */
     w->conn = c;
-    if (done == 0) {
-        /* Hand the whole buffer over instead of copying it. */
-        w->data = c->out.data;
-        w->len = c->out.len;
-        codec_buf_init(&c->out);
-    } else {
-        w->len = c->out.len - done;
-        w->data = malloc(w->len);
-        if (!w->data) {
-            free(w);
-            conn_close(c, "out of memory for a write");
-            return;
-        }
-        memcpy(w->data, c->out.data + done, w->len);
-        c->out.len = 0;
-    }
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    w->data = c->out.data;
+    w->skip = done;
+    w->len = c->out.len - done;
+    codec_buf_init(&c->out);
+    uv_buf_t b = uv_buf_init((char *)w->data + w->skip, (unsigned)w->len);
     int rc = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
     if (rc) {
         free(w->data);

@@ -10,7 +10,10 @@
  * drained below half the limit. Requests waiting for the store are bounded the same way: at
  * CONN_MAX_INFLIGHT of them a connection stops reading until half are answered, so that the
  * replies of a client that pipelines without reading cannot pile up in memory from requests the
- * store is still serving.
+ * store is still serving. A read (its reply carries events) is cut to the room left under
+ * cfg.out_limit when its reply is packed, and no further request is handled while one is waiting
+ * for the store: so a connection's output stays within the limit plus one event, whatever the
+ * client reads.
  *
  * Lifetime: a connection is reference-counted: its handle holds one reference, each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
@@ -50,11 +53,12 @@ struct conn {
     bool close_when_flushed;
     bool in_process; /* inside process_input: drains are handled by its loop */
     int refs;
-    unsigned inflight; /* requests waiting for the store */
-    frame_reader_t in; /* input; holds memory only while a frame is unfinished */
-    codec_buf_t out;   /* packed output not yet handed to the socket */
-    size_t writing;    /* bytes handed to uv_write and not yet written */
-    sub_t *subs;       /* this connection's subscriptions */
+    unsigned inflight;       /* requests waiting for the store */
+    unsigned reads_inflight; /* of which reads, whose replies take the room (conn_reply_room) */
+    frame_reader_t in;       /* input; holds memory only while a frame is unfinished */
+    codec_buf_t out;         /* packed output not yet handed to the socket */
+    size_t writing;          /* bytes handed to uv_write and not yet written */
+    sub_t *subs;             /* this connection's subscriptions */
     char peer[64];
 };
 
@@ -75,6 +79,10 @@ void conn_close(conn_t *c, const char *why);
 
 /* Output bytes queued for this connection (packed and being written). */
 size_t conn_queued(const conn_t *c);
+
+/* The bytes the reply to a read may take now: the room left under output_limit by the output
+ * queued, at most max_frame. A page of events is cut there (it always holds one event). */
+size_t conn_reply_room(const conn_t *c);
 
 /* Schedules c->out to be written before the loop next waits. Call after packing into c->out. */
 void conn_schedule_flush(conn_t *c);
