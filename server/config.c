@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../proto/codec.h"
 #include "addr.h"
@@ -44,6 +45,10 @@ const config_option_t config_options[] = {
      OPTIONAL, "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
     {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, RELOAD, OPTIONAL,
      "SECONDS", "how often to send systemd a STATUS= line and probe the store (0: never)"},
+    {"memory_limit", CONFIG_MEMORY, FIELD(memory_limit), "25%", 1024 * 1024, (1ULL << 50), RELOAD,
+     OPTIONAL, "BYTES|N%",
+     "memory store: bytes its events and indexes may take (N%: of physical memory); past it "
+     "appends get limit_exceeded"},
     {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, RELOAD, OPTIONAL, "LEVEL",
      "error, warn, info or debug"},
 };
@@ -146,6 +151,26 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
                         value);
         set_num(cfg, opt, (unsigned long long)level);
         return 0;
+    }
+    case CONFIG_MEMORY: {
+        size_t len = strlen(value);
+        if (len > 1 && value[len - 1] == '%') {
+            char num[32];
+            long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+            if (len - 1 >= sizeof num || pages <= 0 || page <= 0)
+                return fail(why, whylen, "%s: \"%s\" is not a percentage of physical memory",
+                            opt->name, value);
+            memcpy(num, value, len - 1);
+            num[len - 1] = '\0';
+            if (parse_number(num, &v, false) || v < 1 || v > 100)
+                return fail(why, whylen, "%s: \"%s\" is not a percentage from 1%% to 100%%",
+                            opt->name, value);
+            v = (unsigned long long)pages * (unsigned long long)page / 100 * v;
+            if (v < opt->min) v = opt->min;
+            set_num(cfg, opt, v);
+            return 0;
+        }
+        __attribute__((fallthrough)); /* a size in bytes */
     }
     case CONFIG_BYTES:
         if (parse_number(value, &v, true) || v < opt->min || v > opt->max)
@@ -344,6 +369,7 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
         break;
     }
     case CONFIG_BYTES:
+    case CONFIG_MEMORY:
         snprintf(buf, len, "%llu", v);
         break;
     case CONFIG_SECONDS:

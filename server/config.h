@@ -36,6 +36,7 @@ typedef enum config_type {
     CONFIG_BYTES,    /* size_t or uint32_t; a number with an optional k, M or G (x1024) suffix */
     CONFIG_SECONDS,  /* uint32_t milliseconds; the value is whole seconds, optional "s" */
     CONFIG_LOGLEVEL, /* int: error, warn, info or debug */
+    CONFIG_MEMORY,   /* size_t; bytes as CONFIG_BYTES, or N% of the machine's physical memory */
 } config_type_t;
 
 typedef struct config_option {

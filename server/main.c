@@ -241,6 +241,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void apply_config(void) {
     log_level = srv.cfg.log_level;
     if (srv.store) srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
+    if (srv.store) srv.store->memory_limit = srv.cfg.memory_limit;
 }
 
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while

@@ -27,6 +27,7 @@ typedef struct server_config {
     int log_level;                /* enum log_level */
     uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait for requests in flight */
     uint32_t status_interval_ms;  /* STATUS= to systemd and the store probe; 0: never */
+    size_t memory_limit;          /* bytes the memory store's events and indexes may take */
 } server_config_t;
 
 typedef struct server {
