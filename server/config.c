@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../proto/codec.h"
+#include "../proto/frame.h"
 #include "addr.h"
 #include "log.h"
 #include "store.h"
@@ -45,6 +46,17 @@ const config_option_t config_options[] = {
      OPTIONAL, "SECONDS", "on SIGTERM, longest wait for requests in flight before exiting"},
     {"status_interval", CONFIG_SECONDS, FIELD(status_interval_ms), "30", 0, 86400, RELOAD, OPTIONAL,
      "SECONDS", "how often to send systemd a STATUS= line and probe the store (0: never)"},
+    {"idle_timeout", CONFIG_SECONDS, FIELD(idle_timeout_ms), "0", 0, 86400 * 365, RELOAD, OPTIONAL,
+     "SECONDS",
+     "close a connection without subscriptions that sent no request for this long (0: never)"},
+    {"frame_timeout", CONFIG_SECONDS, FIELD(frame_timeout_ms), "30", 0, 86400, RELOAD, OPTIONAL,
+     "SECONDS",
+     "close a connection whose request frame is not complete this long after it began "
+     "(0: never)"},
+    {"frame_memory_limit", CONFIG_BYTES, FIELD(frame_memory_limit), "128M", 65536, (1ULL << 40),
+     RELOAD, OPTIONAL, "BYTES",
+     "memory for request frames not yet received whole, all connections together; the connection "
+     "that would pass it is closed"},
     {"memory_limit", CONFIG_MEMORY, FIELD(memory_limit), "25%", 1024 * 1024, (1ULL << 50), RELOAD,
      OPTIONAL, "BYTES|N%",
      "memory store: bytes its events and indexes may take (N%: of physical memory); past it "
@@ -302,6 +314,12 @@ int config_check(const server_config_t *cfg, char *why, size_t whylen) {
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
+    if (cfg->frame_memory_limit < (size_t)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK)
+        return fail(why, whylen,
+                    "frame_memory_limit: %zu bytes cannot hold one frame of max_frame (%u bytes) "
+                    "as it arrives: give it at least %llu",
+                    cfg->frame_memory_limit, cfg->max_frame,
+                    (unsigned long long)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK);
     if (!store_url_is_valid(cfg->store_url))
         return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL",
                     cfg->store_url);

@@ -15,7 +15,14 @@
  * for the store: so a connection's output stays within the limit plus one event, whatever the
  * client reads.
  *
- * Lifetime: a connection is reference-counted: its handle holds one reference, each request in
+ * Timeouts: a connection with no subscription, nothing in flight and nothing queued that sends
+ * no request for idle_timeout is closed; so is one that began a frame and did not complete it
+ * within frame_timeout while the daemon was reading it. Input: the frame readers of all
+ * connections together hold at most about frame_memory_limit bytes; the connection whose
+ * unfinished frame would take more gets an `unavailable` error and is closed.
+ *
+ * Lifetime: a connection is reference-counted: its handle holds one reference, its timer one,
+ * each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
  * is freed when the last reference goes, so a store callback arriving for a closed connection
  * finds it still valid and checks conn_is_open. */
@@ -60,6 +67,16 @@ struct conn {
     size_t writing;          /* bytes handed to uv_write and not yet written */
     sub_t *subs;             /* this connection's subscriptions */
     char peer[64];
+    /* Timeouts (idle_timeout, frame_timeout): one timer, armed for the nearest deadline and
+     * checked lazily (activity only moves deadlines later, so it does not touch the timer). */
+    uv_timer_t timer;
+    bool timer_started; /* the timer was initialised: conn_close closes it */
+    uint64_t timer_due; /* uv_now when the armed timer fires; 0 when it is not armed */
+    uint64_t active_ms; /* the last request, or the last check that found it busy */
+    uint64_t frame_ms;  /* when the unfinished frame in the reader began */
+    bool in_frame;      /* the reader holds the start of a frame that began at frame_ms */
+    size_t in_counted;  /* in.cap as counted in srv->input_bytes (frame_memory_limit) */
+    bool input_refused; /* on_alloc refused memory: frame_memory_limit would be passed */
 };
 
 /* Makes a connection for a stream that listener accepts into conn->h (the caller initialises
@@ -96,5 +113,8 @@ void conn_flush_all(server_t *srv);
 
 /* Stops reading new requests (shutdown). */
 void conn_stop_reading(conn_t *c);
+
+/* Arms every connection's timer again after a reload changed the timeouts. */
+void conn_timeouts_changed(server_t *srv);
 
 #endif

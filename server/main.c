@@ -242,6 +242,7 @@ static void apply_config(void) {
     log_level = srv.cfg.log_level;
     if (srv.store) srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
     if (srv.store) srv.store->memory_limit = srv.cfg.memory_limit;
+    conn_timeouts_changed(&srv);
 }
 
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while

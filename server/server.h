@@ -28,6 +28,9 @@ typedef struct server_config {
     uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait for requests in flight */
     uint32_t status_interval_ms;  /* STATUS= to systemd and the store probe; 0: never */
     size_t memory_limit;          /* bytes the memory store's events and indexes may take */
+    uint32_t idle_timeout_ms;     /* close a connection idle this long; 0: never */
+    uint32_t frame_timeout_ms;    /* close a connection whose frame takes longer; 0: never */
+    size_t frame_memory_limit;    /* input bytes held for unfinished frames, all connections */
 } server_config_t;
 
 typedef struct server {
@@ -49,6 +52,7 @@ typedef struct server {
     const char *config_path; /* the config file read at start and on SIGHUP; NULL: none */
     bool draining;           /* SIGTERM seen: no new connections or requests */
     uint64_t head_position;  /* highest position committed through this daemon */
+    size_t input_bytes;      /* held by the connections' frame readers (frame_memory_limit) */
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued
