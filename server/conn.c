@@ -116,7 +116,7 @@ static void check_timeouts(conn_t *c) {
     char why[160];
     c->timer_due = 0;
     if (c->closing || c->close_when_flushed) return;
-    if (c->in_frame && cfg->frame_timeout_ms) {
+    if (c->in_frame && c->reading && cfg->frame_timeout_ms) {
         uint64_t due = c->frame_ms + cfg->frame_timeout_ms;
         if (now >= due) {
             snprintf(why, sizeof why,
@@ -406,6 +406,7 @@ void conn_start(conn_t *c) {
 void conn_stop_reading(conn_t *c) {
     if (c->reading) uv_read_stop(&c->h.stream);
     c->reading = false;
+    c->in_frame = false; /* a frame that will not be read is not timed */
 }
 
 /* ---------------------------------------------------------------- writing */

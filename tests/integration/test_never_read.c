@@ -50,6 +50,25 @@ static void fill_log(void) {
     close(w);
 }
 
+/* Reads the whole log twice at once, on connections that read their replies, so that the memory
+ * a store needs for such reads (PostgreSQL's results, freed but kept by the allocator) is counted
+ * before the test measures, not as if the clients that never read held it. */
+static void warm_up(void) {
+    int fds[2] = {fx_connect(), fx_connect()};
+    for (int i = 0; i < 2; i++) {
+        rq_t r;
+        rq_begin(&r, "read-all", 9, 1);
+        pk_str(&r.pk, "limit");
+        msgpack_pack_uint32(&r.pk, 10000);
+        fx_send_rq(fds[i], &r);
+    }
+    for (int i = 0; i < 2; i++) {
+        reply_t rep = fx_expect_ok(fds[i], 9);
+        reply_free(&rep);
+        close(fds[i]);
+    }
+}
+
 /* Waits until every fd has bytes to read (the daemon has started sending its answer), at most
  * 30 s. */
 static void wait_readable(const int *fds, int n) {
@@ -78,6 +97,7 @@ Test(never_read, read_all_clients_that_never_read_hold_about_output_limit_each) 
     small_asan_quarantine();
     fx_start(NULL);
     fill_log();
+    warm_up();
     long before = rss_kb(fx_daemon.pid);
     int fds[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
@@ -107,6 +127,7 @@ Test(never_read, subscribers_from_position_0_that_never_read_hold_about_output_l
     small_asan_quarantine();
     fx_start(NULL);
     fill_log();
+    warm_up();
     long before = rss_kb(fx_daemon.pid);
     int fds[CLIENTS];
     const char *prefix = tname("big");
