@@ -53,20 +53,32 @@ static void fill_log(void) {
 /* Reads the whole log twice at once, on connections that read their replies, so that the memory
  * a store needs for such reads (PostgreSQL's results, freed but kept by the allocator) is counted
  * before the test measures, not as if the clients that never read held it. */
+static void send_read_all(int fd, uint64_t id) {
+    rq_t r;
+    rq_begin(&r, "read-all", id, 1);
+    pk_str(&r.pk, "limit");
+    msgpack_pack_uint32(&r.pk, 10000);
+    fx_send_rq(fd, &r);
+}
+
 static void warm_up(void) {
     int fds[2] = {fx_connect(), fx_connect()};
-    for (int i = 0; i < 2; i++) {
-        rq_t r;
-        rq_begin(&r, "read-all", 9, 1);
-        pk_str(&r.pk, "limit");
-        msgpack_pack_uint32(&r.pk, 10000);
-        fx_send_rq(fds[i], &r);
-    }
+    for (int i = 0; i < 2; i++)
+        send_read_all(fds[i], 9);
     for (int i = 0; i < 2; i++) {
         reply_t rep = fx_expect_ok(fds[i], 9);
         reply_free(&rep);
         close(fds[i]);
     }
+}
+
+/* Starts the daemon on a log bigger than max_frame; returns its RSS once warmed up, in kB. */
+static long start_on_a_big_log(void) {
+    small_asan_quarantine();
+    fx_start(NULL);
+    fill_log();
+    warm_up();
+    return rss_kb(fx_daemon.pid);
 }
 
 /* Waits until every fd has bytes to read (the daemon has started sending its answer), at most
@@ -94,19 +106,11 @@ static void assert_bounded(long before_kb, const char *what) {
 }
 
 Test(never_read, read_all_clients_that_never_read_hold_about_output_limit_each) {
-    small_asan_quarantine();
-    fx_start(NULL);
-    fill_log();
-    warm_up();
-    long before = rss_kb(fx_daemon.pid);
+    long before = start_on_a_big_log();
     int fds[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
         fds[i] = fx_connect_small_rcvbuf();
-        rq_t r;
-        rq_begin(&r, "read-all", 1, 1);
-        pk_str(&r.pk, "limit");
-        msgpack_pack_uint32(&r.pk, 10000);
-        fx_send_rq(fds[i], &r);
+        send_read_all(fds[i], 1);
     }
     wait_readable(fds, CLIENTS);
     assert_bounded(before, "read-all");
@@ -124,11 +128,7 @@ Test(never_read, read_all_clients_that_never_read_hold_about_output_limit_each) 
 }
 
 Test(never_read, subscribers_from_position_0_that_never_read_hold_about_output_limit_each) {
-    small_asan_quarantine();
-    fx_start(NULL);
-    fill_log();
-    warm_up();
-    long before = rss_kb(fx_daemon.pid);
+    long before = start_on_a_big_log();
     int fds[CLIENTS];
     const char *prefix = tname("big");
     for (int i = 0; i < CLIENTS; i++) {
