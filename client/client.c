@@ -652,7 +652,10 @@ static int events_call(evs_context_t *c, size_t start, uint64_t id, evs_events_t
     const msgpack_object *res;
     int r = client_request_end(c, start, id, &res);
     if (r < 0) return r;
-    return client_decode_events(c, codec_map_get(res, "events"), out);
+    if ((r = client_decode_events(c, codec_map_get(res, "events"), out)) < 0) return r;
+    const msgpack_object *t = codec_map_get(res, "truncated");
+    (*out)->truncated = t && t->type == MSGPACK_OBJECT_BOOLEAN && t->via.boolean;
+    return r;
 }
 
 EVS_API int evs_get_by_entity(evs_context_t *c, const char *entity_id, uint64_t from_version,

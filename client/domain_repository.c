@@ -93,13 +93,14 @@ static int load(evs_repository_t *r, const char *id, uint64_t until, evs_entity_
             return rc;
         }
         size_t n = list->n;
+        bool truncated = list->truncated;
         rc = evs_player_play(e, list->events, n, until, &err);
         evs_events_free(list);
         if (rc < 0) {
             evs_entity_free(e);
             return repo_fail_err(c, &err, rc);
         }
-        if (n < PAGE) break;
+        if (n == 0 || (n < PAGE && !truncated)) break;
     }
     *out = e;
     return 0;

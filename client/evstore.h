@@ -117,6 +117,9 @@ EVS_API const char *evs_errstr(const evs_context_t *c);
 typedef struct evs_events {
     size_t n;
     evs_event_t *events;
+    /* The server cut the page short (at its max_frame or the connection's output_limit): more
+     * events may follow the last one even though n is below the limit asked for. */
+    bool truncated;
 } evs_events_t;
 
 EVS_API void evs_events_free(evs_events_t *list);

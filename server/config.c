@@ -8,8 +8,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../proto/codec.h"
+#include "../proto/frame.h"
 #include "addr.h"
 #include "log.h"
 #include "store.h"
@@ -51,6 +53,21 @@ const config_option_t config_options[] = {
      OPTIONAL, "N", "most subscriptions one connection may hold"},
     {"max_subscription_topics", CONFIG_COUNT, FIELD(max_subscription_topics), "1024", 1, 1024,
      RELOAD, OPTIONAL, "N", "most topics one subscription may name"},
+    {"idle_timeout", CONFIG_SECONDS, FIELD(idle_timeout_ms), "0", 0, 86400 * 365, RELOAD, OPTIONAL,
+     "SECONDS",
+     "close a connection without subscriptions that sent no request for this long (0: never)"},
+    {"frame_timeout", CONFIG_SECONDS, FIELD(frame_timeout_ms), "30", 0, 86400, RELOAD, OPTIONAL,
+     "SECONDS",
+     "close a connection whose request frame is not complete this long after it began "
+     "(0: never)"},
+    {"frame_memory_limit", CONFIG_BYTES, FIELD(frame_memory_limit), "128M", 65536, (1ULL << 40),
+     RELOAD, OPTIONAL, "BYTES",
+     "memory for request frames not yet received whole, all connections together; the connection "
+     "that would pass it is closed"},
+    {"memory_limit", CONFIG_MEMORY, FIELD(memory_limit), "25%", 1024 * 1024, (1ULL << 50), RELOAD,
+     OPTIONAL, "BYTES|N%",
+     "memory store: bytes its events and indexes may take (N%: of physical memory); past it "
+     "appends get limit_exceeded"},
     {"log_level", CONFIG_LOGLEVEL, FIELD(log_level), "info", 0, 0, RELOAD, OPTIONAL, "LEVEL",
      "error, warn, info or debug"},
     {"write_queue_bytes", CONFIG_BYTES, FIELD(write_queue_bytes), "67108864", 65536, (1ULL << 40),
@@ -159,6 +176,26 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
                         value);
         set_num(cfg, opt, (unsigned long long)level);
         return 0;
+    }
+    case CONFIG_MEMORY: {
+        size_t len = strlen(value);
+        if (len > 1 && value[len - 1] == '%') {
+            char num[32];
+            long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+            if (len - 1 >= sizeof num || pages <= 0 || page <= 0)
+                return fail(why, whylen, "%s: \"%s\" is not a percentage of physical memory",
+                            opt->name, value);
+            memcpy(num, value, len - 1);
+            num[len - 1] = '\0';
+            if (parse_number(num, &v, false) || v < 1 || v > 100)
+                return fail(why, whylen, "%s: \"%s\" is not a percentage from 1%% to 100%%",
+                            opt->name, value);
+            v = (unsigned long long)pages * (unsigned long long)page / 100 * v;
+            if (v < opt->min) v = opt->min;
+            set_num(cfg, opt, v);
+            return 0;
+        }
+        __attribute__((fallthrough)); /* a size in bytes */
     }
     case CONFIG_BYTES:
         if (parse_number(value, &v, true) || v < opt->min || v > opt->max)
@@ -301,6 +338,12 @@ int config_check(const server_config_t *cfg, char *why, size_t whylen) {
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
+    if (cfg->frame_memory_limit < (size_t)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK)
+        return fail(why, whylen,
+                    "frame_memory_limit: %zu bytes cannot hold one frame of max_frame (%u bytes) "
+                    "as it arrives: give it at least %llu",
+                    cfg->frame_memory_limit, cfg->max_frame,
+                    (unsigned long long)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK);
     if (!store_url_is_valid(cfg->store_url))
         return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL",
                     cfg->store_url);
@@ -383,6 +426,7 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
     }
     case CONFIG_BYTES:
     case CONFIG_COUNT:
+    case CONFIG_MEMORY:
         snprintf(buf, len, "%llu", v);
         break;
     case CONFIG_SECONDS:

@@ -37,6 +37,7 @@ typedef enum config_type {
     CONFIG_SECONDS,  /* uint32_t milliseconds; the value is whole seconds, optional "s" */
     CONFIG_LOGLEVEL, /* int: error, warn, info or debug */
     CONFIG_COUNT,    /* uint32_t or uint64_t; a whole number, no suffix */
+    CONFIG_MEMORY,   /* size_t; bytes as CONFIG_BYTES, or N% of the machine's physical memory */
 } config_type_t;
 
 typedef struct config_option {

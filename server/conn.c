@@ -9,11 +9,12 @@
 #include "log.h"
 #include "subs.h"
 
+/* One uv_write of output: data[skip..skip+len) is written, data is freed after. */
 typedef struct write_req {
     uv_write_t req;
     conn_t *conn;
     uint8_t *data;
-    size_t len;
+    size_t skip, len;
 } write_req_t;
 
 conn_t *conn_new(server_t *srv) {
@@ -52,9 +53,23 @@ size_t conn_queued(const conn_t *c) {
     return c->out.len + c->writing;
 }
 
+size_t conn_reply_room(const conn_t *c) {
+    size_t queued = conn_queued(c), limit = c->srv->cfg.out_limit;
+    size_t room = queued < limit ? limit - queued : 0;
+    size_t page = codec_page_budget(c->srv->cfg.max_frame);
+    return room < page ? room : page;
+}
+
 static void on_close(uv_handle_t *h) {
     conn_t *c = h->data;
     conn_unref(c);
+}
+
+/* Brings srv->input_bytes in step with what c's reader holds now. */
+static void input_account(conn_t *c) {
+    if (c->closing) return;
+    c->srv->input_bytes = c->srv->input_bytes - c->in_counted + c->in.cap;
+    c->in_counted = c->in.cap;
 }
 
 void conn_close(conn_t *c, const char *why) {
@@ -69,7 +84,116 @@ void conn_close(conn_t *c, const char *why) {
         srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->nconns--;
+    srv->input_bytes -= c->in_counted; /* the reader is freed with the connection */
+    c->in_counted = 0;
+    if (c->timer_started) uv_close((uv_handle_t *)&c->timer, on_close);
     uv_close(&c->h.handle, on_close);
+}
+
+/* ---------------------------------------------------------------- timeouts */
+
+static void on_timer(uv_timer_t *t);
+
+/* Idle as idle_timeout means it: no subscription, no request in flight, no output queued and no
+ * part of a frame received. */
+static bool is_idle(const conn_t *c) {
+    return !c->subs && c->inflight == 0 && conn_queued(c) == 0 && frame_reader_pending(&c->in) == 0;
+}
+
+/* Arms c's timer to fire at due (uv_now time), unless it fires earlier already. */
+static void timer_arm(conn_t *c, uint64_t due) {
+    if (c->closing || !c->timer_started || (c->timer_due && c->timer_due <= due)) return;
+    uint64_t now = uv_now(c->srv->loop);
+    c->timer_due = due;
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* Closes c when its unfinished frame is older than frame_timeout, or when it has been idle for
+ * idle_timeout; otherwise arms the timer for the nearest of the two deadlines. A connection
+ * found busy counts as active now, so its idle time starts when it stops being busy. */
+static void check_timeouts(conn_t *c) {
+    const server_config_t *cfg = &c->srv->cfg;
+    uint64_t now = uv_now(c->srv->loop), next = UINT64_MAX;
+    char why[160];
+    c->timer_due = 0;
+    if (c->closing || c->close_when_flushed) return;
+    if (c->in_frame && c->reading && cfg->frame_timeout_ms) {
+        uint64_t due = c->frame_ms + cfg->frame_timeout_ms;
+        if (now >= due) {
+            snprintf(why, sizeof why,
+                     "a frame begun %llu ms ago is not complete (frame_timeout is %u s)",
+                     (unsigned long long)(now - c->frame_ms), cfg->frame_timeout_ms / 1000);
+            conn_close(c, why);
+            return;
+        }
+        next = due;
+    }
+    if (cfg->idle_timeout_ms) {
+        if (!is_idle(c)) c->active_ms = now;
+        uint64_t due = c->active_ms + cfg->idle_timeout_ms;
+        if (now >= due) {
+            snprintf(why, sizeof why, "idle for %u s (idle_timeout)", cfg->idle_timeout_ms / 1000);
+            conn_close(c, why);
+            return;
+        }
+        if (due < next) next = due;
+    }
+    if (next != UINT64_MAX) timer_arm(c, next);
+}
+
+static void on_timer(uv_timer_t *t) {
+    check_timeouts(t->data);
+}
+
+void conn_timeouts_changed(server_t *srv) {
+    for (conn_t *c = srv->conns; c; c = c->next)
+        check_timeouts(c);
+}
+
+/* Notes that the reader of c holds the start of a frame, from now, if it was not noted yet: the
+ * frame timeout runs while the daemon reads it (a connection paused by the daemon is not
+ * timed). */
+static void note_frame_start(conn_t *c) {
+    if (c->in_frame || !c->reading || frame_reader_pending(&c->in) == 0) return;
+    c->in_frame = true;
+    c->frame_ms = uv_now(c->srv->loop);
+    if (c->srv->cfg.frame_timeout_ms) timer_arm(c, c->frame_ms + c->srv->cfg.frame_timeout_ms);
+}
+
+/* ---------------------------------------------------------------- input memory */
+
+/* Counts c's reader in srv->input_bytes; true when it grew and the readers of all connections
+ * now hold more than frame_memory_limit. */
+static bool input_grew_over_limit(conn_t *c) {
+    bool grew = c->in.cap > c->in_counted;
+    input_account(c);
+    return grew && c->srv->input_bytes > c->srv->cfg.frame_memory_limit;
+}
+
+static void pause_reading(conn_t *c);
+
+/* Refuses the frame c is receiving because frame_memory_limit would be passed: an `unavailable`
+ * error (without id: the frame was never read whole) and the connection closes once it is
+ * written (the rest of the frame cannot be skipped without reading it). */
+static void refuse_input(conn_t *c) {
+    size_t limit = c->srv->cfg.frame_memory_limit;
+    log_warn("conn",
+             "%s: closing: its unfinished frame (%zu bytes so far) would take the input memory of "
+             "all connections past frame_memory_limit (%zu bytes)",
+             c->peer, frame_reader_pending(&c->in), limit);
+    codec_error_t err;
+    codec_error_set(&err, EVS_EUNAVAILABLE,
+                    "the server is short of memory for unfinished frames (frame_memory_limit, "
+                    "%zu bytes for all connections); this connection closes: retry later on a "
+                    "new one",
+                    limit);
+    codec_reply_error(&c->out, false, 0, &err);
+    stats_error(&c->srv->stats, err.code);
+    c->close_when_flushed = true;
+    pause_reading(c);
+    frame_reader_free(&c->in);
+    input_account(c);
+    conn_flush(c);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -101,6 +225,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
     }
+    if (input_grew_over_limit(c)) {
+        c->input_refused = true;
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
     *buf = uv_buf_init((char *)room, (unsigned)room_len);
 }
 
@@ -108,6 +237,7 @@ static void pause_reading(conn_t *c) {
     if (c->reading) uv_read_stop(&c->h.stream);
     c->reading = false;
     c->read_paused = true;
+    c->in_frame = false; /* not timed while the daemon does not read */
 }
 
 /* Answers the frame the reader refused: FRAME_TOO_LARGE ends the connection once the reply is
@@ -146,17 +276,25 @@ static void process_frames(conn_t *c) {
             reply_bad_frame(c, rc);
             continue;
         }
+        c->in_frame = false;
+        c->active_ms = uv_now(c->srv->loop);
         if (c->srv->draining) continue; /* shutting down: requests not yet started are dropped */
         dispatch_frame(c, body, body_len);
+        if (c->reads_inflight > 0) {
+            /* The reply of a read is cut to the room left under output_limit when it is packed:
+             * the next request waits for it, so that replies in flight cannot add up. */
+            pause_reading(c);
+            break;
+        }
         if (c->inflight >= CONN_MAX_INFLIGHT) {
             /* The replies of requests still in the store are not counted in the output yet:
              * bound them too. Reading resumes once half of them are answered. */
             pause_reading(c);
             break;
         }
-        if (conn_queued(c) > c->srv->cfg.out_limit) {
+        if (conn_queued(c) >= c->srv->cfg.out_limit) {
             conn_flush(c);
-            if (conn_queued(c) > c->srv->cfg.out_limit) {
+            if (conn_queued(c) >= c->srv->cfg.out_limit) {
                 pause_reading(c);
                 break;
             }
@@ -177,6 +315,11 @@ static void process_input(conn_t *c) {
     } else if (frame_reader_pending(&c->in) == 0) {
         frame_reader_free(&c->in); /* an idle connection keeps no input buffer */
     }
+    if (input_grew_over_limit(c) && !c->closing && !c->close_when_flushed) {
+        refuse_input(c);
+        return;
+    }
+    note_frame_start(c);
     conn_flush(c);
 }
 
@@ -196,7 +339,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     if (nread == UV_ENOBUFS) {
-        conn_close(c, "out of memory for the input buffer");
+        if (c->input_refused)
+            refuse_input(c);
+        else
+            conn_close(c, "out of memory for the input buffer");
         return;
     }
     if (nread < 0) {
@@ -215,6 +361,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     /* Nothing read: a buffer set aside for a reader between frames is given back. */
     if (frame_reader_pending(&c->in) == 0) frame_reader_free(&c->in);
+    input_account(c);
 }
 
 void conn_start(conn_t *c) {
@@ -243,6 +390,12 @@ void conn_start(conn_t *c) {
     srv->conns = c;
     srv->nconns++;
     srv->stats.connections_accepted++;
+    uv_timer_init(srv->loop, &c->timer);
+    c->timer.data = c;
+    c->timer_started = true;
+    conn_ref(c); /* the timer's */
+    c->active_ms = uv_now(srv->loop);
+    if (srv->cfg.idle_timeout_ms) timer_arm(c, c->active_ms + srv->cfg.idle_timeout_ms);
     int rc = uv_read_start(&c->h.stream, on_alloc, on_read);
     if (rc) {
         conn_close(c, uv_strerror(rc));
@@ -254,6 +407,7 @@ void conn_start(conn_t *c) {
 void conn_stop_reading(conn_t *c) {
     if (c->reading) uv_read_stop(&c->h.stream);
     c->reading = false;
+    c->in_frame = false; /* a frame that will not be read is not timed */
 }
 
 /* ---------------------------------------------------------------- clean close */
@@ -311,7 +465,8 @@ static void output_drained(conn_t *c) {
     }
     if (conn_queued(c) > c->srv->cfg.out_limit / 2) return;
     if (c->subs) subs_conn_drained(c->srv->subs, c);
-    if (c->read_paused && !c->srv->draining && c->inflight <= CONN_MAX_INFLIGHT / 2) {
+    if (c->read_paused && !c->srv->draining && c->inflight <= CONN_MAX_INFLIGHT / 2 &&
+        c->reads_inflight == 0) {
         c->read_paused = false;
         if (frame_reader_pending(&c->in)) process_input(c);
         if (!c->read_paused && !c->closing && !c->reading &&
@@ -368,24 +523,14 @@ void conn_flush(conn_t *c) {
         conn_close(c, "out of memory for a write");
         return;
     }
+    /* Hand the buffer over, with what try_write took skipped, instead of copying the rest: a
+     * reply the client does not read then costs its own bytes once, not twice. */
     w->conn = c;
-    if (done == 0) {
-        /* Hand the whole buffer over instead of copying it. */
-        w->data = c->out.data;
-        w->len = c->out.len;
-        codec_buf_init(&c->out);
-    } else {
-        w->len = c->out.len - done;
-        w->data = malloc(w->len);
-        if (!w->data) {
-            free(w);
-            conn_close(c, "out of memory for a write");
-            return;
-        }
-        memcpy(w->data, c->out.data + done, w->len);
-        c->out.len = 0;
-    }
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    w->data = c->out.data;
+    w->skip = done;
+    w->len = c->out.len - done;
+    codec_buf_init(&c->out);
+    uv_buf_t b = uv_buf_init((char *)w->data + w->skip, (unsigned)w->len);
     int rc = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
     if (rc) {
         free(w->data);

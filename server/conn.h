@@ -10,9 +10,19 @@
  * drained below half the limit. Requests waiting for the store are bounded the same way: at
  * CONN_MAX_INFLIGHT of them a connection stops reading until half are answered, so that the
  * replies of a client that pipelines without reading cannot pile up in memory from requests the
- * store is still serving.
+ * store is still serving. A read (its reply carries events) is cut to the room left under
+ * cfg.out_limit when its reply is packed, and no further request is handled while one is waiting
+ * for the store: so a connection's output stays within the limit plus one event, whatever the
+ * client reads.
  *
- * Lifetime: a connection is reference-counted: its handle holds one reference, each request in
+ * Timeouts: a connection with no subscription, nothing in flight and nothing queued that sends
+ * no request for idle_timeout is closed; so is one that began a frame and did not complete it
+ * within frame_timeout while the daemon was reading it. Input: the frame readers of all
+ * connections together hold at most about frame_memory_limit bytes; the connection whose
+ * unfinished frame would take more gets an `unavailable` error and is closed.
+ *
+ * Lifetime: a connection is reference-counted: its handle holds one reference, its timer one,
+ * each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
  * is freed when the last reference goes, so a store callback arriving for a closed connection
  * finds it still valid and checks conn_is_open. */
@@ -52,12 +62,23 @@ struct conn {
     bool shutting_down;         /* conn_shutdown was called */
     uv_shutdown_t shutdown_req; /* conn_shutdown's */
     int refs;
-    unsigned inflight; /* requests waiting for the store */
-    frame_reader_t in; /* input; holds memory only while a frame is unfinished */
-    codec_buf_t out;   /* packed output not yet handed to the socket */
-    size_t writing;    /* bytes handed to uv_write and not yet written */
-    sub_t *subs;       /* this connection's subscriptions */
+    unsigned inflight;       /* requests waiting for the store */
+    unsigned reads_inflight; /* of which reads, whose replies take the room (conn_reply_room) */
+    frame_reader_t in;       /* input; holds memory only while a frame is unfinished */
+    codec_buf_t out;         /* packed output not yet handed to the socket */
+    size_t writing;          /* bytes handed to uv_write and not yet written */
+    sub_t *subs;             /* this connection's subscriptions */
     char peer[64];
+    /* Timeouts (idle_timeout, frame_timeout): one timer, armed for the nearest deadline and
+     * checked lazily (activity only moves deadlines later, so it does not touch the timer). */
+    uv_timer_t timer;
+    bool timer_started; /* the timer was initialised: conn_close closes it */
+    uint64_t timer_due; /* uv_now when the armed timer fires; 0 when it is not armed */
+    uint64_t active_ms; /* the last request, or the last check that found it busy */
+    uint64_t frame_ms;  /* when the unfinished frame in the reader began */
+    bool in_frame;      /* the reader holds the start of a frame that began at frame_ms */
+    size_t in_counted;  /* in.cap as counted in srv->input_bytes (frame_memory_limit) */
+    bool input_refused; /* on_alloc refused memory: frame_memory_limit would be passed */
 };
 
 /* Makes a connection for a stream that listener accepts into conn->h (the caller initialises
@@ -78,6 +99,10 @@ void conn_close(conn_t *c, const char *why);
 /* Output bytes queued for this connection (packed and being written). */
 size_t conn_queued(const conn_t *c);
 
+/* The bytes the reply to a read may take now: the room left under output_limit by the output
+ * queued, at most max_frame. A page of events is cut there (it always holds one event). */
+size_t conn_reply_room(const conn_t *c);
+
 /* Schedules c->out to be written before the loop next waits. Call after packing into c->out. */
 void conn_schedule_flush(conn_t *c);
 
@@ -97,5 +122,8 @@ void conn_stop_reading(conn_t *c);
  * closing a socket with unread input sends a reset, and the peer may then lose replies it has
  * not read yet. The caller bounds the wait by calling conn_close. */
 void conn_shutdown(conn_t *c);
+
+/* Arms every connection's timer again after a reload changed the timeouts. */
+void conn_timeouts_changed(server_t *srv);
 
 #endif

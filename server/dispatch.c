@@ -22,11 +22,14 @@ typedef void (*op_handler_t)(conn_t *c, codec_request_t *req);
 typedef struct pending {
     conn_t *conn;
     uint64_t id;
-    int kind;            /* for get-by-id: reply with "event" instead of "events" */
+    int kind;            /* enum reply_kind */
     uint64_t started_ns; /* uv_hrtime() at the store call, for the latency stats */
 } pending_t;
 
-enum { REPLY_EVENTS, REPLY_EVENT };
+/* What a pending request replies with. The reads (every kind but REPLY_OTHER) count in the
+ * connection's reads_inflight: their replies can be large, so the connection handles no further
+ * request until they are packed (conn.h). */
+enum reply_kind { REPLY_OTHER, REPLY_EVENTS, REPLY_EVENT, REPLY_SNAPSHOT };
 
 void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error_t *err) {
     stats_error(&c->srv->stats, err->code);
@@ -56,6 +59,7 @@ static pending_t *pending_new(conn_t *c, uint64_t id, int kind) {
     p->started_ns = uv_hrtime();
     conn_ref(c);
     c->inflight++;
+    if (kind != REPLY_OTHER) c->reads_inflight++;
     return p;
 }
 
@@ -66,6 +70,7 @@ static conn_t *pending_done(pending_t *p, const codec_error_t *err, uint64_t *id
     stats_store_done(&c->srv->stats, p->started_ns, err ? err->code : 0);
     *id = p->id;
     if (kind) *kind = p->kind;
+    if (p->kind != REPLY_OTHER) c->reads_inflight--;
     free(p);
     c->inflight--;
     if (!conn_is_open(c)) {
@@ -224,7 +229,7 @@ static void op_append(conn_t *c, codec_request_t *req) {
             dispatch_reply_error(c, true, req->id, &err);
             return;
         }
-    pending_t *p = pending_new(c, req->id, 0);
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->append(c->srv->store, req->events, req->nevents, append_done, p);
 }
@@ -244,10 +249,11 @@ static void events_done(void *arg, const codec_error_t *err, const evs_event_t *
         reply_end(c, start);
         return;
     }
-    /* A page is cut short rather than grow past max_frame bytes; "truncated" tells the client
-     * to go on paging from the last event. The store stops its read at the first event past
-     * the same budget (store_t.page_bytes), so that event is here only to say there is more. */
-    size_t fit = codec_events_fitting(evs, n, codec_page_budget(c->srv->cfg.max_frame));
+    /* A page is cut short rather than grow past max_frame bytes (a client's default limit for
+     * a reply too) or the room left under the connection's output_limit; "truncated" tells the
+     * client to go on paging from the last event. The store stops its read at the first event
+     * past a page's budget (store_t.page_bytes), so an event past the cut says there is more. */
+    size_t fit = codec_events_fitting(evs, n, conn_reply_room(c));
     size_t start = reply_begin(c, &pk, id, fit < n ? 2 : 1);
     codec_pack_key(&pk, "events");
     msgpack_pack_array(&pk, fit);
@@ -316,7 +322,7 @@ static void op_delete_entity(conn_t *c, codec_request_t *req) {
         dispatch_reply_error(c, true, req->id, &err);
         return;
     }
-    pending_t *p = pending_new(c, req->id, 0);
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
     if (!p && no_memory(c, req)) return;
     s->ops->delete_entity(s, req->entity_id, delete_done, p);
 }
@@ -356,7 +362,7 @@ static void op_put_snapshot(conn_t *c, codec_request_t *req) {
                              .topic = req->topic,
                              .payload = req->payload,
                              .payload_len = req->payload_len};
-    pending_t *p = pending_new(c, req->id, 0);
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->put_snapshot(c->srv->store, &snap, put_snapshot_done, p);
 }
@@ -385,7 +391,7 @@ static void get_snapshot_done(void *arg, const codec_error_t *err, const store_s
 static void op_get_snapshot(conn_t *c, codec_request_t *req) {
     if (!snapshots_supported(c, req)) return;
     uint64_t max = req->present & ARG_MAX_VERSION ? req->max_version : UINT64_MAX;
-    pending_t *p = pending_new(c, req->id, 0);
+    pending_t *p = pending_new(c, req->id, REPLY_SNAPSHOT);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->get_snapshot(c->srv->store, req->entity_id, max, get_snapshot_done, p);
 }

@@ -257,10 +257,15 @@ static void apply_config(void) {
     log_level = srv.cfg.log_level;
     if (srv.store) {
         srv.store->request_timeout_ms = srv.cfg.request_timeout_ms;
-        srv.store->page_bytes = codec_page_budget(srv.cfg.max_frame);
+        /* No reply carries more than a page under max_frame, nor more than output_limit (the
+         * connection's room, conn_reply_room): a read fetches no more than that. */
+        size_t page = codec_page_budget(srv.cfg.max_frame);
+        srv.store->page_bytes = page < srv.cfg.out_limit ? page : srv.cfg.out_limit;
         srv.store->write_queue_bytes = srv.cfg.write_queue_bytes;
         srv.store->write_queue_requests = srv.cfg.write_queue_requests;
+        srv.store->memory_limit = srv.cfg.memory_limit;
     }
+    conn_timeouts_changed(&srv);
 }
 
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while

@@ -32,6 +32,10 @@ typedef struct server_config {
     uint32_t max_subscription_topics; /* per subscription */
     size_t write_queue_bytes;         /* writes waiting for the store's database: most bytes */
     size_t write_queue_requests;      /* and most requests */
+    size_t memory_limit;              /* bytes the memory store's events and indexes may take */
+    uint32_t idle_timeout_ms;         /* close a connection idle this long; 0: never */
+    uint32_t frame_timeout_ms;        /* close a connection whose frame takes longer; 0: never */
+    size_t frame_memory_limit;        /* input bytes held for unfinished frames, all connections */
 } server_config_t;
 
 typedef struct server {
@@ -53,6 +57,7 @@ typedef struct server {
     const char *config_path; /* the config file read at start and on SIGHUP; NULL: none */
     bool draining;           /* SIGTERM seen: no new connections or requests */
     uint64_t head_position;  /* highest position committed through this daemon */
+    size_t input_bytes;      /* held by the connections' frame readers (frame_memory_limit) */
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued

@@ -152,6 +152,11 @@ struct store {
      * write_queue_requests. */
     size_t write_queue_bytes;
     size_t write_queue_requests;
+    /* The most bytes a store that keeps its events in the daemon's memory may allocate for them
+     * and their indexes (0: no limit); past it, appends and snapshots fail with
+     * EVS_ELIMIT_EXCEEDED and reads go on. The daemon sets it from memory_limit; a store that
+     * keeps its events elsewhere (PostgreSQL) ignores it. */
+    size_t memory_limit;
     /* Set by the store. live_ready: the commit listener hears of every commit with a position
      * above live_head (the memory store from the start; PostgreSQL once its live feed knows where
      * "now" is). Until then a subscription without "after" cannot say where its live stream

@@ -5,7 +5,12 @@
  * tombstones (entity_id NULL) so that positions keep their meaning and are never reused. Three
  * hash indexes (uthash) point into the array: entity -> its events in version order, topic -> its
  * events in position order, event id -> the event. Every operation completes before it returns,
- * so the callbacks run synchronously. */
+ * so the callbacks run synchronously.
+ *
+ * The store counts the bytes it allocates for events, indexes and snapshots (m->bytes: what it
+ * asks malloc for, without the allocator's own overhead or uthash's bucket arrays). Past
+ * base.memory_limit, appends and put-snapshot fail with EVS_ELIMIT_EXCEEDED before changing
+ * anything; reads and deletes go on, and a delete gives its bytes back. */
 #include "store_memory.h"
 
 #include <stdlib.h>
@@ -61,13 +66,15 @@ typedef struct store_memory {
     entity_node_t *entities;
     topic_node_t *topics;
     id_node_t *ids;
+    size_t bytes; /* allocated for events, indexes and snapshots */
 } store_memory_t;
 
-static int idx_push(idx_list_t *l, size_t i) {
+static int idx_push(store_memory_t *m, idx_list_t *l, size_t i) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
         size_t *v = realloc(l->v, cap * sizeof *v);
         if (!v) return -1;
+        m->bytes += (cap - l->cap) * sizeof *v;
         l->v = v;
         l->cap = cap;
     }
@@ -196,6 +203,7 @@ static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t ver
     size_t index = m->len;
     evs_event_t *ev = &m->log[index];
     if (evs_event_dup(ev, src) != 0) abort();
+    m->bytes += codec_event_bytes(ev) + sizeof(id_node_t);
     ev->version = version;
     ev->position = index + 1;
     ev->timestamp = ts;
@@ -205,19 +213,44 @@ static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t ver
     if (!e) e = find_entity(m, ev->entity_id);
     if (!e) {
         if (!(e = calloc(1, sizeof *e)) || !(e->id = strdup(ev->entity_id))) abort();
+        m->bytes += sizeof *e + strlen(e->id) + 1;
         HASH_ADD_KEYPTR(hh, m->entities, e->id, strlen(e->id), e);
     }
     topic_node_t *t;
     HASH_FIND_STR(m->topics, ev->topic, t);
     if (!t) {
         if (!(t = calloc(1, sizeof *t)) || !(t->topic = strdup(ev->topic))) abort();
+        m->bytes += sizeof *t + strlen(t->topic) + 1;
         HASH_ADD_KEYPTR(hh, m->topics, t->topic, strlen(t->topic), t);
     }
     id_node_t *in = malloc(sizeof *in);
-    if (!in || idx_push(&e->events, index) || idx_push(&t->events, index)) abort();
+    if (!in || idx_push(m, &e->events, index) || idx_push(m, &t->events, index)) abort();
     memcpy(in->id, ev->event_id, 16);
     in->index = index;
     HASH_ADD(hh, m->ids, id, 16, in);
+}
+
+/* Fills err with EVS_ELIMIT_EXCEEDED and returns true when adding about more bytes would take
+ * the store past its memory_limit. */
+static bool over_limit(const store_memory_t *m, size_t more, codec_error_t *err) {
+    size_t limit = m->base.memory_limit;
+    if (!limit || (m->bytes <= limit && more <= limit - m->bytes)) return false;
+    codec_error_set(err, EVS_ELIMIT_EXCEEDED,
+                    "the in-memory store holds %zu bytes of its memory_limit of %zu bytes and "
+                    "this needs %zu more: delete entities, or ask the operator to raise "
+                    "memory_limit (or to use PostgreSQL)",
+                    m->bytes, limit, more);
+    return true;
+}
+
+/* The bytes n events take once stored: their own (one block each), their slot in the log, their
+ * id node and their places in the entity and topic indexes. */
+static size_t append_bytes(const evs_event_t *evs, size_t n) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += codec_event_bytes(&evs[i]) + sizeof(evs_event_t) + sizeof(id_node_t) +
+                 2 * sizeof(size_t);
+    return bytes;
 }
 
 static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
@@ -237,7 +270,8 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         cb(arg, NULL, pos, ver, n);
         goto out;
     }
-    if ((n == 1 ? plan_one(m, evs, ver, &entity, &err) : plan_append(m, evs, n, ver, &err)) != 0) {
+    if ((n == 1 ? plan_one(m, evs, ver, &entity, &err) : plan_append(m, evs, n, ver, &err)) != 0 ||
+        over_limit(m, append_bytes(evs, n), &err)) {
         cb(arg, &err, NULL, NULL, 0);
         goto out;
     }
@@ -251,6 +285,7 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
             cb(arg, &err, NULL, NULL, 0);
             goto out;
         }
+        m->bytes += (cap - m->cap) * sizeof *log;
         m->log = log;
         m->cap = cap;
     }
@@ -401,6 +436,19 @@ static void snap_clear(snap_t *sn) {
     free(sn->payload);
 }
 
+/* The bytes a snapshot's own allocations take. */
+static size_t snap_bytes(const snap_t *sn) {
+    return strlen(sn->topic) + 1 + (sn->payload_len ? sn->payload_len : 1);
+}
+
+/* The bytes a node of snapshots takes, snapshots included. */
+static size_t snap_node_bytes(const snap_node_t *node) {
+    size_t bytes = sizeof *node + strlen(node->entity_id) + 1 + node->cap * sizeof *node->v;
+    for (size_t i = 0; i < node->n; i++)
+        bytes += snap_bytes(&node->v[i]);
+    return bytes;
+}
+
 static void snap_node_free(snap_node_t *node) {
     for (size_t i = 0; i < node->n; i++)
         snap_clear(&node->v[i]);
@@ -414,6 +462,13 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
     store_memory_t *m = (store_memory_t *)s;
     codec_error_t err;
     snap_node_t *node;
+    if (over_limit(m,
+                   sizeof *node + sizeof(snap_t) + strlen(snap->entity_id) + strlen(snap->topic) +
+                       2 + snap->payload_len,
+                   &err)) {
+        cb(arg, &err, 0);
+        return;
+    }
     HASH_FIND_STR(m->snaps, snap->entity_id, node);
     if (!node) {
         if (!(node = calloc(1, sizeof *node)) || !(node->entity_id = strdup(snap->entity_id))) {
@@ -421,6 +476,7 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
             goto oom;
         }
         HASH_ADD_KEYPTR(hh, m->snaps, node->entity_id, strlen(node->entity_id), node);
+        m->bytes += sizeof *node + strlen(node->entity_id) + 1;
     }
     snap_t sn = {
         .version = snap->version, .payload_len = snap->payload_len, .timestamp = store_now_us()};
@@ -435,6 +491,7 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
     while (i < node->n && node->v[i].version < sn.version)
         i++;
     if (i < node->n && node->v[i].version == sn.version) {
+        m->bytes -= snap_bytes(&node->v[i]);
         snap_clear(&node->v[i]);
         node->v[i] = sn;
     } else {
@@ -445,6 +502,7 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
                 snap_clear(&sn);
                 goto oom;
             }
+            m->bytes += (cap - node->cap) * sizeof *v;
             node->v = v;
             node->cap = cap;
         }
@@ -452,6 +510,7 @@ static void mem_put_snapshot(store_t *s, const store_snapshot_t *snap, store_cou
         node->v[i] = sn;
         node->n++;
     }
+    m->bytes += snap_bytes(&sn);
     cb(arg, NULL, 1);
     return;
 oom:
@@ -498,7 +557,9 @@ static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb 
             if (in) {
                 HASH_DEL(m->ids, in);
                 free(in);
+                m->bytes -= sizeof *in;
             }
+            m->bytes -= codec_event_bytes(ev);
             /* The topic index keeps the tombstone's index, and binary searches need its
              * position; reads skip it. */
             uint64_t position = ev->position;
@@ -507,6 +568,7 @@ static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb 
             count++;
         }
         HASH_DEL(m->entities, e);
+        m->bytes -= sizeof *e + strlen(e->id) + 1 + e->events.cap * sizeof *e->events.v;
         free(e->events.v);
         free(e->id);
         free(e);
@@ -514,6 +576,7 @@ static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb 
     snap_node_t *node;
     HASH_FIND_STR(m->snaps, entity_id, node);
     if (node) {
+        m->bytes -= snap_node_bytes(node);
         HASH_DEL(m->snaps, node);
         snap_node_free(node);
     }

@@ -359,8 +359,9 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
         retry_later(sub);
         return;
     }
-    /* A page too large for one frame is pushed in part; the rest is read again. */
-    size_t fit = codec_events_fitting(evs, n, codec_page_budget(sub->conn->srv->cfg.max_frame));
+    /* A page too large for one frame, or for the room left under output_limit, is pushed in
+     * part; the rest is read again once the connection has drained. */
+    size_t fit = codec_events_fitting(evs, n, conn_reply_room(sub->conn));
     bool more = fit < n || n == CATCHUP_PAGE || sub->overflow;
     push_events(sub, evs, fit);
     if (more) {
