@@ -82,11 +82,29 @@ static void compact(frame_reader_t *r) {
 }
 
 /* Makes room for extra more bytes after r->len. */
+/* The size of the unfinished frame that starts the unconsumed owned bytes, header included, or 0
+ * when its header is not all there or the frame will be refused. */
+static size_t frame_in_progress(const frame_reader_t *r) {
+    size_t n = r->len - r->pos;
+    if (!r->buf || n < FRAME_HEADER) return 0;
+    const uint8_t *p = r->buf + r->pos;
+    uint32_t declared = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (declared == 0 || declared > r->max_frame) return 0;
+    return FRAME_HEADER + (size_t)declared;
+}
+
+/* Makes room for extra more bytes after r->len. The buffer grows geometrically, so a large frame
+ * read in small pieces is copied a bounded number of times rather than once per piece, but while
+ * a frame is unfinished never past its end unless the caller asks for more: a slow sender's
+ * partial frame holds at most what it declared. */
 static int reserve(frame_reader_t *r, size_t extra) {
     compact(r);
     if (r->cap - r->len >= extra) return 0;
     if (extra > SIZE_MAX - r->len) return FRAME_NOMEM;
-    size_t cap = r->len + extra;
+    size_t want = r->len + extra, whole = frame_in_progress(r);
+    size_t cap = r->cap <= SIZE_MAX / 2 && r->cap * 2 > want ? r->cap * 2 : want;
+    if (whole && want <= whole && cap > whole) cap = whole;
+    if (whole && want > whole) cap = want;
     uint8_t *buf = realloc(r->buf, cap);
     if (!buf) return FRAME_NOMEM;
     r->buf = buf;

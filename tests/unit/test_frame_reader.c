@@ -227,3 +227,33 @@ Test(frame_reader, a_freed_reader_reads_on_with_the_limit_set_since) {
     cr_assert_eq(r.declared, 100);
     frame_reader_free(&r);
 }
+
+/* A large frame read in small pieces: the buffer grows geometrically (a bounded number of
+ * reallocations, not one per piece) and never past the frame it is reading. */
+Test(frame_reader, a_large_frame_read_in_small_pieces_grows_the_buffer_a_few_times_to_its_size) {
+    const uint32_t n = 1u << 20;
+    uint8_t *stream = malloc(FRAME_HEADER + n);
+    size_t total = put_frame(stream, n, 'g');
+    frame_reader_t r;
+    frame_reader_init(&r, 2u << 20);
+    size_t off = 0, last_cap = 0;
+    int grows = 0;
+    while (off < total) {
+        uint8_t *room;
+        size_t room_len;
+        cr_assert_eq(frame_reader_space(&r, 4096, &room, &room_len), 0);
+        if (r.cap != last_cap) grows++;
+        last_cap = r.cap;
+        /* Past the frame only as far as the room asked for near its end. */
+        size_t bound = off + 4096 > total ? off + 4096 : total;
+        cr_assert_leq(r.cap, bound, "cap %zu past the frame's %zu bytes", r.cap, total);
+        size_t k = total - off < 4096 ? total - off : 4096;
+        memcpy(room, stream + off, k);
+        frame_reader_commit(&r, k);
+        off += k;
+    }
+    cr_assert_leq(grows, 12, "%d reallocations for 256 pieces", grows);
+    expect_frame(&r, n, 'g');
+    free(stream);
+    frame_reader_free(&r);
+}
