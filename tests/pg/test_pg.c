@@ -18,6 +18,7 @@
 
 #include "../common/clock.h"
 #include "../common/db.h"
+#include "fixture.h"
 
 #include "../../server/pg/migrations.h"
 #include "../../server/pg/store.h"
@@ -38,29 +39,12 @@ static char *sql1(const char *url, const char *sql) {
 }
 
 static void setup(void) {
-    cluster_url = getenv("EVSTORE_PG_URL");
     cluster_dir = getenv("EVSTORE_PG_DIR");
-    if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
-    char err[512];
-    cr_assert_eq(test_db_create(&db, cluster_url, "evs_pgtest", err, sizeof err), 0, "%s", err);
-    cr_assert_eq(uv_loop_init(&loop), 0);
+    pg_fixture_setup(&loop, &db, "evs_pgtest", &cluster_url);
 }
 
-/* Gives the stores a few loop turns to close their handles, drops the database, and aborts when
- * a handle is still open (a failed assertion in a .fini does not fail a Criterion test; a crash
- * there is reported, and scripts/run-tests.sh counts it as a failure). */
 static void teardown(void) {
-    for (int i = 0; i < 300 && uv_loop_alive(&loop); i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        sleep_ms(5);
-    }
-    int closed = uv_loop_close(&loop);
-    test_db_drop(&db, cluster_url);
-    if (closed != 0) {
-        fprintf(stderr, "pg test: uv_loop_close failed: the loop still has handles\n");
-        uv_print_all_handles(&loop, stderr);
-        abort();
-    }
+    pg_fixture_teardown(&loop, &db, cluster_url);
 }
 
 TestSuite(pg, .init = setup, .fini = teardown, .timeout = 120);

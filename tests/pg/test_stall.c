@@ -15,6 +15,7 @@
 
 #include "../common/clock.h"
 #include "../common/db.h"
+#include "fixture.h"
 
 #include "../../server/pg/store.h"
 #include "../../server/store.h"
@@ -24,25 +25,11 @@ static test_db_t db;
 static const char *cluster_url;
 
 static void setup(void) {
-    cluster_url = getenv("EVSTORE_PG_URL");
-    if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
-    char err[512];
-    cr_assert_eq(test_db_create(&db, cluster_url, "evs_stall", err, sizeof err), 0, "%s", err);
-    cr_assert_eq(uv_loop_init(&loop), 0);
+    pg_fixture_setup(&loop, &db, "evs_stall", &cluster_url);
 }
 
-/* As in test_pg.c: a handle left open aborts (scripts/run-tests.sh counts it as a failure). */
 static void teardown(void) {
-    for (int i = 0; i < 300 && uv_loop_alive(&loop); i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        sleep_ms(5);
-    }
-    int closed = uv_loop_close(&loop);
-    test_db_drop(&db, cluster_url);
-    if (closed != 0) {
-        fprintf(stderr, "pg stall test: uv_loop_close failed: the loop still has handles\n");
-        abort();
-    }
+    pg_fixture_teardown(&loop, &db, cluster_url);
 }
 
 TestSuite(pg_stall, .init = setup, .fini = teardown, .timeout = 120);

@@ -1,0 +1,30 @@
+/* fixture.c: the PostgreSQL test files' shared setup and teardown (see fixture.h). */
+#include "fixture.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../common/clock.h"
+
+void pg_fixture_setup(uv_loop_t *loop, test_db_t *db, const char *prefix, const char **url) {
+    *url = getenv("EVSTORE_PG_URL");
+    if (!*url || !**url) cr_skip_test("EVSTORE_PG_URL is not set");
+    char err[512];
+    cr_assert_eq(test_db_create(db, *url, prefix, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(uv_loop_init(loop), 0);
+}
+
+void pg_fixture_teardown(uv_loop_t *loop, test_db_t *db, const char *url) {
+    for (int i = 0; i < 300 && uv_loop_alive(loop); i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        sleep_ms(5);
+    }
+    int closed = uv_loop_close(loop);
+    test_db_drop(db, url);
+    if (closed != 0) {
+        fprintf(stderr, "pg test: uv_loop_close failed: the loop still has handles\n");
+        uv_print_all_handles(loop, stderr);
+        abort();
+    }
+}
