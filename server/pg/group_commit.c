@@ -12,6 +12,7 @@
 #include "schema.h"
 #include "version_cache.h"
 #include "wire.h"
+#include "write_queue.h"
 
 enum phase { PH_IDLE, PH_CHECK, PH_WRITE, PH_DELETE };
 
@@ -36,9 +37,8 @@ struct group_commit {
     pg_conn_t *w;
     gc_commit_hook hook;
     void *hook_arg;
-    gc_request_t *qhead, *qtail;
-    size_t qcount, qbytes; /* requests queued (not yet in a transaction), and their bytes */
-    gc_request_t *group;   /* in flight, in arrival order */
+    write_queue_t queue; /* requests not yet in a transaction */
+    gc_request_t *group; /* in flight, in arrival order */
     size_t group_events;
     enum phase phase;
     int nresults;
@@ -67,42 +67,6 @@ static void start_next(group_commit_t *g);
 static void send_check(group_commit_t *g);
 
 /* ---------------------------------------------------------------- queue */
-
-static void enqueue(group_commit_t *g, gc_request_t *r) {
-    r->next = NULL;
-    r->gc = g;
-    r->queued = true;
-    g->qcount++;
-    g->qbytes += r->bytes;
-    if (g->qtail)
-        g->qtail->next = r;
-    else
-        g->qhead = r;
-    g->qtail = r;
-}
-
-static gc_request_t *dequeue(group_commit_t *g) {
-    gc_request_t *r = g->qhead;
-    if (r) {
-        g->qhead = r->next;
-        if (!g->qhead) g->qtail = NULL;
-        r->next = NULL;
-        r->queued = false;
-        g->qcount--;
-        g->qbytes -= r->bytes;
-    }
-    return r;
-}
-
-/* Takes the whole queue off g (for failing it). */
-static gc_request_t *take_queue(group_commit_t *g) {
-    gc_request_t *list = g->qhead;
-    for (gc_request_t *r = list; r; r = r->next)
-        r->queued = false;
-    g->qhead = g->qtail = NULL;
-    g->qcount = g->qbytes = 0;
-    return list;
-}
 
 /* Finishes every request of the list r with code and why (unless it has an error already). */
 static void fail_list(gc_request_t *r, int code, const char *why) {
@@ -564,30 +528,30 @@ static void send_delete(group_commit_t *g) {
  * as fit the group limits (at least one). */
 static void start_next(group_commit_t *g) {
     if (g->phase != PH_IDLE || g->held || !pg_conn_is_ready(g->w)) return;
-    while (g->qhead && g->qhead->cancelled) {
-        gc_request_t *r = dequeue(g);
+    while (g->queue.head && g->queue.head->cancelled) {
+        gc_request_t *r = wq_pop(&g->queue);
         codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
         r->done(r);
     }
-    if (!g->qhead) return;
-    if (g->qhead->is_delete) {
-        g->group = dequeue(g);
+    if (!g->queue.head) return;
+    if (g->queue.head->is_delete) {
+        g->group = wq_pop(&g->queue);
         send_delete(g);
         return;
     }
     gc_request_t *tail = NULL;
     size_t events = 0, bytes = 0;
-    while (g->qhead && !g->qhead->is_delete) {
-        gc_request_t *r = g->qhead;
+    while (g->queue.head && !g->queue.head->is_delete) {
+        gc_request_t *r = g->queue.head;
         if (r->cancelled) {
-            dequeue(g);
+            wq_pop(&g->queue);
             codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
             r->done(r);
             continue;
         }
         if (tail && (events + r->n > GC_MAX_GROUP_EVENTS || bytes + r->bytes > GC_MAX_GROUP_BYTES))
             break;
-        dequeue(g);
+        wq_pop(&g->queue);
         events += r->n;
         bytes += r->bytes;
         if (tail)
@@ -621,7 +585,7 @@ void gc_free(group_commit_t *g) {
     g->group = NULL;
     clear_group_state(g);
     fail_list(list, EVS_EUNAVAILABLE, "the store is closing");
-    fail_list(take_queue(g), EVS_EUNAVAILABLE, "the store is closing");
+    fail_list(wq_take_all(&g->queue), EVS_EUNAVAILABLE, "the store is closing");
     for (int k = 0; k < SCHEMA_INSERT_NPARAMS; k++)
         pg_wire_free(&g->insert[k]);
     pg_wire_free(&g->entities_param);
@@ -638,29 +602,19 @@ void gc_free(group_commit_t *g) {
 }
 
 void gc_submit(group_commit_t *g, gc_request_t *r) {
-    enqueue(g, r);
+    r->gc = g;
+    wq_push(&g->queue, r);
     start_next(g);
 }
 
 bool gc_queue_full(const group_commit_t *g, size_t bytes, size_t max_requests, size_t max_bytes) {
-    return g->qcount >= max_requests || (g->qcount > 0 && g->qbytes + bytes > max_bytes);
+    return wq_full(&g->queue, bytes, max_requests, max_bytes);
 }
 
 void gc_cancel(gc_request_t *r) {
     r->cancelled = true;
     if (!r->queued) return;
-    group_commit_t *g = r->gc;
-    gc_request_t **link = &g->qhead, *prev = NULL;
-    while (*link != r) {
-        prev = *link;
-        link = &(*link)->next;
-    }
-    *link = r->next;
-    if (g->qtail == r) g->qtail = prev;
-    r->next = NULL;
-    r->queued = false;
-    g->qcount--;
-    g->qbytes -= r->bytes;
+    wq_remove(&r->gc->queue, r);
     codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
     r->done(r);
 }
@@ -698,6 +652,6 @@ void gc_on_ready(group_commit_t *g) {
 
 void gc_on_lost(group_commit_t *g) {
     vcache_invalidate(&g->cache);
-    fail_list(take_queue(g), EVS_EUNAVAILABLE,
+    fail_list(wq_take_all(&g->queue), EVS_EUNAVAILABLE,
               "the connection to PostgreSQL was lost before this request was sent; retry it");
 }
