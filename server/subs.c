@@ -685,14 +685,14 @@ static int consider(subs_t *s, sub_t *sub, const evs_event_t *evs, uint32_t i) {
 }
 
 /* Pushes the events of the batch that match sub (its hits) from the batch's shared encoding,
- * in frames whose events take at most a page (codec_page_budget), so that no push is over
- * max_frame however the commit's events grew from the request's. Before each frame it checks
- * the connection's output: over output_limit, the subscription stops being live and reads the
- * rest from the store (its connection then holds at most output_limit plus one frame). When
+ * in frames whose events take at most the connection's room (conn_reply_room: what is left under
+ * output_limit, at most a page, but at least one event per frame). So no push is over max_frame
+ * however the commit's events grew from the request's (max_event leaves a push's envelope under
+ * max_frame), and a commit adds at most one event past output_limit. Once the connection is
+ * over output_limit the subscription stops being live and reads the rest from the store. When
  * every hit was pushed, sub has been sent everything up to position seen. */
 static void push_hits(subs_t *s, sub_t *sub, const evs_event_t *evs, uint64_t seen) {
     conn_t *c = sub->conn;
-    size_t budget = codec_page_budget(s->srv->cfg.max_frame);
     uint32_t k = sub->hit_first;
     while (k != NO_HIT) {
         if (conn_queued(c) > s->srv->cfg.out_limit) {
@@ -700,9 +700,8 @@ static void push_hits(subs_t *s, sub_t *sub, const evs_event_t *evs, uint64_t se
             sub->live = false;
             return;
         }
-        /* The hits from k that fit in one frame: at least one (max_event leaves a push's
-         * envelope under max_frame). */
-        size_t n = 0, used = 0;
+        /* The hits from k that fit in the room: at least one. */
+        size_t budget = conn_reply_room(c), n = 0, used = 0;
         uint32_t end = k;
         while (end != NO_HIT) {
             uint32_t i = s->hits[end].event;
