@@ -60,10 +60,12 @@ struct sub {
     bool reading; /* a store read is in flight */
     /* Live events that matched while a catch-up read was in flight (copies, in position
      * order): pushed after a short page, so that a steady stream of commits cannot keep a
-     * subscription reading forever. When more than PENDING_MAX matched, they are dropped and
-     * the subscription reads again instead (overflow). */
+     * subscription reading forever. When more than PENDING_MAX matched, or more bytes than one
+     * push may carry (pending_limit), they are dropped and the subscription reads again instead
+     * (overflow). */
     evs_event_t *pending;
     size_t npending;
+    size_t pending_bytes; /* their sizes, as codec_event_size counts them */
     bool overflow;
     bool removed;        /* unsubscribed or closed while reading: free when the read ends */
     bool want_caught_up; /* send the caught_up marker when first live */
@@ -127,13 +129,24 @@ static void clear_pending(sub_t *sub) {
     free(sub->pending);
     sub->pending = NULL;
     sub->npending = 0;
+    sub->pending_bytes = 0;
     sub->overflow = false;
+}
+
+/* The most bytes of pending events a subscription keeps: what read_done may push of them in one
+ * frame (a page), and no more than the connection's output limit. */
+static size_t pending_limit(const sub_t *sub) {
+    const server_config_t *cfg = &sub->owner->srv->cfg;
+    size_t page = codec_page_budget(cfg->max_frame);
+    return cfg->out_limit < page ? cfg->out_limit : page;
 }
 
 /* Keeps a copy of a live event that matched during a catch-up read. */
 static void add_pending(sub_t *sub, const evs_event_t *ev) {
     if (sub->overflow) return;
-    if (sub->npending == PENDING_MAX ||
+    size_t size = codec_event_size(ev);
+    sub->pending_bytes += size;
+    if (sub->npending == PENDING_MAX || sub->pending_bytes > pending_limit(sub) ||
         (!sub->pending && !(sub->pending = malloc(PENDING_MAX * sizeof *sub->pending))) ||
         evs_event_dup(&sub->pending[sub->npending], ev) != 0) {
         clear_pending(sub);
@@ -671,19 +684,45 @@ static int consider(subs_t *s, sub_t *sub, const evs_event_t *evs, uint32_t i) {
     return 0;
 }
 
-/* Pushes the events of the batch that match sub (its hits) from the batch's shared encoding;
- * sub has now been sent everything up to position seen. */
-static void push_hits(subs_t *s, sub_t *sub, uint64_t seen) {
+/* Pushes the events of the batch that match sub (its hits) from the batch's shared encoding,
+ * in frames whose events take at most the connection's room (conn_reply_room: what is left under
+ * output_limit, at most a page, but at least one event per frame). So no push is over max_frame
+ * however the commit's events grew from the request's (max_event leaves a push's envelope under
+ * max_frame), and a commit adds at most one event past output_limit. Once the connection is
+ * over output_limit the subscription stops being live and reads the rest from the store. When
+ * every hit was pushed, sub has been sent everything up to position seen. */
+static void push_hits(subs_t *s, sub_t *sub, const evs_event_t *evs, uint64_t seen) {
     conn_t *c = sub->conn;
-    msgpack_packer pk;
-    size_t start = push_events_begin(sub, sub->nhits, &pk);
-    for (uint32_t k = sub->hit_first; k != NO_HIT; k = s->hits[k].next) {
-        uint32_t i = s->hits[k].event;
-        codec_buf_write(&c->out, (const char *)s->enc.data + s->offsets[i],
-                        s->offsets[i + 1] - s->offsets[i]);
+    uint32_t k = sub->hit_first;
+    while (k != NO_HIT) {
+        if (conn_queued(c) > s->srv->cfg.out_limit) {
+            /* Too slow to take more: from here it catches up from the store. */
+            sub->live = false;
+            return;
+        }
+        /* The hits from k that fit in the room: at least one. */
+        size_t budget = conn_reply_room(c), n = 0, used = 0;
+        uint32_t end = k;
+        while (end != NO_HIT) {
+            uint32_t i = s->hits[end].event;
+            used += s->offsets[i + 1] - s->offsets[i];
+            if (used > budget && n > 0) break;
+            n++;
+            end = s->hits[end].next;
+        }
+        msgpack_packer pk;
+        size_t start = push_events_begin(sub, n, &pk);
+        uint32_t last = k;
+        for (; k != end; k = s->hits[k].next) {
+            uint32_t i = s->hits[k].event;
+            codec_buf_write(&c->out, (const char *)s->enc.data + s->offsets[i],
+                            s->offsets[i + 1] - s->offsets[i]);
+            last = k;
+        }
+        codec_frame_end(&c->out, start, UINT32_MAX);
+        conn_schedule_flush(c);
+        sub->last_sent = evs[s->hits[last].event].position;
     }
-    codec_frame_end(&c->out, start, UINT32_MAX);
-    conn_schedule_flush(c);
     sub->last_sent = seen;
 }
 
@@ -699,11 +738,6 @@ static void deliver(subs_t *s, const evs_event_t *evs, size_t n, size_t end, boo
                 add_pending(sub, &evs[s->hits[k].event]);
             continue;
         }
-        if (conn_queued(sub->conn) > s->srv->cfg.out_limit) {
-            /* Too slow to take more: from here it catches up from the store. */
-            sub->live = false;
-            continue;
-        }
         if (!*encoded) {
             if (encode_batch(s, evs, n) != 0) {
                 log_error("subs", "out of memory encoding a commit for subscribers");
@@ -712,7 +746,7 @@ static void deliver(subs_t *s, const evs_event_t *evs, size_t n, size_t end, boo
             }
             *encoded = true;
         }
-        push_hits(s, sub, evs[end - 1].position);
+        push_hits(s, sub, evs, evs[end - 1].position);
     }
     s->batch++;
     s->nhits = 0;

@@ -87,6 +87,26 @@ static void release(pg_feed_t *f, bool all, bool old_only) {
 
 /* ---------------------------------------------------------------- delivering */
 
+/* The byte bound of the feed's read, as SCHEMA_PAGE takes it (store_t.page_bytes; 0: none). */
+static int64_t read_bytes(const pg_feed_t *f) {
+    size_t b = f->store->page_bytes;
+    return b == 0 || b > INT64_MAX ? INT64_MAX : (int64_t)b;
+}
+
+/* Whether a read's result is a whole page, so that there may be more to read: FEED_PAGE rows, or
+ * rows whose sizes (as SCHEMA_EVENT_SIZE counts them) pass the byte bound. */
+static bool full_page(const pg_feed_t *f, const PGresult *res) {
+    int n = PQntuples(res);
+    if (n >= FEED_PAGE) return true;
+    uint64_t bytes = 0;
+    for (int row = 0; row < n; row++)
+        bytes += CODEC_EVENT_OVERHEAD + (uint64_t)PQgetlength(res, row, SCHEMA_EVENT_ENTITY_ID) +
+                 (uint64_t)PQgetlength(res, row, SCHEMA_EVENT_TOPIC) +
+                 (uint64_t)PQgetlength(res, row, SCHEMA_EVENT_PAYLOAD) +
+                 (uint64_t)PQgetlength(res, row, SCHEMA_EVENT_METADATA);
+    return bytes > (uint64_t)read_bytes(f);
+}
+
 /* Hands the events of a read's result with position > head to the listener, in order, and
  * moves head to the last row's position. Returns the number of rows. */
 static int deliver_rows(pg_feed_t *f, PGresult *res) {
@@ -142,7 +162,8 @@ static void on_step_result(pg_feed_t *f, PGresult *res) {
         log_info("pg", "feed: started at position %" PRIu64, f->head);
         if (f->on_change) f->on_change(f->change_arg);
     } else if (step == S_READ) {
-        if (deliver_rows(f, res) == FEED_PAGE) f->again = true;
+        bool more = full_page(f, res);
+        if (deliver_rows(f, res) > 0 && more) f->again = true;
     }
 }
 
@@ -179,10 +200,10 @@ static void queue_setup(pg_feed_t *f) {
         f->listening = true;
     }
     if (f->schema_ready && !f->prepared) {
-        static const Oid types[1] = {PG_INT8OID};
-        char sql[200];
+        static const Oid types[SCHEMA_FEED_READ_NPARAMS] = {PG_INT8OID, PG_INT8OID};
+        char sql[sizeof SCHEMA_SQL_FEED_READ_FMT + 16];
         snprintf(sql, sizeof sql, SCHEMA_SQL_FEED_READ_FMT, FEED_PAGE);
-        pg_conn_prepare(f->conn, SCHEMA_FEED_READ_NAME, sql, 1, types);
+        pg_conn_prepare(f->conn, SCHEMA_FEED_READ_NAME, sql, SCHEMA_FEED_READ_NPARAMS, types);
         f->steps[f->nsteps++] = S_PREPARE;
         f->prepared = true;
     }
@@ -207,17 +228,27 @@ static void poke(pg_feed_t *f) {
         pg_conn_send(f->conn, SCHEMA_SQL_MAX_POSITION, 0, NULL, NULL, NULL, NULL, true);
         f->steps[f->nsteps++] = S_START;
     } else if (f->schema_ready) {
-        pg_wire_buf_t b = {0};
-        pg_wire_put_i64(&b, (int64_t)f->head);
-        if (b.failed) {
-            pg_wire_free(&b);
+        pg_wire_buf_t b[SCHEMA_FEED_READ_NPARAMS] = {{0}};
+        pg_wire_put_i64(&b[SCHEMA_FEED_READ_P_AFTER], (int64_t)f->head);
+        pg_wire_put_i64(&b[SCHEMA_FEED_READ_P_BYTES], read_bytes(f));
+        const char *values[SCHEMA_FEED_READ_NPARAMS];
+        int lengths[SCHEMA_FEED_READ_NPARAMS], formats[SCHEMA_FEED_READ_NPARAMS];
+        bool failed = false;
+        for (int p = 0; p < SCHEMA_FEED_READ_NPARAMS; p++) {
+            failed |= b[p].failed;
+            values[p] = b[p].data;
+            lengths[p] = (int)b[p].len;
+            formats[p] = 1;
+        }
+        if (!failed)
+            pg_conn_send_prepared(f->conn, SCHEMA_FEED_READ_NAME, SCHEMA_FEED_READ_NPARAMS, values,
+                                  lengths, formats, true);
+        for (int p = 0; p < SCHEMA_FEED_READ_NPARAMS; p++)
+            pg_wire_free(&b[p]);
+        if (failed) {
             f->again = true; /* the tick tries again */
             return;
         }
-        const char *values[1] = {b.data};
-        const int lengths[1] = {(int)b.len}, formats[1] = {1};
-        pg_conn_send_prepared(f->conn, SCHEMA_FEED_READ_NAME, 1, values, lengths, formats, true);
-        pg_wire_free(&b);
         f->steps[f->nsteps++] = S_READ;
         f->stats.reads++;
     }

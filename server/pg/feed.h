@@ -4,9 +4,10 @@
  * The feed keeps head, the highest position it has delivered. At start it sets head to the
  * current max(position) (live begins "now"; subscriptions with "after" catch up through store
  * reads). A *read* selects the events with position > head in position order, a page of
- * FEED_PAGE at a time, hands them to the listener and moves head to the last one; a full page
- * reads again. One read is in flight at a time; a poke that arrives meanwhile makes it read
- * once more when it ends. Pokes:
+ * FEED_PAGE at a time and of at most store_t.page_bytes (bounded in the query, as the store's
+ * reads are: SCHEMA_PAGE), hands them to the listener and moves head to the last one; a full
+ * page, by count or by bytes, reads again. One read is in flight at a time; a poke that arrives
+ * meanwhile makes it read once more when it ends. Pokes:
  *   1. this daemon's group committed (pg_feed_committed, the group commit's hook);
  *   2. a NOTIFY on evstore_events (every append transaction sends one with its last position
  *      just before its COMMIT: a doorbell, never data);

@@ -201,10 +201,13 @@ enum {
 
 /* The live feed: its start query (one row, one int8 column: the highest position stored, 0 when
  * none), and its page read (prepared as "feed_read"; $1 the position after which to read, int8;
- * results are event rows), with the page size as a printf argument. */
+ * $2 the byte bound as in SCHEMA_PAGE, int8; results are event rows), with the page size as a
+ * printf argument. */
 #define SCHEMA_SQL_MAX_POSITION "SELECT coalesce(max(position), 0)::bigint FROM evs_events"
 #define SCHEMA_FEED_READ_NAME "feed_read"
-#define SCHEMA_SQL_FEED_READ_FMT SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d"
+enum { SCHEMA_FEED_READ_P_AFTER, SCHEMA_FEED_READ_P_BYTES, SCHEMA_FEED_READ_NPARAMS };
+#define SCHEMA_SQL_FEED_READ_FMT                                                                   \
+    SCHEMA_PAGE(SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d", "position", "$2")
 
 /* Migrations: the first round trip, in ordinary mode (several statements): takes the migration
  * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one

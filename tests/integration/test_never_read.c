@@ -147,3 +147,65 @@ Test(never_read, subscribers_from_position_0_that_never_read_hold_about_output_l
         close(fds[i]);
     fx_finish();
 }
+
+enum {
+    COMMIT_EVENTS = 1900,
+    COMMIT_EVENT_SIZE = 8 * 1024, /* one append of 15.6 MB */
+};
+
+/* Appends COMMIT_EVENTS events of COMMIT_EVENT_SIZE bytes on topic (as fx_pack_event names it)
+ * in one request (id). */
+static void append_commit(int fd, uint64_t id, const char *topic) {
+    rq_t r;
+    rq_begin(&r, "append", id, 1);
+    pk_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, COMMIT_EVENTS);
+    for (int i = 0; i < COMMIT_EVENTS; i++) {
+        const char *entity = tname("commit");
+        fx_pack_event(&r.pk, entity, strlen(entity), topic, COMMIT_EVENT_SIZE);
+    }
+    fx_send_rq(fd, &r);
+    reply_t rep = fx_expect_ok(fd, id);
+    reply_free(&rep);
+}
+
+/* Subscribes fd to topic from now on (no "after"); the pushes that follow are not read. */
+static void subscribe_live(int fd, const char *topic) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rq_subscribe(&sb, 1, false, 0, (const char *const[]){topic}, 1, NULL);
+    cr_assert_eq(raw_send_sb(fd, &sb), 0);
+    msgpack_sbuffer_destroy(&sb);
+    reply_t rep = fx_expect_ok(fd, 1);
+    reply_free(&rep);
+}
+
+/* Live subscribers that never read, and one commit of almost max_frame that they all match: each
+ * is pushed only as much as fits under its output_limit (64 KiB here), then reads the rest from
+ * the store once it drains; so the daemon holds about the commit once (in the store), not once
+ * per subscriber. */
+Test(never_read, live_subscribers_that_never_read_hold_about_output_limit_each_whatever_a_commit) {
+    small_asan_quarantine();
+    fx_start((const char *[]){"--output-limit", "65536", NULL});
+    int w = fx_connect();
+    /* The same commit first on another topic, with one subscriber that then goes away, so that
+     * what the daemon needs to take such a request and to fan it out (the commit packed once for
+     * every subscriber) is resident before the test measures. */
+    int warm = fx_connect();
+    subscribe_live(warm, tname("warm"));
+    append_commit(w, 1, "warm");
+    close(warm);
+    long before = rss_kb(fx_daemon.pid);
+    int fds[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = fx_connect_small_rcvbuf();
+        subscribe_live(fds[i], tname("live"));
+    }
+    append_commit(w, 2, "live");
+    wait_readable(fds, CLIENTS);
+    assert_bounded(before, "live subscribers, one large commit");
+    for (int i = 0; i < CLIENTS; i++)
+        close(fds[i]);
+    close(w);
+    fx_finish();
+}

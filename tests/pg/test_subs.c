@@ -8,6 +8,7 @@
  * each once, in increasing order, and (with "after") one caught_up marker. Without
  * $EVSTORE_PG_URL every test is skipped. */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include "../common/daemon.h"
 #include "../common/db.h"
 #include "../common/rawio.h"
+#include "../common/rss.h"
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -622,6 +624,62 @@ Test(pg_subs, subscribe_before_the_live_feed_starts_waits_for_it) {
     cr_assert(evs && evs->type == MSGPACK_OBJECT_ARRAY && evs->via.array.size == 1);
     reply_free(&rep);
     close(w);
+    close(fd);
+    stop_daemon(&d);
+}
+
+/* The newest position the daemon has seen committed ("head" of its ping reply). */
+static uint64_t daemon_head(int fd) {
+    rq_t rq;
+    rq_begin(&rq, "ping", 1, 0);
+    cr_assert_eq(raw_send_rq(fd, &rq), 0);
+    rq_free(&rq);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 20000, &rep), 0, "no reply to ping");
+    uint64_t head = obj_uint(reply_get(&rep, "head"));
+    reply_free(&rep);
+    return head;
+}
+
+enum { BURST_EVENTS = 160, BURST_EVENT_BYTES = 1 << 20 };
+
+/* Another writer commits a burst of large events in one transaction (160 MB as read, though
+ * PostgreSQL compresses the repeated payloads when it stores them): the daemon's live feed
+ * fetches them a page of bytes at a time (max_frame, 16 MiB), so its peak RSS grows by about a
+ * page or two, not by the burst. */
+Test(pg_subs, a_burst_of_large_events_from_another_writer_is_fed_a_page_of_bytes_at_a_time) {
+    /* Under AddressSanitizer freed memory waits in a quarantine (256 MB by default) that would
+     * show as RSS: keep it small, so that RSS tells what the daemon really holds. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char opts[1024];
+    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=4", asan ? asan : "", asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    test_daemon_t d;
+    start_daemon(&d);
+    int fd = test_connect_raw(&d);
+    cr_assert_geq(fd, 0);
+    uint64_t start = daemon_head(fd);
+    cr_assert_eq(rss_peak_reset(d.pid), 0);
+    long before = rss_peak_kb(d.pid);
+    char sql[1024], out[64], err[512];
+    snprintf(sql, sizeof sql,
+             "WITH burst AS (INSERT INTO evs_events (position, event_id, entity_id, version, "
+             "topic, stored_at, payload) SELECT nextval('evs_position_seq'), gen_random_uuid(), "
+             "'burst-' || g, 1, 'burst', 0, convert_to(repeat('x', %d), 'UTF8') FROM "
+             "generate_series(1, %d) AS g RETURNING position) SELECT max(position) FROM burst",
+             BURST_EVENT_BYTES, BURST_EVENTS);
+    cr_assert_eq(test_sql(db.url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
+    uint64_t last = strtoull(out, NULL, 10);
+    cr_assert_gt(last, start);
+    cr_assert_eq(test_sql(db.url, "NOTIFY evstore_events", NULL, 0, err, sizeof err), 0, "%s", err);
+    /* The feed has read the whole burst when the daemon's head reaches its last position. */
+    int64_t deadline = now_ms() + 60000;
+    while (daemon_head(fd) < last)
+        cr_assert_lt(now_ms(), deadline, "the feed did not read the burst within 60 s");
+    long grew = rss_peak_kb(d.pid) - before;
+    cr_log_info("feed burst: daemon peak RSS +%ld kB", grew);
+    cr_assert_lt(grew, 80 * 1024L, "reading a burst of %d MB took %ld MB", BURST_EVENTS,
+                 grew / 1024);
     close(fd);
     stop_daemon(&d);
 }
