@@ -16,8 +16,8 @@
  *   large      one connection appending one 256 KiB event 4 times a second (data to read)
  * The well-behaved clients (libevstore's blocking API, one thread and one connection each) do
  * --rate requests/s each, alternately an append of one 100-byte event and a get-by-entity of an
- * entity of at most 50 events, and record each request's latency. --only runs one hostile load
- * (to find which one costs what), --none none.
+ * entity of at most 50 events, and record each request's latency. --only runs the hostile loads
+ * it lists (comma-separated names: to find which one costs what), --none none.
  *
  * Prints one JSON line: the well-behaved requests, their p50/p99/max latency, errors, the
  * daemon's peak RSS (VmHWM) and whether the goals (p99 < 20 ms, peak RSS < 300 MB) were met. */
@@ -369,6 +369,14 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* True when name is one of list's comma-separated names. */
+static bool listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0')) return true;
+    return false;
+}
+
 int main(int argc, char **argv) {
     const char *store = "memory", *only = NULL;
     int seconds = 60, rate = 100;
@@ -389,10 +397,14 @@ int main(int argc, char **argv) {
                 "[--only LOAD | --none]");
     }
     if (seconds < 1 || rate < 1) die("--seconds and --rate must be positive");
-    bool found = only == NULL;
+    size_t nlisted = 0, commas = 0;
     for (size_t i = 0; i < NLOADS && only; i++)
-        found |= !strcmp(only, LOADS[i].name);
-    if (!found) die("--only takes readall, subs, slow, tiny, oversized, manysubs or large");
+        nlisted += listed(only, LOADS[i].name);
+    for (const char *p = only; p && (p = strchr(p, ',')); p++)
+        commas++;
+    if (only && nlisted != commas + 1)
+        die("--only takes a comma-separated list of readall, subs, slow, tiny, oversized, "
+            "manysubs and large");
     signal(SIGPIPE, SIG_IGN);
 
     test_daemon_t d;
@@ -403,7 +415,7 @@ int main(int argc, char **argv) {
     bool started[NLOADS] = {0};
     char loads[256] = "";
     for (size_t i = 0; i < NLOADS; i++) {
-        if (none || (only && strcmp(only, LOADS[i].name))) continue;
+        if (none || (only && !listed(only, LOADS[i].name))) continue;
         if (pthread_create(&hostile[i], NULL, LOADS[i].run, NULL) != 0) die("pthread_create");
         started[i] = true;
         snprintf(loads + strlen(loads), sizeof loads - strlen(loads), "%s\"%s\"", *loads ? "," : "",
