@@ -75,6 +75,14 @@ static int hostile_connect(void) {
 
 /* ---------------------------------------------------------------- hostile loads */
 
+/* Keeps the n connections of fds (-1: none) open, never reading them, until the run stops. */
+static void hold_until_stop(const int *fds, int n) {
+    while (!atomic_load(&stop))
+        nap(100);
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0) close(fds[i]);
+}
+
 static void *load_readall(void *arg) {
     (void)arg;
     int fds[30];
@@ -91,10 +99,7 @@ static void *load_readall(void *arg) {
             rq_free(&r);
         }
     }
-    while (!atomic_load(&stop))
-        nap(100);
-    for (int i = 0; i < 30; i++)
-        if (fds[i] >= 0) close(fds[i]);
+    hold_until_stop(fds, 30);
     return NULL;
 }
 
@@ -109,10 +114,7 @@ static void *load_subs(void *arg) {
         if (fds[i] >= 0 && raw_send_sb(fds[i], &sb) == 0) atomic_fetch_add(&h_subs_open, 1);
     }
     msgpack_sbuffer_destroy(&sb);
-    while (!atomic_load(&stop))
-        nap(100);
-    for (int i = 0; i < 30; i++)
-        if (fds[i] >= 0) close(fds[i]);
+    hold_until_stop(fds, 30);
     return NULL;
 }
 
