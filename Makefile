@@ -138,11 +138,13 @@ $(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(TEST_COMMON_OBJ) $(SERVERA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
 # The benchmark programs of scripts/bench-*.sh (scripts/bench/*.c): the read half of
-# scripts/bench-pg.sh, and the subscription benchmark of scripts/bench-subs.sh. `tests` builds
-# them too, so that a change that breaks them fails `make test`.
+# scripts/bench-pg.sh, the subscription benchmark of scripts/bench-subs.sh and the soak benchmark
+# of scripts/bench-soak.sh. `tests` builds them too, so that a change that breaks them fails
+# `make test`.
 BENCH_READS := $(BUILD)/bench/bench-reads
 BENCH_SUBS  := $(BUILD)/bench/bench-subs
-tests: $(BENCH_READS) $(BENCH_SUBS)
+BENCH_SOAK  := $(BUILD)/bench/bench-soak
+tests: $(BENCH_READS) $(BENCH_SUBS) $(BENCH_SOAK)
 $(BUILD)/obj/scripts/bench/%.o: scripts/bench/%.c $(PUBLIC_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
@@ -150,6 +152,9 @@ $(BENCH_READS): $(BUILD)/obj/scripts/bench/reads.o $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 $(BENCH_SUBS): $(BUILD)/obj/scripts/bench/subs.o $(TEST_COMMON_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+$(BENCH_SOAK): $(BUILD)/obj/scripts/bench/soak.o $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 # --- end of the PostgreSQL store's rules
