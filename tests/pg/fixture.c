@@ -28,3 +28,12 @@ void pg_fixture_teardown(uv_loop_t *loop, test_db_t *db, const char *url) {
         abort();
     }
 }
+
+void pg_run_until(uv_loop_t *loop, const int *done, int ms, const char *what) {
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
+    while (!*done) {
+        cr_assert(uv_hrtime() < end, "timed out waiting for %s", what);
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (!*done) sleep_ms(1);
+    }
+}

@@ -16,4 +16,7 @@ void pg_fixture_setup(uv_loop_t *loop, test_db_t *db, const char *prefix, const 
  * there is reported, and scripts/run-tests.sh counts it as a failure). */
 void pg_fixture_teardown(uv_loop_t *loop, test_db_t *db, const char *url);
 
+/* Runs loop until *done, failing the test (naming what) after ms milliseconds. */
+void pg_run_until(uv_loop_t *loop, const int *done, int ms, const char *what);
+
 #endif

@@ -60,12 +60,7 @@ static store_t *open_store(void) {
 
 /* Runs the loop until *done (or fails the test after ms). */
 static void run_until(const int *done, int ms, const char *what) {
-    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
-    while (!*done) {
-        cr_assert(uv_hrtime() < end, "timed out waiting for %s", what);
-        uv_run(&loop, UV_RUN_NOWAIT);
-        if (!*done) sleep_ms(1);
-    }
+    pg_run_until(&loop, done, ms, what);
 }
 
 /* ---------------------------------------------------------------- async appends */
