@@ -559,14 +559,20 @@ int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events
 
 /* ---------------------------------------------------------------- operations */
 
-EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap) {
+/* Sends a ping and waits for its reply; *res is the reply map (valid until the next call). */
+static int ping_reply(evs_context_t *c, const msgpack_object **res) {
     int r = client_begin(c);
     if (r) return r;
     msgpack_packer pk;
     uint64_t id;
     size_t start = client_request_begin(c, &pk, "ping", 0, &id);
+    return client_request_end(c, start, id, res);
+}
+
+EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap) {
     const msgpack_object *res;
-    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    int r = ping_reply(c, &res);
+    if (r != 0) return r;
     const msgpack_object *v = codec_map_get(res, "version");
     if (!v || v->type != MSGPACK_OBJECT_STR)
         return client_fail(c, EVS_EPROTOCOL, "a ping reply without a version");
@@ -577,13 +583,9 @@ EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap) {
 EVS_API int evs_store_info(evs_context_t *c, char store_id[EVS_STORE_ID_LEN], uint64_t *head) {
     store_id[0] = '\0';
     if (head) *head = 0;
-    int r = client_begin(c);
-    if (r) return r;
-    msgpack_packer pk;
-    uint64_t id;
-    size_t start = client_request_begin(c, &pk, "ping", 0, &id);
     const msgpack_object *res;
-    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    int r = ping_reply(c, &res);
+    if (r != 0) return r;
     const msgpack_object *v = codec_map_get(res, "store_id");
     if (v && v->type == MSGPACK_OBJECT_STR) {
         if (v->via.str.size != EVS_STORE_ID_LEN - 1 && v->via.str.size != 0)
