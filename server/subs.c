@@ -52,6 +52,7 @@ void sub_add_pending(sub_t *sub, const evs_event_t *ev) {
         evs_event_dup(&sub->pending[sub->npending], ev) != 0) {
         sub_clear_pending(sub);
         sub->overflow = true;
+        sub->owner->srv->stats.subscription_pending_overflows++;
         return;
     }
     sub->npending++;
