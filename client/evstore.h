@@ -353,7 +353,8 @@ EVS_API int evs_delete_snapshots(evs_context_t *c, const char *entity_id, uint64
  *    when they are read; stored bytes are never changed by a read.
  *  - Errors: pure functions return 0 or a negative evs_code_t and fill the evs_error_t they are
  *    given (it may be NULL). Domain failures the library finds (an unknown topic, a payload
- *    that does not decode, a missing upcaster, a discarded entity) are EVS_EINVAL; a code
+ *    that does not decode, a missing upcaster, a discarded entity) are EVS_EINVAL, and an event
+ *    of another entity type is EVS_EWRONG_TYPE; a code
  *    returned by the caller's own functions (apply, check, snapshot, restore, handlers) is
  *    passed on. Repository calls put their errors in the context, as every call above does.
  *  - Nothing here is thread-safe; a registry may be shared by threads once it is filled. */
@@ -652,7 +653,8 @@ EVS_API int evs_entity_snapshot(const evs_entity_t *e, evs_snapshot_t **out, evs
 
 /* The event player. evs_player_restore sets a fresh entity (version 0, no events applied) from
  * snap: the topic must be e's type's (EVS_EWRONG_TYPE otherwise), the state is upcast to the
- * current schema and given to restore; on any failure e is left as it was. evs_player_play
+ * current schema and given to restore; on failure e's version stays 0 (but restore may have
+ * set fields: start again from a fresh entity, as the repository does). evs_player_play
  * then applies, in order, the stored events of events[0..n) that belong to e (others are
  * skipped, so an interleaved log replays entity by entity), skipping those below e's version
  * and stopping before version until (EVS_LATEST: all). A gap in the versions or a payload that
@@ -691,9 +693,10 @@ EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const
                                evs_error_t *err);
 
 /* A persistence subscriber: appends every domain event published on ps to the daemon of c
- * (with its version, so a stale event is EVS_ECONFLICT, returned by publish). c must outlive
- * it. evs_persistence_close unsubscribes and frees it: no event is appended after. NULL when
- * out of memory. */
+ * (with its version, so a stale event is EVS_ECONFLICT, returned by publish). The events of one
+ * evs_pubsub_publish call go in one append, made when the first of them reaches it: all are
+ * stored or none. c must outlive it. evs_persistence_close unsubscribes and frees it: no event is
+ * appended after. NULL when out of memory. */
 typedef struct evs_persistence evs_persistence_t;
 EVS_API evs_persistence_t *evs_persistence_new(evs_pubsub_t *ps, evs_context_t *c);
 EVS_API void evs_persistence_close(evs_persistence_t *p);

@@ -116,8 +116,7 @@ Test(domain_safety, loading_an_id_through_a_repository_of_another_type_fails_cle
     cr_assert_null(e);
     cr_assert(strstr(c->errstr, "not an event of entity type test.Tag"), "%s", c->errstr);
     cr_assert_eq(evs_repository_get(twins, ID(0, "i1"), &e), EVS_EWRONG_TYPE, "%s", c->errstr);
-    cr_assert(strstr(c->errstr, "stored by entity type test.Item, not test.Twin"), "%s",
-              c->errstr);
+    cr_assert(strstr(c->errstr, "stored by entity type test.Item, not test.Twin"), "%s", c->errstr);
     cr_assert_eq(evs_ping(c, NULL, 0), 0, "the context is still usable");
     cr_assert_eq(evs_repository_get(items, ID(0, "i1"), &e), 0, "%s", c->errstr);
     cr_assert_eq(((item_t *)e)->count, 3);
@@ -274,10 +273,8 @@ Test(domain_safety, an_unusable_snapshot_falls_back_to_the_events_and_is_reporte
     evs_repository_t *w = repo(&ITEM, 0, NULL);
     save_item(w, ID(0, "s1"), 7);
     warnings_t warned = {0};
-    evs_repository_options_t o = {.registry = reg,
-                                  .type = &ITEM,
-                                  .on_warning = on_warning,
-                                  .warning_arg = &warned};
+    evs_repository_options_t o = {
+        .registry = reg, .type = &ITEM, .on_warning = on_warning, .warning_arg = &warned};
     evs_repository_t *r = evs_repository_new(c, &o);
 
     /* A state of a schema this program has no upcaster for. */

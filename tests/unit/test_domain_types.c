@@ -24,7 +24,8 @@ static int pinged_apply(evs_entity_t *e, const evs_domain_event_t *ev, evs_error
 
 static const evs_event_type_t PINGED = {.topic = "test.Pinged", .apply = pinged_apply};
 static const evs_event_type_t *const TAG_EVENTS[] = {&PINGED, NULL};
-static const evs_entity_type_t TAG = {.topic = "test.Tag", .size = sizeof(tag_t), .events = TAG_EVENTS};
+static const evs_entity_type_t TAG = {
+    .topic = "test.Tag", .size = sizeof(tag_t), .events = TAG_EVENTS};
 
 /* A third type that lists the item's own events: only originator_topic tells them apart. */
 static const evs_entity_type_t TWIN = {
