@@ -232,13 +232,15 @@ Test(edges, ping_lists_the_features_of_the_server) {
     reply_t rep = fx_expect_ok(fd, 1);
     const msgpack_object *f = reply_get(&rep, "features");
     cr_assert(f && f->type == MSGPACK_OBJECT_ARRAY, "ping's reply has a features array");
-    bool strict = false, snapshots = false;
+    bool strict = false, snapshots = false, delete_snapshots = false;
     for (uint32_t i = 0; i < f->via.array.size; i++) {
         cr_assert_eq(f->via.array.ptr[i].type, MSGPACK_OBJECT_STR);
         strict |= obj_is_str(&f->via.array.ptr[i], "strict-arguments");
         snapshots |= obj_is_str(&f->via.array.ptr[i], "snapshots");
+        delete_snapshots |= obj_is_str(&f->via.array.ptr[i], "delete-snapshots");
     }
     cr_assert(strict && snapshots, "both stores have strict arguments and snapshots");
+    cr_assert(delete_snapshots, "both stores delete snapshots");
     reply_free(&rep);
     close(fd);
     fx_finish();

@@ -93,10 +93,12 @@ static int account_restore(evs_entity_t *e, const evs_value_t *state, evs_error_
     return 0;
 }
 
-static const evs_entity_type_t ACCOUNT = {.topic = "bank.Account",
-                                          .size = sizeof(account_t),
-                                          .snapshot = account_snapshot,
-                                          .restore = account_restore};
+static const evs_entity_type_t ACCOUNT = {
+    .topic = "bank.Account",
+    .size = sizeof(account_t),
+    .snapshot = account_snapshot,
+    .restore = account_restore,
+    .events = (const evs_event_type_t *const[]){&OPENED, &DEPOSITED, &WITHDRAWN, &CLOSED, NULL}};
 
 /* ---------------------------------------------------------------- commands */
 
