@@ -400,8 +400,7 @@ static void tls_established(conn_t *c) {
 
 /* Ends a connection whose handshake failed: the session's alert goes out, then it closes. */
 static void tls_refuse(conn_t *c, const char *why) {
-    log_info("conn", "%s: TLS handshake failed (a plain client on the TLS port?): %s", c->peer,
-             why);
+    log_info("conn", "%s: TLS handshake failed: %s", c->peer, why);
     c->close_when_flushed = true;
     conn_stop_reading(c);
     conn_flush(c);

@@ -97,8 +97,8 @@ SSL_CTX *tls_ctx_new(const server_config_t *cfg, char *why, size_t whylen) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_ca);
         if (!names || SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
             if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
-            snprintf(prefix, sizeof prefix, "tls_ca: %s holds no PEM CA certificate: ",
-                     cfg->tls_ca);
+            snprintf(prefix, sizeof prefix,
+                     "tls_ca: %s holds no PEM CA certificate: ", cfg->tls_ca);
             goto failed;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
