@@ -85,7 +85,9 @@ SSL_CTX *tls_ctx_new(const server_config_t *cfg, char *why, size_t whylen) {
         goto failed;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(prefix, sizeof prefix, "tls_key: %s is not a PEM private key: ", cfg->tls_key);
+        snprintf(prefix, sizeof prefix,
+                 "tls_key: %s is not a PEM private key of tls_cert %s: ", cfg->tls_key,
+                 cfg->tls_cert);
         goto failed;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
