@@ -56,8 +56,8 @@ static SSL_CTX *client_ctx(const evs_tls_options_t *o, char *err, size_t errlen)
     const char *ca = o ? o->ca_file : NULL;
     if (ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1
            : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        snprintf(prefix, sizeof prefix, "TLS: cannot load the CA certificates %s: ",
-                 ca ? ca : "of the system");
+        snprintf(prefix, sizeof prefix,
+                 "TLS: cannot load the CA certificates %s: ", ca ? ca : "of the system");
         goto failed;
     }
     if (o && (o->cert_file || o->key_file)) {
@@ -66,8 +66,9 @@ static SSL_CTX *client_ctx(const evs_tls_options_t *o, char *err, size_t errlen)
             SSL_CTX_free(ctx);
             return NULL;
         }
-        snprintf(prefix, sizeof prefix, "TLS: cannot load the client certificate %s and key %s: ",
-                 o->cert_file, o->key_file);
+        snprintf(prefix, sizeof prefix,
+                 "TLS: cannot load the client certificate %s and key %s: ", o->cert_file,
+                 o->key_file);
         if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1 ||
             SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(ctx) != 1)
@@ -110,9 +111,9 @@ client_tls_t *client_tls_new(int fd, const char *addr, const evs_tls_options_t *
     unsigned char ip[16];
     bool numeric = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
     if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1 ||
-        (numeric ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host) != 1
-                 : SSL_set1_host(t->ssl, host) != 1 ||
-                       SSL_set_tlsext_host_name(t->ssl, host) != 1)) {
+        (numeric
+             ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host) != 1
+             : SSL_set1_host(t->ssl, host) != 1 || SSL_set_tlsext_host_name(t->ssl, host) != 1)) {
         ssl_reason(err, errlen, "TLS: ");
         client_tls_free(t);
         return NULL;

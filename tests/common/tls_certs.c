@@ -62,7 +62,8 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issu
 static int write_pem(const char *path, X509 *cert, EVP_PKEY *key) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    int ok = cert ? PEM_write_X509(f, cert) : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    int ok =
+        cert ? PEM_write_X509(f, cert) : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
@@ -211,8 +212,8 @@ SSL *test_tls_connect(int port, const char *ca_file, const char *cert_file, cons
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto failed;
-    if (!(ssl = SSL_new(ctx)) || SSL_set_fd(ssl, fd) != 1 ||
-        SSL_set1_host(ssl, "localhost") != 1 || SSL_connect(ssl) != 1)
+    if (!(ssl = SSL_new(ctx)) || SSL_set_fd(ssl, fd) != 1 || SSL_set1_host(ssl, "localhost") != 1 ||
+        SSL_connect(ssl) != 1)
         goto failed;
     SSL_CTX_free(ctx); /* the session holds its own reference */
     return ssl;

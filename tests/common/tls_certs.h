@@ -32,8 +32,7 @@ int test_free_port(void);
 
 /* Starts evstored as test_daemon_start does, with its stderr (its log) going to the file
  * log_path instead of the test's. 0 or -1. */
-int test_daemon_start_logged(test_daemon_t *d, const char *log_path,
-                             const char *const *extra_args);
+int test_daemon_start_logged(test_daemon_t *d, const char *log_path, const char *const *extra_args);
 
 /* Counts the lines of the file at path that contain needle. */
 int test_count_lines(const char *path, const char *needle);

@@ -71,8 +71,8 @@ static bool refused(const evs_tls_options_t *tls, char *errstr, size_t len) {
     evs_context_t *c = connect_tls(tls);
     bool no = c->err != 0 || evs_ping(c, NULL, 0) != 0;
     snprintf(errstr, len, "%s", c->errstr);
-    if (no) cr_assert_eq(c->err, EVS_EIO, "a refusal is an I/O error, not %d (%s)", c->err,
-                         c->errstr);
+    if (no)
+        cr_assert_eq(c->err, EVS_EIO, "a refusal is an I/O error, not %d (%s)", c->err, c->errstr);
     evs_free(c);
     return no;
 }
@@ -123,8 +123,11 @@ Test(tls, append_read_subscribe_and_stream_over_tls) {
     cr_assert_eq(got, 3, "the subscriber got %zu of 3 events over TLS", got);
 
     /* A stream connects (and would reconnect) over TLS as well. */
-    evs_stream_options_t so = {.addr = tls_addr, .timeout_ms = 10000, .has_after = true,
-                               .after = pos[0] - 1, .tls = &trust_ca};
+    evs_stream_options_t so = {.addr = tls_addr,
+                               .timeout_ms = 10000,
+                               .has_after = true,
+                               .after = pos[0] - 1,
+                               .tls = &trust_ca};
     evs_stream_t *st = evs_stream_open(&so);
     cr_assert_not_null(st);
     for (size_t i = 0; i < 3; i++) {

@@ -75,8 +75,8 @@ static bool ssl_recv_ok(SSL *ssl, uint64_t *id) {
  * output_limit for it, serves others meanwhile, and every request sent gets its reply. */
 Test(tls_limits, a_tls_client_that_never_reads_is_held_back_like_a_plain_one) {
     int tls_port;
-    cr_assert_eq(test_tls_daemon_start(&d, &tls_port, log_path, certs.server_cert,
-                                       certs.server_key, NULL, NULL),
+    cr_assert_eq(test_tls_daemon_start(&d, &tls_port, log_path, certs.server_cert, certs.server_key,
+                                       NULL, NULL),
                  0);
     char tls_addr[64];
     snprintf(tls_addr, sizeof tls_addr, "tls://127.0.0.1:%d", tls_port);
