@@ -6,6 +6,7 @@
  * and its certificate must name the host the address gives (or server_name): a DNS name, or an
  * IP address for a numeric host. TLS 1.2 is the lowest version accepted. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -183,5 +184,6 @@ int client_tls_connect(evs_context_t *c, const char *addr, const evs_tls_options
         int left = client_remaining_ms(deadline);
         int p = poll(&pfd, 1, left);
         if (p == 0) return client_fail(c, EVS_ETIMEOUT, "TLS handshake with %s timed out", addr);
+        if (p < 0 && errno != EINTR) return client_fail(c, EVS_EIO, "poll: %s", strerror(errno));
     }
 }
