@@ -186,3 +186,22 @@ Test(tls_limits, check_config_validates_the_tls_options) {
     cr_assert_eq(check_config("--listen ''", out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "no listener"), "%s", out);
 }
+
+/* A client that opens the TLS port and never completes the handshake is closed after
+ * frame_timeout, as one that never completes a frame is. */
+Test(tls_limits, a_handshake_that_never_completes_is_closed_after_frame_timeout) {
+    int tls_port;
+    cr_assert_eq(test_tls_daemon_start(&d, &tls_port, log_path, certs.server_cert, certs.server_key,
+                                       NULL, (const char *[]){"--frame-timeout", "1", NULL}),
+                 0);
+    int fd = raw_connect_tcp(tls_port);
+    cr_assert_geq(fd, 0);
+    int64_t t = now_ms();
+    cr_assert_eq(raw_wait_closed(fd, 10000), 0, "a silent client on the TLS port stayed open");
+    cr_assert_geq(now_ms() - t, 900, "closed before frame_timeout");
+    close(fd);
+    cr_assert_eq(test_count_lines(log_path, "the TLS handshake begun"), 1,
+                 "the reason is logged once");
+    cr_assert(test_daemon_alive(&d));
+    cr_assert_eq(test_daemon_stop(&d), 0, "evstored did not exit 0 on SIGTERM");
+}
