@@ -21,6 +21,11 @@
  * connections together hold at most about frame_memory_limit bytes; the connection whose
  * unfinished frame would take more gets an `unavailable` error and is closed.
  *
+ * Transport: a connection accepted on the TLS listener carries a TLS session (tls.h) between
+ * the socket and all of the above: ciphertext is read into the session and decrypted into the
+ * frame reader, replies are encrypted when flushed, and the ciphertext waiting to be written is
+ * what the output limit counts.
+ *
  * Lifetime: a connection is reference-counted: its handle holds one reference, its timer one,
  * each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
