@@ -68,9 +68,20 @@ typedef struct evs_error_detail {
     uint8_t event_id[16];
 } evs_error_detail_t;
 
+/* How a TLS connection verifies the server and presents itself (evs_options_t.tls). The strings
+ * are read while connecting and not kept. */
+typedef struct evs_tls_options {
+    const char *ca_file;   /* PEM CA certificates that verify the server; NULL: the system's */
+    const char *cert_file; /* PEM client certificate to present, with key_file; NULL: none */
+    const char *key_file;
+    /* The name the server's certificate must carry; NULL: the host of the address (a DNS name,
+     * or an IP address that must be in the certificate's IP addresses). */
+    const char *server_name;
+} evs_tls_options_t;
+
 typedef struct evs_options {
     /* "HOST:PORT" ("[v6addr]:PORT" for IPv6), or a Unix socket path (any address containing a
-     * '/'). NULL means EVS_DEFAULT_ADDR. */
+     * '/'). NULL means EVS_DEFAULT_ADDR. "tls://HOST:PORT" connects with TLS (see tls). */
     const char *addr;
     /* Longest wait for connecting and for each reply, in milliseconds; 0 waits forever. */
     int timeout_ms;
@@ -80,6 +91,11 @@ typedef struct evs_options {
      * replies of any length the protocol allows (EVS_MAX_REPLY_FRAME): a daemon may run with a
      * larger max_frame than the default, and its replies carry every event it stored. */
     uint32_t max_frame;
+    /* Non-NULL: connect with TLS (also when addr has no "tls://"), verifying the server as it
+     * says; NULL with a "tls://" address: the system's CAs and the address's host. A server
+     * that cannot be verified fails the connect with EVS_EIO and a reason. With TLS, c->fd is
+     * the socket under the session: reading or polling it directly sees ciphertext. */
+    const evs_tls_options_t *tls;
 } evs_options_t;
 
 struct evs_context_priv;
@@ -263,6 +279,8 @@ typedef struct evs_stream_options {
      * starts from that store's beginning by default, since its position means nothing there;
      * with keep_position it resumes after its position anyway (events may be skipped). */
     bool keep_position;
+    /* As evs_options_t.tls, for every connection of the stream (copied). */
+    const evs_tls_options_t *tls;
 } evs_stream_options_t;
 
 /* Makes a stream (it connects on the first evs_stream_next). NULL when out of memory or when an

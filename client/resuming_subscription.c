@@ -30,6 +30,8 @@ struct evs_stream {
     char *entity_prefix;
     int retry_min_ms, retry_max_ms;
     uint32_t max_frame; /* as evs_options_t.max_frame */
+    bool tls;           /* evs_stream_options_t.tls was given: its strings are in tls_str */
+    char *tls_str[4];   /* ca_file, cert_file, key_file, server_name (each may be NULL) */
 
     evs_context_t *ctx; /* NULL while disconnected */
     evs_push_t *push;   /* the push being handed out */
@@ -70,6 +72,8 @@ EVS_API void evs_stream_close(evs_stream_t *s) {
     free(s->topics);
     free(s->entity_prefix);
     free(s->addr);
+    for (int i = 0; i < 4; i++)
+        free(s->tls_str[i]);
     free(s);
 }
 
@@ -90,6 +94,12 @@ EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *o) {
     s->keep_position = o->keep_position;
     if (o->store_id) snprintf(s->store_id, sizeof s->store_id, "%s", o->store_id);
     if (!s->addr || o->ntopics > CODEC_MAX_TOPICS) goto fail;
+    if ((s->tls = o->tls != NULL)) {
+        const char *str[4] = {o->tls->ca_file, o->tls->cert_file, o->tls->key_file,
+                              o->tls->server_name};
+        for (int i = 0; i < 4; i++)
+            if (str[i] && !(s->tls_str[i] = strdup(str[i]))) goto fail;
+    }
     if (o->ntopics) {
         if (!(s->topics = calloc(o->ntopics, sizeof *s->topics))) goto fail;
         for (size_t i = 0; i < o->ntopics; i++) {
@@ -124,7 +134,11 @@ static void disconnect(evs_stream_t *s, const char *why) {
 
 /* Connects and subscribes from the stream's position. 0, or -1 (disconnected again). */
 static int connect_and_subscribe(evs_stream_t *s) {
-    evs_options_t co = {.addr = s->addr, .timeout_ms = s->timeout_ms, .max_frame = s->max_frame};
+    evs_tls_options_t tls = {s->tls_str[0], s->tls_str[1], s->tls_str[2], s->tls_str[3]};
+    evs_options_t co = {.addr = s->addr,
+                        .timeout_ms = s->timeout_ms,
+                        .max_frame = s->max_frame,
+                        .tls = s->tls ? &tls : NULL};
     s->ctx = evs_connect_with_options(&co);
     if (!s->ctx) {
         disconnect(s, "out of memory");

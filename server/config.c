@@ -15,6 +15,7 @@
 #include "addr.h"
 #include "log.h"
 #include "store.h"
+#include "tls.h"
 
 #define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
 
@@ -28,8 +29,8 @@
 /* The one option table. Keep evstored.conf(5) in step: tests/service checks that every name
  * below appears there. */
 const config_option_t config_options[] = {
-    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, REQUIRED, "HOST:PORT",
-     "TCP address to listen on ([v6addr]:PORT for IPv6)"},
+    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, OPTIONAL, "HOST:PORT",
+     "TCP address to listen on ([v6addr]:PORT for IPv6; empty: no plain TCP listener)"},
     {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, RESTART, OPTIONAL, "PATH",
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
     {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, RESTART, REQUIRED, "URL",
@@ -76,6 +77,14 @@ const config_option_t config_options[] = {
     {"write_queue_requests", CONFIG_BYTES, FIELD(write_queue_requests), "10000", 1, 10000000,
      RELOAD, OPTIONAL, "COUNT",
      "PostgreSQL: most writes waiting for the database; past it writes are unavailable"},
+    {"tls_listen", CONFIG_STRING, FIELD(tls_listen), "", 0, 0, RESTART, OPTIONAL, "HOST[:PORT]",
+     "also listen for TLS connections here (port 7434 when only a host is given; empty: none)"},
+    {"tls_cert", CONFIG_STRING, FIELD(tls_cert), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "PEM certificate chain of the TLS listener (read again on SIGHUP)"},
+    {"tls_key", CONFIG_STRING, FIELD(tls_key), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "PEM private key of tls_cert (read again on SIGHUP)"},
+    {"tls_ca", CONFIG_STRING, FIELD(tls_ca), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "PEM CA certificates: TLS clients must present a certificate they verify (empty: none asked)"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
 
@@ -331,11 +340,14 @@ size_t config_max_event(const server_config_t *cfg) {
 int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     char host[64];
     struct sockaddr_storage sa;
-    int bad = addr_parse(cfg->listen, &sa, host, sizeof host);
+    int bad = cfg->listen ? addr_parse(cfg->listen, &sa, host, sizeof host) : 0;
     if (bad == ADDR_BAD_FORM)
         return fail(why, whylen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
     if (bad == ADDR_BAD_HOST)
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
+    if (!cfg->listen && !cfg->tls_listen && !cfg->unix_path)
+        return fail(why, whylen, "no listener: set listen, tls_listen or unix");
+    if (tls_check_config(cfg, why, whylen) != 0) return -1;
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
     if (cfg->frame_memory_limit < (size_t)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK)

@@ -20,6 +20,7 @@ struct listener {
     } h;
     server_t *srv;
     bool is_unix;
+    bool tls; /* its connections are TLS ones, on srv->tls_ctx */
     bool emfile_logged;
     char path[108];
 };
@@ -49,6 +50,7 @@ static void on_connection(uv_stream_t *server, int status) {
     }
     c->h.handle.data = c;
     rc = uv_accept(server, &c->h.stream);
+    if (!rc && l->tls && conn_use_tls(c, srv->tls_ctx) != 0) rc = UV_ENOMEM;
     if (rc) {
         if (!l->emfile_logged || rc != UV_EMFILE)
             log_warn("listener", "accept: %s", uv_strerror(rc));
@@ -60,21 +62,24 @@ static void on_connection(uv_stream_t *server, int status) {
     conn_start(c);
 }
 
-listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t whylen) {
+/* Listens on TCP at hostport; option names the option it comes from, for messages. */
+static listener_t *listen_tcp(server_t *srv, const char *option, const char *hostport, bool tls,
+                              char *why, size_t whylen) {
     char host[64];
     struct sockaddr_storage addr;
     int bad = addr_parse(hostport, &addr, host, sizeof host);
     if (bad == ADDR_BAD_FORM) {
-        snprintf(why, whylen, "--listen %s: expected HOST:PORT", hostport);
+        snprintf(why, whylen, "--%s %s: expected HOST:PORT", option, hostport);
         return NULL;
     }
     if (bad == ADDR_BAD_HOST) {
-        snprintf(why, whylen, "--listen %s: %s is not an IPv4 or IPv6 address", hostport, host);
+        snprintf(why, whylen, "--%s %s: %s is not an IPv4 or IPv6 address", option, hostport, host);
         return NULL;
     }
     listener_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->srv = srv;
+    l->tls = tls;
     uv_tcp_init(srv->loop, &l->h.tcp);
     l->h.handle.data = l;
     int rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&addr, 0);
@@ -85,6 +90,14 @@ listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t 
         return NULL;
     }
     return l;
+}
+
+listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t whylen) {
+    return listen_tcp(srv, "listen", hostport, false, why, whylen);
+}
+
+listener_t *listener_tls(server_t *srv, const char *hostport, char *why, size_t whylen) {
+    return listen_tcp(srv, "tls-listen", hostport, true, why, whylen);
 }
 
 listener_t *listener_unix(server_t *srv, const char *path, char *why, size_t whylen) {

@@ -34,6 +34,7 @@
 #include "notify.h"
 #include "server.h"
 #include "subs.h"
+#include "tls.h"
 
 #define DRAIN_TICK_MS 10
 #define DRAIN_EOF_MS 1000
@@ -181,6 +182,8 @@ static void finish(void) {
     close_handle((uv_handle_t *)&srv.sigterm);
     close_handle((uv_handle_t *)&srv.sigint);
     close_handle((uv_handle_t *)&srv.sighup);
+    tls_ctx_free(srv.tls_ctx); /* the sessions of connections still closing hold their own */
+    srv.tls_ctx = NULL;
 }
 
 static size_t requests_in_flight(void) {
@@ -245,7 +248,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_timer_stop(&srv.status_timer);
     if (srv.tcp) listener_close(srv.tcp);
     if (srv.unix_listener) listener_close(srv.unix_listener);
-    srv.tcp = srv.unix_listener = NULL;
+    if (srv.tls_listener) listener_close(srv.tls_listener);
+    srv.tcp = srv.unix_listener = srv.tls_listener = NULL;
     for (conn_t *c = srv.conns; c; c = c->next)
         conn_stop_reading(c);
     uv_timer_start(&srv.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
@@ -275,6 +279,23 @@ static void reload_done(void) {
     if (!ready) return;
     notify_status("READY=1\n");
     schedule_status();
+}
+
+/* Builds the TLS context again from the files (they may have changed under the same names): the
+ * connections accepted from now on use it, the others keep theirs. A failure keeps the old one. */
+static void reload_tls(void) {
+    if (!srv.tls_listener) return;
+    char why[600];
+    struct ssl_ctx_st *ctx = tls_ctx_new(&srv.cfg, why, sizeof why);
+    if (!ctx) {
+        srv.stats.reloads_failed++;
+        log_error("config", "TLS: keeping the running certificate: %s", why);
+        return;
+    }
+    tls_ctx_free(srv.tls_ctx);
+    srv.tls_ctx = ctx;
+    log_info("config", "TLS: certificate and key read again from %s and %s", srv.cfg.tls_cert,
+             srv.cfg.tls_key);
 }
 
 static void on_sighup(uv_signal_t *h, int signum) {
@@ -324,6 +345,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     config_free(&srv.cfg);
     srv.cfg = next;
     apply_config();
+    reload_tls();
     srv.stats.reloads++;
     log_info("config", "reloaded: %d option%s changed", changed, changed == 1 ? "" : "s");
     reload_done();
@@ -440,10 +462,18 @@ static int open_server(void) {
     store_set_live_listener(srv.store, subs_on_live, srv.subs);
 
     char why[600];
-    srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);
-    if (!srv.tcp) {
+    if (cfg->listen && !(srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why))) {
         fprintf(stderr, "evstored: %s\n", why);
         return 1;
+    }
+    if (cfg->tls_listen) {
+        char hostport[128];
+        tls_listen_address(cfg->tls_listen, hostport, sizeof hostport);
+        if (!(srv.tls_ctx = tls_ctx_new(cfg, why, sizeof why)) ||
+            !(srv.tls_listener = listener_tls(&srv, hostport, why, sizeof why))) {
+            fprintf(stderr, "evstored: %s\n", why);
+            return 1;
+        }
     }
     if (cfg->unix_path) {
         srv.unix_listener = listener_unix(&srv, cfg->unix_path, why, sizeof why);
@@ -512,9 +542,11 @@ int main(int argc, char **argv) {
     if (status >= 0) return status;
     start_handles();
 
-    log_info("main", "evstored %s listening on %s%s%s, store %s%s%s", EVS_VERSION, cfg->listen,
-             cfg->unix_path ? " and " : "", cfg->unix_path ? cfg->unix_path : "",
-             srv.store->ops->name, config_path ? ", config " : "", config_path ? config_path : "");
+    log_info("main", "evstored %s listening on %s%s%s%s%s, store %s%s%s", EVS_VERSION,
+             cfg->listen ? cfg->listen : "", cfg->tls_listen ? " tls:" : "",
+             cfg->tls_listen ? cfg->tls_listen : "", cfg->unix_path ? " unix:" : "",
+             cfg->unix_path ? cfg->unix_path : "", srv.store->ops->name,
+             config_path ? ", config " : "", config_path ? config_path : "");
     probe_store();
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);

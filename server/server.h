@@ -36,6 +36,9 @@ typedef struct server_config {
     uint32_t idle_timeout_ms;         /* close a connection idle this long; 0: never */
     uint32_t frame_timeout_ms;        /* close a connection whose frame takes longer; 0: never */
     size_t frame_memory_limit;        /* input bytes held for unfinished frames, all connections */
+    const char *tls_listen;           /* HOST[:PORT] of the TLS listener (tls.h); NULL: none */
+    const char *tls_cert, *tls_key;   /* its PEM certificate chain and private key */
+    const char *tls_ca; /* PEM CAs that verify client certificates; NULL: none asked */
 } server_config_t;
 
 typedef struct server {
@@ -52,12 +55,14 @@ typedef struct server {
     uv_prepare_t flush_handle;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
-    uv_timer_t status_timer; /* STATUS= lines and the store probe (main.c) */
-    stats_t stats;           /* counters and gauges for the stats op (stats.h) */
-    const char *config_path; /* the config file read at start and on SIGHUP; NULL: none */
-    bool draining;           /* SIGTERM seen: no new connections or requests */
-    uint64_t head_position;  /* highest position committed through this daemon */
-    size_t input_bytes;      /* held by the connections' frame readers (frame_memory_limit) */
+    uv_timer_t status_timer;    /* STATUS= lines and the store probe (main.c) */
+    stats_t stats;              /* counters and gauges for the stats op (stats.h) */
+    const char *config_path;    /* the config file read at start and on SIGHUP; NULL: none */
+    bool draining;              /* SIGTERM seen: no new connections or requests */
+    uint64_t head_position;     /* highest position committed through this daemon */
+    size_t input_bytes;         /* held by the connections' frame readers (frame_memory_limit) */
+    listener_t *tls_listener;   /* tls_listen's */
+    struct ssl_ctx_st *tls_ctx; /* for connections accepted from now on (tls.h) */
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued

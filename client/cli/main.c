@@ -21,7 +21,7 @@
 #define PAGE 1000
 
 static const char usage_text[] =
-    "usage: evstore [-s ADDR] [-t TIMEOUT_MS] COMMAND [ARGS]\n"
+    "usage: evstore [-s ADDR] [-t TIMEOUT_MS] [TLS OPTIONS] COMMAND [ARGS]\n"
     "\n"
     "  ping                                   check the server, print its version\n"
     "  append ENTITY TOPIC [JSON|-]           append one event (payload: a JSON object;\n"
@@ -37,8 +37,46 @@ static const char usage_text[] =
     "  stats | config                         the daemon's counters / effective options\n"
     "  bench [--help]                         load generator (appends)\n"
     "\n"
-    "ADDR is HOST:PORT or a Unix socket path (default $EVSTORE_ADDR, else " EVS_DEFAULT_ADDR ").\n"
+    "ADDR is HOST:PORT, tls://HOST:PORT or a Unix socket path (default $EVSTORE_ADDR, "
+    "else\n" EVS_DEFAULT_ADDR ").\n"
+    "TLS OPTIONS (any of them turns TLS on): --tls-ca FILE (CAs that verify the server; default\n"
+    "$EVSTORE_TLS_CA, else the system's), --tls-cert FILE --tls-key FILE (a client certificate;\n"
+    "default $EVSTORE_TLS_CERT, $EVSTORE_TLS_KEY), --tls-server-name NAME (the name the server's\n"
+    "certificate must carry; default the host of ADDR).\n"
     "Without --limit, get, topic and all page through every matching event.\n";
+
+/* The TLS options of the command line and the environment; tls_on when any is set. */
+static evs_tls_options_t tls_opts;
+static bool tls_on;
+
+/* Takes a --tls-* flag at argv[*i] (and its value): 1 when it was one, 0 when it is not one. */
+static int take_tls_flag(int argc, char **argv, int *i) {
+    static const char *const names[] = {"--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"};
+    const char **fields[] = {&tls_opts.ca_file, &tls_opts.cert_file, &tls_opts.key_file,
+                             &tls_opts.server_name};
+    for (int k = 0; k < 4; k++)
+        if (strcmp(argv[*i], names[k]) == 0 && *i + 1 < argc) {
+            *fields[k] = argv[++*i];
+            tls_on = true;
+            return 1;
+        }
+    return 0;
+}
+
+/* The TLS options for evs_options_t.tls: NULL when none was given (a tls:// address still
+ * connects with TLS, verified against the system's CAs). */
+static const evs_tls_options_t *tls_options(void) {
+    const char *env[] = {"EVSTORE_TLS_CA", "EVSTORE_TLS_CERT", "EVSTORE_TLS_KEY"};
+    const char **fields[] = {&tls_opts.ca_file, &tls_opts.cert_file, &tls_opts.key_file};
+    for (int k = 0; k < 3; k++) {
+        const char *v = getenv(env[k]);
+        if (!*fields[k] && v && *v) {
+            *fields[k] = v;
+            tls_on = true;
+        }
+    }
+    return tls_on ? &tls_opts : NULL;
+}
 
 static int usage(const char *fmt, const char *arg) {
     if (fmt) {
@@ -394,7 +432,8 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
                               .timeout_ms = timeout_ms,
                               .topics = a.topics,
                               .ntopics = a.ntopics,
-                              .entity_prefix = a.prefix};
+                              .entity_prefix = a.prefix,
+                              .tls = tls_options()};
     if (a.after) {
         if (parse_u64(a.after, "--after", &o.after) != 0) return 2;
         o.has_after = true;
@@ -476,15 +515,17 @@ int main(int argc, char **argv) {
                 timeout_ms = atoi(argv[++i]);
             continue;
         }
+        if (take_tls_flag(argc, argv, &i)) continue;
         return usage("unknown option: %s", argv[i]);
     }
+    const evs_tls_options_t *tls = tls_options();
     if (i >= argc) return usage(NULL, NULL);
     const char *cmd = argv[i];
-    if (strcmp(cmd, "bench") == 0) return bench_main(addr, argc - i - 1, argv + i + 1);
+    if (strcmp(cmd, "bench") == 0) return bench_main(addr, tls, argc - i - 1, argv + i + 1);
     if (strcmp(cmd, "tail") == 0) return tail_main(addr, timeout_ms, argc - i - 1, argv + i + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(commands[k].name, cmd) != 0) continue;
-        evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms};
+        evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms, .tls = tls};
         evs_context_t *c = evs_connect_with_options(&opts);
         if (!c || c->err) {
             int rc = fail(c);
