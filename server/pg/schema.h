@@ -59,13 +59,35 @@ enum schema_event_col {
  * query select (SCHEMA_SELECT_EVENTS ... ORDER BY order LIMIT n) yields, kept while the rows
  * before take at most the bytes in parameter bytes_param ("$3"), and the first two rows always,
  * so that of the rest only the first row past the bound is kept (it says there is more) and no
- * payload past it is sent. */
-#define SCHEMA_PAGE(select, order, bytes_param)                                                    \
+ * payload past it is sent. The running sum is a window over the page; SCHEMA_PAGE_GATED skips
+ * it when no page can reach the bound. */
+#define SCHEMA_PAGE_SIZED(select, order, bytes_param)                                              \
     "SELECT " SCHEMA_EVENT_COLUMNS " FROM (SELECT " SCHEMA_EVENT_COLUMNS                           \
     ", sum(" SCHEMA_EVENT_SIZE ") OVER w - " SCHEMA_EVENT_SIZE                                     \
     " AS bytes_before, row_number() OVER w AS row FROM (" select                                   \
     ") AS page WINDOW w AS (ORDER BY " order " ROWS UNBOUNDED PRECEDING)) AS sized WHERE "         \
-    "bytes_before <= " bytes_param " OR row <= 2 ORDER BY " order
+    "(bytes_before <= " bytes_param " OR row <= 2)"
+#define SCHEMA_PAGE(select, order, bytes_param)                                                    \
+    SCHEMA_PAGE_SIZED(select, order, bytes_param) " ORDER BY " order
+
+/* Whether limit_param events of the largest size ever stored (migrations/006_event_size.sql)
+ * fit in bytes_param, read in the statement's own snapshot (false when unknown). */
+#define SCHEMA_PAGE_FITS(limit_param, bytes_param)                                                 \
+    "coalesce((SELECT " SCHEMA_STR(CODEC_EVENT_OVERHEAD) " + max_data_bytes FROM "                 \
+                                                         "evs_event_size) <= " bytes_param         \
+                                                         " / greatest(" limit_param ", 1), false)"
+
+/* SCHEMA_PAGE, with the window taken only when the page could reach the bound: when limit_param
+ * (the select's LIMIT) events of the largest size stored fit in bytes_param, no row can be cut
+ * and the select's rows are returned as they are. Both branches are planned, one runs (each
+ * behind a one-time filter). Every event a read can see was stored in a transaction that had
+ * raised the largest size to at least its own, so the plain branch never passes the bound. */
+#define SCHEMA_PAGE_GATED(select, order, limit_param, bytes_param)                                          \
+    "SELECT * FROM (" select ") AS plain WHERE " SCHEMA_PAGE_FITS(                                          \
+        limit_param,                                                                                        \
+        bytes_param) " UNION ALL " SCHEMA_PAGE_SIZED(select, order,                                         \
+                                                     bytes_param) " AND NOT " SCHEMA_PAGE_FITS(limit_param, \
+                                                                                               bytes_param) " ORDER BY " order
 
 /* Fills *ev from row of a binary-format result whose columns are SCHEMA_EVENT_COLUMNS. ev must be
  * zeroed; its strings and bytes point into res (valid until res is cleared). */
@@ -132,6 +154,7 @@ enum schema_write {
     SCHEMA_CHECK,       /* latest versions of entities, stored events with given ids */
     SCHEMA_GUARD,       /* the fast path's proof (migrations/003_append_guard.sql) */
     SCHEMA_INSERT,      /* the group's events, as arrays */
+    SCHEMA_RAISE_SIZE,  /* raises the largest event size stored (006_event_size.sql) */
     SCHEMA_NWRITES
 };
 extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
@@ -180,6 +203,10 @@ enum {
     SCHEMA_INSERT_NPARAMS
 };
 
+/* SCHEMA_RAISE_SIZE: the group's largest event size less CODEC_EVENT_OVERHEAD (int8); no result
+ * rows. */
+enum { SCHEMA_RAISE_SIZE_P_BYTES };
+
 /* ---------------------------------------------------------------- unprepared statements */
 
 /* Run before preparing the group commit's statements: they only ever use the indexes the
@@ -201,13 +228,14 @@ enum {
 
 /* The live feed: its start query (one row, one int8 column: the highest position stored, 0 when
  * none), and its page read (prepared as "feed_read"; $1 the position after which to read, int8;
- * $2 the byte bound as in SCHEMA_PAGE, int8; results are event rows), with the page size as a
- * printf argument. */
+ * $2 the byte bound as in SCHEMA_PAGE, int8; results are event rows), with the page size as
+ * each of its four printf arguments. */
 #define SCHEMA_SQL_MAX_POSITION "SELECT coalesce(max(position), 0)::bigint FROM evs_events"
 #define SCHEMA_FEED_READ_NAME "feed_read"
 enum { SCHEMA_FEED_READ_P_AFTER, SCHEMA_FEED_READ_P_BYTES, SCHEMA_FEED_READ_NPARAMS };
 #define SCHEMA_SQL_FEED_READ_FMT                                                                   \
-    SCHEMA_PAGE(SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d", "position", "$2")
+    SCHEMA_PAGE_GATED(SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d", "position", \
+                      "%d", "$2")
 
 /* Migrations: the first round trip, in ordinary mode (several statements): takes the migration
  * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one
