@@ -1,25 +1,47 @@
--- 006_event_size.sql: the size of the largest event ever stored, so that a read can tell before
+-- 006_event_size.sql: a bound on the size of every event stored, so that a read can tell before
 -- it runs whether its byte bound can cut it.
 --
--- A read is bounded in bytes as well as in count (docs/architecture.md, "Reads"): a running
+-- A read is bounded in bytes as well as in count (server/pg/schema.h, SCHEMA_PAGE): a running
 -- sum of the event sizes over the page, a window that costs about a microsecond per row. When
--- limit x (the largest event size) is within the byte bound no page can reach the bound, so the
--- read takes the plain plan instead; each read asks this table in the same statement (the same
--- snapshot as the rows it returns), so it never trusts a value older than the events it reads.
+-- limit x (this bound + the daemon's fixed overhead per event) is within the byte bound no page
+-- can reach it, so the read skips the window; each read asks this table in the same statement
+-- (the same snapshot as the rows it returns).
 --
 -- max_data_bytes counts an event as the daemon's size does less its fixed overhead: the bytes of
--- entity_id, topic, payload and metadata. It only ever grows (a deleted entity's events leave it
--- as it was; a bound that is too high only takes the windowed plan more often). Every append
--- transaction whose group holds an event larger than the writer last saw raises it, under the
--- append lock and in the same transaction as the events; the value below is computed under the
--- append lock too, so no append of a daemon that maintains it falls between. One row, guarded by
--- the primary key on a constant.
+-- entity_id, topic, payload and metadata. Invariant: every event stored is at most that large.
+-- It only ever grows (deleted events leave it as it was; a bound too high only takes the window
+-- more often), and it starts at 1024 at least. Two ways keep it:
+--   - evstored's writer sets evstore.event_size_kept = on in its session and raises it itself,
+--     in the append's transaction, when a group holds an event larger than it knows stored;
+--   - any other writer (psql, a tool, an evstored older than this migration) fires the trigger
+--     below for each event over 1024 bytes, which raises it in that writer's transaction. A
+--     smaller event is within the starting value and fires nothing.
+-- The starting value is computed under the append lock, so no append of a daemon that holds it
+-- falls between. One row, guarded by the primary key on a constant.
 CREATE TABLE evs_event_size (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    max_data_bytes bigint NOT NULL CHECK (max_data_bytes >= 0)
+    max_data_bytes bigint NOT NULL CHECK (max_data_bytes >= 1024)
 );
+
+CREATE FUNCTION evs_raise_event_size() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    size bigint := octet_length(NEW.entity_id) + octet_length(NEW.topic) +
+                   octet_length(NEW.payload) + coalesce(octet_length(NEW.metadata), 0);
+BEGIN
+    UPDATE evs_event_size SET max_data_bytes = size WHERE max_data_bytes < size;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER evs_events_size AFTER INSERT OR UPDATE ON evs_events FOR EACH ROW
+WHEN (current_setting('evstore.event_size_kept', true) IS DISTINCT FROM 'on'
+      AND octet_length(NEW.entity_id) + octet_length(NEW.topic) + octet_length(NEW.payload) +
+          coalesce(octet_length(NEW.metadata), 0) > 1024)
+EXECUTE FUNCTION evs_raise_event_size();
+
 SELECT pg_advisory_xact_lock(7433000002);
 INSERT INTO evs_event_size (max_data_bytes)
-SELECT coalesce(max(octet_length(entity_id) + octet_length(topic) + octet_length(payload) +
-                    coalesce(octet_length(metadata), 0)), 0)
+SELECT greatest(1024, coalesce(max(octet_length(entity_id) + octet_length(topic) +
+                                   octet_length(payload) + coalesce(octet_length(metadata), 0)), 0))
 FROM evs_events;

@@ -30,8 +30,8 @@
 #define TS_MAX ((UINT64_C(1) << 48) - 1)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t last_ms;  /* the timestamp of the last id made */
-static uint64_t counter;  /* the counter of the last id made */
+static uint64_t last_ms; /* the timestamp of the last id made */
+static uint64_t counter; /* the counter of the last id made */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_after_fork(void) {

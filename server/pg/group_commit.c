@@ -677,6 +677,7 @@ static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
  * so nothing waits for it. */
 static void prepare(group_commit_t *g) {
     send_sql(g, SCHEMA_SQL_GENERIC_PLANS);
+    send_sql(g, SCHEMA_SQL_EVENT_SIZE_KEPT);
     for (int k = 0; k < SCHEMA_NWRITES; k++)
         pg_conn_prepare(g->w, schema_writes[k].name, schema_writes[k].sql, schema_writes[k].nparams,
                         schema_writes[k].types);

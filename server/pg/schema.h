@@ -55,39 +55,39 @@ enum schema_event_col {
         CODEC_EVENT_OVERHEAD) " + octet_length(entity_id) + octet_length(topic) + "                \
                               "octet_length(payload) + coalesce(octet_length(metadata), 0))"
 
-/* A page of event rows bounded by bytes as well as by count (store_t.page_bytes): the rows the
- * query select (SCHEMA_SELECT_EVENTS ... ORDER BY order LIMIT n) yields, kept while the rows
- * before take at most the bytes in parameter bytes_param ("$3"), and the first two rows always,
- * so that of the rest only the first row past the bound is kept (it says there is more) and no
- * payload past it is sent. The running sum is a window over the page; SCHEMA_PAGE_GATED skips
- * it when no page can reach the bound. */
-#define SCHEMA_PAGE_SIZED(select, order, bytes_param)                                              \
-    "SELECT " SCHEMA_EVENT_COLUMNS " FROM (SELECT " SCHEMA_EVENT_COLUMNS                           \
-    ", sum(" SCHEMA_EVENT_SIZE ") OVER w - " SCHEMA_EVENT_SIZE                                     \
-    " AS bytes_before, row_number() OVER w AS row FROM (" select                                   \
-    ") AS page WINDOW w AS (ORDER BY " order " ROWS UNBOUNDED PRECEDING)) AS sized WHERE "         \
-    "(bytes_before <= " bytes_param " OR row <= 2)"
-#define SCHEMA_PAGE(select, order, bytes_param)                                                    \
-    SCHEMA_PAGE_SIZED(select, order, bytes_param) " ORDER BY " order
+/* A page of event rows bounded by bytes as well as by count (store_t.page_bytes): the rows of
+ * SCHEMA_SELECT_EVENTS where (a condition with its ORDER BY order and LIMIT limit_param, e.g.
+ * "entity_id = $1 AND version >= $2 ORDER BY version LIMIT $3"), kept while the rows before take
+ * at most the bytes in parameter bytes_param ("$4"), and the first two rows always, so that of
+ * the rest only the first row past the bound is kept (it says there is more) and no payload past
+ * it is sent.
+ *
+ * The rows kept are a prefix of the page, so the page is the select's rows under an outer LIMIT:
+ * none when limit_param events of the largest size ever stored (migrations/006_event_size.sql)
+ * fit in the bound, since no row can then be cut; else the number of rows the bound keeps,
+ * counted by a running sum of the sizes over the same rows (a window, about a microsecond a row,
+ * that reads no payload). The largest size is read in the statement's own snapshot, and every
+ * event a read can see was stored in a transaction that had raised it to at least that event's
+ * size, so the bound holds whatever other daemons wrote. The window's subquery runs only when
+ * the CASE needs it. */
+#define SCHEMA_PAGE(where, order, limit_param, bytes_param)                                        \
+    "SELECT " SCHEMA_EVENT_COLUMNS " FROM (" SCHEMA_SELECT_EVENTS where                            \
+    ") AS page ORDER BY " order " LIMIT (SELECT CASE WHEN " SCHEMA_PAGE_FITS(                      \
+        limit_param,                                                                               \
+        bytes_param) " THEN NULL ELSE (SELECT count(*) FROM (SELECT sum(size) OVER w - size AS "   \
+                     "bytes_before, "                                                              \
+                     "row_number() OVER w AS row FROM (SELECT position, "                          \
+                     "version, " SCHEMA_EVENT_SIZE " AS size FROM evs_events WHERE " where         \
+                     ") AS sizes WINDOW w AS (ORDER BY " order                                     \
+                     " ROWS UNBOUNDED PRECEDING)) AS sized WHERE bytes_before <= " bytes_param     \
+                     " OR row <= 2) END)"
 
-/* Whether limit_param events of the largest size ever stored (migrations/006_event_size.sql)
- * fit in bytes_param, read in the statement's own snapshot (false when unknown). */
+/* Whether limit_param events of the largest size ever stored fit in bytes_param (false when
+ * unknown). */
 #define SCHEMA_PAGE_FITS(limit_param, bytes_param)                                                 \
     "coalesce((SELECT " SCHEMA_STR(CODEC_EVENT_OVERHEAD) " + max_data_bytes FROM "                 \
                                                          "evs_event_size) <= " bytes_param         \
                                                          " / greatest(" limit_param ", 1), false)"
-
-/* SCHEMA_PAGE, with the window taken only when the page could reach the bound: when limit_param
- * (the select's LIMIT) events of the largest size stored fit in bytes_param, no row can be cut
- * and the select's rows are returned as they are. Both branches are planned, one runs (each
- * behind a one-time filter). Every event a read can see was stored in a transaction that had
- * raised the largest size to at least its own, so the plain branch never passes the bound. */
-#define SCHEMA_PAGE_GATED(select, order, limit_param, bytes_param)                                          \
-    "SELECT * FROM (" select ") AS plain WHERE " SCHEMA_PAGE_FITS(                                          \
-        limit_param,                                                                                        \
-        bytes_param) " UNION ALL " SCHEMA_PAGE_SIZED(select, order,                                         \
-                                                     bytes_param) " AND NOT " SCHEMA_PAGE_FITS(limit_param, \
-                                                                                               bytes_param) " ORDER BY " order
 
 /* Fills *ev from row of a binary-format result whose columns are SCHEMA_EVENT_COLUMNS. ev must be
  * zeroed; its strings and bytes point into res (valid until res is cleared). */
@@ -213,6 +213,10 @@ enum { SCHEMA_RAISE_SIZE_P_BYTES };
  * migrations create, so a generic plan is as good and is made once. */
 #define SCHEMA_SQL_GENERIC_PLANS "SET plan_cache_mode = force_generic_plan"
 
+/* Run with it: the writer keeps evs_event_size itself (SCHEMA_RAISE_SIZE), so the trigger that
+ * keeps it for other writers skips its rows (migrations/006_event_size.sql). */
+#define SCHEMA_SQL_EVENT_SIZE_KEPT "SET evstore.event_size_kept = on"
+
 /* delete-entity, each with the entity id as $1 (text); then SCHEMA_SQL_TAKE_POSITION, whose one
  * row's one column (text format) is the position it took. */
 #define SCHEMA_SQL_DELETE_EVENTS "DELETE FROM evs_events WHERE entity_id = $1"
@@ -229,13 +233,12 @@ enum { SCHEMA_RAISE_SIZE_P_BYTES };
 /* The live feed: its start query (one row, one int8 column: the highest position stored, 0 when
  * none), and its page read (prepared as "feed_read"; $1 the position after which to read, int8;
  * $2 the byte bound as in SCHEMA_PAGE, int8; results are event rows), with the page size as
- * each of its four printf arguments. */
+ * each of its three printf arguments. */
 #define SCHEMA_SQL_MAX_POSITION "SELECT coalesce(max(position), 0)::bigint FROM evs_events"
 #define SCHEMA_FEED_READ_NAME "feed_read"
 enum { SCHEMA_FEED_READ_P_AFTER, SCHEMA_FEED_READ_P_BYTES, SCHEMA_FEED_READ_NPARAMS };
 #define SCHEMA_SQL_FEED_READ_FMT                                                                   \
-    SCHEMA_PAGE_GATED(SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d", "position", \
-                      "%d", "$2")
+    SCHEMA_PAGE("position > $1 ORDER BY position LIMIT %d", "position", "%d", "$2")
 
 /* Migrations: the first round trip, in ordinary mode (several statements): takes the migration
  * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one

@@ -248,7 +248,7 @@ static int64_t clamp_i64(uint64_t v) {
     return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
-/* The byte bound of a read as SCHEMA_PAGE_GATED takes it (store_t.page_bytes; 0: none). */
+/* The byte bound of a read as SCHEMA_PAGE takes it (store_t.page_bytes; 0: none). */
 static int64_t page_bytes(const pg_store_t *s) {
     size_t b = s->base.page_bytes;
     return b == 0 || b > INT64_MAX ? INT64_MAX : (int64_t)b;

@@ -142,6 +142,9 @@ static void check_page(const op_ctx_t *o, size_t bound, size_t limit, size_t sto
                      before);
 }
 
+/* The starting value of evs_event_size: other writers' events up to it fire no trigger. */
+#define SIZE_FLOOR 1024LL
+
 static long long max_data_bytes(void) {
     return atoll(sql1("SELECT max_data_bytes FROM evs_event_size"));
 }
@@ -154,14 +157,14 @@ Test(event_size, appends_raise_it_and_bounded_reads_still_cut) {
     store_t *s = open_store();
     append_sized(s, "acct-1", 100);
     size_t small = strlen("acct-1") + strlen("size.Test") + 100;
-    cr_assert_eq(max_data_bytes(), (long long)small);
+    cr_assert_eq(max_data_bytes(), SIZE_FLOOR, "it starts at the floor");
     for (int i = 0; i < 9; i++)
         append_sized(s, "acct-1", 100);
-    cr_assert_eq(max_data_bytes(), (long long)small, "small appends leave it");
+    cr_assert_eq(max_data_bytes(), SIZE_FLOOR, "small appends leave it");
     size_t one = CODEC_EVENT_OVERHEAD + small;
 
     /* No page of 10 can reach the bound: every event comes back. */
-    s->page_bytes = 10 * one;
+    s->page_bytes = 10 * (CODEC_EVENT_OVERHEAD + SIZE_FLOOR);
     op_ctx_t o = read_entity(s, "acct-1", 10, false);
     cr_assert_eq(o.n, 10);
     check_page(&o, s->page_bytes, 10, 10);
@@ -253,5 +256,45 @@ Test(event_size, migration_on_a_database_with_events) {
     cr_assert_eq(o.n, 40);
     o = read_all(s, 64);
     cr_assert_eq(o.n, 41);
+    free_store(s);
+}
+
+/* Writers other than evstored (here SQL; an evstored older than 006 alike) keep the bound through
+ * the trigger: an event over the floor raises it in the writer's own transaction, a smaller one
+ * fires nothing, and a rolled-back one leaves it. evstored's own appends skip the trigger. */
+Test(event_size, other_writers_raise_it_through_the_trigger) {
+    store_t *s = open_store();
+    append_sized(s, "acct-1", 10); /* the schema is there */
+    const char *insert = "INSERT INTO evs_events (position, event_id, entity_id, version, topic, "
+                         "stored_at, payload) SELECT nextval('evs_position_seq'), "
+                         "gen_random_uuid(), 'other', coalesce((SELECT max(version) + 1 FROM "
+                         "evs_events WHERE entity_id = 'other'), 0), 't', 0, "
+                         "convert_to(repeat('y', %d), 'UTF8')";
+    char sql[512];
+    snprintf(sql, sizeof sql, insert, 900);
+    sql1(sql);
+    cr_assert_eq(max_data_bytes(), SIZE_FLOOR);
+    char tx[1024];
+    snprintf(sql, sizeof sql, insert, 7000);
+    snprintf(tx, sizeof tx, "BEGIN; %s; ROLLBACK", sql);
+    sql1(tx);
+    cr_assert_eq(max_data_bytes(), SIZE_FLOOR, "a rolled-back insert leaves it");
+    sql1(sql);
+    cr_assert_eq(max_data_bytes(), (long long)(strlen("other") + 1 + 7000));
+    snprintf(sql, sizeof sql, insert, 3000);
+    sql1(sql);
+    cr_assert_eq(max_data_bytes(), (long long)(strlen("other") + 1 + 7000), "never lowered");
+
+    /* The daemon's reads see it: 3 events of the floor's size would fit in 4,000 bytes, but the
+     * first two take 8,232, so the third is cut. */
+    s->page_bytes = 4000;
+    cr_assert_leq(3 * (CODEC_EVENT_OVERHEAD + SIZE_FLOOR), 4000);
+    op_ctx_t o = read_entity(s, "other", 3, false);
+    cr_assert_eq(o.n, 2, "the first two whatever their size, and no more");
+    check_page(&o, s->page_bytes, 3, 3);
+
+    /* The daemon's own large append raises it by itself (the trigger skips its session). */
+    append_sized(s, "acct-1", 9000);
+    cr_assert_eq(max_data_bytes(), (long long)(strlen("acct-1") + strlen("size.Test") + 9000));
     free_store(s);
 }
