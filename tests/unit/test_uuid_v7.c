@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../client/evstore.h"
 #include "../../proto/event.h"
 #include "mp.h"
 
@@ -119,4 +120,18 @@ Test(uuid_v7, unique_across_threads) {
     for (size_t i = 1; i < (size_t)PER_THREAD * THREADS; i++)
         cr_assert_neq(memcmp(ids + 16 * i, ids + 16 * (i - 1), 16), 0, "a repeated id");
     free(ids);
+}
+
+/* libevstore's text ids: version 7, and each after the one before as text. */
+Test(uuid_v7, ordered_text_ids) {
+    char prev[37], id[37];
+    evs_ordered_id(prev);
+    for (int i = 0; i < 10000; i++) {
+        evs_ordered_id(id);
+        cr_assert_eq(strlen(id), 36);
+        cr_assert_eq(id[14], '7', "version 7: %s", id);
+        cr_assert(strchr("89ab", id[19]) != NULL, "RFC 9562 variant: %s", id);
+        cr_assert_gt(strcmp(id, prev), 0, "%s not after %s", id, prev);
+        memcpy(prev, id, sizeof id);
+    }
 }
