@@ -16,8 +16,12 @@
 --   - any other writer (psql, a tool, an evstored older than this migration) fires the trigger
 --     below for each event over 1024 bytes, which raises it in that writer's transaction. A
 --     smaller event is within the starting value and fires nothing.
--- The starting value is computed under the append lock, so no append of a daemon that holds it
--- falls between. One row, guarded by the primary key on a constant.
+-- The append lock is taken first, before the trigger's DDL locks evs_events: an append of a
+-- running daemon (which takes the append lock, then inserts) then finishes before, or waits
+-- for this migration, and never deadlocks with it; and no append falls between the starting
+-- value computed below and the trigger. One row, guarded by the primary key on a constant.
+SELECT pg_advisory_xact_lock(7433000002);
+
 CREATE TABLE evs_event_size (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     max_data_bytes bigint NOT NULL CHECK (max_data_bytes >= 1024)
@@ -40,7 +44,6 @@ WHEN (current_setting('evstore.event_size_kept', true) IS DISTINCT FROM 'on'
           coalesce(octet_length(NEW.metadata), 0) > 1024)
 EXECUTE FUNCTION evs_raise_event_size();
 
-SELECT pg_advisory_xact_lock(7433000002);
 INSERT INTO evs_event_size (max_data_bytes)
 SELECT greatest(1024, coalesce(max(octet_length(entity_id) + octet_length(topic) +
                                    octet_length(payload) + coalesce(octet_length(metadata), 0)), 0))
