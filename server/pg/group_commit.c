@@ -53,8 +53,9 @@ struct group_commit {
     pg_wire_buf_t count_param;     /* int8: the number of positions to take */
     pg_wire_buf_t last_seq_param;  /* int8: the guard's expected sequence value */
     pg_wire_buf_t insert[SCHEMA_INSERT_NPARAMS];
-    /* The largest event size stored (less CODEC_EVENT_OVERHEAD) as far as this writer knows, -1
-     * when it knows nothing; the group in flight's largest when it raises it, else -1. */
+    /* The bound on event sizes stored (evs_event_size) as far as this writer knows: at least
+     * SCHEMA_EVENT_SIZE_FLOOR; and the group in flight's largest event when it raises it, else
+     * -1 (both less CODEC_EVENT_OVERHEAD). */
     int64_t size_known, size_raising;
     pg_wire_buf_t size_param;
     /* The fast path (migrations/003_append_guard.sql). */
@@ -613,7 +614,8 @@ group_commit_t *gc_new(pg_conn_t *writer) {
     group_commit_t *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->w = writer;
-    g->size_known = g->size_raising = -1;
+    g->size_known = SCHEMA_EVENT_SIZE_FLOOR;
+    g->size_raising = -1;
     return g;
 }
 
@@ -691,7 +693,7 @@ void gc_set_held(group_commit_t *g, bool held) {
 
 void gc_on_ready(group_commit_t *g) {
     vcache_invalidate(&g->cache); /* a new session: nothing is known */
-    g->size_known = -1;
+    g->size_known = SCHEMA_EVENT_SIZE_FLOOR;
     prepare(g);
     start_next(g);
 }

@@ -204,7 +204,9 @@ enum {
 };
 
 /* SCHEMA_RAISE_SIZE: the group's largest event size less CODEC_EVENT_OVERHEAD (int8); no result
- * rows. */
+ * rows. evs_event_size never holds less than SCHEMA_EVENT_SIZE_FLOOR, so a group whose events are
+ * all within it needs no raise. */
+#define SCHEMA_EVENT_SIZE_FLOOR 1024
 enum { SCHEMA_RAISE_SIZE_P_BYTES };
 
 /* ---------------------------------------------------------------- unprepared statements */

@@ -15,6 +15,7 @@
 
 #include "../../proto/codec.h"
 #include "../../server/pg/migrations.h"
+#include "../../server/pg/schema.h"
 #include "../../server/pg/store.h"
 #include "../../server/store.h"
 
@@ -143,7 +144,7 @@ static void check_page(const op_ctx_t *o, size_t bound, size_t limit, size_t sto
 }
 
 /* The starting value of evs_event_size: other writers' events up to it fire no trigger. */
-#define SIZE_FLOOR 1024LL
+#define SIZE_FLOOR ((long long)SCHEMA_EVENT_SIZE_FLOOR)
 
 static long long max_data_bytes(void) {
     return atoll(sql1("SELECT max_data_bytes FROM evs_event_size"));
