@@ -802,6 +802,11 @@ EVS_API int evs_repository_contains(evs_repository_t *r, const char *id, bool *o
 /* Writes a random UUID as 36 characters plus NUL into out (handy for entity ids). */
 EVS_API void evs_random_id(char out[37]);
 
+/* Writes a time-ordered UUID (version 7, RFC 9562) as 36 characters plus NUL into out: each one
+ * this process makes sorts after the one before (as text too), which keeps index inserts of
+ * new ids at one end of a B-tree. */
+EVS_API void evs_ordered_id(char out[37]);
+
 /* ================================================================ end of the domain layer */
 
 #ifdef __cplusplus

@@ -168,8 +168,9 @@ static void op_ping(conn_t *c, codec_request_t *req) {
 
 /* ---------------------------------------------------------------- append */
 
-/* Random event ids come from a pool filled 256 at a time by one getrandom call (the daemon never
- * forks, so the pool is never shared with another process). */
+/* Event ids are time-ordered (version 7) UUIDs, stamped when drawn on random bytes from a pool
+ * filled 256 ids at a time by one getrandom call (the daemon never forks, so the pool is never
+ * shared with another process). */
 static uint8_t id_pool[256 * 16];
 static size_t id_pool_left;
 
@@ -181,6 +182,7 @@ static int draw_event_id(uint8_t id[16]) {
     id_pool_left--;
     memcpy(id, id_pool + 16 * id_pool_left, 16);
     memset(id_pool + 16 * id_pool_left, 0, 16);
+    evs_uuid_v7_stamp(id);
     return 0;
 }
 
