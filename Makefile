@@ -15,7 +15,7 @@ PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 
-PKGS    := libuv msgpack libpq jansson uuid
+PKGS    := libuv msgpack libpq jansson uuid openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)

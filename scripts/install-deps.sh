@@ -3,7 +3,7 @@
 # PostgreSQL server for the tests). Does nothing when all are there; apt-get runs non-interactively
 # and only then. Needs root (or sudo) only when something is missing.
 set -eu
-pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
+pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libssl-dev libcriterion-dev libjansson-dev
       uuid-dev uthash-dev postgresql procps
       systemd man-db binutils
       clang-format-14"  # systemd-analyze, man --warnings, objdump: tests/service; the format check
