@@ -12,9 +12,6 @@
 
 #include "codec.h"
 
-/* The longest token an auth request may carry, in bytes. */
-#define CODEC_MAX_TOKEN 1024
-
 /* Bits of codec_request_t.present: which argument keys the request carried. */
 enum {
     ARG_EVENTS = 1u << 0,

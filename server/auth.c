@@ -103,8 +103,8 @@ static bool next_field(line_t *l, const char **f, size_t *len) {
 }
 
 static bool name_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '@' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '@' || c == '-';
 }
 
 /* A prefix or cert-cn: printable ASCII or UTF-8 bytes, no blank, no comma (the list separator). */

@@ -501,8 +501,7 @@ static bool op_allowed(conn_t *c, const codec_request_t *req, const char *op, au
 /* Whether the principal's write or delete permission covers every entity the request touches
  * (a prefix-limited permission may not): an append touching one entity outside them is refused
  * whole, nothing stored. Replies forbidden when not. */
-static bool entities_allowed(conn_t *c, const codec_request_t *req, const char *op,
-                             auth_perm_t perm) {
+static bool entities_allowed(conn_t *c, const codec_request_t *req, auth_perm_t perm) {
     if (!c->srv->auth || (perm != AUTH_WRITE && perm != AUTH_DELETE)) return true;
     const char *denied = NULL;
     for (size_t i = 0; !denied && i < req->nevents; i++)
@@ -514,9 +513,9 @@ static bool entities_allowed(conn_t *c, const codec_request_t *req, const char *
     if (!denied) return true;
     codec_error_t err;
     codec_error_set(&err, EVS_EFORBIDDEN,
-                    "%s lacks the %s permission for entity \"%.*s\": its %s is limited to "
-                    "prefixes; nothing was done",
-                    c->principal->name, auth_perm_name(perm), 255, denied, op);
+                    "%s lacks the %s permission for entity \"%.*s\" (its %s permission is "
+                    "limited to entity-id prefixes); nothing was done",
+                    c->principal->name, auth_perm_name(perm), 255, denied, auth_perm_name(perm));
     dispatch_reply_error(c, true, req->id, &err);
     return false;
 }
@@ -601,7 +600,7 @@ static void run_op(conn_t *c, codec_request_t *req) {
         dispatch_reply_error(c, true, req->id, &err);
         return;
     }
-    if (!entities_allowed(c, req, op_table[i].name, op_table[i].perm)) return;
+    if (!entities_allowed(c, req, op_table[i].perm)) return;
     op_table[i].handler(c, req);
 }
 
