@@ -93,30 +93,40 @@ listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t 
     return l;
 }
 
-/* Takes PATH.lock (created if needed, never removed) with flock: the daemon holding it owns the
- * socket at path. Returns the locked fd, or -1 with why set: a second daemon given the same path
- * refuses to start instead of taking the socket over. */
+/* Takes PATH.lock with flock: the daemon holding it owns the socket at path (and removes both
+ * when it stops). Returns the locked fd, or -1 with why set: a second daemon given the same path
+ * refuses to start instead of taking the socket over. A lock taken on a file that its owner
+ * removed meanwhile is no lock: the path must still name the locked file, else it is tried
+ * again. */
 static int lock_unix_path(const char *path, char *why, size_t whylen) {
     char lock[sizeof((listener_t *)0)->path + 8];
     snprintf(lock, sizeof lock, "%s.lock", path);
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(why, whylen, "--unix %s: cannot open %s: %s", path, lock, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(why, whylen, "--unix %s: cannot open %s: %s", path, lock, strerror(errno));
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            close(fd);
+            if (e == EWOULDBLOCK)
+                snprintf(why, whylen,
+                         "--unix %s: another evstored serves this socket (it holds %s); not "
+                         "taking it over",
+                         path, lock);
+            else
+                snprintf(why, whylen, "--unix %s: cannot lock %s: %s", path, lock, strerror(e));
+            return -1;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(lock, &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino)
+            return fd;
         close(fd);
-        if (e == EWOULDBLOCK)
-            snprintf(why, whylen,
-                     "--unix %s: another evstored serves this socket (it holds %s); not taking "
-                     "it over",
-                     path, lock);
-        else
-            snprintf(why, whylen, "--unix %s: cannot lock %s: %s", path, lock, strerror(e));
-        return -1;
     }
-    return fd;
+    snprintf(why, whylen, "--unix %s: %s keeps changing: another evstored is starting", path, lock);
+    return -1;
 }
 
 /* Gives the bound socket the group and mode of the unix_group and unix_mode options. */
@@ -192,7 +202,13 @@ listener_t *listener_unix(server_t *srv, const char *path, char *why, size_t why
 static void on_listener_closed(uv_handle_t *h) {
     listener_t *l = h->data;
     if (l->is_unix && l->path[0]) unlink(l->path);
-    if (l->lock_fd >= 0) close(l->lock_fd); /* after the unlink: the path is never another's */
+    if (l->lock_fd >= 0) {
+        /* Removed while still held, so that the next daemon's lock is on a new file. */
+        char lock[sizeof l->path + 8];
+        snprintf(lock, sizeof lock, "%s.lock", l->path);
+        if (l->path[0]) unlink(lock);
+        close(l->lock_fd);
+    }
     free(l);
 }
 
