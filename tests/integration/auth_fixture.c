@@ -50,8 +50,10 @@ void auth_daemon_start(test_daemon_t *d, bool own_unix) {
     char text[2048], perms[128];
     snprintf(perms, sizeof perms, "read,write:%s-orders-", tprefix());
     int at = snprintf(text, sizeof text, "# the auth tests' principals\n");
-    at += snprintf(text + at, sizeof text - (size_t)at, "%s", auth_line("reader", "read", AUTH_READER));
-    at += snprintf(text + at, sizeof text - (size_t)at, "%s", auth_line("orders", perms, AUTH_ORDERS));
+    at += snprintf(text + at, sizeof text - (size_t)at, "%s",
+                   auth_line("reader", "read", AUTH_READER));
+    at += snprintf(text + at, sizeof text - (size_t)at, "%s",
+                   auth_line("orders", perms, AUTH_ORDERS));
     at += snprintf(text + at, sizeof text - (size_t)at, "%s",
                    auth_line("admin", "admin,read,write,delete", AUTH_ADMIN));
     snprintf(text + at, sizeof text - (size_t)at, "local read,write uid:%u\n", (unsigned)getuid());

@@ -108,9 +108,8 @@ static size_t events_of(const char *entity) {
 }
 
 static const char *const guarded_ops[] = {
-    "append",      "get-by-entity", "get-by-topic",  "get-by-id",    "read-all",
-    "subscribe",   "unsubscribe",   "delete-entity", "put-snapshot", "get-snapshot",
-    "stats",       "config",
+    "append",      "get-by-entity", "get-by-topic", "get-by-id",    "read-all", "subscribe",
+    "unsubscribe", "delete-entity", "put-snapshot", "get-snapshot", "stats",    "config",
 };
 #define NGUARDED (sizeof guarded_ops / sizeof guarded_ops[0])
 

@@ -46,7 +46,8 @@ Test(auth_startup, a_non_loopback_listen_needs_an_auth_file_or_the_opt_out) {
     cr_assert_eq(rc, 0, "the opt-out is accepted: %s", out);
     auth_file_write(auth_line("admin", "admin", AUTH_ADMIN));
     char args[256];
-    snprintf(args, sizeof args, "--listen 0.0.0.0:7999 --store memory --auth-file %s --check-config",
+    snprintf(args, sizeof args,
+             "--listen 0.0.0.0:7999 --store memory --auth-file %s --check-config",
              auth_file_path());
     rc = run_evstored(args, out, sizeof out);
     cr_assert_eq(rc, 0, "an auth_file is accepted: %s", out);
@@ -117,8 +118,7 @@ Test(auth_startup, admin_sees_config_with_the_store_password_masked_in_every_spe
     char kv[1024] = "", store[1200];
     size_t at = 0;
     for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (o->val)
-            at += (size_t)snprintf(kv + at, sizeof kv - at, "%s=%s ", o->keyword, o->val);
+        if (o->val) at += (size_t)snprintf(kv + at, sizeof kv - at, "%s=%s ", o->keyword, o->val);
     PQconninfoFree(opts);
 
     snprintf(store, sizeof store, "%spassword = s3cret", kv);

@@ -30,12 +30,12 @@ static void parse_bad(const char *text, size_t len, const char *want) {
 }
 
 Test(auth_file, the_sample_file_parses_into_its_principals) {
-    auth_table_t *t = parse_ok("# NAME PERMISSIONS CREDENTIALS\n"
-                               "\n"
-                               "orders  read,write:orders-,write:carts-  token-sha256:" TEST_SHA
-                               "\n"
-                               "auditor read   cert-cn:auditor.example   # a comment\r\n"
-                               "ops     admin  uid:0 uid:1000\n");
+    auth_table_t *t =
+        parse_ok("# NAME PERMISSIONS CREDENTIALS\n"
+                 "\n"
+                 "orders  read,write:orders-,write:carts-  token-sha256:" TEST_SHA "\n"
+                 "auditor read   cert-cn:auditor.example   # a comment\r\n"
+                 "ops     admin  uid:0 uid:1000\n");
     cr_assert_eq(auth_table_size(t), 3);
     const auth_principal_t *p = auth_find_token(t, "test", 4);
     cr_assert_not_null(p);
