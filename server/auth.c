@@ -12,7 +12,7 @@
 
 struct auth_table {
     auth_principal_t *principals;
-    size_t n, cap;
+    size_t n;
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -56,13 +56,17 @@ size_t auth_table_size(const auth_table_t *t) {
 }
 
 /* Grows the array *v of *n elements of size bytes by one zeroed element; NULL when out of
- * memory. */
+ * memory. The capacity is the power of two at or above *n, so it doubles when *n reaches one:
+ * a file of many lines is parsed in linear time. */
 static void *grow(void *v, size_t *n, size_t size) {
-    if (*n >= SIZE_MAX / size - 1) return NULL;
-    uint8_t *p = realloc(*(void **)v, (*n + 1) * size);
-    if (!p) return NULL;
+    if (*n >= SIZE_MAX / size / 2) return NULL;
+    uint8_t *p = *(uint8_t **)v;
+    if ((*n & (*n - 1)) == 0) { /* 0 or a power of two: full */
+        p = realloc(p, (*n ? 2 * *n : 1) * size);
+        if (!p) return NULL;
+        *(void **)v = p;
+    }
     memset(p + *n * size, 0, size);
-    *(void **)v = p;
     return p + (*n)++ * size;
 }
 
@@ -170,24 +174,8 @@ static int hex_digit(char c) {
     return -1;
 }
 
-/* Whether a credential of t (the principals before the one being parsed) or of p already
- * names what the credential being added names: one of hash, uid or cn. */
-static bool credential_taken(const auth_table_t *t, const auth_principal_t *p, const uint8_t *hash,
-                             const uid_t *uid, const char *cn, size_t cnlen) {
-    for (size_t i = 0; i <= t->n; i++) {
-        const auth_principal_t *q = i < t->n ? &t->principals[i] : p;
-        for (size_t k = 0; hash && k < q->ntokens; k++)
-            if (memcmp(q->token_sha256[k], hash, 32) == 0) return true;
-        for (size_t k = 0; uid && k < q->nuids; k++)
-            if (q->uids[k] == *uid) return true;
-        for (size_t k = 0; cn && k < q->ncert_cns; k++)
-            if (equals(cn, cnlen, q->cert_cns[k])) return true;
-    }
-    return false;
-}
-
-static int parse_credential(const auth_table_t *t, auth_principal_t *p, const line_t *l,
-                            const char *s, size_t len, char *err, size_t errlen) {
+static int parse_credential(auth_principal_t *p, const line_t *l, const char *s, size_t len,
+                            char *err, size_t errlen) {
     if (starts(s, len, "token-sha256:")) {
         const char *hex = s + 13;
         uint8_t hash[32];
@@ -200,8 +188,6 @@ static int parse_credential(const auth_table_t *t, auth_principal_t *p, const li
                 return fail(err, errlen, "line %d: token-sha256 holds a non-hex character", l->no);
             hash[i] = (uint8_t)(hi << 4 | lo);
         }
-        if (credential_taken(t, p, hash, NULL, NULL, 0))
-            return fail(err, errlen, "line %d: this token-sha256 is given twice", l->no);
         uint8_t(*slot)[32] = grow(&p->token_sha256, &p->ntokens, sizeof *slot);
         if (!slot) return NOMEM(l);
         memcpy(*slot, hash, 32);
@@ -218,8 +204,6 @@ static int parse_credential(const auth_table_t *t, auth_principal_t *p, const li
         }
         if (v >= UINT32_MAX) return fail(err, errlen, "line %d: uid %llu is too large", l->no, v);
         uid_t uid = (uid_t)v;
-        if (credential_taken(t, p, NULL, &uid, NULL, 0))
-            return fail(err, errlen, "line %d: uid:%llu is given twice", l->no, v);
         uid_t *slot = grow(&p->uids, &p->nuids, sizeof *slot);
         if (!slot) return NOMEM(l);
         *slot = uid;
@@ -231,8 +215,6 @@ static int parse_credential(const auth_table_t *t, auth_principal_t *p, const li
         if (!value_ok(cn, cnlen, AUTH_NAME_MAX))
             return fail(err, errlen, "line %d: cert-cn needs 1 to %d bytes without blanks", l->no,
                         AUTH_NAME_MAX);
-        if (credential_taken(t, p, NULL, NULL, cn, cnlen))
-            return fail(err, errlen, "line %d: cert-cn:%.*s is given twice", l->no, (int)cnlen, cn);
         if (add_string(&p->cert_cns, &p->ncert_cns, cn, cnlen)) return NOMEM(l);
         return 0;
     }
@@ -242,8 +224,7 @@ static int parse_credential(const auth_table_t *t, auth_principal_t *p, const li
 }
 
 /* Parses one line (comment removed) into p: NAME PERMISSIONS CREDENTIAL... */
-static int parse_line(const auth_table_t *t, auth_principal_t *p, line_t *l, char *err,
-                      size_t errlen) {
+static int parse_line(auth_principal_t *p, line_t *l, char *err, size_t errlen) {
     const char *f;
     size_t len;
     next_field(l, &f, &len);
@@ -257,8 +238,7 @@ static int parse_line(const auth_table_t *t, auth_principal_t *p, line_t *l, cha
     char name[AUTH_NAME_MAX + 1];
     memcpy(name, f, len);
     name[len] = '\0';
-    if (auth_find_name(t, name))
-        return fail(err, errlen, "line %d: principal %s is defined twice", l->no, name);
+    p->line = l->no;
     if (!(p->name = strdup(name))) return NOMEM(l);
 
     if (!next_field(l, &f, &len))
@@ -273,7 +253,7 @@ static int parse_line(const auth_table_t *t, auth_principal_t *p, line_t *l, cha
     }
     size_t ncred = 0;
     while (next_field(l, &f, &len)) {
-        if (parse_credential(t, p, l, f, len, err, errlen)) return -1;
+        if (parse_credential(p, l, f, len, err, errlen)) return -1;
         ncred++;
     }
     if (ncred == 0)
@@ -281,6 +261,65 @@ static int parse_line(const auth_table_t *t, auth_principal_t *p, line_t *l, cha
                     "line %d: %s has no credentials (token-sha256:HEX, uid:N or cert-cn:NAME)",
                     l->no, name);
     return 0;
+}
+
+/* One name or credential of the table, for the check that none is given twice. */
+typedef struct key_ref {
+    int kind; /* 0 name, 1 token-sha256, 2 uid, 3 cert-cn */
+    const void *key;
+    size_t len;
+    int line;
+} key_ref_t;
+
+static int key_cmp(const void *a, const void *b) {
+    const key_ref_t *x = a, *y = b;
+    if (x->kind != y->kind) return x->kind - y->kind;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->key, y->key, x->len);
+    if (c) return c;
+    return x->line - y->line;
+}
+
+/* Fails, naming the later line, when two principals have the same name or one credential names
+ * two principals (or one twice). Sorting keeps this O(n log n) on a file of any size. */
+static int check_unique(const auth_table_t *t, char *err, size_t errlen) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        n += 1 + t->principals[i].ntokens + t->principals[i].nuids + t->principals[i].ncert_cns;
+    if (n < 2) return 0;
+    key_ref_t *keys = malloc(n * sizeof *keys);
+    if (!keys) return fail(err, errlen, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const auth_principal_t *p = &t->principals[i];
+        keys[k++] = (key_ref_t){0, p->name, strlen(p->name), p->line};
+        for (size_t j = 0; j < p->ntokens; j++)
+            keys[k++] = (key_ref_t){1, p->token_sha256[j], 32, p->line};
+        for (size_t j = 0; j < p->nuids; j++)
+            keys[k++] = (key_ref_t){2, &p->uids[j], sizeof p->uids[j], p->line};
+        for (size_t j = 0; j < p->ncert_cns; j++)
+            keys[k++] = (key_ref_t){3, p->cert_cns[j], strlen(p->cert_cns[j]), p->line};
+    }
+    qsort(keys, n, sizeof *keys, key_cmp);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++) {
+        const key_ref_t *a = &keys[i - 1], *b = &keys[i];
+        if (a->kind != b->kind || a->len != b->len || memcmp(a->key, b->key, a->len) != 0) continue;
+        if (b->kind == 0)
+            rc = fail(err, errlen, "line %d: principal %s is defined twice (first on line %d)",
+                      b->line, (const char *)b->key, a->line);
+        else if (b->kind == 1)
+            rc = fail(err, errlen, "line %d: this token-sha256 is given twice (also on line %d)",
+                      b->line, a->line);
+        else if (b->kind == 2)
+            rc = fail(err, errlen, "line %d: uid:%u is given twice (also on line %d)", b->line,
+                      (unsigned)*(const uid_t *)b->key, a->line);
+        else
+            rc = fail(err, errlen, "line %d: cert-cn:%s is given twice (also on line %d)", b->line,
+                      (const char *)b->key, a->line);
+    }
+    free(keys);
+    return rc;
 }
 
 int auth_table_parse(const char *text, size_t len, auth_table_t **out, char *err, size_t errlen) {
@@ -309,13 +348,9 @@ int auth_table_parse(const char *text, size_t len, auth_table_t **out, char *err
             fail(err, errlen, "line %d: out of memory", no);
             goto failed;
         }
-        t->n--; /* not in the table until it is whole (credential_taken looks at it apart) */
-        if (parse_line(t, pr, &l, err, errlen) != 0) {
-            principal_free(pr);
-            goto failed;
-        }
-        t->n++;
+        if (parse_line(pr, &l, err, errlen) != 0) goto failed; /* freed with the table */
     }
+    if (check_unique(t, err, errlen) != 0) goto failed;
     *out = t;
     return 0;
 failed:

@@ -35,6 +35,7 @@ typedef enum auth_perm { AUTH_NONE, AUTH_READ, AUTH_WRITE, AUTH_DELETE, AUTH_ADM
 
 typedef struct auth_principal {
     char *name;
+    int line; /* of the auth_file */
     bool read, admin;
     bool write_all, delete_all; /* write / delete without a prefix */
     char **write_prefixes, **delete_prefixes;

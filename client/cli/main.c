@@ -514,6 +514,7 @@ int main(int argc, char **argv) {
     if (i >= argc) return usage(NULL, NULL);
     const char *cmd = argv[i];
     if (strcmp(cmd, "token") == 0) return token_main(argc - i - 1, argv + i + 1);
+    if (token) setenv("EVSTORE_TOKEN", token, 1); /* for bench's connections too */
     if (strcmp(cmd, "bench") == 0) return bench_main(addr, argc - i - 1, argv + i + 1);
     if (strcmp(cmd, "tail") == 0) return tail_main(addr, timeout_ms, argc - i - 1, argv + i + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {

@@ -3,8 +3,11 @@
  * EVS_EUNAUTHORIZED, permissions come back as EVS_EFORBIDDEN, a stream sends its token on every
  * reconnect, and the asynchronous context sends it before its first append. */
 #include <criterion/criterion.h>
+#include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <uv.h>
 
 #include <evstore.h>
@@ -164,5 +167,48 @@ Test(auth_client, the_async_context_authenticates_before_its_first_append) {
     cr_assert_eq(async_append(&loop, "wrong", tname("orders-a")), EVS_EUNAUTHORIZED);
     cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     cr_assert_eq(uv_loop_close(&loop), 0, "a libuv handle was left open");
+    cr_assert_eq(test_daemon_stop(&daemon_), 0);
+}
+
+/* The evstore CLI next to the daemon binary. */
+static void cli_path(char *out, size_t len) {
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", test_evstored_bin());
+    snprintf(out, len, "%s/evstore", dirname(copy));
+}
+
+Test(auth_client, evstore_token_new_prints_a_token_and_the_line_that_grants_it) {
+    char cli[512], cmd[2048], token[128] = "", line[256] = "", again[128] = "";
+    cli_path(cli, sizeof cli);
+    snprintf(cmd, sizeof cmd, "'%s' token new tester read,write:t- && '%s' token new", cli, cli);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_not_null(fgets(token, sizeof token, p));
+    cr_assert_not_null(fgets(line, sizeof line, p));
+    cr_assert_not_null(fgets(again, sizeof again, p));
+    pclose(p);
+    token[strcspn(token, "\n")] = '\0';
+    cr_assert_eq(strlen(token), 64, "256 bits in hex: %s", token);
+    cr_assert_eq(strspn(token, "0123456789abcdef"), 64);
+    cr_assert_str_eq(line, auth_line("tester", "read,write:t-", token));
+    again[strcspn(again, "\n")] = '\0';
+    cr_assert_str_neq(again, token, "each token is new");
+
+    /* The printed line, as an auth_file, lets the CLI in with --token. */
+    auth_file_write(line);
+    const char *extra[] = {"--auth-file", auth_file_path(), NULL};
+    test_daemon_token = token;
+    cr_assert_eq(test_daemon_launch(&daemon_, test_store(), false, extra), 0);
+    snprintf(cmd, sizeof cmd, "'%s' -s %s --token %s all --limit 1 >/dev/null 2>&1", cli,
+             daemon_.addr, token);
+    cr_assert_eq(system(cmd), 0, "evstore --token is let in");
+    snprintf(cmd, sizeof cmd, "'%s' -s %s all --limit 1 2>&1", cli, daemon_.addr);
+    p = popen(cmd, "r");
+    char out[512] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "without a token: %s", out);
+    cr_assert_not_null(strstr(out, "unauthorized"), "%s", out);
     cr_assert_eq(test_daemon_stop(&daemon_), 0);
 }
