@@ -93,6 +93,21 @@ listener_t *listener_tcp(server_t *srv, const char *hostport, char *why, size_t 
     return l;
 }
 
+/* Removes the socket (when socket_too: it was bound) and the lock file of a Unix listener that
+ * owns them (the lock file while still held, so that the next daemon's lock is on a new file),
+ * and releases the lock. */
+static void remove_unix_files(listener_t *l, bool socket_too) {
+    if (l->is_unix && l->path[0]) {
+        char lock[sizeof l->path + 8];
+        snprintf(lock, sizeof lock, "%s.lock", l->path);
+        if (socket_too) unlink(l->path);
+        unlink(lock);
+        l->path[0] = '\0';
+    }
+    if (l->lock_fd >= 0) close(l->lock_fd);
+    l->lock_fd = -1;
+}
+
 /* Takes PATH.lock with flock: the daemon holding it owns the socket at path (and removes both
  * when it stops). Returns the locked fd, or -1 with why set: a second daemon given the same path
  * refuses to start instead of taking the socket over. A lock taken on a file that its owner
@@ -180,19 +195,14 @@ listener_t *listener_unix(server_t *srv, const char *path, char *why, size_t why
     mode_t old_umask = srv->cfg.unix_mode ? umask(0177) : 0;
     int rc = uv_pipe_bind(&l->h.pipe, path);
     if (srv->cfg.unix_mode) umask(old_umask);
-    if (rc) {
+    bool bound = rc == 0; /* else what is at path is not ours to remove */
+    if (rc) snprintf(why, whylen, "cannot listen on %s: %s", path, uv_strerror(rc));
+    if (!rc && set_unix_owner(&srv->cfg, path, why, whylen) != 0) rc = -1;
+    if (!rc && (rc = uv_listen(&l->h.stream, 511, on_connection)) != 0)
         snprintf(why, whylen, "cannot listen on %s: %s", path, uv_strerror(rc));
-        l->path[0] = '\0';
-        listener_close(l);
-        return NULL;
-    }
-    if (set_unix_owner(&srv->cfg, path, why, whylen) != 0) {
-        listener_close(l);
-        return NULL;
-    }
-    rc = uv_listen(&l->h.stream, 511, on_connection);
     if (rc) {
-        snprintf(why, whylen, "cannot listen on %s: %s", path, uv_strerror(rc));
+        /* Now: the daemon exits without running the loop that would close the handle. */
+        remove_unix_files(l, bound);
         listener_close(l);
         return NULL;
     }
@@ -201,14 +211,7 @@ listener_t *listener_unix(server_t *srv, const char *path, char *why, size_t why
 
 static void on_listener_closed(uv_handle_t *h) {
     listener_t *l = h->data;
-    if (l->is_unix && l->path[0]) unlink(l->path);
-    if (l->lock_fd >= 0) {
-        /* Removed while still held, so that the next daemon's lock is on a new file. */
-        char lock[sizeof l->path + 8];
-        snprintf(lock, sizeof lock, "%s.lock", l->path);
-        if (l->path[0]) unlink(lock);
-        close(l->lock_fd);
-    }
+    remove_unix_files(l, true);
     free(l);
 }
 

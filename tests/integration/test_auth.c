@@ -260,6 +260,10 @@ static uint64_t reloads_failed(void) {
 
 Test(auth, sighup_applies_a_changed_auth_file_and_keeps_the_old_one_when_bad) {
     auth_daemon_start(&fx_daemon, false);
+    /* Open connections: orders will be gone from the new file, reader will stay. */
+    int orders = fx_connect(), reader = fx_connect();
+    auth_as(orders, AUTH_ORDERS, "orders");
+    auth_as(reader, AUTH_READER, "reader");
     int fd = fx_connect();
     reply_t rep = send_auth(fd, 1, "rotated-token-0123456789");
     cr_assert_str_eq(reply_code(&rep), "unauthorized");
@@ -288,5 +292,12 @@ Test(auth, sighup_applies_a_changed_auth_file_and_keeps_the_old_one_when_bad) {
     cr_assert_str_eq(reply_code(&rep), "unauthorized", "the old token is refused");
     reply_free(&rep);
     close(fd);
+    /* The connections opened before keep the principal of their name, if it is still there. */
+    send_op(reader, "read-all", 60);
+    reply_free((reply_t[]){fx_expect_ok(reader, 60)});
+    send_op(orders, "read-all", 61);
+    fx_expect_error(orders, "unauthorized", 61);
+    close(reader);
+    close(orders);
     fx_finish();
 }

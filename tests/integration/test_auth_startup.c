@@ -77,6 +77,33 @@ Test(auth_startup, a_second_daemon_on_the_same_unix_socket_refuses_to_start) {
     fx_finish();
 }
 
+Test(auth_startup, the_unix_socket_gets_the_mode_and_group_asked_for) {
+    char group[16];
+    snprintf(group, sizeof group, "%u", (unsigned)getgid());
+    const char *extra[] = {"--unix-mode", "0640", "--unix-group", group, NULL};
+    cr_assert_eq(test_daemon_launch(&fx_daemon, test_store(), true, extra), 0);
+    struct stat st;
+    cr_assert_eq(stat(fx_daemon.unix_path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0640, "mode %o", (unsigned)(st.st_mode & 0777));
+    cr_assert_eq(st.st_gid, getgid());
+    char lock[160];
+    snprintf(lock, sizeof lock, "%s.lock", fx_daemon.unix_path);
+    cr_assert_eq(stat(lock, &st), 0, "the daemon holds PATH.lock");
+    fx_finish();
+    cr_assert_neq(stat(lock, &st), 0, "the lock file is removed at exit");
+
+    char out[4096];
+    int rc = run_evstored("--unix-mode 0999 --check-config", out, sizeof out);
+    cr_assert_eq(rc, 1, "a mode that is not octal is refused: %s", out);
+    rc = run_evstored("--unix /tmp/evs-no-such-group.sock --unix-group no-such-group-x "
+                      "--listen 127.0.0.1:0 --store memory",
+                      out, sizeof out);
+    cr_assert_eq(rc, 1, "an unknown group is refused: %s", out);
+    cr_assert_not_null(strstr(out, "no-such-group-x"), "%s", out);
+    cr_assert_neq(stat("/tmp/evs-no-such-group.sock", &st), 0, "the socket was removed");
+    cr_assert_neq(stat("/tmp/evs-no-such-group.sock.lock", &st), 0, "the lock file was removed");
+}
+
 /* Starts a daemon on store with the default auth_file, reads config as admin and checks that
  * the store's value hides every secret (none of them appears, "***" does). */
 static void check_masked(const char *store, const char *const *secrets) {
