@@ -34,6 +34,7 @@ typedef struct async_req {
     void *privdata;
     uint32_t nevents;
     bool answered;
+    bool is_auth; /* the context's own auth request (evs_options_t.token) */
 } async_req_t;
 
 /* ASYNC_HANDSHAKE: connected, the TLS handshake under way (only with TLS). */
@@ -223,6 +224,40 @@ static bool finish_connect(evs_async_t *ac) {
     return p->state == ASYNC_CONNECTED;
 }
 
+static int ring_reserve(struct evs_async_priv *p);
+
+/* Queues an auth request with token (nothing when it is NULL or ""), the first frame the
+ * connection sends; a refusal kills the context with the server's error. */
+static void queue_auth(evs_async_t *ac, const char *token) {
+    struct evs_async_priv *p = ac->priv;
+    size_t len = token ? strlen(token) : 0;
+    if (len == 0) return;
+    if (len > CODEC_MAX_TOKEN) {
+        async_kill(ac, EVS_EINVAL, "a token is 1 to %d bytes", CODEC_MAX_TOKEN);
+        return;
+    }
+    if (ring_reserve(p) < 0) {
+        async_kill(ac, EVS_ENOMEM, "out of memory");
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = codec_frame_begin(&p->wbuf);
+    codec_packer_init(&pk, &p->wbuf);
+    msgpack_pack_map(&pk, 3);
+    codec_pack_key(&pk, "op");
+    codec_pack_cstr(&pk, "auth");
+    codec_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, p->base_id + p->count);
+    codec_pack_key(&pk, "token");
+    msgpack_pack_str_with_body(&pk, token, len);
+    if (codec_frame_end(&p->wbuf, start, UINT32_MAX) < 0) {
+        async_kill(ac, EVS_ENOMEM, "out of memory");
+        return;
+    }
+    p->ring[(p->head + p->count) & (p->cap - 1)] = (async_req_t){.is_auth = true};
+    p->count++;
+}
+
 EVS_API evs_async_t *evs_async_connect(const evs_options_t *opts) {
     evs_options_t o = {0};
     if (opts) o = *opts;
@@ -247,9 +282,12 @@ EVS_API evs_async_t *evs_async_connect(const evs_options_t *opts) {
     frame_reader_init(&p->reader, p->max_reply);
     msgpack_unpacked_init(&p->frame);
     char err[300];
-    if (start_connect(ac, o.addr) == 0 && (tls || o.tls) &&
-        !(p->tls = client_tls_new(ac->fd, o.addr, o.tls, err, sizeof err)))
-        async_kill(ac, EVS_EIO, "%s (%s)", err, o.addr);
+    if (start_connect(ac, o.addr) == 0) {
+        if ((tls || o.tls) && !(p->tls = client_tls_new(ac->fd, o.addr, o.tls, err, sizeof err)))
+            async_kill(ac, EVS_EIO, "%s (%s)", err, o.addr);
+        else
+            queue_auth(ac, o.token ? o.token : getenv("EVSTORE_TOKEN"));
+    }
     return ac;
 }
 
@@ -415,6 +453,13 @@ static int handle_frame(evs_async_t *ac, const uint8_t *body, size_t len) {
     async_req_t *req = find_request(p, oid);
     if (!req) return async_kill(ac, EVS_EPROTOCOL, "a reply to a request that was not sent");
     evs_async_reply_t reply = {.errstr = s->errstr, .detail = &s->detail};
+    if (req->is_auth) {
+        req->answered = true;
+        ring_pop_answered(p);
+        if (ok->via.boolean) return 0;
+        int code = client_take_server_error(s, obj);
+        return async_kill(ac, code, "auth: %s", s->errstr);
+    }
     if (!ok->via.boolean) {
         reply.err = client_take_server_error(s, obj);
         if (reply.err == EVS_EPROTOCOL) return async_kill(ac, s->err, "%s", s->errstr);

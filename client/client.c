@@ -252,6 +252,13 @@ EVS_API evs_context_t *evs_connect_with_options(const evs_options_t *opts) {
                                 : connect_tcp(c, o.addr, o.timeout_ms);
     if (r == 0 && (tls || o.tls)) r = client_tls_connect(c, o.addr, o.tls, deadline);
     if (r < 0) p->dead = true; /* even for EVS_EINVAL: a context that never connected is dead */
+    const char *token = o.token ? o.token : getenv("EVSTORE_TOKEN");
+    if (r == 0 && token && *token && evs_auth(c, token, NULL, 0) != 0 && !p->dead) {
+        /* A connection the daemon does not serve is of no use: dead, with the server's error. */
+        p->dead = true;
+        close(c->fd);
+        c->fd = -1;
+    }
     return c;
 }
 
@@ -620,6 +627,28 @@ EVS_API int evs_store_info(evs_context_t *c, char store_id[EVS_STORE_ID_LEN], ui
     v = codec_map_get(res, "head");
     if (head && v && !obj_uint(v, head))
         return client_fail(c, EVS_EPROTOCOL, "a ping reply with a bad head");
+    return 0;
+}
+
+EVS_API int evs_auth(evs_context_t *c, const char *token, char *principal, size_t cap) {
+    if (principal && cap) principal[0] = '\0';
+    int r = client_begin(c);
+    if (r) return r;
+    size_t len = token ? strlen(token) : 0;
+    if (len == 0 || len > CODEC_MAX_TOKEN)
+        return client_fail(c, EVS_EINVAL, "a token is 1 to %d bytes", CODEC_MAX_TOKEN);
+    msgpack_packer pk;
+    uint64_t id;
+    const msgpack_object *res;
+    size_t start = client_request_begin(c, &pk, "auth", 1, &id);
+    codec_pack_key(&pk, "token");
+    msgpack_pack_str_with_body(&pk, token, len);
+    r = client_request_end(c, start, id, &res);
+    if (r != 0) return r;
+    const msgpack_object *v = codec_map_get(res, "principal");
+    if (!v || v->type != MSGPACK_OBJECT_STR)
+        return client_fail(c, EVS_EPROTOCOL, "an auth reply without a principal");
+    if (principal && cap) copy_str(principal, cap, v);
     return 0;
 }
 

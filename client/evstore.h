@@ -96,6 +96,12 @@ typedef struct evs_options {
      * that cannot be verified fails the connect with EVS_EIO and a reason. With TLS, c->fd is
      * the socket under the session: reading or polling it directly sees ciphertext. */
     const evs_tls_options_t *tls;
+    /* A bearer token, sent in an auth request as soon as the connection is made (and on every
+     * reconnect of a stream, or of the asynchronous context's connection): a daemon with an
+     * auth_file serves only ping and auth before it. NULL means $EVSTORE_TOKEN when it is set;
+     * "" sends none. A wrong token makes the connect fail with EVS_EUNAUTHORIZED (dead
+     * context). */
+    const char *token;
 } evs_options_t;
 
 struct evs_context_priv;
@@ -125,6 +131,13 @@ EVS_API void evs_free(evs_context_t *c);
  * "out of memory". */
 EVS_API int evs_err(const evs_context_t *c);
 EVS_API const char *evs_errstr(const evs_context_t *c);
+
+/* Authenticates the connection with token (evs_options_t.token does it at connect): the
+ * connection is then the principal of the daemon's auth_file that holds the token's SHA-256,
+ * whose name is copied into principal (cap bytes; may be NULL when cap is 0; "" from a daemon
+ * without auth_file, where every client may do everything). EVS_EUNAUTHORIZED for a wrong token
+ * (the context stays usable, but the daemon closes the connection after three). */
+EVS_API int evs_auth(evs_context_t *c, const char *token, char *principal, size_t cap);
 
 /* ---------------------------------------------------------------- results */
 
@@ -281,6 +294,9 @@ typedef struct evs_stream_options {
     bool keep_position;
     /* As evs_options_t.tls, for every connection of the stream (copied). */
     const evs_tls_options_t *tls;
+    /* As evs_options_t.token, sent on every (re)connect. A daemon that refuses it
+     * (EVS_EUNAUTHORIZED) or the subscription (EVS_EFORBIDDEN) stops the stream. */
+    const char *token;
 } evs_stream_options_t;
 
 /* Makes a stream (it connects on the first evs_stream_next). NULL when out of memory or when an

@@ -3,8 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../proto/frame.h"
+#include "auth.h"
 #include "dispatch.h"
 #include "log.h"
 #include "subs.h"
@@ -395,7 +397,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static void tls_established(conn_t *c) {
     c->in_frame = false;
     const char *cn = conn_tls_peer_cn(c);
-    if (cn) log_info("conn", "%s: TLS client certificate verified: CN \"%s\"", c->peer, cn);
+    if (!cn) return;
+    log_info("conn", "%s: TLS client certificate verified: CN \"%s\"", c->peer, cn);
+    conn_auth_cert_cn(c, cn); /* the principal whose cert-cn it is, from the first request */
 }
 
 /* Ends a connection whose handshake failed: the session's alert goes out, then it closes. */
@@ -489,7 +493,19 @@ void conn_start(conn_t *c) {
         }
         uv_tcp_nodelay(&c->h.tcp, 1);
     } else {
-        snprintf(c->peer, sizeof c->peer, "unix");
+        struct ucred cred;
+        socklen_t clen = sizeof cred;
+        uv_os_fd_t fd;
+        if (uv_fileno(&c->h.handle, &fd) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+            c->has_uid = true;
+            c->uid = cred.uid;
+            c->principal = auth_find_uid(c->srv->auth, cred.uid);
+            snprintf(c->peer, sizeof c->peer, "unix(uid %u, pid %d)", (unsigned)cred.uid,
+                     (int)cred.pid);
+        } else {
+            snprintf(c->peer, sizeof c->peer, "unix");
+        }
     }
     server_t *srv = c->srv;
     c->next = srv->conns;
@@ -514,6 +530,22 @@ void conn_start(conn_t *c) {
         return;
     }
     c->reading = true;
+}
+
+void conn_auth_cert_cn(conn_t *c, const char *cn) {
+    const auth_principal_t *p = auth_find_cert_cn(c->srv->auth, cn);
+    if (p) c->principal = p;
+    log_info("conn", "%s: client certificate CN \"%.64s\"%s%s", c->peer, cn,
+             p ? ": principal " : " (no principal lists it)", p ? p->name : "");
+}
+
+void conn_auth_reloaded(server_t *srv) {
+    for (conn_t *c = srv->conns; c; c = c->next) {
+        const auth_principal_t *p = c->principal;
+        if (p) p = auth_find_name(srv->auth, p->name);
+        if (!p && c->has_uid) p = auth_find_uid(srv->auth, c->uid);
+        c->principal = p;
+    }
 }
 
 void conn_stop_reading(conn_t *c) {

@@ -45,6 +45,7 @@
 
 typedef struct sub sub_t;
 typedef struct tls_session tls_session_t;
+typedef struct auth_principal auth_principal_t;
 
 /* Most requests of one connection waiting for the store at once. */
 #define CONN_MAX_INFLIGHT 256
@@ -92,6 +93,12 @@ struct conn {
     tls_session_t *tls;
     codec_buf_t wire;
     bool tls_pumping; /* inside tls_pump */
+    /* Who the peer is (auth.h): NULL until an auth, a listed Unix uid or a listed certificate
+     * CN makes it a principal of srv->auth (then a reload looks it up again by name). */
+    const auth_principal_t *principal;
+    unsigned auth_failures; /* failed auth requests; the third closes the connection */
+    bool has_uid;           /* a Unix peer whose uid SO_PEERCRED gave */
+    uid_t uid;
 };
 
 /* Makes a connection for a stream that listener accepts into conn->h (the caller initialises
@@ -141,6 +148,14 @@ void conn_stop_reading(conn_t *c);
  * closing a socket with unread input sends a reset, and the peer may then lose replies it has
  * not read yet. The caller bounds the wait by calling conn_close. */
 void conn_shutdown(conn_t *c);
+
+/* A TLS peer presented a verified client certificate with subject CN cn: the connection is the
+ * principal that lists cert-cn:cn, if there is an auth_file and one does. */
+void conn_auth_cert_cn(conn_t *c, const char *cn);
+
+/* After srv->auth was replaced (a reload): each connection's principal is looked up again by
+ * name in the new table (NULL when it is gone). Call before freeing the old table. */
+void conn_auth_reloaded(server_t *srv);
 
 /* Arms every connection's timer again after a reload changed the timeouts. */
 void conn_timeouts_changed(server_t *srv);

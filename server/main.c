@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../proto/frame.h"
+#include "auth.h"
 #include "config.h"
 #include "conn.h"
 #include "dispatch.h"
@@ -273,6 +274,18 @@ static void apply_config(void) {
     conn_timeouts_changed(&srv);
 }
 
+/* Makes auth the principals in force (NULL: no auth_file): new auth requests use it at once,
+ * and each connection's principal is looked up again by name. */
+static void replace_auth(auth_table_t *auth) {
+    auth_table_t *old = srv.auth;
+    srv.auth = auth;
+    conn_auth_reloaded(&srv);
+    auth_table_free(old);
+    if (auth)
+        log_info("auth", "%s: %zu principal%s", srv.cfg.auth_file, auth_table_size(auth),
+                 auth_table_size(auth) == 1 ? "" : "s");
+}
+
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while
  * still waiting for the store says nothing: READY=1 comes with the store). */
 static void reload_done(void) {
@@ -314,9 +327,18 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
     server_config_t next;
     char why[600];
+    auth_table_t *auth = NULL;
     if (config_load(&next, srv.config_path, overrides, noverrides, why, sizeof why) != 0) {
         srv.stats.reloads_failed++;
         log_error("config", "reload failed, keeping the running configuration: %s", why);
+        reload_done();
+        return;
+    }
+    if (next.auth_file && auth_table_load(next.auth_file, &auth, why, sizeof why) != 0) {
+        config_free(&next);
+        srv.stats.reloads_failed++;
+        log_error("config", "reload failed, keeping the running configuration and auth_file: %s",
+                  why);
         reload_done();
         return;
     }
@@ -344,6 +366,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
     }
     config_free(&srv.cfg);
     srv.cfg = next;
+    replace_auth(auth);
     apply_config();
     reload_tls();
     srv.stats.reloads++;
@@ -436,6 +459,8 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
 }
 
 static void free_globals(void) {
+    auth_table_free(srv.auth);
+    srv.auth = NULL;
     config_free(&srv.cfg);
     free(overrides);
     overrides = NULL;
@@ -516,6 +541,11 @@ int main(int argc, char **argv) {
     if (config_load(&srv.cfg, config_path, overrides, noverrides, why, sizeof why) != 0) {
         fprintf(stderr, "evstored: %s\n", why);
         free(overrides);
+        return 1;
+    }
+    if (srv.cfg.auth_file && auth_table_load(srv.cfg.auth_file, &srv.auth, why, sizeof why) != 0) {
+        fprintf(stderr, "evstored: auth_file %s\n", why);
+        free_globals();
         return 1;
     }
     if (check_only) {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <evstore.h>
 #include <evstore/async.h>
 #include <evstore/libuv.h>
@@ -248,6 +250,51 @@ Test(tls, tls_ca_accepts_a_client_certificate_and_logs_its_cn) {
     while (test_count_lines(log_path, line) == 0 && now_ms() < deadline)
         sleep_ms(20);
     cr_assert_eq(test_count_lines(log_path, line), 1, "the daemon did not log the CN once");
+    evs_free(c);
+    finish();
+}
+
+/* With an auth_file, a TLS client whose verified certificate's CN is listed is that principal
+ * from its first request, with no token: here "cnreader", who may read but not append. */
+Test(tls, a_verified_client_certificate_is_the_principal_of_its_cn) {
+    /* The readiness check authenticates with a token of its own principal. */
+    static const char ready_token[] = "tls-test-readiness-token";
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    cr_assert(EVP_Digest(ready_token, sizeof ready_token - 1, digest, &dlen, EVP_sha256(), NULL));
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    char auth_path[160];
+    snprintf(auth_path, sizeof auth_path, "%s/auth", certs.dir);
+    FILE *f = fopen(auth_path, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "ready     read,admin  token-sha256:%s\ncnreader  read        cert-cn:client.example\n",
+            hex);
+    fclose(f);
+    test_daemon_token = ready_token;
+    const char *extra[] = {"--auth-file", auth_path, NULL};
+    int rc = test_tls_daemon_start(&d, &tls_port, log_path, certs.server_cert, certs.server_key,
+                                   certs.ca, extra);
+    test_daemon_token = NULL;
+    cr_assert_eq(rc, 0, "evstored did not start with TLS and an auth_file (its log: %s)", log_path);
+    snprintf(tls_addr, sizeof tls_addr, "tls://127.0.0.1:%d", tls_port);
+
+    evs_tls_options_t mine = {
+        .ca_file = certs.ca, .cert_file = certs.client_cert, .key_file = certs.client_key};
+    evs_options_t o = {.addr = tls_addr, .timeout_ms = 10000, .tls = &mine, .token = ""};
+    evs_context_t *c = evs_connect_with_options(&o);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->err, 0, "connect: %s", c->errstr);
+    evs_events_t *list = NULL;
+    cr_assert_eq(evs_read_all(c, 0, 10, &list), 0, "cnreader may read: %s", c->errstr);
+    evs_events_free(list);
+    const char *entity = tname("cn-e"), *topic = tname("cn-t");
+    evs_event_t ev = mk(entity, topic, "{}", 2);
+    cr_assert_eq(evs_append(c, &ev, 1, NULL, NULL), EVS_EFORBIDDEN, "cnreader may not append: %s",
+                 c->errstr);
+    cr_assert(strstr(c->errstr, "write"), "the refusal names the permission: %s", c->errstr);
     evs_free(c);
     finish();
 }
