@@ -48,11 +48,10 @@ static inline int fuzz_utf8_ok(const char *s) {
 /* Checks that the len bytes at frame are exactly one frame whose body a client accepts: a
  * declared length equal to the body's, and a body that is one msgpack map codec_prescan passes
  * and msgpack-c unpacks whole. Writes the unpacked map's "ok" into *ok (-1 when absent). */
-static inline void fuzz_check_reply_frame(const uint8_t *frame, size_t len, int *ok,
-                                          int *has_id) {
+static inline void fuzz_check_reply_frame(const uint8_t *frame, size_t len, int *ok, int *has_id) {
     FUZZ_CHECK(len > FRAME_HEADER, "a reply frame of %zu bytes", len);
-    uint32_t n = (uint32_t)frame[0] << 24 | (uint32_t)frame[1] << 16 | (uint32_t)frame[2] << 8 |
-                 frame[3];
+    uint32_t n =
+        (uint32_t)frame[0] << 24 | (uint32_t)frame[1] << 16 | (uint32_t)frame[2] << 8 | frame[3];
     FUZZ_CHECK(n == len - FRAME_HEADER, "declared %u, body %zu", n, len - 4);
     const char *why = NULL;
     FUZZ_CHECK(codec_prescan(frame + 4, n, CODEC_MAX_DEPTH, &why) == 0, "%s", why);

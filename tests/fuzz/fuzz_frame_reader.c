@@ -91,8 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
             }
             FUZZ_CHECK(got < nwant, "frame %zu of %zu", got, nwant);
-            FUZZ_CHECK(rc == want[got].status, "frame %zu: %d, want %d", got, rc,
-                       want[got].status);
+            FUZZ_CHECK(rc == want[got].status, "frame %zu: %d, want %d", got, rc, want[got].status);
             consumed = want[got].off + want[got].len;
             if (rc == FRAME_OK) {
                 FUZZ_CHECK(body_len == want[got].len &&

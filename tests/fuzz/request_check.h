@@ -44,8 +44,7 @@ static inline void fuzz_check_events_roundtrip(const codec_request_t *req) {
     codec_error_t err;
     int rc = codec_request_decode(b.data, b.len, &again, &err);
     FUZZ_CHECK(rc == 0, "events packed again do not decode: %s", err.message);
-    FUZZ_CHECK(again.nevents == req->nevents, "%zu events became %zu", req->nevents,
-               again.nevents);
+    FUZZ_CHECK(again.nevents == req->nevents, "%zu events became %zu", req->nevents, again.nevents);
     for (size_t i = 0; i < req->nevents; i++) {
         const evs_event_t *x = &req->events[i], *y = &again.events[i];
         FUZZ_CHECK(strcmp(x->entity_id, y->entity_id) == 0 && strcmp(x->topic, y->topic) == 0 &&
@@ -107,8 +106,8 @@ static inline void fuzz_decode_request(const uint8_t *body, size_t len, codec_re
             FUZZ_CHECK(codec_prescan(ev->metadata, ev->metadata_len, CODEC_MAX_DEPTH, &why) == 0,
                        "event %zu metadata: %s", i, why);
         }
-        FUZZ_CHECK(codec_event_size(ev) >= CODEC_EVENT_OVERHEAD + ev->payload_len,
-                   "event %zu size", i);
+        FUZZ_CHECK(codec_event_size(ev) >= CODEC_EVENT_OVERHEAD + ev->payload_len, "event %zu size",
+                   i);
     }
     if (req->present & ARG_EVENTS) fuzz_check_events_roundtrip(req);
 }

@@ -57,6 +57,7 @@ for n in "${names[@]}"; do
         rc=$?
     fi
     runs=$(grep -a '^Done [0-9]* runs' "$log" | tail -n 1)
+    [ -z "$runs" ] && runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)/\1 runs/p' "$log")
     seeds=$(ls "$corpus" | wc -l)
     found=$(ls "$tmp/$n" | wc -l)
     if [ "$rc" -eq 0 ] && [ -n "$runs" ]; then
