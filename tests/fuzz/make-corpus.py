@@ -279,7 +279,48 @@ ops        admin                             uid:0
     return {k: v.encode() for k, v in a.items()}
 
 
+def write_dict(name, entries):
+    """A libFuzzer dictionary (tests/fuzz/dict/NAME.dict): the words a parser looks for, so that
+    mutations can put them in whole."""
+    d = os.path.join(os.path.dirname(ROOT), "dict")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name + ".dict"), "w") as fh:
+        fh.write("# Written by tests/fuzz/make-corpus.py.\n")
+        for e in entries:
+            b = e if isinstance(e, bytes) else e.encode()
+            fh.write('"' + "".join("\\x%02x" % c if c < 0x20 or c >= 0x7F or c in b'"\\'
+                                   else chr(c) for c in b) + '"\n')
+
+
+REQUEST_KEYS = ["op", "id", "events", "entity_id", "topic", "payload", "event_id", "version",
+                "metadata", "from_version", "limit", "backwards", "after", "topics", "sub",
+                "entity_prefix", "max_version"]
+OPS = ["ping", "append", "get-by-entity", "get-by-topic", "get-by-id", "read-all", "subscribe",
+       "unsubscribe", "delete-entity", "put-snapshot", "get-snapshot", "stats", "config"]
+REPLY_KEYS = ["id", "ok", "error", "code", "message", "entity_id", "version", "current_version",
+              "event_id", "sub", "caught_up", "events", "truncated", "positions", "versions",
+              "event", "position", "timestamp", "topic", "payload", "metadata", "config", "stats",
+              "store_id", "head"]
+CODES = ["bad_request", "too_large", "conflict", "not_found", "unavailable", "internal",
+         "limit_exceeded"]
+HEADERS = [b"\xc4\x10", b"\xdc\x00", b"\xdd\x00\x00", b"\xde\x00", b"\xdf\x00\x00",
+           b"\xcf", b"\xd3", b"\xc3", b"\xc2", b"\xc0", b"\x00\x00\x00"]
+
+
 def main():
+    write_dict("request", [mp(k) for k in REQUEST_KEYS + OPS] + HEADERS)
+    write_dict("frame_reader", [mp(k) for k in REQUEST_KEYS + OPS] + HEADERS)
+    write_dict("client_reply", [mp(k) for k in REPLY_KEYS + CODES] + HEADERS)
+    write_dict("config", ["listen", "unix", "store", "max_frame", "max_event", "output_limit",
+                          "request_timeout", "shutdown_timeout", "status_interval",
+                          "max_subscriptions", "max_subscription_topics", "idle_timeout",
+                          "frame_timeout", "frame_memory_limit", "memory_limit", "log_level",
+                          "write_queue_bytes", "write_queue_requests", " = ", "%", "\"", "#",
+                          "k", "M", "G", "s", "debug", "postgresql://", "password=", "@", "[::1]:",
+                          "127.0.0.1:", "memory", "\n"])
+    write_dict("auth_file", ["read", "write", "delete", "admin", "write:", "delete:", ",",
+                             "token-sha256:", "uid:", "cert-cn:", "#", "\n", " ", "\t",
+                             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"])
     reqs = requests()
     write("request", reqs)
     write("frame_reader", frame_reader(reqs))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh BUILD_DIR SECONDS [NAME...]: runs the libFuzzer harnesses of BUILD_DIR/fuzz (made by
 # `make fuzz-build`; all of them unless NAMEs are given, e.g. `request config`). Each runs over
-# its checked-in corpus (tests/fuzz/corpus/NAME) and then on new inputs for SECONDS, under
+# its checked-in corpus (tests/fuzz/corpus/NAME) and then on new inputs for SECONDS (with the
+# words of tests/fuzz/dict/NAME.dict), under
 # AddressSanitizer and UBSan. New inputs go to a temporary directory, never into the checked-in
 # corpus. A crash, leak, timeout or broken promise (FUZZ_CHECK) fails the harness; its input is
 # kept in BUILD_DIR/fuzz/artifacts/NAME/ and the report is printed.
@@ -46,9 +47,12 @@ for n in "${names[@]}"; do
     fi
     mkdir -p "$tmp/$n" "$build/fuzz/artifacts/$n"
     log="$tmp/$n.log"
+    dict=()
+    [ -f "$here/dict/$n.dict" ] && dict=(-dict="$here/dict/$n.dict")
     # shellcheck disable=SC2086
     cmd=("$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$build/fuzz/artifacts/$n/" ${FUZZ_ARGS:-} "$tmp/$n" "$corpus")
+        -artifact_prefix="$build/fuzz/artifacts/$n/" "${dict[@]}" ${FUZZ_ARGS:-} "$tmp/$n"
+        "$corpus")
     if [ "${FUZZ_VERBOSE:-0}" = 1 ]; then
         "${cmd[@]}" 2>&1 | tee "$log"
         rc=${PIPESTATUS[0]}
