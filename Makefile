@@ -214,7 +214,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(BASE_CFLAGS)) $(FUZZ_SAN)
-FUZZ_NAMES   := frame_reader request client_reply config $(if $(wildcard server/auth.h),auth_file)
+FUZZ_NAMES   := frame_reader request client_reply value config \
+                $(if $(wildcard server/auth.h),auth_file)
 FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
 FUZZ_OBJ      = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 FUZZ_SERVER_LIB := $(FUZZ_DIR)/libevstored-fuzz.a
@@ -237,7 +238,9 @@ $(FUZZ_SERVER_LIB): $(call FUZZ_OBJ,$(PROTO_SRC) $(SERVER_SRC)) $(FUZZ_DIR)/obj/
 	rm -f $@ && ar rcs $@ $^
 $(FUZZ_CLIENT_LIB): $(call FUZZ_OBJ,$(PROTO_SRC) $(CLIENT_SRC))
 	rm -f $@ && ar rcs $@ $^
-$(FUZZ_DIR)/fuzz_client_reply: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_client_reply.o $(FUZZ_CLIENT_LIB)
+# The harnesses of libevstore (the others are of the daemon).
+FUZZ_CLIENT_BINS := $(FUZZ_DIR)/fuzz_client_reply $(FUZZ_DIR)/fuzz_value
+$(FUZZ_CLIENT_BINS): $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_CLIENT_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SERVER_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm

@@ -201,6 +201,31 @@ def client_replies():
     }
 
 
+def values():
+    f32 = Raw(b"\xca" + struct.pack(">f", 1.5))
+    f64 = Raw(b"\xcb" + struct.pack(">d", -0.1))
+    nan = Raw(b"\xcb" + struct.pack(">d", float("nan")))
+    v = {
+        "account": {"owner": "ada", "balance": 120, "debt": -5, "rate": f64, "open": True,
+                    "closed_at": None, "tags": ["a", "b"], "photo": b"\x89PNG"},
+        "every-int": {"a": 0, "b": 127, "c": 128, "d": 65536, "e": 2**40, "f": 2**64 - 1,
+                      "g": -1, "h": -33, "i": -2**15, "j": -2**40, "k": -2**63},
+        "floats": {"f32": f32, "f64": f64, "nan": nan},
+        "nested": {"a": {"b": {"c": [[{"d": []}], {}]}}},
+        "unsorted-keys": Raw(b"\x83" + mp("zz") + mp(1) + mp("a") + mp(2) + mp("m") + mp(3)),
+        "long-strings": {"s" * 40: "x" * 300, "bin": bytes(300)},
+        "empty": {},
+        "empty-key": Raw(b"\x81\xa0\x2c"),  # msgpack-c gives "" as NULL: fixed UB
+        "bad-int-key": Raw(b"\x81" + mp(1) + mp(2)),
+        "bad-dup-key": Raw(b"\x82" + mp("a") + mp(1) + mp("a") + mp(2)),
+        "bad-nul-key": {"a\x00b": 1},
+        "bad-ext": Raw(b"\x81" + mp("e") + b"\xd4\x01\x02"),
+        "bad-not-map": Raw(mp([1])),
+        "bad-deep": Raw(b"\x81" + mp("a") + b"\x91" * 40 + b"\xc0"),
+    }
+    return {k: mp(x) for k, x in v.items()}
+
+
 def configs():
     c = {
         "every-option": """# every option, one of each type
@@ -311,6 +336,8 @@ def main():
     write_dict("request", [mp(k) for k in REQUEST_KEYS + OPS] + HEADERS)
     write_dict("frame_reader", [mp(k) for k in REQUEST_KEYS + OPS] + HEADERS)
     write_dict("client_reply", [mp(k) for k in REPLY_KEYS + CODES] + HEADERS)
+    write_dict("value", HEADERS + [b"\xca", b"\xcb", b"\xd4", b"\xc7", b"\xd9", b"\xda",
+                                   b"\xc5"])
     write_dict("config", ["listen", "unix", "store", "max_frame", "max_event", "output_limit",
                           "request_timeout", "shutdown_timeout", "status_interval",
                           "max_subscriptions", "max_subscription_topics", "idle_timeout",
@@ -325,6 +352,7 @@ def main():
     write("request", reqs)
     write("frame_reader", frame_reader(reqs))
     write("client_reply", client_replies())
+    write("value", values())
     write("config", configs())
     write("auth_file", auth_files())
     return 0
