@@ -108,6 +108,9 @@ def requests():
         "stats": {"op": "stats", "id": 15},
         "config": {"op": "config", "id": 16},
         "bad-unknown-key": {"op": "ping", "id": 17, "zzz": 1},
+        "bad-empty-key": {"op": "ping", "id": 17, "": 1},
+        "append-empty-key-metadata": {"op": "append", "id": 2, "events": [
+            dict(EV, metadata={"": 1})]},
         "bad-twice": Raw(b"\x83" + mp("op") + mp("ping") + mp("id") + mp(18) + mp("op") +
                          mp("ping")),
         "bad-nul-op": {"op": "ping\x00x", "id": 19},
