@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start evstored on 127.0.0.1:7433
 #   make test     install missing packages, build with ASan+UBSan into build/san, run every test
 #   make bench    the in-memory append benchmark next to redis SET (docs/performance.md)
+#   make fuzz     the libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS (default 60) each
 #
 # The caller's CFLAGS are appended to ours.
 
@@ -203,6 +204,47 @@ $(SERVICE_TOOL): $(call obj,$(wildcard tests/service/*.c)) $(TEST_COMMON_OBJ) $(
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
+# ---- fuzzing (tests/fuzz): libFuzzer harnesses of the parsers of untrusted bytes, built by clang
+# from the same sources into $(BUILD)/fuzz (separate from the gcc objects), always with ASan and
+# UBSan. `make fuzz` builds them and runs each for FUZZ_SECONDS; `make test` runs each over its
+# corpus plus 10 s of new inputs (tests/fuzz/run.sh). The auth_file harness is built once
+# server/auth.h exists.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(BASE_CFLAGS)) $(FUZZ_SAN)
+FUZZ_NAMES   := frame_reader request client_reply value config \
+                $(if $(wildcard server/auth.h),auth_file)
+FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
+FUZZ_OBJ      = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
+FUZZ_SERVER_LIB := $(FUZZ_DIR)/libevstored-fuzz.a
+FUZZ_CLIENT_LIB := $(FUZZ_DIR)/libevstore-fuzz.a
+.PHONY: fuzz fuzz-build
+.PRECIOUS: $(FUZZ_DIR)/obj/%.o
+fuzz-build: $(FUZZ_BINS)
+tests: fuzz-build
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS)
+# The library sources get coverage instrumentation (fuzzer-no-link); the harnesses link libFuzzer.
+$(FUZZ_DIR)/obj/%.o: %.c $(PUBLIC_HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FUZZ_DIR)/obj/gen/migrations_sql.o: $(MIGRATIONS_C) server/pg/migrations.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -c $< -o $@
+$(FUZZ_SERVER_LIB): $(call FUZZ_OBJ,$(PROTO_SRC) $(SERVER_SRC)) $(FUZZ_DIR)/obj/gen/migrations_sql.o
+	rm -f $@ && ar rcs $@ $^
+$(FUZZ_CLIENT_LIB): $(call FUZZ_OBJ,$(PROTO_SRC) $(CLIENT_SRC))
+	rm -f $@ && ar rcs $@ $^
+# The harnesses of libevstore (the others are of the daemon).
+FUZZ_CLIENT_BINS := $(FUZZ_DIR)/fuzz_client_reply $(FUZZ_DIR)/fuzz_value
+$(FUZZ_CLIENT_BINS): $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_CLIENT_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SERVER_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
 # ---- install: every path under DESTDIR; PREFIX defaults to /usr/local. The config
 # directory is /etc whatever the PREFIX (the unit file and evstored's default --config point
 # there); an existing evstored.conf is never overwritten (the sample also goes to DOCDIR).
@@ -257,3 +299,4 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

@@ -580,7 +580,7 @@ int client_decode_events(evs_context_t *c, const msgpack_object *arr, evs_events
         return client_fail(c, EVS_ENOMEM, "out of memory for %zu events", n);
     }
     list->events = (evs_event_t *)block;
-    char *at = block + n * sizeof(evs_event_t);
+    char *at = n ? block + n * sizeof(evs_event_t) : NULL; /* NULL + 0 is undefined */
     for (size_t i = 0; i < n; i++)
         at = codec_event_copy_into(&list->events[i], &tmp[i], at);
     list->n = n;

@@ -566,8 +566,8 @@ static int from_object(evs_value_t *dst, const msgpack_object *o, evs_error_t *e
                 dom_value_clear(dst);
                 return dom_fail(err, EVS_EINVAL, "a map key is not a string");
             }
-            const char *k = kv->key.via.str.ptr;
             size_t klen = kv->key.via.str.size;
+            const char *k = klen ? kv->key.via.str.ptr : ""; /* msgpack-c: "" may be NULL */
             bool found;
             if (memchr(k, 0, klen)) {
                 dom_value_clear(dst);

@@ -6,7 +6,9 @@ set -eu
 pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
       uuid-dev uthash-dev libssl-dev openssl postgresql procps
       systemd man-db binutils
-      clang-format-14"  # systemd-analyze, man --warnings, objdump: tests/service; the format check
+      clang-format-14
+      clang-14 libclang-rt-14-dev"  # systemd-analyze, man --warnings, objdump: tests/service;
+                                    # the format check; libFuzzer (tests/fuzz)
 missing=""
 for p in $pkgs; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

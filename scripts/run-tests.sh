@@ -7,6 +7,7 @@
 #   BUILD_DIR/tests/store         the store conformance suite, on EVSTORE_TEST_STORE=memory
 #   BUILD_DIR/tests/integration   a real BUILD_DIR/bin/evstored per test (EVSTORED_BIN)
 #   tests/service/run.sh          the daemon as a service (shell scripts and BUILD_DIR/tests/svc-tool)
+#   tests/fuzz/run.sh             the libFuzzer harnesses of BUILD_DIR/fuzz, 10 s of new inputs each
 #   then, on one throwaway PostgreSQL cluster, the store suite and the integration tests again
 #   with EVSTORE_TEST_STORE=postgresql://..., and BUILD_DIR/tests/pg (PostgreSQL faults)
 #
@@ -17,7 +18,8 @@
 # anything failed.
 #
 # Environment: EVSTORE_TEST_JOBS (Criterion --jobs, default 2), EVSTORE_TEST_TIMEOUT (seconds per
-# binary, default 900), EVSTORE_TEST_LOG_LEVEL (the daemons' --log-level, default warn), and
+# binary, default 900), EVSTORE_TEST_FUZZ_SECONDS (new inputs per harness, default 10),
+# EVSTORE_TEST_LOG_LEVEL (the daemons' --log-level, default warn), and
 # ASAN_OPTIONS / UBSAN_OPTIONS, which are appended to ours.
 set -u
 
@@ -130,6 +132,20 @@ read -r svc_passed svc_failed <<<"${svc:-0 1}"
 summaries+=("service: $svc_passed passed, $svc_failed failed")
 total_passed=$((total_passed + svc_passed))
 total_failed=$((total_failed + svc_failed))
+
+# ---------------------------------------------------------------- fuzz
+# tests/fuzz/run.sh: each libFuzzer harness of BUILD_DIR/fuzz over its checked-in corpus plus
+# EVSTORE_TEST_FUZZ_SECONDS (default 10) of new inputs, under ASan and UBSan: one test per
+# harness, failed by a crash, a leak or a broken promise. Its lines give the inputs each ran.
+echo "==== fuzz: tests/fuzz/run.sh $build ${EVSTORE_TEST_FUZZ_SECONDS:-10}"
+"$(dirname "$0")/../tests/fuzz/run.sh" "$build" "${EVSTORE_TEST_FUZZ_SECONDS:-10}" 2>&1 |
+    tee "$tmp/fuzz.log"
+fz=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$tmp/fuzz.log" | tail -n 1)
+read -r fz_passed fz_failed <<<"${fz:-0 1}"
+summaries+=("fuzz: $fz_passed passed, $fz_failed failed")
+while read -r line; do summaries+=("  $line"); done < <(grep -a '^fuzz [a-z_]*: ' "$tmp/fuzz.log")
+total_passed=$((total_passed + fz_passed))
+total_failed=$((total_failed + fz_failed))
 
 # ---------------------------------------------------------------- PostgreSQL
 # One throwaway cluster for the whole run (scripts/pg-cluster.sh: initdb as the postgres user

@@ -311,9 +311,8 @@ static char *trim(char *s) {
     return s;
 }
 
-int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen) {
-    FILE *f = fopen(path, "r");
-    if (!f) return fail(why, whylen, "%s: %s", path, strerror(errno));
+/* Parses the lines of f into cfg; path names the file in messages. */
+static int read_lines(server_config_t *cfg, FILE *f, const char *path, char *why, size_t whylen) {
     char line[4096];
     int lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -354,6 +353,23 @@ int config_read_file(server_config_t *cfg, const char *path, char *why, size_t w
         }
     }
     if (rc == 0 && ferror(f)) rc = fail(why, whylen, "%s: read error", path);
+    return rc;
+}
+
+int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen) {
+    FILE *f = fopen(path, "r");
+    if (!f) return fail(why, whylen, "%s: %s", path, strerror(errno));
+    int rc = read_lines(cfg, f, path, why, whylen);
+    fclose(f);
+    return rc;
+}
+
+int config_parse_text(server_config_t *cfg, const char *text, size_t len, const char *name,
+                      char *why, size_t whylen) {
+    if (len == 0) return 0;
+    FILE *f = fmemopen((void *)text, len, "r");
+    if (!f) return fail(why, whylen, "%s: %s", name, strerror(errno));
+    int rc = read_lines(cfg, f, name, why, whylen);
     fclose(f);
     return rc;
 }

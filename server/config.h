@@ -72,6 +72,11 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
  * (or "PATH: strerror") in why; cfg may then be half-updated. */
 int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen);
 
+/* The same for the len bytes at text, as if they were a file called name (the fuzz harness of
+ * the parser reads its inputs so). */
+int config_parse_text(server_config_t *cfg, const char *text, size_t len, const char *name,
+                      char *why, size_t whylen);
+
 /* A value given on the command line, applied after the file. */
 typedef struct config_override {
     const config_option_t *opt;

@@ -166,6 +166,34 @@ Test(domain_value, a_float32_is_read_as_a_double) {
     mp_free(&m);
 }
 
+/* msgpack-c hands out an empty map key as a NULL pointer of 0 bytes: the decoder must not pass
+ * it to memchr, memcmp or memcpy (undefined behaviour, found by tests/fuzz/fuzz_value). */
+Test(domain_value, an_empty_key_is_a_key_like_any_other) {
+    mp_t m;
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    mp_str(&m, "");
+    msgpack_pack_uint64(&m.pk, 1);
+    mp_str(&m, "a");
+    msgpack_pack_uint64(&m.pk, 2);
+    evs_value_t *v;
+    evs_error_t err;
+    cr_assert_eq(evs_value_decode(m.b.data, m.b.len, &v, &err), 0, "%s", err.str);
+    uint64_t u;
+    cr_assert_eq(evs_map_get_uint(v, "", &u), 0);
+    cr_assert_eq(u, 1);
+    cr_assert_eq(evs_map_get_uint(v, "a", &u), 0);
+    cr_assert_eq(u, 2);
+    uint8_t *enc;
+    size_t len;
+    cr_assert_eq(evs_value_encode(v, &enc, &len), 0);
+    cr_assert_eq(len, m.b.len, "the empty key sorts first, as it was written");
+    cr_assert_arr_eq(enc, m.b.data, len);
+    free(enc);
+    evs_value_free(v);
+    mp_free(&m);
+}
+
 static void expect_refused(mp_t *m, const char *why) {
     evs_value_t *v = (evs_value_t *)1;
     evs_error_t err = {0};
