@@ -28,6 +28,9 @@ enum {
     ARG_VERSION = 1u << 11,
     ARG_MAX_VERSION = 1u << 12,
     ARG_PAYLOAD = 1u << 13,
+    ARG_CONSUMER = 1u << 14,
+    ARG_POSITION = 1u << 15,
+    ARG_TRACKING = 1u << 16,
 };
 
 /* A decoded request. Strings and events point into memory owned by the request (its msgpack
@@ -49,6 +52,10 @@ typedef struct codec_request {
     uint8_t event_id[16];
     const uint8_t *payload;
     size_t payload_len;
+    const char *consumer; /* a consumer name (entity id rules) */
+    uint64_t position;
+    const char *tracking_consumer; /* "tracking": {"consumer", "position"} */
+    uint64_t tracking_position;
     msgpack_unpacked unpacked; /* owns the memory of everything above */
 } codec_request_t;
 

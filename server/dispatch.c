@@ -231,7 +231,14 @@ static void op_append(conn_t *c, codec_request_t *req) {
         }
     pending_t *p = pending_new(c, req->id, REPLY_OTHER);
     if (!p && no_memory(c, req)) return;
-    c->srv->store->ops->append(c->srv->store, req->events, req->nevents, append_done, p);
+    store_t *s = c->srv->store;
+    if (req->present & ARG_TRACKING) {
+        store_tracking_t t = {.consumer = req->tracking_consumer,
+                              .position = req->tracking_position};
+        s->ops->append_tracked(s, req->events, req->nevents, &t, append_done, p);
+        return;
+    }
+    s->ops->append(s, req->events, req->nevents, append_done, p);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -417,6 +424,75 @@ static void op_unsubscribe(conn_t *c, codec_request_t *req) {
     reply_end(c, start);
 }
 
+/* ---------------------------------------------------------------- consumers */
+
+static void position_done(void *arg, const codec_error_t *err, uint64_t position) {
+    uint64_t id;
+    conn_t *c = pending_finish(arg, err, &id, NULL);
+    if (!c) return;
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 1);
+    codec_pack_key(&pk, "position");
+    msgpack_pack_uint64(&pk, position);
+    reply_end(c, start);
+}
+
+static void op_checkpoint(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->checkpoint(c->srv->store, req->consumer, req->position, position_done, p);
+}
+
+static void op_get_checkpoint(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->get_checkpoint(c->srv->store, req->consumer, position_done, p);
+}
+
+static void op_delete_checkpoint(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->delete_checkpoint(c->srv->store, req->consumer, delete_done, p);
+}
+
+/* consumers: every consumer with its checkpoint, the head, the lag (head - position) and whether
+ * a subscription holds it now. */
+static void consumers_done(void *arg, const codec_error_t *err, const store_consumer_t *list,
+                           size_t n, uint64_t head) {
+    uint64_t id;
+    conn_t *c = pending_finish(arg, err, &id, NULL);
+    if (!c) return;
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 2);
+    codec_pack_key(&pk, "head");
+    msgpack_pack_uint64(&pk, head);
+    codec_pack_key(&pk, "consumers");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_map(&pk, 5);
+        codec_pack_key(&pk, "consumer");
+        codec_pack_cstr(&pk, list[i].consumer);
+        codec_pack_key(&pk, "position");
+        msgpack_pack_uint64(&pk, list[i].position);
+        codec_pack_key(&pk, "head");
+        msgpack_pack_uint64(&pk, head);
+        codec_pack_key(&pk, "lag");
+        msgpack_pack_uint64(&pk, head > list[i].position ? head - list[i].position : 0);
+        codec_pack_key(&pk, "active");
+        if (list[i].active)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+    }
+    reply_end(c, start);
+}
+
+static void op_consumers(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->consumers(c->srv->store, consumers_done, p);
+}
+
 /* ---------------------------------------------------------------- stats and config */
 
 static void op_stats(conn_t *c, codec_request_t *req);
@@ -443,7 +519,7 @@ static const struct {
     uint32_t optional;
 } op_table[] = {
     {"ping", op_ping, 0, NULL, 0},
-    {"append", op_append, ARG_EVENTS, "events", 0},
+    {"append", op_append, ARG_EVENTS, "events", ARG_TRACKING},
     {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id",
      ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS},
     {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT},
@@ -457,6 +533,10 @@ static const struct {
     {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id", ARG_MAX_VERSION},
     {"stats", op_stats, 0, NULL, 0},
     {"config", op_config, 0, NULL, 0},
+    {"checkpoint", op_checkpoint, ARG_CONSUMER | ARG_POSITION, "consumer and position", 0},
+    {"get-checkpoint", op_get_checkpoint, ARG_CONSUMER, "consumer", 0},
+    {"delete-checkpoint", op_delete_checkpoint, ARG_CONSUMER, "consumer", 0},
+    {"consumers", op_consumers, 0, NULL, 0},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 

@@ -13,6 +13,8 @@
  * anything; reads and deletes go on, and a delete gives its bytes back. */
 #include "store_memory.h"
 
+#include "checkpoint_table.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,6 +69,7 @@ typedef struct store_memory {
     topic_node_t *topics;
     id_node_t *ids;
     size_t bytes; /* allocated for events, indexes and snapshots */
+    cpt_table_t checkpoints;
 } store_memory_t;
 
 static int idx_push(store_memory_t *m, idx_list_t *l, size_t i) {
@@ -253,7 +256,9 @@ static size_t append_bytes(const evs_event_t *evs, size_t n) {
     return bytes;
 }
 
-static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
+/* Appends evs and, with t, sets t's checkpoint in the same step (t already decided). */
+static void append_events(store_t *s, evs_event_t *evs, size_t n, const store_tracking_t *t,
+                          store_append_cb cb, void *arg) {
     store_memory_t *m = (store_memory_t *)s;
     codec_error_t err;
     /* One event (the common case) needs no allocation for its results. */
@@ -266,11 +271,13 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         cb(arg, &err, NULL, NULL, 0);
         goto out;
     }
-    if (n == 0 || is_retry(m, evs, n, pos, ver)) {
+    if ((n == 0 && !t) || (n > 0 && !t && is_retry(m, evs, n, pos, ver))) {
         cb(arg, NULL, pos, ver, n);
         goto out;
     }
-    if ((n == 1 ? plan_one(m, evs, ver, &entity, &err) : plan_append(m, evs, n, ver, &err)) != 0 ||
+    if ((n == 0   ? 0
+         : n == 1 ? plan_one(m, evs, ver, &entity, &err)
+                  : plan_append(m, evs, n, ver, &err)) != 0 ||
         over_limit(m, append_bytes(evs, n), &err)) {
         cb(arg, &err, NULL, NULL, 0);
         goto out;
@@ -289,17 +296,96 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         m->log = log;
         m->cap = cap;
     }
+    if (t && cpt_set(&m->checkpoints, t->consumer, t->position) != 0) {
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, NULL, NULL, 0);
+        goto out;
+    }
     size_t first = m->len;
     int64_t ts = store_now_us();
     for (size_t i = 0; i < n; i++) {
         commit_event(m, &evs[i], ver[i], ts, n == 1 ? entity : NULL);
         pos[i] = m->log[first + i].position;
     }
-    if (s->on_commit) s->on_commit(s->on_commit_arg, &m->log[first], n);
+    if (s->on_commit && n) s->on_commit(s->on_commit_arg, &m->log[first], n);
     cb(arg, NULL, pos, ver, n);
 out:
     if (pos != &pos_one) free(pos);
     if (ver != &ver_one) free(ver);
+}
+
+static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
+    append_events(s, evs, n, NULL, cb, arg);
+}
+
+/* ---------------------------------------------------------------- consumers */
+
+/* The newest position taken: positions are indexes in the log plus one, tombstones included. */
+static uint64_t head(const store_memory_t *m) {
+    return m->len;
+}
+
+static void mem_append_tracked(store_t *s, evs_event_t *evs, size_t n, const store_tracking_t *t,
+                               store_append_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    if (!t) return append_events(s, evs, n, NULL, cb, arg);
+    uint64_t stored = cpt_get(&m->checkpoints, t->consumer);
+    codec_error_t err;
+    if (n > 0 && stored >= t->position) {
+        /* The retry of an append that committed with this tracking: its original answer. */
+        uint64_t *pos = malloc(n * sizeof *pos), *ver = malloc(n * sizeof *ver);
+        bool retry = pos && ver && is_retry(m, evs, n, pos, ver);
+        if (retry) cb(arg, NULL, pos, ver, n);
+        free(pos);
+        free(ver);
+        if (retry) return;
+    }
+    if (store_decide_tracking(t, false, stored, head(m), &err) != 0) {
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
+    append_events(s, evs, n, t, cb, arg);
+}
+
+static void mem_checkpoint(store_t *s, const char *consumer, uint64_t position,
+                           store_position_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    store_tracking_t t = {.consumer = consumer, .position = position};
+    uint64_t stored = cpt_get(&m->checkpoints, consumer);
+    codec_error_t err;
+    if (store_decide_tracking(&t, true, stored, head(m), &err) != 0 ||
+        over_limit(m, 64 + strlen(consumer), &err)) {
+        cb(arg, &err, 0);
+        return;
+    }
+    if (position > stored && cpt_set(&m->checkpoints, consumer, position) != 0) {
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    cb(arg, NULL, position);
+}
+
+static void mem_get_checkpoint(store_t *s, const char *consumer, store_position_cb cb, void *arg) {
+    cb(arg, NULL, cpt_get(&((store_memory_t *)s)->checkpoints, consumer));
+}
+
+static void mem_delete_checkpoint(store_t *s, const char *consumer, store_count_cb cb, void *arg) {
+    cb(arg, NULL, cpt_delete(&((store_memory_t *)s)->checkpoints, consumer) ? 1 : 0);
+}
+
+static void mem_consumers(store_t *s, store_consumers_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    size_t n;
+    store_consumer_t *list = cpt_list(&m->checkpoints, &n);
+    if (!list && n) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, NULL, 0, 0);
+        return;
+    }
+    cb(arg, NULL, list, n, head(m));
+    free(list);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -612,6 +698,7 @@ static void mem_free(store_t *s) {
         HASH_DEL(m->snaps, sn);
         snap_node_free(sn);
     }
+    cpt_free(&m->checkpoints);
     free(m);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../store.h"
+#include "checkpoint.h"
 #include "schema.h"
 
 /* One event id known to be stored: read in phase 1, or accepted earlier in the group. */
@@ -50,7 +51,7 @@ int decide_list_entities(decide_t *d, gc_request_t *group, size_t *total_out) {
     for (gc_request_t *r = group; r; r = r->next)
         total += r->n;
     *total_out = total;
-    d->nodes = calloc(total, sizeof *d->nodes);
+    d->nodes = calloc(total ? total : 1, sizeof *d->nodes); /* none: checkpoints alone */
     if (!d->nodes) return -1;
     size_t nent = 0;
     for (gc_request_t *r = group; r; r = r->next)
@@ -184,12 +185,19 @@ static void accept_request(decide_t *d, gc_request_t *r, int64_t *next_pos) {
  * idempotent retry gets the stored positions, a conflict sets r->err and changes nothing, and an
  * accepted request gets its versions and positions. */
 static void decide(decide_t *d, gc_request_t *r, size_t deciding, int64_t *next_pos) {
-    if (is_retry(d, r)) return;
+    if (r->track != GC_TRACK_NONE) {
+        /* A tracking or checkpoint is decided first and moves with the events (checkpoint.h). */
+        if (!ckpt_admit(d->ckpts, r, r->n > 0 && is_retry(d, r))) return;
+    } else if (is_retry(d, r)) {
+        return;
+    }
     size_t added = 0;
-    if (take_versions_and_ids(d, r, deciding, &added))
+    if (take_versions_and_ids(d, r, deciding, &added)) {
         accept_request(d, r, next_pos);
-    else
+        if (r->track != GC_TRACK_NONE) ckpt_accept(d->ckpts, r);
+    } else {
         reject_request(d, r, added);
+    }
 }
 
 int64_t decide_group(decide_t *d, gc_request_t *group, int64_t first_position) {

@@ -24,7 +24,10 @@ typedef enum op_kind {
     OP_DELETE,
     OP_EVENTS,
     OP_PUT_SNAPSHOT,
-    OP_GET_SNAPSHOT
+    OP_GET_SNAPSHOT,
+    OP_CHECKPOINT,     /* a write: answers a position */
+    OP_GET_CHECKPOINT, /* a read: answers a position */
+    OP_CONSUMERS       /* a read */
 } op_kind_t;
 
 typedef struct op op_t;
@@ -44,6 +47,8 @@ struct op {
         store_events_cb events;
         store_count_cb count;
         store_snapshot_cb snapshot;
+        store_position_cb position;
+        store_consumers_cb consumers;
     } cb;
     void *arg;
     /* reads */

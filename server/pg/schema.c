@@ -93,6 +93,16 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
                              "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
                              2,
                              {PG_TEXTOID, PG_INT8OID}},
+    [SCHEMA_GET_CHECKPOINT] = {"q_get_checkpoint",
+                               "SELECT position FROM evs_checkpoints WHERE consumer = $1",
+                               1,
+                               {PG_TEXTOID}},
+    [SCHEMA_CONSUMERS] = {"q_consumers",
+                          "SELECT " SCHEMA_SQL_HEAD_VALUE ", c.consumer, c.position FROM "
+                          "(SELECT 1) AS one LEFT JOIN evs_checkpoints AS c ON true "
+                          "ORDER BY c.consumer COLLATE \"C\"",
+                          0,
+                          {0}},
 };
 
 /* ---------------------------------------------------------------- writer statements */
@@ -127,4 +137,20 @@ const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
                        SCHEMA_INSERT_NPARAMS,
                        {PG_INT8ARRAYOID, PG_UUIDARRAYOID, PG_TEXTARRAYOID, PG_INT8ARRAYOID,
                         PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID}},
+    [SCHEMA_CKPT_READ] = {"gc_ckpt_read",
+                          "SELECT consumer, position FROM evs_checkpoints "
+                          "WHERE consumer = ANY($1::text[])",
+                          1,
+                          {PG_TEXTARRAYOID}},
+    [SCHEMA_CKPT_UPSERT] = {"gc_ckpt_upsert",
+                            "INSERT INTO evs_checkpoints (consumer, position) "
+                            "SELECT * FROM unnest($1::text[], $2::bigint[]) "
+                            "ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, "
+                            "updated_at = now()",
+                            2,
+                            {PG_TEXTARRAYOID, PG_INT8ARRAYOID}},
+    [SCHEMA_CKPT_DELETE] = {"gc_ckpt_delete",
+                            "DELETE FROM evs_checkpoints WHERE consumer = ANY($1::text[])",
+                            1,
+                            {PG_TEXTARRAYOID}},
 };

@@ -96,6 +96,8 @@ enum schema_read {
     SCHEMA_READ_TOPICS_PREFIX, /* ... both */
     SCHEMA_PUT_SNAPSHOT,
     SCHEMA_GET_SNAPSHOT,
+    SCHEMA_GET_CHECKPOINT, /* one consumer's checkpoint */
+    SCHEMA_CONSUMERS,      /* every consumer, and the head */
     SCHEMA_NREADS
 };
 extern const schema_statement_t schema_reads[SCHEMA_NREADS];
@@ -125,6 +127,20 @@ enum {
     SCHEMA_SNAPSHOT_PAYLOAD    /* bytea */
 };
 
+/* SCHEMA_GET_CHECKPOINT: the consumer (text); 0 or 1 row of one column, the position (int8). */
+enum { SCHEMA_GET_CHECKPOINT_P_CONSUMER };
+/* SCHEMA_CONSUMERS: no parameters; one row per consumer in name order, and one row with a NULL
+ * consumer when there is none; every row carries the head. */
+enum {
+    SCHEMA_CONSUMERS_HEAD,     /* int8: the newest position taken */
+    SCHEMA_CONSUMERS_CONSUMER, /* text, NULL: no consumer */
+    SCHEMA_CONSUMERS_POSITION  /* int8 */
+};
+
+/* The head, the newest position taken from evs_position_seq (0 before any), as SQL. */
+#define SCHEMA_SQL_HEAD_VALUE                                                                      \
+    "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM evs_position_seq)"
+
 /* The statements of the writer connection's group commit (schema_writes[], by this enum). */
 enum schema_write {
     SCHEMA_APPEND_LOCK, /* takes SCHEMA_APPEND_LOCK_KEY for the transaction */
@@ -132,6 +148,9 @@ enum schema_write {
     SCHEMA_CHECK,       /* latest versions of entities, stored events with given ids */
     SCHEMA_GUARD,       /* the fast path's proof (migrations/003_append_guard.sql) */
     SCHEMA_INSERT,      /* the group's events, as arrays */
+    SCHEMA_CKPT_READ,   /* the checkpoints of the group's consumers */
+    SCHEMA_CKPT_UPSERT, /* sets checkpoints */
+    SCHEMA_CKPT_DELETE, /* removes checkpoints */
     SCHEMA_NWRITES
 };
 extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
@@ -179,6 +198,18 @@ enum {
     SCHEMA_INSERT_P_METADATA,   /* bytea[], with NULLs */
     SCHEMA_INSERT_NPARAMS
 };
+
+/* SCHEMA_CKPT_READ: the group's consumers (text[]); a row per stored checkpoint. */
+enum { SCHEMA_CKPT_READ_P_CONSUMERS };
+enum { SCHEMA_CKPT_READ_CONSUMER /* text */, SCHEMA_CKPT_READ_POSITION /* int8 */ };
+/* SCHEMA_CKPT_UPSERT: consumers (text[], distinct) and their positions (int8[]); no rows. */
+enum { SCHEMA_CKPT_UPSERT_P_CONSUMERS, SCHEMA_CKPT_UPSERT_P_POSITIONS };
+/* SCHEMA_CKPT_DELETE: consumers (text[]); no rows. */
+enum { SCHEMA_CKPT_DELETE_P_CONSUMERS };
+
+/* The head instead of SCHEMA_POSITIONS in a group that takes no position (only checkpoints):
+ * one row, one int8 column, under the lock. */
+#define SCHEMA_SQL_HEAD "SELECT " SCHEMA_SQL_HEAD_VALUE
 
 /* ---------------------------------------------------------------- unprepared statements */
 
