@@ -1,0 +1,210 @@
+/* test_consumers.c: consumers' checkpoints on PostgreSQL, through real daemons: a checkpoint
+ * survives a kill -9 of its daemon, and two daemons that race trackings of one consumer at the
+ * same position accept exactly one. Without $EVSTORE_PG_URL every test is skipped. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/daemon.h"
+#include "../common/db.h"
+#include "../common/rawio.h"
+
+static test_db_t db;
+static const char *cluster_url;
+
+static void setup(void) {
+    cluster_url = getenv("EVSTORE_PG_URL");
+    if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
+    char err[512];
+    cr_assert_eq(test_db_create(&db, cluster_url, "evs_constest", err, sizeof err), 0, "%s", err);
+}
+
+static void teardown(void) {
+    test_db_drop(&db, cluster_url);
+}
+
+TestSuite(pg_consumers, .init = setup, .fini = teardown, .timeout = 120);
+
+static void start_daemon(test_daemon_t *d) {
+    cr_assert_eq(test_daemon_launch(d, db.url, false, NULL), 0, "evstored did not start on %s",
+                 db.url);
+}
+
+static void kill_daemon(test_daemon_t *d) {
+    cr_assert_eq(kill(d->pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
+    d->pid = 0;
+}
+
+static int connect_to(const test_daemon_t *d) {
+    int fd = test_connect_raw(d);
+    cr_assert_geq(fd, 0, "cannot connect to the daemon");
+    return fd;
+}
+
+/* Appends one event to tname(entity) with, when consumer is not NULL, a tracking; returns the
+ * reply (reply_free it). */
+static reply_t append(int fd, uint64_t id, const char *entity, const char *consumer,
+                      uint64_t position) {
+    rq_t r;
+    rq_begin(&r, "append", id, consumer ? 2 : 1);
+    pk_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_map(&r.pk, 3);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname(entity));
+    pk_str(&r.pk, "topic");
+    pk_str(&r.pk, tname("t"));
+    pk_str(&r.pk, "payload");
+    pk_bin(&r.pk, "x", 1);
+    if (consumer) {
+        pk_str(&r.pk, "tracking");
+        msgpack_pack_map(&r.pk, 2);
+        pk_str(&r.pk, "consumer");
+        pk_str(&r.pk, tname(consumer));
+        pk_str(&r.pk, "position");
+        msgpack_pack_uint64(&r.pk, position);
+    }
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 30000, &rep), 0, "no reply to the append");
+    return rep;
+}
+
+static uint64_t first_position(const reply_t *rep) {
+    cr_assert(reply_ok(rep), "the append failed: %s", reply_code(rep));
+    const msgpack_object *p = reply_get(rep, "positions");
+    cr_assert(p && p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == 1);
+    return obj_uint(&p->via.array.ptr[0]);
+}
+
+/* Sends op {"consumer": tname(consumer)} (and "position" when has_position); returns the reply's
+ * "position", asserting success. */
+static uint64_t consumer_op(int fd, const char *op, uint64_t id, const char *consumer,
+                            bool has_position, uint64_t position) {
+    rq_t r;
+    rq_begin(&r, op, id, has_position ? 2 : 1);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname(consumer));
+    if (has_position) {
+        pk_str(&r.pk, "position");
+        msgpack_pack_uint64(&r.pk, position);
+    }
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 30000, &rep), 0, "no reply to %s", op);
+    cr_assert(reply_ok(&rep), "%s failed: %s", op, reply_code(&rep));
+    uint64_t v = obj_uint(reply_get(&rep, "position"));
+    reply_free(&rep);
+    return v;
+}
+
+Test(pg_consumers, checkpoints_survive_a_kill_of_their_daemon) {
+    test_daemon_t a;
+    start_daemon(&a);
+    int fd = connect_to(&a);
+    reply_t rep = append(fd, 1, "src", NULL, 0);
+    uint64_t p1 = first_position(&rep);
+    reply_free(&rep);
+    rep = append(fd, 2, "src", NULL, 0);
+    uint64_t p2 = first_position(&rep);
+    reply_free(&rep);
+    cr_assert_eq(consumer_op(fd, "checkpoint", 3, "proj", true, p2), p2);
+    rep = append(fd, 4, "out", "pm", p1);
+    first_position(&rep);
+    reply_free(&rep);
+    close(fd);
+    kill_daemon(&a);
+
+    test_daemon_t b;
+    start_daemon(&b);
+    fd = connect_to(&b);
+    cr_assert_eq(consumer_op(fd, "get-checkpoint", 5, "proj", false, 0), p2);
+    cr_assert_eq(consumer_op(fd, "get-checkpoint", 6, "pm", false, 0), p1);
+    rep = append(fd, 7, "out", "pm", p1);
+    cr_assert_str_eq(reply_code(&rep), "conflict", "a tracking processed before was accepted");
+    reply_free(&rep);
+    close(fd);
+    cr_assert_eq(test_daemon_stop(&b), 0);
+}
+
+Test(pg_consumers, two_daemons_racing_one_tracking_accept_it_once) {
+    test_daemon_t a, b;
+    start_daemon(&a);
+    start_daemon(&b);
+    int fa = connect_to(&a), fb = connect_to(&b);
+    enum { N = 20 };
+    uint64_t pos[N];
+    for (int i = 0; i < N; i++) {
+        reply_t rep = append(fa, (uint64_t)i + 1, "src", NULL, 0);
+        pos[i] = first_position(&rep);
+        reply_free(&rep);
+    }
+    /* Both daemons process every source position for the same consumer, pipelined: each position
+     * must be accepted by exactly one of them. */
+    for (int side = 0; side < 2; side++) {
+        int fd = side ? fb : fa;
+        for (int i = 0; i < N; i++) {
+            char entity[32];
+            snprintf(entity, sizeof entity, "out%d-%d", side, i);
+            rq_t r;
+            rq_begin(&r, "append", 100 + (uint64_t)i, 2);
+            pk_str(&r.pk, "events");
+            msgpack_pack_array(&r.pk, 1);
+            msgpack_pack_map(&r.pk, 3);
+            pk_str(&r.pk, "entity_id");
+            pk_str(&r.pk, tname(entity));
+            pk_str(&r.pk, "topic");
+            pk_str(&r.pk, tname("t"));
+            pk_str(&r.pk, "payload");
+            pk_bin(&r.pk, "x", 1);
+            pk_str(&r.pk, "tracking");
+            msgpack_pack_map(&r.pk, 2);
+            pk_str(&r.pk, "consumer");
+            pk_str(&r.pk, tname("pm"));
+            pk_str(&r.pk, "position");
+            msgpack_pack_uint64(&r.pk, pos[i]);
+            cr_assert_eq(raw_send_rq(fd, &r), 0);
+            rq_free(&r);
+        }
+    }
+    int accepted[N] = {0};
+    int ok = 0, conflicts = 0;
+    for (int side = 0; side < 2; side++)
+        for (int k = 0; k < N; k++) {
+            reply_t rep;
+            cr_assert_eq(raw_recv(side ? fb : fa, 30000, &rep), 0);
+            uint64_t id = 0;
+            cr_assert(reply_id(&rep, &id) && id >= 100 && id < 100 + N);
+            if (reply_ok(&rep)) {
+                accepted[id - 100]++;
+                ok++;
+            } else {
+                cr_assert_str_eq(reply_code(&rep), "conflict");
+                const msgpack_object *err = reply_get(&rep, "error");
+                const msgpack_object *tracking = obj_get(err, "tracking");
+                cr_assert(tracking && tracking->type == MSGPACK_OBJECT_BOOLEAN);
+                conflicts++;
+            }
+            reply_free(&rep);
+        }
+    /* A later position may be accepted before an earlier one (the other daemon got there
+     * first), which then conflicts on both: never twice. */
+    for (int i = 0; i < N; i++)
+        cr_assert_leq(accepted[i], 1, "position %d was processed twice", i);
+    cr_assert_eq(ok + conflicts, 2 * N);
+    cr_assert_geq(ok, 1);
+    cr_assert_eq(consumer_op(fa, "get-checkpoint", 200, "pm", false, 0), pos[N - 1],
+                 "the last position is not the checkpoint");
+    close(fa);
+    close(fb);
+    cr_assert_eq(test_daemon_stop(&a), 0);
+    cr_assert_eq(test_daemon_stop(&b), 0);
+}
