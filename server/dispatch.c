@@ -299,7 +299,7 @@ static void op_get_by_topic(conn_t *c, codec_request_t *req) {
 }
 
 static void op_read_all(conn_t *c, codec_request_t *req) {
-    read_log(c, req, NULL, 0);
+    read_log(c, req, req->topics, req->ntopics);
 }
 
 static void op_get_by_id(conn_t *c, codec_request_t *req) {
@@ -524,8 +524,8 @@ static const struct {
      ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS},
     {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT},
     {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0},
-    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT},
-    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX},
+    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT | ARG_TOPICS},
+    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX | ARG_CONSUMER},
     {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0},
     {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0},
     {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,

@@ -291,6 +291,8 @@ static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
         req.topics = (const char **)e->topics;
         req.ntopics = e->ntopics;
         req.entity_prefix = e->prefix;
+        req.present = e->has_after ? ARG_AFTER : 0;
+        req.after = e->after;
         if (subs_subscribe(s, c, &req, &why) != 0) err = &why;
     }
     if (open && err) dispatch_reply_error(c, true, e->id, err);
@@ -314,10 +316,16 @@ static void on_early_deadline(uv_timer_t *t) {
     if (s->early) uv_timer_start(&s->early_timer, on_early_deadline, s->early->deadline - now, 0);
 }
 
-/* Makes a subscribe without "after" wait for the live feed. 0, or an error code with err. */
-static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+/* A copy of a subscribe's arguments, counted in flight on c until early_answer; NULL with err
+ * set when out of memory. */
+static early_sub_t *early_new(subs_t *s, conn_t *c, const codec_request_t *req,
+                              codec_error_t *err) {
     early_sub_t *e = calloc(1, sizeof *e);
-    if (!e) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    if (!e) {
+        codec_error_set(err, EVS_EINTERNAL, "out of memory");
+        return NULL;
+    }
+    e->owner = s;
     e->conn = c;
     e->id = req->id;
     conn_ref(c);
@@ -329,6 +337,17 @@ static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_er
     }
     if (req->entity_prefix && req->entity_prefix[0] && !(e->prefix = strdup(req->entity_prefix)))
         goto oom;
+    return e;
+oom:
+    early_free(e);
+    codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    return NULL;
+}
+
+/* Makes a subscribe without "after" wait for the live feed. 0, or an error code with err. */
+static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+    early_sub_t *e = early_new(s, c, req, err);
+    if (!e) return err->code;
     uint32_t timeout = s->srv->cfg.request_timeout_ms;
     e->deadline = uv_now(s->srv->loop) + (timeout ? timeout : STORE_DEFAULT_TIMEOUT_MS);
     if (s->early_tail)
@@ -339,9 +358,23 @@ static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_er
     if (!uv_is_active((uv_handle_t *)&s->early_timer))
         uv_timer_start(&s->early_timer, on_early_deadline, e->deadline - uv_now(s->srv->loop), 0);
     return 0;
-oom:
-    early_free(e);
-    return codec_error_set(err, EVS_EINTERNAL, "out of memory");
+}
+
+/* The consumer's checkpoint came back: the subscription starts after it. */
+static void consumer_start(void *arg, const codec_error_t *err, uint64_t position) {
+    early_sub_t *e = arg;
+    e->has_after = true;
+    e->after = position;
+    early_answer(e->owner, e, err);
+}
+
+/* A subscribe with "consumer" and without "after": starts after the consumer's checkpoint once
+ * the store has read it. 0, or an error code with err. */
+static int consumer_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+    early_sub_t *e = early_new(s, c, req, err);
+    if (!e) return err->code;
+    s->srv->store->ops->get_checkpoint(s->srv->store, req->consumer, consumer_start, e);
+    return 0;
 }
 
 void subs_on_live(void *arg) {
@@ -374,6 +407,8 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
                                "a subscription may name at most %u topics (option "
                                "max_subscription_topics); this one names %zu",
                                (unsigned)cfg->max_subscription_topics, req->ntopics);
+    if ((req->present & (ARG_CONSUMER | ARG_AFTER)) == ARG_CONSUMER)
+        return consumer_wait(s, c, req, err);
     if (!(req->present & ARG_AFTER) && !store->live_ready) return early_wait(s, c, req, err);
     sub_t *sub = calloc(1, sizeof *sub);
     if (!sub) return codec_error_set(err, EVS_EINTERNAL, "out of memory");

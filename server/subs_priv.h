@@ -82,6 +82,9 @@ typedef struct early_sub {
     char **topics;
     size_t ntopics;
     char *prefix;
+    bool has_after; /* a subscribe with "consumer": after its stored checkpoint */
+    uint64_t after;
+    subs_t *owner;
 } early_sub_t;
 
 struct subs {

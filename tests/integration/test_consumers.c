@@ -178,3 +178,103 @@ Test(consumers, bad_arguments_are_bad_requests) {
     fx_conn_still_serves(fd);
     fx_finish();
 }
+
+/* Sends subscribe {"consumer": tname(consumer), "entity_prefix": tprefix()} and, when after is
+ * not NULL, "after"; returns the reply's "after" (where it starts) and sets *sid. */
+static uint64_t subscribe_consumer(int fd, uint64_t id, const char *consumer, const uint64_t *after,
+                                   uint64_t *sid) {
+    rq_t r;
+    rq_begin(&r, "subscribe", id, after ? 3 : 2);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname(consumer));
+    pk_str(&r.pk, "entity_prefix");
+    pk_str(&r.pk, tprefix());
+    if (after) {
+        pk_str(&r.pk, "after");
+        msgpack_pack_uint64(&r.pk, *after);
+    }
+    fx_send_rq(fd, &r);
+    reply_t rep = fx_expect_ok(fd, id);
+    *sid = obj_uint(reply_get(&rep, "sub"));
+    uint64_t start = obj_uint(reply_get(&rep, "after"));
+    reply_free(&rep);
+    return start;
+}
+
+/* The first event position of the next push of sub on fd. */
+static uint64_t next_pushed(int fd, uint64_t sid) {
+    reply_t rep;
+    for (;;) {
+        cr_assert_eq(raw_recv(fd, 10000, &rep), 0, "no push");
+        const msgpack_object *events = reply_get(&rep, "events");
+        if (obj_uint(reply_get(&rep, "sub")) == sid && events &&
+            events->type == MSGPACK_OBJECT_ARRAY && events->via.array.size > 0)
+            break;
+        reply_free(&rep);
+    }
+    uint64_t pos = obj_uint(obj_get(&reply_get(&rep, "events")->via.array.ptr[0], "position"));
+    reply_free(&rep);
+    return pos;
+}
+
+Test(consumers, subscribe_with_a_consumer_starts_after_its_checkpoint) {
+    fx_start(NULL);
+    int fd = fx_connect();
+    uint64_t p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = append_one(fd, (uint64_t)i + 1, "a");
+    send_consumer_op(fd, "checkpoint", 10, "c", true, p[1]);
+    expect_position(fd, 10);
+    uint64_t sid;
+    cr_assert_eq(subscribe_consumer(fd, 11, "c", NULL, &sid), p[1]);
+    cr_assert_eq(next_pushed(fd, sid), p[2], "it did not resume after the checkpoint");
+    int fd2 = fx_connect();
+    cr_assert_eq(subscribe_consumer(fd2, 12, "other", NULL, &sid), 0,
+                 "a consumer without a checkpoint starts at the beginning");
+    cr_assert_eq(next_pushed(fd2, sid), p[0]);
+    int fd3 = fx_connect();
+    cr_assert_eq(subscribe_consumer(fd3, 13, "c", &p[0], &sid), p[0], "an explicit after wins");
+    cr_assert_eq(next_pushed(fd3, sid), p[1]);
+    fx_finish();
+}
+
+Test(consumers, read_all_filters_by_several_topics) {
+    fx_start(NULL);
+    int fd = fx_connect();
+    const char *topics[3] = {tname("x"), tname("y"), tname("z")};
+    uint64_t pos[3];
+    for (int i = 0; i < 3; i++) {
+        rq_t r;
+        rq_begin(&r, "append", (uint64_t)i + 1, 1);
+        pk_str(&r.pk, "events");
+        msgpack_pack_array(&r.pk, 1);
+        msgpack_pack_map(&r.pk, 3);
+        pk_str(&r.pk, "entity_id");
+        pk_str(&r.pk, tname("e"));
+        pk_str(&r.pk, "topic");
+        pk_str(&r.pk, topics[i]);
+        pk_str(&r.pk, "payload");
+        pk_bin(&r.pk, "p", 1);
+        fx_send_rq(fd, &r);
+        reply_t rep = fx_expect_ok(fd, (uint64_t)i + 1);
+        pos[i] = obj_uint(&reply_get(&rep, "positions")->via.array.ptr[0]);
+        reply_free(&rep);
+    }
+    rq_t r;
+    rq_begin(&r, "read-all", 9, 2);
+    pk_str(&r.pk, "after");
+    msgpack_pack_uint64(&r.pk, pos[0] - 1);
+    pk_str(&r.pk, "topics");
+    msgpack_pack_array(&r.pk, 2);
+    pk_str(&r.pk, topics[0]);
+    pk_str(&r.pk, topics[2]);
+    fx_send_rq(fd, &r);
+    reply_t rep = fx_expect_ok(fd, 9);
+    const msgpack_object *evs = reply_get(&rep, "events");
+    cr_assert(evs && evs->type == MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(evs->via.array.size, 2);
+    cr_assert_eq(obj_uint(obj_get(&evs->via.array.ptr[0], "position")), pos[0]);
+    cr_assert_eq(obj_uint(obj_get(&evs->via.array.ptr[1], "position")), pos[2]);
+    reply_free(&rep);
+    fx_finish();
+}
