@@ -11,3 +11,31 @@ CREATE TABLE evs_checkpoints (
     position bigint NOT NULL CHECK (position >= 0),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Partitions: an event is in partition i of n when the FNV-1a 64 hash of its entity id's bytes,
+-- taken as an unsigned 64-bit number, is i modulo n (docs/protocol.md, "Partitions"). The hash
+-- is stored with each event (as a bigint holding the same 64 bits), so that a partitioned read
+-- filters in the query and every page it returns is full while matching events remain. The
+-- daemon computes it in C for the events it inserts; evs_fnv1a64 is the same function in SQL,
+-- for the events stored before this migration (and for anyone who inserts by hand).
+CREATE FUNCTION evs_fnv1a64(s text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    b bytea := textsend(s);
+    h numeric := 14695981039346656037;
+    low int;
+BEGIN
+    FOR i IN 0 .. length(b) - 1 LOOP
+        low := mod(h, 256)::int;
+        h := h - low + (low # get_byte(b, i));
+        h := mod(h * 1099511628211, 18446744073709551616);
+    END LOOP;
+    IF h >= 9223372036854775808 THEN
+        h := h - 18446744073709551616;
+    END IF;
+    RETURN h::bigint;
+END
+$$;
+ALTER TABLE evs_events ADD COLUMN partition_hash bigint;
+UPDATE evs_events SET partition_hash = evs_fnv1a64(entity_id);
+ALTER TABLE evs_events ALTER COLUMN partition_hash SET NOT NULL;

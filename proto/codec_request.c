@@ -145,6 +145,33 @@ static int decode_tracking(const msgpack_object *o, codec_request_t *req, codec_
     return 0;
 }
 
+/* "partition": {"index": uint, "count": uint}, both required, 0 <= index < count <=
+ * CODEC_MAX_PARTITIONS. */
+static int decode_partition(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return codec_error_set(err, EVS_EBAD_REQUEST,
+                               "partition must be a map with index and count");
+    uint64_t v[2] = {0, 0};
+    unsigned have = 0;
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
+        unsigned bit = codec_key_is(key, "index") ? 1 : codec_key_is(key, "count") ? 2 : 0;
+        if (bit == 0 || (have & bit))
+            return codec_error_set(err, EVS_EBAD_REQUEST,
+                                   "partition takes index and count, each once");
+        have |= bit;
+        int rc = get_uint(val, bit == 1 ? "partition index" : "partition count", &v[bit - 1], err);
+        if (rc) return rc;
+    }
+    if (have != 3 || v[1] == 0 || v[1] > CODEC_MAX_PARTITIONS || v[0] >= v[1])
+        return codec_error_set(err, EVS_EBAD_REQUEST,
+                               "partition needs index and count, 0 <= index < count <= %d",
+                               CODEC_MAX_PARTITIONS);
+    req->partition_index = (uint32_t)v[0];
+    req->partition_count = (uint32_t)v[1];
+    return 0;
+}
+
 static int decode_topics(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return codec_error_set(err, EVS_EBAD_REQUEST, "topics must be an array of strings");
@@ -198,8 +225,9 @@ static const struct {
     const char *key;
     uint32_t bit;
 } other_args[] = {
-    {"events", ARG_EVENTS},     {"topics", ARG_TOPICS},   {"backwards", ARG_BACKWARDS},
-    {"event_id", ARG_EVENT_ID}, {"payload", ARG_PAYLOAD}, {"tracking", ARG_TRACKING},
+    {"events", ARG_EVENTS},       {"topics", ARG_TOPICS},   {"backwards", ARG_BACKWARDS},
+    {"event_id", ARG_EVENT_ID},   {"payload", ARG_PAYLOAD}, {"tracking", ARG_TRACKING},
+    {"partition", ARG_PARTITION},
 };
 
 /* The ARG_* bit of a key that is not in plain_args; 0 when the protocol has no such key. */
@@ -295,6 +323,9 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
         } else if (bit == ARG_EVENTS) {
             req->present |= ARG_EVENTS;
             rc = decode_events(v, req, err);
+        } else if (bit == ARG_PARTITION) {
+            req->present |= ARG_PARTITION;
+            rc = decode_partition(v, req, err);
         } else if (bit == ARG_TRACKING) {
             req->present |= ARG_TRACKING;
             rc = decode_tracking(v, req, err);

@@ -31,7 +31,10 @@ enum {
     ARG_CONSUMER = 1u << 14,
     ARG_POSITION = 1u << 15,
     ARG_TRACKING = 1u << 16,
+    ARG_PARTITION = 1u << 17,
 };
+
+#define CODEC_MAX_PARTITIONS 65536 /* the largest partition count */
 
 /* A decoded request. Strings and events point into memory owned by the request (its msgpack
  * zone), valid until codec_request_free. */
@@ -56,7 +59,8 @@ typedef struct codec_request {
     uint64_t position;
     const char *tracking_consumer; /* "tracking": {"consumer", "position"} */
     uint64_t tracking_position;
-    msgpack_unpacked unpacked; /* owns the memory of everything above */
+    uint32_t partition_index, partition_count; /* "partition": {"index", "count"} */
+    msgpack_unpacked unpacked;                 /* owns the memory of everything above */
 } codec_request_t;
 
 /* Decodes the len bytes at buf (one frame body) into *req. Returns 0, or EVS_EBAD_REQUEST with

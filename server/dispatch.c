@@ -288,7 +288,12 @@ static void op_get_by_entity(conn_t *c, codec_request_t *req) {
 static void read_log(conn_t *c, codec_request_t *req, const char *const *topics, size_t ntopics) {
     uint32_t limit = 0;
     if (!get_limit(c, req, &limit)) return;
-    store_read_t q = {.after = req->after, .limit = limit, .topics = topics, .ntopics = ntopics};
+    store_read_t q = {.after = req->after,
+                      .limit = limit,
+                      .topics = topics,
+                      .ntopics = ntopics,
+                      .partition_count = req->partition_count,
+                      .partition_index = req->partition_index};
     pending_t *p = pending_new(c, req->id, REPLY_EVENTS);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->read(c->srv->store, &q, events_done, p);
@@ -522,10 +527,11 @@ static const struct {
     {"append", op_append, ARG_EVENTS, "events", ARG_TRACKING},
     {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id",
      ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS},
-    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT},
+    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT | ARG_PARTITION},
     {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0},
-    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT | ARG_TOPICS},
-    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX | ARG_CONSUMER},
+    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT | ARG_TOPICS | ARG_PARTITION},
+    {"subscribe", op_subscribe, 0, NULL,
+     ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX | ARG_CONSUMER | ARG_PARTITION},
     {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0},
     {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0},
     {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,

@@ -77,8 +77,9 @@ typedef void (*store_snapshot_cb)(void *arg, const codec_error_t *err,
 typedef void (*store_commit_cb)(void *arg, const evs_event_t *events, size_t n);
 
 /* A read of the global log in position order: events with position > after, at most limit of
- * them, keeping only those whose topic is one of topics (when ntopics > 0) and whose entity_id
- * starts with entity_prefix (when it is non-NULL and non-empty). get-by-topic and read-all are
+ * them, keeping only those whose topic is one of topics (when ntopics > 0), whose entity_id
+ * starts with entity_prefix (when it is non-NULL and non-empty) and that are in the partition
+ * (below). get-by-topic and read-all are
  * both this read; so is subscription catch-up. */
 typedef struct store_read {
     uint64_t after;
@@ -86,6 +87,9 @@ typedef struct store_read {
     const char *const *topics;
     size_t ntopics;
     const char *entity_prefix;
+    /* When partition_count > 0, only events whose evs_partition_hash(entity_id) %
+     * partition_count is partition_index. */
+    uint32_t partition_count, partition_index;
 } store_read_t;
 
 /* Durable consumers: a consumer's checkpoint is the last position it has processed (0 when it

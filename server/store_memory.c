@@ -456,6 +456,9 @@ static void mem_get_by_id(store_t *s, const uint8_t event_id[16], store_events_c
 static bool matches(const evs_event_t *ev, const store_read_t *q, size_t prefix_len) {
     if (!ev->entity_id) return false; /* tombstone */
     if (prefix_len && strncmp(ev->entity_id, q->entity_prefix, prefix_len) != 0) return false;
+    if (q->partition_count &&
+        evs_partition_hash(ev->entity_id) % q->partition_count != q->partition_index)
+        return false;
     if (q->ntopics == 0) return true;
     for (size_t i = 0; i < q->ntopics; i++)
         if (strcmp(ev->topic, q->topics[i]) == 0) return true;

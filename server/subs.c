@@ -253,6 +253,8 @@ static void pump(sub_t *sub) {
             .topics = (const char *const *)sub->topics,
             .ntopics = sub->ntopics,
             .entity_prefix = sub->prefix,
+            .partition_count = sub->partition_count,
+            .partition_index = sub->partition_index,
         };
         sub->reading = true;
         sub_clear_pending(sub);
@@ -293,6 +295,8 @@ static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
         req.entity_prefix = e->prefix;
         req.present = e->has_after ? ARG_AFTER : 0;
         req.after = e->after;
+        req.partition_count = e->partition_count;
+        req.partition_index = e->partition_index;
         if (subs_subscribe(s, c, &req, &why) != 0) err = &why;
     }
     if (open && err) dispatch_reply_error(c, true, e->id, err);
@@ -328,6 +332,8 @@ static early_sub_t *early_new(subs_t *s, conn_t *c, const codec_request_t *req,
     e->owner = s;
     e->conn = c;
     e->id = req->id;
+    e->partition_count = req->partition_count;
+    e->partition_index = req->partition_index;
     conn_ref(c);
     c->inflight++;
     if (req->ntopics && !(e->topics = calloc(req->ntopics, sizeof *e->topics))) goto oom;
@@ -427,6 +433,8 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
         if (!(sub->prefix = strdup(req->entity_prefix))) goto oom;
         sub->prefix_len = strlen(sub->prefix);
     }
+    sub->partition_count = req->partition_count;
+    sub->partition_index = req->partition_index;
     if (subs_index_add(s, sub) != 0) goto oom;
     sub->sid = s->next_sid++;
     if (req->present & ARG_AFTER) {

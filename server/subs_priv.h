@@ -54,6 +54,7 @@ struct sub {
     uint32_t hit_first, hit_last, nhits;
     char *prefix; /* NULL: no entity filter */
     size_t prefix_len;
+    uint32_t partition_count, partition_index; /* count 0: every partition */
     uint64_t last_sent; /* position of the last event pushed (or skipped as seen) */
     bool live;
     bool reading; /* a store read is in flight */
@@ -82,6 +83,7 @@ typedef struct early_sub {
     char **topics;
     size_t ntopics;
     char *prefix;
+    uint32_t partition_count, partition_index;
     bool has_after; /* a subscribe with "consumer": after its stored checkpoint */
     uint64_t after;
     subs_t *owner;

@@ -253,6 +253,7 @@ int decide_put_insert_params(const decide_t *d, gc_request_t *group, pg_wire_buf
     pg_wire_put_i64(&p[SCHEMA_INSERT_P_STORED_AT], ts);
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_PAYLOADS], PG_BYTEAOID, n, false);
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_METADATA], PG_BYTEAOID, n, meta_nulls);
+    pg_wire_array_begin(&p[SCHEMA_INSERT_P_PARTITIONS], PG_INT8OID, n, false);
     for (gc_request_t *r = group; r; r = r->next) {
         if (!r->written) continue;
         for (size_t i = 0; i < r->n; i++) {
@@ -269,6 +270,9 @@ int decide_put_insert_params(const decide_t *d, gc_request_t *group, pg_wire_buf
             pg_wire_array_elem(&p[SCHEMA_INSERT_P_PAYLOADS],
                                ev->payload ? (const void *)ev->payload : "", ev->payload_len);
             pg_wire_array_elem(&p[SCHEMA_INSERT_P_METADATA], ev->metadata, ev->metadata_len);
+            pg_wire_put_i32(&p[SCHEMA_INSERT_P_PARTITIONS], 8);
+            pg_wire_put_i64(&p[SCHEMA_INSERT_P_PARTITIONS],
+                            (int64_t)evs_partition_hash(ev->entity_id));
         }
     }
     bool oom = false;

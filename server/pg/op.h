@@ -17,7 +17,7 @@
 #include "schema.h"
 #include "wire.h"
 
-#define OP_MAX_PARAMS 5 /* the most any reader statement takes */
+#define OP_MAX_PARAMS 8 /* the most any reader statement takes */
 
 typedef enum op_kind {
     OP_APPEND,

@@ -103,6 +103,17 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
                           "ORDER BY c.consumer COLLATE \"C\"",
                           0,
                           {0}},
+    [SCHEMA_READ_PARTITION] = {"q_read_partition",
+                               SCHEMA_PAGE(SCHEMA_SELECT_EVENTS
+                                           "position > $1 AND (cardinality($4::text[]) = 0 OR "
+                                           "topic = ANY($4)) AND starts_with(entity_id, $5) AND "
+                                           "(partition_hash % $6 + $6 + CASE WHEN partition_hash "
+                                           "< 0 THEN $8 ELSE 0 END) % $6 = $7 "
+                                           "ORDER BY position LIMIT $2",
+                                           "position", "$3"),
+                               SCHEMA_READ_PARTITION_NPARAMS,
+                               {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID,
+                                PG_INT8OID, PG_INT8OID, PG_INT8OID}},
 };
 
 /* ---------------------------------------------------------------- writer statements */
@@ -131,12 +142,14 @@ const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
                       {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_UUIDARRAYOID}},
     [SCHEMA_INSERT] = {"gc_insert",
                        "INSERT INTO evs_events (position, event_id, entity_id, version, topic, "
-                       "stored_at, payload, metadata) SELECT p, i, e, v, t, $6, d, m FROM "
-                       "unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], "
-                       "$7::bytea[], $8::bytea[]) AS u(p, i, e, v, t, d, m)",
+                       "stored_at, payload, metadata, partition_hash) SELECT p, i, e, v, t, $6, "
+                       "d, m, h FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], "
+                       "$5::text[], $7::bytea[], $8::bytea[], $9::bigint[]) "
+                       "AS u(p, i, e, v, t, d, m, h)",
                        SCHEMA_INSERT_NPARAMS,
                        {PG_INT8ARRAYOID, PG_UUIDARRAYOID, PG_TEXTARRAYOID, PG_INT8ARRAYOID,
-                        PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID}},
+                        PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID,
+                        PG_INT8ARRAYOID}},
     [SCHEMA_CKPT_READ] = {"gc_ckpt_read",
                           "SELECT consumer, position FROM evs_checkpoints "
                           "WHERE consumer = ANY($1::text[])",

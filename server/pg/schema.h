@@ -73,7 +73,7 @@ void schema_event_from_row(const PGresult *res, int row, evs_event_t *ev);
 
 /* ---------------------------------------------------------------- prepared statements */
 
-#define SCHEMA_MAX_PARAMS 8
+#define SCHEMA_MAX_PARAMS 10
 
 /* One prepared statement: prepared once per connection under name, run in binary. */
 typedef struct schema_statement {
@@ -98,6 +98,7 @@ enum schema_read {
     SCHEMA_GET_SNAPSHOT,
     SCHEMA_GET_CHECKPOINT, /* one consumer's checkpoint */
     SCHEMA_CONSUMERS,      /* every consumer, and the head */
+    SCHEMA_READ_PARTITION, /* the global log in one partition, with any filters */
     SCHEMA_NREADS
 };
 extern const schema_statement_t schema_reads[SCHEMA_NREADS];
@@ -135,6 +136,18 @@ enum {
     SCHEMA_CONSUMERS_HEAD,     /* int8: the newest position taken */
     SCHEMA_CONSUMERS_CONSUMER, /* text, NULL: no consumer */
     SCHEMA_CONSUMERS_POSITION  /* int8 */
+};
+
+/* SCHEMA_READ_PARTITION: after, limit and the byte bound as SCHEMA_READ*, then the topics
+ * (text[], empty: every topic), the entity id prefix (text, "": every entity), and the partition:
+ * its count n, its index, and 2^64 mod n (the hash is stored as a signed bigint). */
+enum {
+    SCHEMA_READ_PARTITION_P_TOPICS = SCHEMA_READ_P_FILTERS,
+    SCHEMA_READ_PARTITION_P_PREFIX,
+    SCHEMA_READ_PARTITION_P_COUNT,
+    SCHEMA_READ_PARTITION_P_INDEX,
+    SCHEMA_READ_PARTITION_P_WRAP,
+    SCHEMA_READ_PARTITION_NPARAMS
 };
 
 /* The head, the newest position taken from evs_position_seq (0 before any), as SQL. */
@@ -196,6 +209,7 @@ enum {
     SCHEMA_INSERT_P_STORED_AT,  /* int8 */
     SCHEMA_INSERT_P_PAYLOADS,   /* bytea[] */
     SCHEMA_INSERT_P_METADATA,   /* bytea[], with NULLs */
+    SCHEMA_INSERT_P_PARTITIONS, /* int8[]: evs_partition_hash of each entity id */
     SCHEMA_INSERT_NPARAMS
 };
 

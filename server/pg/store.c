@@ -300,6 +300,21 @@ static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb 
     set_i64(op, SCHEMA_READ_P_AFTER, clamp_i64(q->after));
     set_i64(op, SCHEMA_READ_P_LIMIT, q->limit);
     set_i64(op, SCHEMA_READ_P_BYTES, page_bytes(s));
+    if (q->partition_count) {
+        /* One statement for every partitioned read: its filter keeps the pages full. */
+        op->query = SCHEMA_READ_PARTITION;
+        pg_wire_buf_t *topics = param(op, SCHEMA_READ_PARTITION_P_TOPICS);
+        pg_wire_array_begin(topics, PG_TEXTOID, q->ntopics, false);
+        for (size_t k = 0; k < q->ntopics; k++)
+            pg_wire_array_elem(topics, q->topics[k], strlen(q->topics[k]));
+        set_text(op, SCHEMA_READ_PARTITION_P_PREFIX, q->entity_prefix ? q->entity_prefix : "");
+        set_i64(op, SCHEMA_READ_PARTITION_P_COUNT, q->partition_count);
+        set_i64(op, SCHEMA_READ_PARTITION_P_INDEX, q->partition_index);
+        set_i64(op, SCHEMA_READ_PARTITION_P_WRAP,
+                (int64_t)((UINT64_MAX % q->partition_count + 1) % q->partition_count));
+        start_read(op);
+        return;
+    }
     /* The filters follow, in the order schema.h gives: topic(s), then the prefix. */
     int filter = SCHEMA_READ_P_FILTERS;
     bool prefix = q->entity_prefix && *q->entity_prefix;

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "../../proto/event.h"
 #include "fixture.h"
 
 TestSuite(consumers, .fini = fx_teardown, .timeout = 60);
@@ -276,5 +277,71 @@ Test(consumers, read_all_filters_by_several_topics) {
     cr_assert_eq(obj_uint(obj_get(&evs->via.array.ptr[0], "position")), pos[0]);
     cr_assert_eq(obj_uint(obj_get(&evs->via.array.ptr[1], "position")), pos[2]);
     reply_free(&rep);
+    fx_finish();
+}
+
+Test(consumers, a_partitioned_subscription_gets_only_its_partition) {
+    fx_start(NULL);
+    int fd = fx_connect(), sfd = fx_connect();
+    rq_t r;
+    rq_begin(&r, "subscribe", 1, 3);
+    pk_str(&r.pk, "entity_prefix");
+    pk_str(&r.pk, tprefix());
+    pk_str(&r.pk, "after");
+    msgpack_pack_uint64(&r.pk, 0);
+    pk_str(&r.pk, "partition");
+    msgpack_pack_map(&r.pk, 2);
+    pk_str(&r.pk, "index");
+    msgpack_pack_uint64(&r.pk, 1);
+    pk_str(&r.pk, "count");
+    msgpack_pack_uint64(&r.pk, 3);
+    fx_send_rq(sfd, &r);
+    reply_t rep = fx_expect_ok(sfd, 1);
+    uint64_t sid = obj_uint(reply_get(&rep, "sub"));
+    reply_free(&rep);
+    /* Twelve entities, one event each. */
+    uint64_t want[13];
+    size_t nwant = 0;
+    char entity[32];
+    for (int i = 0; i < 12; i++) {
+        snprintf(entity, sizeof entity, "e%d", i);
+        uint64_t p = append_one(fd, 10 + (uint64_t)i, entity);
+        if (evs_partition_hash(tname(entity)) % 3 == 1) want[nwant++] = p;
+    }
+    cr_assert_gt(nwant, 0);
+    for (size_t k = 0; k < nwant; k++)
+        cr_assert_eq(next_pushed(sfd, sid), want[k], "push %zu", k);
+    rq_begin(&r, "read-all", 30, 2); /* the same partition by read-all */
+    pk_str(&r.pk, "after");
+    msgpack_pack_uint64(&r.pk, want[0] - 1);
+    pk_str(&r.pk, "partition");
+    msgpack_pack_map(&r.pk, 2);
+    pk_str(&r.pk, "index");
+    msgpack_pack_uint64(&r.pk, 1);
+    pk_str(&r.pk, "count");
+    msgpack_pack_uint64(&r.pk, 3);
+    fx_send_rq(fd, &r);
+    rep = fx_expect_ok(fd, 30);
+    const msgpack_object *evs = reply_get(&rep, "events");
+    size_t mine = 0;
+    for (uint32_t k = 0; k < evs->via.array.size; k++) {
+        const msgpack_object *ev = &evs->via.array.ptr[k];
+        const msgpack_object *id = obj_get(ev, "entity_id");
+        char buf[256];
+        snprintf(buf, sizeof buf, "%.*s", (int)id->via.str.size, id->via.str.ptr);
+        cr_assert_eq(evs_partition_hash(buf) % 3, 1);
+        if (strncmp(buf, tprefix(), strlen(tprefix())) == 0) mine++;
+    }
+    cr_assert_eq(mine, nwant);
+    reply_free(&rep);
+    rq_begin(&r, "read-all", 31, 1); /* index >= count */
+    pk_str(&r.pk, "partition");
+    msgpack_pack_map(&r.pk, 2);
+    pk_str(&r.pk, "index");
+    msgpack_pack_uint64(&r.pk, 3);
+    pk_str(&r.pk, "count");
+    msgpack_pack_uint64(&r.pk, 3);
+    fx_send_rq(fd, &r);
+    fx_expect_error(fd, "bad_request", 31);
     fx_finish();
 }

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../proto/event.h"
 #include "../common/daemon.h"
 #include "../common/db.h"
 #include "../common/rawio.h"
@@ -207,4 +208,32 @@ Test(pg_consumers, two_daemons_racing_one_tracking_accept_it_once) {
     close(fb);
     cr_assert_eq(test_daemon_stop(&a), 0);
     cr_assert_eq(test_daemon_stop(&b), 0);
+}
+
+Test(pg_consumers, the_sql_partition_hash_is_the_daemons) {
+    test_daemon_t a;
+    start_daemon(&a); /* migrates the database */
+    int fd = connect_to(&a);
+    static const char *const ids[] = {"a", "foobar", "account-17",
+                                      "\xc3\xa9t\xc3\xa9-\xe2\x82\xac"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char sql[256], out[64], err[256];
+        snprintf(sql, sizeof sql, "SELECT evs_fnv1a64('%s')", ids[i]);
+        cr_assert_eq(test_sql(db.url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
+        cr_assert_eq((uint64_t)strtoll(out, NULL, 10), evs_partition_hash(ids[i]), "%s: %s", ids[i],
+                     out);
+    }
+    /* The daemon stores the same hash with each event it appends. */
+    reply_t rep = append(fd, 1, "acc", NULL, 0);
+    uint64_t p = first_position(&rep);
+    reply_free(&rep);
+    char sql[256], out[64], err[256];
+    snprintf(sql, sizeof sql,
+             "SELECT partition_hash = evs_fnv1a64(entity_id) FROM evs_events WHERE position = "
+             "%llu",
+             (unsigned long long)p);
+    cr_assert_eq(test_sql(db.url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(out, "t");
+    close(fd);
+    cr_assert_eq(test_daemon_stop(&a), 0);
 }
