@@ -130,9 +130,8 @@ static const struct {
     const char *name;
     bool (*available)(const store_t *s);
 } features[] = {
-    {"strict-arguments", NULL},
-    {"snapshots", has_snapshots},
-    {"delete-entity", has_delete_entity},
+    {"strict-arguments", NULL}, {"snapshots", has_snapshots}, {"delete-entity", has_delete_entity},
+    {"consumers", NULL},        {"partitions", NULL},
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 

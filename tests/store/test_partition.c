@@ -78,8 +78,7 @@ Test(partition, partitions_of_1_2_and_7_are_disjoint_and_complete) {
         cr_assert_eq(total, NEVENTS, "%u partitions hold %zu events", counts[c], total);
         for (int k = 0; k < NEVENTS; k++)
             cr_assert_eq(seen[positions[k] - first], 1, "position %llu seen %d times in %u",
-                         (unsigned long long)positions[k], seen[positions[k] - first],
-                         counts[c]);
+                         (unsigned long long)positions[k], seen[positions[k] - first], counts[c]);
     }
     free(seen);
 }
