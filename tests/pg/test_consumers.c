@@ -234,6 +234,15 @@ Test(pg_consumers, the_sql_partition_hash_is_the_daemons) {
              (unsigned long long)p);
     cr_assert_eq(test_sql(db.url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(out, "t");
+    /* A row inserted by hand without the hash gets it. */
+    cr_assert_eq(test_sql(db.url,
+                          "WITH r AS (INSERT INTO evs_events (position, event_id, entity_id, "
+                          "version, topic, stored_at, payload) VALUES (nextval('evs_position_seq'),"
+                          " gen_random_uuid(), 'by-hand', 0, 't', 0, '') RETURNING "
+                          "partition_hash = evs_fnv1a64(entity_id) AS same) SELECT same FROM r",
+                          out, sizeof out, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_str_eq(out, "t");
     close(fd);
     cr_assert_eq(test_daemon_stop(&a), 0);
 }
