@@ -50,3 +50,16 @@ END
 $$;
 CREATE TRIGGER evs_events_partition_hash BEFORE INSERT ON evs_events FOR EACH ROW
     WHEN (NEW.partition_hash IS NULL) EXECUTE FUNCTION evs_events_partition_hash();
+
+-- Leases: at most one subscription holds a consumer at a time, across every daemon. A lease
+-- expires unless its holder renews it (a daemon that dies loses it after its time to live), and
+-- every taking of it increases fence, the fencing number: a holder that lost its lease and
+-- still writes a checkpoint carries an old fence, which the group commit refuses (it reads the
+-- fences of the group's consumers under the append lock, FOR SHARE, so a takeover waits for the
+-- group in flight). A released lease expires at once; its row stays, so that fence never goes
+-- back.
+CREATE TABLE evs_leases (
+    consumer text PRIMARY KEY,
+    fence bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);

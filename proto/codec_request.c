@@ -227,7 +227,7 @@ static const struct {
 } other_args[] = {
     {"events", ARG_EVENTS},       {"topics", ARG_TOPICS},   {"backwards", ARG_BACKWARDS},
     {"event_id", ARG_EVENT_ID},   {"payload", ARG_PAYLOAD}, {"tracking", ARG_TRACKING},
-    {"partition", ARG_PARTITION},
+    {"partition", ARG_PARTITION}, {"standby", ARG_STANDBY},
 };
 
 /* The ARG_* bit of a key that is not in plain_args; 0 when the protocol has no such key. */
@@ -323,6 +323,12 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
         } else if (bit == ARG_EVENTS) {
             req->present |= ARG_EVENTS;
             rc = decode_events(v, req, err);
+        } else if (bit == ARG_STANDBY) {
+            req->present |= ARG_STANDBY;
+            if (v->type != MSGPACK_OBJECT_BOOLEAN)
+                rc = codec_error_set(err, EVS_EBAD_REQUEST, "standby must be a boolean");
+            else
+                req->standby = v->via.boolean;
         } else if (bit == ARG_PARTITION) {
             req->present |= ARG_PARTITION;
             rc = decode_partition(v, req, err);

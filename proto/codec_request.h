@@ -32,6 +32,7 @@ enum {
     ARG_POSITION = 1u << 15,
     ARG_TRACKING = 1u << 16,
     ARG_PARTITION = 1u << 17,
+    ARG_STANDBY = 1u << 18,
 };
 
 #define CODEC_MAX_PARTITIONS 65536 /* the largest partition count */
@@ -52,6 +53,7 @@ typedef struct codec_request {
     size_t ntopics;
     uint64_t from_version, limit, after, sub, version, max_version;
     bool backwards;
+    bool standby;
     uint8_t event_id[16];
     const uint8_t *payload;
     size_t payload_len;

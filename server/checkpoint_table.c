@@ -7,6 +7,7 @@
 
 struct cpt_node {
     uint64_t position;
+    int64_t expires_us; /* leases */
     UT_hash_handle hh;
     char name[]; /* NUL-terminated */
 };
@@ -28,6 +29,7 @@ int cpt_set(cpt_table_t *t, const char *consumer, uint64_t position) {
         size_t len = strlen(consumer);
         if (!(node = malloc(sizeof *node + len + 1))) return -1;
         memcpy(node->name, consumer, len + 1);
+        node->expires_us = 0;
         HASH_ADD_KEYPTR(hh, t->nodes, node->name, len, node);
         t->n++;
         t->bytes += sizeof *node + len + 1;
@@ -69,4 +71,30 @@ void cpt_free(cpt_table_t *t) {
         free(node);
     }
     t->n = t->bytes = 0;
+}
+
+int cpt_lease(cpt_table_t *t, const char *consumer, uint64_t fence, int64_t expires_us,
+              int64_t now_us, uint64_t *out) {
+    cpt_node_t *node = find(t, consumer);
+    if (fence == 0 && node && node->expires_us > now_us) return 0;
+    if (fence != 0 && (!node || node->position != fence)) return 0;
+    uint64_t next = fence ? fence : (node ? node->position : 0) + 1;
+    if (cpt_set(t, consumer, next) != 0) return -1;
+    node = find(t, consumer);
+    node->expires_us = expires_us;
+    *out = next;
+    return 1;
+}
+
+uint64_t cpt_lease_fence(const cpt_table_t *t, const char *consumer, int64_t now_us, bool *active) {
+    cpt_node_t *node = find(t, consumer);
+    *active = node && node->expires_us > now_us;
+    return node ? node->position : 0;
+}
+
+bool cpt_lease_release(cpt_table_t *t, const char *consumer, uint64_t fence) {
+    cpt_node_t *node = find(t, consumer);
+    if (!node || node->position != fence) return false;
+    node->expires_us = 0;
+    return true;
 }

@@ -34,4 +34,16 @@ store_consumer_t *cpt_list(const cpt_table_t *t, size_t *n);
 
 void cpt_free(cpt_table_t *t);
 
+/* Leases (store.h, lease) in a table of their own: position is the fencing number and
+ * expires_us the expiry. Returns whether the lease is held after the call (*fence set), or -1
+ * when out of memory. */
+int cpt_lease(cpt_table_t *t, const char *consumer, uint64_t fence, int64_t expires_us,
+              int64_t now_us, uint64_t *out);
+
+/* The current fencing number of consumer's lease, 0 when never taken; *active when unexpired. */
+uint64_t cpt_lease_fence(const cpt_table_t *t, const char *consumer, int64_t now_us, bool *active);
+
+/* Expires the lease now when fence is current; returns whether it was. */
+bool cpt_lease_release(cpt_table_t *t, const char *consumer, uint64_t fence);
+
 #endif

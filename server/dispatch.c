@@ -233,7 +233,8 @@ static void op_append(conn_t *c, codec_request_t *req) {
     store_t *s = c->srv->store;
     if (req->present & ARG_TRACKING) {
         store_tracking_t t = {.consumer = req->tracking_consumer,
-                              .position = req->tracking_position};
+                              .position = req->tracking_position,
+                              .fence = subs_consumer_fence(c, req->tracking_consumer)};
         s->ops->append_tracked(s, req->events, req->nevents, &t, append_done, p);
         return;
     }
@@ -444,7 +445,10 @@ static void position_done(void *arg, const codec_error_t *err, uint64_t position
 static void op_checkpoint(conn_t *c, codec_request_t *req) {
     pending_t *p = pending_new(c, req->id, REPLY_OTHER);
     if (!p && no_memory(c, req)) return;
-    c->srv->store->ops->checkpoint(c->srv->store, req->consumer, req->position, position_done, p);
+    store_tracking_t t = {.consumer = req->consumer,
+                          .position = req->position,
+                          .fence = subs_consumer_fence(c, req->consumer)};
+    c->srv->store->ops->checkpoint(c->srv->store, &t, position_done, p);
 }
 
 static void op_get_checkpoint(conn_t *c, codec_request_t *req) {
@@ -530,7 +534,7 @@ static const struct {
     {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0},
     {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT | ARG_TOPICS | ARG_PARTITION},
     {"subscribe", op_subscribe, 0, NULL,
-     ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX | ARG_CONSUMER | ARG_PARTITION},
+     ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX | ARG_CONSUMER | ARG_PARTITION | ARG_STANDBY},
     {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0},
     {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0},
     {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,

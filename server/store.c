@@ -143,3 +143,10 @@ int store_decide_tracking(const store_tracking_t *t, bool is_checkpoint, uint64_
     }
     return 0;
 }
+
+void store_conflict_lease(codec_error_t *err, const char *consumer) {
+    codec_error_set(err, EVS_ECONFLICT,
+                    "this connection's subscription lost its lease on consumer %.255s to "
+                    "another: its checkpoints are refused; nothing was stored",
+                    consumer);
+}

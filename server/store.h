@@ -98,7 +98,12 @@ typedef struct store_read {
 typedef struct store_tracking {
     const char *consumer;
     uint64_t position;
+    uint64_t fence; /* the writer's lease on the consumer (0: none): refused unless current */
 } store_tracking_t;
+
+/* Called with err == NULL and whether the lease is held now (with its fencing number), or with
+ * err set. */
+typedef void (*store_lease_cb)(void *arg, const codec_error_t *err, bool held, uint64_t fence);
 
 /* One consumer as the consumers operation lists it. */
 typedef struct store_consumer {
@@ -149,14 +154,24 @@ typedef struct store_ops {
                            store_append_cb cb, void *arg);
     /* Sets the consumer's checkpoint: equal to the stored one is ok, lower is EVS_ECONFLICT with
      * has_position (the stored one), above the head is EVS_EBAD_REQUEST. Answers the position. */
-    void (*checkpoint)(store_t *s, const char *consumer, uint64_t position, store_position_cb cb,
-                       void *arg);
+    void (*checkpoint)(store_t *s, const store_tracking_t *t, store_position_cb cb, void *arg);
     /* The consumer's checkpoint, 0 when it has none. */
     void (*get_checkpoint)(store_t *s, const char *consumer, store_position_cb cb, void *arg);
     /* Removes the consumer's checkpoint; count is 1 when it had one, else 0. */
     void (*delete_checkpoint)(store_t *s, const char *consumer, store_count_cb cb, void *arg);
     /* Every consumer with a checkpoint, by name, and the head. */
     void (*consumers)(store_t *s, store_consumers_cb cb, void *arg);
+    /* A consumer's lease: with fence 0, takes it when nobody holds it (never taken, released or
+     * expired), with the next fencing number; with a fence, renews it when that is still the
+     * current one. Either way it then expires ttl_ms from now. held is false when another holds
+     * it (or took it since). Fencing numbers of one consumer only grow, across every daemon on
+     * the store, and a tracking or checkpoint that carries a fence that is no longer current is
+     * refused (EVS_ECONFLICT). */
+    void (*lease)(store_t *s, const char *consumer, uint64_t fence, uint32_t ttl_ms,
+                  store_lease_cb cb, void *arg);
+    /* Gives the lease up at once when fence is still the current one (count 1, else 0). */
+    void (*lease_release)(store_t *s, const char *consumer, uint64_t fence, store_count_cb cb,
+                          void *arg);
     /* Frees the store. Callbacks of operations still pending are called first with
      * EVS_EUNAVAILABLE. */
     void (*free)(store_t *s);
@@ -173,7 +188,7 @@ typedef struct store_ops {
         .get_snapshot = prefix##_get_snapshot, .append_tracked = prefix##_append_tracked,          \
         .checkpoint = prefix##_checkpoint, .get_checkpoint = prefix##_get_checkpoint,              \
         .delete_checkpoint = prefix##_delete_checkpoint, .consumers = prefix##_consumers,          \
-        .free = prefix##_free,                                                                     \
+        .lease = prefix##_lease, .lease_release = prefix##_lease_release, .free = prefix##_free,   \
     }
 
 /* The common header of every store; implementations embed it first. */
@@ -278,6 +293,10 @@ void store_conflict_tracking(codec_error_t *err, const store_tracking_t *t, uint
 /* Sets err to the EVS_ECONFLICT of a checkpoint lower than the stored one (detail: position). */
 void store_conflict_checkpoint(codec_error_t *err, const char *consumer, uint64_t asked,
                                uint64_t stored);
+
+/* Sets err to the EVS_ECONFLICT of a tracking or checkpoint whose writer's lease on the consumer
+ * was taken over (its fence is not the current one). */
+void store_conflict_lease(codec_error_t *err, const char *consumer);
 
 /* Sets err to the EVS_EBAD_REQUEST of a checkpoint or tracking position above the head. */
 void store_bad_position(codec_error_t *err, uint64_t position, uint64_t head);

@@ -70,6 +70,7 @@ typedef struct store_memory {
     id_node_t *ids;
     size_t bytes; /* allocated for events, indexes and snapshots */
     cpt_table_t checkpoints;
+    cpt_table_t leases; /* position: the fencing number */
 } store_memory_t;
 
 static int idx_push(store_memory_t *m, idx_list_t *l, size_t i) {
@@ -325,12 +326,24 @@ static uint64_t head(const store_memory_t *m) {
     return m->len;
 }
 
+/* False, with err set, when t carries a fence that is not the consumer's current lease. */
+static bool lease_current(const store_memory_t *m, const store_tracking_t *t, codec_error_t *err) {
+    bool active;
+    if (!t->fence || cpt_lease_fence(&m->leases, t->consumer, 0, &active) == t->fence) return true;
+    store_conflict_lease(err, t->consumer);
+    return false;
+}
+
 static void mem_append_tracked(store_t *s, evs_event_t *evs, size_t n, const store_tracking_t *t,
                                store_append_cb cb, void *arg) {
     store_memory_t *m = (store_memory_t *)s;
     if (!t) return append_events(s, evs, n, NULL, cb, arg);
     uint64_t stored = cpt_get(&m->checkpoints, t->consumer);
     codec_error_t err;
+    if (!lease_current(m, t, &err)) {
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
     if (n > 0 && stored >= t->position) {
         /* The retry of an append that committed with this tracking: its original answer. */
         uint64_t *pos = malloc(n * sizeof *pos), *ver = malloc(n * sizeof *ver);
@@ -347,13 +360,16 @@ static void mem_append_tracked(store_t *s, evs_event_t *evs, size_t n, const sto
     append_events(s, evs, n, t, cb, arg);
 }
 
-static void mem_checkpoint(store_t *s, const char *consumer, uint64_t position,
-                           store_position_cb cb, void *arg) {
+static void mem_checkpoint(store_t *s, const store_tracking_t *tp, store_position_cb cb,
+                           void *arg) {
     store_memory_t *m = (store_memory_t *)s;
-    store_tracking_t t = {.consumer = consumer, .position = position};
+    store_tracking_t t = *tp;
+    const char *consumer = t.consumer;
+    uint64_t position = t.position;
     uint64_t stored = cpt_get(&m->checkpoints, consumer);
     codec_error_t err;
-    if (store_decide_tracking(&t, true, stored, head(m), &err) != 0 ||
+    if (!lease_current(m, &t, &err) ||
+        store_decide_tracking(&t, true, stored, head(m), &err) != 0 ||
         over_limit(m, 64 + strlen(consumer), &err)) {
         cb(arg, &err, 0);
         return;
@@ -384,8 +400,30 @@ static void mem_consumers(store_t *s, store_consumers_cb cb, void *arg) {
         cb(arg, &err, NULL, 0, 0);
         return;
     }
+    for (size_t i = 0; i < n; i++)
+        cpt_lease_fence(&m->leases, list[i].consumer, store_now_us(), &list[i].active);
     cb(arg, NULL, list, n, head(m));
     free(list);
+}
+
+static void mem_lease(store_t *s, const char *consumer, uint64_t fence, uint32_t ttl_ms,
+                      store_lease_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    int64_t now = store_now_us();
+    uint64_t got = 0;
+    int held = cpt_lease(&m->leases, consumer, fence, now + (int64_t)ttl_ms * 1000, now, &got);
+    if (held < 0) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, false, 0);
+        return;
+    }
+    cb(arg, NULL, held == 1, got);
+}
+
+static void mem_lease_release(store_t *s, const char *consumer, uint64_t fence, store_count_cb cb,
+                              void *arg) {
+    cb(arg, NULL, cpt_lease_release(&((store_memory_t *)s)->leases, consumer, fence) ? 1 : 0);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -702,6 +740,7 @@ static void mem_free(store_t *s) {
         snap_node_free(sn);
     }
     cpt_free(&m->checkpoints);
+    cpt_free(&m->leases);
     free(m);
 }
 

@@ -10,6 +10,8 @@
 #include "dispatch.h"
 #include "log.h"
 
+static void on_lease_tick(uv_timer_t *t);
+
 subs_t *subs_new(server_t *srv) {
     subs_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -20,7 +22,11 @@ subs_t *subs_new(server_t *srv) {
     s->retry.data = s;
     uv_timer_init(srv->loop, &s->early_timer);
     s->early_timer.data = s;
-    s->handles_open = 2;
+    uv_timer_init(srv->loop, &s->lease_timer);
+    s->lease_timer.data = s;
+    s->handles_open = 3;
+    uv_timer_start(&s->lease_timer, on_lease_tick, LEASE_TICK_MS, LEASE_TICK_MS);
+    uv_unref((uv_handle_t *)&s->lease_timer);
     return s;
 }
 
@@ -64,8 +70,23 @@ static void sub_free(sub_t *sub) {
     free(sub->topics);
     free(sub->links);
     free(sub->prefix);
+    free(sub->consumer);
     conn_unref(sub->conn);
     free(sub);
+}
+
+static void lease_released(void *arg, const codec_error_t *err, uint64_t count) {
+    (void)arg;
+    (void)err;
+    (void)count;
+}
+
+/* Gives sub's lease up, when it holds one, so that a standby takes over at once. */
+static void sub_release_lease(sub_t *sub) {
+    if (!sub->consumer || sub->lost) return;
+    store_t *store = sub->owner->srv->store;
+    sub->lost = true;
+    store->ops->lease_release(store, sub->consumer, sub->fence, lease_released, NULL);
 }
 
 static void early_free(early_sub_t *e);
@@ -85,7 +106,7 @@ void subs_free(subs_t *s) {
     for (; sub; sub = next) {
         next = sub->next;
         subs_index_remove(s, sub);
-        if (sub->reading)
+        if (sub->reading || sub->renewing)
             sub->removed = true;
         else
             sub_free(sub);
@@ -96,6 +117,12 @@ void subs_free(subs_t *s) {
         early_free(e);
     }
     s->early = s->early_tail = NULL;
+    for (early_sub_t *e = s->standby, *enext; e; e = enext) {
+        enext = e->next;
+        early_free(e);
+    }
+    s->standby = NULL;
+    uv_close((uv_handle_t *)&s->lease_timer, on_retry_closed);
     uv_close((uv_handle_t *)&s->retry, on_retry_closed);
     uv_close((uv_handle_t *)&s->early_timer, on_retry_closed);
 }
@@ -120,8 +147,10 @@ static void push_flag(sub_t *sub, const char *flag) {
 }
 
 void subs_notify_closing(subs_t *s) {
-    for (sub_t *sub = s->all; sub; sub = sub->next)
+    for (sub_t *sub = s->all; sub; sub = sub->next) {
         if (conn_is_open(sub->conn)) push_flag(sub, "closing");
+        sub_release_lease(sub);
+    }
 }
 
 /* Takes sub out of every list; frees it now or, with a read in flight, when the read ends. */
@@ -137,7 +166,8 @@ static void sub_remove(subs_t *s, sub_t *sub) {
     if (*pp) *pp = sub->conn_next;
     subs_index_remove(s, sub);
     s->count--;
-    if (sub->reading)
+    sub_release_lease(sub);
+    if (sub->reading || sub->renewing)
         sub->removed = true;
     else
         sub_free(sub);
@@ -198,7 +228,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
     sub_t *sub = arg;
     sub->reading = false;
     if (sub->removed) {
-        sub_free(sub);
+        if (!sub->renewing) sub_free(sub);
         return;
     }
     if (err) {
@@ -245,7 +275,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
  * read_done's caller pumps again). */
 static void pump(sub_t *sub) {
     subs_t *s = sub->owner;
-    while (!sub->live && !sub->reading && !sub->failed && !sub->removed &&
+    while (!sub->live && !sub->reading && !sub->failed && !sub->removed && !sub->lost &&
            conn_is_open(sub->conn) && conn_queued(sub->conn) <= s->srv->cfg.out_limit) {
         store_read_t q = {
             .after = sub->last_sent,
@@ -274,7 +304,8 @@ static void early_free(early_sub_t *e) {
         free(e->topics[i]);
     free(e->topics);
     free(e->prefix);
-    e->conn->inflight--;
+    free(e->consumer);
+    if (!e->uncounted) e->conn->inflight--;
     conn_unref(e->conn);
     free(e);
 }
@@ -297,7 +328,18 @@ static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
         req.after = e->after;
         req.partition_count = e->partition_count;
         req.partition_index = e->partition_index;
-        if (subs_subscribe(s, c, &req, &why) != 0) err = &why;
+        if (subs_subscribe(s, c, &req, &why) != 0) {
+            err = &why;
+        } else if (e->consumer) {
+            /* subs_subscribe put the new subscription first on the connection. */
+            c->subs->consumer = e->consumer;
+            c->subs->fence = e->fence;
+            e->consumer = NULL;
+        }
+    }
+    if (e->consumer && e->fence) {
+        store_t *store = s->srv->store;
+        store->ops->lease_release(store, e->consumer, e->fence, lease_released, NULL);
     }
     if (open && err) dispatch_reply_error(c, true, e->id, err);
     early_free(e);
@@ -334,6 +376,11 @@ static early_sub_t *early_new(subs_t *s, conn_t *c, const codec_request_t *req,
     e->id = req->id;
     e->partition_count = req->partition_count;
     e->partition_index = req->partition_index;
+    e->standby = req->standby;
+    if (req->present & ARG_AFTER) {
+        e->has_after = true;
+        e->after = req->after;
+    }
     conn_ref(c);
     c->inflight++;
     if (req->ntopics && !(e->topics = calloc(req->ntopics, sizeof *e->topics))) goto oom;
@@ -343,6 +390,7 @@ static early_sub_t *early_new(subs_t *s, conn_t *c, const codec_request_t *req,
     }
     if (req->entity_prefix && req->entity_prefix[0] && !(e->prefix = strdup(req->entity_prefix)))
         goto oom;
+    if ((req->present & ARG_CONSUMER) && !(e->consumer = strdup(req->consumer))) goto oom;
     return e;
 oom:
     early_free(e);
@@ -374,12 +422,115 @@ static void consumer_start(void *arg, const codec_error_t *err, uint64_t positio
     early_answer(e->owner, e, err);
 }
 
-/* A subscribe with "consumer" and without "after": starts after the consumer's checkpoint once
- * the store has read it. 0, or an error code with err. */
+static void lease_try(early_sub_t *e);
+
+/* The lease of a subscribe with "consumer" came back: taken, the subscription starts (after the
+ * consumer's checkpoint unless "after" was given); held by another, a standby waits for the next
+ * tick and any other gets conflict. */
+static void on_leased(void *arg, const codec_error_t *err, bool held, uint64_t fence) {
+    early_sub_t *e = arg;
+    subs_t *s = e->owner;
+    codec_error_t why;
+    if (held) e->fence = fence;
+    if (err || !conn_is_open(e->conn)) {
+        early_answer(s, e, err);
+        return;
+    }
+    if (!held && e->standby) {
+        if (!e->uncounted) {
+            e->conn->inflight--; /* a standby may wait for ever: it holds no request slot */
+            e->uncounted = true;
+        }
+        e->next = s->standby;
+        s->standby = e;
+        return;
+    }
+    if (!held) {
+        codec_error_set(&why, EVS_ECONFLICT,
+                        "consumer %.255s is held by another subscription (here or on another "
+                        "daemon); subscribe with \"standby\": true to take over when it ends",
+                        e->consumer);
+        early_answer(s, e, &why);
+        return;
+    }
+    if (e->has_after) {
+        early_answer(s, e, NULL);
+        return;
+    }
+    s->srv->store->ops->get_checkpoint(s->srv->store, e->consumer, consumer_start, e);
+}
+
+static void lease_try(early_sub_t *e) {
+    store_t *store = e->owner->srv->store;
+    store->ops->lease(store, e->consumer, 0, LEASE_TTL_MS, on_leased, e);
+}
+
+/* A subscribe with "consumer": takes the consumer's lease, then starts. 0, or an error code
+ * with err. */
 static int consumer_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
     early_sub_t *e = early_new(s, c, req, err);
     if (!e) return err->code;
-    s->srv->store->ops->get_checkpoint(s->srv->store, req->consumer, consumer_start, e);
+    lease_try(e);
+    return 0;
+}
+
+/* A renewal came back: a lease that went to another ends the subscription's pushes, with a
+ * closing push that says so. */
+static void on_renewed(void *arg, const codec_error_t *err, bool held, uint64_t fence) {
+    sub_t *sub = arg;
+    (void)fence;
+    sub->renewing = false;
+    if (sub->removed) {
+        if (!sub->reading) sub_free(sub);
+        return;
+    }
+    if (err || held || sub->lost) return; /* a failed renewal is tried again next time */
+    sub->lost = true;
+    log_warn("subs", "%s: subscription %llu lost its lease on consumer %s", sub->conn->peer,
+             (unsigned long long)sub->sid, sub->consumer);
+    if (!conn_is_open(sub->conn)) return;
+    conn_t *c = sub->conn;
+    msgpack_packer pk;
+    codec_packer_init(&pk, &c->out);
+    size_t start = codec_frame_begin(&c->out);
+    msgpack_pack_map(&pk, 3);
+    codec_pack_key(&pk, "sub");
+    msgpack_pack_uint64(&pk, sub->sid);
+    codec_pack_key(&pk, "closing");
+    msgpack_pack_true(&pk);
+    codec_pack_key(&pk, "lease_lost");
+    msgpack_pack_true(&pk);
+    codec_frame_end(&c->out, start, UINT32_MAX);
+    conn_schedule_flush(c);
+}
+
+/* Every LEASE_TICK_MS: the standby subscriptions try for their lease again (those whose
+ * connection closed are dropped), and every other tick the held leases are renewed. */
+static void on_lease_tick(uv_timer_t *t) {
+    subs_t *s = t->data;
+    store_t *store = s->srv->store;
+    early_sub_t *e = s->standby;
+    s->standby = NULL;
+    while (e) {
+        early_sub_t *next = e->next;
+        e->next = NULL;
+        if (conn_is_open(e->conn))
+            lease_try(e);
+        else
+            early_free(e);
+        e = next;
+    }
+    if (s->lease_ticks++ % 2) return;
+    for (sub_t *sub = s->all; sub; sub = sub->next)
+        if (sub->consumer && !sub->lost && !sub->renewing) {
+            sub->renewing = true;
+            store->ops->lease(store, sub->consumer, sub->fence, LEASE_TTL_MS, on_renewed, sub);
+        }
+}
+
+uint64_t subs_consumer_fence(conn_t *c, const char *consumer) {
+    for (const sub_t *sub = c->subs; sub; sub = sub->conn_next)
+        if (sub->consumer && strcmp(sub->consumer, consumer) == 0) return sub->fence;
     return 0;
 }
 
@@ -413,8 +564,9 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
                                "a subscription may name at most %u topics (option "
                                "max_subscription_topics); this one names %zu",
                                (unsigned)cfg->max_subscription_topics, req->ntopics);
-    if ((req->present & (ARG_CONSUMER | ARG_AFTER)) == ARG_CONSUMER)
-        return consumer_wait(s, c, req, err);
+    if ((req->present & ARG_STANDBY) && !(req->present & ARG_CONSUMER))
+        return codec_error_set(err, EVS_EBAD_REQUEST, "standby needs consumer");
+    if (req->present & ARG_CONSUMER) return consumer_wait(s, c, req, err);
     if (!(req->present & ARG_AFTER) && !store->live_ready) return early_wait(s, c, req, err);
     sub_t *sub = calloc(1, sizeof *sub);
     if (!sub) return codec_error_set(err, EVS_EINTERNAL, "out of memory");

@@ -12,6 +12,7 @@
 struct ckpt_node {
     const char *consumer; /* points into a request */
     uint64_t position;    /* 0: none */
+    uint64_t fence;       /* the lease's fencing number, 0: never taken */
     bool exists;          /* a row exists (stored, or set by the group) */
     bool changed;         /* the group sets or deletes it */
     UT_hash_handle hh;
@@ -51,7 +52,12 @@ void ckpt_read_rows(ckpt_group_t *c, const PGresult *res) {
     for (int row = 0; row < PQntuples(res); row++) {
         ckpt_node_t *node = find(c, PQgetvalue(res, row, SCHEMA_CKPT_READ_CONSUMER));
         if (!node) continue;
-        node->position = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CKPT_READ_POSITION);
+        uint64_t value = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CKPT_READ_VALUE);
+        if (pg_wire_get_i32(res, row, SCHEMA_CKPT_READ_KIND) == 1) {
+            node->fence = value;
+            continue;
+        }
+        node->position = value;
         node->exists = true;
     }
 }
@@ -59,6 +65,10 @@ void ckpt_read_rows(ckpt_group_t *c, const PGresult *res) {
 bool ckpt_admit(ckpt_group_t *c, gc_request_t *r, bool retry) {
     ckpt_node_t *node = find(c, r->consumer);
     store_tracking_t t = {.consumer = r->consumer, .position = r->track_position};
+    if (r->track_fence && r->track_fence != node->fence) {
+        store_conflict_lease(&r->err, r->consumer);
+        return false;
+    }
     if (r->track == GC_TRACK_DELETE) {
         r->deleted = node->exists ? 1 : 0;
         node->exists = false;
@@ -152,6 +162,17 @@ void ckpt_free(ckpt_group_t *c) {
 
 void ckpt_deliver(op_t *op, const PGresult *res) {
     int rows = PQntuples(res);
+    if (op->kind == OP_LEASE) {
+        uint64_t fence = rows ? (uint64_t)pg_wire_get_i64(res, 0, 0) : 0;
+        op_answered(op);
+        op->cb.lease(op->arg, NULL, rows > 0, fence);
+        return;
+    }
+    if (op->kind == OP_LEASE_RELEASE) {
+        op_answered(op);
+        op->cb.count(op->arg, NULL, (uint64_t)rows);
+        return;
+    }
     if (op->kind == OP_GET_CHECKPOINT) {
         uint64_t position = rows ? (uint64_t)pg_wire_get_i64(res, 0, 0) : 0;
         op_answered(op);
@@ -170,6 +191,7 @@ void ckpt_deliver(op_t *op, const PGresult *res) {
         if (PQgetisnull(res, row, SCHEMA_CONSUMERS_CONSUMER)) continue;
         list[n].consumer = PQgetvalue(res, row, SCHEMA_CONSUMERS_CONSUMER);
         list[n].position = (uint64_t)pg_wire_get_i64(res, row, SCHEMA_CONSUMERS_POSITION);
+        list[n].active = *PQgetvalue(res, row, SCHEMA_CONSUMERS_ACTIVE) != 0;
         n++;
     }
     op_answered(op);

@@ -137,6 +137,12 @@ void op_answer_error(op_t *op, const codec_error_t *err) {
     case OP_CONSUMERS:
         op->cb.consumers(op->arg, err, NULL, 0, 0);
         break;
+    case OP_LEASE:
+        op->cb.lease(op->arg, err, false, 0);
+        break;
+    case OP_LEASE_RELEASE:
+        op->cb.count(op->arg, err, 0);
+        break;
     }
     /* A write not sent yet is dropped, not written late, and its memory is freed now (which
      * may free op: nothing may use it after this). */

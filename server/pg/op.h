@@ -27,7 +27,9 @@ typedef enum op_kind {
     OP_GET_SNAPSHOT,
     OP_CHECKPOINT,     /* a write: answers a position */
     OP_GET_CHECKPOINT, /* a read: answers a position */
-    OP_CONSUMERS       /* a read */
+    OP_CONSUMERS,      /* a read */
+    OP_LEASE,          /* a statement on a reader: answers a lease */
+    OP_LEASE_RELEASE   /* a statement on a reader: answers a count */
 } op_kind_t;
 
 typedef struct op op_t;
@@ -49,6 +51,7 @@ struct op {
         store_snapshot_cb snapshot;
         store_position_cb position;
         store_consumers_cb consumers;
+        store_lease_cb lease;
     } cb;
     void *arg;
     /* reads */

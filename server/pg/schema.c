@@ -98,7 +98,9 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
                                1,
                                {PG_TEXTOID}},
     [SCHEMA_CONSUMERS] = {"q_consumers",
-                          "SELECT " SCHEMA_SQL_HEAD_VALUE ", c.consumer, c.position FROM "
+                          "SELECT " SCHEMA_SQL_HEAD_VALUE ", c.consumer, c.position, "
+                          "coalesce((SELECT expires_at > clock_timestamp() FROM evs_leases AS l "
+                          "WHERE l.consumer = c.consumer), false) FROM "
                           "(SELECT 1) AS one LEFT JOIN evs_checkpoints AS c ON true "
                           "ORDER BY c.consumer COLLATE \"C\"",
                           0,
@@ -114,6 +116,19 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
                                SCHEMA_READ_PARTITION_NPARAMS,
                                {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID,
                                 PG_INT8OID, PG_INT8OID, PG_INT8OID}},
+    [SCHEMA_LEASE] = {"q_lease",
+                      "INSERT INTO evs_leases AS l (consumer, fence, expires_at) VALUES ($1, 1, "
+                      "clock_timestamp() + $3 * interval '1 millisecond') ON CONFLICT (consumer) "
+                      "DO UPDATE SET fence = CASE WHEN $2 = 0 THEN l.fence + 1 ELSE l.fence END, "
+                      "expires_at = excluded.expires_at WHERE ($2 = 0 AND l.expires_at < "
+                      "clock_timestamp()) OR ($2 <> 0 AND l.fence = $2) RETURNING l.fence",
+                      3,
+                      {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
+    [SCHEMA_LEASE_RELEASE] = {"q_lease_release",
+                              "UPDATE evs_leases SET expires_at = '-infinity' WHERE consumer = $1 "
+                              "AND fence = $2 RETURNING fence",
+                              2,
+                              {PG_TEXTOID, PG_INT8OID}},
 };
 
 /* ---------------------------------------------------------------- writer statements */
@@ -151,8 +166,10 @@ const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
                         PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID,
                         PG_INT8ARRAYOID}},
     [SCHEMA_CKPT_READ] = {"gc_ckpt_read",
-                          "SELECT consumer, position FROM evs_checkpoints "
-                          "WHERE consumer = ANY($1::text[])",
+                          "SELECT 0, consumer, position FROM evs_checkpoints "
+                          "WHERE consumer = ANY($1::text[]) UNION ALL SELECT 1, consumer, fence "
+                          "FROM (SELECT consumer, fence FROM evs_leases WHERE consumer = "
+                          "ANY($1::text[]) FOR SHARE) AS l",
                           1,
                           {PG_TEXTARRAYOID}},
     [SCHEMA_CKPT_UPSERT] = {"gc_ckpt_upsert",

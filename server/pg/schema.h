@@ -99,6 +99,8 @@ enum schema_read {
     SCHEMA_GET_CHECKPOINT, /* one consumer's checkpoint */
     SCHEMA_CONSUMERS,      /* every consumer, and the head */
     SCHEMA_READ_PARTITION, /* the global log in one partition, with any filters */
+    SCHEMA_LEASE,          /* takes or renews a consumer's lease */
+    SCHEMA_LEASE_RELEASE,  /* gives one up */
     SCHEMA_NREADS
 };
 extern const schema_statement_t schema_reads[SCHEMA_NREADS];
@@ -135,8 +137,14 @@ enum { SCHEMA_GET_CHECKPOINT_P_CONSUMER };
 enum {
     SCHEMA_CONSUMERS_HEAD,     /* int8: the newest position taken */
     SCHEMA_CONSUMERS_CONSUMER, /* text, NULL: no consumer */
-    SCHEMA_CONSUMERS_POSITION  /* int8 */
+    SCHEMA_CONSUMERS_POSITION, /* int8 */
+    SCHEMA_CONSUMERS_ACTIVE    /* bool: its lease is held */
 };
+/* SCHEMA_LEASE: the consumer (text), the fence to renew (int8, 0: take), the time to live in
+ * milliseconds (int8); 0 rows (another holds it) or 1 row of one column, the fence (int8). */
+enum { SCHEMA_LEASE_P_CONSUMER, SCHEMA_LEASE_P_FENCE, SCHEMA_LEASE_P_TTL };
+/* SCHEMA_LEASE_RELEASE: the consumer (text) and the fence (int8); 0 or 1 row. */
+enum { SCHEMA_LEASE_RELEASE_P_CONSUMER, SCHEMA_LEASE_RELEASE_P_FENCE };
 
 /* SCHEMA_READ_PARTITION: after, limit and the byte bound as SCHEMA_READ*, then the topics
  * (text[], empty: every topic), the entity id prefix (text, "": every entity), and the partition:
@@ -213,9 +221,14 @@ enum {
     SCHEMA_INSERT_NPARAMS
 };
 
-/* SCHEMA_CKPT_READ: the group's consumers (text[]); a row per stored checkpoint. */
+/* SCHEMA_CKPT_READ: the group's consumers (text[]); a row per stored checkpoint (kind 0, value
+ * the position) and per lease (kind 1, value the fence, the row locked FOR SHARE). */
 enum { SCHEMA_CKPT_READ_P_CONSUMERS };
-enum { SCHEMA_CKPT_READ_CONSUMER /* text */, SCHEMA_CKPT_READ_POSITION /* int8 */ };
+enum {
+    SCHEMA_CKPT_READ_KIND,     /* int4 */
+    SCHEMA_CKPT_READ_CONSUMER, /* text */
+    SCHEMA_CKPT_READ_VALUE     /* int8 */
+};
 /* SCHEMA_CKPT_UPSERT: consumers (text[], distinct) and their positions (int8[]); no rows. */
 enum { SCHEMA_CKPT_UPSERT_P_CONSUMERS, SCHEMA_CKPT_UPSERT_P_POSITIONS };
 /* SCHEMA_CKPT_DELETE: consumers (text[]); no rows. */

@@ -134,7 +134,8 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
         else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT)
             deliver_snapshot(op, res);
         else if (st == PGRES_TUPLES_OK &&
-                 (op->kind == OP_GET_CHECKPOINT || op->kind == OP_CONSUMERS))
+                 (op->kind == OP_GET_CHECKPOINT || op->kind == OP_CONSUMERS ||
+                  op->kind == OP_LEASE || op->kind == OP_LEASE_RELEASE))
             ckpt_deliver(op, res);
         else if (st == PGRES_COMMAND_OK && op->kind == OP_PUT_SNAPSHOT) {
             op_answered(op);
@@ -476,6 +477,7 @@ static void pg_store_append_tracked(store_t *base, evs_event_t *events, size_t n
     if (t) {
         r->track = GC_TRACK_APPEND;
         r->track_position = t->position;
+        r->track_fence = t->fence;
         if (!(r->consumer = strdup(t->consumer))) goto oom_op;
     }
     for (size_t i = 0; i < n; i++) {
@@ -503,7 +505,7 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
 /* Queues a checkpoint set (OP_CHECKPOINT, answered with a position) or deleted (OP_DELETE,
  * answered with a count) in the group commit; cb is the op's callback of that kind. */
 static void submit_checkpoint(pg_store_t *s, op_kind_t kind, const char *consumer,
-                              uint64_t position, void (*cb)(void), void *arg) {
+                              uint64_t position, uint64_t fence, void (*cb)(void), void *arg) {
     codec_error_t err;
     if (!writer_usable(s))
         codec_error_set(&err, EVS_EUNAVAILABLE,
@@ -517,6 +519,7 @@ static void submit_checkpoint(pg_store_t *s, op_kind_t kind, const char *consume
                 op->cb.count = (store_count_cb)cb;
             op->req.track = kind == OP_CHECKPOINT ? GC_TRACK_SET : GC_TRACK_DELETE;
             op->req.track_position = position;
+            op->req.track_fence = fence;
             op->req.owner = op;
             op->req.done = on_request_done;
             gc_submit(s->gc, &op->req);
@@ -534,21 +537,50 @@ static void submit_checkpoint(pg_store_t *s, op_kind_t kind, const char *consume
         ((store_count_cb)cb)(arg, &err, 0);
 }
 
-static void pg_store_checkpoint(store_t *base, const char *consumer, uint64_t position,
-                                store_position_cb cb, void *arg) {
-    if (position > INT64_MAX) {
-        codec_error_t err;
-        store_bad_position(&err, position, (uint64_t)INT64_MAX);
-        cb(arg, &err, 0);
-        return;
-    }
-    submit_checkpoint((pg_store_t *)base, OP_CHECKPOINT, consumer, position, (void (*)(void))cb,
-                      arg);
+static void pg_store_checkpoint(store_t *base, const store_tracking_t *t, store_position_cb cb,
+                                void *arg) {
+    submit_checkpoint((pg_store_t *)base, OP_CHECKPOINT, t->consumer, t->position, t->fence,
+                      (void (*)(void))cb, arg);
 }
 
 static void pg_store_delete_checkpoint(store_t *base, const char *consumer, store_count_cb cb,
                                        void *arg) {
-    submit_checkpoint((pg_store_t *)base, OP_DELETE, consumer, 0, (void (*)(void))cb, arg);
+    submit_checkpoint((pg_store_t *)base, OP_DELETE, consumer, 0, 0, (void (*)(void))cb, arg);
+}
+
+static void pg_store_lease(store_t *base, const char *consumer, uint64_t fence, uint32_t ttl_ms,
+                           store_lease_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_LEASE, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, false, 0);
+        return;
+    }
+    op->cb.lease = cb;
+    op->query = SCHEMA_LEASE;
+    set_text(op, SCHEMA_LEASE_P_CONSUMER, consumer);
+    set_i64(op, SCHEMA_LEASE_P_FENCE, clamp_i64(fence));
+    set_i64(op, SCHEMA_LEASE_P_TTL, ttl_ms);
+    start_read(op);
+}
+
+static void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence,
+                                   store_count_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_LEASE_RELEASE, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    op->cb.count = cb;
+    op->query = SCHEMA_LEASE_RELEASE;
+    set_text(op, SCHEMA_LEASE_RELEASE_P_CONSUMER, consumer);
+    set_i64(op, SCHEMA_LEASE_RELEASE_P_FENCE, clamp_i64(fence));
+    start_read(op);
 }
 
 static void pg_store_get_checkpoint(store_t *base, const char *consumer, store_position_cb cb,

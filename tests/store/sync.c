@@ -452,11 +452,13 @@ static void on_position(void *arg, const codec_error_t *err, uint64_t position) 
     r->position = position;
 }
 
-int sync_checkpoint(const char *consumer, uint64_t position, uint64_t *out, codec_error_t *err) {
+int sync_checkpoint_fenced(const char *consumer, uint64_t position, uint64_t fence, uint64_t *out,
+                           codec_error_t *err) {
     position_result_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
     op_t *o = op_new("checkpoint", r);
-    S->ops->checkpoint(S, consumer, position, on_position, o);
+    store_tracking_t t = {.consumer = consumer, .position = position, .fence = fence};
+    S->ops->checkpoint(S, &t, on_position, o);
     wait_for(o);
     int code = r->code;
     if (out) *out = r->position;
@@ -531,4 +533,51 @@ void consumers_result_free(consumers_result_t *r) {
     free(r->positions);
     free(r->active);
     memset(r, 0, sizeof *r);
+}
+
+int sync_checkpoint(const char *consumer, uint64_t position, uint64_t *out, codec_error_t *err) {
+    return sync_checkpoint_fenced(consumer, position, 0, out, err);
+}
+
+typedef struct lease_result {
+    int code;
+    bool held;
+    uint64_t fence;
+} lease_result_t;
+
+static void on_lease(void *arg, const codec_error_t *err, bool held, uint64_t fence) {
+    op_t *o = arg;
+    o->calls++;
+    if (o->calls > 1) return;
+    lease_result_t *r = o->result;
+    r->code = err ? err->code : 0;
+    r->held = held;
+    r->fence = fence;
+}
+
+bool sync_lease(const char *consumer, uint64_t fence, uint32_t ttl_ms, uint64_t *out) {
+    lease_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("lease", r);
+    S->ops->lease(S, consumer, fence, ttl_ms, on_lease, o);
+    wait_for(o);
+    cr_assert_eq(r->code, 0, "lease failed");
+    bool held = r->held;
+    if (out) *out = r->fence;
+    o->result = NULL;
+    free(r);
+    return held;
+}
+
+uint64_t sync_lease_release(const char *consumer, uint64_t fence) {
+    count_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("lease_release", r);
+    S->ops->lease_release(S, consumer, fence, on_count, o);
+    wait_for(o);
+    cr_assert_eq(r->code, 0, "lease_release failed");
+    uint64_t count = r->count;
+    o->result = NULL;
+    free(r);
+    return count;
 }
