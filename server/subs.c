@@ -11,6 +11,7 @@
 #include "log.h"
 
 static void on_lease_tick(uv_timer_t *t);
+static void retry_standby(subs_t *s);
 
 subs_t *subs_new(server_t *srv) {
     subs_t *s = calloc(1, sizeof *s);
@@ -75,18 +76,47 @@ static void sub_free(sub_t *sub) {
     free(sub);
 }
 
+/* A release came back: the subscribes that wait for it try again at once. */
 static void lease_released(void *arg, const codec_error_t *err, uint64_t count) {
-    (void)arg;
+    release_t *rel = arg;
     (void)err;
     (void)count;
+    if (!rel) return;
+    subs_t *s = rel->owner;
+    for (release_t **pp = &s->releases; *pp; pp = &(*pp)->next)
+        if (*pp == rel) {
+            *pp = rel->next;
+            break;
+        }
+    free(rel);
+    if (!s->closing) retry_standby(s);
+}
+
+static bool release_pending(const subs_t *s, const char *consumer) {
+    for (const release_t *rel = s->releases; rel; rel = rel->next)
+        if (strcmp(rel->consumer, consumer) == 0) return true;
+    return false;
+}
+
+/* Gives a lease up (fence) in the store, noting it as in flight. */
+static void release_lease(subs_t *s, const char *consumer, uint64_t fence) {
+    store_t *store = s->srv->store;
+    size_t len = strlen(consumer);
+    release_t *rel = s->closing ? NULL : malloc(sizeof *rel + len + 1);
+    if (rel) {
+        rel->owner = s;
+        memcpy(rel->consumer, consumer, len + 1);
+        rel->next = s->releases;
+        s->releases = rel;
+    }
+    store->ops->lease_release(store, consumer, fence, lease_released, rel);
 }
 
 /* Gives sub's lease up, when it holds one, so that a standby takes over at once. */
 static void sub_release_lease(sub_t *sub) {
     if (!sub->consumer || sub->lost) return;
-    store_t *store = sub->owner->srv->store;
     sub->lost = true;
-    store->ops->lease_release(store, sub->consumer, sub->fence, lease_released, NULL);
+    release_lease(sub->owner, sub->consumer, sub->fence);
 }
 
 static void early_free(early_sub_t *e);
@@ -122,6 +152,11 @@ void subs_free(subs_t *s) {
         early_free(e);
     }
     s->standby = NULL;
+    while (s->releases) {
+        release_t *rel = s->releases;
+        s->releases = rel->next;
+        free(rel);
+    }
     uv_close((uv_handle_t *)&s->lease_timer, on_retry_closed);
     uv_close((uv_handle_t *)&s->retry, on_retry_closed);
     uv_close((uv_handle_t *)&s->early_timer, on_retry_closed);
@@ -147,6 +182,7 @@ static void push_flag(sub_t *sub, const char *flag) {
 }
 
 void subs_notify_closing(subs_t *s) {
+    s->closing = true; /* releases from now on are not waited for */
     for (sub_t *sub = s->all; sub; sub = sub->next) {
         if (conn_is_open(sub->conn)) push_flag(sub, "closing");
         sub_release_lease(sub);
@@ -337,10 +373,7 @@ static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
             e->consumer = NULL;
         }
     }
-    if (e->consumer && e->fence) {
-        store_t *store = s->srv->store;
-        store->ops->lease_release(store, e->consumer, e->fence, lease_released, NULL);
-    }
+    if (e->consumer && e->fence) release_lease(s, e->consumer, e->fence);
     if (open && err) dispatch_reply_error(c, true, e->id, err);
     early_free(e);
     if (open) conn_schedule_flush(c); /* a drain or a close may wait for this reply */
@@ -436,7 +469,7 @@ static void on_leased(void *arg, const codec_error_t *err, bool held, uint64_t f
         early_answer(s, e, err);
         return;
     }
-    if (!held && e->standby) {
+    if (!held && (e->standby || release_pending(s, e->consumer))) {
         if (!e->uncounted) {
             e->conn->inflight--; /* a standby may wait for ever: it holds no request slot */
             e->uncounted = true;
@@ -504,11 +537,9 @@ static void on_renewed(void *arg, const codec_error_t *err, bool held, uint64_t 
     conn_schedule_flush(c);
 }
 
-/* Every LEASE_TICK_MS: the standby subscriptions try for their lease again (those whose
- * connection closed are dropped), and every other tick the held leases are renewed. */
-static void on_lease_tick(uv_timer_t *t) {
-    subs_t *s = t->data;
-    store_t *store = s->srv->store;
+/* The standby subscriptions try for their lease again (those whose connection closed are
+ * dropped). */
+static void retry_standby(subs_t *s) {
     early_sub_t *e = s->standby;
     s->standby = NULL;
     while (e) {
@@ -520,6 +551,14 @@ static void on_lease_tick(uv_timer_t *t) {
             early_free(e);
         e = next;
     }
+}
+
+/* Every LEASE_TICK_MS: the standby subscriptions try again, and every other tick the held
+ * leases are renewed. */
+static void on_lease_tick(uv_timer_t *t) {
+    subs_t *s = t->data;
+    store_t *store = s->srv->store;
+    retry_standby(s);
     if (s->lease_ticks++ % 2) return;
     for (sub_t *sub = s->all; sub; sub = sub->next)
         if (sub->consumer && !sub->lost && !sub->renewing) {

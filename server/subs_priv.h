@@ -84,6 +84,14 @@ struct sub {
 
 /* A subscribe without "after" that arrived before the store's live feed started: its arguments
  * (copied), its connection (referenced, the request counted in flight) and its deadline. */
+/* A lease this daemon is giving up: until the store has it, a subscribe to the same consumer
+ * here waits for it instead of meeting the lease it is about to be given. */
+typedef struct release {
+    struct release *next;
+    subs_t *owner;
+    char consumer[];
+} release_t;
+
 typedef struct early_sub {
     struct early_sub *next;
     conn_t *conn;
@@ -107,8 +115,10 @@ struct subs {
     early_sub_t *early, *early_tail; /* waiting for the live feed, in arrival order */
     uv_timer_t early_timer;          /* the deadline of the first of them */
     early_sub_t *standby;            /* subscribes waiting for a consumer's lease */
+    struct release *releases;        /* leases this daemon is giving up (in flight) */
     uv_timer_t lease_timer;          /* LEASE_TICK_MS: renewals, standby retries */
     uint64_t lease_ticks;
+    bool closing; /* subs_notify_closing ran */
     int handles_open;
     sub_t *all;
     sub_t *any;             /* the subscriptions without a topic filter */

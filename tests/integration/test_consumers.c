@@ -3,6 +3,7 @@
  * their error details and their bad requests. One daemon per test. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../proto/event.h"
 #include "fixture.h"
@@ -34,8 +35,26 @@ static void send_consumer_op(int fd, const char *op, uint64_t id, const char *co
     fx_send_rq(fd, &r);
 }
 
+/* The ok reply to request id on fd, skipping the pushes before it (reply_free it). */
+static reply_t expect_ok_skipping_pushes(int fd, uint64_t id) {
+    for (;;) {
+        reply_t rep;
+        cr_assert_eq(raw_recv(fd, 10000, &rep), 0, "no reply to request %llu",
+                     (unsigned long long)id);
+        uint64_t got;
+        if (!reply_id(&rep, &got)) {
+            reply_free(&rep);
+            continue;
+        }
+        cr_assert_eq(got, id);
+        cr_assert(reply_ok(&rep), "request %llu failed: %s", (unsigned long long)id,
+                  reply_code(&rep));
+        return rep;
+    }
+}
+
 static uint64_t expect_position(int fd, uint64_t id) {
-    reply_t rep = fx_expect_ok(fd, id);
+    reply_t rep = expect_ok_skipping_pushes(fd, id);
     const msgpack_object *p = reply_get(&rep, "position");
     cr_assert(p && p->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "no position in the reply");
     uint64_t v = p->via.u64;
@@ -228,11 +247,19 @@ Test(consumers, subscribe_with_a_consumer_starts_after_its_checkpoint) {
     expect_position(fd, 10);
     uint64_t sid;
     cr_assert_eq(subscribe_consumer(fd, 11, "c", NULL, &sid), p[1]);
+    uint64_t first_sid = sid;
     cr_assert_eq(next_pushed(fd, sid), p[2], "it did not resume after the checkpoint");
     int fd2 = fx_connect();
     cr_assert_eq(subscribe_consumer(fd2, 12, "other", NULL, &sid), 0,
                  "a consumer without a checkpoint starts at the beginning");
     cr_assert_eq(next_pushed(fd2, sid), p[0]);
+    rq_t r; /* the consumer is held by the first subscription: end it */
+    rq_begin(&r, "unsubscribe", 14, 1);
+    pk_str(&r.pk, "sub");
+    msgpack_pack_uint64(&r.pk, first_sid);
+    fx_send_rq(fd, &r);
+    reply_t rep = expect_ok_skipping_pushes(fd, 14);
+    reply_free(&rep);
     int fd3 = fx_connect();
     cr_assert_eq(subscribe_consumer(fd3, 13, "c", &p[0], &sid), p[0], "an explicit after wins");
     cr_assert_eq(next_pushed(fd3, sid), p[1]);
@@ -343,5 +370,69 @@ Test(consumers, a_partitioned_subscription_gets_only_its_partition) {
     msgpack_pack_uint64(&r.pk, 3);
     fx_send_rq(fd, &r);
     fx_expect_error(fd, "bad_request", 31);
+    fx_finish();
+}
+
+/* Sends subscribe {"consumer": tname(consumer), "entity_prefix": tprefix()} (with "standby"
+ * when asked) without waiting for its reply. */
+static void send_subscribe_consumer(int fd, uint64_t id, const char *consumer, bool standby) {
+    rq_t r;
+    rq_begin(&r, "subscribe", id, standby ? 3 : 2);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname(consumer));
+    pk_str(&r.pk, "entity_prefix");
+    pk_str(&r.pk, tprefix());
+    if (standby) {
+        pk_str(&r.pk, "standby");
+        msgpack_pack_true(&r.pk);
+    }
+    fx_send_rq(fd, &r);
+}
+
+Test(consumers, one_subscription_per_consumer_and_a_standby_takes_over) {
+    fx_start(NULL);
+    int a = fx_connect(), b = fx_connect(), c = fx_connect();
+    send_subscribe_consumer(a, 1, "c", false);
+    reply_t rep = fx_expect_ok(a, 1);
+    reply_free(&rep);
+    send_subscribe_consumer(b, 2, "c", false);
+    fx_expect_error(b, "conflict", 2);
+    send_subscribe_consumer(c, 3, "c", true);
+    /* The standby's connection serves other requests while it waits. */
+    cr_assert_eq(raw_ping(c, 4, 5000), 0, "the standby's connection does not serve a ping");
+
+    close(a);
+    rep = fx_expect_ok(c, 3);
+    cr_assert_eq(obj_uint(reply_get(&rep, "after")), 0);
+    reply_free(&rep);
+    uint64_t p = append_one(b, 6, "x");
+    send_consumer_op(c, "checkpoint", 7, "c", true, p);
+    cr_assert_eq(expect_position(c, 7), p);
+    rq_t r;
+    rq_begin(&r, "consumers", 8, 0);
+    fx_send_rq(b, &r);
+    rep = fx_expect_ok(b, 8);
+    const msgpack_object *list = reply_get(&rep, "consumers");
+    bool found = false;
+    for (uint32_t i = 0; i < list->via.array.size; i++)
+        if (obj_is_str(obj_get(&list->via.array.ptr[i], "consumer"), tname("c"))) {
+            const msgpack_object *active = obj_get(&list->via.array.ptr[i], "active");
+            cr_assert(active->type == MSGPACK_OBJECT_BOOLEAN && active->via.boolean);
+            found = true;
+        }
+    cr_assert(found);
+    reply_free(&rep);
+    fx_finish();
+}
+
+Test(consumers, standby_needs_a_consumer) {
+    fx_start(NULL);
+    int fd = fx_connect();
+    rq_t r;
+    rq_begin(&r, "subscribe", 1, 1);
+    pk_str(&r.pk, "standby");
+    msgpack_pack_true(&r.pk);
+    fx_send_rq(fd, &r);
+    fx_expect_error(fd, "bad_request", 1);
     fx_finish();
 }
