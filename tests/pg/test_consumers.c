@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../proto/event.h"
+#include "../common/clock.h"
 #include "../common/daemon.h"
 #include "../common/db.h"
 #include "../common/rawio.h"
@@ -244,5 +245,109 @@ Test(pg_consumers, the_sql_partition_hash_is_the_daemons) {
                  0, "%s", err);
     cr_assert_str_eq(out, "t");
     close(fd);
+    cr_assert_eq(test_daemon_stop(&a), 0);
+}
+
+/* Sends subscribe {"consumer": tname(consumer)} (with "standby" when asked). */
+static void send_subscribe(int fd, uint64_t id, const char *consumer, bool standby) {
+    rq_t r;
+    rq_begin(&r, "subscribe", id, standby ? 2 : 1);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname(consumer));
+    if (standby) {
+        pk_str(&r.pk, "standby");
+        msgpack_pack_true(&r.pk);
+    }
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+}
+
+/* The next frame on fd that is a reply (pushes are skipped), within timeout_ms. */
+static reply_t next_reply(int fd, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        reply_t rep;
+        cr_assert_eq(raw_recv(fd, left > 0 ? (int)left : 0, &rep), 0, "no reply in time");
+        uint64_t id;
+        if (reply_id(&rep, &id)) return rep;
+        reply_free(&rep);
+    }
+}
+
+Test(pg_consumers, a_standby_on_another_daemon_takes_over_after_a_kill) {
+    test_daemon_t a, b;
+    start_daemon(&a);
+    start_daemon(&b);
+    int fa = connect_to(&a), fb = connect_to(&b), fb2 = connect_to(&b);
+    send_subscribe(fa, 1, "billing", false);
+    reply_t rep = next_reply(fa, 10000);
+    cr_assert(reply_ok(&rep), "the first subscribe failed: %s", reply_code(&rep));
+    reply_free(&rep);
+    send_subscribe(fb, 2, "billing", false);
+    rep = next_reply(fb, 10000);
+    cr_assert_str_eq(reply_code(&rep), "conflict", "two subscriptions hold one consumer");
+    reply_free(&rep);
+    send_subscribe(fb2, 3, "billing", true);
+    cr_assert_eq(raw_ping(fb2, 4, 5000), 0, "the standby was answered before the takeover");
+    int64_t killed = now_ms();
+    kill_daemon(&a);
+    close(fa);
+    rep = next_reply(fb2, 10000);
+    cr_assert(reply_ok(&rep), "the standby failed: %s", reply_code(&rep));
+    int64_t took = now_ms() - killed;
+    cr_assert_lt(took, 5000, "the standby took over after %lld ms", (long long)took);
+    reply_free(&rep);
+    close(fb);
+    close(fb2);
+    cr_assert_eq(test_daemon_stop(&b), 0);
+}
+
+Test(pg_consumers, a_subscription_that_lost_its_lease_is_closed_and_fenced) {
+    test_daemon_t a;
+    start_daemon(&a);
+    int fd = connect_to(&a), other = connect_to(&a);
+    reply_t rep = append(other, 1, "src", NULL, 0);
+    uint64_t p1 = first_position(&rep);
+    reply_free(&rep);
+    send_subscribe(fd, 2, "proj", false);
+    rep = next_reply(fd, 10000);
+    cr_assert(reply_ok(&rep), "subscribe failed: %s", reply_code(&rep));
+    uint64_t sid = obj_uint(reply_get(&rep, "sub"));
+    reply_free(&rep);
+    /* Another holder takes the lease (as a daemon would after this one's lease expired). */
+    char sql[512], out[64], err[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE evs_leases SET fence = fence + 1, expires_at = now() + interval '1 hour' "
+             "WHERE consumer = '%s' RETURNING fence",
+             tname("proj"));
+    cr_assert_eq(test_sql(db.url, sql, out, sizeof out, err, sizeof err), 0, "%s", err);
+    cr_assert_neq(out[0], '\0', "no lease row");
+    int64_t deadline = now_ms() + 5000;
+    bool closed = false;
+    while (!closed) {
+        int64_t left = deadline - now_ms();
+        cr_assert_gt(left, 0, "no closing push within 5 s of losing the lease");
+        cr_assert_eq(raw_recv(fd, (int)left, &rep), 0, "no closing push");
+        const msgpack_object *lost = reply_get(&rep, "lease_lost");
+        closed = obj_uint(reply_get(&rep, "sub")) == sid && lost &&
+                 lost->type == MSGPACK_OBJECT_BOOLEAN && lost->via.boolean &&
+                 reply_get(&rep, "closing");
+        reply_free(&rep);
+    }
+    rq_t r;
+    rq_begin(&r, "checkpoint", 3, 2);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname("proj"));
+    pk_str(&r.pk, "position");
+    msgpack_pack_uint64(&r.pk, p1);
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+    rep = next_reply(fd, 10000);
+    cr_assert_str_eq(reply_code(&rep), "conflict", "a fenced-off checkpoint was accepted");
+    reply_free(&rep);
+    cr_assert_eq(consumer_op(other, "get-checkpoint", 4, "proj", false, 0), 0);
+    close(fd);
+    close(other);
     cr_assert_eq(test_daemon_stop(&a), 0);
 }
