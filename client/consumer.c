@@ -10,8 +10,7 @@
 #include "client_priv.h"
 
 /* The uint at key of res into *out (when out is not NULL); EVS_EPROTOCOL when it is missing. */
-static int take_uint(evs_context_t *c, const msgpack_object *res, const char *key,
-                     uint64_t *out) {
+static int take_uint(evs_context_t *c, const msgpack_object *res, const char *key, uint64_t *out) {
     const msgpack_object *o = codec_map_get(res, key);
     if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return client_fail(c, EVS_EPROTOCOL, "a reply without \"%s\"", key);
@@ -21,8 +20,8 @@ static int take_uint(evs_context_t *c, const msgpack_object *res, const char *ke
 
 /* Sends op {"consumer": consumer} (and "position" when has_position); on success the reply's
  * key goes to *out. */
-static int consumer_call(evs_context_t *c, const char *op, const char *consumer,
-                         bool has_position, uint64_t position, const char *key, uint64_t *out) {
+static int consumer_call(evs_context_t *c, const char *op, const char *consumer, bool has_position,
+                         uint64_t position, const char *key, uint64_t *out) {
     int r = client_begin(c);
     if (r) return r;
     if (client_check_name(c, "consumer", consumer) < 0) return c->err;
