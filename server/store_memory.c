@@ -238,12 +238,13 @@ static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t ver
  * the store past its memory_limit. */
 static bool over_limit(const store_memory_t *m, size_t more, codec_error_t *err) {
     size_t limit = m->base.memory_limit;
-    if (!limit || (m->bytes <= limit && more <= limit - m->bytes)) return false;
+    size_t held = m->bytes + m->checkpoints.bytes + m->leases.bytes;
+    if (!limit || (held <= limit && more <= limit - held)) return false;
     codec_error_set(err, EVS_ELIMIT_EXCEEDED,
                     "the in-memory store holds %zu bytes of its memory_limit of %zu bytes and "
                     "this needs %zu more: delete entities, or ask the operator to raise "
                     "memory_limit (or to use PostgreSQL)",
-                    m->bytes, limit, more);
+                    held, limit, more);
     return true;
 }
 
