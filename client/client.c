@@ -484,6 +484,9 @@ int client_take_server_error(evs_context_t *c, const msgpack_object *reply) {
         d->has_event_id = true;
         memcpy(d->event_id, o->via.bin.ptr, 16);
     }
+    d->has_position = obj_uint(codec_map_get(e, "position"), &d->position);
+    o = codec_map_get(e, "tracking");
+    d->tracking = o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
     return k;
 }
 

@@ -66,6 +66,9 @@ typedef struct evs_error_detail {
     int64_t current_version; /* the entity's latest version; -1 when it has no events */
     bool has_event_id;
     uint8_t event_id[16];
+    bool has_position;
+    uint64_t position; /* a consumer's stored checkpoint */
+    bool tracking;     /* an append's tracking was refused: the event was processed before */
 } evs_error_detail_t;
 
 /* How a TLS connection verifies the server and presents itself (evs_options_t.tls). The strings
@@ -334,6 +337,45 @@ EVS_API void evs_stream_close(evs_stream_t *s);
 /* The wire name of a code, as in <evstore/errors.h> (exported for programs that link only the
  * shared library). */
 EVS_API const char *evs_strcode(int code);
+
+/* ================================================================ consumers (client/consumer.c)
+ *
+ * A consumer is a named reader of the global log whose checkpoint (the last position it has
+ * processed) the server keeps (docs/protocol.md, section 11). */
+
+/* Sets consumer's checkpoint to position. A lower position than the stored one fails with
+ * EVS_ECONFLICT (c->detail.position: the stored one); one above the store's newest position
+ * with EVS_EBAD_REQUEST. On success *stored (may be NULL) is the checkpoint now. */
+EVS_API int evs_checkpoint(evs_context_t *c, const char *consumer, uint64_t position,
+                           uint64_t *stored);
+
+/* consumer's checkpoint into *position (0 when it has none). */
+EVS_API int evs_get_checkpoint(evs_context_t *c, const char *consumer, uint64_t *position);
+
+/* Removes consumer's checkpoint; *deleted (may be NULL) is 1 when it had one, else 0. */
+EVS_API int evs_delete_checkpoint(evs_context_t *c, const char *consumer, uint64_t *deleted);
+
+/* One consumer as evs_consumers lists it. */
+typedef struct evs_consumer_info {
+    char consumer[EVS_NAME_MAX + 1];
+    uint64_t position; /* its checkpoint */
+    uint64_t head;     /* the store's newest position */
+    uint64_t lag;      /* head - position, in positions */
+    bool active;       /* a subscription holds it now */
+} evs_consumer_info_t;
+
+/* Every consumer with a checkpoint, in byte order of their names: *out an array of *n the
+ * caller frees with free() (NULL when none), *head (may be NULL) the store's newest position. */
+EVS_API int evs_consumers(evs_context_t *c, evs_consumer_info_t **out, size_t *n, uint64_t *head);
+
+/* evs_append with a tracking: the events (n may be 0) and consumer's checkpoint at position
+ * commit together. When the consumer's checkpoint is already at or past position, nothing is
+ * stored and the call fails with EVS_ECONFLICT and c->detail.tracking set: the event at
+ * position was processed before (its effect is stored). A retry of an append that committed
+ * succeeds with the original positions. */
+EVS_API int evs_append_tracked(evs_context_t *c, const evs_event_t *events, size_t n,
+                               const char *consumer, uint64_t position, uint64_t *positions,
+                               uint64_t *versions);
 
 /* ================================================================ snapshots (daemon calls) */
 

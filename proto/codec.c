@@ -298,7 +298,8 @@ void codec_reply_error(codec_buf_t *b, bool has_id, uint64_t id, const codec_err
     codec_pack_key(&pk, "ok");
     msgpack_pack_false(&pk);
     codec_pack_key(&pk, "error");
-    int n = 2 + err->has_entity + err->has_version + err->has_current + err->has_event_id;
+    int n = 2 + err->has_entity + err->has_version + err->has_current + err->has_event_id +
+            err->has_position + err->has_tracking;
     msgpack_pack_map(&pk, n);
     codec_pack_key(&pk, "code");
     codec_pack_cstr(&pk, evs_code_name(err->code));
@@ -322,6 +323,14 @@ void codec_reply_error(codec_buf_t *b, bool has_id, uint64_t id, const codec_err
     if (err->has_event_id) {
         codec_pack_key(&pk, "event_id");
         codec_pack_bin(&pk, err->event_id, 16);
+    }
+    if (err->has_position) {
+        codec_pack_key(&pk, "position");
+        msgpack_pack_uint64(&pk, err->position);
+    }
+    if (err->has_tracking) {
+        codec_pack_key(&pk, "tracking");
+        msgpack_pack_true(&pk);
     }
     codec_frame_end(b, start, UINT32_MAX);
 }

@@ -36,6 +36,9 @@ typedef struct codec_error {
     int64_t current_version; /* the entity's latest version, -1 when it has no events */
     bool has_event_id;
     uint8_t event_id[16];
+    bool has_position;
+    uint64_t position; /* a consumer's stored checkpoint */
+    bool has_tracking; /* the conflict is an append's tracking: processed before */
 } codec_error_t;
 
 /* Sets code and a printf-style message, and clears the details. Returns code. */

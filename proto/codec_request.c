@@ -121,6 +121,57 @@ static int decode_events(const msgpack_object *o, codec_request_t *req, codec_er
     return 0;
 }
 
+/* "tracking": {"consumer": name, "position": uint}, both required, nothing else. */
+static int decode_tracking(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return codec_error_set(err, EVS_EBAD_REQUEST,
+                               "tracking must be a map with consumer and position");
+    unsigned have = 0;
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
+        unsigned bit = codec_key_is(key, "consumer") ? 1 : codec_key_is(key, "position") ? 2 : 0;
+        int rc;
+        if (bit == 0 || (have & bit))
+            return codec_error_set(err, EVS_EBAD_REQUEST,
+                                   "tracking takes consumer and position, each once");
+        have |= bit;
+        rc = bit == 1 ? get_name(val, req->unpacked.zone, "tracking consumer",
+                                 &req->tracking_consumer, false, err)
+                      : get_uint(val, "tracking position", &req->tracking_position, err);
+        if (rc) return rc;
+    }
+    if (have != 3)
+        return codec_error_set(err, EVS_EBAD_REQUEST, "tracking needs consumer and position");
+    return 0;
+}
+
+/* "partition": {"index": uint, "count": uint}, both required, 0 <= index < count <=
+ * CODEC_MAX_PARTITIONS. */
+static int decode_partition(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return codec_error_set(err, EVS_EBAD_REQUEST,
+                               "partition must be a map with index and count");
+    uint64_t v[2] = {0, 0};
+    unsigned have = 0;
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
+        unsigned bit = codec_key_is(key, "index") ? 1 : codec_key_is(key, "count") ? 2 : 0;
+        if (bit == 0 || (have & bit))
+            return codec_error_set(err, EVS_EBAD_REQUEST,
+                                   "partition takes index and count, each once");
+        have |= bit;
+        int rc = get_uint(val, bit == 1 ? "partition index" : "partition count", &v[bit - 1], err);
+        if (rc) return rc;
+    }
+    if (have != 3 || v[1] == 0 || v[1] > CODEC_MAX_PARTITIONS || v[0] >= v[1])
+        return codec_error_set(err, EVS_EBAD_REQUEST,
+                               "partition needs index and count, 0 <= index < count <= %d",
+                               CODEC_MAX_PARTITIONS);
+    req->partition_index = (uint32_t)v[0];
+    req->partition_count = (uint32_t)v[1];
+    return 0;
+}
+
 static int decode_topics(const msgpack_object *o, codec_request_t *req, codec_error_t *err) {
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return codec_error_set(err, EVS_EBAD_REQUEST, "topics must be an array of strings");
@@ -158,6 +209,8 @@ static const plain_arg_t plain_args[] = {
     {"sub", ARG_SUB, PLAIN_UINT, offsetof(codec_request_t, sub)},
     {"version", ARG_VERSION, PLAIN_UINT, offsetof(codec_request_t, version)},
     {"max_version", ARG_MAX_VERSION, PLAIN_UINT, offsetof(codec_request_t, max_version)},
+    {"consumer", ARG_CONSUMER, PLAIN_NAME, offsetof(codec_request_t, consumer)},
+    {"position", ARG_POSITION, PLAIN_UINT, offsetof(codec_request_t, position)},
 };
 
 /* The row of plain_args for key; NULL when key is not a plain argument. */
@@ -172,8 +225,9 @@ static const struct {
     const char *key;
     uint32_t bit;
 } other_args[] = {
-    {"events", ARG_EVENTS},     {"topics", ARG_TOPICS},   {"backwards", ARG_BACKWARDS},
-    {"event_id", ARG_EVENT_ID}, {"payload", ARG_PAYLOAD}, {"token", ARG_TOKEN},
+    {"events", ARG_EVENTS},     {"topics", ARG_TOPICS},       {"backwards", ARG_BACKWARDS},
+    {"event_id", ARG_EVENT_ID}, {"payload", ARG_PAYLOAD},     {"token", ARG_TOKEN},
+    {"tracking", ARG_TRACKING}, {"partition", ARG_PARTITION}, {"standby", ARG_STANDBY},
 };
 
 /* The ARG_* bit of a key that is not in plain_args; 0 when the protocol has no such key. */
@@ -269,6 +323,18 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
         } else if (bit == ARG_EVENTS) {
             req->present |= ARG_EVENTS;
             rc = decode_events(v, req, err);
+        } else if (bit == ARG_STANDBY) {
+            req->present |= ARG_STANDBY;
+            if (v->type != MSGPACK_OBJECT_BOOLEAN)
+                rc = codec_error_set(err, EVS_EBAD_REQUEST, "standby must be a boolean");
+            else
+                req->standby = v->via.boolean;
+        } else if (bit == ARG_PARTITION) {
+            req->present |= ARG_PARTITION;
+            rc = decode_partition(v, req, err);
+        } else if (bit == ARG_TRACKING) {
+            req->present |= ARG_TRACKING;
+            rc = decode_tracking(v, req, err);
         } else if (bit == ARG_TOPICS) {
             req->present |= ARG_TOPICS;
             rc = decode_topics(v, req, err);

@@ -29,7 +29,14 @@ enum {
     ARG_MAX_VERSION = 1u << 12,
     ARG_PAYLOAD = 1u << 13,
     ARG_TOKEN = 1u << 14,
+    ARG_CONSUMER = 1u << 15,
+    ARG_POSITION = 1u << 16,
+    ARG_TRACKING = 1u << 17,
+    ARG_PARTITION = 1u << 18,
+    ARG_STANDBY = 1u << 19,
 };
+
+#define CODEC_MAX_PARTITIONS 65536 /* the largest partition count */
 
 /* A decoded request. Strings and events point into memory owned by the request (its msgpack
  * zone), valid until codec_request_free. */
@@ -47,12 +54,18 @@ typedef struct codec_request {
     size_t ntopics;
     uint64_t from_version, limit, after, sub, version, max_version;
     bool backwards;
+    bool standby;
     uint8_t event_id[16];
     const uint8_t *payload;
     size_t payload_len;
     const char *token; /* auth: bytes, not NUL-terminated */
     size_t token_len;
-    msgpack_unpacked unpacked; /* owns the memory of everything above */
+    const char *consumer; /* a consumer name (entity id rules) */
+    uint64_t position;
+    const char *tracking_consumer; /* "tracking": {"consumer", "position"} */
+    uint64_t tracking_position;
+    uint32_t partition_index, partition_count; /* "partition": {"index", "count"} */
+    msgpack_unpacked unpacked;                 /* owns the memory of everything above */
 } codec_request_t;
 
 /* Decodes the len bytes at buf (one frame body) into *req. Returns 0, or EVS_EBAD_REQUEST with

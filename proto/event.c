@@ -74,3 +74,12 @@ int evs_uuid_parse(const char *text, uint8_t id[16]) {
     }
     return 0;
 }
+
+uint64_t evs_partition_hash(const char *entity_id) {
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const unsigned char *p = (const unsigned char *)entity_id; *p; p++) {
+        h ^= *p;
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}

@@ -65,4 +65,8 @@ EVS_PROTO_API void evs_uuid_format(const uint8_t id[16], char out[37]);
 /* Parses a 36-character UUID (any case). 0, or -1 when text is not a UUID. */
 EVS_PROTO_API int evs_uuid_parse(const char *text, uint8_t id[16]);
 
+/* The partition hash of an entity (docs/protocol.md, "Partitions"): FNV-1a 64 of the entity id's
+ * bytes. An event is in partition i of n when evs_partition_hash(entity_id) % n == i. */
+EVS_PROTO_API uint64_t evs_partition_hash(const char *entity_id);
+
 #endif

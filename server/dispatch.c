@@ -139,6 +139,8 @@ static const struct {
     {"delete-entity", has_delete_entity},
     {"delete-snapshots", has_delete_snapshots},
     {"auth", NULL},
+    {"consumers", NULL},
+    {"partitions", NULL},
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 
@@ -239,7 +241,15 @@ static void op_append(conn_t *c, codec_request_t *req) {
         }
     pending_t *p = pending_new(c, req->id, REPLY_OTHER);
     if (!p && no_memory(c, req)) return;
-    c->srv->store->ops->append(c->srv->store, req->events, req->nevents, append_done, p);
+    store_t *s = c->srv->store;
+    if (req->present & ARG_TRACKING) {
+        store_tracking_t t = {.consumer = req->tracking_consumer,
+                              .position = req->tracking_position,
+                              .fence = subs_consumer_fence(c, req->tracking_consumer)};
+        s->ops->append_tracked(s, req->events, req->nevents, &t, append_done, p);
+        return;
+    }
+    s->ops->append(s, req->events, req->nevents, append_done, p);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -289,7 +299,12 @@ static void op_get_by_entity(conn_t *c, codec_request_t *req) {
 static void read_log(conn_t *c, codec_request_t *req, const char *const *topics, size_t ntopics) {
     uint32_t limit = 0;
     if (!get_limit(c, req, &limit)) return;
-    store_read_t q = {.after = req->after, .limit = limit, .topics = topics, .ntopics = ntopics};
+    store_read_t q = {.after = req->after,
+                      .limit = limit,
+                      .topics = topics,
+                      .ntopics = ntopics,
+                      .partition_count = req->partition_count,
+                      .partition_index = req->partition_index};
     pending_t *p = pending_new(c, req->id, REPLY_EVENTS);
     if (!p && no_memory(c, req)) return;
     c->srv->store->ops->read(c->srv->store, &q, events_done, p);
@@ -300,7 +315,7 @@ static void op_get_by_topic(conn_t *c, codec_request_t *req) {
 }
 
 static void op_read_all(conn_t *c, codec_request_t *req) {
-    read_log(c, req, NULL, 0);
+    read_log(c, req, req->topics, req->ntopics);
 }
 
 static void op_get_by_id(conn_t *c, codec_request_t *req) {
@@ -440,6 +455,78 @@ static void op_unsubscribe(conn_t *c, codec_request_t *req) {
     reply_end(c, start);
 }
 
+/* ---------------------------------------------------------------- consumers */
+
+static void position_done(void *arg, const codec_error_t *err, uint64_t position) {
+    uint64_t id;
+    conn_t *c = pending_finish(arg, err, &id, NULL);
+    if (!c) return;
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 1);
+    codec_pack_key(&pk, "position");
+    msgpack_pack_uint64(&pk, position);
+    reply_end(c, start);
+}
+
+static void op_checkpoint(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    store_tracking_t t = {.consumer = req->consumer,
+                          .position = req->position,
+                          .fence = subs_consumer_fence(c, req->consumer)};
+    c->srv->store->ops->checkpoint(c->srv->store, &t, position_done, p);
+}
+
+static void op_get_checkpoint(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->get_checkpoint(c->srv->store, req->consumer, position_done, p);
+}
+
+static void op_delete_checkpoint(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->delete_checkpoint(c->srv->store, req->consumer, delete_done, p);
+}
+
+/* consumers: every consumer with its checkpoint, the head, the lag (head - position) and whether
+ * a subscription holds it now. */
+static void consumers_done(void *arg, const codec_error_t *err, const store_consumer_t *list,
+                           size_t n, uint64_t head) {
+    uint64_t id;
+    conn_t *c = pending_finish(arg, err, &id, NULL);
+    if (!c) return;
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, id, 2);
+    codec_pack_key(&pk, "head");
+    msgpack_pack_uint64(&pk, head);
+    codec_pack_key(&pk, "consumers");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_map(&pk, 5);
+        codec_pack_key(&pk, "consumer");
+        codec_pack_cstr(&pk, list[i].consumer);
+        codec_pack_key(&pk, "position");
+        msgpack_pack_uint64(&pk, list[i].position);
+        codec_pack_key(&pk, "head");
+        msgpack_pack_uint64(&pk, head);
+        codec_pack_key(&pk, "lag");
+        msgpack_pack_uint64(&pk, head > list[i].position ? head - list[i].position : 0);
+        codec_pack_key(&pk, "active");
+        if (list[i].active)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+    }
+    reply_end(c, start);
+}
+
+static void op_consumers(conn_t *c, codec_request_t *req) {
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    c->srv->store->ops->consumers(c->srv->store, consumers_done, p);
+}
+
 /* ---------------------------------------------------------------- stats and config */
 
 static void op_stats(conn_t *c, codec_request_t *req);
@@ -558,13 +645,17 @@ static const struct {
     auth_perm_t perm;
 } op_table[] = {
     {"ping", op_ping, 0, NULL, 0, AUTH_NONE},
-    {"append", op_append, ARG_EVENTS, "events", 0, AUTH_WRITE},
+    {"append", op_append, ARG_EVENTS, "events", ARG_TRACKING, AUTH_WRITE},
     {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id",
      ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS, AUTH_READ},
-    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT, AUTH_READ},
+    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT | ARG_PARTITION,
+     AUTH_READ},
     {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0, AUTH_READ},
-    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT, AUTH_READ},
-    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX, AUTH_READ},
+    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT | ARG_TOPICS | ARG_PARTITION,
+     AUTH_READ},
+    {"subscribe", op_subscribe, 0, NULL,
+     ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX | ARG_CONSUMER | ARG_PARTITION | ARG_STANDBY,
+     AUTH_READ},
     {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0, AUTH_READ},
     {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0, AUTH_DELETE},
     {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,
@@ -574,6 +665,11 @@ static const struct {
     {"config", op_config, 0, NULL, 0, AUTH_ADMIN},
     {"auth", op_auth, ARG_TOKEN, "token", 0, AUTH_NONE},
     {"delete-snapshots", op_delete_snapshots, ARG_ENTITY_ID, "entity_id", 0, AUTH_WRITE},
+    {"checkpoint", op_checkpoint, ARG_CONSUMER | ARG_POSITION, "consumer and position", 0,
+     AUTH_WRITE},
+    {"get-checkpoint", op_get_checkpoint, ARG_CONSUMER, "consumer", 0, AUTH_READ},
+    {"delete-checkpoint", op_delete_checkpoint, ARG_CONSUMER, "consumer", 0, AUTH_ADMIN},
+    {"consumers", op_consumers, 0, NULL, 0, AUTH_READ},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 

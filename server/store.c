@@ -97,3 +97,56 @@ bool store_positions_distinct(const uint64_t *positions, size_t n) {
     free(sorted);
     return distinct;
 }
+
+void store_conflict_tracking(codec_error_t *err, const store_tracking_t *t, uint64_t stored) {
+    codec_error_set(err, EVS_ECONFLICT,
+                    "consumer %.255s is at position %llu: position %llu was processed before; "
+                    "nothing was stored",
+                    t->consumer, (unsigned long long)stored, (unsigned long long)t->position);
+    err->has_tracking = true;
+    err->has_position = true;
+    err->position = stored;
+}
+
+void store_conflict_checkpoint(codec_error_t *err, const char *consumer, uint64_t asked,
+                               uint64_t stored) {
+    codec_error_set(err, EVS_ECONFLICT,
+                    "consumer %.255s is at position %llu, past %llu: a checkpoint never moves "
+                    "back (delete it first)",
+                    consumer, (unsigned long long)stored, (unsigned long long)asked);
+    err->has_position = true;
+    err->position = stored;
+}
+
+void store_bad_position(codec_error_t *err, uint64_t position, uint64_t head) {
+    codec_error_set(err, EVS_EBAD_REQUEST,
+                    "position %llu is past the store's newest position (%llu): a consumer can "
+                    "only have processed stored positions",
+                    (unsigned long long)position, (unsigned long long)head);
+}
+
+int store_decide_tracking(const store_tracking_t *t, bool is_checkpoint, uint64_t stored,
+                          uint64_t head, codec_error_t *err) {
+    if (!is_checkpoint && t->position == 0)
+        return codec_error_set(err, EVS_EBAD_REQUEST, "tracking position must be at least 1");
+    if (t->position > head) {
+        store_bad_position(err, t->position, head);
+        return EVS_EBAD_REQUEST;
+    }
+    if (is_checkpoint && t->position < stored) {
+        store_conflict_checkpoint(err, t->consumer, t->position, stored);
+        return EVS_ECONFLICT;
+    }
+    if (!is_checkpoint && stored >= t->position) {
+        store_conflict_tracking(err, t, stored);
+        return EVS_ECONFLICT;
+    }
+    return 0;
+}
+
+void store_conflict_lease(codec_error_t *err, const char *consumer) {
+    codec_error_set(err, EVS_ECONFLICT,
+                    "this connection's subscription lost its lease on consumer %.255s to "
+                    "another: its checkpoints are refused; nothing was stored",
+                    consumer);
+}

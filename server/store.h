@@ -77,8 +77,9 @@ typedef void (*store_snapshot_cb)(void *arg, const codec_error_t *err,
 typedef void (*store_commit_cb)(void *arg, const evs_event_t *events, size_t n);
 
 /* A read of the global log in position order: events with position > after, at most limit of
- * them, keeping only those whose topic is one of topics (when ntopics > 0) and whose entity_id
- * starts with entity_prefix (when it is non-NULL and non-empty). get-by-topic and read-all are
+ * them, keeping only those whose topic is one of topics (when ntopics > 0), whose entity_id
+ * starts with entity_prefix (when it is non-NULL and non-empty) and that are in the partition
+ * (below). get-by-topic and read-all are
  * both this read; so is subscription catch-up. */
 typedef struct store_read {
     uint64_t after;
@@ -86,7 +87,38 @@ typedef struct store_read {
     const char *const *topics;
     size_t ntopics;
     const char *entity_prefix;
+    /* When partition_count > 0, only events whose evs_partition_hash(entity_id) %
+     * partition_count is partition_index. */
+    uint32_t partition_count, partition_index;
 } store_read_t;
+
+/* Durable consumers: a consumer's checkpoint is the last position it has processed (0 when it
+ * has none). A tracking goes with an append: the events and the consumer's new checkpoint commit
+ * together, or neither does (docs/protocol.md, "Consumers"). */
+typedef struct store_tracking {
+    const char *consumer;
+    uint64_t position;
+    uint64_t fence; /* the writer's lease on the consumer (0: none): refused unless current */
+} store_tracking_t;
+
+/* Called with err == NULL and whether the lease is held now (with its fencing number), or with
+ * err set. */
+typedef void (*store_lease_cb)(void *arg, const codec_error_t *err, bool held, uint64_t fence);
+
+/* One consumer as the consumers operation lists it. */
+typedef struct store_consumer {
+    const char *consumer;
+    uint64_t position;
+    bool active; /* a subscription holds it now */
+} store_consumer_t;
+
+/* Called with err == NULL and a position (a checkpoint), or with err set. */
+typedef void (*store_position_cb)(void *arg, const codec_error_t *err, uint64_t position);
+
+/* Called with err == NULL, every consumer by name (valid during the call) and the store's head
+ * (the newest position taken), or with err set. */
+typedef void (*store_consumers_cb)(void *arg, const codec_error_t *err,
+                                   const store_consumer_t *consumers, size_t n, uint64_t head);
 
 typedef struct store_ops {
     const char *name;
@@ -116,6 +148,33 @@ typedef struct store_ops {
     /* Removes every snapshot of entity_id, not its events; count is the number removed. May be
      * NULL in a store that does not support it. */
     void (*delete_snapshots)(store_t *s, const char *entity_id, store_count_cb cb, void *arg);
+    /* append with a tracking (t may be NULL: then exactly append). When the consumer's stored
+     * checkpoint is >= t->position the error is EVS_ECONFLICT with has_tracking (nothing is
+     * stored), unless every event is an idempotent retry (store_tracked_retry); a position above
+     * the head before the call is EVS_EBAD_REQUEST. Otherwise the events (maybe none) and the
+     * checkpoint t->position commit together. */
+    void (*append_tracked)(store_t *s, evs_event_t *events, size_t n, const store_tracking_t *t,
+                           store_append_cb cb, void *arg);
+    /* Sets the consumer's checkpoint: equal to the stored one is ok, lower is EVS_ECONFLICT with
+     * has_position (the stored one), above the head is EVS_EBAD_REQUEST. Answers the position. */
+    void (*checkpoint)(store_t *s, const store_tracking_t *t, store_position_cb cb, void *arg);
+    /* The consumer's checkpoint, 0 when it has none. */
+    void (*get_checkpoint)(store_t *s, const char *consumer, store_position_cb cb, void *arg);
+    /* Removes the consumer's checkpoint; count is 1 when it had one, else 0. */
+    void (*delete_checkpoint)(store_t *s, const char *consumer, store_count_cb cb, void *arg);
+    /* Every consumer with a checkpoint, by name, and the head. */
+    void (*consumers)(store_t *s, store_consumers_cb cb, void *arg);
+    /* A consumer's lease: with fence 0, takes it when nobody holds it (never taken, released or
+     * expired), with the next fencing number; with a fence, renews it when that is still the
+     * current one. Either way it then expires ttl_ms from now. held is false when another holds
+     * it (or took it since). Fencing numbers of one consumer only grow, across every daemon on
+     * the store, and a tracking or checkpoint that carries a fence that is no longer current is
+     * refused (EVS_ECONFLICT). */
+    void (*lease)(store_t *s, const char *consumer, uint64_t fence, uint32_t ttl_ms,
+                  store_lease_cb cb, void *arg);
+    /* Gives the lease up at once when fence is still the current one (count 1, else 0). */
+    void (*lease_release)(store_t *s, const char *consumer, uint64_t fence, store_count_cb cb,
+                          void *arg);
     /* Frees the store. Callbacks of operations still pending are called first with
      * EVS_EUNAVAILABLE. */
     void (*free)(store_t *s);
@@ -130,7 +189,10 @@ typedef struct store_ops {
         .get_by_id = prefix##_get_by_id, .read = prefix##_read,                                    \
         .delete_entity = prefix##_delete_entity, .put_snapshot = prefix##_put_snapshot,            \
         .get_snapshot = prefix##_get_snapshot, .delete_snapshots = prefix##_delete_snapshots,      \
-        .free = prefix##_free,                                                                     \
+        .append_tracked = prefix##_append_tracked, .checkpoint = prefix##_checkpoint,              \
+        .get_checkpoint = prefix##_get_checkpoint,                                                 \
+        .delete_checkpoint = prefix##_delete_checkpoint, .consumers = prefix##_consumers,          \
+        .lease = prefix##_lease, .lease_release = prefix##_lease_release, .free = prefix##_free,   \
     }
 
 /* The common header of every store; implementations embed it first. */
@@ -227,5 +289,29 @@ void store_conflict_event_id(codec_error_t *err, const uint8_t event_id[16]);
  * position, and is a duplicate rather than a retry. Allocates only when the positions are not
  * increasing (false when that allocation fails: the caller then decides the slow way). */
 bool store_positions_distinct(const uint64_t *positions, size_t n);
+
+/* Sets err to the EVS_ECONFLICT of a tracking whose consumer's checkpoint (stored) is already at
+ * or past its position (detail: tracking). */
+void store_conflict_tracking(codec_error_t *err, const store_tracking_t *t, uint64_t stored);
+
+/* Sets err to the EVS_ECONFLICT of a checkpoint lower than the stored one (detail: position). */
+void store_conflict_checkpoint(codec_error_t *err, const char *consumer, uint64_t asked,
+                               uint64_t stored);
+
+/* Sets err to the EVS_ECONFLICT of a tracking or checkpoint whose writer's lease on the consumer
+ * was taken over (its fence is not the current one). */
+void store_conflict_lease(codec_error_t *err, const char *consumer);
+
+/* Sets err to the EVS_EBAD_REQUEST of a checkpoint or tracking position above the head. */
+void store_bad_position(codec_error_t *err, uint64_t position, uint64_t head);
+
+/* Decides a tracking (is_checkpoint false) or a checkpoint against the consumer's stored
+ * checkpoint and the head, both stores alike: a position above the head is EVS_EBAD_REQUEST (and
+ * a tracking at 0); a checkpoint lower than stored, or a tracking at or below it, is
+ * EVS_ECONFLICT. Returns 0 when the request may go on (the checkpoint becomes t->position when
+ * that is higher), or the error's code with err set. The idempotent retry of an append with a
+ * tracking (every event stored, stored >= t->position) is the caller's to recognise first. */
+int store_decide_tracking(const store_tracking_t *t, bool is_checkpoint, uint64_t stored,
+                          uint64_t head, codec_error_t *err);
 
 #endif

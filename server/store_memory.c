@@ -13,6 +13,8 @@
  * anything; reads and deletes go on, and a delete gives its bytes back. */
 #include "store_memory.h"
 
+#include "checkpoint_table.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,6 +69,8 @@ typedef struct store_memory {
     topic_node_t *topics;
     id_node_t *ids;
     size_t bytes; /* allocated for events, indexes and snapshots */
+    cpt_table_t checkpoints;
+    cpt_table_t leases; /* position: the fencing number */
 } store_memory_t;
 
 static int idx_push(store_memory_t *m, idx_list_t *l, size_t i) {
@@ -234,12 +238,13 @@ static void commit_event(store_memory_t *m, const evs_event_t *src, uint64_t ver
  * the store past its memory_limit. */
 static bool over_limit(const store_memory_t *m, size_t more, codec_error_t *err) {
     size_t limit = m->base.memory_limit;
-    if (!limit || (m->bytes <= limit && more <= limit - m->bytes)) return false;
+    size_t held = m->bytes + m->checkpoints.bytes + m->leases.bytes;
+    if (!limit || (held <= limit && more <= limit - held)) return false;
     codec_error_set(err, EVS_ELIMIT_EXCEEDED,
                     "the in-memory store holds %zu bytes of its memory_limit of %zu bytes and "
                     "this needs %zu more: delete entities, or ask the operator to raise "
                     "memory_limit (or to use PostgreSQL)",
-                    m->bytes, limit, more);
+                    held, limit, more);
     return true;
 }
 
@@ -253,7 +258,9 @@ static size_t append_bytes(const evs_event_t *evs, size_t n) {
     return bytes;
 }
 
-static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
+/* Appends evs and, with t, sets t's checkpoint in the same step (t already decided). */
+static void append_events(store_t *s, evs_event_t *evs, size_t n, const store_tracking_t *t,
+                          store_append_cb cb, void *arg) {
     store_memory_t *m = (store_memory_t *)s;
     codec_error_t err;
     /* One event (the common case) needs no allocation for its results. */
@@ -266,11 +273,13 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         cb(arg, &err, NULL, NULL, 0);
         goto out;
     }
-    if (n == 0 || is_retry(m, evs, n, pos, ver)) {
+    if ((n == 0 && !t) || (n > 0 && !t && is_retry(m, evs, n, pos, ver))) {
         cb(arg, NULL, pos, ver, n);
         goto out;
     }
-    if ((n == 1 ? plan_one(m, evs, ver, &entity, &err) : plan_append(m, evs, n, ver, &err)) != 0 ||
+    if ((n == 0   ? 0
+         : n == 1 ? plan_one(m, evs, ver, &entity, &err)
+                  : plan_append(m, evs, n, ver, &err)) != 0 ||
         over_limit(m, append_bytes(evs, n), &err)) {
         cb(arg, &err, NULL, NULL, 0);
         goto out;
@@ -289,17 +298,133 @@ static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb c
         m->log = log;
         m->cap = cap;
     }
+    if (t && cpt_set(&m->checkpoints, t->consumer, t->position) != 0) {
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, NULL, NULL, 0);
+        goto out;
+    }
     size_t first = m->len;
     int64_t ts = store_now_us();
     for (size_t i = 0; i < n; i++) {
         commit_event(m, &evs[i], ver[i], ts, n == 1 ? entity : NULL);
         pos[i] = m->log[first + i].position;
     }
-    if (s->on_commit) s->on_commit(s->on_commit_arg, &m->log[first], n);
+    if (s->on_commit && n) s->on_commit(s->on_commit_arg, &m->log[first], n);
     cb(arg, NULL, pos, ver, n);
 out:
     if (pos != &pos_one) free(pos);
     if (ver != &ver_one) free(ver);
+}
+
+static void mem_append(store_t *s, evs_event_t *evs, size_t n, store_append_cb cb, void *arg) {
+    append_events(s, evs, n, NULL, cb, arg);
+}
+
+/* ---------------------------------------------------------------- consumers */
+
+/* The newest position taken: positions are indexes in the log plus one, tombstones included. */
+static uint64_t head(const store_memory_t *m) {
+    return m->len;
+}
+
+/* False, with err set, when t carries a fence that is not the consumer's current lease. */
+static bool lease_current(const store_memory_t *m, const store_tracking_t *t, codec_error_t *err) {
+    bool active;
+    if (!t->fence || cpt_lease_fence(&m->leases, t->consumer, 0, &active) == t->fence) return true;
+    store_conflict_lease(err, t->consumer);
+    return false;
+}
+
+static void mem_append_tracked(store_t *s, evs_event_t *evs, size_t n, const store_tracking_t *t,
+                               store_append_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    if (!t) return append_events(s, evs, n, NULL, cb, arg);
+    uint64_t stored = cpt_get(&m->checkpoints, t->consumer);
+    codec_error_t err;
+    if (!lease_current(m, t, &err)) {
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
+    if (n > 0 && stored >= t->position) {
+        /* The retry of an append that committed with this tracking: its original answer. */
+        uint64_t *pos = malloc(n * sizeof *pos), *ver = malloc(n * sizeof *ver);
+        bool retry = pos && ver && is_retry(m, evs, n, pos, ver);
+        if (retry) cb(arg, NULL, pos, ver, n);
+        free(pos);
+        free(ver);
+        if (retry) return;
+    }
+    if (store_decide_tracking(t, false, stored, head(m), &err) != 0) {
+        cb(arg, &err, NULL, NULL, 0);
+        return;
+    }
+    append_events(s, evs, n, t, cb, arg);
+}
+
+static void mem_checkpoint(store_t *s, const store_tracking_t *tp, store_position_cb cb,
+                           void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    store_tracking_t t = *tp;
+    const char *consumer = t.consumer;
+    uint64_t position = t.position;
+    uint64_t stored = cpt_get(&m->checkpoints, consumer);
+    codec_error_t err;
+    if (!lease_current(m, &t, &err) ||
+        store_decide_tracking(&t, true, stored, head(m), &err) != 0 ||
+        over_limit(m, 64 + strlen(consumer), &err)) {
+        cb(arg, &err, 0);
+        return;
+    }
+    if (position > stored && cpt_set(&m->checkpoints, consumer, position) != 0) {
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    cb(arg, NULL, position);
+}
+
+static void mem_get_checkpoint(store_t *s, const char *consumer, store_position_cb cb, void *arg) {
+    cb(arg, NULL, cpt_get(&((store_memory_t *)s)->checkpoints, consumer));
+}
+
+static void mem_delete_checkpoint(store_t *s, const char *consumer, store_count_cb cb, void *arg) {
+    cb(arg, NULL, cpt_delete(&((store_memory_t *)s)->checkpoints, consumer) ? 1 : 0);
+}
+
+static void mem_consumers(store_t *s, store_consumers_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    size_t n;
+    store_consumer_t *list = cpt_list(&m->checkpoints, &n);
+    if (!list && n) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, NULL, 0, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        cpt_lease_fence(&m->leases, list[i].consumer, store_now_us(), &list[i].active);
+    cb(arg, NULL, list, n, head(m));
+    free(list);
+}
+
+static void mem_lease(store_t *s, const char *consumer, uint64_t fence, uint32_t ttl_ms,
+                      store_lease_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    int64_t now = store_now_us();
+    uint64_t got = 0;
+    int held = cpt_lease(&m->leases, consumer, fence, now + (int64_t)ttl_ms * 1000, now, &got);
+    if (held < 0) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, false, 0);
+        return;
+    }
+    cb(arg, NULL, held == 1, got);
+}
+
+static void mem_lease_release(store_t *s, const char *consumer, uint64_t fence, store_count_cb cb,
+                              void *arg) {
+    cb(arg, NULL, cpt_lease_release(&((store_memory_t *)s)->leases, consumer, fence) ? 1 : 0);
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -370,6 +495,9 @@ static void mem_get_by_id(store_t *s, const uint8_t event_id[16], store_events_c
 static bool matches(const evs_event_t *ev, const store_read_t *q, size_t prefix_len) {
     if (!ev->entity_id) return false; /* tombstone */
     if (prefix_len && strncmp(ev->entity_id, q->entity_prefix, prefix_len) != 0) return false;
+    if (q->partition_count &&
+        evs_partition_hash(ev->entity_id) % q->partition_count != q->partition_index)
+        return false;
     if (q->ntopics == 0) return true;
     for (size_t i = 0; i < q->ntopics; i++)
         if (strcmp(ev->topic, q->topics[i]) == 0) return true;
@@ -626,6 +754,8 @@ static void mem_free(store_t *s) {
         HASH_DEL(m->snaps, sn);
         snap_node_free(sn);
     }
+    cpt_free(&m->checkpoints);
+    cpt_free(&m->leases);
     free(m);
 }
 

@@ -10,6 +10,9 @@
 #include "dispatch.h"
 #include "log.h"
 
+static void on_lease_tick(uv_timer_t *t);
+static void retry_standby(subs_t *s);
+
 subs_t *subs_new(server_t *srv) {
     subs_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -20,7 +23,11 @@ subs_t *subs_new(server_t *srv) {
     s->retry.data = s;
     uv_timer_init(srv->loop, &s->early_timer);
     s->early_timer.data = s;
-    s->handles_open = 2;
+    uv_timer_init(srv->loop, &s->lease_timer);
+    s->lease_timer.data = s;
+    s->handles_open = 3;
+    uv_timer_start(&s->lease_timer, on_lease_tick, LEASE_TICK_MS, LEASE_TICK_MS);
+    uv_unref((uv_handle_t *)&s->lease_timer);
     return s;
 }
 
@@ -65,8 +72,52 @@ static void sub_free(sub_t *sub) {
     free(sub->topics);
     free(sub->links);
     free(sub->prefix);
+    free(sub->consumer);
     conn_unref(sub->conn);
     free(sub);
+}
+
+/* A release came back: the subscribes that wait for it try again at once. */
+static void lease_released(void *arg, const codec_error_t *err, uint64_t count) {
+    release_t *rel = arg;
+    (void)err;
+    (void)count;
+    if (!rel) return;
+    subs_t *s = rel->owner;
+    for (release_t **pp = &s->releases; *pp; pp = &(*pp)->next)
+        if (*pp == rel) {
+            *pp = rel->next;
+            break;
+        }
+    free(rel);
+    if (!s->closing) retry_standby(s);
+}
+
+static bool release_pending(const subs_t *s, const char *consumer) {
+    for (const release_t *rel = s->releases; rel; rel = rel->next)
+        if (strcmp(rel->consumer, consumer) == 0) return true;
+    return false;
+}
+
+/* Gives a lease up (fence) in the store, noting it as in flight. */
+static void release_lease(subs_t *s, const char *consumer, uint64_t fence) {
+    store_t *store = s->srv->store;
+    size_t len = strlen(consumer);
+    release_t *rel = s->closing ? NULL : malloc(sizeof *rel + len + 1);
+    if (rel) {
+        rel->owner = s;
+        memcpy(rel->consumer, consumer, len + 1);
+        rel->next = s->releases;
+        s->releases = rel;
+    }
+    store->ops->lease_release(store, consumer, fence, lease_released, rel);
+}
+
+/* Gives sub's lease up, when it holds one, so that a standby takes over at once. */
+static void sub_release_lease(sub_t *sub) {
+    if (!sub->consumer || sub->lost) return;
+    sub->lost = true;
+    release_lease(sub->owner, sub->consumer, sub->fence);
 }
 
 static void early_free(early_sub_t *e);
@@ -86,7 +137,7 @@ void subs_free(subs_t *s) {
     for (; sub; sub = next) {
         next = sub->next;
         subs_index_remove(s, sub);
-        if (sub->reading)
+        if (sub->reading || sub->renewing)
             sub->removed = true;
         else
             sub_free(sub);
@@ -97,6 +148,17 @@ void subs_free(subs_t *s) {
         early_free(e);
     }
     s->early = s->early_tail = NULL;
+    for (early_sub_t *e = s->standby, *enext; e; e = enext) {
+        enext = e->next;
+        early_free(e);
+    }
+    s->standby = NULL;
+    while (s->releases) {
+        release_t *rel = s->releases;
+        s->releases = rel->next;
+        free(rel);
+    }
+    uv_close((uv_handle_t *)&s->lease_timer, on_retry_closed);
     uv_close((uv_handle_t *)&s->retry, on_retry_closed);
     uv_close((uv_handle_t *)&s->early_timer, on_retry_closed);
 }
@@ -121,8 +183,11 @@ static void push_flag(sub_t *sub, const char *flag) {
 }
 
 void subs_notify_closing(subs_t *s) {
-    for (sub_t *sub = s->all; sub; sub = sub->next)
+    s->closing = true; /* releases from now on are not waited for */
+    for (sub_t *sub = s->all; sub; sub = sub->next) {
         if (conn_is_open(sub->conn)) push_flag(sub, "closing");
+        sub_release_lease(sub);
+    }
 }
 
 /* Takes sub out of every list; frees it now or, with a read in flight, when the read ends. */
@@ -138,7 +203,8 @@ static void sub_remove(subs_t *s, sub_t *sub) {
     if (*pp) *pp = sub->conn_next;
     subs_index_remove(s, sub);
     s->count--;
-    if (sub->reading)
+    sub_release_lease(sub);
+    if (sub->reading || sub->renewing)
         sub->removed = true;
     else
         sub_free(sub);
@@ -199,7 +265,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
     sub_t *sub = arg;
     sub->reading = false;
     if (sub->removed) {
-        sub_free(sub);
+        if (!sub->renewing) sub_free(sub);
         return;
     }
     if (err) {
@@ -246,7 +312,7 @@ static void read_done(void *arg, const codec_error_t *err, const evs_event_t *ev
  * read_done's caller pumps again). */
 static void pump(sub_t *sub) {
     subs_t *s = sub->owner;
-    while (!sub->live && !sub->reading && !sub->failed && !sub->removed &&
+    while (!sub->live && !sub->reading && !sub->failed && !sub->removed && !sub->lost &&
            conn_is_open(sub->conn) && conn_queued(sub->conn) <= s->srv->cfg.out_limit) {
         store_read_t q = {
             .after = sub->last_sent,
@@ -254,6 +320,8 @@ static void pump(sub_t *sub) {
             .topics = (const char *const *)sub->topics,
             .ntopics = sub->ntopics,
             .entity_prefix = sub->prefix,
+            .partition_count = sub->partition_count,
+            .partition_index = sub->partition_index,
         };
         sub->reading = true;
         sub_clear_pending(sub);
@@ -273,7 +341,8 @@ static void early_free(early_sub_t *e) {
         free(e->topics[i]);
     free(e->topics);
     free(e->prefix);
-    e->conn->inflight--;
+    free(e->consumer);
+    if (!e->uncounted) e->conn->inflight--;
     conn_unref(e->conn);
     free(e);
 }
@@ -292,8 +361,20 @@ static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
         req.topics = (const char **)e->topics;
         req.ntopics = e->ntopics;
         req.entity_prefix = e->prefix;
-        if (subs_subscribe(s, c, &req, &why) != 0) err = &why;
+        req.present = e->has_after ? ARG_AFTER : 0;
+        req.after = e->after;
+        req.partition_count = e->partition_count;
+        req.partition_index = e->partition_index;
+        if (subs_subscribe(s, c, &req, &why) != 0) {
+            err = &why;
+        } else if (e->consumer) {
+            /* subs_subscribe put the new subscription first on the connection. */
+            c->subs->consumer = e->consumer;
+            c->subs->fence = e->fence;
+            e->consumer = NULL;
+        }
     }
+    if (e->consumer && e->fence) release_lease(s, e->consumer, e->fence);
     if (open && err) dispatch_reply_error(c, true, e->id, err);
     early_free(e);
     if (open) conn_schedule_flush(c); /* a drain or a close may wait for this reply */
@@ -315,12 +396,25 @@ static void on_early_deadline(uv_timer_t *t) {
     if (s->early) uv_timer_start(&s->early_timer, on_early_deadline, s->early->deadline - now, 0);
 }
 
-/* Makes a subscribe without "after" wait for the live feed. 0, or an error code with err. */
-static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+/* A copy of a subscribe's arguments, counted in flight on c until early_answer; NULL with err
+ * set when out of memory. */
+static early_sub_t *early_new(subs_t *s, conn_t *c, const codec_request_t *req,
+                              codec_error_t *err) {
     early_sub_t *e = calloc(1, sizeof *e);
-    if (!e) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    if (!e) {
+        codec_error_set(err, EVS_EINTERNAL, "out of memory");
+        return NULL;
+    }
+    e->owner = s;
     e->conn = c;
     e->id = req->id;
+    e->partition_count = req->partition_count;
+    e->partition_index = req->partition_index;
+    e->standby = req->standby;
+    if (req->present & ARG_AFTER) {
+        e->has_after = true;
+        e->after = req->after;
+    }
     conn_ref(c);
     c->inflight++;
     if (req->ntopics && !(e->topics = calloc(req->ntopics, sizeof *e->topics))) goto oom;
@@ -330,6 +424,18 @@ static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_er
     }
     if (req->entity_prefix && req->entity_prefix[0] && !(e->prefix = strdup(req->entity_prefix)))
         goto oom;
+    if ((req->present & ARG_CONSUMER) && !(e->consumer = strdup(req->consumer))) goto oom;
+    return e;
+oom:
+    early_free(e);
+    codec_error_set(err, EVS_EINTERNAL, "out of memory");
+    return NULL;
+}
+
+/* Makes a subscribe without "after" wait for the live feed. 0, or an error code with err. */
+static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+    early_sub_t *e = early_new(s, c, req, err);
+    if (!e) return err->code;
     uint32_t timeout = s->srv->cfg.request_timeout_ms;
     e->deadline = uv_now(s->srv->loop) + (timeout ? timeout : STORE_DEFAULT_TIMEOUT_MS);
     if (s->early_tail)
@@ -340,9 +446,132 @@ static int early_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_er
     if (!uv_is_active((uv_handle_t *)&s->early_timer))
         uv_timer_start(&s->early_timer, on_early_deadline, e->deadline - uv_now(s->srv->loop), 0);
     return 0;
-oom:
-    early_free(e);
-    return codec_error_set(err, EVS_EINTERNAL, "out of memory");
+}
+
+/* The consumer's checkpoint came back: the subscription starts after it. */
+static void consumer_start(void *arg, const codec_error_t *err, uint64_t position) {
+    early_sub_t *e = arg;
+    e->has_after = true;
+    e->after = position;
+    early_answer(e->owner, e, err);
+}
+
+static void lease_try(early_sub_t *e);
+
+/* The lease of a subscribe with "consumer" came back: taken, the subscription starts (after the
+ * consumer's checkpoint unless "after" was given); held by another, a standby waits for the next
+ * tick and any other gets conflict. */
+static void on_leased(void *arg, const codec_error_t *err, bool held, uint64_t fence) {
+    early_sub_t *e = arg;
+    subs_t *s = e->owner;
+    codec_error_t why;
+    if (held) e->fence = fence;
+    if (err || !conn_is_open(e->conn)) {
+        early_answer(s, e, err);
+        return;
+    }
+    if (!held && (e->standby || release_pending(s, e->consumer))) {
+        if (!e->uncounted) {
+            e->conn->inflight--; /* a standby may wait for ever: it holds no request slot */
+            e->uncounted = true;
+        }
+        e->next = s->standby;
+        s->standby = e;
+        return;
+    }
+    if (!held) {
+        codec_error_set(&why, EVS_ECONFLICT,
+                        "consumer %.255s is held by another subscription (here or on another "
+                        "daemon); subscribe with \"standby\": true to take over when it ends",
+                        e->consumer);
+        early_answer(s, e, &why);
+        return;
+    }
+    if (e->has_after) {
+        early_answer(s, e, NULL);
+        return;
+    }
+    s->srv->store->ops->get_checkpoint(s->srv->store, e->consumer, consumer_start, e);
+}
+
+static void lease_try(early_sub_t *e) {
+    store_t *store = e->owner->srv->store;
+    store->ops->lease(store, e->consumer, 0, LEASE_TTL_MS, on_leased, e);
+}
+
+/* A subscribe with "consumer": takes the consumer's lease, then starts. 0, or an error code
+ * with err. */
+static int consumer_wait(subs_t *s, conn_t *c, const codec_request_t *req, codec_error_t *err) {
+    early_sub_t *e = early_new(s, c, req, err);
+    if (!e) return err->code;
+    lease_try(e);
+    return 0;
+}
+
+/* A renewal came back: a lease that went to another ends the subscription's pushes, with a
+ * closing push that says so. */
+static void on_renewed(void *arg, const codec_error_t *err, bool held, uint64_t fence) {
+    sub_t *sub = arg;
+    (void)fence;
+    sub->renewing = false;
+    if (sub->removed) {
+        if (!sub->reading) sub_free(sub);
+        return;
+    }
+    if (err || held || sub->lost) return; /* a failed renewal is tried again next time */
+    sub->lost = true;
+    log_warn("subs", "%s: subscription %llu lost its lease on consumer %s", sub->conn->peer,
+             (unsigned long long)sub->sid, sub->consumer);
+    if (!conn_is_open(sub->conn)) return;
+    conn_t *c = sub->conn;
+    msgpack_packer pk;
+    codec_packer_init(&pk, &c->out);
+    size_t start = codec_frame_begin(&c->out);
+    msgpack_pack_map(&pk, 3);
+    codec_pack_key(&pk, "sub");
+    msgpack_pack_uint64(&pk, sub->sid);
+    codec_pack_key(&pk, "closing");
+    msgpack_pack_true(&pk);
+    codec_pack_key(&pk, "lease_lost");
+    msgpack_pack_true(&pk);
+    codec_frame_end(&c->out, start, UINT32_MAX);
+    conn_schedule_flush(c);
+}
+
+/* The standby subscriptions try for their lease again (those whose connection closed are
+ * dropped). */
+static void retry_standby(subs_t *s) {
+    early_sub_t *e = s->standby;
+    s->standby = NULL;
+    while (e) {
+        early_sub_t *next = e->next;
+        e->next = NULL;
+        if (conn_is_open(e->conn))
+            lease_try(e);
+        else
+            early_free(e);
+        e = next;
+    }
+}
+
+/* Every LEASE_TICK_MS: the standby subscriptions try again, and every other tick the held
+ * leases are renewed. */
+static void on_lease_tick(uv_timer_t *t) {
+    subs_t *s = t->data;
+    store_t *store = s->srv->store;
+    retry_standby(s);
+    if (s->lease_ticks++ % 2) return;
+    for (sub_t *sub = s->all; sub; sub = sub->next)
+        if (sub->consumer && !sub->lost && !sub->renewing) {
+            sub->renewing = true;
+            store->ops->lease(store, sub->consumer, sub->fence, LEASE_TTL_MS, on_renewed, sub);
+        }
+}
+
+uint64_t subs_consumer_fence(conn_t *c, const char *consumer) {
+    for (const sub_t *sub = c->subs; sub; sub = sub->conn_next)
+        if (sub->consumer && strcmp(sub->consumer, consumer) == 0) return sub->fence;
+    return 0;
 }
 
 void subs_on_live(void *arg) {
@@ -375,6 +604,9 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
                                "a subscription may name at most %u topics (option "
                                "max_subscription_topics); this one names %zu",
                                (unsigned)cfg->max_subscription_topics, req->ntopics);
+    if ((req->present & ARG_STANDBY) && !(req->present & ARG_CONSUMER))
+        return codec_error_set(err, EVS_EBAD_REQUEST, "standby needs consumer");
+    if (req->present & ARG_CONSUMER) return consumer_wait(s, c, req, err);
     if (!(req->present & ARG_AFTER) && !store->live_ready) return early_wait(s, c, req, err);
     sub_t *sub = calloc(1, sizeof *sub);
     if (!sub) return codec_error_set(err, EVS_EINTERNAL, "out of memory");
@@ -393,6 +625,8 @@ int subs_subscribe(subs_t *s, conn_t *c, const codec_request_t *req, codec_error
         if (!(sub->prefix = strdup(req->entity_prefix))) goto oom;
         sub->prefix_len = strlen(sub->prefix);
     }
+    sub->partition_count = req->partition_count;
+    sub->partition_index = req->partition_index;
     if (subs_index_add(s, sub) != 0) goto oom;
     sub->sid = s->next_sid++;
     if (req->present & ARG_AFTER) {

@@ -41,6 +41,11 @@ void subs_on_commit(void *arg, const evs_event_t *events, size_t n);
  * for the live feed start now. */
 void subs_on_live(void *arg);
 
+/* The fencing number of the lease that c's subscription to consumer holds (or held, and lost),
+ * 0 when c has none: checkpoints written on c carry it, so that a subscription that lost its
+ * lease cannot move the consumer any more. */
+uint64_t subs_consumer_fence(conn_t *c, const char *consumer);
+
 /* Number of subscriptions. */
 size_t subs_count(const subs_t *subs);
 

@@ -100,9 +100,12 @@ static int encode_batch(subs_t *s, const evs_event_t *evs, size_t n) {
  * out of memory. */
 static int consider(subs_t *s, sub_t *sub, const evs_event_t *evs, uint32_t i) {
     s->srv->stats.subscription_filter_checks++;
-    if (!sub->live && !sub->reading) return 0;
+    if ((!sub->live && !sub->reading) || sub->lost) return 0;
     if (evs[i].position <= sub->last_sent) return 0;
     if (sub->prefix && strncmp(evs[i].entity_id, sub->prefix, sub->prefix_len) != 0) return 0;
+    if (sub->partition_count &&
+        evs_partition_hash(evs[i].entity_id) % sub->partition_count != sub->partition_index)
+        return 0;
     if (sub->batch != s->batch) {
         if (s->ntouched == s->touched_cap) {
             size_t cap = s->touched_cap ? 2 * s->touched_cap : 64;

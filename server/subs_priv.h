@@ -11,6 +11,11 @@
 #define CATCHUP_PAGE 500
 #define PENDING_MAX 256
 #define RETRY_MS 1000
+/* Consumers' leases: their time to live in the store, and the tick that renews them (every
+ * other tick) and retries the standby subscriptions (every tick). A lease of a daemon that died
+ * is taken over within LEASE_TTL_MS + LEASE_TICK_MS. */
+#define LEASE_TTL_MS 3000
+#define LEASE_TICK_MS 500
 
 /* The topic index: topic -> the subscriptions that name it, so that a commit visits only the
  * subscriptions its events can match (those without a topic filter are on owner->any). */
@@ -54,6 +59,7 @@ struct sub {
     uint32_t hit_first, hit_last, nhits;
     char *prefix; /* NULL: no entity filter */
     size_t prefix_len;
+    uint32_t partition_count, partition_index; /* count 0: every partition */
     uint64_t last_sent; /* position of the last event pushed (or skipped as seen) */
     bool live;
     bool reading; /* a store read is in flight */
@@ -70,10 +76,22 @@ struct sub {
     bool want_caught_up; /* send the caught_up marker when first live */
     bool failed;         /* the last read failed: the retry timer pumps it */
     bool pumping;        /* inside pump: read_done must not pump again */
+    char *consumer;      /* the consumer whose lease it holds (NULL: none) */
+    uint64_t fence;      /* the lease's fencing number */
+    bool lost;           /* the lease went to another: no more pushes; checkpoints refused */
+    bool renewing;       /* a renewal is in flight (keeps sub allocated, as reading does) */
 };
 
 /* A subscribe without "after" that arrived before the store's live feed started: its arguments
  * (copied), its connection (referenced, the request counted in flight) and its deadline. */
+/* A lease this daemon is giving up: until the store has it, a subscribe to the same consumer
+ * here waits for it instead of meeting the lease it is about to be given. */
+typedef struct release {
+    struct release *next;
+    subs_t *owner;
+    char consumer[];
+} release_t;
+
 typedef struct early_sub {
     struct early_sub *next;
     conn_t *conn;
@@ -82,12 +100,25 @@ typedef struct early_sub {
     char **topics;
     size_t ntopics;
     char *prefix;
+    uint32_t partition_count, partition_index;
+    bool has_after; /* a subscribe with "consumer": after its stored checkpoint */
+    uint64_t after;
+    subs_t *owner;
+    char *consumer; /* a subscribe with "consumer": its lease, once taken, with fence */
+    uint64_t fence; /* 0 until the lease is taken */
+    bool standby;   /* wait for the lease instead of conflict */
+    bool uncounted; /* a standby waiting: not counted in flight on its connection */
 } early_sub_t;
 
 struct subs {
     server_t *srv;
     early_sub_t *early, *early_tail; /* waiting for the live feed, in arrival order */
     uv_timer_t early_timer;          /* the deadline of the first of them */
+    early_sub_t *standby;            /* subscribes waiting for a consumer's lease */
+    struct release *releases;        /* leases this daemon is giving up (in flight) */
+    uv_timer_t lease_timer;          /* LEASE_TICK_MS: renewals, standby retries */
+    uint64_t lease_ticks;
+    bool closing; /* subs_notify_closing ran */
     int handles_open;
     sub_t *all;
     sub_t *any;             /* the subscriptions without a topic filter */

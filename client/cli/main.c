@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid.h>
 
 #include <evstore.h>
@@ -32,9 +33,12 @@ static const char usage_text[] =
     "  topic TOPIC [--after P] [--limit N]    events of one topic\n"
     "  event UUID                             one event by id\n"
     "  all [--after P] [--limit N]            the global log\n"
-    "  tail [--after P] [--topic T]... [--prefix E]\n"
+    "  tail [--after P] [--topic T]... [--prefix E] [--consumer NAME]\n"
     "                                         follow new events until interrupted; reconnects\n"
-    "                                         and resumes by itself after a lost connection\n"
+    "                                         and resumes by itself after a lost connection;\n"
+    "                                         with --consumer, starts after NAME's checkpoint\n"
+    "                                         and checkpoints what it printed\n"
+    "  consumers                              every consumer with its checkpoint and lag\n"
     "  delete ENTITY                          remove every event of an entity\n"
     "  stats | config                         the daemon's counters / effective options\n"
     "  bench [--help]                         load generator (appends)\n"
@@ -130,7 +134,7 @@ static int print_events(const evs_events_t *list) {
 typedef struct args {
     const char *pos[4];
     int npos;
-    const char *from, *limit, *after, *version, *metadata, *event_id, *prefix;
+    const char *from, *limit, *after, *version, *metadata, *event_id, *prefix, *consumer;
     const char *topics[EVS_MAX_TOPICS];
     size_t ntopics;
     int backwards;
@@ -169,6 +173,8 @@ static int parse_args(int argc, char **argv, args_t *a, const char *allowed) {
             a->event_id = v;
         else if (strcmp(name, "prefix") == 0)
             a->prefix = v;
+        else if (strcmp(name, "consumer") == 0)
+            a->consumer = v;
         else if (strcmp(name, "topic") == 0) {
             if (a->ntopics == EVS_MAX_TOPICS) return usage("too many topics%s", "");
             a->topics[a->ntopics++] = v;
@@ -408,6 +414,23 @@ static int print_admin_map(evs_context_t *c, const char *op, int argc) {
     return print_json_as(j, JSON_INDENT(2));
 }
 
+/* consumers: one JSON object per consumer. */
+static int cmd_consumers(evs_context_t *c, int argc, char **argv) {
+    (void)argv;
+    if (argc) return usage("consumers takes no arguments%s", "");
+    evs_consumer_info_t *list;
+    size_t n;
+    if (evs_consumers(c, &list, &n, NULL) != 0) return fail(c);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = print_json(json_pack("{s:s, s:I, s:I, s:I, s:b}", "consumer", list[i].consumer,
+                                  "position", (json_int_t)list[i].position, "head",
+                                  (json_int_t)list[i].head, "lag", (json_int_t)list[i].lag,
+                                  "active", list[i].active));
+    free(list);
+    return rc;
+}
+
 static int cmd_stats(evs_context_t *c, int argc, char **argv) {
     (void)argv;
     return print_admin_map(c, "stats", argc);
@@ -430,9 +453,48 @@ static void on_signal(int sig) {
  * it printed, so that its output has every event once and in order. */
 static const char *token; /* --token; NULL: the library reads $EVSTORE_TOKEN */
 
+/* A consumer's checkpoint, kept by tail --consumer on a connection of its own: written after
+ * the events are printed (so an interruption prints some again, never skips one), when the
+ * stream goes quiet or every CHECKPOINT_EVERY events. A failure is reported and tried again
+ * with the next checkpoint, on a new connection. */
+#define CHECKPOINT_EVERY 100
+
+typedef struct tail_consumer {
+    const char *name;
+    const char *addr;
+    int timeout_ms;
+    evs_context_t *c;
+    uint64_t printed, stored; /* the last position printed, and checkpointed */
+} tail_consumer_t;
+
+static evs_context_t *tail_connect(tail_consumer_t *t) {
+    if (t->c && evs_err(t->c) < 0 && evs_err(t->c) <= EVS_EIO) {
+        evs_free(t->c);
+        t->c = NULL;
+    }
+    if (!t->c) {
+        evs_options_t o = {
+            .addr = t->addr, .timeout_ms = t->timeout_ms, .tls = tls_options(), .token = token};
+        t->c = evs_connect_with_options(&o);
+    }
+    return t->c;
+}
+
+static void tail_checkpoint(tail_consumer_t *t) {
+    if (!t->name || t->printed <= t->stored) return;
+    evs_context_t *c = tail_connect(t);
+    if (c && !c->err && evs_checkpoint(c, t->name, t->printed, NULL) == 0) {
+        t->stored = t->printed;
+        return;
+    }
+    fprintf(stderr, "evstore: checkpoint of %s at %llu failed: %s\n", t->name,
+            (unsigned long long)t->printed, evs_errstr(c));
+    if (c && evs_err(c) == EVS_ECONFLICT) t->stored = t->printed; /* moved on elsewhere */
+}
+
 static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     args_t a;
-    if (parse_args(argc, argv, &a, ",after,topic,prefix,") != 0) return 2;
+    if (parse_args(argc, argv, &a, ",after,topic,prefix,consumer,") != 0) return 2;
     if (a.npos) return usage("tail takes no positional arguments%s", "");
     evs_stream_options_t o = {.addr = addr,
                               .timeout_ms = timeout_ms,
@@ -444,6 +506,22 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     if (a.after) {
         if (parse_u64(a.after, "--after", &o.after) != 0) return 2;
         o.has_after = true;
+    }
+    tail_consumer_t tc = {.name = a.consumer, .addr = addr, .timeout_ms = timeout_ms};
+    if (a.consumer && !a.after) {
+        /* Start after the consumer's checkpoint; wait for the daemon like the stream does. */
+        for (;;) {
+            evs_context_t *c = tail_connect(&tc);
+            if (c && !c->err && evs_get_checkpoint(c, a.consumer, &o.after) == 0) break;
+            if (c && evs_err(c) == EVS_EBAD_REQUEST) return fail(c);
+            if (interrupted) return 1;
+            evs_free(tc.c);
+            tc.c = NULL;
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000000};
+            nanosleep(&ts, NULL);
+        }
+        o.has_after = true;
+        tc.stored = tc.printed = o.after;
     }
     /* No SA_RESTART: the waits inside evs_stream_next return when a signal comes. */
     struct sigaction sa;
@@ -481,11 +559,18 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
             fprintf(stderr, "evstore: reconnected; resuming after position %llu\n",
                     (unsigned long long)evs_stream_position(s));
         }
-        if (!ev) continue;
+        if (!ev) {
+            tail_checkpoint(&tc); /* quiet: keep what was printed */
+            continue;
+        }
         rc = print_json(event_to_json(ev));
+        tc.printed = ev->position;
         evs_event_free(ev);
         fflush(stdout);
+        if (tc.printed - tc.stored >= CHECKPOINT_EVERY) tail_checkpoint(&tc);
     }
+    if (rc == 0) tail_checkpoint(&tc);
+    evs_free(tc.c);
     evs_stream_close(s);
     return rc;
 }
@@ -518,9 +603,10 @@ static const struct {
     const char *name;
     int (*run)(evs_context_t *c, int argc, char **argv);
 } commands[] = {
-    {"ping", cmd_ping},     {"append", cmd_append}, {"get", cmd_get},
-    {"topic", cmd_topic},   {"event", cmd_event},   {"all", cmd_all},
-    {"delete", cmd_delete}, {"stats", cmd_stats},   {"config", cmd_config},
+    {"ping", cmd_ping},           {"append", cmd_append}, {"get", cmd_get},
+    {"topic", cmd_topic},         {"event", cmd_event},   {"all", cmd_all},
+    {"delete", cmd_delete},       {"stats", cmd_stats},   {"config", cmd_config},
+    {"consumers", cmd_consumers},
 };
 
 int main(int argc, char **argv) {

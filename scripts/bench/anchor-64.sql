@@ -9,12 +9,13 @@
 -- knows it), the INSERT takes the block's last position from currval (which the guard's setval
 -- set), the rows are built from generate_series instead of arrays bound as parameters,
 -- event ids grow with the position (as the daemon's time-ordered ids do) and pg_notify is the
--- NOTIFY. Entities 'anchor-0' .. 'anchor-4095' take versions in turn; payloads are 100 bytes.
+-- NOTIFY, and the partition hash is PostgreSQL's built-in hashtextextended (the daemon computes
+-- FNV-1a in C). Entities 'anchor-0' .. 'anchor-4095' take versions in turn; payloads are 100 bytes.
 \startpipeline
 BEGIN;
 SELECT pg_advisory_xact_lock(7433000002);
 SELECT evs_append_guard((SELECT last_value FROM evs_position_seq), 64, '{}'::text[], '{}'::uuid[]);
-INSERT INTO evs_events (position, event_id, entity_id, version, topic, stored_at, payload, metadata) SELECT p, ('00000000-0000-7000-8000-' || lpad(to_hex(p), 12, '0'))::uuid, 'anchor-' || (p % 4096), p / 4096, 'bench.Appended', 0, decode(repeat('78', 100), 'hex'), NULL FROM generate_series(currval('evs_position_seq') - 63, currval('evs_position_seq')) AS p;
+INSERT INTO evs_events (position, event_id, entity_id, version, topic, stored_at, payload, metadata, partition_hash) SELECT p, ('00000000-0000-7000-8000-' || lpad(to_hex(p), 12, '0'))::uuid, 'anchor-' || (p % 4096), p / 4096, 'bench.Appended', 0, decode(repeat('78', 100), 'hex'), NULL, hashtextextended('anchor-' || (p % 4096), 0) FROM generate_series(currval('evs_position_seq') - 63, currval('evs_position_seq')) AS p;
 SELECT pg_notify('evstore_events', currval('evs_position_seq')::text);
 COMMIT;
 \endpipeline

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../store.h"
+#include "checkpoint.h"
 #include "schema.h"
 
 /* One event id known to be stored: read in phase 1, or accepted earlier in the group. */
@@ -50,7 +51,7 @@ int decide_list_entities(decide_t *d, gc_request_t *group, size_t *total_out) {
     for (gc_request_t *r = group; r; r = r->next)
         total += r->n;
     *total_out = total;
-    d->nodes = calloc(total, sizeof *d->nodes);
+    d->nodes = calloc(total ? total : 1, sizeof *d->nodes); /* none: checkpoints alone */
     if (!d->nodes) return -1;
     size_t nent = 0;
     for (gc_request_t *r = group; r; r = r->next)
@@ -184,12 +185,19 @@ static void accept_request(decide_t *d, gc_request_t *r, int64_t *next_pos) {
  * idempotent retry gets the stored positions, a conflict sets r->err and changes nothing, and an
  * accepted request gets its versions and positions. */
 static void decide(decide_t *d, gc_request_t *r, size_t deciding, int64_t *next_pos) {
-    if (is_retry(d, r)) return;
+    if (r->track != GC_TRACK_NONE) {
+        /* A tracking or checkpoint is decided first and moves with the events (checkpoint.h). */
+        if (!ckpt_admit(d->ckpts, r, r->n > 0 && is_retry(d, r))) return;
+    } else if (is_retry(d, r)) {
+        return;
+    }
     size_t added = 0;
-    if (take_versions_and_ids(d, r, deciding, &added))
+    if (take_versions_and_ids(d, r, deciding, &added)) {
         accept_request(d, r, next_pos);
-    else
+        if (r->track != GC_TRACK_NONE) ckpt_accept(d->ckpts, r);
+    } else {
         reject_request(d, r, added);
+    }
 }
 
 int64_t decide_group(decide_t *d, gc_request_t *group, int64_t first_position) {
@@ -245,6 +253,7 @@ int decide_put_insert_params(const decide_t *d, gc_request_t *group, pg_wire_buf
     pg_wire_put_i64(&p[SCHEMA_INSERT_P_STORED_AT], ts);
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_PAYLOADS], PG_BYTEAOID, n, false);
     pg_wire_array_begin(&p[SCHEMA_INSERT_P_METADATA], PG_BYTEAOID, n, meta_nulls);
+    pg_wire_array_begin(&p[SCHEMA_INSERT_P_PARTITIONS], PG_INT8OID, n, false);
     for (gc_request_t *r = group; r; r = r->next) {
         if (!r->written) continue;
         for (size_t i = 0; i < r->n; i++) {
@@ -261,6 +270,9 @@ int decide_put_insert_params(const decide_t *d, gc_request_t *group, pg_wire_buf
             pg_wire_array_elem(&p[SCHEMA_INSERT_P_PAYLOADS],
                                ev->payload ? (const void *)ev->payload : "", ev->payload_len);
             pg_wire_array_elem(&p[SCHEMA_INSERT_P_METADATA], ev->metadata, ev->metadata_len);
+            pg_wire_put_i32(&p[SCHEMA_INSERT_P_PARTITIONS], 8);
+            pg_wire_put_i64(&p[SCHEMA_INSERT_P_PARTITIONS],
+                            (int64_t)evs_partition_hash(ev->entity_id));
         }
     }
     bool oom = false;

@@ -36,8 +36,9 @@ typedef struct decide {
     decide_entity_t *entities; /* a uthash table of the group's entities, by id */
     decide_entity_t *nodes;    /* their memory: nodes[0..nentities) (one allocation per group) */
     size_t nentities;
-    decide_id_t *ids; /* the event ids known to be stored, or accepted in the group */
-    size_t naccepted; /* events accepted by decide_group */
+    decide_id_t *ids;         /* the event ids known to be stored, or accepted in the group */
+    size_t naccepted;         /* events accepted by decide_group */
+    struct ckpt_group *ckpts; /* the consumers of a group with trackings (checkpoint.h), or NULL */
 } decide_t;
 
 /* Forgets the group: entities, ids, counts. A zeroed decide_t is empty. */

@@ -8,6 +8,7 @@
 
 #include "../log.h"
 #include "../store.h"
+#include "checkpoint.h"
 #include "decide.h"
 #include "schema.h"
 #include "version_cache.h"
@@ -66,6 +67,7 @@ struct group_commit {
     int64_t delete_position;       /* the position a delete-entity took (it changes evs_events) */
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
+    ckpt_group_t ckpts;            /* consumers of a group with trackings (checkpoint.h) */
 };
 
 static void start_next(group_commit_t *g);
@@ -93,6 +95,7 @@ static void clear_group_state(group_commit_t *g) {
     g->why[0] = '\0';
     g->fast = false;
     g->guard[0] = '\0';
+    ckpt_clear(&g->ckpts);
 }
 
 /* After a COMMIT that wrote the group: every entity of the group is at e->next, and the sequence
@@ -273,6 +276,13 @@ static void queue_write(group_commit_t *g) {
             send_sql(g, "ROLLBACK");
         }
     }
+    if (g->ckpts.tracked && !g->failed) {
+        if (ckpt_send_writes(&g->ckpts, g->w) != 0) {
+            /* Roll back what was queued and fail the group (retryable). */
+            note_out_of_memory(g);
+            send_sql(g, "ROLLBACK");
+        }
+    }
     send_sql(g, "COMMIT");
 }
 
@@ -391,10 +401,18 @@ static void on_check(void *arg, pg_conn_event_t ev, PGresult *res) {
             note_failure(g, res);
             return;
         }
-        if (index == CHECK_POSITIONS && PQntuples(res) == 1)
+        if (index == CHECK_POSITIONS && PQntuples(res) == 1) {
             g->first_position = pg_wire_get_i64(res, 0, 0) - (int64_t)g->group_events + 1;
-        else if (index == CHECK_ROWS)
+            /* Versions remembered as of another sequence value may be stale (another daemon
+             * wrote since): only the group's own entities are known now. */
+            if (g->cache.valid && g->cache.seq != g->first_position - 1)
+                vcache_invalidate(&g->cache);
+            g->ckpts.head = (uint64_t)(g->first_position - 1);
+        } else if (index == CHECK_ROWS) {
             read_check(g, res);
+        } else if (index == CHECK_NRESULTS) {
+            ckpt_read_rows(&g->ckpts, res);
+        }
         return;
     }
     if (ev == PG_CONN_LOST) {
@@ -402,7 +420,7 @@ static void on_check(void *arg, pg_conn_event_t ev, PGresult *res) {
         finish_group(g, false);
         return;
     }
-    if (g->failed || g->nresults != CHECK_NRESULTS) {
+    if (g->failed || g->nresults != CHECK_NRESULTS + (g->ckpts.tracked ? 1 : 0)) {
         /* The transaction is open and failed: roll it back before the next one. */
         send_sql(g, "ROLLBACK");
         g->phase = PH_WRITE;
@@ -453,7 +471,7 @@ static int fill_guard_params(group_commit_t *g, size_t total) {
  * positions), the INSERT, NOTIFY, COMMIT. Returns false, having sent nothing, when the group must
  * go the slow way. */
 static bool send_fast(group_commit_t *g) {
-    if (!g->cache.valid) return false;
+    if (!g->cache.valid || ckpt_group_tracks(g->group)) return false;
     size_t total;
     if (list_entities(g, &total) != 0) {
         clear_group_state(g);
@@ -501,7 +519,10 @@ static void send_check(group_commit_t *g) {
     decide_put_entities(&g->d, &g->entities_param, false);
     decide_put_event_ids(g->group, &g->event_ids_param);
     pg_wire_put_i64(&g->count_param, (int64_t)total);
-    if (g->entities_param.failed || g->event_ids_param.failed || g->count_param.failed) {
+    bool tracked = ckpt_group_tracks(g->group);
+    g->d.ckpts = tracked ? &g->ckpts : NULL;
+    if (g->entities_param.failed || g->event_ids_param.failed || g->count_param.failed ||
+        (tracked && ckpt_list(&g->ckpts, g->group) != 0)) {
         note_out_of_memory(g);
         finish_group(g, false);
         return;
@@ -513,8 +534,16 @@ static void send_check(group_commit_t *g) {
     const pg_wire_buf_t *check[2] = {[SCHEMA_CHECK_P_ENTITIES] = &g->entities_param,
                                      [SCHEMA_CHECK_P_EVENT_IDS] = &g->event_ids_param};
     send_begin_and_lock(g);
-    send_statement(g, SCHEMA_POSITIONS, 1, count, true);
+    if (total > 0)
+        send_statement(g, SCHEMA_POSITIONS, 1, count, true);
+    else /* checkpoints alone take no position */
+        pg_conn_send(g->w, SCHEMA_SQL_HEAD, 0, NULL, NULL, NULL, NULL, true);
     send_statement(g, SCHEMA_CHECK, 2, check, true);
+    if (tracked) {
+        const pg_wire_buf_t *consumers[1] = {[SCHEMA_CKPT_READ_P_CONSUMERS] =
+                                                 &g->ckpts.consumers_param};
+        send_statement(g, SCHEMA_CKPT_READ, 1, consumers, true);
+    }
     sync_or_fail(g, on_check);
 }
 
@@ -638,6 +667,7 @@ void gc_free(group_commit_t *g) {
     pg_wire_free(&g->count_param);
     pg_wire_free(&g->last_seq_param);
     pg_wire_free(&g->size_param);
+    ckpt_free(&g->ckpts);
     log_debug("pg",
               "group commit: %llu groups decided from the cache, %llu read first, %llu "
               "refused by the guard",

@@ -68,6 +68,12 @@ struct gc_request {
     /* delete: the entity, and the number of events removed. */
     char *entity_id;
     uint64_t deleted;
+    /* A consumer's checkpoint (checkpoint.h): the tracking of an append (events may be none),
+     * or a checkpoint set or deleted alone (no events; a delete counts in deleted). */
+    enum { GC_TRACK_NONE, GC_TRACK_APPEND, GC_TRACK_SET, GC_TRACK_DELETE } track;
+    char *consumer;
+    uint64_t track_position;
+    uint64_t track_fence; /* the writer's lease on the consumer (0: none) */
     /* The outcome: err.code == 0 for success. */
     codec_error_t err;
     /* Called exactly once when the request is finished (success or error); owns r afterwards. */

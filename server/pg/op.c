@@ -91,6 +91,7 @@ void op_free(op_t *op) {
     free(op->req.positions);
     free(op->req.versions);
     free(op->req.entity_id);
+    free(op->req.consumer);
     free(op->what);
     free(op);
 }
@@ -130,10 +131,24 @@ void op_answer_error(op_t *op, const codec_error_t *err) {
     case OP_GET_SNAPSHOT:
         op->cb.snapshot(op->arg, err, NULL);
         break;
+    case OP_CHECKPOINT:
+    case OP_GET_CHECKPOINT:
+        op->cb.position(op->arg, err, 0);
+        break;
+    case OP_CONSUMERS:
+        op->cb.consumers(op->arg, err, NULL, 0, 0);
+        break;
+    case OP_LEASE:
+        op->cb.lease(op->arg, err, false, 0);
+        break;
+    case OP_LEASE_RELEASE:
+        op->cb.count(op->arg, err, 0);
+        break;
     }
     /* A write not sent yet is dropped, not written late, and its memory is freed now (which
      * may free op: nothing may use it after this). */
-    if (op->kind == OP_APPEND || op->kind == OP_DELETE) gc_cancel(&op->req);
+    if (op->kind == OP_APPEND || op->kind == OP_DELETE || op->kind == OP_CHECKPOINT)
+        gc_cancel(&op->req);
 }
 
 void op_answer_unavailable(op_t *op, const char *why) {

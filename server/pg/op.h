@@ -17,7 +17,7 @@
 #include "schema.h"
 #include "wire.h"
 
-#define OP_MAX_PARAMS 5 /* the most any reader statement takes */
+#define OP_MAX_PARAMS 8 /* the most any reader statement takes */
 
 typedef enum op_kind {
     OP_APPEND,
@@ -25,7 +25,12 @@ typedef enum op_kind {
     OP_EVENTS,
     OP_PUT_SNAPSHOT,
     OP_GET_SNAPSHOT,
-    OP_DELETE_SNAPSHOTS
+    OP_DELETE_SNAPSHOTS,
+    OP_CHECKPOINT,     /* a write: answers a position */
+    OP_GET_CHECKPOINT, /* a read: answers a position */
+    OP_CONSUMERS,      /* a read */
+    OP_LEASE,          /* a statement on a reader: answers a lease */
+    OP_LEASE_RELEASE   /* a statement on a reader: answers a count */
 } op_kind_t;
 
 typedef struct op op_t;
@@ -45,6 +50,9 @@ struct op {
         store_events_cb events;
         store_count_cb count;
         store_snapshot_cb snapshot;
+        store_position_cb position;
+        store_consumers_cb consumers;
+        store_lease_cb lease;
     } cb;
     void *arg;
     /* reads */

@@ -93,6 +93,41 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
                                  SCHEMA_SQL_DELETE_SNAPSHOTS,
                                  1,
                                  {PG_TEXTOID}},
+    [SCHEMA_GET_CHECKPOINT] = {"q_get_checkpoint",
+                               "SELECT position FROM evs_checkpoints WHERE consumer = $1",
+                               1,
+                               {PG_TEXTOID}},
+    [SCHEMA_CONSUMERS] = {"q_consumers",
+                          "SELECT " SCHEMA_SQL_HEAD_VALUE ", c.consumer, c.position, "
+                          "coalesce((SELECT expires_at > clock_timestamp() FROM evs_leases AS l "
+                          "WHERE l.consumer = c.consumer), false) FROM "
+                          "(SELECT 1) AS one LEFT JOIN evs_checkpoints AS c ON true "
+                          "ORDER BY c.consumer COLLATE \"C\"",
+                          0,
+                          {0}},
+    [SCHEMA_READ_PARTITION] = {"q_read_partition",
+                               SCHEMA_PAGE("position > $1 AND (cardinality($4::text[]) = 0 OR "
+                                           "topic = ANY($4)) AND starts_with(entity_id, $5) AND "
+                                           "(partition_hash % $6 + $6 + CASE WHEN partition_hash "
+                                           "< 0 THEN $8 ELSE 0 END) % $6 = $7 "
+                                           "ORDER BY position LIMIT $2",
+                                           "position", "$2", "$3"),
+                               SCHEMA_READ_PARTITION_NPARAMS,
+                               {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_TEXTOID,
+                                PG_INT8OID, PG_INT8OID, PG_INT8OID}},
+    [SCHEMA_LEASE] = {"q_lease",
+                      "INSERT INTO evs_leases AS l (consumer, fence, expires_at) VALUES ($1, 1, "
+                      "clock_timestamp() + $3 * interval '1 millisecond') ON CONFLICT (consumer) "
+                      "DO UPDATE SET fence = CASE WHEN $2 = 0 THEN l.fence + 1 ELSE l.fence END, "
+                      "expires_at = excluded.expires_at WHERE ($2 = 0 AND l.expires_at < "
+                      "clock_timestamp()) OR ($2 <> 0 AND l.fence = $2) RETURNING l.fence",
+                      3,
+                      {PG_TEXTOID, PG_INT8OID, PG_INT8OID}},
+    [SCHEMA_LEASE_RELEASE] = {"q_lease_release",
+                              "UPDATE evs_leases SET expires_at = '-infinity' WHERE consumer = $1 "
+                              "AND fence = $2 RETURNING fence",
+                              2,
+                              {PG_TEXTOID, PG_INT8OID}},
 };
 
 /* ---------------------------------------------------------------- writer statements */
@@ -121,15 +156,35 @@ const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
                       {PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID, PG_UUIDARRAYOID}},
     [SCHEMA_INSERT] = {"gc_insert",
                        "INSERT INTO evs_events (position, event_id, entity_id, version, topic, "
-                       "stored_at, payload, metadata) SELECT p, i, e, v, t, $6, d, m FROM "
-                       "unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], "
-                       "$7::bytea[], $8::bytea[]) AS u(p, i, e, v, t, d, m)",
+                       "stored_at, payload, metadata, partition_hash) SELECT p, i, e, v, t, $6, "
+                       "d, m, h FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], "
+                       "$5::text[], $7::bytea[], $8::bytea[], $9::bigint[]) "
+                       "AS u(p, i, e, v, t, d, m, h)",
                        SCHEMA_INSERT_NPARAMS,
                        {PG_INT8ARRAYOID, PG_UUIDARRAYOID, PG_TEXTARRAYOID, PG_INT8ARRAYOID,
-                        PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID}},
+                        PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID,
+                        PG_INT8ARRAYOID}},
     [SCHEMA_RAISE_SIZE] =
         {"gc_raise_size",
          "UPDATE evs_event_size SET max_data_bytes = $1 WHERE max_data_bytes < $1",
          1,
          {PG_INT8OID}},
+    [SCHEMA_CKPT_READ] = {"gc_ckpt_read",
+                          "SELECT 0, consumer, position FROM evs_checkpoints "
+                          "WHERE consumer = ANY($1::text[]) UNION ALL SELECT 1, consumer, fence "
+                          "FROM (SELECT consumer, fence FROM evs_leases WHERE consumer = "
+                          "ANY($1::text[]) FOR SHARE) AS l",
+                          1,
+                          {PG_TEXTARRAYOID}},
+    [SCHEMA_CKPT_UPSERT] = {"gc_ckpt_upsert",
+                            "INSERT INTO evs_checkpoints (consumer, position) "
+                            "SELECT * FROM unnest($1::text[], $2::bigint[]) "
+                            "ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, "
+                            "updated_at = now()",
+                            2,
+                            {PG_TEXTARRAYOID, PG_INT8ARRAYOID}},
+    [SCHEMA_CKPT_DELETE] = {"gc_ckpt_delete",
+                            "DELETE FROM evs_checkpoints WHERE consumer = ANY($1::text[])",
+                            1,
+                            {PG_TEXTARRAYOID}},
 };

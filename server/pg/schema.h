@@ -95,7 +95,7 @@ void schema_event_from_row(const PGresult *res, int row, evs_event_t *ev);
 
 /* ---------------------------------------------------------------- prepared statements */
 
-#define SCHEMA_MAX_PARAMS 8
+#define SCHEMA_MAX_PARAMS 10
 
 /* One prepared statement: prepared once per connection under name, run in binary. */
 typedef struct schema_statement {
@@ -119,6 +119,11 @@ enum schema_read {
     SCHEMA_PUT_SNAPSHOT,
     SCHEMA_GET_SNAPSHOT,
     SCHEMA_DELETE_SNAPSHOTS, /* an entity's snapshots, not its events */
+    SCHEMA_GET_CHECKPOINT,   /* one consumer's checkpoint */
+    SCHEMA_CONSUMERS,        /* every consumer, and the head */
+    SCHEMA_READ_PARTITION,   /* the global log in one partition, with any filters */
+    SCHEMA_LEASE,            /* takes or renews a consumer's lease */
+    SCHEMA_LEASE_RELEASE,    /* gives one up */
     SCHEMA_NREADS
 };
 extern const schema_statement_t schema_reads[SCHEMA_NREADS];
@@ -150,6 +155,37 @@ enum {
 
 /* Parameter of SCHEMA_DELETE_SNAPSHOTS (no result rows; the command tag counts the rows). */
 enum { SCHEMA_DELETE_SNAPSHOTS_P_ENTITY };
+/* SCHEMA_GET_CHECKPOINT: the consumer (text); 0 or 1 row of one column, the position (int8). */
+enum { SCHEMA_GET_CHECKPOINT_P_CONSUMER };
+/* SCHEMA_CONSUMERS: no parameters; one row per consumer in name order, and one row with a NULL
+ * consumer when there is none; every row carries the head. */
+enum {
+    SCHEMA_CONSUMERS_HEAD,     /* int8: the newest position taken */
+    SCHEMA_CONSUMERS_CONSUMER, /* text, NULL: no consumer */
+    SCHEMA_CONSUMERS_POSITION, /* int8 */
+    SCHEMA_CONSUMERS_ACTIVE    /* bool: its lease is held */
+};
+/* SCHEMA_LEASE: the consumer (text), the fence to renew (int8, 0: take), the time to live in
+ * milliseconds (int8); 0 rows (another holds it) or 1 row of one column, the fence (int8). */
+enum { SCHEMA_LEASE_P_CONSUMER, SCHEMA_LEASE_P_FENCE, SCHEMA_LEASE_P_TTL };
+/* SCHEMA_LEASE_RELEASE: the consumer (text) and the fence (int8); 0 or 1 row. */
+enum { SCHEMA_LEASE_RELEASE_P_CONSUMER, SCHEMA_LEASE_RELEASE_P_FENCE };
+
+/* SCHEMA_READ_PARTITION: after, limit and the byte bound as SCHEMA_READ*, then the topics
+ * (text[], empty: every topic), the entity id prefix (text, "": every entity), and the partition:
+ * its count n, its index, and 2^64 mod n (the hash is stored as a signed bigint). */
+enum {
+    SCHEMA_READ_PARTITION_P_TOPICS = SCHEMA_READ_P_FILTERS,
+    SCHEMA_READ_PARTITION_P_PREFIX,
+    SCHEMA_READ_PARTITION_P_COUNT,
+    SCHEMA_READ_PARTITION_P_INDEX,
+    SCHEMA_READ_PARTITION_P_WRAP,
+    SCHEMA_READ_PARTITION_NPARAMS
+};
+
+/* The head, the newest position taken from evs_position_seq (0 before any), as SQL. */
+#define SCHEMA_SQL_HEAD_VALUE                                                                      \
+    "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM evs_position_seq)"
 
 /* The statements of the writer connection's group commit (schema_writes[], by this enum). */
 enum schema_write {
@@ -159,6 +195,9 @@ enum schema_write {
     SCHEMA_GUARD,       /* the fast path's proof (migrations/003_append_guard.sql) */
     SCHEMA_INSERT,      /* the group's events, as arrays */
     SCHEMA_RAISE_SIZE,  /* raises the largest event size stored (006_event_size.sql) */
+    SCHEMA_CKPT_READ,   /* the checkpoints of the group's consumers */
+    SCHEMA_CKPT_UPSERT, /* sets checkpoints */
+    SCHEMA_CKPT_DELETE, /* removes checkpoints */
     SCHEMA_NWRITES
 };
 extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
@@ -204,6 +243,7 @@ enum {
     SCHEMA_INSERT_P_STORED_AT,  /* int8 */
     SCHEMA_INSERT_P_PAYLOADS,   /* bytea[] */
     SCHEMA_INSERT_P_METADATA,   /* bytea[], with NULLs */
+    SCHEMA_INSERT_P_PARTITIONS, /* int8[]: evs_partition_hash of each entity id */
     SCHEMA_INSERT_NPARAMS
 };
 
@@ -212,6 +252,22 @@ enum {
  * all within it needs no raise. */
 #define SCHEMA_EVENT_SIZE_FLOOR 1024
 enum { SCHEMA_RAISE_SIZE_P_BYTES };
+/* SCHEMA_CKPT_READ: the group's consumers (text[]); a row per stored checkpoint (kind 0, value
+ * the position) and per lease (kind 1, value the fence, the row locked FOR SHARE). */
+enum { SCHEMA_CKPT_READ_P_CONSUMERS };
+enum {
+    SCHEMA_CKPT_READ_KIND,     /* int4 */
+    SCHEMA_CKPT_READ_CONSUMER, /* text */
+    SCHEMA_CKPT_READ_VALUE     /* int8 */
+};
+/* SCHEMA_CKPT_UPSERT: consumers (text[], distinct) and their positions (int8[]); no rows. */
+enum { SCHEMA_CKPT_UPSERT_P_CONSUMERS, SCHEMA_CKPT_UPSERT_P_POSITIONS };
+/* SCHEMA_CKPT_DELETE: consumers (text[]); no rows. */
+enum { SCHEMA_CKPT_DELETE_P_CONSUMERS };
+
+/* The head instead of SCHEMA_POSITIONS in a group that takes no position (only checkpoints):
+ * one row, one int8 column, under the lock. */
+#define SCHEMA_SQL_HEAD "SELECT " SCHEMA_SQL_HEAD_VALUE
 
 /* ---------------------------------------------------------------- unprepared statements */
 

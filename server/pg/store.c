@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../log.h"
+#include "checkpoint.h"
 #include "conn.h"
 #include "feed.h"
 #include "group_commit.h"
@@ -132,6 +133,10 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
             deliver_events(op, res);
         else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT)
             deliver_snapshot(op, res);
+        else if (st == PGRES_TUPLES_OK &&
+                 (op->kind == OP_GET_CHECKPOINT || op->kind == OP_CONSUMERS ||
+                  op->kind == OP_LEASE || op->kind == OP_LEASE_RELEASE))
+            ckpt_deliver(op, res);
         else if (st == PGRES_COMMAND_OK && op->kind == OP_PUT_SNAPSHOT) {
             op_answered(op);
             op->cb.count(op->arg, NULL, 1);
@@ -299,6 +304,21 @@ static void pg_store_read(store_t *base, const store_read_t *q, store_events_cb 
     set_i64(op, SCHEMA_READ_P_AFTER, clamp_i64(q->after));
     set_i64(op, SCHEMA_READ_P_LIMIT, q->limit);
     set_i64(op, SCHEMA_READ_P_BYTES, page_bytes(s));
+    if (q->partition_count) {
+        /* One statement for every partitioned read: its filter keeps the pages full. */
+        op->query = SCHEMA_READ_PARTITION;
+        pg_wire_buf_t *topics = param(op, SCHEMA_READ_PARTITION_P_TOPICS);
+        pg_wire_array_begin(topics, PG_TEXTOID, q->ntopics, false);
+        for (size_t k = 0; k < q->ntopics; k++)
+            pg_wire_array_elem(topics, q->topics[k], strlen(q->topics[k]));
+        set_text(op, SCHEMA_READ_PARTITION_P_PREFIX, q->entity_prefix ? q->entity_prefix : "");
+        set_i64(op, SCHEMA_READ_PARTITION_P_COUNT, q->partition_count);
+        set_i64(op, SCHEMA_READ_PARTITION_P_INDEX, q->partition_index);
+        set_i64(op, SCHEMA_READ_PARTITION_P_WRAP,
+                (int64_t)((UINT64_MAX % q->partition_count + 1) % q->partition_count));
+        start_read(op);
+        return;
+    }
     /* The filters follow, in the order schema.h gives: topic(s), then the prefix. */
     int filter = SCHEMA_READ_P_FILTERS;
     bool prefix = q->entity_prefix && *q->entity_prefix;
@@ -409,6 +429,8 @@ static void on_request_done(gc_request_t *r) {
             op_answered(op);
             if (op->kind == OP_APPEND)
                 op->cb.append(op->arg, NULL, r->positions, r->versions, r->n);
+            else if (op->kind == OP_CHECKPOINT)
+                op->cb.position(op->arg, NULL, r->track_position);
             else
                 op->cb.count(op->arg, NULL, r->deleted);
         }
@@ -439,11 +461,11 @@ static bool write_queue_full(pg_store_t *s, size_t bytes, codec_error_t *err) {
     return true;
 }
 
-static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
-                            void *arg) {
+static void pg_store_append_tracked(store_t *base, evs_event_t *events, size_t n,
+                                    const store_tracking_t *t, store_append_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     codec_error_t err;
-    if (n == 0) {
+    if (n == 0 && !t) {
         static const uint64_t none[1];
         cb(arg, NULL, none, none, 0);
         return;
@@ -467,10 +489,16 @@ static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_
     gc_request_t *r = &op->req;
     r->owner = op;
     r->done = on_request_done;
-    r->events = calloc(n, sizeof *r->events);
-    r->positions = calloc(n, sizeof *r->positions);
-    r->versions = calloc(n, sizeof *r->versions);
+    r->events = calloc(n ? n : 1, sizeof *r->events);
+    r->positions = calloc(n ? n : 1, sizeof *r->positions);
+    r->versions = calloc(n ? n : 1, sizeof *r->versions);
     if (!r->events || !r->positions || !r->versions) goto oom_op;
+    if (t) {
+        r->track = GC_TRACK_APPEND;
+        r->track_position = t->position;
+        r->track_fence = t->fence;
+        if (!(r->consumer = strdup(t->consumer))) goto oom_op;
+    }
     for (size_t i = 0; i < n; i++) {
         if (evs_event_dup(&r->events[i], &events[i]) != 0) goto oom_op;
         r->n = i + 1;
@@ -486,6 +514,122 @@ oom_op:
 oom:
     codec_error_set(&err, EVS_EINTERNAL, "out of memory");
     cb(arg, &err, NULL, NULL, 0);
+}
+
+static void pg_store_append(store_t *base, evs_event_t *events, size_t n, store_append_cb cb,
+                            void *arg) {
+    pg_store_append_tracked(base, events, n, NULL, cb, arg);
+}
+
+/* Queues a checkpoint set (OP_CHECKPOINT, answered with a position) or deleted (OP_DELETE,
+ * answered with a count) in the group commit; cb is the op's callback of that kind. */
+static void submit_checkpoint(pg_store_t *s, op_kind_t kind, const char *consumer,
+                              uint64_t position, uint64_t fence, void (*cb)(void), void *arg) {
+    codec_error_t err;
+    if (!writer_usable(s))
+        codec_error_set(&err, EVS_EUNAVAILABLE,
+                        "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+    else if (!write_queue_full(s, 0, &err)) {
+        op_t *op = op_new(&s->ops, s, kind, arg);
+        if (op && (op->req.consumer = strdup(consumer))) {
+            if (kind == OP_CHECKPOINT)
+                op->cb.position = (store_position_cb)cb;
+            else
+                op->cb.count = (store_count_cb)cb;
+            op->req.track = kind == OP_CHECKPOINT ? GC_TRACK_SET : GC_TRACK_DELETE;
+            op->req.track_position = position;
+            op->req.track_fence = fence;
+            op->req.owner = op;
+            op->req.done = on_request_done;
+            gc_submit(s->gc, &op->req);
+            return;
+        }
+        if (op) {
+            op_answered(op);
+            op_free(op);
+        }
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+    }
+    if (kind == OP_CHECKPOINT)
+        ((store_position_cb)cb)(arg, &err, 0);
+    else
+        ((store_count_cb)cb)(arg, &err, 0);
+}
+
+static void pg_store_checkpoint(store_t *base, const store_tracking_t *t, store_position_cb cb,
+                                void *arg) {
+    submit_checkpoint((pg_store_t *)base, OP_CHECKPOINT, t->consumer, t->position, t->fence,
+                      (void (*)(void))cb, arg);
+}
+
+static void pg_store_delete_checkpoint(store_t *base, const char *consumer, store_count_cb cb,
+                                       void *arg) {
+    submit_checkpoint((pg_store_t *)base, OP_DELETE, consumer, 0, 0, (void (*)(void))cb, arg);
+}
+
+static void pg_store_lease(store_t *base, const char *consumer, uint64_t fence, uint32_t ttl_ms,
+                           store_lease_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_LEASE, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, false, 0);
+        return;
+    }
+    op->cb.lease = cb;
+    op->query = SCHEMA_LEASE;
+    set_text(op, SCHEMA_LEASE_P_CONSUMER, consumer);
+    set_i64(op, SCHEMA_LEASE_P_FENCE, clamp_i64(fence));
+    set_i64(op, SCHEMA_LEASE_P_TTL, ttl_ms);
+    start_read(op);
+}
+
+static void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence,
+                                   store_count_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_LEASE_RELEASE, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    op->cb.count = cb;
+    op->query = SCHEMA_LEASE_RELEASE;
+    set_text(op, SCHEMA_LEASE_RELEASE_P_CONSUMER, consumer);
+    set_i64(op, SCHEMA_LEASE_RELEASE_P_FENCE, clamp_i64(fence));
+    start_read(op);
+}
+
+static void pg_store_get_checkpoint(store_t *base, const char *consumer, store_position_cb cb,
+                                    void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_GET_CHECKPOINT, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    op->cb.position = cb;
+    op->query = SCHEMA_GET_CHECKPOINT;
+    set_text(op, SCHEMA_GET_CHECKPOINT_P_CONSUMER, consumer);
+    start_read(op);
+}
+
+static void pg_store_consumers(store_t *base, store_consumers_cb cb, void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_CONSUMERS, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, NULL, 0, 0);
+        return;
+    }
+    op->cb.consumers = cb;
+    op->query = SCHEMA_CONSUMERS;
+    start_read(op);
 }
 
 static void pg_store_delete_entity(store_t *base, const char *entity_id, store_count_cb cb,

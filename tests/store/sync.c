@@ -431,3 +431,167 @@ uint64_t delete_ok(const char *entity_id) {
     cr_assert_eq(rc, 0, "delete_entity: %s (%s)", evs_code_name(rc), err.message);
     return count;
 }
+
+/* ---------------------------------------------------------------- consumers */
+
+op_t *sync_append_tracked_start(evs_event_t *events, size_t n, const store_tracking_t *t,
+                                append_result_t *r) {
+    memset(r, 0, sizeof *r);
+    op_t *o = op_new("append_tracked", r);
+    S->ops->append_tracked(S, events, n, t, on_append, o);
+    return o;
+}
+
+int sync_append_tracked(evs_event_t *events, size_t n, const store_tracking_t *t,
+                        append_result_t *r) {
+    return sync_wait_append(sync_append_tracked_start(events, n, t, r), r);
+}
+
+typedef struct position_result {
+    int code;
+    codec_error_t err;
+    uint64_t position;
+} position_result_t;
+
+static void on_position(void *arg, const codec_error_t *err, uint64_t position) {
+    op_t *o = arg;
+    o->calls++;
+    if (o->calls > 1) return;
+    position_result_t *r = o->result;
+    if (err) {
+        copy_err(&r->err, err);
+        r->code = err->code;
+        return;
+    }
+    r->position = position;
+}
+
+int sync_checkpoint_fenced(const char *consumer, uint64_t position, uint64_t fence, uint64_t *out,
+                           codec_error_t *err) {
+    position_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("checkpoint", r);
+    store_tracking_t t = {.consumer = consumer, .position = position, .fence = fence};
+    S->ops->checkpoint(S, &t, on_position, o);
+    wait_for(o);
+    int code = r->code;
+    if (out) *out = r->position;
+    if (err) *err = r->err;
+    o->result = NULL;
+    free(r);
+    return code;
+}
+
+uint64_t sync_get_checkpoint(const char *consumer) {
+    position_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("get_checkpoint", r);
+    S->ops->get_checkpoint(S, consumer, on_position, o);
+    wait_for(o);
+    cr_assert_eq(r->code, 0, "get_checkpoint: %s", r->err.message);
+    uint64_t position = r->position;
+    o->result = NULL;
+    free(r);
+    return position;
+}
+
+int sync_delete_checkpoint(const char *consumer, uint64_t *count) {
+    count_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("delete_checkpoint", r);
+    S->ops->delete_checkpoint(S, consumer, on_count, o);
+    wait_for(o);
+    int code = r->code;
+    if (count) *count = r->count;
+    o->result = NULL;
+    free(r);
+    return code;
+}
+
+static void on_consumers(void *arg, const codec_error_t *err, const store_consumer_t *list,
+                         size_t n, uint64_t head) {
+    op_t *o = arg;
+    o->calls++;
+    if (o->calls > 1) return;
+    consumers_result_t *r = o->result;
+    if (err) {
+        r->code = err->code;
+        return;
+    }
+    r->head = head;
+    r->names = calloc(n + 1, sizeof *r->names);
+    r->positions = calloc(n + 1, sizeof *r->positions);
+    r->active = calloc(n + 1, sizeof *r->active);
+    cr_assert(r->names && r->positions && r->active);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(list[i].consumer, PREFIX, strlen(PREFIX)) != 0) continue;
+        r->names[r->n] = strdup(list[i].consumer);
+        r->positions[r->n] = list[i].position;
+        r->active[r->n] = list[i].active;
+        r->n++;
+    }
+}
+
+int sync_consumers(consumers_result_t *r) {
+    memset(r, 0, sizeof *r);
+    op_t *o = op_new("consumers", r);
+    S->ops->consumers(S, on_consumers, o);
+    wait_for(o);
+    return r->code;
+}
+
+void consumers_result_free(consumers_result_t *r) {
+    for (size_t i = 0; i < r->n; i++)
+        free(r->names[i]);
+    free(r->names);
+    free(r->positions);
+    free(r->active);
+    memset(r, 0, sizeof *r);
+}
+
+int sync_checkpoint(const char *consumer, uint64_t position, uint64_t *out, codec_error_t *err) {
+    return sync_checkpoint_fenced(consumer, position, 0, out, err);
+}
+
+typedef struct lease_result {
+    int code;
+    bool held;
+    uint64_t fence;
+} lease_result_t;
+
+static void on_lease(void *arg, const codec_error_t *err, bool held, uint64_t fence) {
+    op_t *o = arg;
+    o->calls++;
+    if (o->calls > 1) return;
+    lease_result_t *r = o->result;
+    r->code = err ? err->code : 0;
+    r->held = held;
+    r->fence = fence;
+}
+
+bool sync_lease(const char *consumer, uint64_t fence, uint32_t ttl_ms, uint64_t *out) {
+    lease_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("lease", r);
+    S->ops->lease(S, consumer, fence, ttl_ms, on_lease, o);
+    wait_for(o);
+    cr_assert_eq(r->code, 0, "lease failed");
+    bool held = r->held;
+    if (out) *out = r->fence;
+    o->result = NULL;
+    free(r);
+    return held;
+}
+
+uint64_t sync_lease_release(const char *consumer, uint64_t fence) {
+    count_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("lease_release", r);
+    S->ops->lease_release(S, consumer, fence, on_count, o);
+    wait_for(o);
+    cr_assert_eq(r->code, 0, "lease_release failed");
+    uint64_t count = r->count;
+    o->result = NULL;
+    free(r);
+    return count;
+}

@@ -102,6 +102,33 @@ extern size_t NCOMMITTED;
 /* Listener calls that carried at least one of this test's events. */
 extern size_t COMMIT_CALLS;
 
+/* Consumers. sync_append_tracked is sync_append with a tracking (t may be NULL). */
+int sync_append_tracked(evs_event_t *events, size_t n, const store_tracking_t *t,
+                        append_result_t *r);
+op_t *sync_append_tracked_start(evs_event_t *events, size_t n, const store_tracking_t *t,
+                                append_result_t *r);
+int sync_checkpoint(const char *consumer, uint64_t position, uint64_t *out, codec_error_t *err);
+/* A checkpoint written under the lease fence. */
+int sync_checkpoint_fenced(const char *consumer, uint64_t position, uint64_t fence, uint64_t *out,
+                           codec_error_t *err);
+/* The consumer's lease (store.h): whether it is held after the call, its fence in *out. */
+bool sync_lease(const char *consumer, uint64_t fence, uint32_t ttl_ms, uint64_t *out);
+uint64_t sync_lease_release(const char *consumer, uint64_t fence);
+/* The consumer's checkpoint, asserting success. */
+uint64_t sync_get_checkpoint(const char *consumer);
+int sync_delete_checkpoint(const char *consumer, uint64_t *count);
+
+typedef struct consumers_result {
+    int code;
+    uint64_t head;
+    size_t n;
+    char **names; /* only the consumers whose name starts with PREFIX, in the store's order */
+    uint64_t *positions;
+    bool *active;
+} consumers_result_t;
+int sync_consumers(consumers_result_t *r);
+void consumers_result_free(consumers_result_t *r);
+
 /* Microseconds since the Unix epoch, by the test's clock. */
 int64_t wall_us(void);
 
