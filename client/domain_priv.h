@@ -38,4 +38,8 @@ int dom_snapshot_topic(const char *topic, uint32_t schema, char *out, size_t cap
  * one (a topic without '@' is schema 1). */
 int dom_snapshot_topic_parse(const char *stopic, size_t *topic_len, uint32_t *schema);
 
+/* A repository's context and options (domain_repository.c), for domain_unit.c. */
+evs_context_t *dom_repository_context(const evs_repository_t *r);
+const evs_repository_options_t *dom_repository_options(const evs_repository_t *r);
+
 #endif

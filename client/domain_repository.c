@@ -261,3 +261,13 @@ EVS_API void evs_persistence_close(evs_persistence_t *p) {
     evs_pubsub_unsubscribe(p->ps, p->sub);
     free(p);
 }
+
+/* ---------------------------------------------------------------- for domain_unit.c */
+
+evs_context_t *dom_repository_context(const evs_repository_t *r) {
+    return r->c;
+}
+
+const evs_repository_options_t *dom_repository_options(const evs_repository_t *r) {
+    return &r->o;
+}
