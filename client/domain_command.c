@@ -26,7 +26,8 @@ EVS_API void *evs_entity_cast(const evs_entity_t *e, size_t size) {
 EVS_API int evs_command(evs_entity_t *e, const evs_event_type_t *type, const void *attrs,
                         evs_error_t *err) {
     dom_ok(err);
-    if (!e || !type) return dom_fail(err, EVS_EINVAL, "a command needs an entity and an event type");
+    if (!e || !type)
+        return dom_fail(err, EVS_EINVAL, "a command needs an entity and an event type");
     evs_value_t *map = NULL;
     if (type->fields) {
         if (!attrs)

@@ -13,27 +13,39 @@
 
 static const char *value_type_name(const evs_value_t *v) {
     switch (v->type) {
-    case EVS_VAL_NIL: return "nil";
-    case EVS_VAL_BOOL: return "a bool";
+    case EVS_VAL_NIL:
+        return "nil";
+    case EVS_VAL_BOOL:
+        return "a bool";
     case EVS_VAL_INT:
-    case EVS_VAL_UINT: return "an integer";
-    case EVS_VAL_FLOAT: return "a float";
-    case EVS_VAL_STR: return "a string";
-    case EVS_VAL_BIN: return "bytes";
-    case EVS_VAL_ARRAY: return "an array";
-    case EVS_VAL_MAP: return "a map";
+    case EVS_VAL_UINT:
+        return "an integer";
+    case EVS_VAL_FLOAT:
+        return "a float";
+    case EVS_VAL_STR:
+        return "a string";
+    case EVS_VAL_BIN:
+        return "bytes";
+    case EVS_VAL_ARRAY:
+        return "an array";
+    case EVS_VAL_MAP:
+        return "a map";
     }
     return "unknown";
 }
 
 static const char *kind_name(evs_field_kind_t k) {
     switch (k) {
-    case EVS_FIELD_BOOL: return "a bool";
+    case EVS_FIELD_BOOL:
+        return "a bool";
     case EVS_FIELD_INT:
-    case EVS_FIELD_UINT: return "an integer";
-    case EVS_FIELD_FLOAT: return "a float";
+    case EVS_FIELD_UINT:
+        return "an integer";
+    case EVS_FIELD_FLOAT:
+        return "a float";
     case EVS_FIELD_STR:
-    case EVS_FIELD_STRREF: return "a string";
+    case EVS_FIELD_STRREF:
+        return "a string";
     }
     return "unknown";
 }
@@ -46,13 +58,24 @@ static bool int_size(size_t n) {
 static int check_field(const evs_field_t *f, evs_error_t *err) {
     bool ok;
     switch (f->kind) {
-    case EVS_FIELD_BOOL: ok = f->size == sizeof(bool); break;
+    case EVS_FIELD_BOOL:
+        ok = f->size == sizeof(bool);
+        break;
     case EVS_FIELD_INT:
-    case EVS_FIELD_UINT: ok = int_size(f->size); break;
-    case EVS_FIELD_FLOAT: ok = f->size == sizeof(float) || f->size == sizeof(double); break;
-    case EVS_FIELD_STR: ok = f->size >= 1; break;
-    case EVS_FIELD_STRREF: ok = f->size == sizeof(const char *); break;
-    default: ok = false;
+    case EVS_FIELD_UINT:
+        ok = int_size(f->size);
+        break;
+    case EVS_FIELD_FLOAT:
+        ok = f->size == sizeof(float) || f->size == sizeof(double);
+        break;
+    case EVS_FIELD_STR:
+        ok = f->size >= 1;
+        break;
+    case EVS_FIELD_STRREF:
+        ok = f->size == sizeof(const char *);
+        break;
+    default:
+        ok = false;
     }
     if (ok && f->cap) ok = f->count_size >= 1 && f->count_size <= 8;
     if (!ok)
@@ -63,37 +86,85 @@ static int check_field(const evs_field_t *f, evs_error_t *err) {
 
 static uint64_t load_uint(const void *p, size_t size) {
     switch (size) {
-    case 1: return *(const uint8_t *)p;
-    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
-    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    case 1:
+        return *(const uint8_t *)p;
+    case 2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
     }
 }
 
 static int64_t load_int(const void *p, size_t size) {
     switch (size) {
-    case 1: return *(const int8_t *)p;
-    case 2: { int16_t v; memcpy(&v, p, 2); return v; }
-    case 4: { int32_t v; memcpy(&v, p, 4); return v; }
-    default: { int64_t v; memcpy(&v, p, 8); return v; }
+    case 1:
+        return *(const int8_t *)p;
+    case 2: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case 4: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    default: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
     }
 }
 
 static void store_uint(void *p, size_t size, uint64_t u) {
     switch (size) {
-    case 1: *(uint8_t *)p = (uint8_t)u; break;
-    case 2: { uint16_t v = (uint16_t)u; memcpy(p, &v, 2); break; }
-    case 4: { uint32_t v = (uint32_t)u; memcpy(p, &v, 4); break; }
-    default: memcpy(p, &u, 8);
+    case 1:
+        *(uint8_t *)p = (uint8_t)u;
+        break;
+    case 2: {
+        uint16_t v = (uint16_t)u;
+        memcpy(p, &v, 2);
+        break;
+    }
+    case 4: {
+        uint32_t v = (uint32_t)u;
+        memcpy(p, &v, 4);
+        break;
+    }
+    default:
+        memcpy(p, &u, 8);
     }
 }
 
 static void store_int(void *p, size_t size, int64_t i) {
     switch (size) {
-    case 1: *(int8_t *)p = (int8_t)i; break;
-    case 2: { int16_t v = (int16_t)i; memcpy(p, &v, 2); break; }
-    case 4: { int32_t v = (int32_t)i; memcpy(p, &v, 4); break; }
-    default: memcpy(p, &i, 8);
+    case 1:
+        *(int8_t *)p = (int8_t)i;
+        break;
+    case 2: {
+        int16_t v = (int16_t)i;
+        memcpy(p, &v, 2);
+        break;
+    }
+    case 4: {
+        int32_t v = (int32_t)i;
+        memcpy(p, &v, 4);
+        break;
+    }
+    default:
+        memcpy(p, &i, 8);
     }
 }
 
@@ -102,8 +173,12 @@ static void store_int(void *p, size_t size, int64_t i) {
 /* One element (or a plain field) at p into slot v. */
 static int encode_one(const evs_field_t *f, const char *p, evs_value_t *v, evs_error_t *err) {
     switch (f->kind) {
-    case EVS_FIELD_BOOL: evs_value_set_bool(v, *(const bool *)p); return 0;
-    case EVS_FIELD_INT: evs_value_set_int(v, load_int(p, f->size)); return 0;
+    case EVS_FIELD_BOOL:
+        evs_value_set_bool(v, *(const bool *)p);
+        return 0;
+    case EVS_FIELD_INT:
+        evs_value_set_int(v, load_int(p, f->size));
+        return 0;
     case EVS_FIELD_UINT: {
         uint64_t u = load_uint(p, f->size);
         if (u > INT64_MAX)
@@ -191,8 +266,8 @@ static int decode_one(const evs_field_t *f, const evs_value_t *v, char *p, const
         int64_t min = f->size == 8 ? INT64_MIN : -(INT64_C(1) << (f->size * 8 - 1));
         int64_t max = f->size == 8 ? INT64_MAX : (INT64_C(1) << (f->size * 8 - 1)) - 1;
         if (v->type == EVS_VAL_UINT || v->via.i < min || v->via.i > max)
-            return dom_fail(err, EVS_EINVAL, "attribute %s does not fit a %zu-byte integer",
-                            what, f->size);
+            return dom_fail(err, EVS_EINVAL, "attribute %s does not fit a %zu-byte integer", what,
+                            f->size);
         store_int(p, f->size, v->via.i);
         return 0;
     }
@@ -203,8 +278,8 @@ static int decode_one(const evs_field_t *f, const evs_value_t *v, char *p, const
             return dom_fail(err, EVS_EINVAL, "attribute %s is negative", what);
         uint64_t u = v->type == EVS_VAL_INT ? (uint64_t)v->via.i : v->via.u;
         if (u > max)
-            return dom_fail(err, EVS_EINVAL, "attribute %s does not fit a %zu-byte integer",
-                            what, f->size);
+            return dom_fail(err, EVS_EINVAL, "attribute %s does not fit a %zu-byte integer", what,
+                            f->size);
         store_uint(p, f->size, u);
         return 0;
     }
@@ -273,8 +348,8 @@ EVS_API int evs_fields_decode(const evs_field_t *fields, const evs_value_t *map,
         size_t n = v->via.array.n;
         if (n > f->cap)
             return dom_fail(err, EVS_EINVAL,
-                            "attribute %s has %zu elements; the field holds at most %zu", f->key,
-                            n, f->cap);
+                            "attribute %s has %zu elements; the field holds at most %zu", f->key, n,
+                            f->cap);
         for (size_t i = 0; i < n; i++) {
             char what[300];
             snprintf(what, sizeof what, "%s[%zu]", f->key, i);
@@ -295,11 +370,10 @@ static int entity_fields(const evs_entity_t *e, const evs_field_t **out, evs_err
                         e && e->type ? e->type->topic : "(none)");
     for (const evs_field_t *f = e->type->fields; f->key; f++)
         if (f->kind == EVS_FIELD_STRREF || f->offset < sizeof(evs_entity_t))
-            return dom_fail(err, EVS_EINVAL,
-                            "field table of %s: the field %s is %s", e->type->topic, f->key,
-                            f->kind == EVS_FIELD_STRREF
-                                ? "a borrowed string (use char[N] in an entity)"
-                                : "inside the evs_entity_t base");
+            return dom_fail(
+                err, EVS_EINVAL, "field table of %s: the field %s is %s", e->type->topic, f->key,
+                f->kind == EVS_FIELD_STRREF ? "a borrowed string (use char[N] in an entity)"
+                                            : "inside the evs_entity_t base");
     *out = e->type->fields;
     return 0;
 }

@@ -109,8 +109,7 @@ EVS_API int evs_repository_save_all(evs_repository_t *r, evs_entity_t *const *en
     if (o->publish_to && (rc = evs_pubsub_publish(o->publish_to, all, total, &err)) < 0) {
         for (size_t i = 0; i < n; i++)
             evs_entity_clear_pending(entities[i]);
-        client_fail(c, rc, "events of %zu entities saved, but a subscriber failed: %s", n,
-                    err.str);
+        client_fail(c, rc, "events of %zu entities saved, but a subscriber failed: %s", n, err.str);
         goto out;
     }
     for (size_t i = 0; i < n; i++)

@@ -716,7 +716,7 @@ EVS_API void evs_random_id(char out[37]);
  *
  * A shorter way to write the same entities (docs/client.md shows it first):
  *
- *  - Field tables (client/domain_fields.c): an array of evs_field_t, built with the EVS_F_
+ *  - Field tables (client/domain_fields.c): an array of evs_field_t, built with the EVS_F
  *    macros and ended by {0}, maps the members of a C struct to the keys of an attribute map
  *    (the member's name is the key). An event type's attributes become a struct that its `on`
  *    function receives already decoded; an entity whose state is plain fields gets snapshot and
@@ -751,23 +751,37 @@ typedef struct evs_field {
     size_t cap, count_offset, count_size;
 } evs_field_t;
 
-#define EVS_FIELD_MEMBER_(T, m) (((T *)0)->m)
-#define EVS_FIELD_(T, m, k)                                                                        \
-    { .key = #m, .kind = (k), .offset = offsetof(T, m), .size = sizeof EVS_FIELD_MEMBER_(T, m) }
-#define EVS_F_BOOL(T, m) EVS_FIELD_(T, m, EVS_FIELD_BOOL)
-#define EVS_F_INT(T, m) EVS_FIELD_(T, m, EVS_FIELD_INT)
-#define EVS_F_UINT(T, m) EVS_FIELD_(T, m, EVS_FIELD_UINT)
-#define EVS_F_FLOAT(T, m) EVS_FIELD_(T, m, EVS_FIELD_FLOAT)
-#define EVS_F_STR(T, m) EVS_FIELD_(T, m, EVS_FIELD_STR)
-#define EVS_F_STRREF(T, m) EVS_FIELD_(T, m, EVS_FIELD_STRREF)
-/* The array member m of elements of kind k, with its count in member n. */
-#define EVS_F_ARRAY(T, m, n, k)                                                                    \
+/* Table entries. EVS_F(T, m) is the member m of struct T under the key "m", its kind taken
+ * from its C type (bool, any integer type, float, double, char[N], char * / const char *);
+ * EVS_F_ARRAY(T, m, n) the array member m with its count in member n (kind from m[0]). The _AS
+ * forms name the kind (for an enum, say). */
+#define EVS_F_AS(T, m, k)                                                                          \
+    { .key = #m, .kind = (k), .offset = offsetof(T, m), .size = sizeof(((T *)0)->m) }
+#define EVS_F(T, m) EVS_F_AS(T, m, EVS_FIELD_KIND_OF_(((T *)0)->m))
+#define EVS_F_ARRAY_AS(T, m, n, k)                                                                 \
     {                                                                                              \
-        .key = #m, .kind = (k), .offset = offsetof(T, m),                                          \
-        .size = sizeof EVS_FIELD_MEMBER_(T, m)[0],                                                 \
-        .cap = sizeof EVS_FIELD_MEMBER_(T, m) / sizeof EVS_FIELD_MEMBER_(T, m)[0],                 \
-        .count_offset = offsetof(T, n), .count_size = sizeof EVS_FIELD_MEMBER_(T, n)               \
+        .key = #m, .kind = (k), .offset = offsetof(T, m), .size = sizeof(((T *)0)->m[0]),          \
+        .cap = sizeof(((T *)0)->m) / sizeof(((T *)0)->m[0]), .count_offset = offsetof(T, n),       \
+        .count_size = sizeof(((T *)0)->n)                                                          \
     }
+#define EVS_F_ARRAY(T, m, n) EVS_F_ARRAY_AS(T, m, n, EVS_FIELD_KIND_OF_(((T *)0)->m[0]))
+/* A table whose struct is one value of type T (int64_t, say) under the key name: for an event of
+ * one attribute, whose command then takes a pointer to that value. */
+#define EVS_F_VALUE(T, name)                                                                       \
+    { .key = (name), .kind = EVS_FIELD_KIND_OF_(*(T *)0), .offset = 0, .size = sizeof(T) }
+/* The kind of an lvalue x by its type (0, refused by the functions, for any other type). A
+ * char[N] decays to char * here, so the address tells it from a char *. */
+#define EVS_FIELD_KIND_OF_(x)                                                                      \
+    _Generic((x), _Bool: EVS_FIELD_BOOL, char: EVS_FIELD_INT, signed char: EVS_FIELD_INT,        \
+        short: EVS_FIELD_INT, int: EVS_FIELD_INT, long: EVS_FIELD_INT, long long: EVS_FIELD_INT,   \
+        unsigned char: EVS_FIELD_UINT, unsigned short: EVS_FIELD_UINT,                             \
+        unsigned int: EVS_FIELD_UINT, unsigned long: EVS_FIELD_UINT,                               \
+        unsigned long long: EVS_FIELD_UINT, float: EVS_FIELD_FLOAT, double: EVS_FIELD_FLOAT,       \
+        char *: EVS_FIELD_STR_KIND_(&(x)), const char *: EVS_FIELD_STR_KIND_(&(x)),                \
+        default: 0)
+#define EVS_FIELD_STR_KIND_(p)                                                                     \
+    _Generic((p), char **: EVS_FIELD_STRREF, const char **: EVS_FIELD_STRREF,                    \
+        default: EVS_FIELD_STR)
 
 /* Struct -> map: sets every field's key in map (an evs_value_t map). EVS_EINVAL (naming the
  * field) for a bad table, a char[N] without its NUL, an array count above cap; EVS_ENOMEM. */
