@@ -46,6 +46,8 @@ static const char *kind_name(evs_field_kind_t k) {
     case EVS_FIELD_STR:
     case EVS_FIELD_STRREF:
         return "a string";
+    case EVS_FIELD_STRUCT:
+        return "a map";
     }
     return "unknown";
 }
@@ -73,6 +75,9 @@ static int check_field(const evs_field_t *f, evs_error_t *err) {
         break;
     case EVS_FIELD_STRREF:
         ok = f->size == sizeof(const char *);
+        break;
+    case EVS_FIELD_STRUCT:
+        ok = f->sub != NULL;
         break;
     default:
         ok = false;
@@ -217,6 +222,9 @@ static int encode_one(const evs_field_t *f, const char *p, evs_value_t *v, evs_e
         if (evs_value_set_str(v, s) < 0) return dom_fail(err, EVS_ENOMEM, "out of memory");
         return 0;
     }
+    case EVS_FIELD_STRUCT:
+        evs_value_set_map(v);
+        return evs_fields_encode(f->sub, p, v, err);
     }
     return dom_fail(err, EVS_EINVAL, "field table: bad kind for %s", f->key);
 }
@@ -322,6 +330,16 @@ static int decode_one(const evs_field_t *f, const evs_value_t *v, char *p, const
         memcpy(p, &s, sizeof s);
         return 0;
     }
+    case EVS_FIELD_STRUCT: {
+        if (v->type != EVS_VAL_MAP) break;
+        int r = evs_fields_decode(f->sub, v, p, err);
+        if (r < 0) {
+            char why[sizeof err->str];
+            snprintf(why, sizeof why, "%s", err ? err->str : "");
+            return dom_fail(err, r, "in %s, %s", what, why);
+        }
+        return 0;
+    }
     }
     return dom_fail(err, EVS_EINVAL, "attribute %s is %s, not %s", what, value_type_name(v),
                     kind_name(f->kind));
@@ -364,16 +382,34 @@ EVS_API int evs_fields_decode(const evs_field_t *fields, const evs_value_t *map,
 
 /* ---------------------------------------------------------------- entities and events */
 
+/* A table fit for an entity's state: no borrowed strings (a restored entity outlives the
+ * state it came from), at any depth. */
+static const evs_field_t *borrowed_field(const evs_field_t *fields, int depth) {
+    for (const evs_field_t *f = fields; f->key; f++) {
+        if (f->kind == EVS_FIELD_STRREF) return f;
+        if (f->kind == EVS_FIELD_STRUCT && f->sub && depth < 8) {
+            const evs_field_t *b = borrowed_field(f->sub, depth + 1);
+            if (b) return b;
+        }
+    }
+    return NULL;
+}
+
 static int entity_fields(const evs_entity_t *e, const evs_field_t **out, evs_error_t *err) {
     if (!e || !e->type || !e->type->fields)
         return dom_fail(err, EVS_EINVAL, "the entity type %s has no field table",
                         e && e->type ? e->type->topic : "(none)");
+    const evs_field_t *b = borrowed_field(e->type->fields, 0);
+    if (b)
+        return dom_fail(err, EVS_EINVAL,
+                        "field table of %s: the field %s is a borrowed string (use char[N] in "
+                        "an entity)",
+                        e->type->topic, b->key);
     for (const evs_field_t *f = e->type->fields; f->key; f++)
-        if (f->kind == EVS_FIELD_STRREF || f->offset < sizeof(evs_entity_t))
-            return dom_fail(
-                err, EVS_EINVAL, "field table of %s: the field %s is %s", e->type->topic, f->key,
-                f->kind == EVS_FIELD_STRREF ? "a borrowed string (use char[N] in an entity)"
-                                            : "inside the evs_entity_t base");
+        if (f->offset < sizeof(evs_entity_t))
+            return dom_fail(err, EVS_EINVAL,
+                            "field table of %s: the field %s is inside the evs_entity_t base",
+                            e->type->topic, f->key);
     *out = e->type->fields;
     return 0;
 }

@@ -739,6 +739,7 @@ typedef enum evs_field_kind {
     /* const char * <-> a string, or nil for NULL. Decoding points into the attribute map, so it
      * is for an event's attribute struct only (valid while `on` runs); entity tables refuse it. */
     EVS_FIELD_STRREF,
+    EVS_FIELD_STRUCT, /* a struct described by the table sub <-> a map */
 } evs_field_kind_t;
 
 /* One member of a struct. With cap > 0 the member is an array of cap elements of kind, each
@@ -749,6 +750,7 @@ typedef struct evs_field {
     evs_field_kind_t kind;
     size_t offset, size;
     size_t cap, count_offset, count_size;
+    const struct evs_field *sub; /* EVS_FIELD_STRUCT: the table of the member's struct */
 } evs_field_t;
 
 /* Table entries. EVS_F(T, m) is the member m of struct T under the key "m", its kind taken
@@ -765,6 +767,18 @@ typedef struct evs_field {
         .count_size = sizeof(((T *)0)->n)                                                          \
     }
 #define EVS_F_ARRAY(T, m, n) EVS_F_ARRAY_AS(T, m, n, EVS_FIELD_KIND_OF_(((T *)0)->m[0]))
+/* The struct member m (or array of structs m counted by n), whose struct table describes. */
+#define EVS_F_STRUCT(T, m, table)                                                                  \
+    {                                                                                              \
+        .key = #m, .kind = EVS_FIELD_STRUCT, .offset = offsetof(T, m),                             \
+        .size = sizeof(((T *)0)->m), .sub = (table)                                                \
+    }
+#define EVS_F_ARRAY_STRUCT(T, m, n, table)                                                         \
+    {                                                                                              \
+        .key = #m, .kind = EVS_FIELD_STRUCT, .offset = offsetof(T, m),                             \
+        .size = sizeof(((T *)0)->m[0]), .cap = sizeof(((T *)0)->m) / sizeof(((T *)0)->m[0]),       \
+        .count_offset = offsetof(T, n), .count_size = sizeof(((T *)0)->n), .sub = (table)          \
+    }
 /* A table whose struct is one value of type T (int64_t, say) under the key name: for an event of
  * one attribute, whose command then takes a pointer to that value. */
 #define EVS_F_VALUE(T, name)                                                                       \
