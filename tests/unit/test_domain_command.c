@@ -48,8 +48,8 @@ static const evs_event_type_t T_OPENED = {.topic = "tally.Opened",
                                           EVS_EVENT_FIELDS(opened_t, OPENED_ATTRS, on_opened)};
 static const evs_event_type_t T_ADDED = {.topic = "tally.Added",
                                          EVS_EVENT_FIELDS(added_t, ADDED_ATTRS, on_added)};
-static const evs_event_type_t T_CLOSED = {.topic = "tally.Closed", .discards = true,
-                                          EVS_EVENT_ON(on_closed)};
+static const evs_event_type_t T_CLOSED = {
+    .topic = "tally.Closed", .discards = true, EVS_EVENT_ON(on_closed)};
 static const evs_entity_type_t TALLY = {.topic = "tally.Tally", .size = sizeof(tally_t)};
 
 static evs_registry_t *reg;

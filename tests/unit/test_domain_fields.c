@@ -303,8 +303,7 @@ Test(domain_fields, an_entity_of_plain_fields_snapshots_and_restores_without_cod
     evs_value_t *st = evs_map_new();
     evs_map_set_str(st, "title", "x");
     cr_assert_eq(evs_fields_restore(&r->base, st, &err), EVS_EINVAL);
-    cr_assert(strstr(err.str, "test.Shelf") && strstr(err.str, "books is missing"), "%s",
-              err.str);
+    cr_assert(strstr(err.str, "test.Shelf") && strstr(err.str, "books is missing"), "%s", err.str);
     evs_value_free(st);
 
     /* A borrowed string cannot be an entity's state. */
