@@ -40,7 +40,8 @@ static const evs_field_t CARD[] = {
     EVS_F(card_t, id), EVS_F(card_t, title), EVS_F(card_t, column), {0}};
 static const evs_field_t BOARD_STATE[] = {EVS_F(board_t, name),
                                           EVS_F_ARRAY(board_t, columns, ncolumns),
-                                          EVS_F_ARRAY_STRUCT(board_t, cards, ncards, CARD), {0}};
+                                          EVS_F_ARRAY_STRUCT(board_t, cards, ncards, CARD),
+                                          {0}};
 static const evs_entity_type_t BOARD = {
     .topic = "kanban.Board", .size = sizeof(board_t), EVS_ENTITY_FIELDS(BOARD_STATE)};
 
@@ -101,8 +102,8 @@ static const evs_event_type_t ADDED = {.topic = "kanban.CardAdded",
                                        EVS_EVENT_FIELDS(card_attrs_t, ADDED_ATTRS, on_added)};
 static const evs_event_type_t MOVED = {.topic = "kanban.CardMoved",
                                        EVS_EVENT_FIELDS(card_attrs_t, MOVED_ATTRS, on_moved)};
-static const evs_event_type_t REMOVED = {
-    .topic = "kanban.CardRemoved", EVS_EVENT_FIELDS(const char *, REMOVED_ATTRS, on_removed)};
+static const evs_event_type_t REMOVED = {.topic = "kanban.CardRemoved",
+                                         EVS_EVENT_FIELDS(const char *, REMOVED_ATTRS, on_removed)};
 
 /* CardAdded had no column in schema 1: a card always went to the first column. */
 static int added_v1_to_v2(evs_value_t *attrs, evs_error_t *err) {
@@ -120,7 +121,8 @@ static int card_move(board_t *b, const char *card, const char *column, evs_error
     int i = find_card(b, card), to = -1;
     for (size_t c = 0; c < b->ncolumns; c++)
         if (strcmp(b->columns[c], column) == 0) to = (int)c;
-    if (i < 0 || to < 0) return evs_error_set(err, EVS_EINVAL, "no card %s or column %s", card, column);
+    if (i < 0 || to < 0)
+        return evs_error_set(err, EVS_EINVAL, "no card %s or column %s", card, column);
     if (b->cards[i].column == to) return evs_error_set(err, EVS_EINVAL, "%s is there", card);
     return evs_command(&b->base, &MOVED, &(card_attrs_t){.card = card, .column = to}, err);
 }
@@ -142,7 +144,8 @@ static int view_handle(const evs_domain_event_t *ev, void *arg, evs_error_t *err
     int32_t to = (int32_t)evs_attr_int(ev->attrs, "column", 0), i = 0;
     while (i < (int32_t)v->n && strcmp(v->cards[i], card) != 0)
         i++;
-    if (to < 0 || to >= MAX_COLUMNS || (i == (int32_t)v->n && ev->type != &ADDED && ev->type != &CREATED))
+    if (to < 0 || to >= MAX_COLUMNS ||
+        (i == (int32_t)v->n && ev->type != &ADDED && ev->type != &CREATED))
         return evs_error_set(err, EVS_EINVAL, "the view cannot place %s", card);
     if (ev->type == &ADDED && v->n < MAX_CARDS) {
         snprintf(v->cards[v->n], sizeof v->cards[0], "%s", card);
@@ -230,10 +233,13 @@ int main(int argc, char **argv) {
     view_t *local = calloc(1, sizeof *local), *live = calloc(1, sizeof *live);
     evs_pubsub_t *bus = evs_pubsub_new();
     evs_pubsub_subscribe(bus, NULL, view_handle, local);
-    evs_domain_subscription_options_t so = {
-        .stream = {.addr = addr, .timeout_ms = 10000, .has_after = true, .after = head,
-                   .entity_prefix = id, .store_id = store},
-        .registry = reg};
+    evs_domain_subscription_options_t so = {.stream = {.addr = addr,
+                                                       .timeout_ms = 10000,
+                                                       .has_after = true,
+                                                       .after = head,
+                                                       .entity_prefix = id,
+                                                       .store_id = store},
+                                            .registry = reg};
     evs_domain_subscription_t *sub = evs_domain_subscribe(&so);
     evs_repository_options_t ro = {
         .registry = reg, .type = &BOARD, .snapshot_every = 4, .publish_to = bus};
@@ -273,8 +279,8 @@ int main(int argc, char **argv) {
          "move b to done, remove c", err.code ? err.str : c->errstr);
 
     /* 4. Last year's client added card d with the first shape of CardAdded (no column). */
-    uint8_t old_payload[] = {0x82, 0xa4, 'c', 'a', 'r', 'd', 0xa1, 'd',
-                             0xa5, 't', 'i', 't', 'l', 'e', 0xa3, 'o', 'l', 'd'};
+    uint8_t old_payload[] = {0x82, 0xa4, 'c', 'a', 'r', 'd',  0xa1, 'd', 0xa5,
+                             't',  'i',  't', 'l', 'e', 0xa3, 'o',  'l', 'd'};
     evs_event_t old = {.entity_id = id,
                        .topic = "kanban.CardAdded",
                        .payload = old_payload,
@@ -288,8 +294,7 @@ int main(int argc, char **argv) {
     b2 = evs_repository_find(other, id);
     step(b2 && b2->ncards == 3 && column_of(b2, "d") == 0,
          "reload elsewhere: d was upcast into the first column", c2->errstr);
-    step(b2 && card_move(b2, "d", "doing", &err) == 0 &&
-             evs_repository_save(other, &b2->base) == 0,
+    step(b2 && card_move(b2, "d", "doing", &err) == 0 && evs_repository_save(other, &b2->base) == 0,
          "another process moves d to doing", c2->errstr);
 
     /* 6. The live view, fed by the daemon, sees all 9 events; the in-process one only ours. */
@@ -308,8 +313,7 @@ int main(int argc, char **argv) {
     evs_entity_t *then = NULL;
     board_t *was = NULL;
     step(evs_repository_get_at(boards, id, 5, &then) == 0 &&
-             (was = EVS_ENTITY_CAST(board_t, then)) && was->ncards == 3 &&
-             column_of(was, "c") == 0,
+             (was = EVS_ENTITY_CAST(board_t, then)) && was->ncards == 3 && column_of(was, "c") == 0,
          "at version 5, c was still in todo", c->errstr);
     if (was) board_print(was);
     evs_entity_free(then);
