@@ -82,7 +82,9 @@ static int check_field(const evs_field_t *f, evs_error_t *err) {
     default:
         ok = false;
     }
-    if (ok && f->cap) ok = f->count_size >= 1 && f->count_size <= 8;
+    if (ok && f->cap) /* the count member must hold cap */
+        ok = int_size(f->count_size) &&
+             (f->count_size == 8 || (uint64_t)f->cap < (UINT64_C(1) << (f->count_size * 8)));
     if (!ok)
         return dom_fail(err, EVS_EINVAL, "field table: the field %s has kind %d and size %zu",
                         f->key, (int)f->kind, f->size);

@@ -833,7 +833,10 @@ EVS_API int evs_apply_fields(evs_entity_t *e, const evs_domain_event_t *ev, evs_
 /* Fills err (may be NULL) with code and a printf-style sentence and returns code: for commands,
  * apply, check and handler functions. */
 EVS_API int evs_error_set(evs_error_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* e as the user's struct T (whose first member is the evs_entity_t): NULL when e is NULL or of
  * a type whose size is not sizeof(T), so a mistaken cast fails at once instead of writing past

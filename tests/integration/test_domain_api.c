@@ -25,8 +25,9 @@ static void on_scored(evs_entity_t *e, const void *attrs) {
     EVS_ENTITY_CAST(item_t, e)->count += ((const scored_t *)attrs)->points;
 }
 static const evs_field_t SCORED_ATTRS[] = {EVS_F(scored_t, points), {0}};
-static const evs_event_type_t SCORED = {
-    .topic = "api.Scored", .schema_version = 2, EVS_EVENT_FIELDS(scored_t, SCORED_ATTRS, on_scored)};
+static const evs_event_type_t SCORED = {.topic = "api.Scored",
+                                        .schema_version = 2,
+                                        EVS_EVENT_FIELDS(scored_t, SCORED_ATTRS, on_scored)};
 static int scored_v1_to_v2(evs_value_t *attrs, evs_error_t *err) {
     (void)err;
     return evs_map_rename(attrs, "pts", "points");
@@ -218,11 +219,12 @@ Test(domain_api, save_all_refuses_a_bad_list_and_stores_nothing) {
 /* ---------------------------------------------------------------- the domain subscription */
 
 static evs_domain_subscription_t *subscribe(bool skip_unknown) {
-    evs_domain_subscription_options_t o = {
-        .stream = {.addr = daemon_.addr, .timeout_ms = 10000, .has_after = true,
-                   .entity_prefix = prefix},
-        .registry = reg,
-        .skip_unknown = skip_unknown};
+    evs_domain_subscription_options_t o = {.stream = {.addr = daemon_.addr,
+                                                      .timeout_ms = 10000,
+                                                      .has_after = true,
+                                                      .entity_prefix = prefix},
+                                           .registry = reg,
+                                           .skip_unknown = skip_unknown};
     evs_domain_subscription_t *s = evs_domain_subscribe(&o);
     cr_assert_not_null(s);
     return s;

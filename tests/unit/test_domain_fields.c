@@ -254,6 +254,16 @@ Test(domain_fields, encoding_refuses_an_unterminated_string_a_count_above_cap_an
     cr_assert_eq(evs_fields_decode(WIDE, m, &o, &err), EVS_EINVAL);
     cr_assert(strstr(err.str, "field table: the field c3"), "%s", err.str);
     cr_assert_eq(evs_fields_encode(REC, &in, NULL, &err), EVS_EINVAL);
+    /* A count member too narrow for the array's capacity. */
+    typedef struct many {
+        int16_t a[300];
+        uint8_t n;
+    } many_t;
+    static const evs_field_t MANY[] = {EVS_F_ARRAY(many_t, a, n), {0}};
+    many_t *many = calloc(1, sizeof *many);
+    cr_assert_eq(evs_fields_encode(MANY, many, m, &err), EVS_EINVAL);
+    cr_assert(strstr(err.str, "field table: the field a"), "%s", err.str);
+    free(many);
     evs_value_free(m);
 }
 
