@@ -22,7 +22,8 @@ typedef struct push_node {
 
 typedef struct sub_queue {
     uint64_t sid;
-    bool closed; /* unsubscribed: pushes that still arrive are dropped */
+    bool closed;            /* unsubscribed: pushes that still arrive are dropped */
+    uint64_t started_after; /* the "after" of the subscribe reply */
     push_node_t *head, *tail;
     struct sub_queue *next;
 } sub_queue_t;

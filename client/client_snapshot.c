@@ -86,3 +86,22 @@ EVS_API int evs_get_snapshot(evs_context_t *c, const char *entity_id, uint64_t m
     *out = s;
     return 0;
 }
+
+EVS_API int evs_delete_snapshots(evs_context_t *c, const char *entity_id, uint64_t *deleted) {
+    if (deleted) *deleted = 0;
+    int r = client_begin(c);
+    if (r) return r;
+    if (client_check_name(c, "entity_id", entity_id) < 0) return c->err;
+    msgpack_packer pk;
+    uint64_t id;
+    size_t start = client_request_begin(c, &pk, "delete-snapshots", 1, &id);
+    codec_pack_key(&pk, "entity_id");
+    codec_pack_cstr(&pk, entity_id);
+    const msgpack_object *res;
+    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    const msgpack_object *n = codec_map_get(res, "deleted");
+    if (!n || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return client_fail(c, EVS_EPROTOCOL, "a delete-snapshots reply without \"deleted\"");
+    if (deleted) *deleted = n->via.u64;
+    return 0;
+}

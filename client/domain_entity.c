@@ -14,7 +14,7 @@
 EVS_API evs_entity_t *evs_entity_new(const evs_registry_t *reg, const evs_entity_type_t *type,
                                      const char *id) {
     if (!reg || !type || type->size < sizeof(evs_entity_t) || !id ||
-        !codec_valid_name(id, strlen(id)))
+        !codec_valid_name(id, strlen(id)) || evs_registry_entity_type(reg, type->topic) != type)
         return NULL;
     evs_entity_t *e = calloc(1, type->size);
     if (!e) return NULL;
@@ -58,6 +58,18 @@ EVS_API int evs_entity_apply(evs_entity_t *e, const evs_domain_event_t *ev, evs_
     if (e->discarded)
         return dom_fail(err, EVS_EINVAL, "entity %s is discarded: it takes no more events (%s)",
                         e->id, ev->type->topic);
+    if (!evs_entity_type_owns(e->type, ev->type->topic))
+        return dom_fail(err, EVS_EWRONG_TYPE,
+                        "%s is not an event of entity type %s (entity %s): its type does not list "
+                        "it",
+                        ev->type->topic, e->type->topic, e->id);
+    if (ev->entity_type && ev->entity_type != e->type &&
+        strcmp(ev->entity_type->topic, e->type->topic) != 0)
+        return dom_fail(err, EVS_EWRONG_TYPE,
+                        "the event %s at version %" PRIu64 " of %s was triggered by entity type "
+                        "%s, not %s",
+                        ev->type->topic, ev->version, e->id, ev->entity_type->topic,
+                        e->type->topic);
     if (ev->type->apply) {
         int r = ev->type->apply(e, ev, err);
         if (r < 0) {
@@ -88,7 +100,16 @@ EVS_API int evs_entity_trigger(evs_entity_t *e, const evs_event_type_t *type, ev
         return dom_fail(err, EVS_EINVAL, "the event type %s is not registered",
                         type->topic ? type->topic : "(no topic)");
     }
-    if (attrs && type->check) {
+    if (!evs_entity_type_owns(e->type, type->topic)) {
+        evs_value_free(attrs);
+        return dom_fail(err, EVS_EWRONG_TYPE,
+                        "%s is not an event of entity type %s (entity %s): its type does not list "
+                        "it",
+                        type->topic, e->type->topic, e->id);
+    }
+    if (!attrs && !(attrs = evs_map_new()))
+        return dom_fail(err, EVS_ENOMEM, "out of memory for the attributes of %s", type->topic);
+    if (attrs->type == EVS_VAL_MAP && type->check) {
         int r = type->check(attrs, err);
         if (r < 0) {
             evs_value_free(attrs);
@@ -110,6 +131,7 @@ EVS_API int evs_entity_trigger(evs_entity_t *e, const evs_event_type_t *type, ev
     evs_domain_event_t *ev;
     int r = evs_domain_event_new(type, e->id, e->version, attrs, &ev, err);
     if (r < 0) return r;
+    ev->entity_type = e->type;
     if ((r = evs_entity_apply(e, ev, err)) < 0) {
         evs_domain_event_free(ev);
         return r;
@@ -119,6 +141,29 @@ EVS_API int evs_entity_trigger(evs_entity_t *e, const evs_event_type_t *type, ev
 }
 
 /* ---------------------------------------------------------------- the player */
+
+/* 0 when the stored event s belongs to e's type: its topic is one the type lists and its
+ * originator_topic, when it has one, is the type's (an event stored without one, before the
+ * library recorded it, is accepted on its topic alone). EVS_EWRONG_TYPE otherwise: s was
+ * stored by another entity type, and its apply must never run on e's struct. */
+static int check_owner(const evs_entity_t *e, const evs_event_t *s, evs_error_t *err) {
+    uint32_t schema;
+    char originator[EVS_NAME_MAX + 1];
+    int r = dom_stored_meta(s, &schema, originator, err);
+    if (r < 0) return r;
+    /* A topic the registry does not know is left to evs_domain_event_from_stored to report. */
+    if (!evs_entity_type_owns(e->type, s->topic) && evs_registry_event_type(e->registry, s->topic))
+        return dom_fail(err, EVS_EWRONG_TYPE,
+                        "entity %s: its event at version %" PRIu64 " (%s) is not an event of "
+                        "entity type %s (is it read through the wrong repository?)",
+                        e->id, s->version, s->topic, e->type->topic);
+    if (originator[0] && strcmp(originator, e->type->topic) != 0)
+        return dom_fail(err, EVS_EWRONG_TYPE,
+                        "entity %s: its event at version %" PRIu64 " (%s) was stored by entity "
+                        "type %s, not %s (is it read through the wrong repository?)",
+                        e->id, s->version, s->topic, originator, e->type->topic);
+    return 0;
+}
 
 EVS_API int evs_player_play(evs_entity_t *e, const evs_event_t *events, size_t n, uint64_t until,
                             evs_error_t *err) {
@@ -133,8 +178,10 @@ EVS_API int evs_player_play(evs_entity_t *e, const evs_event_t *events, size_t n
                             "entity %s: expected the event at version %" PRIu64
                             ", found version %" PRIu64 " (events missing or out of order)",
                             e->id, e->version, s->version);
+        int r = check_owner(e, s, err);
+        if (r < 0) return r;
         evs_domain_event_t *ev;
-        int r = evs_domain_event_from_stored(e->registry, s, &ev, err);
+        r = evs_domain_event_from_stored(e->registry, s, &ev, err);
         if (r < 0) return r;
         r = evs_entity_apply(e, ev, err);
         evs_domain_event_free(ev);

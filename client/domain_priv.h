@@ -15,6 +15,14 @@
 
 /* Key of the schema version in an event's metadata map. */
 #define DOM_SCHEMA_KEY "schema"
+/* Key of the topic of the entity type that triggered an event, in its metadata map. */
+#define DOM_ORIGINATOR_KEY "originator_topic"
+
+/* Reads a stored event's metadata: the schema version it was written with ("schema", else 1)
+ * and the topic of the entity type that triggered it ("originator_topic", copied into
+ * originator; "" when absent). 0, or EVS_EINVAL when the metadata is malformed. */
+int dom_stored_meta(const evs_event_t *stored, uint32_t *schema, char originator[EVS_NAME_MAX + 1],
+                    evs_error_t *err);
 
 /* Fills err (may be NULL) with code and a printf-style sentence. Returns code. */
 int dom_fail(evs_error_t *err, int code, const char *fmt, ...)
@@ -41,5 +49,11 @@ int dom_snapshot_topic_parse(const char *stopic, size_t *topic_len, uint32_t *sc
 /* A repository's context and options (domain_repository.c), for domain_unit.c. */
 evs_context_t *dom_repository_context(const evs_repository_t *r);
 const evs_repository_options_t *dom_repository_options(const evs_repository_t *r);
+
+/* The innermost publication running on ps (for the persistence subscriber, which stores a
+ * publication's events in one append): its id (unique per evs_pubsub_publish call on ps; 0
+ * when none runs), its events[0..n) and the index i of the one being published. */
+void dom_pubsub_batch(const evs_pubsub_t *ps, uint64_t *id,
+                      const evs_domain_event_t *const **events, size_t *n, size_t *i);
 
 #endif

@@ -23,7 +23,19 @@ struct evs_pubsub {
     size_t n, cap;
     uint64_t next_id;
     int depth; /* publications running (a handler may publish) */
+    /* The innermost publication running: its id, its events and the one being published. */
+    uint64_t batch_id, last_batch_id;
+    const evs_domain_event_t *const *batch;
+    size_t batch_n, batch_i;
 };
+
+void dom_pubsub_batch(const evs_pubsub_t *ps, uint64_t *id,
+                      const evs_domain_event_t *const **events, size_t *n, size_t *i) {
+    *id = ps->batch_id;
+    *events = ps->batch;
+    *n = ps->batch_n;
+    *i = ps->batch_i;
+}
 
 EVS_API evs_pubsub_t *evs_pubsub_new(void) {
     evs_pubsub_t *ps = calloc(1, sizeof *ps);
@@ -99,9 +111,21 @@ EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const
     dom_ok(err);
     if (!ps || (n && !events)) return dom_fail(err, EVS_EINVAL, "publishing needs a pubsub");
     int r = 0;
+    uint64_t outer_id = ps->batch_id;
+    const evs_domain_event_t *const *outer = ps->batch;
+    size_t outer_n = ps->batch_n, outer_i = ps->batch_i;
+    ps->batch_id = ++ps->last_batch_id;
+    ps->batch = events;
+    ps->batch_n = n;
     ps->depth++;
-    for (size_t i = 0; i < n && r == 0; i++)
+    for (size_t i = 0; i < n && r == 0; i++) {
+        ps->batch_i = i;
         r = publish_one(ps, events[i], err);
+    }
     if (--ps->depth == 0) compact(ps);
+    ps->batch_id = outer_id;
+    ps->batch = outer;
+    ps->batch_n = outer_n;
+    ps->batch_i = outer_i;
     return r;
 }

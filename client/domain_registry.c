@@ -4,6 +4,7 @@
  * A registry is filled once at start-up and then only read, so lookups are linear scans of
  * small arrays: no hashing, and the order of registration is kept for error messages. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,24 @@ struct evs_registry {
     size_t nentities, entities_cap;
     upcaster_t *upcasters;
     size_t nupcasters, upcasters_cap;
+    char errstr[256]; /* why the last evs_registry_add_* failed */
 };
+
+/* Records why an evs_registry_add_* call failed; returns code. */
+static int reg_fail(evs_registry_t *reg, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int reg_fail(evs_registry_t *reg, int code, const char *fmt, ...) {
+    if (!reg) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reg->errstr, sizeof reg->errstr, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+EVS_API const char *evs_registry_errstr(const evs_registry_t *reg) {
+    return reg ? reg->errstr : "";
+}
 
 /* A bigger copy of the array items (of *cap elements of size bytes), with *cap updated; NULL
  * when out of memory (items is then unchanged). */
@@ -35,12 +53,13 @@ static void *grow(void *items, size_t *cap, size_t size) {
     return p;
 }
 
-/* Makes room for one more element in (items, n, cap); returns EVS_ENOMEM from the caller. */
-#define GROW_OR_FAIL(items, n, cap)                                                                \
+/* Makes room for one more element in (items, n, cap) of reg; returns EVS_ENOMEM from the
+ * caller. */
+#define GROW_OR_FAIL(reg, items, n, cap)                                                           \
     do {                                                                                           \
         if ((n) == (cap)) {                                                                        \
             void *p_ = grow((void *)(items), &(cap), sizeof *(items));                             \
-            if (!p_) return EVS_ENOMEM;                                                            \
+            if (!p_) return reg_fail(reg, EVS_ENOMEM, "out of memory");                            \
             (items) = p_;                                                                          \
         }                                                                                          \
     } while (0)
@@ -67,24 +86,76 @@ static bool topic_ok(const char *topic) {
     return len <= EVS_NAME_MAX - 11 && codec_valid_name(topic, len) && !strchr(topic, '@');
 }
 
-static bool topic_taken(const evs_registry_t *reg, const char *topic) {
-    return evs_registry_event_type(reg, topic) || evs_registry_entity_type(reg, topic);
+/* Checks a topic to register (what names it in messages: "event type", "entity type"):
+ * 0, or EVS_EINVAL with the reason recorded in reg. */
+static int check_new_topic(evs_registry_t *reg, const char *what, const char *topic) {
+    if (!topic) return reg_fail(reg, EVS_EINVAL, "the %s has no topic", what);
+    if (!topic_ok(topic))
+        return reg_fail(reg, EVS_EINVAL,
+                        "the %s topic \"%.64s\" is invalid: it must be UTF-8 of 1 to %d bytes "
+                        "without '@'",
+                        what, topic, EVS_NAME_MAX - 11);
+    if (evs_registry_event_type(reg, topic))
+        return reg_fail(reg, EVS_EINVAL, "the topic %s is already registered as an event type",
+                        topic);
+    if (evs_registry_entity_type(reg, topic))
+        return reg_fail(reg, EVS_EINVAL, "the topic %s is already registered as an entity type",
+                        topic);
+    return 0;
 }
 
 EVS_API int evs_registry_add_event(evs_registry_t *reg, const evs_event_type_t *type) {
-    if (!reg || !type || !topic_ok(type->topic) || topic_taken(reg, type->topic)) return EVS_EINVAL;
-    GROW_OR_FAIL(reg->events, reg->nevents, reg->events_cap);
+    if (!reg) return EVS_EINVAL;
+    reg->errstr[0] = '\0';
+    if (!type) return reg_fail(reg, EVS_EINVAL, "the event type is NULL");
+    int r = check_new_topic(reg, "event type", type->topic);
+    if (r < 0) return r;
+    GROW_OR_FAIL(reg, reg->events, reg->nevents, reg->events_cap);
     reg->events[reg->nevents++] = type;
     return 0;
 }
 
+/* The most event types one entity type may list (a bound on a list missing its NULL). */
+#define MAX_ENTITY_EVENTS 4096
+
 EVS_API int evs_registry_add_entity(evs_registry_t *reg, const evs_entity_type_t *type) {
-    if (!reg || !type || !topic_ok(type->topic) || topic_taken(reg, type->topic) ||
-        type->size < sizeof(evs_entity_t))
-        return EVS_EINVAL;
-    GROW_OR_FAIL(reg->entities, reg->nentities, reg->entities_cap);
+    if (!reg) return EVS_EINVAL;
+    reg->errstr[0] = '\0';
+    if (!type) return reg_fail(reg, EVS_EINVAL, "the entity type is NULL");
+    int r = check_new_topic(reg, "entity type", type->topic);
+    if (r < 0) return r;
+    if (type->size < sizeof(evs_entity_t))
+        return reg_fail(reg, EVS_EINVAL,
+                        "the entity type %s has size %zu, below sizeof(evs_entity_t) (%zu): its "
+                        "struct must start with an evs_entity_t",
+                        type->topic, type->size, sizeof(evs_entity_t));
+    if (!type->events || !type->events[0])
+        return reg_fail(reg, EVS_EINVAL,
+                        "the entity type %s lists no event types (set .events to a "
+                        "NULL-terminated array of them)",
+                        type->topic);
+    for (size_t i = 0; type->events[i]; i++) {
+        if (i == MAX_ENTITY_EVENTS)
+            return reg_fail(reg, EVS_EINVAL,
+                            "the entity type %s lists over %d event types (is its list missing "
+                            "the NULL at its end?)",
+                            type->topic, MAX_ENTITY_EVENTS);
+        if (!topic_ok(type->events[i]->topic))
+            return reg_fail(reg, EVS_EINVAL,
+                            "the entity type %s lists an event type (number %zu) without a valid "
+                            "topic",
+                            type->topic, i + 1);
+    }
+    GROW_OR_FAIL(reg, reg->entities, reg->nentities, reg->entities_cap);
     reg->entities[reg->nentities++] = type;
     return 0;
+}
+
+EVS_API bool evs_entity_type_owns(const evs_entity_type_t *t, const char *topic) {
+    if (!t || !t->events || !topic) return false;
+    for (size_t i = 0; t->events[i] && i < MAX_ENTITY_EVENTS; i++)
+        if (t->events[i]->topic && strcmp(t->events[i]->topic, topic) == 0) return true;
+    return false;
 }
 
 static const upcaster_t *find_upcaster(const evs_registry_t *reg, const char *topic,
@@ -100,12 +171,25 @@ static const upcaster_t *find_upcaster(const evs_registry_t *reg, const char *to
 
 EVS_API int evs_registry_add_upcaster(evs_registry_t *reg, const char *topic, uint32_t from_version,
                                       evs_upcast_fn fn) {
-    if (!reg || !fn || !topic_ok(topic) || from_version == 0 || from_version == UINT32_MAX ||
-        find_upcaster(reg, topic, strlen(topic), from_version))
-        return EVS_EINVAL;
-    GROW_OR_FAIL(reg->upcasters, reg->nupcasters, reg->upcasters_cap);
+    if (!reg) return EVS_EINVAL;
+    reg->errstr[0] = '\0';
+    if (!fn) return reg_fail(reg, EVS_EINVAL, "the upcaster function is NULL");
+    if (!topic_ok(topic))
+        return reg_fail(reg, EVS_EINVAL,
+                        "the upcaster's topic is invalid: it must be UTF-8 of 1 to %d bytes "
+                        "without '@'",
+                        EVS_NAME_MAX - 11);
+    if (from_version == 0 || from_version == UINT32_MAX)
+        return reg_fail(reg, EVS_EINVAL,
+                        "an upcaster of %s from schema version %" PRIu32
+                        ": schema versions start at 1 and the step must lead to a version",
+                        topic, from_version);
+    if (find_upcaster(reg, topic, strlen(topic), from_version))
+        return reg_fail(reg, EVS_EINVAL, "%s already has an upcaster from schema version %" PRIu32,
+                        topic, from_version);
+    GROW_OR_FAIL(reg, reg->upcasters, reg->nupcasters, reg->upcasters_cap);
     char *t = strdup(topic);
-    if (!t) return EVS_ENOMEM;
+    if (!t) return reg_fail(reg, EVS_ENOMEM, "out of memory");
     reg->upcasters[reg->nupcasters++] = (upcaster_t){.topic = t, .from = from_version, .fn = fn};
     return 0;
 }
@@ -262,7 +346,9 @@ EVS_API int evs_domain_event_to_stored(const evs_domain_event_t *ev, evs_event_t
     evs_value_t *metadata = evs_map_new();
     int r = EVS_ENOMEM;
     if (!metadata ||
-        evs_map_set_uint(metadata, DOM_SCHEMA_KEY, dom_schema(ev->type->schema_version)) < 0)
+        evs_map_set_uint(metadata, DOM_SCHEMA_KEY, dom_schema(ev->type->schema_version)) < 0 ||
+        (ev->entity_type &&
+         evs_map_set_str(metadata, DOM_ORIGINATOR_KEY, ev->entity_type->topic) < 0))
         goto done;
     if (evs_value_encode(ev->attrs, &payload, &plen) < 0 ||
         evs_value_encode(metadata, &meta, &mlen) < 0)
@@ -288,19 +374,28 @@ done:
     return 0;
 }
 
-/* The schema version an event was written with: "schema" in its metadata, else 1. */
-static int stored_schema(const evs_event_t *stored, uint32_t *schema, evs_error_t *err) {
+int dom_stored_meta(const evs_event_t *stored, uint32_t *schema, char originator[EVS_NAME_MAX + 1],
+                    evs_error_t *err) {
     *schema = 1;
+    originator[0] = '\0';
     if (!stored->metadata || !stored->metadata_len) return 0;
     evs_value_t *meta;
     int r = evs_value_decode(stored->metadata, stored->metadata_len, &meta, err);
     if (r < 0) return r;
     uint64_t v = 1;
+    const char *o = NULL;
     r = evs_map_get_uint(meta, DOM_SCHEMA_KEY, &v);
+    int ro = evs_map_get_str(meta, DOM_ORIGINATOR_KEY, &o);
+    if (ro == 0) snprintf(originator, EVS_NAME_MAX + 1, "%s", o);
     evs_value_free(meta);
-    if (r == EVS_ENOT_FOUND) return 0;
+    if (r == EVS_ENOT_FOUND) r = 0, v = 1;
     if (r < 0 || v == 0 || v > UINT32_MAX)
         return dom_fail(err, EVS_EINVAL, "the metadata of an event of %s has a bad schema",
+                        stored->topic);
+    if (ro < 0 && ro != EVS_ENOT_FOUND)
+        return dom_fail(err, EVS_EINVAL,
+                        "the metadata of an event of %s has an originator_topic that is not a "
+                        "string",
                         stored->topic);
     *schema = (uint32_t)v;
     return 0;
@@ -318,7 +413,8 @@ EVS_API int evs_domain_event_from_stored(const evs_registry_t *reg, const evs_ev
                         "unknown topic \"%s\" (event %" PRIu64 " of %s): register its type",
                         stored->topic, stored->version, stored->entity_id);
     uint32_t schema;
-    int r = stored_schema(stored, &schema, err);
+    char originator[EVS_NAME_MAX + 1];
+    int r = dom_stored_meta(stored, &schema, originator, err);
     if (r < 0) return r;
     evs_value_t *attrs;
     if ((r = evs_value_decode(stored->payload, stored->payload_len, &attrs, err)) < 0) {
@@ -341,6 +437,7 @@ EVS_API int evs_domain_event_from_stored(const evs_registry_t *reg, const evs_ev
     memcpy(ev->event_id, stored->event_id, 16);
     ev->position = stored->position;
     ev->timestamp = stored->timestamp;
+    if (originator[0]) ev->entity_type = evs_registry_entity_type(reg, originator);
     *out = ev;
     return 0;
 }

@@ -18,12 +18,18 @@
 struct evs_repository {
     evs_context_t *c;
     evs_repository_options_t o;
+    /* Events stored but not yet published to every subscriber of o.publish_to, oldest first. */
+    evs_domain_event_t **unpublished;
+    size_t nunpublished, unpublished_cap;
 };
 
 struct evs_persistence {
     evs_pubsub_t *ps;
     evs_context_t *c;
     uint64_t sub;
+    /* The publication whose events from its current one to batch_end are stored already. */
+    uint64_t batch_id;
+    size_t batch_end;
 };
 
 /* Sets the context's error without killing it (a domain failure, not a connection failure). */
@@ -53,7 +59,30 @@ EVS_API evs_repository_t *evs_repository_new(evs_context_t *c,
 }
 
 EVS_API void evs_repository_free(evs_repository_t *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->nunpublished; i++)
+        evs_domain_event_free(r->unpublished[i]);
+    free(r->unpublished);
     free(r);
+}
+
+EVS_API int evs_repository_set_conn(evs_repository_t *r, evs_context_t *c) {
+    if (!r || !c) return EVS_EINVAL;
+    r->c = c;
+    return 0;
+}
+
+/* Tells the repository's on_warning, if any, a printf-style sentence. */
+static void repo_warn(const evs_repository_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void repo_warn(const evs_repository_t *r, const char *fmt, ...) {
+    if (!r->o.on_warning) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->o.on_warning(msg, r->o.warning_arg);
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -67,6 +96,9 @@ static int load(evs_repository_t *r, const char *id, uint64_t until, evs_entity_
     if (rc) return rc;
     if (!id || !codec_valid_name(id, strlen(id)))
         return client_fail(c, EVS_EINVAL, "entity_id must be UTF-8 of 1 to %d bytes", EVS_NAME_MAX);
+    if (evs_registry_entity_type(r->o.registry, r->o.type->topic) != r->o.type)
+        return repo_fail(c, EVS_EINVAL, "the entity type %s is not registered in the registry",
+                         r->o.type->topic);
     evs_entity_t *e = evs_entity_new(r->o.registry, r->o.type, id);
     if (!e) return repo_fail(c, EVS_ENOMEM, "out of memory for entity %s", id);
     evs_error_t err = {0};
@@ -75,10 +107,22 @@ static int load(evs_repository_t *r, const char *id, uint64_t until, evs_entity_
         rc = evs_get_snapshot(c, id, until, &snap);
         if (rc == 0) {
             rc = evs_player_restore(e, snap, &err);
+            uint64_t at = snap->version;
             evs_snapshot_free(snap);
-            if (rc < 0) {
+            if (rc == EVS_EWRONG_TYPE || rc == EVS_ENOMEM) {
                 evs_entity_free(e);
                 return repo_fail_err(c, &err, rc);
+            }
+            if (rc < 0) {
+                /* The snapshot is only a shortcut: the events say everything it said. restore
+                 * may have set fields before it failed, so replay into a fresh entity. */
+                repo_warn(r,
+                          "entity %s: its snapshot at version %" PRIu64
+                          " cannot be used (%s: %s); rebuilt from its events",
+                          id, at, evs_code_name(rc), err.str);
+                evs_entity_free(e);
+                if (!(e = evs_entity_new(r->o.registry, r->o.type, id)))
+                    return repo_fail(c, EVS_ENOMEM, "out of memory for entity %s", id);
             }
         } else if (rc != EVS_ENOT_FOUND) {
             evs_entity_free(e);
@@ -169,14 +213,121 @@ static void stored_free(evs_event_t *events, size_t n) {
     free(events);
 }
 
+/* Rewrites a conflict of the append of e's pending events (which started at version base) in
+ * the domain layer's versions: the wire's current_version is the index of the entity's last
+ * event, the domain's version the number of its events. */
+static int conflict_in_entity_versions(evs_context_t *c, const evs_entity_t *e, uint64_t base) {
+    evs_error_detail_t *d = &c->detail;
+    if (!d->has_current_version) return EVS_ECONFLICT;
+    d->current_version = d->current_version < 0 ? 0 : d->current_version + 1;
+    d->has_version = true;
+    d->version = base;
+    return repo_fail(c, EVS_ECONFLICT,
+                     "entity %s is at version %" PRId64 ", but this save expected it at version "
+                     "%" PRIu64 " (another writer saved it since it was loaded): load it again "
+                     "and retry the command",
+                     e->id, d->current_version, base);
+}
+
+/* Fills the timestamps of the events of q[0..n) that have none, from the daemon (the append
+ * reply carries positions only): one read per run of consecutive versions of one entity. */
+static int fill_timestamps(evs_repository_t *r, evs_domain_event_t **q, size_t n) {
+    for (size_t i = 0; i < n;) {
+        if (q[i]->timestamp) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < n && j - i < PAGE && !q[j]->timestamp &&
+               strcmp(q[j]->entity_id, q[i]->entity_id) == 0 &&
+               q[j]->version == q[j - 1]->version + 1)
+            j++;
+        evs_events_t *list;
+        int rc = evs_get_by_entity(r->c, q[i]->entity_id, q[i]->version, (uint32_t)(j - i), false,
+                                   &list);
+        if (rc < 0) return rc;
+        for (size_t k = 0; k < list->n; k++) {
+            const evs_event_t *s = &list->events[k];
+            for (size_t m = i; m < j; m++)
+                if (q[m]->version == s->version && memcmp(q[m]->event_id, s->event_id, 16) == 0)
+                    q[m]->timestamp = s->timestamp;
+        }
+        evs_events_free(list);
+        i = j;
+    }
+    return 0;
+}
+
+/* Publishes the kept events to publish_to in order, each once, dropping each when every
+ * handler took it. 0, or EVS_ESTORED_NOT_PUBLISHED (in the context) when a handler failed or
+ * the timestamps could not be read: the events from that one on stay kept. */
+static int publish_kept(evs_repository_t *r) {
+    evs_context_t *c = r->c;
+    size_t n = r->nunpublished, done = 0;
+    evs_error_t err = {0};
+    int rc = fill_timestamps(r, r->unpublished, n);
+    if (rc < 0) {
+        if (c->priv->dead) return rc; /* a dead context keeps its own error */
+        char why[sizeof c->errstr];
+        snprintf(why, sizeof why, "%s", c->errstr);
+        return repo_fail(c, EVS_ESTORED_NOT_PUBLISHED,
+                         "%zu events are stored but not published: reading their timestamps "
+                         "failed (%s); they are kept and published again by the next save or "
+                         "evs_repository_publish_pending",
+                         n, why);
+    }
+    for (; done < n; done++) {
+        const evs_domain_event_t *ev = r->unpublished[done];
+        if ((rc = evs_pubsub_publish(r->o.publish_to, &ev, 1, &err)) < 0) break;
+        evs_domain_event_free(r->unpublished[done]);
+    }
+    memmove(r->unpublished, r->unpublished + done, (n - done) * sizeof *r->unpublished);
+    r->nunpublished = n - done;
+    if (done == n) return 0;
+    const evs_domain_event_t *ev = r->unpublished[0];
+    return repo_fail(c, EVS_ESTORED_NOT_PUBLISHED,
+                     "the events are stored, but a subscriber failed on %s (version %" PRIu64
+                     " of %s): %s; the %zu events not published are kept and published again by "
+                     "the next save or evs_repository_publish_pending",
+                     ev->type->topic, ev->version, ev->entity_id, err.str, r->nunpublished);
+}
+
+EVS_API int evs_repository_publish_pending(evs_repository_t *r) {
+    if (!r) return EVS_EINVAL;
+    int rc = client_begin(r->c);
+    if (rc) return rc;
+    if (!r->nunpublished || !r->o.publish_to) return 0;
+    return publish_kept(r);
+}
+
+EVS_API size_t evs_repository_unpublished(const evs_repository_t *r,
+                                          const evs_domain_event_t *const **events) {
+    if (events) *events = NULL;
+    if (!r) return 0;
+    if (events) *events = (const evs_domain_event_t *const *)r->unpublished;
+    return r->nunpublished;
+}
+
 EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {
     if (!r) return EVS_EINVAL;
     evs_context_t *c = r->c;
     int rc = client_begin(c);
     if (rc) return rc;
     if (!e) return client_fail(c, EVS_EINVAL, "the entity is NULL");
+    if (e->type != r->o.type)
+        return repo_fail(c, EVS_EWRONG_TYPE,
+                         "entity %s is of type %s: a repository of %s cannot save it", e->id,
+                         e->type ? e->type->topic : "(none)", r->o.type->topic);
     size_t n = e->npending;
     if (!n) return 0;
+    if (r->o.publish_to && r->unpublished_cap - r->nunpublished < n) {
+        /* Room to keep the events unpublished, made before anything is stored. */
+        size_t cap = r->nunpublished + n;
+        evs_domain_event_t **q = realloc(r->unpublished, cap * sizeof *q);
+        if (!q) return repo_fail(c, EVS_ENOMEM, "out of memory saving %s", e->id);
+        r->unpublished = q;
+        r->unpublished_cap = cap;
+    }
     evs_error_t err = {0};
     evs_event_t *events = calloc(n, sizeof *events);
     uint64_t *positions = calloc(n, sizeof *positions);
@@ -192,54 +343,96 @@ EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {
             return repo_fail_err(c, &err, rc);
         }
     }
+    uint64_t base = e->pending[0]->version;
     rc = evs_append(c, events, n, positions, NULL);
     stored_free(events, n);
     if (rc < 0) {
         free(positions);
-        return rc; /* a conflict leaves the store and the pending events as they were */
+        /* A conflict leaves the store and the pending events as they were. */
+        return rc == EVS_ECONFLICT ? conflict_in_entity_versions(c, e, base) : rc;
     }
     for (size_t i = 0; i < n; i++)
         e->pending[i]->position = positions[i];
     free(positions);
 
-    uint64_t base = e->pending[0]->version;
+    int published = 0;
     if (r->o.publish_to) {
-        rc = evs_pubsub_publish(r->o.publish_to, (const evs_domain_event_t *const *)e->pending, n,
-                                &err);
-        if (rc < 0) {
-            evs_entity_clear_pending(e);
-            return repo_fail(c, rc, "events of %s saved, but a subscriber failed: %s", e->id,
-                             err.str);
-        }
+        /* The pending events move to the kept ones, which publish_kept drops as they go. */
+        memcpy(r->unpublished + r->nunpublished, e->pending, n * sizeof *e->pending);
+        r->nunpublished += n;
+        e->npending = 0;
+        published = publish_kept(r);
+        if (published < 0 && c->priv->dead) return published;
     }
     evs_entity_clear_pending(e);
+    char unpublished_why[sizeof c->errstr];
+    snprintf(unpublished_why, sizeof unpublished_why, "%s", c->errstr);
     uint64_t every = r->o.snapshot_every;
     if (every && e->type->snapshot && !e->discarded && e->version / every > base / every) {
         evs_snapshot_t *snap;
-        if ((rc = evs_entity_snapshot(e, &snap, &err)) < 0)
+        if ((rc = evs_entity_snapshot(e, &snap, &err)) < 0) {
+            if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
             return repo_fail(c, rc, "events of %s saved, but no snapshot: %s", e->id, err.str);
+        }
         rc = evs_put_snapshot(c, snap);
         evs_snapshot_free(snap);
         if (rc < 0) {
             char why[sizeof c->errstr];
             snprintf(why, sizeof why, "%s", c->errstr);
             if (c->priv->dead) return rc;
+            if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
             return repo_fail(c, rc, "events of %s saved, but the snapshot failed: %s", e->id, why);
         }
     }
+    if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
     return 0;
+}
+
+EVS_API int evs_repository_delete_snapshots(evs_repository_t *r, const char *id,
+                                            uint64_t *deleted) {
+    if (deleted) *deleted = 0;
+    if (!r) return EVS_EINVAL;
+    return evs_delete_snapshots(r->c, id, deleted);
 }
 
 /* ---------------------------------------------------------------- the persistence subscriber */
 
+/* Stores the publication's events from ev (the one being published) to its end in one append,
+ * so that a publication is stored whole or not at all; the later events of the same
+ * publication are then already stored. */
 static int persist_event(const evs_domain_event_t *ev, void *arg, evs_error_t *err) {
     evs_persistence_t *p = arg;
-    evs_event_t stored;
-    int rc = evs_domain_event_to_stored(ev, &stored, err);
-    if (rc < 0) return rc;
-    rc = evs_append(p->c, &stored, 1, NULL, NULL);
-    evs_event_clear(&stored);
-    if (rc < 0) return dom_fail(err, rc, "persisting %s: %s", ev->type->topic, p->c->errstr);
+    uint64_t id;
+    const evs_domain_event_t *const *batch;
+    size_t n, i;
+    dom_pubsub_batch(p->ps, &id, &batch, &n, &i);
+    if (!batch || i >= n || batch[i] != ev) { /* not published by evs_pubsub_publish */
+        batch = &ev;
+        n = 1;
+        i = 0;
+        id = 0;
+    }
+    if (id && id == p->batch_id && i < p->batch_end) return 0;
+    size_t count = n - i;
+    evs_event_t *stored = calloc(count, sizeof *stored);
+    if (!stored) return dom_fail(err, EVS_ENOMEM, "out of memory persisting %s", ev->type->topic);
+    int rc = 0;
+    size_t made = 0;
+    for (; made < count; made++)
+        if ((rc = evs_domain_event_to_stored(batch[i + made], &stored[made], err)) < 0) break;
+    if (rc == 0) rc = evs_append(p->c, stored, count, NULL, NULL);
+    for (size_t k = 0; k < made; k++)
+        evs_event_clear(&stored[k]);
+    free(stored);
+    if (rc < 0) {
+        if (err && err->code) return rc;
+        return dom_fail(err, rc,
+                        "persisting %s at version %" PRIu64 " of %s (with the rest of its "
+                        "publication, %zu events; none stored): %s",
+                        ev->type->topic, ev->version, ev->entity_id, count, p->c->errstr);
+    }
+    p->batch_id = id;
+    p->batch_end = n;
     return 0;
 }
 

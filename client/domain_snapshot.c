@@ -68,10 +68,17 @@ EVS_API int evs_player_restore(evs_entity_t *e, const evs_snapshot_t *snap, evs_
                         e->type->topic);
     size_t tlen;
     uint32_t schema;
-    if (dom_snapshot_topic_parse(snap->topic, &tlen, &schema) < 0 ||
-        tlen != strlen(e->type->topic) || memcmp(snap->topic, e->type->topic, tlen) != 0)
-        return dom_fail(err, EVS_EINVAL, "the snapshot of %s has topic \"%s\", not one of %s",
-                        e->id, snap->topic, e->type->topic);
+    size_t own = strlen(e->type->topic);
+    bool ours = strncmp(snap->topic, e->type->topic, own) == 0 &&
+                (snap->topic[own] == '\0' || snap->topic[own] == '@');
+    if (ours && dom_snapshot_topic_parse(snap->topic, &tlen, &schema) < 0)
+        return dom_fail(err, EVS_EINVAL,
+                        "the snapshot of %s has topic \"%s\", whose schema is not a number", e->id,
+                        snap->topic);
+    if (!ours || tlen != own)
+        return dom_fail(err, EVS_EWRONG_TYPE,
+                        "the snapshot of %s has topic \"%s\", not one of entity type %s", e->id,
+                        snap->topic, e->type->topic);
     evs_value_t *state;
     int r = evs_value_decode(snap->payload, snap->payload_len, &state, err);
     if (r < 0) return r;

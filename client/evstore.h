@@ -197,6 +197,8 @@ typedef struct evs_sub_options {
     /* Only events of these topics (ntopics 0: every topic). Copied; the caller keeps them. */
     const char *const *topics;
     size_t ntopics;
+    /* Only events whose entity_id starts with it (bytes; NULL or "": every entity). */
+    const char *entity_prefix;
 } evs_sub_options_t;
 
 /* One push of a subscription: a batch of events in position order, or the caught-up marker
@@ -211,8 +213,14 @@ typedef struct evs_push {
 EVS_API void evs_push_free(evs_push_t *p);
 
 /* Subscribes (opts may be NULL: live events of every topic). On success *sub is the
- * subscription's id, to pass to evs_sub_next and evs_unsubscribe. */
+ * subscription's id, to pass to evs_sub_next and evs_unsubscribe, and evs_sub_started_after
+ * tells the position it starts after. */
 EVS_API int evs_subscribe(evs_context_t *c, const evs_sub_options_t *opts, uint64_t *sub);
+
+/* The position subscription sub of c starts after: opts->after when it had one, otherwise the
+ * newest position the server had committed when it subscribed (resume from there if nothing
+ * came). EVS_ENOT_FOUND when c has no such subscription (context unchanged). */
+EVS_API int evs_sub_started_after(const evs_context_t *c, uint64_t sub, uint64_t *after);
 
 /* Ends subscription sub. Pushes of it still queued are dropped; none arrives after. */
 EVS_API int evs_unsubscribe(evs_context_t *c, uint64_t sub);
@@ -319,6 +327,11 @@ EVS_API int evs_put_snapshot(evs_context_t *c, const evs_snapshot_t *snap);
 EVS_API int evs_get_snapshot(evs_context_t *c, const char *entity_id, uint64_t max_version,
                              evs_snapshot_t **out);
 
+/* Removes every snapshot of entity_id (its events stay). *deleted (may be NULL) is the number
+ * removed (0 when it had none). Needs a daemon whose ping lists the feature
+ * "delete-snapshots"; an older one answers EVS_EBAD_REQUEST. */
+EVS_API int evs_delete_snapshots(evs_context_t *c, const char *entity_id, uint64_t *deleted);
+
 /* ================================================================ domain layer
  *
  * Event-sourced entities on top of the calls above (docs/client.md walks through an example).
@@ -340,7 +353,8 @@ EVS_API int evs_get_snapshot(evs_context_t *c, const char *entity_id, uint64_t m
  *    when they are read; stored bytes are never changed by a read.
  *  - Errors: pure functions return 0 or a negative evs_code_t and fill the evs_error_t they are
  *    given (it may be NULL). Domain failures the library finds (an unknown topic, a payload
- *    that does not decode, a missing upcaster, a discarded entity) are EVS_EINVAL; a code
+ *    that does not decode, a missing upcaster, a discarded entity) are EVS_EINVAL, and an event
+ *    of another entity type is EVS_EWRONG_TYPE; a code
  *    returned by the caller's own functions (apply, check, snapshot, restore, handlers) is
  *    passed on. Repository calls put their errors in the context, as every call above does.
  *  - Nothing here is thread-safe; a registry may be shared by threads once it is filled. */
@@ -504,7 +518,14 @@ typedef struct evs_event_type {
 /* A kind of entity. size is sizeof the user's struct, whose first member is an evs_entity_t;
  * the library allocates it zeroed. snapshot fills state (an empty map) from the entity and
  * restore sets the entity from a state; both NULL means no snapshots. clear releases what the
- * user's fields own (may be NULL). */
+ * user's fields own (may be NULL).
+ *
+ * events (required) lists the event types of the entity, a NULL-terminated array: only those
+ * can be triggered on it, applied to it or replayed into it; any other is EVS_EWRONG_TYPE, and
+ * its apply never runs on this struct. An event type may belong to several entity types. Each
+ * event an entity triggers records the entity type's topic in its metadata
+ * ("originator_topic"); a stored event whose originator_topic is another entity type's is
+ * refused even when its topic is listed here. */
 typedef struct evs_entity_type {
     const char *topic;       /* names the snapshots, e.g. "bank.Account"; no '@' */
     uint32_t schema_version; /* of the snapshot state; 0 is read as 1 */
@@ -512,6 +533,7 @@ typedef struct evs_entity_type {
     int (*snapshot)(const evs_entity_t *e, evs_value_t *state, evs_error_t *err);
     int (*restore)(evs_entity_t *e, const evs_value_t *state, evs_error_t *err);
     void (*clear)(evs_entity_t *e);
+    const evs_event_type_t *const *events; /* e.g. (const evs_event_type_t *[]){&A, &B, NULL} */
     /* The state as plain fields of the user's struct, for snapshot = evs_fields_snapshot and
      * restore = evs_fields_restore (EVS_ENTITY_FIELDS fills the three). */
     const struct evs_field *fields;
@@ -528,9 +550,18 @@ EVS_API void evs_registry_free(evs_registry_t *reg);
 
 /* Registers a type. EVS_EINVAL when its topic is invalid (empty, over 244 bytes, or with an
  * '@') or already registered (an event type and an entity type may not share a topic either),
- * or an entity type's size is below sizeof(evs_entity_t); EVS_ENOMEM. */
+ * or an entity type's size is below sizeof(evs_entity_t), or it lists no event types (or one
+ * with an invalid topic); EVS_ENOMEM. The event types an entity type lists are registered on
+ * their own, before or after it. What was wrong is in evs_registry_errstr. */
 EVS_API int evs_registry_add_event(evs_registry_t *reg, const evs_event_type_t *type);
 EVS_API int evs_registry_add_entity(evs_registry_t *reg, const evs_entity_type_t *type);
+
+/* A sentence saying why the last evs_registry_add_* call on reg failed; "" after one that
+ * succeeded (and for NULL). */
+EVS_API const char *evs_registry_errstr(const evs_registry_t *reg);
+
+/* True when events of the event type topic belong to entity type t (t lists it). */
+EVS_API bool evs_entity_type_owns(const evs_entity_type_t *t, const char *topic);
 
 /* Registers fn as the upcaster of topic (an event or entity topic) from schema from_version to
  * from_version + 1. EVS_EINVAL when one is already registered for that step. */
@@ -561,6 +592,10 @@ struct evs_domain_event {
     uint64_t position;  /* 0 until stored */
     int64_t timestamp;  /* 0 until stored */
     evs_value_t *attrs; /* a map, owned by the event */
+    /* The entity type the event belongs to: set by evs_entity_trigger, and by
+     * evs_domain_event_from_stored from the stored event's originator_topic when the registry
+     * knows it; NULL otherwise (events stored before originator_topic existed). */
+    const evs_entity_type_t *entity_type;
 };
 
 /* A new event of type for entity_id at version, with a random event id. attrs (a map, or NULL
@@ -571,7 +606,8 @@ EVS_API int evs_domain_event_new(const evs_event_type_t *type, const char *entit
 EVS_API void evs_domain_event_free(evs_domain_event_t *ev);
 
 /* Domain event -> stored event as append takes it (event id and version set, payload the
- * canonical attributes, metadata {"schema": N}). *out owns its bytes: evs_event_clear. */
+ * canonical attributes, metadata {"schema": N}, plus {"originator_topic": ENTITY_TOPIC} when
+ * ev->entity_type is set). *out owns its bytes: evs_event_clear. */
 EVS_API int evs_domain_event_to_stored(const evs_domain_event_t *ev, evs_event_t *out,
                                        evs_error_t *err);
 
@@ -596,8 +632,8 @@ struct evs_entity {
 };
 
 /* A new entity of type (registered in reg) with no events, at version 0, allocated as
- * type->size zeroed bytes. Freed with evs_entity_free. NULL when out of memory or when id is
- * not 1..255 bytes of UTF-8. */
+ * type->size zeroed bytes. Freed with evs_entity_free. NULL when out of memory, when type is
+ * not registered in reg, or when id is not 1..255 bytes of UTF-8. */
 EVS_API evs_entity_t *evs_entity_new(const evs_registry_t *reg, const evs_entity_type_t *type,
                                      const char *id);
 
@@ -605,12 +641,15 @@ EVS_API evs_entity_t *evs_entity_new(const evs_registry_t *reg, const evs_entity
 EVS_API void evs_entity_free(evs_entity_t *e);
 
 /* Applies ev to e: it must be of e's id, carry e's version, and e must not be discarded
- * (EVS_EINVAL otherwise, e unchanged). Then the type's apply runs, the version advances, and a
- * discarding event marks e discarded. ev stays the caller's. */
+ * (EVS_EINVAL otherwise, e unchanged); its type must be one e's type lists, and its entity_type
+ * (when set) e's type (EVS_EWRONG_TYPE otherwise, e unchanged). Then the type's apply runs, the
+ * version advances, and a discarding event marks e discarded. ev stays the caller's. */
 EVS_API int evs_entity_apply(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err);
 
-/* Makes a new event of type with attrs (taken in every case) at e's version, applies it and
- * keeps it in e's pending events. A discarded entity refuses (EVS_EINVAL). */
+/* Makes a new event of type with attrs (taken in every case) at e's version, runs the type's
+ * check on its attributes (an empty map when attrs is NULL), applies it and keeps it in e's
+ * pending events. A discarded entity refuses (EVS_EINVAL); so does an event type that is not
+ * registered, and one that e's type does not list is EVS_EWRONG_TYPE. */
 EVS_API int evs_entity_trigger(evs_entity_t *e, const evs_event_type_t *type, evs_value_t *attrs,
                                evs_error_t *err);
 
@@ -622,11 +661,14 @@ EVS_API void evs_entity_clear_pending(evs_entity_t *e);
 EVS_API int evs_entity_snapshot(const evs_entity_t *e, evs_snapshot_t **out, evs_error_t *err);
 
 /* The event player. evs_player_restore sets a fresh entity (version 0, no events applied) from
- * snap: the topic must be e's type's, the state is upcast to the current schema and given to
- * restore. evs_player_play then applies, in order, the stored events of events[0..n) that
- * belong to e (others are skipped, so an interleaved log replays entity by entity), skipping
- * those below e's version and stopping before version until (EVS_LATEST: all). A gap in the
- * versions, an unknown topic or a payload that does not decode is EVS_EINVAL. */
+ * snap: the topic must be e's type's (EVS_EWRONG_TYPE otherwise), the state is upcast to the
+ * current schema and given to restore; on failure e's version stays 0 (but restore may have
+ * set fields: start again from a fresh entity, as the repository does). evs_player_play
+ * then applies, in order, the stored events of events[0..n) that belong to e (others are
+ * skipped, so an interleaved log replays entity by entity), skipping those below e's version
+ * and stopping before version until (EVS_LATEST: all). A gap in the versions or a payload that
+ * does not decode is EVS_EINVAL; an event whose topic e's type does not list, or whose
+ * originator_topic is another entity type's, is EVS_EWRONG_TYPE (nothing of it is applied). */
 EVS_API int evs_player_restore(evs_entity_t *e, const evs_snapshot_t *snap, evs_error_t *err);
 EVS_API int evs_player_play(evs_entity_t *e, const evs_event_t *events, size_t n, uint64_t until,
                             evs_error_t *err);
@@ -660,9 +702,10 @@ EVS_API int evs_pubsub_publish(evs_pubsub_t *ps, const evs_domain_event_t *const
                                evs_error_t *err);
 
 /* A persistence subscriber: appends every domain event published on ps to the daemon of c
- * (with its version, so a stale event is EVS_ECONFLICT, returned by publish). c must outlive
- * it. evs_persistence_close unsubscribes and frees it: no event is appended after. NULL when
- * out of memory. */
+ * (with its version, so a stale event is EVS_ECONFLICT, returned by publish). The events of one
+ * evs_pubsub_publish call go in one append, made when the first of them reaches it: all are
+ * stored or none. c must outlive it. evs_persistence_close unsubscribes and frees it: no event is
+ * appended after. NULL when out of memory. */
 typedef struct evs_persistence evs_persistence_t;
 EVS_API evs_persistence_t *evs_persistence_new(evs_pubsub_t *ps, evs_context_t *c);
 EVS_API void evs_persistence_close(evs_persistence_t *p);
@@ -678,15 +721,28 @@ typedef struct evs_repository_options {
      * (0: never). Loading always starts from the newest usable snapshot when the type can
      * restore. */
     uint64_t snapshot_every;
-    /* When set, the events of every successful save are published there afterwards. */
+    /* When set, the events of every successful save are published there afterwards, with the
+     * position and timestamp the daemon stored them at. */
     evs_pubsub_t *publish_to;
+    /* Called (with warning_arg) with a sentence when loading works around a problem instead of
+     * failing: a snapshot that cannot be used (its schema has no upcaster, its restore failed,
+     * its payload does not decode) is skipped and the entity rebuilt from its events alone.
+     * NULL: nobody is told; the library never writes to stderr. */
+    void (*on_warning)(const char *message, void *warning_arg);
+    void *warning_arg;
 } evs_repository_options_t;
 
-/* A repository of one entity type on context c (which must outlive it). Freed with
- * evs_repository_free. NULL when out of memory or the options are incomplete. */
+/* A repository of one entity type on context c (which must outlive it, or be replaced first
+ * with evs_repository_set_conn). Freed with evs_repository_free (with the events it still
+ * keeps unpublished). NULL when out of memory or the options are incomplete. */
 EVS_API evs_repository_t *evs_repository_new(evs_context_t *c,
                                              const evs_repository_options_t *opts);
 EVS_API void evs_repository_free(evs_repository_t *r);
+
+/* Rebinds r to the context c, e.g. a new connection after the old one died (a dead context
+ * stays dead): the calls after use c, whose errors then carry theirs. The old context is not
+ * freed. EVS_EINVAL when r or c is NULL. */
+EVS_API int evs_repository_set_conn(evs_repository_t *r, evs_context_t *c);
 
 /* The entity id, rebuilt from its newest snapshot and the events after it. EVS_ENOT_FOUND when
  * it has no events or was discarded. On success *out is an entity the caller frees with
@@ -699,11 +755,36 @@ EVS_API int evs_repository_get_at(evs_repository_t *r, const char *id, uint64_t 
                                   evs_entity_t **out);
 
 /* Appends e's pending events with their versions in one request: if another writer saved the
- * entity meanwhile, EVS_ECONFLICT (details in c->detail), nothing is stored and the pending
- * events are kept. On success they are published (publish_to), a snapshot is taken when due,
- * and they are freed. A failed snapshot after stored events is returned as its error with
- * the events saved and freed (errstr says so). Nothing pending is a no-op. */
+ * entity meanwhile, EVS_ECONFLICT, nothing is stored and the pending events are kept. A
+ * conflict speaks of entity versions as the domain layer counts them (the number of events):
+ * c->detail.version is the version e was at when it was loaded (the one the save expected)
+ * and c->detail.current_version the entity's version now (0 when it has no events), and
+ * errstr says the same. On success the events are published (publish_to), a snapshot is taken
+ * when due, and e's pending list is emptied. Nothing pending is a no-op.
+ *
+ * When the events are stored but a subscriber of publish_to fails, the result is
+ * EVS_ESTORED_NOT_PUBLISHED (errstr says which handler failed): the save succeeded and must
+ * not be repeated. The events from the one that failed on (to the end) are kept by r and
+ * published again, before the new ones, by the next save, or by
+ * evs_repository_publish_pending; each handler therefore sees every event at least once, and
+ * a handler that ran before the failing one on that event sees it again. A failed snapshot
+ * after stored events is returned as its error with the events saved (errstr says so). */
 EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e);
+
+/* Publishes again the events r keeps unpublished (after EVS_ESTORED_NOT_PUBLISHED). 0 when
+ * there were none or all are now published; EVS_ESTORED_NOT_PUBLISHED when a subscriber failed
+ * again (those from the failing one on stay kept). */
+EVS_API int evs_repository_publish_pending(evs_repository_t *r);
+
+/* The events r keeps unpublished, oldest first: *events points at n of them, owned by r and
+ * valid until the next call on r. Returns n. */
+EVS_API size_t evs_repository_unpublished(const evs_repository_t *r,
+                                          const evs_domain_event_t *const **events);
+
+/* Removes every snapshot of the entity id, keeping its events (a snapshot that keeps failing,
+ * a snapshot schema dropped): the next load replays its events. *deleted (may be NULL) is the
+ * number of snapshots removed. */
+EVS_API int evs_repository_delete_snapshots(evs_repository_t *r, const char *id, uint64_t *deleted);
 
 /* *out: whether get(id) would find the entity (it has events and is not discarded). Reads
  * only the entity's last event. */

@@ -140,10 +140,15 @@ EVS_API int evs_subscribe(evs_context_t *c, const evs_sub_options_t *opts, uint6
         if (!o.topics[i] || !codec_valid_name(o.topics[i], strlen(o.topics[i])))
             return client_fail(c, EVS_EINVAL, "topic %zu is not UTF-8 of 1 to %d bytes", i,
                                EVS_NAME_MAX);
+    bool prefix = o.entity_prefix && *o.entity_prefix;
+    if (prefix && (strlen(o.entity_prefix) > EVS_NAME_MAX ||
+                   !codec_valid_name(o.entity_prefix, strlen(o.entity_prefix))))
+        return client_fail(c, EVS_EINVAL, "entity_prefix is not UTF-8 of 1 to %d bytes",
+                           EVS_NAME_MAX);
     msgpack_packer pk;
     uint64_t id;
-    size_t start =
-        client_request_begin(c, &pk, "subscribe", (uint32_t)o.has_after + (o.ntopics > 0), &id);
+    size_t start = client_request_begin(c, &pk, "subscribe",
+                                        (uint32_t)o.has_after + (o.ntopics > 0) + prefix, &id);
     if (o.has_after) {
         codec_pack_key(&pk, "after");
         msgpack_pack_uint64(&pk, o.after);
@@ -154,6 +159,10 @@ EVS_API int evs_subscribe(evs_context_t *c, const evs_sub_options_t *opts, uint6
         for (size_t i = 0; i < o.ntopics; i++)
             codec_pack_cstr(&pk, o.topics[i]);
     }
+    if (prefix) {
+        codec_pack_key(&pk, "entity_prefix");
+        codec_pack_cstr(&pk, o.entity_prefix);
+    }
     const msgpack_object *res;
     if ((r = client_request_end(c, start, id, &res)) < 0) return r;
     const msgpack_object *s = codec_map_get(res, "sub");
@@ -162,8 +171,23 @@ EVS_API int evs_subscribe(evs_context_t *c, const evs_sub_options_t *opts, uint6
     sub_queue_t *q = queue_get(c, s->via.u64);
     if (!q) return client_fail(c, EVS_ENOMEM, "out of memory");
     q->closed = false;
+    const msgpack_object *after = codec_map_get(res, "after");
+    q->started_after = after && after->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? after->via.u64
+                       : o.has_after                                           ? o.after
+                                                                               : 0;
     if (sub) *sub = s->via.u64;
     return 0;
+}
+
+EVS_API int evs_sub_started_after(const evs_context_t *c, uint64_t sub, uint64_t *after) {
+    if (after) *after = 0;
+    if (!c || !c->priv) return EVS_ENOT_FOUND;
+    for (const sub_queue_t *q = c->priv->subs; q; q = q->next)
+        if (q->sid == sub && !q->closed) {
+            if (after) *after = q->started_after;
+            return 0;
+        }
+    return EVS_ENOT_FOUND;
 }
 
 EVS_API int evs_unsubscribe(evs_context_t *c, uint64_t sub) {

@@ -20,6 +20,8 @@ static const struct {
     {EVS_ETIMEOUT, "timeout"},
     {EVS_EINVAL, "invalid_argument"},
     {EVS_ENOMEM, "out_of_memory"},
+    {EVS_EWRONG_TYPE, "wrong_type"},
+    {EVS_ESTORED_NOT_PUBLISHED, "stored_not_published"},
 };
 
 const char *evs_code_name(int code) {

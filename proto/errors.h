@@ -33,7 +33,10 @@ typedef enum evs_code {
     EVS_EPROTOCOL = -101, /* the server sent something that is not the protocol; dead */
     EVS_ETIMEOUT = -102,  /* no reply in time; the context is dead */
     EVS_EINVAL = -103,    /* the caller passed an invalid argument; nothing was sent */
-    EVS_ENOMEM = -104     /* out of memory */
+    EVS_ENOMEM = -104,    /* out of memory */
+    /* Codes only the client library's domain layer produces. */
+    EVS_EWRONG_TYPE = -105,          /* an event that belongs to another entity type */
+    EVS_ESTORED_NOT_PUBLISHED = -106 /* events stored, but an in-process subscriber failed */
 } evs_code_t;
 
 /* The wire name of a code ("conflict", ...); "unknown" for a value that is not a code. */

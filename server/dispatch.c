@@ -126,6 +126,9 @@ static bool has_snapshots(const store_t *s) {
 static bool has_delete_entity(const store_t *s) {
     return s->ops->delete_entity != NULL;
 }
+static bool has_delete_snapshots(const store_t *s) {
+    return s->ops->delete_snapshots != NULL;
+}
 static const struct {
     const char *name;
     bool (*available)(const store_t *s);
@@ -133,6 +136,7 @@ static const struct {
     {"strict-arguments", NULL},
     {"snapshots", has_snapshots},
     {"delete-entity", has_delete_entity},
+    {"delete-snapshots", has_delete_snapshots},
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 
@@ -396,6 +400,21 @@ static void op_get_snapshot(conn_t *c, codec_request_t *req) {
     c->srv->store->ops->get_snapshot(c->srv->store, req->entity_id, max, get_snapshot_done, p);
 }
 
+/* delete-snapshots: removes an entity's snapshots, not its events (a snapshot its client can no
+ * longer read). The reply is delete-entity's: {"deleted": N}. */
+static void op_delete_snapshots(conn_t *c, codec_request_t *req) {
+    store_t *s = c->srv->store;
+    if (!s->ops->delete_snapshots) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "the %s store cannot delete snapshots", s->ops->name);
+        dispatch_reply_error(c, true, req->id, &err);
+        return;
+    }
+    pending_t *p = pending_new(c, req->id, REPLY_OTHER);
+    if (!p && no_memory(c, req)) return;
+    s->ops->delete_snapshots(s, req->entity_id, delete_done, p);
+}
+
 /* ---------------------------------------------------------------- subscriptions */
 
 static void op_subscribe(conn_t *c, codec_request_t *req) {
@@ -457,6 +476,7 @@ static const struct {
     {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id", ARG_MAX_VERSION},
     {"stats", op_stats, 0, NULL, 0},
     {"config", op_config, 0, NULL, 0},
+    {"delete-snapshots", op_delete_snapshots, ARG_ENTITY_ID, "entity_id", 0},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 

@@ -68,7 +68,7 @@ void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
                 const char *const *op_names, size_t nops) {
     if (nops > STATS_MAX_OPS) nops = STATS_MAX_OPS;
 
-    msgpack_pack_map(pk, 17); /* keep in step with the keys below */
+    msgpack_pack_map(pk, 18); /* keep in step with the keys below */
     codec_pack_key(pk, "version");
     codec_pack_cstr(pk, EVS_VERSION);
     pack_u64(pk, "uptime_s", (uv_hrtime() - st->started_ns) / 1000000000u);
@@ -104,6 +104,7 @@ void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
     pack_u64(pk, "subscribers", g->subscribers);
     pack_u64(pk, "subscriber_queue_bytes", g->subscriber_queue_bytes);
     pack_u64(pk, "subscription_filter_checks", st->subscription_filter_checks);
+    pack_u64(pk, "subscription_pending_overflows", st->subscription_pending_overflows);
     pack_u64(pk, "reloads", st->reloads);
     pack_u64(pk, "reloads_failed", st->reloads_failed);
 

@@ -36,6 +36,8 @@ typedef struct stats {
     uint64_t events_appended;
     uint64_t conflicts;
     uint64_t subscription_filter_checks; /* (event, subscription) pairs fan-out examined */
+    uint64_t
+        subscription_pending_overflows; /* live events during a catch-up read dropped to be read */
     uint64_t reloads, reloads_failed;
     uint64_t store_calls;                       /* store callbacks seen */
     uint32_t latency_us[STATS_LATENCY_SAMPLES]; /* ring of the latest store round trips */

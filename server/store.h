@@ -113,6 +113,9 @@ typedef struct store_ops {
     /* The snapshot of entity_id with the greatest version <= max_version. */
     void (*get_snapshot)(store_t *s, const char *entity_id, uint64_t max_version,
                          store_snapshot_cb cb, void *arg);
+    /* Removes every snapshot of entity_id, not its events; count is the number removed. May be
+     * NULL in a store that does not support it. */
+    void (*delete_snapshots)(store_t *s, const char *entity_id, store_count_cb cb, void *arg);
     /* Frees the store. Callbacks of operations still pending are called first with
      * EVS_EUNAVAILABLE. */
     void (*free)(store_t *s);
@@ -126,7 +129,8 @@ typedef struct store_ops {
         .name = display_name, .append = prefix##_append, .get_by_entity = prefix##_get_by_entity,  \
         .get_by_id = prefix##_get_by_id, .read = prefix##_read,                                    \
         .delete_entity = prefix##_delete_entity, .put_snapshot = prefix##_put_snapshot,            \
-        .get_snapshot = prefix##_get_snapshot, .free = prefix##_free,                              \
+        .get_snapshot = prefix##_get_snapshot, .delete_snapshots = prefix##_delete_snapshots,      \
+        .free = prefix##_free,                                                                     \
     }
 
 /* The common header of every store; implementations embed it first. */

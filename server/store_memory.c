@@ -544,6 +544,20 @@ static void mem_get_snapshot(store_t *s, const char *entity_id, uint64_t max_ver
     cb(arg, NULL, &out);
 }
 
+static void mem_delete_snapshots(store_t *s, const char *entity_id, store_count_cb cb, void *arg) {
+    store_memory_t *m = (store_memory_t *)s;
+    snap_node_t *node;
+    HASH_FIND_STR(m->snaps, entity_id, node);
+    uint64_t count = 0;
+    if (node) {
+        count = node->n;
+        m->bytes -= snap_node_bytes(node);
+        HASH_DEL(m->snaps, node);
+        snap_node_free(node);
+    }
+    cb(arg, NULL, count);
+}
+
 /* ---------------------------------------------------------------- delete, free */
 
 static void mem_delete_entity(store_t *s, const char *entity_id, store_count_cb cb, void *arg) {

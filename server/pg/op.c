@@ -124,6 +124,7 @@ void op_answer_error(op_t *op, const codec_error_t *err) {
         break;
     case OP_DELETE:
     case OP_PUT_SNAPSHOT:
+    case OP_DELETE_SNAPSHOTS:
         op->cb.count(op->arg, err, 0);
         break;
     case OP_GET_SNAPSHOT:

@@ -24,7 +24,8 @@ typedef enum op_kind {
     OP_DELETE,
     OP_EVENTS,
     OP_PUT_SNAPSHOT,
-    OP_GET_SNAPSHOT
+    OP_GET_SNAPSHOT,
+    OP_DELETE_SNAPSHOTS
 } op_kind_t;
 
 typedef struct op op_t;

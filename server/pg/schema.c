@@ -93,6 +93,10 @@ const schema_statement_t schema_reads[SCHEMA_NREADS] = {
                              "WHERE entity_id = $1 AND version <= $2 ORDER BY version DESC LIMIT 1",
                              2,
                              {PG_TEXTOID, PG_INT8OID}},
+    [SCHEMA_DELETE_SNAPSHOTS] = {"q_delete_snapshots",
+                                 SCHEMA_SQL_DELETE_SNAPSHOTS,
+                                 1,
+                                 {PG_TEXTOID}},
 };
 
 /* ---------------------------------------------------------------- writer statements */

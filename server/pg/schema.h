@@ -96,6 +96,7 @@ enum schema_read {
     SCHEMA_READ_TOPICS_PREFIX, /* ... both */
     SCHEMA_PUT_SNAPSHOT,
     SCHEMA_GET_SNAPSHOT,
+    SCHEMA_DELETE_SNAPSHOTS, /* an entity's snapshots, not its events */
     SCHEMA_NREADS
 };
 extern const schema_statement_t schema_reads[SCHEMA_NREADS];
@@ -124,6 +125,9 @@ enum {
     SCHEMA_SNAPSHOT_STORED_AT, /* int8 */
     SCHEMA_SNAPSHOT_PAYLOAD    /* bytea */
 };
+
+/* Parameter of SCHEMA_DELETE_SNAPSHOTS (no result rows; the command tag counts the rows). */
+enum { SCHEMA_DELETE_SNAPSHOTS_P_ENTITY };
 
 /* The statements of the writer connection's group commit (schema_writes[], by this enum). */
 enum schema_write {

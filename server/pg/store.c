@@ -135,6 +135,9 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
         else if (st == PGRES_COMMAND_OK && op->kind == OP_PUT_SNAPSHOT) {
             op_answered(op);
             op->cb.count(op->arg, NULL, 1);
+        } else if (st == PGRES_COMMAND_OK && op->kind == OP_DELETE_SNAPSHOTS) {
+            op_answered(op);
+            op->cb.count(op->arg, NULL, strtoull(PQcmdTuples(res), NULL, 10));
         } else
             set_result_error(op, res);
         return;
@@ -357,6 +360,22 @@ static void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t
     op->query = SCHEMA_GET_SNAPSHOT;
     set_text(op, SCHEMA_GET_SNAPSHOT_P_ENTITY, entity_id);
     set_i64(op, SCHEMA_GET_SNAPSHOT_P_MAX_VERSION, clamp_i64(max_version));
+    start_read(op);
+}
+
+static void pg_store_delete_snapshots(store_t *base, const char *entity_id, store_count_cb cb,
+                                      void *arg) {
+    pg_store_t *s = (pg_store_t *)base;
+    op_t *op = op_new(&s->ops, s, OP_DELETE_SNAPSHOTS, arg);
+    if (!op) {
+        codec_error_t err;
+        codec_error_set(&err, EVS_EINTERNAL, "out of memory");
+        cb(arg, &err, 0);
+        return;
+    }
+    op->cb.count = cb;
+    op->query = SCHEMA_DELETE_SNAPSHOTS;
+    set_text(op, SCHEMA_DELETE_SNAPSHOTS_P_ENTITY, entity_id);
     start_read(op);
 }
 

@@ -95,6 +95,57 @@ Test(edges, a_key_given_twice_is_bad_request) {
     fx_finish();
 }
 
+/* Sends an append of one event map {"entity_id", "topic", "payload"} followed by the extra keys
+ * and string values in extra (NULL-terminated pairs). */
+static void send_event_with(int fd, uint64_t id, const char *entity, const char *const *extra) {
+    size_t nextra = 0;
+    while (extra[2 * nextra])
+        nextra++;
+    rq_t r;
+    rq_begin(&r, "append", id, 1);
+    pk_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_map(&r.pk, 3 + nextra);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname(entity));
+    pk_str(&r.pk, "topic");
+    pk_str(&r.pk, tname("topic"));
+    pk_str(&r.pk, "payload");
+    msgpack_pack_bin(&r.pk, 1);
+    msgpack_pack_bin_body(&r.pk, "p", 1);
+    for (size_t i = 0; i < nextra; i++) {
+        pk_str(&r.pk, extra[2 * i]);
+        pk_str(&r.pk, extra[2 * i + 1]);
+    }
+    fx_send_rq(fd, &r);
+}
+
+Test(edges, other_keys_of_an_event_map_are_ignored_but_not_twice_the_same) {
+    fx_start(NULL);
+    int fd = fx_connect();
+    /* an event as a read returns it, plus a key of a newer protocol: stored */
+    send_event_with(fd, 7, "copied",
+                    (const char *const[]){"position", "x", "timestamp", "y", "x-newer", "z", NULL});
+    reply_t ok = fx_expect_ok(fd, 7);
+    reply_free(&ok);
+    /* the entity's topic given twice in one event map: refused, nothing stored */
+    send_event_with(fd, 8, "twice", (const char *const[]){"topic", "other", NULL});
+    free(expect_error_message(fd, "bad_request", 8));
+    rq_t r;
+    rq_begin(&r, "get-by-entity", 9, 1);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname("twice"));
+    fx_send_rq(fd, &r);
+    reply_t got = fx_expect_ok(fd, 9);
+    const msgpack_object *events = reply_get(&got, "events");
+    cr_assert(events && events->type == MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(events->via.array.size, 0, "the refused append stored nothing");
+    reply_free(&got);
+    fx_conn_still_serves(fd);
+    close(fd);
+    fx_finish();
+}
+
 /* Sends {"op": the n bytes at op, "id": id} and returns the bad_request's message (free it). */
 static char *refused_op(int fd, const char *op, size_t n, uint64_t id) {
     rq_t r;
@@ -181,13 +232,15 @@ Test(edges, ping_lists_the_features_of_the_server) {
     reply_t rep = fx_expect_ok(fd, 1);
     const msgpack_object *f = reply_get(&rep, "features");
     cr_assert(f && f->type == MSGPACK_OBJECT_ARRAY, "ping's reply has a features array");
-    bool strict = false, snapshots = false;
+    bool strict = false, snapshots = false, delete_snapshots = false;
     for (uint32_t i = 0; i < f->via.array.size; i++) {
         cr_assert_eq(f->via.array.ptr[i].type, MSGPACK_OBJECT_STR);
         strict |= obj_is_str(&f->via.array.ptr[i], "strict-arguments");
         snapshots |= obj_is_str(&f->via.array.ptr[i], "snapshots");
+        delete_snapshots |= obj_is_str(&f->via.array.ptr[i], "delete-snapshots");
     }
     cr_assert(strict && snapshots, "both stores have strict arguments and snapshots");
+    cr_assert(delete_snapshots, "both stores delete snapshots");
     reply_free(&rep);
     close(fd);
     fx_finish();

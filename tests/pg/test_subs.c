@@ -683,3 +683,67 @@ Test(pg_subs, a_burst_of_large_events_from_another_writer_is_fed_a_page_of_bytes
     close(fd);
     stop_daemon(&d);
 }
+
+/* The daemon's stats counter key, read with a raw stats request on fd. */
+static uint64_t daemon_stat(int fd, const char *key) {
+    rq_t rq;
+    rq_begin(&rq, "stats", 2, 0);
+    cr_assert_eq(raw_send_rq(fd, &rq), 0);
+    rq_free(&rq);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 20000, &rep), 0, "no reply to stats");
+    const msgpack_object *v = obj_get(reply_get(&rep, "stats"), key);
+    cr_assert(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "stats has no %s", key);
+    uint64_t n = v->via.u64;
+    reply_free(&rep);
+    return n;
+}
+
+enum { OVERFLOW_ROUNDS = 10, OVERFLOW_WRITERS = 4 };
+
+/* A subscription catching up keeps the live events that match it during each read, up to the
+ * bytes of one push (here a 4 KiB output_limit, about 25 events). Writers append faster than
+ * that while it catches up: its pending events overflow the bound (rounds of writes go on until
+ * the daemon's subscription_pending_overflows counter says they did), are dropped, and are read
+ * from the store with the next page instead. It still gets every acknowledged event once, in
+ * order, and one caught_up marker. */
+Test(pg_subs, live_events_past_the_pending_bound_are_read_from_the_store_instead) {
+    test_daemon_t a;
+    cr_assert_eq(
+        test_daemon_launch(&a, db.url, true, (const char *const[]){"--output-limit", "4096", NULL}),
+        0, "evstored did not start on %s", db.url);
+    int stats_fd = test_connect_raw(&a);
+    cr_assert_geq(stats_fd, 0);
+    writer_t *ws = calloc(1 + OVERFLOW_ROUNDS * OVERFLOW_WRITERS, sizeof *ws);
+    cr_assert_not_null(ws);
+    start_writer(&ws[0], a.unix_path, 99, 500, 4, 0); /* 2,000 stored events to catch up */
+    join_writer(&ws[0]);
+    raw_conn_t c;
+    cr_assert_eq(raw_conn_open(&c, a.unix_path), 0);
+    got_t g[1] = {{.spec = {.has_after = true, .after = 0}}};
+    subscribe_from(&c, g, 0, 1);
+    int nw = 1;
+    uint64_t overflows = 0;
+    for (int r = 0; r < OVERFLOW_ROUNDS && overflows == 0; r++) {
+        writer_t *round = &ws[nw];
+        for (int i = 0; i < OVERFLOW_WRITERS; i++)
+            start_writer(&round[i], a.unix_path, nw + i, 200, 4, 0);
+        nw += OVERFLOW_WRITERS;
+        while (!all_done(round, OVERFLOW_WRITERS))
+            read_pushes(&c, g, 1, 20);
+        for (int i = 0; i < OVERFLOW_WRITERS; i++)
+            join_writer(&round[i]);
+        overflows = daemon_stat(stats_fd, "subscription_pending_overflows");
+    }
+    cr_assert_gt(overflows, 0, "%d rounds of writes never overflowed the pending events",
+                 OVERFLOW_ROUNDS);
+    cr_log_info("pending events overflowed %llu times in %d rounds of writes",
+                (unsigned long long)overflows, (nw - 1) / OVERFLOW_WRITERS);
+    check_all(&c, g, 1, ws, nw);
+    raw_conn_close(&c);
+    close(stats_fd);
+    for (int i = 0; i < nw; i++)
+        free(ws[i].acked);
+    free(ws);
+    stop_daemon(&a);
+}

@@ -323,6 +323,20 @@ int sync_delete_entity(const char *entity_id, uint64_t *count, codec_error_t *er
     return code;
 }
 
+int sync_delete_snapshots(const char *entity_id, uint64_t *count, codec_error_t *err) {
+    count_result_t *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    op_t *o = op_new("delete_snapshots", r);
+    S->ops->delete_snapshots(S, entity_id, on_count, o);
+    wait_for(o);
+    int code = r->code;
+    if (count) *count = r->count;
+    if (err) *err = r->err;
+    o->result = NULL;
+    free(r);
+    return code;
+}
+
 int sync_put_snapshot(const store_snapshot_t *snap, codec_error_t *err) {
     count_result_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);

@@ -75,6 +75,7 @@ typedef struct snapshot_result {
 
 int sync_put_snapshot(const store_snapshot_t *snap, codec_error_t *err);
 int sync_get_snapshot(const char *entity_id, uint64_t max_version, snapshot_result_t *r);
+int sync_delete_snapshots(const char *entity_id, uint64_t *count, codec_error_t *err);
 void snapshot_result_free(snapshot_result_t *r);
 
 void append_result_free(append_result_t *r);

@@ -118,3 +118,31 @@ Test(snapshot, delete_entity_drops_them) {
     assert_snapshot(b, UINT64_MAX, 0, "b0");
     append_result_free(&ok);
 }
+
+Test(snapshot, delete_snapshots_removes_one_entitys_snapshots_and_keeps_its_events) {
+    need_snapshots();
+    if (!S->ops->delete_snapshots) cr_skip("store %s cannot delete snapshots", S->ops->name);
+    const char *a = name("a"), *b = name("b"), *t = name("state");
+    evs_event_t ev[2] = {new_event(a, t, "e0"), new_event(a, t, "e1")};
+    append_result_t ar = append_ok(ev, 2);
+    append_result_free(&ar);
+    put_ok(a, 1, t, "one");
+    put_ok(a, 2, t, "two");
+    put_ok(b, 1, t, "b-one");
+
+    uint64_t count = 99;
+    codec_error_t err;
+    int rc = sync_delete_snapshots(a, &count, &err);
+    cr_assert_eq(rc, 0, "delete_snapshots: %s (%s)", evs_code_name(rc), err.message);
+    cr_assert_eq(count, 2, "both snapshots of a counted, got %llu", (unsigned long long)count);
+    assert_no_snapshot(a, UINT64_MAX);
+    assert_snapshot(b, UINT64_MAX, 1, "b-one");
+    cr_assert_eq(entity_count(a), 2, "the events of a stay");
+
+    cr_assert_eq(sync_delete_snapshots(a, &count, &err), 0);
+    cr_assert_eq(count, 0, "nothing left to delete");
+    cr_assert_eq(sync_delete_snapshots(name("never"), &count, &err), 0);
+    cr_assert_eq(count, 0);
+    put_ok(a, 2, t, "again");
+    assert_snapshot(a, UINT64_MAX, 2, "again");
+}

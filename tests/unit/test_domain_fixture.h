@@ -60,10 +60,12 @@ static int item_restore(evs_entity_t *e, const evs_value_t *state, evs_error_t *
 static const evs_event_type_t CREATED = {.topic = "test.Created", .apply = created_apply};
 static const evs_event_type_t ADDED = {.topic = "test.Added", .apply = added_apply};
 static const evs_event_type_t REMOVED = {.topic = "test.Removed", .discards = true};
+static const evs_event_type_t *const ITEM_EVENTS[] = {&CREATED, &ADDED, &REMOVED, NULL};
 static const evs_entity_type_t ITEM = {.topic = "test.Item",
                                        .size = sizeof(item_t),
                                        .snapshot = item_snapshot,
-                                       .restore = item_restore};
+                                       .restore = item_restore,
+                                       .events = ITEM_EVENTS};
 
 static inline evs_registry_t *fixture_registry(void) {
     evs_registry_t *reg = evs_registry_new();

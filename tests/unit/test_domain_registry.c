@@ -200,7 +200,8 @@ Test(domain_registry, upcaster_chain_v1_v2_v3_on_a_snapshot) {
                                             .schema_version = 3,
                                             .size = sizeof(item_t),
                                             .snapshot = item_snapshot,
-                                            .restore = item3_restore};
+                                            .restore = item3_restore,
+                                            .events = ITEM_EVENTS};
     evs_registry_t *reg = evs_registry_new();
     cr_assert_eq(evs_registry_add_entity(reg, &item3), 0);
     cr_assert_eq(evs_registry_add_upcaster(reg, "test.Item3", 1, rename_nm), 0);
