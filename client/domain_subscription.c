@@ -4,7 +4,8 @@
  * the last event handed out) whose stored events go through evs_domain_event_from_stored (the
  * registry, the upcasters, the type's check) and, for an event type with a field table, through
  * a decode of its attributes, so that a handler sees exactly what an in-process publication of
- * the same event would give it. */
+ * the same event would give it (ev->entity_type included, from the stored originator_topic). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,17 @@ EVS_API void evs_domain_subscription_close(evs_domain_subscription_t *s) {
 
 EVS_API evs_stream_t *evs_domain_subscription_stream(evs_domain_subscription_t *s) {
     return s ? s->stream : NULL;
+}
+
+/* ev belongs to the entity type that triggered it (ev->entity_type, from its originator_topic,
+ * when the registry knows that type): an event whose originator does not list its topic is
+ * EVS_EWRONG_TYPE, as the player refuses it (an entity of that type never replays it). */
+static int check_owner(const evs_domain_event_t *ev, evs_error_t *err) {
+    if (!ev->entity_type || evs_entity_type_owns(ev->entity_type, ev->type->topic)) return 0;
+    return dom_fail(err, EVS_EWRONG_TYPE,
+                    "the event %s at version %" PRIu64 " of %s was stored by entity type %s, "
+                    "which does not list it",
+                    ev->type->topic, ev->version, ev->entity_id, ev->entity_type->topic);
 }
 
 /* The attributes of ev decode with its type's field table (when it has one). */
@@ -77,7 +89,7 @@ EVS_API int evs_domain_subscription_next(evs_domain_subscription_t *s, int timeo
         r = evs_domain_event_from_stored(s->reg, stored, &ev, err);
         evs_event_free(stored);
         if (r < 0) return r;
-        if ((r = check_fields(ev, err)) < 0) {
+        if ((r = check_owner(ev, err)) < 0 || (r = check_fields(ev, err)) < 0) {
             evs_domain_event_free(ev);
             return r;
         }

@@ -535,7 +535,7 @@ typedef struct evs_entity_type {
     void (*clear)(evs_entity_t *e);
     const evs_event_type_t *const *events; /* e.g. (const evs_event_type_t *[]){&A, &B, NULL} */
     /* The state as plain fields of the user's struct, for snapshot = evs_fields_snapshot and
-     * restore = evs_fields_restore (EVS_ENTITY_FIELDS fills the three). */
+     * restore = evs_fields_restore (EVS_ENTITY_FIELDS(T, table) fills the three, and size). */
     const struct evs_field *fields;
 } evs_entity_type_t;
 
@@ -902,14 +902,21 @@ EVS_API int evs_apply_fields(evs_entity_t *e, const evs_domain_event_t *ev, evs_
 /* Designated initializers for the type structs:
  *   static const evs_event_type_t DEPOSITED = {.topic = "bank.Deposited",
  *                                              EVS_EVENT_FIELDS(amount_t, AMOUNT, on_deposit)};
- *   static const evs_entity_type_t ACCOUNT = {.topic = "bank.Account", .size = sizeof(account_t),
- *                                             EVS_ENTITY_FIELDS(ACCOUNT_STATE)};
- * EVS_EVENT_ON(fn) is an event without attributes whose applying calls fn(e, NULL). */
+ *   static const evs_entity_type_t ACCOUNT = {.topic = "bank.Account",
+ *                                             EVS_ENTITY_FIELDS(account_t, ACCOUNT_STATE),
+ *                                             EVS_EVENTS(&OPENED, &DEPOSITED, &CLOSED)};
+ * EVS_EVENT_ON(fn) is an event without attributes whose applying calls fn(e, NULL).
+ * EVS_EVENTS(...) sets an entity type's events to the listed event types and the NULL that ends
+ * the list (a compound literal: constant at file scope, not in a function's static). */
 #define EVS_EVENT_FIELDS(T, table, fn)                                                             \
     .fields = (table), .attrs_size = sizeof(T), .on = (fn), .apply = evs_apply_fields
 #define EVS_EVENT_ON(fn) .on = (fn), .apply = evs_apply_fields
-#define EVS_ENTITY_FIELDS(table)                                                                   \
-    .fields = (table), .snapshot = evs_fields_snapshot, .restore = evs_fields_restore
+#define EVS_ENTITY_FIELDS(T, table)                                                                \
+    .size = sizeof(T), .fields = (table), .snapshot = evs_fields_snapshot,                         \
+    .restore = evs_fields_restore
+/* clang-format off */
+#define EVS_EVENTS(...) .events = (const evs_event_type_t *const[]){__VA_ARGS__, NULL}
+/* clang-format on */
 
 /* Fills err (may be NULL) with code and a printf-style sentence and returns code: for commands,
  * apply, check and handler functions. */
@@ -959,10 +966,12 @@ EVS_API int evs_map_get_int_array(const evs_value_t *map, const char *key, int64
 EVS_API int evs_map_get_str_array(const evs_value_t *map, const char *key, const char **out,
                                   size_t cap, size_t *n);
 
-/* Saves the pending events of entities[0..n) (of any entity type of r's registry, each at most
- * once) in one atomic append, as one would save them in one transaction: if any of them meets a
- * conflict, EVS_ECONFLICT, nothing is stored and every entity keeps its pending events. On
- * success as evs_repository_save for each: published in order, snapshots when due, freed.
+/* Saves the pending events of entities[0..n) (each at most once; all of r's entity type, else
+ * EVS_EWRONG_TYPE and nothing is stored) in one atomic append, as one would save them in one
+ * transaction: if any of them meets a conflict, EVS_ECONFLICT (in domain versions, as
+ * evs_repository_save), nothing is stored and every entity keeps its pending events. Once
+ * stored, as evs_repository_save for each: published in order through r's kept events
+ * (EVS_ESTORED_NOT_PUBLISHED when a subscriber fails), snapshots when due, freed.
  * EVS_SAVE_ALL(r, &a->base, &b->base) counts the list. */
 EVS_API int evs_repository_save_all(evs_repository_t *r, evs_entity_t *const *entities, size_t n);
 #define EVS_SAVE_ALL(r, ...)                                                                       \
@@ -990,9 +999,11 @@ EVS_API evs_domain_subscription_t *
 evs_domain_subscribe(const evs_domain_subscription_options_t *opts);
 
 /* The next event, waiting up to timeout_ms as evs_stream_next: 0 with *out a domain event the
- * caller frees with evs_domain_event_free (position and timestamp set), or 0 with *out NULL
+ * caller frees with evs_domain_event_free (position and timestamp set; entity_type set from
+ * the stored originator_topic when the registry knows that entity type), or 0 with *out NULL
  * when none came in time. An event that does not decode, upcast or check is EVS_EINVAL with err
- * filled; the subscription has moved past it and goes on with the next. */
+ * filled, one whose originator entity type does not list its topic EVS_EWRONG_TYPE (the player
+ * refuses it too); the subscription has moved past it and goes on with the next. */
 EVS_API int evs_domain_subscription_next(evs_domain_subscription_t *s, int timeout_ms,
                                          evs_domain_event_t **out, evs_error_t *err);
 

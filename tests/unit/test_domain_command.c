@@ -50,7 +50,25 @@ static const evs_event_type_t T_ADDED = {.topic = "tally.Added",
                                          EVS_EVENT_FIELDS(added_t, ADDED_ATTRS, on_added)};
 static const evs_event_type_t T_CLOSED = {
     .topic = "tally.Closed", .discards = true, EVS_EVENT_ON(on_closed)};
-static const evs_entity_type_t TALLY = {.topic = "tally.Tally", .size = sizeof(tally_t)};
+/* An event without attributes and with a check: the check runs on every trigger, on an empty
+ * map when the command passes NULL. */
+static int pause_checks;
+static bool refuse_pause;
+static int check_paused(const evs_value_t *attrs, evs_error_t *err) {
+    pause_checks++;
+    cr_assert_eq(attrs->type, EVS_VAL_MAP);
+    cr_assert_eq(attrs->via.map.n, 0);
+    return refuse_pause ? evs_error_set(err, EVS_EINVAL, "no pause now") : 0;
+}
+static void on_paused(evs_entity_t *e, const void *attrs) {
+    cr_assert_null(attrs);
+    (void)e;
+}
+static const evs_event_type_t T_PAUSED = {
+    .topic = "tally.Paused", .check = check_paused, EVS_EVENT_ON(on_paused)};
+static const evs_entity_type_t TALLY = {.topic = "tally.Tally",
+                                        .size = sizeof(tally_t),
+                                        EVS_EVENTS(&T_OPENED, &T_ADDED, &T_CLOSED, &T_PAUSED)};
 
 static evs_registry_t *reg;
 
@@ -59,6 +77,7 @@ static void setup(void) {
     cr_assert_eq(evs_registry_add_event(reg, &T_OPENED), 0);
     cr_assert_eq(evs_registry_add_event(reg, &T_ADDED), 0);
     cr_assert_eq(evs_registry_add_event(reg, &T_CLOSED), 0);
+    cr_assert_eq(evs_registry_add_event(reg, &T_PAUSED), 0);
     cr_assert_eq(evs_registry_add_entity(reg, &TALLY), 0);
     cr_assert_eq(evs_registry_add_event(reg, &ADDED), 0); /* the fixture's, for the cast test */
     cr_assert_eq(evs_registry_add_entity(reg, &ITEM), 0);
@@ -121,6 +140,30 @@ Test(domain_command, a_refused_command_leaves_the_entity_unchanged) {
     cr_assert(strstr(err.str, "cannot make entity"), "%s", err.str);
     cr_assert_null(evs_entity_start(reg, &TALLY, "t2", &T_OPENED, NULL, &err));
     cr_assert(strstr(err.str, "needs its attributes"), "%s", err.str);
+}
+
+Test(domain_command, a_command_without_attributes_runs_the_check_on_every_trigger) {
+    evs_error_t err = {0};
+    tally_t *t = evs_entity_start(reg, &TALLY, "t1", &T_OPENED, &(opened_t){"ada"}, &err);
+    cr_assert_not_null(t, "%s", err.str);
+    pause_checks = 0;
+    refuse_pause = false;
+    cr_assert_eq(evs_command(&t->base, &T_PAUSED, NULL, &err), 0, "%s", err.str);
+    cr_assert_eq(evs_command(&t->base, &T_PAUSED, NULL, &err), 0, "%s", err.str);
+    cr_assert_eq(pause_checks, 2, "the check ran on each trigger");
+    cr_assert_eq(t->base.version, 3);
+    refuse_pause = true;
+    cr_assert_eq(evs_command(&t->base, &T_PAUSED, NULL, &err), EVS_EINVAL);
+    cr_assert_str_eq(err.str, "no pause now");
+    cr_assert_eq(pause_checks, 3);
+    cr_assert_eq(t->base.version, 3, "a refused check triggers nothing");
+    cr_assert_eq(t->base.npending, 3);
+    refuse_pause = false;
+    /* An event of another entity type (the fixture's ADDED, registered here) is refused. */
+    cr_assert_eq(evs_command(&t->base, &ADDED, NULL, &err), EVS_EWRONG_TYPE);
+    cr_assert(strstr(err.str, "not an event of entity type tally.Tally"), "%s", err.str);
+    cr_assert_eq(t->base.npending, 3);
+    evs_entity_free(&t->base);
 }
 
 Test(domain_command, a_stored_event_missing_an_attribute_is_refused_by_the_player) {

@@ -279,7 +279,7 @@ typedef struct shelf {
 static const evs_field_t SHELF_STATE[] = {
     EVS_F(shelf_t, title), EVS_F_ARRAY(shelf_t, books, nbooks), {0}};
 static const evs_entity_type_t SHELF = {
-    .topic = "test.Shelf", .size = sizeof(shelf_t), EVS_ENTITY_FIELDS(SHELF_STATE)};
+    .topic = "test.Shelf", EVS_ENTITY_FIELDS(shelf_t, SHELF_STATE), EVS_EVENTS(&CREATED)};
 
 typedef struct bad_shelf {
     evs_entity_t base;
@@ -287,7 +287,7 @@ typedef struct bad_shelf {
 } bad_shelf_t;
 static const evs_field_t BAD_STATE[] = {EVS_F(bad_shelf_t, title), {0}};
 static const evs_entity_type_t BAD_SHELF = {
-    .topic = "test.BadShelf", .size = sizeof(bad_shelf_t), EVS_ENTITY_FIELDS(BAD_STATE)};
+    .topic = "test.BadShelf", EVS_ENTITY_FIELDS(bad_shelf_t, BAD_STATE), EVS_EVENTS(&CREATED)};
 
 Test(domain_fields, an_entity_of_plain_fields_snapshots_and_restores_without_code) {
     evs_registry_t *reg = evs_registry_new();

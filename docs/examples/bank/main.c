@@ -29,8 +29,6 @@ typedef struct account {
 /* The snapshot state is the plain fields {"balance", "overdraft", "owner"}. */
 static const evs_field_t ACCOUNT_STATE[] = {
     EVS_F(account_t, owner), EVS_F(account_t, balance), EVS_F(account_t, overdraft), {0}};
-static const evs_entity_type_t ACCOUNT = {
-    .topic = "bank.Account", .size = sizeof(account_t), EVS_ENTITY_FIELDS(ACCOUNT_STATE)};
 
 /* Events: their attributes as a C struct (or one value), and `on`, which applies one. */
 typedef struct opened {
@@ -59,6 +57,9 @@ static const evs_event_type_t DEPOSITED = {.topic = "bank.Deposited",
 static const evs_event_type_t WITHDRAWN = {.topic = "bank.Withdrawn",
                                            EVS_EVENT_FIELDS(int64_t, AMOUNT_ATTRS, on_withdrawn)};
 static const evs_event_type_t CLOSED = {.topic = "bank.AccountClosed", .discards = true};
+static const evs_entity_type_t ACCOUNT = {.topic = "bank.Account",
+                                          EVS_ENTITY_FIELDS(account_t, ACCOUNT_STATE),
+                                          EVS_EVENTS(&OPENED, &DEPOSITED, &WITHDRAWN, &CLOSED)};
 
 /* Deposited was {"amt": N} in schema 1 and is {"amount": N} since schema 2. */
 static int deposited_v1_to_v2(evs_value_t *attrs, evs_error_t *err) {

@@ -42,8 +42,6 @@ static const evs_field_t BOARD_STATE[] = {EVS_F(board_t, name),
                                           EVS_F_ARRAY(board_t, columns, ncolumns),
                                           EVS_F_ARRAY_STRUCT(board_t, cards, ncards, CARD),
                                           {0}};
-static const evs_entity_type_t BOARD = {
-    .topic = "kanban.Board", .size = sizeof(board_t), EVS_ENTITY_FIELDS(BOARD_STATE)};
 
 /* Events: BoardCreated {name, columns}, CardAdded {card, title, column}, CardMoved {card,
  * column}, CardRemoved {card}. */
@@ -104,6 +102,9 @@ static const evs_event_type_t MOVED = {.topic = "kanban.CardMoved",
                                        EVS_EVENT_FIELDS(card_attrs_t, MOVED_ATTRS, on_moved)};
 static const evs_event_type_t REMOVED = {.topic = "kanban.CardRemoved",
                                          EVS_EVENT_FIELDS(const char *, REMOVED_ATTRS, on_removed)};
+static const evs_entity_type_t BOARD = {.topic = "kanban.Board",
+                                        EVS_ENTITY_FIELDS(board_t, BOARD_STATE),
+                                        EVS_EVENTS(&CREATED, &ADDED, &MOVED, &REMOVED)};
 
 /* CardAdded had no column in schema 1: a card always went to the first column. */
 static int added_v1_to_v2(evs_value_t *attrs, evs_error_t *err) {
