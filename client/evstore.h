@@ -533,7 +533,7 @@ typedef struct evs_entity_type {
     int (*snapshot)(const evs_entity_t *e, evs_value_t *state, evs_error_t *err);
     int (*restore)(evs_entity_t *e, const evs_value_t *state, evs_error_t *err);
     void (*clear)(evs_entity_t *e);
-    const evs_event_type_t *const *events; /* e.g. (const evs_event_type_t *[]){&A, &B, NULL} */
+    const evs_event_type_t *const *events; /* e.g. EVS_EVENTS(&A, &B): {&A, &B, NULL} */
     /* The state as plain fields of the user's struct, for snapshot = evs_fields_snapshot and
      * restore = evs_fields_restore (EVS_ENTITY_FIELDS(T, table) fills the three, and size). */
     const struct evs_field *fields;
