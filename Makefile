@@ -15,7 +15,7 @@ PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 
-PKGS    := libuv msgpack libpq jansson uuid
+PKGS    := libuv msgpack libpq jansson uuid openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
@@ -226,7 +226,7 @@ $(BUILD)/evstore.pc: FORCE
 	@mkdir -p $(dir $@)
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
 	  'Name: evstore' 'Description: client library of the evstore event store' \
-	  'Version: $(VERSION)' 'Requires.private: msgpack' 'Libs: -L$${libdir} -levstore' \
+	  'Version: $(VERSION)' 'Requires.private: msgpack openssl' 'Libs: -L$${libdir} -levstore' \
 	  'Cflags: -I$${includedir}' > $@
 $(BUILD)/evstored.service: systemd/evstored.service FORCE
 	@mkdir -p $(dir $@)

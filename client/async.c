@@ -34,9 +34,11 @@ typedef struct async_req {
     void *privdata;
     uint32_t nevents;
     bool answered;
+    bool is_auth; /* the context's own auth request (evs_options_t.token) */
 } async_req_t;
 
-enum async_state { ASYNC_CONNECTING, ASYNC_CONNECTED, ASYNC_DEAD };
+/* ASYNC_HANDSHAKE: connected, the TLS handshake under way (only with TLS). */
+enum async_state { ASYNC_CONNECTING, ASYNC_HANDSHAKE, ASYNC_CONNECTED, ASYNC_DEAD };
 
 struct evs_async_priv {
     enum async_state state;
@@ -63,6 +65,7 @@ struct evs_async_priv {
     /* Inside an entry point from the loop (where every callback runs), and a free asked for
      * meanwhile. */
     bool in_handler, free_asked;
+    client_tls_t *tls; /* the TLS session on fd (tls.c), or NULL */
 };
 
 static void async_destroy(evs_async_t *ac);
@@ -99,7 +102,7 @@ static int async_kill(evs_async_t *ac, int code, const char *fmt, ...)
 static int async_kill(evs_async_t *ac, int code, const char *fmt, ...) {
     struct evs_async_priv *p = ac->priv;
     if (p->state == ASYNC_DEAD) return ac->err;
-    bool connecting = p->state == ASYNC_CONNECTING;
+    bool connecting = p->state == ASYNC_CONNECTING || p->state == ASYNC_HANDSHAKE;
     p->state = ASYNC_DEAD;
     va_list ap;
     va_start(ap, fmt);
@@ -175,10 +178,35 @@ static int start_connect(evs_async_t *ac, const char *addr) {
     return ac->err;
 }
 
-/* Finishes a connect once the socket is ready: the connect callback learns how it went. Returns
- * false when the context died. */
+/* Runs the TLS handshake as far as the socket lets it; once done the connect callback learns it.
+ * Returns false while it goes on or when the context died. */
+static bool tls_handshake(evs_async_t *ac) {
+    struct evs_async_priv *p = ac->priv;
+    char err[300];
+    int r = client_tls_handshake(p->tls, err, sizeof err);
+    if (r == CLIENT_TLS_WANT_READ || r == CLIENT_TLS_WANT_WRITE) {
+        want_read(ac, true);
+        want_write(ac, r == CLIENT_TLS_WANT_WRITE);
+        return false;
+    }
+    if (r == CLIENT_TLS_CLOSED)
+        snprintf(err, sizeof err, "TLS: the server closed the connection during the handshake");
+    if (r != 0) {
+        async_kill(ac, EVS_EIO, "%s (%s)", err, p->addr);
+        return false;
+    }
+    p->state = ASYNC_CONNECTED;
+    want_read(ac, true);
+    want_write(ac, p->wpos < p->wbuf.len);
+    call_connect(ac, 0);
+    return p->state == ASYNC_CONNECTED;
+}
+
+/* Finishes a connect once the socket is ready (and the TLS handshake, with TLS): the connect
+ * callback learns how it went. Returns false while it is not done or when the context died. */
 static bool finish_connect(evs_async_t *ac) {
     struct evs_async_priv *p = ac->priv;
+    if (p->state == ASYNC_HANDSHAKE) return tls_handshake(ac);
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(ac->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
@@ -186,16 +214,56 @@ static bool finish_connect(evs_async_t *ac) {
         async_kill(ac, EVS_EIO, "connect to %s: %s", p->addr, strerror(soerr));
         return false;
     }
+    if (p->tls) {
+        p->state = ASYNC_HANDSHAKE;
+        return tls_handshake(ac);
+    }
     p->state = ASYNC_CONNECTED;
     want_read(ac, true);
     call_connect(ac, 0);
     return p->state == ASYNC_CONNECTED;
 }
 
+static int ring_reserve(struct evs_async_priv *p);
+
+/* Queues an auth request with token (nothing when it is NULL or ""), the first frame the
+ * connection sends; a refusal kills the context with the server's error. */
+static void queue_auth(evs_async_t *ac, const char *token) {
+    struct evs_async_priv *p = ac->priv;
+    size_t len = token ? strlen(token) : 0;
+    if (len == 0) return;
+    if (len > CODEC_MAX_TOKEN) {
+        async_kill(ac, EVS_EINVAL, "a token is 1 to %d bytes", CODEC_MAX_TOKEN);
+        return;
+    }
+    if (ring_reserve(p) < 0) {
+        async_kill(ac, EVS_ENOMEM, "out of memory");
+        return;
+    }
+    msgpack_packer pk;
+    size_t start = codec_frame_begin(&p->wbuf);
+    codec_packer_init(&pk, &p->wbuf);
+    msgpack_pack_map(&pk, 3);
+    codec_pack_key(&pk, "op");
+    codec_pack_cstr(&pk, "auth");
+    codec_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, p->base_id + p->count);
+    codec_pack_key(&pk, "token");
+    msgpack_pack_str_with_body(&pk, token, len);
+    if (codec_frame_end(&p->wbuf, start, UINT32_MAX) < 0) {
+        async_kill(ac, EVS_ENOMEM, "out of memory");
+        return;
+    }
+    p->ring[(p->head + p->count) & (p->cap - 1)] = (async_req_t){.is_auth = true};
+    p->count++;
+}
+
 EVS_API evs_async_t *evs_async_connect(const evs_options_t *opts) {
     evs_options_t o = {0};
     if (opts) o = *opts;
     if (!o.addr) o.addr = EVS_DEFAULT_ADDR;
+    bool tls;
+    o.addr = client_tls_strip(o.addr, &tls);
     evs_async_t *ac = calloc(1, sizeof *ac);
     if (!ac) return NULL;
     ac->fd = -1;
@@ -213,7 +281,13 @@ EVS_API evs_async_t *evs_async_connect(const evs_options_t *opts) {
     codec_buf_init(&p->wbuf);
     frame_reader_init(&p->reader, p->max_reply);
     msgpack_unpacked_init(&p->frame);
-    start_connect(ac, o.addr);
+    char err[300];
+    if (start_connect(ac, o.addr) == 0) {
+        if ((tls || o.tls) && !(p->tls = client_tls_new(ac->fd, o.addr, o.tls, err, sizeof err)))
+            async_kill(ac, EVS_EIO, "%s (%s)", err, o.addr);
+        else
+            queue_auth(ac, o.token ? o.token : getenv("EVSTORE_TOKEN"));
+    }
     return ac;
 }
 
@@ -229,7 +303,8 @@ EVS_API int evs_async_set_events(evs_async_t *ac, const evs_async_events_t *ev) 
     p->attached = true;
     /* A connect completes when the socket turns writable. */
     if (p->state == ASYNC_CONNECTING || p->wpos < p->wbuf.len) want_write(ac, true);
-    if (p->state == ASYNC_CONNECTED) want_read(ac, true);
+    if (p->state != ASYNC_CONNECTING) want_read(ac, true);
+    if (p->state == ASYNC_HANDSHAKE) want_write(ac, true);
     return 0;
 }
 
@@ -239,7 +314,21 @@ EVS_API int evs_async_set_events(evs_async_t *ac, const evs_async_events_t *ev) 
 static void flush_output(evs_async_t *ac) {
     struct evs_async_priv *p = ac->priv;
     while (p->wpos < p->wbuf.len) {
-        ssize_t n = send(ac->fd, p->wbuf.data + p->wpos, p->wbuf.len - p->wpos, MSG_NOSIGNAL);
+        ssize_t n;
+        if (p->tls) {
+            char err[300];
+            n = client_tls_write(p->tls, p->wbuf.data + p->wpos, p->wbuf.len - p->wpos, err,
+                                 sizeof err);
+            if (n == CLIENT_TLS_WANT_READ) return; /* the reads under way will go on with it */
+            if (n == CLIENT_TLS_CLOSED || n == CLIENT_TLS_ERROR) {
+                async_kill(ac, EVS_EIO, "%s",
+                           n == CLIENT_TLS_ERROR ? err : "the server closed the connection");
+                return;
+            }
+            if (n < 0) errno = EAGAIN;
+        } else {
+            n = send(ac->fd, p->wbuf.data + p->wpos, p->wbuf.len - p->wpos, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             p->wpos += (size_t)n;
             continue;
@@ -264,7 +353,7 @@ EVS_API void evs_async_handle_write(evs_async_t *ac) {
     struct evs_async_priv *p = ac->priv;
     if (p->state == ASYNC_DEAD || p->in_handler) return;
     p->in_handler = true;
-    if (p->state != ASYNC_CONNECTING || finish_connect(ac)) flush_output(ac);
+    if (p->state == ASYNC_CONNECTED || finish_connect(ac)) flush_output(ac);
     leave_handler(ac);
 }
 
@@ -364,6 +453,13 @@ static int handle_frame(evs_async_t *ac, const uint8_t *body, size_t len) {
     async_req_t *req = find_request(p, oid);
     if (!req) return async_kill(ac, EVS_EPROTOCOL, "a reply to a request that was not sent");
     evs_async_reply_t reply = {.errstr = s->errstr, .detail = &s->detail};
+    if (req->is_auth) {
+        req->answered = true;
+        ring_pop_answered(p);
+        if (ok->via.boolean) return 0;
+        int code = client_take_server_error(s, obj);
+        return async_kill(ac, code, "auth: %s", s->errstr);
+    }
     if (!ok->via.boolean) {
         reply.err = client_take_server_error(s, obj);
         if (reply.err == EVS_EPROTOCOL) return async_kill(ac, s->err, "%s", s->errstr);
@@ -431,9 +527,20 @@ static ssize_t read_once(evs_async_t *ac, size_t *room_len) {
         return -1;
     }
     ssize_t n;
-    do
-        n = read(ac->fd, room, *room_len);
-    while (n < 0 && errno == EINTR);
+    if (p->tls) {
+        char err[300];
+        n = client_tls_read(p->tls, room, *room_len, err, sizeof err);
+        if (n == CLIENT_TLS_ERROR) {
+            async_kill(ac, EVS_EIO, "%s", err);
+            return -1;
+        }
+        if (n < 0) errno = EAGAIN;
+        if (n == CLIENT_TLS_CLOSED) n = 0;
+    } else {
+        do
+            n = read(ac->fd, room, *room_len);
+        while (n < 0 && errno == EINTR);
+    }
     if (n == 0) {
         async_kill(ac, EVS_EIO, "the server closed the connection");
         return -1;
@@ -462,10 +569,13 @@ EVS_API void evs_async_handle_read(evs_async_t *ac) {
     if (p->state == ASYNC_DEAD || p->in_handler) return;
     p->in_handler = true;
     bool up = p->state == ASYNC_CONNECTED || finish_connect(ac);
-    for (int i = 0; up && i < READS_PER_EVENT && p->state != ASYNC_DEAD && !p->free_asked; i++) {
+    for (int i = 0; up && p->state != ASYNC_DEAD && !p->free_asked; i++) {
+        /* Bytes a TLS session decrypted wait in it, where the loop cannot see them. */
+        bool tls_pending = p->tls && client_tls_pending(p->tls);
+        if (i >= READS_PER_EVENT && !tls_pending) break;
         size_t room_len = 0;
         ssize_t n = read_once(ac, &room_len);
-        if (n <= 0 || (size_t)n < room_len) break; /* drained (or dead) */
+        if (n <= 0 || (!p->tls && (size_t)n < room_len)) break; /* drained (or dead) */
     }
     /* The requests the callbacks queued go out together. */
     if (p->state == ASYNC_CONNECTED && p->wpos < p->wbuf.len) flush_output(ac);
@@ -484,6 +594,7 @@ static void async_destroy(evs_async_t *ac) {
     free(p->inbuf);
     free(p->uints);
     free(p->ring);
+    client_tls_free(p->tls);
     free(p);
     free(ac);
 }

@@ -118,8 +118,7 @@ int64_t client_deadline(int timeout_ms) {
     return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 }
 
-/* Milliseconds left until deadline, as poll wants them (-1: forever). */
-static int remaining_ms(int64_t deadline) {
+int client_remaining_ms(int64_t deadline) {
     if (deadline < 0) return -1;
     int64_t left = deadline - now_ms();
     if (left < 0) return 0;
@@ -133,7 +132,7 @@ static int connect_wait(int fd, int timeout_ms) {
     int64_t deadline = client_deadline(timeout_ms > 0 ? timeout_ms : -1);
     struct pollfd pfd = {.fd = fd, .events = POLLOUT};
     for (;;) {
-        int r = poll(&pfd, 1, remaining_ms(deadline));
+        int r = poll(&pfd, 1, client_remaining_ms(deadline));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return -1;
         if (r == 0) {
@@ -225,6 +224,8 @@ EVS_API evs_context_t *evs_connect_with_options(const evs_options_t *opts) {
     evs_options_t o = {0};
     if (opts) o = *opts;
     if (!o.addr) o.addr = EVS_DEFAULT_ADDR;
+    bool tls;
+    o.addr = client_tls_strip(o.addr, &tls);
     evs_context_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->fd = -1;
@@ -246,9 +247,18 @@ EVS_API evs_context_t *evs_connect_with_options(const evs_options_t *opts) {
         p->dead = true;
         return c;
     }
+    int64_t deadline = client_deadline(o.timeout_ms > 0 ? o.timeout_ms : -1);
     int r = strchr(o.addr, '/') ? connect_unix(c, o.addr, o.timeout_ms)
                                 : connect_tcp(c, o.addr, o.timeout_ms);
+    if (r == 0 && (tls || o.tls)) r = client_tls_connect(c, o.addr, o.tls, deadline);
     if (r < 0) p->dead = true; /* even for EVS_EINVAL: a context that never connected is dead */
+    const char *token = o.token ? o.token : getenv("EVSTORE_TOKEN");
+    if (r == 0 && token && *token && evs_auth(c, token, NULL, 0) != 0 && !p->dead) {
+        /* A connection the daemon does not serve is of no use: dead, with the server's error. */
+        p->dead = true;
+        close(c->fd);
+        c->fd = -1;
+    }
     return c;
 }
 
@@ -261,6 +271,7 @@ EVS_API void evs_free(evs_context_t *c) {
     if (!c) return;
     if (c->fd >= 0) close(c->fd);
     if (c->priv) {
+        client_tls_free(c->priv->tls);
         sub_queues_free(c);
         msgpack_unpacked_destroy(&c->priv->frame);
         codec_buf_free(&c->priv->wbuf);
@@ -281,6 +292,15 @@ static ssize_t read_into_reader(evs_context_t *c, size_t min) {
     if (frame_reader_space(r, min, &room, &room_len) < 0)
         return client_fail(c, EVS_ENOMEM, "out of memory for a %zu-byte read buffer",
                            frame_reader_pending(r) + min);
+    if (c->priv->tls) {
+        char err[300];
+        ssize_t n = client_tls_read(c->priv->tls, room, room_len, err, sizeof err);
+        if (n > 0) frame_reader_commit(r, (size_t)n);
+        if (n > 0 || n == CLIENT_TLS_WANT_READ || n == CLIENT_TLS_WANT_WRITE) return n > 0 ? n : 0;
+        if (n == CLIENT_TLS_CLOSED)
+            return client_fail(c, EVS_EIO, "the server closed the connection");
+        return client_fail(c, EVS_EIO, "%s", err);
+    }
     ssize_t n = read(c->fd, room, room_len);
     if (n > 0) {
         frame_reader_commit(r, (size_t)n);
@@ -296,7 +316,8 @@ static ssize_t read_into_reader(evs_context_t *c, size_t min) {
 static int read_some(evs_context_t *c, size_t want, int64_t deadline, bool interruptible) {
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     for (;;) {
-        int r = poll(&pfd, 1, remaining_ms(deadline));
+        bool ready = c->priv->tls && client_tls_pending(c->priv->tls);
+        int r = ready ? 1 : poll(&pfd, 1, client_remaining_ms(deadline));
         if (r < 0 && errno == EINTR) {
             if (interruptible) return WAIT_INTERRUPTED;
             continue;
@@ -353,7 +374,18 @@ static int send_all(evs_context_t *c, int64_t deadline) {
     struct evs_context_priv *p = c->priv;
     size_t off = 0;
     while (off < p->wbuf.len) {
-        ssize_t n = send(c->fd, p->wbuf.data + off, p->wbuf.len - off, MSG_NOSIGNAL);
+        ssize_t n;
+        if (p->tls) {
+            char err[300];
+            n = client_tls_write(p->tls, p->wbuf.data + off, p->wbuf.len - off, err, sizeof err);
+            if (n == CLIENT_TLS_CLOSED || n == CLIENT_TLS_ERROR)
+                return client_fail(c, EVS_EIO, "%s",
+                                   n == CLIENT_TLS_ERROR ? err
+                                                         : "the server closed the connection");
+            if (n < 0) errno = EAGAIN;
+        } else {
+            n = send(c->fd, p->wbuf.data + off, p->wbuf.len - off, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -361,7 +393,7 @@ static int send_all(evs_context_t *c, int64_t deadline) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno != EAGAIN) return client_fail(c, EVS_EIO, "write: %s", strerror(errno));
         struct pollfd pfd = {.fd = c->fd, .events = POLLOUT | POLLIN};
-        int r = poll(&pfd, 1, remaining_ms(deadline));
+        int r = poll(&pfd, 1, client_remaining_ms(deadline));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return client_fail(c, EVS_EIO, "poll: %s", strerror(errno));
         if (r == 0) return client_fail(c, EVS_ETIMEOUT, "timed out sending a request");
@@ -595,6 +627,28 @@ EVS_API int evs_store_info(evs_context_t *c, char store_id[EVS_STORE_ID_LEN], ui
     v = codec_map_get(res, "head");
     if (head && v && !obj_uint(v, head))
         return client_fail(c, EVS_EPROTOCOL, "a ping reply with a bad head");
+    return 0;
+}
+
+EVS_API int evs_auth(evs_context_t *c, const char *token, char *principal, size_t cap) {
+    if (principal && cap) principal[0] = '\0';
+    int r = client_begin(c);
+    if (r) return r;
+    size_t len = token ? strlen(token) : 0;
+    if (len == 0 || len > CODEC_MAX_TOKEN)
+        return client_fail(c, EVS_EINVAL, "a token is 1 to %d bytes", CODEC_MAX_TOKEN);
+    msgpack_packer pk;
+    uint64_t id;
+    const msgpack_object *res;
+    size_t start = client_request_begin(c, &pk, "auth", 1, &id);
+    codec_pack_key(&pk, "token");
+    msgpack_pack_str_with_body(&pk, token, len);
+    r = client_request_end(c, start, id, &res);
+    if (r != 0) return r;
+    const msgpack_object *v = codec_map_get(res, "principal");
+    if (!v || v->type != MSGPACK_OBJECT_STR)
+        return client_fail(c, EVS_EPROTOCOL, "an auth reply without a principal");
+    if (principal && cap) copy_str(principal, cap, v);
     return 0;
 }
 

@@ -14,6 +14,8 @@
 #include "../proto/frame.h"
 #include "evstore.h"
 
+typedef struct client_tls client_tls_t;
+
 typedef struct push_node {
     evs_push_t *push;
     uint64_t seq; /* arrival order across every subscription of the context */
@@ -39,6 +41,7 @@ struct evs_context_priv {
     msgpack_unpacked frame; /* the frame last read */
     sub_queue_t *subs;
     uint64_t push_seq;
+    client_tls_t *tls; /* the TLS session on fd (tls.c), or NULL */
 };
 
 /* Forgets the frame last read but keeps its msgpack zone for the next one (client.c), so that
@@ -103,6 +106,40 @@ int client_take_uints(evs_context_t *c, const msgpack_object *res, const char *k
  * freeaddrinfo. 0, or EVS_EINVAL (not such an address) or EVS_EIO (resolution failed). */
 struct addrinfo;
 int client_resolve(evs_context_t *c, const char *addr, struct addrinfo **res);
+
+/* Milliseconds left until deadline, as poll wants them (-1: forever). */
+int client_remaining_ms(int64_t deadline);
+
+/* ---------------------------------------------------------------- TLS (tls.c) */
+
+/* What the client_tls_* calls return besides a byte count. */
+enum {
+    CLIENT_TLS_WANT_READ = -1,  /* call again once the socket is readable */
+    CLIENT_TLS_WANT_WRITE = -2, /* call again once it is writable */
+    CLIENT_TLS_CLOSED = -3,     /* the server ended the connection */
+    CLIENT_TLS_ERROR = -4,      /* the session failed: the reason is in err */
+};
+
+/* addr without its "tls://" prefix; *tls says whether it had one. */
+const char *client_tls_strip(const char *addr, bool *tls);
+
+/* A client session on the connected socket fd that verifies the server as o says (o may be
+ * NULL: the system's CAs and addr's host). NULL with a reason in err. */
+client_tls_t *client_tls_new(int fd, const char *addr, const evs_tls_options_t *o, char *err,
+                             size_t errlen);
+void client_tls_free(client_tls_t *t);
+/* One step of the handshake: 0 once it is done, or CLIENT_TLS_*. */
+int client_tls_handshake(client_tls_t *t, char *err, size_t errlen);
+/* Plaintext read or written (> 0), or CLIENT_TLS_*. */
+ssize_t client_tls_read(client_tls_t *t, void *buf, size_t len, char *err, size_t errlen);
+ssize_t client_tls_write(client_tls_t *t, const void *buf, size_t len, char *err, size_t errlen);
+/* True when decrypted bytes wait in the session: read them before waiting on the socket. */
+bool client_tls_pending(const client_tls_t *t);
+
+/* Makes the blocking context c, connected to addr, a TLS one: the handshake runs until deadline.
+ * 0, or a fatal code (context dead). */
+int client_tls_connect(evs_context_t *c, const char *addr, const evs_tls_options_t *o,
+                       int64_t deadline);
 
 /* Checks the events of an append before anything is packed: 0, or EVS_EINVAL. */
 int client_check_events(evs_context_t *c, const evs_event_t *events, size_t n);

@@ -322,7 +322,7 @@ EVS_API int evs_domain_event_new(const evs_event_type_t *type, const char *entit
         evs_value_free(attrs);
         return dom_fail(err, EVS_ENOMEM, "out of memory for an event");
     }
-    if (evs_uuid_generate(ev->event_id, 1) != 0) {
+    if (evs_uuid_generate_v7(ev->event_id, 1) != 0) {
         free(ev->entity_id);
         free(ev);
         evs_value_free(attrs);

@@ -38,6 +38,12 @@ EVS_API void evs_random_id(char out[37]) {
     evs_uuid_format(id, out);
 }
 
+EVS_API void evs_ordered_id(char out[37]) {
+    uint8_t id[16];
+    if (evs_uuid_generate_v7(id, 1) != 0) abort();
+    evs_uuid_format(id, out);
+}
+
 /* ---------------------------------------------------------------- building */
 
 void dom_value_clear(evs_value_t *v) {

@@ -68,9 +68,20 @@ typedef struct evs_error_detail {
     uint8_t event_id[16];
 } evs_error_detail_t;
 
+/* How a TLS connection verifies the server and presents itself (evs_options_t.tls). The strings
+ * are read while connecting and not kept. */
+typedef struct evs_tls_options {
+    const char *ca_file;   /* PEM CA certificates that verify the server; NULL: the system's */
+    const char *cert_file; /* PEM client certificate to present, with key_file; NULL: none */
+    const char *key_file;
+    /* The name the server's certificate must carry; NULL: the host of the address (a DNS name,
+     * or an IP address that must be in the certificate's IP addresses). */
+    const char *server_name;
+} evs_tls_options_t;
+
 typedef struct evs_options {
     /* "HOST:PORT" ("[v6addr]:PORT" for IPv6), or a Unix socket path (any address containing a
-     * '/'). NULL means EVS_DEFAULT_ADDR. */
+     * '/'). NULL means EVS_DEFAULT_ADDR. "tls://HOST:PORT" connects with TLS (see tls). */
     const char *addr;
     /* Longest wait for connecting and for each reply, in milliseconds; 0 waits forever. */
     int timeout_ms;
@@ -80,6 +91,17 @@ typedef struct evs_options {
      * replies of any length the protocol allows (EVS_MAX_REPLY_FRAME): a daemon may run with a
      * larger max_frame than the default, and its replies carry every event it stored. */
     uint32_t max_frame;
+    /* Non-NULL: connect with TLS (also when addr has no "tls://"), verifying the server as it
+     * says; NULL with a "tls://" address: the system's CAs and the address's host. A server
+     * that cannot be verified fails the connect with EVS_EIO and a reason. With TLS, c->fd is
+     * the socket under the session: reading or polling it directly sees ciphertext. */
+    const evs_tls_options_t *tls;
+    /* A bearer token, sent in an auth request as soon as the connection is made (and on every
+     * reconnect of a stream, or of the asynchronous context's connection): a daemon with an
+     * auth_file serves only ping and auth before it. NULL means $EVSTORE_TOKEN when it is set;
+     * "" sends none. A wrong token makes the connect fail with EVS_EUNAUTHORIZED (dead
+     * context). */
+    const char *token;
 } evs_options_t;
 
 struct evs_context_priv;
@@ -109,6 +131,13 @@ EVS_API void evs_free(evs_context_t *c);
  * "out of memory". */
 EVS_API int evs_err(const evs_context_t *c);
 EVS_API const char *evs_errstr(const evs_context_t *c);
+
+/* Authenticates the connection with token (evs_options_t.token does it at connect): the
+ * connection is then the principal of the daemon's auth_file that holds the token's SHA-256,
+ * whose name is copied into principal (cap bytes; may be NULL when cap is 0; "" from a daemon
+ * without auth_file, where every client may do everything). EVS_EUNAUTHORIZED for a wrong token
+ * (the context stays usable, but the daemon closes the connection after three). */
+EVS_API int evs_auth(evs_context_t *c, const char *token, char *principal, size_t cap);
 
 /* ---------------------------------------------------------------- results */
 
@@ -263,6 +292,11 @@ typedef struct evs_stream_options {
      * starts from that store's beginning by default, since its position means nothing there;
      * with keep_position it resumes after its position anyway (events may be skipped). */
     bool keep_position;
+    /* As evs_options_t.tls, for every connection of the stream (copied). */
+    const evs_tls_options_t *tls;
+    /* As evs_options_t.token, sent on every (re)connect. A daemon that refuses it
+     * (EVS_EUNAUTHORIZED) or the subscription (EVS_EFORBIDDEN) stops the stream. */
+    const char *token;
 } evs_stream_options_t;
 
 /* Makes a stream (it connects on the first evs_stream_next). NULL when out of memory or when an
@@ -792,6 +826,11 @@ EVS_API int evs_repository_contains(evs_repository_t *r, const char *id, bool *o
 
 /* Writes a random UUID as 36 characters plus NUL into out (handy for entity ids). */
 EVS_API void evs_random_id(char out[37]);
+
+/* Writes a time-ordered UUID (version 7, RFC 9562) as 36 characters plus NUL into out: each one
+ * this process makes sorts after the one before (as text too), which keeps index inserts of
+ * new ids at one end of a B-tree. */
+EVS_API void evs_ordered_id(char out[37]);
 
 /* ================================================================ domain layer: less to write
  *

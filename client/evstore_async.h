@@ -23,8 +23,9 @@
  *
  * Only append is asynchronous for now; the other calls are the blocking ones of <evstore.h>.
  * Options: addr and max_frame are as for evs_connect_with_options; timeout_ms is ignored (use
- * the loop's timers and evs_async_free). A context is not thread-safe: use it from the thread
- * that runs its loop. */
+ * the loop's timers and evs_async_free); a token (or $EVSTORE_TOKEN) goes out in an auth request
+ * before any append, and a refusal kills the context with EVS_EUNAUTHORIZED. A context is not
+ * thread-safe: use it from the thread that runs its loop. */
 #ifndef EVSTORE_ASYNC_H
 #define EVSTORE_ASYNC_H
 

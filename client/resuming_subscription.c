@@ -30,6 +30,9 @@ struct evs_stream {
     char *entity_prefix;
     int retry_min_ms, retry_max_ms;
     uint32_t max_frame; /* as evs_options_t.max_frame */
+    bool tls;           /* evs_stream_options_t.tls was given: its strings are in tls_str */
+    char *tls_str[4];   /* ca_file, cert_file, key_file, server_name (each may be NULL) */
+    char *token;        /* as evs_options_t.token (NULL: $EVSTORE_TOKEN) */
 
     evs_context_t *ctx; /* NULL while disconnected */
     evs_push_t *push;   /* the push being handed out */
@@ -70,6 +73,9 @@ EVS_API void evs_stream_close(evs_stream_t *s) {
     free(s->topics);
     free(s->entity_prefix);
     free(s->addr);
+    for (int i = 0; i < 4; i++)
+        free(s->tls_str[i]);
+    free(s->token);
     free(s);
 }
 
@@ -81,6 +87,7 @@ EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *o) {
     s->addr = strdup(o->addr ? o->addr : EVS_DEFAULT_ADDR);
     s->timeout_ms = o->timeout_ms;
     s->max_frame = o->max_frame;
+    if (o->token && !(s->token = strdup(o->token))) goto fail;
     s->retry_min_ms = o->retry_min_ms > 0 ? o->retry_min_ms : 100;
     s->retry_max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 5000;
     if (s->retry_max_ms < s->retry_min_ms) s->retry_max_ms = s->retry_min_ms;
@@ -90,6 +97,12 @@ EVS_API evs_stream_t *evs_stream_open(const evs_stream_options_t *o) {
     s->keep_position = o->keep_position;
     if (o->store_id) snprintf(s->store_id, sizeof s->store_id, "%s", o->store_id);
     if (!s->addr || o->ntopics > CODEC_MAX_TOPICS) goto fail;
+    if ((s->tls = o->tls != NULL)) {
+        const char *str[4] = {o->tls->ca_file, o->tls->cert_file, o->tls->key_file,
+                              o->tls->server_name};
+        for (int i = 0; i < 4; i++)
+            if (str[i] && !(s->tls_str[i] = strdup(str[i]))) goto fail;
+    }
     if (o->ntopics) {
         if (!(s->topics = calloc(o->ntopics, sizeof *s->topics))) goto fail;
         for (size_t i = 0; i < o->ntopics; i++) {
@@ -124,13 +137,19 @@ static void disconnect(evs_stream_t *s, const char *why) {
 
 /* Connects and subscribes from the stream's position. 0, or -1 (disconnected again). */
 static int connect_and_subscribe(evs_stream_t *s) {
-    evs_options_t co = {.addr = s->addr, .timeout_ms = s->timeout_ms, .max_frame = s->max_frame};
+    evs_tls_options_t tls = {s->tls_str[0], s->tls_str[1], s->tls_str[2], s->tls_str[3]};
+    evs_options_t co = {.addr = s->addr,
+                        .timeout_ms = s->timeout_ms,
+                        .max_frame = s->max_frame,
+                        .tls = s->tls ? &tls : NULL,
+                        .token = s->token};
     s->ctx = evs_connect_with_options(&co);
     if (!s->ctx) {
         disconnect(s, "out of memory");
         return -1;
     }
     if (s->ctx->err) {
+        if (s->ctx->err == EVS_EUNAUTHORIZED) s->stopped = EVS_EUNAUTHORIZED;
         disconnect(s, s->ctx->errstr);
         return -1;
     }
@@ -176,6 +195,7 @@ static int connect_and_subscribe(evs_stream_t *s) {
     }
     const msgpack_object *res;
     if (client_request_end(c, start, id, &res) != 0) {
+        if (c->err == EVS_EUNAUTHORIZED || c->err == EVS_EFORBIDDEN) s->stopped = c->err;
         disconnect(s, c->errstr);
         return -1;
     }
@@ -226,6 +246,7 @@ EVS_API int evs_stream_next(evs_stream_t *s, int timeout_ms, evs_event_t **out) 
                 continue;
             }
             if (connect_and_subscribe(s) != 0) {
+                if (s->stopped) return s->stopped;
                 if (deadline >= 0 && mono_ms() >= deadline) return 0;
                 continue;
             }

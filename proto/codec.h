@@ -19,6 +19,7 @@
 #include "event.h"
 
 #define CODEC_MAX_TOPICS 1024 /* most topics in one subscribe filter (both sides check it) */
+#define CODEC_MAX_TOKEN 1024  /* longest token of an auth request, in bytes */
 
 /* ---------------------------------------------------------------- errors */
 

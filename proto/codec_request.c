@@ -173,7 +173,7 @@ static const struct {
     uint32_t bit;
 } other_args[] = {
     {"events", ARG_EVENTS},     {"topics", ARG_TOPICS},   {"backwards", ARG_BACKWARDS},
-    {"event_id", ARG_EVENT_ID}, {"payload", ARG_PAYLOAD},
+    {"event_id", ARG_EVENT_ID}, {"payload", ARG_PAYLOAD}, {"token", ARG_TOKEN},
 };
 
 /* The ARG_* bit of a key that is not in plain_args; 0 when the protocol has no such key. */
@@ -284,6 +284,14 @@ static int decode_request(const uint8_t *buf, size_t len, codec_request_t *req,
         } else if (bit == ARG_PAYLOAD) {
             req->present |= ARG_PAYLOAD;
             rc = get_payload(v, &req->payload, &req->payload_len, err);
+        } else if (bit == ARG_TOKEN) {
+            req->present |= ARG_TOKEN;
+            if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+                v->via.str.size > CODEC_MAX_TOKEN)
+                rc = codec_error_set(err, EVS_EBAD_REQUEST,
+                                     "token must be a string of 1 to %d bytes", CODEC_MAX_TOKEN);
+            req->token = v->via.str.ptr;
+            req->token_len = v->via.str.size;
         }
         if (rc) return rc;
     }

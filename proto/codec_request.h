@@ -28,6 +28,7 @@ enum {
     ARG_VERSION = 1u << 11,
     ARG_MAX_VERSION = 1u << 12,
     ARG_PAYLOAD = 1u << 13,
+    ARG_TOKEN = 1u << 14,
 };
 
 /* A decoded request. Strings and events point into memory owned by the request (its msgpack
@@ -49,6 +50,8 @@ typedef struct codec_request {
     uint8_t event_id[16];
     const uint8_t *payload;
     size_t payload_len;
+    const char *token; /* auth: bytes, not NUL-terminated */
+    size_t token_len;
     msgpack_unpacked unpacked; /* owns the memory of everything above */
 } codec_request_t;
 

@@ -15,6 +15,8 @@ static const struct {
     {EVS_EUNAVAILABLE, "unavailable"},
     {EVS_EINTERNAL, "internal"},
     {EVS_ELIMIT_EXCEEDED, "limit_exceeded"},
+    {EVS_EUNAUTHORIZED, "unauthorized"},
+    {EVS_EFORBIDDEN, "forbidden"},
     {EVS_EIO, "io"},
     {EVS_EPROTOCOL, "protocol"},
     {EVS_ETIMEOUT, "timeout"},

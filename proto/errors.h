@@ -28,6 +28,8 @@ typedef enum evs_code {
     EVS_EUNAVAILABLE = -5,    /* the store cannot serve now; retry later */
     EVS_EINTERNAL = -6,       /* a bug or an unexpected failure in the server */
     EVS_ELIMIT_EXCEEDED = -7, /* a configured limit of the server refused the request */
+    EVS_EUNAUTHORIZED = -8,   /* no credentials, or wrong ones (auth) */
+    EVS_EFORBIDDEN = -9,      /* the principal lacks the permission the request needs */
     /* Codes only the client library produces (never on the wire). */
     EVS_EIO = -100,       /* connect, read or write failed; the context is dead */
     EVS_EPROTOCOL = -101, /* the server sent something that is not the protocol; dead */

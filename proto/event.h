@@ -47,6 +47,18 @@ EVS_PROTO_API void evs_event_clear(evs_event_t *ev);
  * call. 0, or -1 when no randomness could be had. */
 EVS_PROTO_API int evs_uuid_generate(uint8_t *ids, size_t n);
 
+/* Fills ids with n time-ordered (version 7, RFC 9562) UUIDs, 16 bytes each: 48 bits of Unix
+ * milliseconds, a 42-bit counter that goes up by one within a millisecond and 32 random bits,
+ * so that every id made in this process is greater, as 16 unsigned bytes, than the one made
+ * before it (any thread). Random bits come from the kernel's CSPRNG in one call. 0, or -1 when
+ * no randomness could be had. */
+EVS_PROTO_API int evs_uuid_generate_v7(uint8_t *ids, size_t n);
+
+/* Turns the 16 random bytes in id into a version 7 UUID made now (as evs_uuid_generate_v7 does;
+ * the last 4 bytes keep their random bits): for callers that keep their own pool of random
+ * bytes. */
+EVS_PROTO_API void evs_uuid_v7_stamp(uint8_t id[16]);
+
 /* Formats a UUID as 36 characters plus NUL into out. */
 EVS_PROTO_API void evs_uuid_format(const uint8_t id[16], char out[37]);
 

@@ -10,6 +10,9 @@
 #   2. evstored --store URL, and `evstore bench`: 64 connections x 1 event of 100 bytes, then
 #      16 connections x 100 events per request
 #   3. get-by-entity of a 1,000-event entity (p50) and read-all paging by 1,000 (events/s)
+#   4. (between the two append runs, the daemon stopped) the anchor: the statements the writer
+#      sends for one 64-event group (scripts/bench/anchor-64.sql), one pgbench client in a loop,
+#      no daemon; events/s = transactions/s x 64
 # and prints every figure as one JSON line, then the ratios against the targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,12 +59,26 @@ for peer in row-commit copy message-db; do
 done
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-build/bin/evstored --listen "127.0.0.1:$port" --store "$url" --log-level warn &
-daemon=$!
-for _ in $(seq 100); do build/bin/evstore -s "127.0.0.1:$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_daemon() {
+  build/bin/evstored --listen "127.0.0.1:$port" --store "$url" --log-level warn &
+  daemon=$!
+  for _ in $(seq 100); do build/bin/evstore -s "127.0.0.1:$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+start_daemon
 
 b1=$(build/bin/evstore -s "127.0.0.1:$port" bench -c 64 -e 1 -d 100 -T "$seconds" | tail -n 1)
 echo "$b1"
+# The anchor runs on the same table right after, with the daemon stopped (its live feed would
+# otherwise read every anchor event, on the same cores), and the daemon started again after it.
+kill "$daemon"
+wait "$daemon" 2>/dev/null || true
+daemon=""
+anchor_tps=$(pgbench -n -M prepared -f scripts/bench/anchor-64.sql -c 1 -T "$seconds" "$url" 2>&1 |
+  sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
+anchor=$(printf '{"measure":"anchor-64","events_per_s":%.0f,"transactions_per_s":%s}' \
+  "$(awk -v t="${anchor_tps:-0}" 'BEGIN { print t * 64 }')" "${anchor_tps:-0}")
+echo "$anchor"
+start_daemon
 b100=$(build/bin/evstore -s "127.0.0.1:$port" bench -c 16 -e 100 -d 100 -T "$seconds" | tail -n 1)
 echo "$b100"
 # The reads are measured on a settled database: the append runs leave ~800,000 new rows that
@@ -70,7 +87,7 @@ psql "$url" -XqAtc "VACUUM (ANALYZE) evs_events" -c "CHECKPOINT" >/dev/null
 reads=$(build/bench/bench-reads "127.0.0.1:$port")
 echo "$reads"
 
-python3 - "$peers" "$b1" "$b100" "$reads" <<'PY'
+python3 - "$peers" "$b1" "$b100" "$reads" "$anchor" <<'PY'
 import json, sys
 peers = {}
 for line in open(sys.argv[1]):
@@ -82,6 +99,7 @@ reads = [json.loads(l) for l in sys.argv[4].splitlines() if l.startswith("{")]
 gbe = next(r for r in reads if r["measure"] == "get-by-entity-1000")
 ra = next(r for r in reads if r["measure"] == "read-all-by-1000")
 row, copy, mdb = peers.get("row-commit", 0), peers.get("copy", 0), peers.get("message-db", 0)
+anchor = json.loads(sys.argv[5])["events_per_s"]
 def ratio(a, b): return a / b if b else float("nan")
 print()
 print("| measure | evstore | anchor | ratio | target |")
@@ -89,6 +107,7 @@ print("| --- | --- | --- | --- | --- |")
 print("| append 64 conn x 1 event | %d ev/s | row-commit %d | %.1fx | >= 7x |" % (b1["events_per_s"], row, ratio(b1["events_per_s"], row)))
 print("| append 64 conn x 1 event | %d ev/s | copy %d | %.2fx | >= 0.5x |" % (b1["events_per_s"], copy, ratio(b1["events_per_s"], copy)))
 print("| append 64 conn x 1 event | %d ev/s | message-db %d | %.1fx | - |" % (b1["events_per_s"], mdb, ratio(b1["events_per_s"], mdb)))
+print("| append 64 conn x 1 event | %d ev/s | same-SQL anchor %d | %.2fx | >= 0.8x |" % (b1["events_per_s"], anchor, ratio(b1["events_per_s"], anchor)))
 print("| append 16 conn x 100 events | %d ev/s | copy %d | %.2fx | >= 0.9x |" % (b100["events_per_s"], copy, ratio(b100["events_per_s"], copy)))
 print("| get-by-entity, 1,000 events | p50 %.2f ms (p99 %.2f) | - | - | p50 < 2 ms |" % (gbe["p50_us"] / 1000, gbe["p99_us"] / 1000))
 print("| read-all by 1,000 | %d ev/s | - | - | >= 200,000 |" % ra["events_per_s"])

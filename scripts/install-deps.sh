@@ -4,7 +4,7 @@
 # and only then. Needs root (or sudo) only when something is missing.
 set -eu
 pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
-      uuid-dev uthash-dev postgresql procps
+      uuid-dev uthash-dev libssl-dev openssl postgresql procps
       systemd man-db binutils
       clang-format-14"  # systemd-analyze, man --warnings, objdump: tests/service; the format check
 missing=""

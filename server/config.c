@@ -1,9 +1,12 @@
 /* config.c: the option table, the config-file parser and the helpers around them (config.h). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include "addr.h"
 #include "log.h"
 #include "store.h"
+#include "tls.h"
 
 #define FIELD(f) offsetof(server_config_t, f), sizeof(((server_config_t *)0)->f)
 
@@ -28,8 +32,8 @@
 /* The one option table. Keep evstored.conf(5) in step: tests/service checks that every name
  * below appears there. */
 const config_option_t config_options[] = {
-    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, REQUIRED, "HOST:PORT",
-     "TCP address to listen on ([v6addr]:PORT for IPv6)"},
+    {"listen", CONFIG_STRING, FIELD(listen), "127.0.0.1:7433", 0, 0, RESTART, OPTIONAL, "HOST:PORT",
+     "TCP address to listen on ([v6addr]:PORT for IPv6; empty: no plain TCP listener)"},
     {"unix", CONFIG_STRING, FIELD(unix_path), "", 0, 0, RESTART, OPTIONAL, "PATH",
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
     {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, RESTART, REQUIRED, "URL",
@@ -76,6 +80,25 @@ const config_option_t config_options[] = {
     {"write_queue_requests", CONFIG_BYTES, FIELD(write_queue_requests), "10000", 1, 10000000,
      RELOAD, OPTIONAL, "COUNT",
      "PostgreSQL: most writes waiting for the database; past it writes are unavailable"},
+    {"tls_listen", CONFIG_STRING, FIELD(tls_listen), "", 0, 0, RESTART, OPTIONAL, "HOST[:PORT]",
+     "also listen for TLS connections here (port 7434 when only a host is given; empty: none)"},
+    {"tls_cert", CONFIG_STRING, FIELD(tls_cert), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "PEM certificate chain of the TLS listener (read again on SIGHUP)"},
+    {"tls_key", CONFIG_STRING, FIELD(tls_key), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "PEM private key of tls_cert (read again on SIGHUP)"},
+    {"tls_ca", CONFIG_STRING, FIELD(tls_ca), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "PEM CA certificates: TLS clients must present a certificate they verify (empty: none asked)"},
+    {"auth_file", CONFIG_STRING, FIELD(auth_file), "", 0, 0, RELOAD, OPTIONAL, "PATH",
+     "principals, their credentials and permissions (docs/security.md); re-read on SIGHUP "
+     "(empty: every client may do everything)"},
+    {"allow_unauthenticated", CONFIG_BOOL, FIELD(allow_unauthenticated), "no", 0, 1, RELOAD,
+     OPTIONAL, "yes|no",
+     "allow listen on a non-loopback address without an auth_file (anyone who reaches the port "
+     "may read, append and delete)"},
+    {"unix_mode", CONFIG_STRING, FIELD(unix_mode), "", 0, 0, RESTART, OPTIONAL, "MODE",
+     "octal permissions of the Unix socket, e.g. 0660 (empty: as the umask leaves them)"},
+    {"unix_group", CONFIG_STRING, FIELD(unix_group), "", 0, 0, RESTART, OPTIONAL, "GROUP",
+     "group (name or number) of the Unix socket (empty: the daemon's)"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
 
@@ -212,6 +235,17 @@ int config_set(server_config_t *cfg, const config_option_t *opt, const char *val
                         opt->name, value, opt->min, opt->max);
         set_num(cfg, opt, v);
         return 0;
+    case CONFIG_BOOL:
+        if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on") ||
+            !strcmp(value, "1"))
+            v = 1;
+        else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off") ||
+                 !strcmp(value, "0"))
+            v = 0;
+        else
+            return fail(why, whylen, "%s: \"%s\" is not yes or no", opt->name, value);
+        set_num(cfg, opt, v);
+        return 0;
     case CONFIG_SECONDS:
         if (parse_number(value, &v, false) || v < opt->min || v > opt->max)
             return fail(why, whylen,
@@ -324,6 +358,23 @@ int config_read_file(server_config_t *cfg, const char *path, char *why, size_t w
     return rc;
 }
 
+/* An octal number from 0 to 0777 (a leading 0 optional). */
+static bool unix_mode_valid(const char *s) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 8);
+    return *s >= '0' && *s <= '7' && !*end && !errno && v <= 0777;
+}
+
+/* Whether sa is an address only this machine reaches: 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
+static bool addr_is_loopback(const struct sockaddr_storage *sa) {
+    if (sa->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->ss_family != AF_INET6) return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 size_t config_max_event(const server_config_t *cfg) {
     return cfg->max_event ? cfg->max_event : codec_page_budget(cfg->max_frame);
 }
@@ -331,11 +382,14 @@ size_t config_max_event(const server_config_t *cfg) {
 int config_check(const server_config_t *cfg, char *why, size_t whylen) {
     char host[64];
     struct sockaddr_storage sa;
-    int bad = addr_parse(cfg->listen, &sa, host, sizeof host);
+    int bad = cfg->listen ? addr_parse(cfg->listen, &sa, host, sizeof host) : 0;
     if (bad == ADDR_BAD_FORM)
         return fail(why, whylen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
     if (bad == ADDR_BAD_HOST)
         return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
+    if (!cfg->listen && !cfg->tls_listen && !cfg->unix_path)
+        return fail(why, whylen, "no listener: set listen, tls_listen or unix");
+    if (tls_check_config(cfg, why, whylen) != 0) return -1;
     if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
         return fail(why, whylen, "unix: the path is longer than 107 bytes");
     if (cfg->frame_memory_limit < (size_t)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK)
@@ -344,9 +398,23 @@ int config_check(const server_config_t *cfg, char *why, size_t whylen) {
                     "as it arrives: give it at least %llu",
                     cfg->frame_memory_limit, cfg->max_frame,
                     (unsigned long long)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK);
-    if (!store_url_is_valid(cfg->store_url))
-        return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL",
-                    cfg->store_url);
+    if (!store_url_is_valid(cfg->store_url)) {
+        char shown[512];
+        config_store_masked(cfg->store_url, shown, sizeof shown);
+        return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL", shown);
+    }
+    if (cfg->unix_mode && !unix_mode_valid(cfg->unix_mode))
+        return fail(why, whylen, "unix_mode: \"%s\" is not an octal mode from 0 to 0777",
+                    cfg->unix_mode);
+    /* Protected mode, as Redis has it: a plain listener that other machines can reach needs an
+     * auth_file, or the explicit opt-out. */
+    if (cfg->listen && *cfg->listen && !cfg->auth_file && !cfg->allow_unauthenticated &&
+        !addr_is_loopback(&sa))
+        return fail(why, whylen,
+                    "listen: %s is not a loopback address and no auth_file is set: anyone who "
+                    "reaches it could read, append and delete; set auth_file "
+                    "(docs/security.md), listen on 127.0.0.1, or set allow_unauthenticated = yes",
+                    cfg->listen);
     /* Every stored event must come back in one reply or push, whose envelope takes at most
      * CODEC_PAGE_ENVELOPE bytes of a frame. */
     if (cfg->max_event > codec_page_budget(cfg->max_frame))
@@ -386,29 +454,54 @@ failed:
 
 /* ---------------------------------------------------------------- showing */
 
-/* Copies a store URL with its password replaced by "***": the user:password@ part of a URL,
- * and password=... in a key=value string. */
-static void hide_password(const char *url, char *buf, size_t len) {
-    snprintf(buf, len, "%s", url);
-    char *scheme = strstr(buf, "://");
-    if (scheme) {
-        char *user = scheme + 3, *at = strchr(user, '@'), *slash = strchr(user, '/');
-        char *colon = strchr(user, ':');
-        if (at && colon && colon < at && (!slash || at < slash)) {
-            char rest[1024];
-            snprintf(rest, sizeof rest, "%s", at);
-            snprintf(colon, len - (size_t)(colon - buf), ":***%s", rest);
-        }
+/* Appends " key=value" to buf (at *at of len), the value quoted as libpq reads it when it holds
+ * a blank, a quote or a backslash, or is empty. */
+static void append_keyword(char *buf, size_t len, size_t *at, const char *key, const char *value) {
+    bool quote = !*value || strpbrk(value, " \t\n\r\f\v'\\") != NULL;
+    int n = snprintf(buf + *at, len - *at, "%s%s=%s", *at ? " " : "", key, quote ? "'" : "");
+    if (n > 0) *at = *at + (size_t)n < len ? *at + (size_t)n : len - 1;
+    for (const char *v = value; *v && *at + 3 < len; v++) {
+        if (*v == '\'' || *v == '\\') buf[(*at)++] = '\\';
+        buf[(*at)++] = *v;
     }
-    char *pw = strstr(buf, "password=");
-    if (pw) {
-        char *end = pw + 9;
-        while (*end && !isspace((unsigned char)*end) && *end != '&')
-            end++;
-        char rest[1024];
-        snprintf(rest, sizeof rest, "%s", end);
-        snprintf(pw + 9, len - (size_t)(pw + 9 - buf), "***%s", rest);
+    buf[*at] = '\0';
+    if (quote && *at + 1 < len) {
+        buf[(*at)++] = '\'';
+        buf[*at] = '\0';
     }
+}
+
+void config_store_masked(const char *url, char *buf, size_t len) {
+    if (!len) return;
+    if (!strchr(url, '=') && !strstr(url, "://")) {
+        snprintf(buf, len, "%s", url); /* not a connection string: "memory" */
+        return;
+    }
+    /* libpq's own parser finds the password wherever it is; a string it cannot parse might hold
+     * one where it was not found, so it is not shown. */
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &why);
+    PQfreemem(why);
+    if (!opts) {
+        snprintf(buf, len, "(a connection string libpq cannot parse: not shown)");
+        return;
+    }
+    bool has_password = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && strcmp(o->keyword, "password") == 0) has_password = true;
+    if (!has_password) {
+        snprintf(buf, len, "%s", url);
+        PQconninfoFree(opts);
+        return;
+    }
+    /* Written again as key=value pairs, which libpq reads as it read the original. */
+    size_t at = 0;
+    buf[0] = '\0';
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val)
+            append_keyword(buf, len, &at, o->keyword,
+                           strcmp(o->keyword, "password") == 0 ? "***" : o->val);
+    PQconninfoFree(opts);
 }
 
 void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf, size_t len) {
@@ -419,7 +512,7 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
         const char *s = str_value(cfg, opt);
         if (!s) s = "";
         if (strcmp(opt->name, "store") == 0)
-            hide_password(s, buf, len);
+            config_store_masked(s, buf, len);
         else
             snprintf(buf, len, "%s", s);
         break;
@@ -434,6 +527,9 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
         break;
     case CONFIG_LOGLEVEL:
         snprintf(buf, len, "%s", log_level_name((int)v));
+        break;
+    case CONFIG_BOOL:
+        snprintf(buf, len, "%s", v ? "yes" : "no");
         break;
     }
 }

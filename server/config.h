@@ -38,6 +38,7 @@ typedef enum config_type {
     CONFIG_LOGLEVEL, /* int: error, warn, info or debug */
     CONFIG_COUNT,    /* uint32_t or uint64_t; a whole number, no suffix */
     CONFIG_MEMORY,   /* size_t; bytes as CONFIG_BYTES, or N% of the machine's physical memory */
+    CONFIG_BOOL,     /* uint32_t 0 or 1: yes/no, true/false, on/off, 1/0 */
 } config_type_t;
 
 typedef struct config_option {
@@ -92,6 +93,11 @@ int config_load(server_config_t *cfg, const char *path, const config_override_t 
 /* Checks what the parser alone cannot (the listen address, the store URL's kind). 0, or -1
  * with why set. */
 int config_check(const server_config_t *cfg, char *why, size_t whylen);
+
+/* Copies a store URL (or conninfo string) into buf with its password hidden, in every form libpq
+ * accepts: the URL's user:password@, ?password= (also given twice), and password = 'quoted' in
+ * a key=value string. A string libpq cannot parse is not shown. */
+void config_store_masked(const char *url, char *buf, size_t len);
 
 /* Writes opt's value in cfg as the file would hold it (a store URL's password hidden). */
 void config_format(const server_config_t *cfg, const config_option_t *opt, char *buf, size_t len);

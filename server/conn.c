@@ -3,11 +3,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../proto/frame.h"
+#include "auth.h"
 #include "dispatch.h"
 #include "log.h"
 #include "subs.h"
+#include "tls.h"
 
 /* One uv_write of output: data[skip..skip+len) is written, data is freed after. */
 typedef struct write_req {
@@ -30,7 +33,18 @@ conn_t *conn_new(server_t *srv) {
 static void conn_free(conn_t *c) {
     frame_reader_free(&c->in);
     codec_buf_free(&c->out);
+    codec_buf_free(&c->wire);
+    tls_session_free(c->tls);
     free(c);
+}
+
+int conn_use_tls(conn_t *c, struct ssl_ctx_st *ctx) {
+    c->tls = tls_session_new(ctx);
+    return c->tls ? 0 : -1;
+}
+
+const char *conn_tls_peer_cn(const conn_t *c) {
+    return c->tls && tls_session_established(c->tls) ? tls_session_peer_cn(c->tls) : NULL;
 }
 
 void conn_discard(conn_t *c) {
@@ -50,7 +64,7 @@ bool conn_is_open(const conn_t *c) {
 }
 
 size_t conn_queued(const conn_t *c) {
-    return c->out.len + c->writing;
+    return c->out.len + c->wire.len + c->writing;
 }
 
 size_t conn_reply_room(const conn_t *c) {
@@ -121,7 +135,8 @@ static void check_timeouts(conn_t *c) {
         uint64_t due = c->frame_ms + cfg->frame_timeout_ms;
         if (now >= due) {
             snprintf(why, sizeof why,
-                     "a frame begun %llu ms ago is not complete (frame_timeout is %u s)",
+                     "%s begun %llu ms ago is not complete (frame_timeout is %u s)",
+                     c->tls && !tls_session_established(c->tls) ? "the TLS handshake" : "a frame",
                      (unsigned long long)(now - c->frame_ms), cfg->frame_timeout_ms / 1000);
             conn_close(c, why);
             return;
@@ -211,9 +226,10 @@ static bool ready_to_close(const conn_t *c) {
 static uint8_t shared_in[FRAME_READ_CHUNK];
 static bool shared_in_busy;
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    conn_t *c = h->data;
-    (void)suggested;
+/* Where the next input of c goes (plaintext: from the socket, or decrypted by tls_pump): the
+ * shared buffer, or room in c's reader; a NULL buffer when out of memory or when
+ * frame_memory_limit would be passed (input_refused). */
+static void input_room(conn_t *c, uv_buf_t *buf) {
     if (frame_reader_pending(&c->in) == 0 && !shared_in_busy) {
         shared_in_busy = true;
         *buf = uv_buf_init((char *)shared_in, sizeof shared_in);
@@ -323,8 +339,9 @@ static void process_input(conn_t *c) {
     conn_flush(c);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    conn_t *c = s->data;
+/* Takes what came into buf (from input_room): nread bytes, or the end of the input (UV_EOF),
+ * an error, UV_ENOBUFS when input_room gave no buffer, or 0 to give the buffer back. */
+static void input_take(conn_t *c, ssize_t nread, const uv_buf_t *buf) {
     bool shared = buf->base == (char *)shared_in;
     if (shared) shared_in_busy = false;
     if (nread > 0) {
@@ -364,6 +381,100 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     input_account(c);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    input_room(h->data, buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    input_take(s->data, nread, buf);
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+/* The TLS handshake of c is complete. From here on conn_tls_peer_cn(c) is the CN of a verified
+ * client certificate (tls_ca set): this is where a certificate maps to a principal. */
+static void tls_established(conn_t *c) {
+    c->in_frame = false;
+    const char *cn = conn_tls_peer_cn(c);
+    if (!cn) return;
+    log_info("conn", "%s: TLS client certificate verified: CN \"%s\"", c->peer, cn);
+    conn_auth_cert_cn(c, cn); /* the principal whose cert-cn it is, from the first request */
+}
+
+/* Ends a connection whose handshake failed: the session's alert goes out, then it closes. */
+static void tls_refuse(conn_t *c, const char *why) {
+    log_info("conn", "%s: TLS handshake failed: %s", c->peer, why);
+    c->close_when_flushed = true;
+    conn_stop_reading(c);
+    conn_flush(c);
+}
+
+/* Drives c's session with the ciphertext it was fed: the handshake first, then the plaintext is
+ * decrypted into the reader and handled as input_take handles a plain read, for as long as c
+ * reads. What is left waits in the session until reading resumes (output_drained). */
+static void tls_pump(conn_t *c) {
+    char why[256];
+    if (c->tls_pumping || c->closing) return;
+    if (!tls_session_established(c->tls)) {
+        int rc = tls_session_handshake(c->tls, why, sizeof why);
+        if (rc == TLS_FAILED) {
+            tls_refuse(c, why);
+            return;
+        }
+        conn_flush(c);
+        if (rc == TLS_AGAIN || c->closing) return;
+        tls_established(c);
+    }
+    c->tls_pumping = true;
+    while (c->reading && !c->closing && !c->close_when_flushed) {
+        uv_buf_t room;
+        input_room(c, &room);
+        if (!room.base) {
+            input_take(c, UV_ENOBUFS, &room);
+            break;
+        }
+        ssize_t n = tls_session_read(c->tls, (uint8_t *)room.base, room.len, why, sizeof why);
+        if (n > 0) {
+            input_take(c, n, &room);
+            continue;
+        }
+        input_take(c, 0, &room); /* gives the buffer back */
+        if (n == TLS_CLOSED) input_take(c, UV_EOF, &(uv_buf_t){0});
+        if (n == TLS_FAILED) conn_close(c, why);
+        if (n == TLS_AGAIN) conn_flush(c); /* what reading made the session send */
+        break;
+    }
+    c->tls_pumping = false;
+}
+
+/* Ciphertext is read into one buffer shared by every TLS connection and fed to the session at
+ * once. */
+static uint8_t shared_cipher_in[FRAME_READ_CHUNK];
+
+static void on_alloc_tls(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)h, (void)suggested;
+    *buf = uv_buf_init((char *)shared_cipher_in, sizeof shared_cipher_in);
+}
+
+static void on_read_tls(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn_t *c = s->data;
+    if (nread > 0) {
+        if (tls_session_feed(c->tls, (const uint8_t *)buf->base, (size_t)nread) != 0)
+            conn_close(c, "out of memory for TLS input");
+        else
+            tls_pump(c);
+    } else if (nread < 0) {
+        input_take(c, nread, &(uv_buf_t){0});
+    }
+}
+
+/* Starts reading c's socket with the callbacks of its transport. */
+static int read_start(conn_t *c) {
+    return c->tls ? uv_read_start(&c->h.stream, on_alloc_tls, on_read_tls)
+                  : uv_read_start(&c->h.stream, on_alloc, on_read);
+}
+
 void conn_start(conn_t *c) {
     c->h.handle.data = c;
     struct sockaddr_storage ss;
@@ -382,7 +493,19 @@ void conn_start(conn_t *c) {
         }
         uv_tcp_nodelay(&c->h.tcp, 1);
     } else {
-        snprintf(c->peer, sizeof c->peer, "unix");
+        struct ucred cred;
+        socklen_t clen = sizeof cred;
+        uv_os_fd_t fd;
+        if (uv_fileno(&c->h.handle, &fd) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+            c->has_uid = true;
+            c->uid = cred.uid;
+            c->principal = auth_find_uid(c->srv->auth, cred.uid);
+            snprintf(c->peer, sizeof c->peer, "unix(uid %u, pid %d)", (unsigned)cred.uid,
+                     (int)cred.pid);
+        } else {
+            snprintf(c->peer, sizeof c->peer, "unix");
+        }
     }
     server_t *srv = c->srv;
     c->next = srv->conns;
@@ -396,12 +519,33 @@ void conn_start(conn_t *c) {
     conn_ref(c); /* the timer's */
     c->active_ms = uv_now(srv->loop);
     if (srv->cfg.idle_timeout_ms) timer_arm(c, c->active_ms + srv->cfg.idle_timeout_ms);
-    int rc = uv_read_start(&c->h.stream, on_alloc, on_read);
+    if (c->tls) { /* the handshake is timed as a frame */
+        c->in_frame = true;
+        c->frame_ms = c->active_ms;
+        if (srv->cfg.frame_timeout_ms) timer_arm(c, c->frame_ms + srv->cfg.frame_timeout_ms);
+    }
+    int rc = read_start(c);
     if (rc) {
         conn_close(c, uv_strerror(rc));
         return;
     }
     c->reading = true;
+}
+
+void conn_auth_cert_cn(conn_t *c, const char *cn) {
+    const auth_principal_t *p = auth_find_cert_cn(c->srv->auth, cn);
+    if (p) c->principal = p;
+    log_info("conn", "%s: client certificate CN \"%.64s\"%s%s", c->peer, cn,
+             p ? ": principal " : " (no principal lists it)", p ? p->name : "");
+}
+
+void conn_auth_reloaded(server_t *srv) {
+    for (conn_t *c = srv->conns; c; c = c->next) {
+        const auth_principal_t *p = c->principal;
+        if (p) p = auth_find_name(srv->auth, p->name);
+        if (!p && c->has_uid) p = auth_find_uid(srv->auth, c->uid);
+        c->principal = p;
+    }
 }
 
 void conn_stop_reading(conn_t *c) {
@@ -443,6 +587,7 @@ void conn_shutdown(conn_t *c) {
     c->shutting_down = true;
     conn_stop_reading(c);
     frame_reader_free(&c->in); /* requests not started are dropped, as in any drain */
+    if (c->tls) tls_session_close_notify(c->tls);
     conn_flush(c);
     if (c->closing) return;
     c->shutdown_req.data = c;
@@ -469,9 +614,8 @@ static void output_drained(conn_t *c) {
         c->reads_inflight == 0) {
         c->read_paused = false;
         if (frame_reader_pending(&c->in)) process_input(c);
-        if (!c->read_paused && !c->closing && !c->reading &&
-            uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
-            c->reading = true;
+        if (!c->read_paused && !c->closing && !c->reading && read_start(c) == 0) c->reading = true;
+        if (c->tls && c->reading && tls_session_has_input(c->tls)) tls_pump(c);
     }
 }
 
@@ -488,22 +632,36 @@ static void on_write(uv_write_t *req, int status) {
     conn_unref(c);
 }
 
+/* The bytes to hand to the socket: c->out itself on a plain connection; on a TLS one, c->wire,
+ * into which c->out is encrypted (after what the session has to send) and emptied. NULL when
+ * out of memory. */
+static codec_buf_t *wire_out(conn_t *c) {
+    if (!c->tls) return &c->out;
+    if (tls_session_take_output(c->tls, &c->wire) != 0 ||
+        (c->out.len && tls_session_write(c->tls, c->out.data, c->out.len, &c->wire) != 0))
+        return NULL;
+    c->out.len = 0;
+    if (c->out.cap > 1024 * 1024) codec_buf_free(&c->out);
+    return &c->wire;
+}
+
 void conn_flush(conn_t *c) {
     if (c->closing) {
-        c->out.len = 0;
+        c->out.len = c->wire.len = 0;
         return;
     }
-    if (c->out.failed) {
+    codec_buf_t *out = c->out.failed ? NULL : wire_out(c);
+    if (!out || out->failed) {
         conn_close(c, "out of memory for the output buffer");
         return;
     }
-    if (c->out.len == 0) {
+    if (out->len == 0) {
         if (c->close_when_flushed && ready_to_close(c)) conn_close(c, NULL);
         return;
     }
     size_t done = 0;
     if (c->writing == 0) {
-        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        uv_buf_t b = uv_buf_init((char *)out->data, (unsigned)out->len);
         int n = uv_try_write(&c->h.stream, &b, 1);
         if (n > 0)
             done = (size_t)n;
@@ -512,9 +670,9 @@ void conn_flush(conn_t *c) {
             return;
         }
     }
-    if (done == c->out.len) {
-        c->out.len = 0;
-        if (c->out.cap > 1024 * 1024) codec_buf_free(&c->out);
+    if (done == out->len) {
+        out->len = 0;
+        if (out->cap > 1024 * 1024) codec_buf_free(out);
         output_drained(c);
         return;
     }
@@ -526,10 +684,10 @@ void conn_flush(conn_t *c) {
     /* Hand the buffer over, with what try_write took skipped, instead of copying the rest: a
      * reply the client does not read then costs its own bytes once, not twice. */
     w->conn = c;
-    w->data = c->out.data;
+    w->data = out->data;
     w->skip = done;
-    w->len = c->out.len - done;
-    codec_buf_init(&c->out);
+    w->len = out->len - done;
+    codec_buf_init(out);
     uv_buf_t b = uv_buf_init((char *)w->data + w->skip, (unsigned)w->len);
     int rc = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
     if (rc) {

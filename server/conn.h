@@ -21,6 +21,11 @@
  * connections together hold at most about frame_memory_limit bytes; the connection whose
  * unfinished frame would take more gets an `unavailable` error and is closed.
  *
+ * Transport: a connection accepted on the TLS listener carries a TLS session (tls.h) between
+ * the socket and all of the above: ciphertext is read into the session and decrypted into the
+ * frame reader, replies are encrypted when flushed, and the ciphertext waiting to be written is
+ * what the output limit counts.
+ *
  * Lifetime: a connection is reference-counted: its handle holds one reference, its timer one,
  * each request in
  * flight in the store one more, each uv_write one more. conn_close starts the close; the memory
@@ -39,6 +44,8 @@
 #include "server.h"
 
 typedef struct sub sub_t;
+typedef struct tls_session tls_session_t;
+typedef struct auth_principal auth_principal_t;
 
 /* Most requests of one connection waiting for the store at once. */
 #define CONN_MAX_INFLIGHT 256
@@ -79,6 +86,19 @@ struct conn {
     bool in_frame;      /* the reader holds the start of a frame that began at frame_ms */
     size_t in_counted;  /* in.cap as counted in srv->input_bytes (frame_memory_limit) */
     bool input_refused; /* on_alloc refused memory: frame_memory_limit would be passed */
+    /* TLS (tls.h), NULL on a plain connection: the socket carries ciphertext, the reader and
+     * c->out plaintext. c->out is encrypted into wire when flushed, and wire is written as
+     * c->out is on a plain connection; the ciphertext waiting to be written is what
+     * conn_queued counts. The handshake is timed as an unfinished frame (frame_timeout). */
+    tls_session_t *tls;
+    codec_buf_t wire;
+    bool tls_pumping; /* inside tls_pump */
+    /* Who the peer is (auth.h): NULL until an auth, a listed Unix uid or a listed certificate
+     * CN makes it a principal of srv->auth (then a reload looks it up again by name). */
+    const auth_principal_t *principal;
+    unsigned auth_failures; /* failed auth requests; the third closes the connection */
+    bool has_uid;           /* a Unix peer whose uid SO_PEERCRED gave */
+    uid_t uid;
 };
 
 /* Makes a connection for a stream that listener accepts into conn->h (the caller initialises
@@ -88,6 +108,12 @@ conn_t *conn_new(server_t *srv);
 void conn_start(conn_t *c);
 /* Frees a conn_new'd connection whose handle was never initialised. */
 void conn_discard(conn_t *c);
+/* Makes a conn_new'd connection, before conn_start, a TLS one on the server context ctx. 0, or
+ * -1 when out of memory. */
+int conn_use_tls(conn_t *c, struct ssl_ctx_st *ctx);
+/* The subject CN of the verified client certificate of a TLS connection (tls_ca set), once its
+ * handshake is done; NULL otherwise. */
+const char *conn_tls_peer_cn(const conn_t *c);
 
 void conn_ref(conn_t *c);
 void conn_unref(conn_t *c);
@@ -122,6 +148,14 @@ void conn_stop_reading(conn_t *c);
  * closing a socket with unread input sends a reset, and the peer may then lose replies it has
  * not read yet. The caller bounds the wait by calling conn_close. */
 void conn_shutdown(conn_t *c);
+
+/* A TLS peer presented a verified client certificate with subject CN cn: the connection is the
+ * principal that lists cert-cn:cn, if there is an auth_file and one does. */
+void conn_auth_cert_cn(conn_t *c, const char *cn);
+
+/* After srv->auth was replaced (a reload): each connection's principal is looked up again by
+ * name in the new table (NULL when it is gone). Call before freeing the old table. */
+void conn_auth_reloaded(server_t *srv);
 
 /* Arms every connection's timer again after a reload changed the timeouts. */
 void conn_timeouts_changed(server_t *srv);

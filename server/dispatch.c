@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../proto/codec_request.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "stats.h"
@@ -137,6 +138,7 @@ static const struct {
     {"snapshots", has_snapshots},
     {"delete-entity", has_delete_entity},
     {"delete-snapshots", has_delete_snapshots},
+    {"auth", NULL},
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 
@@ -168,8 +170,9 @@ static void op_ping(conn_t *c, codec_request_t *req) {
 
 /* ---------------------------------------------------------------- append */
 
-/* Random event ids come from a pool filled 256 at a time by one getrandom call (the daemon never
- * forks, so the pool is never shared with another process). */
+/* Event ids are time-ordered (version 7) UUIDs, stamped when drawn on random bytes from a pool
+ * filled 256 ids at a time by one getrandom call (the daemon never forks, so the pool is never
+ * shared with another process). */
 static uint8_t id_pool[256 * 16];
 static size_t id_pool_left;
 
@@ -181,6 +184,7 @@ static int draw_event_id(uint8_t id[16]) {
     id_pool_left--;
     memcpy(id, id_pool + 16 * id_pool_left, 16);
     memset(id_pool + 16 * id_pool_left, 0, 16);
+    evs_uuid_v7_stamp(id);
     return 0;
 }
 
@@ -448,35 +452,128 @@ static void op_config(conn_t *c, codec_request_t *req) {
     reply_end(c, start);
 }
 
+/* ---------------------------------------------------------------- auth */
+
+/* Failed auth requests after which a connection is closed. */
+#define AUTH_MAX_FAILURES 3
+
+static void pack_permissions(msgpack_packer *pk, char *const *perms, size_t n) {
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        codec_pack_cstr(pk, perms[i]);
+}
+
+/* auth: the token's principal becomes the connection's. Without an auth_file every client may
+ * do everything, which the reply says (principal ""). A wrong token is logged with the peer's
+ * address (never the token); the AUTH_MAX_FAILURES-th closes the connection after its reply. */
+static void op_auth(conn_t *c, codec_request_t *req) {
+    static char *const everything[] = {"read", "write", "delete", "admin"};
+    const auth_principal_t *p = NULL;
+    if (c->srv->auth && !(p = auth_find_token(c->srv->auth, req->token, req->token_len))) {
+        unsigned n = ++c->auth_failures;
+        bool last = n >= AUTH_MAX_FAILURES;
+        log_warn("auth", "%s: auth failed (%u of %d): no principal has this token%s", c->peer, n,
+                 AUTH_MAX_FAILURES, last ? "; closing the connection" : "");
+        codec_error_t err;
+        codec_error_set(&err, EVS_EUNAUTHORIZED, "no principal has this token%s",
+                        last ? "; this was the last try on this connection, which closes" : "");
+        dispatch_reply_error(c, true, req->id, &err);
+        if (last) {
+            c->close_when_flushed = true;
+            conn_stop_reading(c);
+        }
+        return;
+    }
+    if (p) {
+        c->principal = p;
+        log_info("auth", "%s: authenticated as %s", c->peer, p->name);
+    }
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, req->id, 2);
+    codec_pack_key(&pk, "principal");
+    codec_pack_cstr(&pk, p ? p->name : "");
+    codec_pack_key(&pk, "permissions");
+    if (p)
+        pack_permissions(&pk, p->permissions, p->npermissions);
+    else
+        pack_permissions(&pk, everything, 4);
+    reply_end(c, start);
+}
+
+/* Whether c may run an op that needs perm: always without an auth_file; else unauthorized for
+ * a connection that is no principal yet (only AUTH_NONE ops), forbidden for a principal without
+ * the permission. Replies the error when not. */
+static bool op_allowed(conn_t *c, const codec_request_t *req, const char *op, auth_perm_t perm) {
+    if (!c->srv->auth || perm == AUTH_NONE) return true;
+    codec_error_t err;
+    if (!c->principal)
+        codec_error_set(&err, EVS_EUNAUTHORIZED,
+                        "%s needs credentials: send auth with a token first (or connect as a Unix "
+                        "uid or TLS client certificate the auth_file lists)",
+                        op);
+    else if (!auth_allows(c->principal, perm, NULL))
+        codec_error_set(&err, EVS_EFORBIDDEN, "%s needs the %s permission, which %s lacks", op,
+                        auth_perm_name(perm), c->principal->name);
+    else
+        return true;
+    dispatch_reply_error(c, true, req->id, &err);
+    return false;
+}
+
+/* Whether the principal's write or delete permission covers every entity the request touches
+ * (a prefix-limited permission may not): an append touching one entity outside them is refused
+ * whole, nothing stored. Replies forbidden when not. */
+static bool entities_allowed(conn_t *c, const codec_request_t *req, auth_perm_t perm) {
+    if (!c->srv->auth || (perm != AUTH_WRITE && perm != AUTH_DELETE)) return true;
+    const char *denied = NULL;
+    for (size_t i = 0; !denied && i < req->nevents; i++)
+        if (!auth_allows(c->principal, perm, req->events[i].entity_id))
+            denied = req->events[i].entity_id;
+    if (!denied && (req->present & ARG_ENTITY_ID) &&
+        !auth_allows(c->principal, perm, req->entity_id))
+        denied = req->entity_id;
+    if (!denied) return true;
+    codec_error_t err;
+    codec_error_set(&err, EVS_EFORBIDDEN,
+                    "%s lacks the %s permission for entity \"%.*s\" (its %s permission is "
+                    "limited to entity-id prefixes); nothing was done",
+                    c->principal->name, auth_perm_name(perm), 255, denied, auth_perm_name(perm));
+    dispatch_reply_error(c, true, req->id, &err);
+    return false;
+}
+
 /* ---------------------------------------------------------------- the table */
 
 /* Each op: its name on the wire, its handler, the arguments it cannot do without (ARG_* bits,
- * checked before the handler runs) and how a bad_request names them, and the optional arguments
- * it takes (any other argument is bad_request naming it). The index of an op is its slot in the
- * stats' request counters. */
+ * checked before the handler runs) and how a bad_request names them, the optional arguments
+ * it takes (any other argument is bad_request naming it), and the permission it needs with an
+ * auth_file (auth.h; AUTH_NONE: also before authenticating; an op added without thought is
+ * AUTH_ADMIN). The index of an op is its slot in the stats' request counters. */
 static const struct {
     const char *name;
     op_handler_t handler;
     uint32_t needs;
     const char *needs_text;
     uint32_t optional;
+    auth_perm_t perm;
 } op_table[] = {
-    {"ping", op_ping, 0, NULL, 0},
-    {"append", op_append, ARG_EVENTS, "events", 0},
+    {"ping", op_ping, 0, NULL, 0, AUTH_NONE},
+    {"append", op_append, ARG_EVENTS, "events", 0, AUTH_WRITE},
     {"get-by-entity", op_get_by_entity, ARG_ENTITY_ID, "entity_id",
-     ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS},
-    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT},
-    {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0},
-    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT},
-    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX},
-    {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0},
-    {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0},
+     ARG_FROM_VERSION | ARG_LIMIT | ARG_BACKWARDS, AUTH_READ},
+    {"get-by-topic", op_get_by_topic, ARG_TOPIC, "topic", ARG_AFTER | ARG_LIMIT, AUTH_READ},
+    {"get-by-id", op_get_by_id, ARG_EVENT_ID, "event_id", 0, AUTH_READ},
+    {"read-all", op_read_all, 0, NULL, ARG_AFTER | ARG_LIMIT, AUTH_READ},
+    {"subscribe", op_subscribe, 0, NULL, ARG_AFTER | ARG_TOPICS | ARG_ENTITY_PREFIX, AUTH_READ},
+    {"unsubscribe", op_unsubscribe, ARG_SUB, "sub", 0, AUTH_READ},
+    {"delete-entity", op_delete_entity, ARG_ENTITY_ID, "entity_id", 0, AUTH_DELETE},
     {"put-snapshot", op_put_snapshot, ARG_ENTITY_ID | ARG_VERSION | ARG_TOPIC | ARG_PAYLOAD,
-     "entity_id, version, topic and payload", 0},
-    {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id", ARG_MAX_VERSION},
-    {"stats", op_stats, 0, NULL, 0},
-    {"config", op_config, 0, NULL, 0},
-    {"delete-snapshots", op_delete_snapshots, ARG_ENTITY_ID, "entity_id", 0},
+     "entity_id, version, topic and payload", 0, AUTH_WRITE},
+    {"get-snapshot", op_get_snapshot, ARG_ENTITY_ID, "entity_id", ARG_MAX_VERSION, AUTH_READ},
+    {"stats", op_stats, 0, NULL, 0, AUTH_ADMIN},
+    {"config", op_config, 0, NULL, 0, AUTH_ADMIN},
+    {"auth", op_auth, ARG_TOKEN, "token", 0, AUTH_NONE},
+    {"delete-snapshots", op_delete_snapshots, ARG_ENTITY_ID, "entity_id", 0, AUTH_WRITE},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 
@@ -512,6 +609,7 @@ static void run_op(conn_t *c, codec_request_t *req) {
         return;
     }
     if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
+    if (!op_allowed(c, req, op_table[i].name, op_table[i].perm)) return;
     uint32_t unknown = req->present & ~(op_table[i].needs | op_table[i].optional);
     if (unknown) {
         codec_error_set(&err, EVS_EBAD_REQUEST, "%s takes no argument \"%s\"", op_table[i].name,
@@ -525,6 +623,7 @@ static void run_op(conn_t *c, codec_request_t *req) {
         dispatch_reply_error(c, true, req->id, &err);
         return;
     }
+    if (!entities_allowed(c, req, op_table[i].perm)) return;
     op_table[i].handler(c, req);
 }
 

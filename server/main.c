@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../proto/frame.h"
+#include "auth.h"
 #include "config.h"
 #include "conn.h"
 #include "dispatch.h"
@@ -34,6 +35,7 @@
 #include "notify.h"
 #include "server.h"
 #include "subs.h"
+#include "tls.h"
 
 #define DRAIN_TICK_MS 10
 #define DRAIN_EOF_MS 1000
@@ -181,6 +183,8 @@ static void finish(void) {
     close_handle((uv_handle_t *)&srv.sigterm);
     close_handle((uv_handle_t *)&srv.sigint);
     close_handle((uv_handle_t *)&srv.sighup);
+    tls_ctx_free(srv.tls_ctx); /* the sessions of connections still closing hold their own */
+    srv.tls_ctx = NULL;
 }
 
 static size_t requests_in_flight(void) {
@@ -245,7 +249,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_timer_stop(&srv.status_timer);
     if (srv.tcp) listener_close(srv.tcp);
     if (srv.unix_listener) listener_close(srv.unix_listener);
-    srv.tcp = srv.unix_listener = NULL;
+    if (srv.tls_listener) listener_close(srv.tls_listener);
+    srv.tcp = srv.unix_listener = srv.tls_listener = NULL;
     for (conn_t *c = srv.conns; c; c = c->next)
         conn_stop_reading(c);
     uv_timer_start(&srv.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
@@ -269,12 +274,41 @@ static void apply_config(void) {
     conn_timeouts_changed(&srv);
 }
 
+/* Makes auth the principals in force (NULL: no auth_file): new auth requests use it at once,
+ * and each connection's principal is looked up again by name. */
+static void replace_auth(auth_table_t *auth) {
+    auth_table_t *old = srv.auth;
+    srv.auth = auth;
+    conn_auth_reloaded(&srv);
+    auth_table_free(old);
+    if (auth)
+        log_info("auth", "%s: %zu principal%s", srv.cfg.auth_file, auth_table_size(auth),
+                 auth_table_size(auth) == 1 ? "" : "s");
+}
+
 /* Ends a reload for systemd: READY=1 again, if the daemon was ready before it (a reload while
  * still waiting for the store says nothing: READY=1 comes with the store). */
 static void reload_done(void) {
     if (!ready) return;
     notify_status("READY=1\n");
     schedule_status();
+}
+
+/* Builds the TLS context again from the files (they may have changed under the same names): the
+ * connections accepted from now on use it, the others keep theirs. A failure keeps the old one. */
+static void reload_tls(void) {
+    if (!srv.tls_listener) return;
+    char why[600];
+    struct ssl_ctx_st *ctx = tls_ctx_new(&srv.cfg, why, sizeof why);
+    if (!ctx) {
+        srv.stats.reloads_failed++;
+        log_error("config", "TLS: keeping the running certificate: %s", why);
+        return;
+    }
+    tls_ctx_free(srv.tls_ctx);
+    srv.tls_ctx = ctx;
+    log_info("config", "TLS: certificate and key read again from %s and %s", srv.cfg.tls_cert,
+             srv.cfg.tls_key);
 }
 
 static void on_sighup(uv_signal_t *h, int signum) {
@@ -293,9 +327,18 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
     server_config_t next;
     char why[600];
+    auth_table_t *auth = NULL;
     if (config_load(&next, srv.config_path, overrides, noverrides, why, sizeof why) != 0) {
         srv.stats.reloads_failed++;
         log_error("config", "reload failed, keeping the running configuration: %s", why);
+        reload_done();
+        return;
+    }
+    if (next.auth_file && auth_table_load(next.auth_file, &auth, why, sizeof why) != 0) {
+        config_free(&next);
+        srv.stats.reloads_failed++;
+        log_error("config", "reload failed, keeping the running configuration and auth_file: %s",
+                  why);
         reload_done();
         return;
     }
@@ -323,7 +366,9 @@ static void on_sighup(uv_signal_t *h, int signum) {
     }
     config_free(&srv.cfg);
     srv.cfg = next;
+    replace_auth(auth);
     apply_config();
+    reload_tls();
     srv.stats.reloads++;
     log_info("config", "reloaded: %d option%s changed", changed, changed == 1 ? "" : "s");
     reload_done();
@@ -414,6 +459,8 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
 }
 
 static void free_globals(void) {
+    auth_table_free(srv.auth);
+    srv.auth = NULL;
     config_free(&srv.cfg);
     free(overrides);
     overrides = NULL;
@@ -440,10 +487,18 @@ static int open_server(void) {
     store_set_live_listener(srv.store, subs_on_live, srv.subs);
 
     char why[600];
-    srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why);
-    if (!srv.tcp) {
+    if (cfg->listen && !(srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why))) {
         fprintf(stderr, "evstored: %s\n", why);
         return 1;
+    }
+    if (cfg->tls_listen) {
+        char hostport[128];
+        tls_listen_address(cfg->tls_listen, hostport, sizeof hostport);
+        if (!(srv.tls_ctx = tls_ctx_new(cfg, why, sizeof why)) ||
+            !(srv.tls_listener = listener_tls(&srv, hostport, why, sizeof why))) {
+            fprintf(stderr, "evstored: %s\n", why);
+            return 1;
+        }
     }
     if (cfg->unix_path) {
         srv.unix_listener = listener_unix(&srv, cfg->unix_path, why, sizeof why);
@@ -488,6 +543,11 @@ int main(int argc, char **argv) {
         free(overrides);
         return 1;
     }
+    if (srv.cfg.auth_file && auth_table_load(srv.cfg.auth_file, &srv.auth, why, sizeof why) != 0) {
+        fprintf(stderr, "evstored: auth_file %s\n", why);
+        free_globals();
+        return 1;
+    }
     if (check_only) {
         printf("evstored: configuration OK (%s)\n", config_path ? config_path : "no file");
         free_globals();
@@ -512,9 +572,11 @@ int main(int argc, char **argv) {
     if (status >= 0) return status;
     start_handles();
 
-    log_info("main", "evstored %s listening on %s%s%s, store %s%s%s", EVS_VERSION, cfg->listen,
-             cfg->unix_path ? " and " : "", cfg->unix_path ? cfg->unix_path : "",
-             srv.store->ops->name, config_path ? ", config " : "", config_path ? config_path : "");
+    log_info("main", "evstored %s listening on %s%s%s%s%s, store %s%s%s", EVS_VERSION,
+             cfg->listen ? cfg->listen : "", cfg->tls_listen ? " tls:" : "",
+             cfg->tls_listen ? cfg->tls_listen : "", cfg->unix_path ? " unix:" : "",
+             cfg->unix_path ? cfg->unix_path : "", srv.store->ops->name,
+             config_path ? ", config " : "", config_path ? config_path : "");
     probe_store();
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);

@@ -13,6 +13,7 @@
 typedef struct conn conn_t;
 typedef struct subs subs_t;
 typedef struct listener listener_t;
+typedef struct auth_table auth_table_t;
 
 /* The effective options. config.c's option table describes every field (name, default,
  * whether a reload may change it); config.c owns the strings. */
@@ -36,6 +37,13 @@ typedef struct server_config {
     uint32_t idle_timeout_ms;         /* close a connection idle this long; 0: never */
     uint32_t frame_timeout_ms;        /* close a connection whose frame takes longer; 0: never */
     size_t frame_memory_limit;        /* input bytes held for unfinished frames, all connections */
+    const char *tls_listen;           /* HOST[:PORT] of the TLS listener (tls.h); NULL: none */
+    const char *tls_cert, *tls_key;   /* its PEM certificate chain and private key */
+    const char *tls_ca;             /* PEM CAs that verify client certificates; NULL: none asked */
+    const char *auth_file;          /* principals and credentials (auth.h); NULL: no checks */
+    uint32_t allow_unauthenticated; /* CONFIG_BOOL: a plain non-loopback listen without auth */
+    const char *unix_mode;          /* octal mode of the Unix socket; NULL: the umask's */
+    const char *unix_group;         /* group (name or number) of the Unix socket; NULL: ours */
 } server_config_t;
 
 typedef struct server {
@@ -52,12 +60,15 @@ typedef struct server {
     uv_prepare_t flush_handle;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
-    uv_timer_t status_timer; /* STATUS= lines and the store probe (main.c) */
-    stats_t stats;           /* counters and gauges for the stats op (stats.h) */
-    const char *config_path; /* the config file read at start and on SIGHUP; NULL: none */
-    bool draining;           /* SIGTERM seen: no new connections or requests */
-    uint64_t head_position;  /* highest position committed through this daemon */
-    size_t input_bytes;      /* held by the connections' frame readers (frame_memory_limit) */
+    uv_timer_t status_timer;    /* STATUS= lines and the store probe (main.c) */
+    stats_t stats;              /* counters and gauges for the stats op (stats.h) */
+    const char *config_path;    /* the config file read at start and on SIGHUP; NULL: none */
+    bool draining;              /* SIGTERM seen: no new connections or requests */
+    uint64_t head_position;     /* highest position committed through this daemon */
+    size_t input_bytes;         /* held by the connections' frame readers (frame_memory_limit) */
+    listener_t *tls_listener;   /* tls_listen's */
+    struct ssl_ctx_st *tls_ctx; /* for connections accepted from now on (tls.h) */
+    auth_table_t *auth;         /* the auth_file's principals (auth.h); NULL: no auth_file */
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define STATS_MAX_OPS 32
-#define STATS_MAX_CODES 8 /* server error codes are -1..-6; index is -code */
+#define STATS_MAX_CODES 10 /* server error codes are -1..-9; index is -code */
 #define STATS_LATENCY_SAMPLES 4096
 
 /* What the daemon last learned about its store. */

@@ -236,7 +236,7 @@ static uint32_t percentile(const uint32_t *v, size_t n, double p) {
 static void report(bench_t *b) {
     double secs = (double)(b->t_end - b->t_start) / 1e9;
     if (secs <= 0) secs = 1e-9;
-    qsort(b->lat, b->nlat, sizeof *b->lat, cmp_u32);
+    if (b->nlat) qsort(b->lat, b->nlat, sizeof *b->lat, cmp_u32);
     uint32_t p50 = percentile(b->lat, b->nlat, 50), p90 = percentile(b->lat, b->nlat, 90),
              p99 = percentile(b->lat, b->nlat, 99), mx = b->nlat ? b->lat[b->nlat - 1] : 0;
     double eps = (double)b->events_ok / secs, rps = (double)b->requests / secs;
@@ -259,7 +259,7 @@ static void report(bench_t *b) {
 /* ---------------------------------------------------------------- main */
 
 static const char bench_usage[] =
-    "usage: evstore [-s ADDR] bench [OPTIONS]\n"
+    "usage: evstore [-s ADDR] [--tls-ca FILE ...] bench [OPTIONS]   (ADDR may be tls://HOST:PORT)\n"
     "  -c, --connections N   connections (default 64)\n"
     "  -P, --pipeline N      requests in flight per connection (default 1)\n"
     "  -e, --events N        events per append request (default 1)\n"
@@ -291,7 +291,7 @@ static void bench_free(bench_t *b) {
     free(b);
 }
 
-int bench_main(const char *addr, int argc, char **argv) {
+int bench_main(const char *addr, const evs_tls_options_t *tls, int argc, char **argv) {
     bench_t *b = calloc(1, sizeof *b);
     if (!b) return 1;
     b->addr = addr;
@@ -380,7 +380,7 @@ int bench_main(const char *addr, int argc, char **argv) {
     }
     uv_timer_init(&b->loop, &b->timer);
     b->timer.data = b;
-    evs_options_t conn_opts = {.addr = addr};
+    evs_options_t conn_opts = {.addr = addr, .tls = tls};
     for (int i = 0; i < b->nconns && !b->stopping; i++) {
         conn_t *c = &b->conns[i];
         c->b = b;

@@ -2,7 +2,10 @@
 #ifndef EVS_CLI_BENCH_H
 #define EVS_CLI_BENCH_H
 
-/* Runs the benchmark against addr with the arguments after "bench". Returns the exit status. */
-int bench_main(const char *addr, int argc, char **argv);
+#include <evstore.h>
+
+/* Runs the benchmark against addr (with TLS as tls says, when non-NULL) with the arguments after
+ * "bench". Returns the exit status. */
+int bench_main(const char *addr, const evs_tls_options_t *tls, int argc, char **argv);
 
 #endif

@@ -1,12 +1,14 @@
 /* main.c: evstore, the command-line client of evstored.
  *
- *   evstore [-s ADDR] [-t MS] COMMAND ...
+ *   evstore [-s ADDR] [-t MS] [--token TOKEN] COMMAND ...
  *
  * Events are printed one JSON object per line. Errors go to stderr as "evstore: CODE: message";
  * the exit status is 0 on success, 1 when the server or the connection failed, 2 on bad usage. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@
 #define PAGE 1000
 
 static const char usage_text[] =
-    "usage: evstore [-s ADDR] [-t TIMEOUT_MS] COMMAND [ARGS]\n"
+    "usage: evstore [-s ADDR] [-t TIMEOUT_MS] [--token TOKEN] [TLS OPTIONS] COMMAND [ARGS]\n"
     "\n"
     "  ping                                   check the server, print its version\n"
     "  append ENTITY TOPIC [JSON|-]           append one event (payload: a JSON object;\n"
@@ -36,9 +38,49 @@ static const char usage_text[] =
     "  delete ENTITY                          remove every event of an entity\n"
     "  stats | config                         the daemon's counters / effective options\n"
     "  bench [--help]                         load generator (appends)\n"
+    "  token new [NAME [PERMISSIONS]]         print a new random token, then its auth_file line\n"
     "\n"
-    "ADDR is HOST:PORT or a Unix socket path (default $EVSTORE_ADDR, else " EVS_DEFAULT_ADDR ").\n"
+    "ADDR is HOST:PORT, tls://HOST:PORT or a Unix socket path (default $EVSTORE_ADDR, "
+    "else\n" EVS_DEFAULT_ADDR ").\n"
+    "TLS OPTIONS (any of them turns TLS on): --tls-ca FILE (CAs that verify the server; default\n"
+    "$EVSTORE_TLS_CA, else the system's), --tls-cert FILE --tls-key FILE (a client certificate;\n"
+    "default $EVSTORE_TLS_CERT, $EVSTORE_TLS_KEY), --tls-server-name NAME (the name the server's\n"
+    "certificate must carry; default the host of ADDR).\n"
+    "TOKEN is sent in an auth request on connecting (default $EVSTORE_TOKEN).\n"
     "Without --limit, get, topic and all page through every matching event.\n";
+
+/* The TLS options of the command line and the environment; tls_on when any is set. */
+static evs_tls_options_t tls_opts;
+static bool tls_on;
+
+/* Takes a --tls-* flag at argv[*i] (and its value): 1 when it was one, 0 when it is not one. */
+static int take_tls_flag(int argc, char **argv, int *i) {
+    static const char *const names[] = {"--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"};
+    const char **fields[] = {&tls_opts.ca_file, &tls_opts.cert_file, &tls_opts.key_file,
+                             &tls_opts.server_name};
+    for (int k = 0; k < 4; k++)
+        if (strcmp(argv[*i], names[k]) == 0 && *i + 1 < argc) {
+            *fields[k] = argv[++*i];
+            tls_on = true;
+            return 1;
+        }
+    return 0;
+}
+
+/* The TLS options for evs_options_t.tls: NULL when none was given (a tls:// address still
+ * connects with TLS, verified against the system's CAs). */
+static const evs_tls_options_t *tls_options(void) {
+    const char *env[] = {"EVSTORE_TLS_CA", "EVSTORE_TLS_CERT", "EVSTORE_TLS_KEY"};
+    const char **fields[] = {&tls_opts.ca_file, &tls_opts.cert_file, &tls_opts.key_file};
+    for (int k = 0; k < 3; k++) {
+        const char *v = getenv(env[k]);
+        if (!*fields[k] && v && *v) {
+            *fields[k] = v;
+            tls_on = true;
+        }
+    }
+    return tls_on ? &tls_opts : NULL;
+}
 
 static int usage(const char *fmt, const char *arg) {
     if (fmt) {
@@ -386,6 +428,8 @@ static void on_signal(int sig) {
 /* tail follows the log through an evs_stream_t: it connects by itself (also when the daemon is
  * not up yet), and after a lost connection or a daemon restart it resumes from the last event
  * it printed, so that its output has every event once and in order. */
+static const char *token; /* --token; NULL: the library reads $EVSTORE_TOKEN */
+
 static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     args_t a;
     if (parse_args(argc, argv, &a, ",after,topic,prefix,") != 0) return 2;
@@ -394,7 +438,9 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
                               .timeout_ms = timeout_ms,
                               .topics = a.topics,
                               .ntopics = a.ntopics,
-                              .entity_prefix = a.prefix};
+                              .entity_prefix = a.prefix,
+                              .tls = tls_options(),
+                              .token = token};
     if (a.after) {
         if (parse_u64(a.after, "--after", &o.after) != 0) return 2;
         o.has_after = true;
@@ -444,6 +490,28 @@ static int tail_main(const char *addr, int timeout_ms, int argc, char **argv) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- tokens */
+
+/* token new [NAME [PERMISSIONS]]: 256 random bits as 64 hex digits on the first line, and the
+ * auth_file line that grants them (only the token's SHA-256 goes into the file) on the second. */
+static int token_main(int argc, char **argv) {
+    if (argc < 1 || strcmp(argv[0], "new") != 0 || argc > 3)
+        return usage("usage: evstore token new [NAME [PERMISSIONS]]%s", "");
+    const char *name = argc > 1 ? argv[1] : "client", *perms = argc > 2 ? argv[2] : "read";
+    unsigned char raw[32], md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char token[65], hash[65];
+    if (RAND_bytes(raw, sizeof raw) != 1) return fail_msg("internal", "no randomness for a token");
+    for (int k = 0; k < 32; k++)
+        snprintf(token + 2 * k, 3, "%02x", raw[k]);
+    if (!EVP_Digest(token, 64, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+        return fail_msg("internal", "cannot hash the token");
+    for (int k = 0; k < 32; k++)
+        snprintf(hash + 2 * k, 3, "%02x", md[k]);
+    printf("%s\n%s %s token-sha256:%s\n", token, name, perms, hash);
+    return fflush(stdout) == 0 ? 0 : fail_msg("io", "cannot write to stdout");
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const struct {
@@ -469,6 +537,10 @@ int main(int argc, char **argv) {
             printf("evstore %s\n", EVS_VERSION);
             return 0;
         }
+        if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
+            token = argv[++i];
+            continue;
+        }
         if ((strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "-t") == 0) && i + 1 < argc) {
             if (argv[i][1] == 's')
                 addr = argv[++i];
@@ -476,15 +548,19 @@ int main(int argc, char **argv) {
                 timeout_ms = atoi(argv[++i]);
             continue;
         }
+        if (take_tls_flag(argc, argv, &i)) continue;
         return usage("unknown option: %s", argv[i]);
     }
+    const evs_tls_options_t *tls = tls_options();
     if (i >= argc) return usage(NULL, NULL);
     const char *cmd = argv[i];
-    if (strcmp(cmd, "bench") == 0) return bench_main(addr, argc - i - 1, argv + i + 1);
+    if (strcmp(cmd, "token") == 0) return token_main(argc - i - 1, argv + i + 1);
+    if (token) setenv("EVSTORE_TOKEN", token, 1); /* for bench's connections too */
+    if (strcmp(cmd, "bench") == 0) return bench_main(addr, tls, argc - i - 1, argv + i + 1);
     if (strcmp(cmd, "tail") == 0) return tail_main(addr, timeout_ms, argc - i - 1, argv + i + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(commands[k].name, cmd) != 0) continue;
-        evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms};
+        evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms, .tls = tls, .token = token};
         evs_context_t *c = evs_connect_with_options(&opts);
         if (!c || c->err) {
             int rc = fail(c);

@@ -87,7 +87,8 @@ static void release(pg_feed_t *f, bool all, bool old_only) {
 
 /* ---------------------------------------------------------------- delivering */
 
-/* The byte bound of the feed's read, as SCHEMA_PAGE takes it (store_t.page_bytes; 0: none). */
+/* The byte bound of the feed's read, as SCHEMA_PAGE takes it (store_t.page_bytes; 0: none).
+ */
 static int64_t read_bytes(const pg_feed_t *f) {
     size_t b = f->store->page_bytes;
     return b == 0 || b > INT64_MAX ? INT64_MAX : (int64_t)b;
@@ -202,7 +203,7 @@ static void queue_setup(pg_feed_t *f) {
     if (f->schema_ready && !f->prepared) {
         static const Oid types[SCHEMA_FEED_READ_NPARAMS] = {PG_INT8OID, PG_INT8OID};
         char sql[sizeof SCHEMA_SQL_FEED_READ_FMT + 16];
-        snprintf(sql, sizeof sql, SCHEMA_SQL_FEED_READ_FMT, FEED_PAGE);
+        snprintf(sql, sizeof sql, SCHEMA_SQL_FEED_READ_FMT, FEED_PAGE, FEED_PAGE, FEED_PAGE);
         pg_conn_prepare(f->conn, SCHEMA_FEED_READ_NAME, sql, SCHEMA_FEED_READ_NPARAMS, types);
         f->steps[f->nsteps++] = S_PREPARE;
         f->prepared = true;

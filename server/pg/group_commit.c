@@ -53,6 +53,11 @@ struct group_commit {
     pg_wire_buf_t count_param;     /* int8: the number of positions to take */
     pg_wire_buf_t last_seq_param;  /* int8: the guard's expected sequence value */
     pg_wire_buf_t insert[SCHEMA_INSERT_NPARAMS];
+    /* The bound on event sizes stored (evs_event_size) as far as this writer knows: at least
+     * SCHEMA_EVENT_SIZE_FLOOR; and the group in flight's largest event when it raises it, else
+     * -1 (both less CODEC_EVENT_OVERHEAD). */
+    int64_t size_known, size_raising;
+    pg_wire_buf_t size_param;
     /* The fast path (migrations/003_append_guard.sql). */
     vcache_t cache;
     bool fast;     /* the group in flight was decided from the cache */
@@ -82,6 +87,7 @@ static void fail_list(gc_request_t *r, int code, const char *why) {
 
 static void clear_group_state(group_commit_t *g) {
     decide_clear(&g->d);
+    g->size_raising = -1;
     g->nresults = 0;
     g->failed = g->transient = false;
     g->why[0] = '\0';
@@ -157,6 +163,7 @@ static void finish_group(group_commit_t *g, bool ok) {
     }
     if (g->hook && g->d.naccepted) call_commit_hook(g, list, block);
     if (append) remember_versions(g, g->first_position + (int64_t)block - 1);
+    if (append && g->size_raising > g->size_known) g->size_known = g->size_raising;
     clear_group_state(g);
     /* The next transaction goes out before the replies are written, so that PostgreSQL works on
      * it while the daemon answers this one's clients. */
@@ -217,12 +224,48 @@ static void send_insert_and_notify(group_commit_t *g, int64_t last_position) {
     send_sql(g, notify);
 }
 
+/* The largest event of the group, as evs_event_size counts it (codec_event_size less
+ * CODEC_EVENT_OVERHEAD). */
+static int64_t group_max_size(const gc_request_t *r) {
+    size_t max = 0;
+    for (; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++) {
+            size_t b = codec_event_size(&r->events[i]) - CODEC_EVENT_OVERHEAD;
+            if (b > max) max = b;
+        }
+    return (int64_t)max;
+}
+
+/* Fills the parameter of the statement that raises the largest event size stored when the group
+ * holds an event larger than this writer knows to be stored (size_raising, else -1). Returns -1
+ * when out of memory. */
+static int prepare_raise_size(group_commit_t *g) {
+    int64_t max = group_max_size(g->group);
+    g->size_raising = -1;
+    if (max <= g->size_known) return 0;
+    pg_wire_reset(&g->size_param);
+    pg_wire_put_i64(&g->size_param, max);
+    if (g->size_param.failed) return -1;
+    g->size_raising = max;
+    return 0;
+}
+
+/* Queues that statement: under the append lock, in the transaction that stores the events, so
+ * that no read ever sees an event larger than the size it reads in the same snapshot. */
+static void send_raise_size(group_commit_t *g) {
+    if (g->size_raising < 0) return;
+    const pg_wire_buf_t *params[1] = {[SCHEMA_RAISE_SIZE_P_BYTES] = &g->size_param};
+    send_statement(g, SCHEMA_RAISE_SIZE, 1, params, false);
+}
+
 /* Decides every request of the group (positions from first_position on), then queues the INSERT
  * of the accepted events with the NOTIFY (or a ROLLBACK when out of memory), and COMMIT. */
 static void queue_write(group_commit_t *g) {
     int64_t last_position = decide_group(&g->d, g->group, g->first_position);
     if (g->d.naccepted) {
-        if (decide_put_insert_params(&g->d, g->group, g->insert, store_now_us()) == 0) {
+        if (decide_put_insert_params(&g->d, g->group, g->insert, store_now_us()) == 0 &&
+            prepare_raise_size(g) == 0) {
+            send_raise_size(g);
             send_insert_and_notify(g, last_position);
         } else {
             /* Nothing was written: roll back and fail the group (retryable). */
@@ -571,6 +614,8 @@ group_commit_t *gc_new(pg_conn_t *writer) {
     group_commit_t *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->w = writer;
+    g->size_known = SCHEMA_EVENT_SIZE_FLOOR;
+    g->size_raising = -1;
     return g;
 }
 
@@ -592,6 +637,7 @@ void gc_free(group_commit_t *g) {
     pg_wire_free(&g->event_ids_param);
     pg_wire_free(&g->count_param);
     pg_wire_free(&g->last_seq_param);
+    pg_wire_free(&g->size_param);
     log_debug("pg",
               "group commit: %llu groups decided from the cache, %llu read first, %llu "
               "refused by the guard",
@@ -633,6 +679,7 @@ static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
  * so nothing waits for it. */
 static void prepare(group_commit_t *g) {
     send_sql(g, SCHEMA_SQL_GENERIC_PLANS);
+    send_sql(g, SCHEMA_SQL_EVENT_SIZE_KEPT);
     for (int k = 0; k < SCHEMA_NWRITES; k++)
         pg_conn_prepare(g->w, schema_writes[k].name, schema_writes[k].sql, schema_writes[k].nparams,
                         schema_writes[k].types);
@@ -646,6 +693,7 @@ void gc_set_held(group_commit_t *g, bool held) {
 
 void gc_on_ready(group_commit_t *g) {
     vcache_invalidate(&g->cache); /* a new session: nothing is known */
+    g->size_known = SCHEMA_EVENT_SIZE_FLOOR;
     prepare(g);
     start_next(g);
 }

@@ -27,56 +27,52 @@ void schema_event_from_row(const PGresult *res, int row, evs_event_t *ev) {
 
 const schema_statement_t schema_reads[SCHEMA_NREADS] = {
     [SCHEMA_ENTITY_FWD] = {"q_entity_fwd",
-                           SCHEMA_PAGE(SCHEMA_SELECT_EVENTS
-                                       "entity_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
-                                       "version", "$4"),
+                           SCHEMA_PAGE("entity_id = $1 AND version >= $2 "
+                                       "ORDER BY version LIMIT $3",
+                                       "version", "$3", "$4"),
                            4,
                            {PG_TEXTOID, PG_INT8OID, PG_INT8OID, PG_INT8OID}},
     [SCHEMA_ENTITY_BWD] = {"q_entity_bwd",
-                           SCHEMA_PAGE(SCHEMA_SELECT_EVENTS "entity_id = $1 AND version <= $2 "
-                                                            "ORDER BY version DESC LIMIT $3",
-                                       "version DESC", "$4"),
+                           SCHEMA_PAGE("entity_id = $1 AND version <= $2 "
+                                       "ORDER BY version DESC LIMIT $3",
+                                       "version DESC", "$3", "$4"),
                            4,
                            {PG_TEXTOID, PG_INT8OID, PG_INT8OID, PG_INT8OID}},
     [SCHEMA_BY_ID] = {"q_by_id", SCHEMA_SELECT_EVENTS "event_id = $1", 1, {PG_UUIDOID}},
     [SCHEMA_READ] = {"q_read",
-                     SCHEMA_PAGE(SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT $2",
-                                 "position", "$3"),
+                     SCHEMA_PAGE("position > $1 ORDER BY position LIMIT $2", "position", "$2",
+                                 "$3"),
                      3,
                      {PG_INT8OID, PG_INT8OID, PG_INT8OID}},
     [SCHEMA_READ_TOPIC] = {"q_read_topic",
-                           SCHEMA_PAGE(SCHEMA_SELECT_EVENTS
-                                       "position > $1 AND topic = $4 ORDER BY position LIMIT $2",
-                                       "position", "$3"),
+                           SCHEMA_PAGE("position > $1 AND topic = $4 ORDER BY position LIMIT $2",
+                                       "position", "$2", "$3"),
                            4,
                            {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
     [SCHEMA_READ_TOPICS] = {"q_read_topics",
-                            SCHEMA_PAGE(SCHEMA_SELECT_EVENTS "position > $1 AND topic = ANY($4) "
-                                                             "ORDER BY position LIMIT $2",
-                                        "position", "$3"),
+                            SCHEMA_PAGE("position > $1 AND topic = ANY($4) "
+                                        "ORDER BY position LIMIT $2",
+                                        "position", "$2", "$3"),
                             4,
                             {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID}},
     [SCHEMA_READ_PREFIX] = {"q_read_prefix",
-                            SCHEMA_PAGE(SCHEMA_SELECT_EVENTS
-                                        "position > $1 AND starts_with(entity_id, $4) "
+                            SCHEMA_PAGE("position > $1 AND starts_with(entity_id, $4) "
                                         "ORDER BY position LIMIT $2",
-                                        "position", "$3"),
+                                        "position", "$2", "$3"),
                             4,
                             {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTOID}},
     [SCHEMA_READ_TOPIC_PREFIX] = {"q_read_topic_prefix",
-                                  SCHEMA_PAGE(SCHEMA_SELECT_EVENTS
-                                              "position > $1 AND topic = $4 AND "
+                                  SCHEMA_PAGE("position > $1 AND topic = $4 AND "
                                               "starts_with(entity_id, $5) ORDER BY position "
                                               "LIMIT $2",
-                                              "position", "$3"),
+                                              "position", "$2", "$3"),
                                   5,
                                   {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTOID, PG_TEXTOID}},
     [SCHEMA_READ_TOPICS_PREFIX] = {"q_read_topics_prefix",
-                                   SCHEMA_PAGE(SCHEMA_SELECT_EVENTS
-                                               "position > $1 AND topic = ANY($4) AND "
+                                   SCHEMA_PAGE("position > $1 AND topic = ANY($4) AND "
                                                "starts_with(entity_id, $5) ORDER BY position "
                                                "LIMIT $2",
-                                               "position", "$3"),
+                                               "position", "$2", "$3"),
                                    5,
                                    {PG_INT8OID, PG_INT8OID, PG_INT8OID, PG_TEXTARRAYOID,
                                     PG_TEXTOID}},
@@ -131,4 +127,9 @@ const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
                        SCHEMA_INSERT_NPARAMS,
                        {PG_INT8ARRAYOID, PG_UUIDARRAYOID, PG_TEXTARRAYOID, PG_INT8ARRAYOID,
                         PG_TEXTARRAYOID, PG_INT8OID, PG_BYTEAARRAYOID, PG_BYTEAARRAYOID}},
+    [SCHEMA_RAISE_SIZE] =
+        {"gc_raise_size",
+         "UPDATE evs_event_size SET max_data_bytes = $1 WHERE max_data_bytes < $1",
+         1,
+         {PG_INT8OID}},
 };

@@ -55,17 +55,39 @@ enum schema_event_col {
         CODEC_EVENT_OVERHEAD) " + octet_length(entity_id) + octet_length(topic) + "                \
                               "octet_length(payload) + coalesce(octet_length(metadata), 0))"
 
-/* A page of event rows bounded by bytes as well as by count (store_t.page_bytes): the rows the
- * query select (SCHEMA_SELECT_EVENTS ... ORDER BY order LIMIT n) yields, kept while the rows
- * before take at most the bytes in parameter bytes_param ("$3"), and the first two rows always,
- * so that of the rest only the first row past the bound is kept (it says there is more) and no
- * payload past it is sent. */
-#define SCHEMA_PAGE(select, order, bytes_param)                                                    \
-    "SELECT " SCHEMA_EVENT_COLUMNS " FROM (SELECT " SCHEMA_EVENT_COLUMNS                           \
-    ", sum(" SCHEMA_EVENT_SIZE ") OVER w - " SCHEMA_EVENT_SIZE                                     \
-    " AS bytes_before, row_number() OVER w AS row FROM (" select                                   \
-    ") AS page WINDOW w AS (ORDER BY " order " ROWS UNBOUNDED PRECEDING)) AS sized WHERE "         \
-    "bytes_before <= " bytes_param " OR row <= 2 ORDER BY " order
+/* A page of event rows bounded by bytes as well as by count (store_t.page_bytes): the rows of
+ * SCHEMA_SELECT_EVENTS where (a condition with its ORDER BY order and LIMIT limit_param, e.g.
+ * "entity_id = $1 AND version >= $2 ORDER BY version LIMIT $3"), kept while the rows before take
+ * at most the bytes in parameter bytes_param ("$4"), and the first two rows always, so that of
+ * the rest only the first row past the bound is kept (it says there is more) and no payload past
+ * it is sent.
+ *
+ * The rows kept are a prefix of the page, so the page is the select's rows under an outer LIMIT:
+ * none when limit_param events of the largest size ever stored (migrations/006_event_size.sql)
+ * fit in the bound, since no row can then be cut; else the number of rows the bound keeps,
+ * counted by a running sum of the sizes over the same rows (a window, about a microsecond a row,
+ * that reads no payload). The largest size is read in the statement's own snapshot, and every
+ * event a read can see was stored in a transaction that had raised it to at least that event's
+ * size, so the bound holds whatever other daemons wrote. The window's subquery runs only when
+ * the CASE needs it. */
+#define SCHEMA_PAGE(where, order, limit_param, bytes_param)                                        \
+    "SELECT " SCHEMA_EVENT_COLUMNS " FROM (" SCHEMA_SELECT_EVENTS where                            \
+    ") AS page ORDER BY " order " LIMIT (SELECT CASE WHEN " SCHEMA_PAGE_FITS(                      \
+        limit_param,                                                                               \
+        bytes_param) " THEN NULL ELSE (SELECT count(*) FROM (SELECT sum(size) OVER w - size AS "   \
+                     "bytes_before, "                                                              \
+                     "row_number() OVER w AS row FROM (SELECT position, "                          \
+                     "version, " SCHEMA_EVENT_SIZE " AS size FROM evs_events WHERE " where         \
+                     ") AS sizes WINDOW w AS (ORDER BY " order                                     \
+                     " ROWS UNBOUNDED PRECEDING)) AS sized WHERE bytes_before <= " bytes_param     \
+                     " OR row <= 2) END)"
+
+/* Whether limit_param events of the largest size ever stored fit in bytes_param (false when
+ * unknown). */
+#define SCHEMA_PAGE_FITS(limit_param, bytes_param)                                                 \
+    "coalesce((SELECT " SCHEMA_STR(CODEC_EVENT_OVERHEAD) " + max_data_bytes FROM "                 \
+                                                         "evs_event_size) <= " bytes_param         \
+                                                         " / greatest(" limit_param ", 1), false)"
 
 /* Fills *ev from row of a binary-format result whose columns are SCHEMA_EVENT_COLUMNS. ev must be
  * zeroed; its strings and bytes point into res (valid until res is cleared). */
@@ -136,6 +158,7 @@ enum schema_write {
     SCHEMA_CHECK,       /* latest versions of entities, stored events with given ids */
     SCHEMA_GUARD,       /* the fast path's proof (migrations/003_append_guard.sql) */
     SCHEMA_INSERT,      /* the group's events, as arrays */
+    SCHEMA_RAISE_SIZE,  /* raises the largest event size stored (006_event_size.sql) */
     SCHEMA_NWRITES
 };
 extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
@@ -184,11 +207,21 @@ enum {
     SCHEMA_INSERT_NPARAMS
 };
 
+/* SCHEMA_RAISE_SIZE: the group's largest event size less CODEC_EVENT_OVERHEAD (int8); no result
+ * rows. evs_event_size never holds less than SCHEMA_EVENT_SIZE_FLOOR, so a group whose events are
+ * all within it needs no raise. */
+#define SCHEMA_EVENT_SIZE_FLOOR 1024
+enum { SCHEMA_RAISE_SIZE_P_BYTES };
+
 /* ---------------------------------------------------------------- unprepared statements */
 
 /* Run before preparing the group commit's statements: they only ever use the indexes the
  * migrations create, so a generic plan is as good and is made once. */
 #define SCHEMA_SQL_GENERIC_PLANS "SET plan_cache_mode = force_generic_plan"
+
+/* Run with it: the writer keeps evs_event_size itself (SCHEMA_RAISE_SIZE), so the trigger that
+ * keeps it for other writers skips its rows (migrations/006_event_size.sql). */
+#define SCHEMA_SQL_EVENT_SIZE_KEPT "SET evstore.event_size_kept = on"
 
 /* delete-entity, each with the entity id as $1 (text); then SCHEMA_SQL_TAKE_POSITION, whose one
  * row's one column (text format) is the position it took. */
@@ -205,13 +238,13 @@ enum {
 
 /* The live feed: its start query (one row, one int8 column: the highest position stored, 0 when
  * none), and its page read (prepared as "feed_read"; $1 the position after which to read, int8;
- * $2 the byte bound as in SCHEMA_PAGE, int8; results are event rows), with the page size as a
- * printf argument. */
+ * $2 the byte bound as in SCHEMA_PAGE, int8; results are event rows), with the page size as
+ * each of its three printf arguments. */
 #define SCHEMA_SQL_MAX_POSITION "SELECT coalesce(max(position), 0)::bigint FROM evs_events"
 #define SCHEMA_FEED_READ_NAME "feed_read"
 enum { SCHEMA_FEED_READ_P_AFTER, SCHEMA_FEED_READ_P_BYTES, SCHEMA_FEED_READ_NPARAMS };
 #define SCHEMA_SQL_FEED_READ_FMT                                                                   \
-    SCHEMA_PAGE(SCHEMA_SELECT_EVENTS "position > $1 ORDER BY position LIMIT %d", "position", "$2")
+    SCHEMA_PAGE("position > $1 ORDER BY position LIMIT %d", "position", "%d", "$2")
 
 /* Migrations: the first round trip, in ordinary mode (several statements): takes the migration
  * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one

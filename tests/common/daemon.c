@@ -109,8 +109,21 @@ static pid_t spawn(const char *const *argv) {
 
 /* True when a read-all of one event is answered ok: the store serves (on PostgreSQL, reads wait
  * for the live feed's start, so a subscription without "after" is accepted from then on). */
+const char *test_daemon_token;
+
 static bool store_serves(int fd) {
     rq_t r;
+    if (test_daemon_token) {
+        rq_begin(&r, "auth", 3, 1);
+        pk_str(&r.pk, "token");
+        pk_str(&r.pk, test_daemon_token);
+        int rc = raw_send_rq(fd, &r);
+        rq_free(&r);
+        reply_t rep = {0};
+        bool ok = rc == 0 && raw_recv(fd, 2000, &rep) == 0 && reply_ok(&rep);
+        reply_free(&rep);
+        if (!ok) return false;
+    }
     rq_begin(&r, "read-all", 2, 1);
     pk_str(&r.pk, "limit");
     msgpack_pack_uint64(&r.pk, 1);

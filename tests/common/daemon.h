@@ -57,6 +57,10 @@ int test_connect_raw(const test_daemon_t *d);
  * daemons of one test (a restart, two daemons on one database) share it. */
 const char *test_store(void);
 
+/* A token the readiness check sends in an auth request before its read (for daemons started
+ * with an auth_file); NULL: none. */
+extern const char *test_daemon_token;
+
 /* The daemon binary (see above). */
 const char *test_evstored_bin(void);
 
