@@ -50,6 +50,7 @@ PUBLIC_HEADERS := $(BUILD)/include/evstore.h $(PROTO_HEADERS) $(ASYNC_HEADERS)
 EVSTORED := $(BUILD)/bin/evstored
 EVSTORE  := $(BUILD)/bin/evstore
 BANK_EXAMPLE := $(BUILD)/bin/evstore-bank-example
+KANBAN_EXAMPLE := $(BUILD)/bin/evstore-kanban-example
 LIBSO    := $(BUILD)/lib/libevstore.so.$(SOVER)
 LIBA     := $(BUILD)/lib/libevstore.a
 SERVERA  := $(BUILD)/lib/libevstored.a
@@ -62,7 +63,7 @@ SERVICE_TOOL := $(BUILD)/tests/svc-tool
 TEST_COMMON_OBJ := $(call obj,$(wildcard tests/common/*.c))
 
 .PHONY: all deps run test tests bench clean install format
-all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE)
+all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE) $(KANBAN_EXAMPLE)
 
 deps:
 	@scripts/install-deps.sh
@@ -173,12 +174,16 @@ $(LIBA): $(CLIENT_OBJ) $(LIBPROTO_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-# The bank account example of the domain layer (docs/examples/bank), linked like a program
-# outside the tree would be: only <evstore.h> and the library.
-$(BUILD)/obj/docs/examples/bank/%.o: docs/examples/bank/%.c $(PUBLIC_HEADERS)
+# The examples of the domain layer (docs/examples/bank, docs/examples/kanban), linked like a
+# program outside the tree would be: only <evstore.h> and the library. tests/service/
+# test_examples.sh also builds them from an installed tree with pkg-config.
+$(BUILD)/obj/docs/examples/%.o: docs/examples/%.c $(PUBLIC_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 $(BANK_EXAMPLE): $(BUILD)/obj/docs/examples/bank/main.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+$(KANBAN_EXAMPLE): $(BUILD)/obj/docs/examples/kanban/main.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 

@@ -46,6 +46,14 @@ int dom_snapshot_topic(const char *topic, uint32_t schema, char *out, size_t cap
  * one (a topic without '@' is schema 1). */
 int dom_snapshot_topic_parse(const char *stopic, size_t *topic_len, uint32_t *schema);
 
+/* A repository's context and options (domain_repository.c), for domain_unit.c. */
+evs_context_t *dom_repository_context(const evs_repository_t *r);
+const evs_repository_options_t *dom_repository_options(const evs_repository_t *r);
+/* Saves the pending events of entities[0..n) (checked by the caller: of r's entity type, each
+ * once) in one append, and then as evs_repository_save does: publication through r's kept
+ * events (EVS_ESTORED_NOT_PUBLISHED when a subscriber fails), snapshots when due. */
+int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size_t n);
+
 /* The innermost publication running on ps (for the persistence subscriber, which stores a
  * publication's events in one append): its id (unique per evs_pubsub_publish call on ps; 0
  * when none runs), its events[0..n) and the index i of the one being published. */

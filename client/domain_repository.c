@@ -213,20 +213,25 @@ static void stored_free(evs_event_t *events, size_t n) {
     free(events);
 }
 
-/* Rewrites a conflict of the append of e's pending events (which started at version base) in
- * the domain layer's versions: the wire's current_version is the index of the entity's last
- * event, the domain's version the number of its events. */
-static int conflict_in_entity_versions(evs_context_t *c, const evs_entity_t *e, uint64_t base) {
+/* Rewrites a conflict of the append of the pending events of entities[0..n) (entity i's
+ * started at version base[i]) in the domain layer's versions: the wire's current_version is the
+ * index of the entity's last event, the domain's version the number of its events. */
+static int conflict_in_entity_versions(evs_context_t *c, evs_entity_t *const *entities, size_t n,
+                                       const uint64_t *base) {
     evs_error_detail_t *d = &c->detail;
-    if (!d->has_current_version) return EVS_ECONFLICT;
+    size_t i = 0;
+    while (i < n && !(d->has_entity_id && strcmp(d->entity_id, entities[i]->id) == 0))
+        i++;
+    if (i == n && n == 1) i = 0;
+    if (!d->has_current_version || i == n) return EVS_ECONFLICT;
     d->current_version = d->current_version < 0 ? 0 : d->current_version + 1;
     d->has_version = true;
-    d->version = base;
+    d->version = base[i];
     return repo_fail(c, EVS_ECONFLICT,
                      "entity %s is at version %" PRId64 ", but this save expected it at version "
                      "%" PRIu64 " (another writer saved it since it was loaded): load it again "
                      "and retry the command",
-                     e->id, d->current_version, base);
+                     entities[i]->id, d->current_version, base[i]);
 }
 
 /* Fills the timestamps of the events of q[0..n) that have none, from the daemon (the append
@@ -308,6 +313,117 @@ EVS_API size_t evs_repository_unpublished(const evs_repository_t *r,
     return r->nunpublished;
 }
 
+/* Takes the snapshots that are due after a save: of the entities of entities[0..n) that passed
+ * a multiple of snapshot_every (entity i was at version base[i] before it). */
+static int take_snapshots(evs_repository_t *r, evs_entity_t *const *entities, size_t n,
+                          const uint64_t *base) {
+    evs_context_t *c = r->c;
+    uint64_t every = r->o.snapshot_every;
+    for (size_t i = 0; i < n && every; i++) {
+        evs_entity_t *e = entities[i];
+        if (!e->type->snapshot || e->discarded || e->version / every <= base[i] / every) continue;
+        evs_error_t err = {0};
+        evs_snapshot_t *snap;
+        int rc = evs_entity_snapshot(e, &snap, &err);
+        if (rc < 0)
+            return repo_fail(c, rc, "events of %s saved, but no snapshot: %s", e->id, err.str);
+        rc = evs_put_snapshot(c, snap);
+        evs_snapshot_free(snap);
+        if (rc < 0) {
+            char why[sizeof c->errstr];
+            snprintf(why, sizeof why, "%s", c->errstr);
+            if (c->priv->dead) return rc;
+            return repo_fail(c, rc, "events of %s saved, but the snapshot failed: %s", e->id, why);
+        }
+    }
+    return 0;
+}
+
+/* Encodes the pending events of entities[0..n) into events (zeroed, one slot per event; the
+ * caller clears them in any case), noting in base[i] the version entity i was at before its
+ * pending events. */
+static int encode_pending(evs_context_t *c, evs_entity_t *const *entities, size_t n,
+                          evs_event_t *events, uint64_t *base) {
+    evs_error_t err = {0};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const evs_entity_t *e = entities[i];
+        base[i] = e->npending ? e->pending[0]->version : e->version;
+        for (size_t j = 0; j < e->npending; j++, k++) {
+            int rc = evs_domain_event_to_stored(e->pending[j], &events[k], &err);
+            if (rc < 0) return repo_fail_err(c, &err, rc);
+        }
+    }
+    return 0;
+}
+
+int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size_t n) {
+    evs_context_t *c = r->c;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += entities[i]->npending;
+    if (!total) return 0;
+    if (r->o.publish_to && r->unpublished_cap - r->nunpublished < total) {
+        /* Room to keep the events unpublished, made before anything is stored. */
+        size_t cap = r->nunpublished + total;
+        evs_domain_event_t **q = realloc(r->unpublished, cap * sizeof *q);
+        if (!q) return repo_fail(c, EVS_ENOMEM, "out of memory saving %s", entities[0]->id);
+        r->unpublished = q;
+        r->unpublished_cap = cap;
+    }
+    evs_event_t *events = calloc(total, sizeof *events);
+    uint64_t *positions = calloc(total, sizeof *positions);
+    uint64_t *base = calloc(n, sizeof *base);
+    int rc = events && positions && base
+                 ? encode_pending(c, entities, n, events, base)
+                 : repo_fail(c, EVS_ENOMEM, "out of memory saving %s", entities[0]->id);
+    if (rc < 0) {
+        if (events) stored_free(events, total);
+        free(positions);
+        free(base);
+        return rc;
+    }
+    /* One request: a conflict on any entity stores none of them and keeps every pending event. */
+    rc = evs_append(c, events, total, positions, NULL);
+    stored_free(events, total);
+    if (rc < 0) {
+        free(positions);
+        if (rc == EVS_ECONFLICT) rc = conflict_in_entity_versions(c, entities, n, base);
+        free(base);
+        return rc;
+    }
+    for (size_t i = 0, k = 0; i < n; i++)
+        for (size_t j = 0; j < entities[i]->npending; j++)
+            entities[i]->pending[j]->position = positions[k++];
+    free(positions);
+
+    int published = 0;
+    if (r->o.publish_to) {
+        /* The pending events move to the kept ones, which publish_kept drops as they go. */
+        for (size_t i = 0; i < n; i++) {
+            evs_entity_t *e = entities[i];
+            if (!e->npending) continue;
+            memcpy(r->unpublished + r->nunpublished, e->pending, e->npending * sizeof *e->pending);
+            r->nunpublished += e->npending;
+            e->npending = 0;
+        }
+        published = publish_kept(r);
+        if (published < 0 && c->priv->dead) {
+            free(base);
+            return published;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        evs_entity_clear_pending(entities[i]);
+    char unpublished_why[sizeof c->errstr];
+    snprintf(unpublished_why, sizeof unpublished_why, "%s", c->errstr);
+    rc = take_snapshots(r, entities, n, base);
+    free(base);
+    if (rc < 0 && c->priv->dead) return rc;
+    if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
+    return rc;
+}
+
 EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {
     if (!r) return EVS_EINVAL;
     evs_context_t *c = r->c;
@@ -318,74 +434,7 @@ EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {
         return repo_fail(c, EVS_EWRONG_TYPE,
                          "entity %s is of type %s: a repository of %s cannot save it", e->id,
                          e->type ? e->type->topic : "(none)", r->o.type->topic);
-    size_t n = e->npending;
-    if (!n) return 0;
-    if (r->o.publish_to && r->unpublished_cap - r->nunpublished < n) {
-        /* Room to keep the events unpublished, made before anything is stored. */
-        size_t cap = r->nunpublished + n;
-        evs_domain_event_t **q = realloc(r->unpublished, cap * sizeof *q);
-        if (!q) return repo_fail(c, EVS_ENOMEM, "out of memory saving %s", e->id);
-        r->unpublished = q;
-        r->unpublished_cap = cap;
-    }
-    evs_error_t err = {0};
-    evs_event_t *events = calloc(n, sizeof *events);
-    uint64_t *positions = calloc(n, sizeof *positions);
-    if (!events || !positions) {
-        free(events);
-        free(positions);
-        return repo_fail(c, EVS_ENOMEM, "out of memory saving %s", e->id);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = evs_domain_event_to_stored(e->pending[i], &events[i], &err)) < 0) {
-            stored_free(events, i);
-            free(positions);
-            return repo_fail_err(c, &err, rc);
-        }
-    }
-    uint64_t base = e->pending[0]->version;
-    rc = evs_append(c, events, n, positions, NULL);
-    stored_free(events, n);
-    if (rc < 0) {
-        free(positions);
-        /* A conflict leaves the store and the pending events as they were. */
-        return rc == EVS_ECONFLICT ? conflict_in_entity_versions(c, e, base) : rc;
-    }
-    for (size_t i = 0; i < n; i++)
-        e->pending[i]->position = positions[i];
-    free(positions);
-
-    int published = 0;
-    if (r->o.publish_to) {
-        /* The pending events move to the kept ones, which publish_kept drops as they go. */
-        memcpy(r->unpublished + r->nunpublished, e->pending, n * sizeof *e->pending);
-        r->nunpublished += n;
-        e->npending = 0;
-        published = publish_kept(r);
-        if (published < 0 && c->priv->dead) return published;
-    }
-    evs_entity_clear_pending(e);
-    char unpublished_why[sizeof c->errstr];
-    snprintf(unpublished_why, sizeof unpublished_why, "%s", c->errstr);
-    uint64_t every = r->o.snapshot_every;
-    if (every && e->type->snapshot && !e->discarded && e->version / every > base / every) {
-        evs_snapshot_t *snap;
-        if ((rc = evs_entity_snapshot(e, &snap, &err)) < 0) {
-            if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
-            return repo_fail(c, rc, "events of %s saved, but no snapshot: %s", e->id, err.str);
-        }
-        rc = evs_put_snapshot(c, snap);
-        evs_snapshot_free(snap);
-        if (rc < 0) {
-            char why[sizeof c->errstr];
-            snprintf(why, sizeof why, "%s", c->errstr);
-            if (c->priv->dead) return rc;
-            if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
-            return repo_fail(c, rc, "events of %s saved, but the snapshot failed: %s", e->id, why);
-        }
-    }
-    if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
-    return 0;
+    return dom_repository_save(r, &e, 1);
 }
 
 EVS_API int evs_repository_delete_snapshots(evs_repository_t *r, const char *id,
@@ -453,4 +502,14 @@ EVS_API void evs_persistence_close(evs_persistence_t *p) {
     if (!p) return;
     evs_pubsub_unsubscribe(p->ps, p->sub);
     free(p);
+}
+
+/* ---------------------------------------------------------------- for domain_unit.c */
+
+evs_context_t *dom_repository_context(const evs_repository_t *r) {
+    return r->c;
+}
+
+const evs_repository_options_t *dom_repository_options(const evs_repository_t *r) {
+    return &r->o;
 }

@@ -583,6 +583,12 @@ typedef struct evs_event_type {
     int (*apply)(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err);
     int (*check)(const evs_value_t *attrs, evs_error_t *err);
     bool discards; /* applying it discards the entity (e.g. "account closed") */
+    /* The field-table style (see "less to write" below; EVS_EVENT_FIELDS fills these with apply
+     * = evs_apply_fields): the attributes are a C struct of attrs_size bytes that fields
+     * describes, and applying decodes them into one and calls on (which cannot fail). */
+    const struct evs_field *fields;
+    size_t attrs_size;
+    void (*on)(evs_entity_t *e, const void *attrs);
 } evs_event_type_t;
 
 /* A kind of entity. size is sizeof the user's struct, whose first member is an evs_entity_t;
@@ -603,7 +609,10 @@ typedef struct evs_entity_type {
     int (*snapshot)(const evs_entity_t *e, evs_value_t *state, evs_error_t *err);
     int (*restore)(evs_entity_t *e, const evs_value_t *state, evs_error_t *err);
     void (*clear)(evs_entity_t *e);
-    const evs_event_type_t *const *events; /* e.g. (const evs_event_type_t *[]){&A, &B, NULL} */
+    const evs_event_type_t *const *events; /* e.g. EVS_EVENTS(&A, &B): {&A, &B, NULL} */
+    /* The state as plain fields of the user's struct, for snapshot = evs_fields_snapshot and
+     * restore = evs_fields_restore (EVS_ENTITY_FIELDS(T, table) fills the three, and size). */
+    const struct evs_field *fields;
 } evs_entity_type_t;
 
 /* Turns attributes (or a snapshot state) of schema version from_version into from_version + 1,
@@ -864,6 +873,234 @@ EVS_API void evs_random_id(char out[37]);
  * this process makes sorts after the one before (as text too), which keeps index inserts of
  * new ids at one end of a B-tree. */
 EVS_API void evs_ordered_id(char out[37]);
+
+/* ================================================================ domain layer: less to write
+ *
+ * A shorter way to write the same entities (docs/client.md shows it first):
+ *
+ *  - Field tables (client/domain_fields.c): an array of evs_field_t, built with the EVS_F
+ *    macros and ended by {0}, maps the members of a C struct to the keys of an attribute map
+ *    (the member's name is the key). An event type's attributes become a struct that its `on`
+ *    function receives already decoded; an entity whose state is plain fields gets snapshot and
+ *    restore for free (EVS_ENTITY_FIELDS); a hand-written snapshot stays possible.
+ *  - Commands (client/domain_command.c): evs_command encodes an attribute struct, triggers the
+ *    event and applies it in one call; evs_entity_start makes an entity and triggers its first
+ *    event. evs_error_set fills an evs_error_t from a command, an apply or a check function.
+ *  - evs_repository_save_all (client/domain_unit.c): several entities in one atomic append.
+ *  - evs_domain_subscribe (client/domain_subscription.c): the daemon's events as upcast domain
+ *    events, for the same handler an in-process evs_pubsub_t feeds. */
+
+/* What one field holds. INT and UINT fields may be 1, 2, 4 or 8 bytes wide and FLOAT fields
+ * float or double: the table records each member's size. */
+typedef enum evs_field_kind {
+    EVS_FIELD_BOOL = 1, /* bool <-> a msgpack bool */
+    EVS_FIELD_INT,      /* a signed integer <-> an integer that fits it */
+    EVS_FIELD_UINT,     /* an unsigned integer <-> a non-negative integer that fits it */
+    EVS_FIELD_FLOAT,    /* float or double <-> a float (an integer is accepted on decode) */
+    EVS_FIELD_STR,      /* char[N], NUL-terminated <-> a string of at most N - 1 bytes */
+    /* const char * <-> a string, or nil for NULL. Decoding points into the attribute map, so it
+     * is for an event's attribute struct only (valid while `on` runs); entity tables refuse it. */
+    EVS_FIELD_STRREF,
+    EVS_FIELD_STRUCT, /* a struct described by the table sub <-> a map */
+} evs_field_kind_t;
+
+/* One member of a struct. With cap > 0 the member is an array of cap elements of kind, each
+ * size bytes, whose number in use is the unsigned integer of count_size bytes at count_offset
+ * (an msgpack array of at most cap elements). */
+typedef struct evs_field {
+    const char *key; /* NULL ends a table */
+    evs_field_kind_t kind;
+    size_t offset, size;
+    size_t cap, count_offset, count_size;
+    const struct evs_field *sub; /* EVS_FIELD_STRUCT: the table of the member's struct */
+} evs_field_t;
+
+/* Table entries. EVS_F(T, m) is the member m of struct T under the key "m", its kind taken
+ * from its C type (bool, any integer type, float, double, char[N], char * / const char *);
+ * EVS_F_ARRAY(T, m, n) the array member m with its count in member n (kind from m[0]). The _AS
+ * forms name the kind (for an enum, say). */
+#define EVS_F_AS(T, m, k)                                                                          \
+    { .key = #m, .kind = (k), .offset = offsetof(T, m), .size = sizeof(((T *)0)->m) }
+#define EVS_F(T, m) EVS_F_AS(T, m, EVS_FIELD_KIND_OF_(((T *)0)->m))
+#define EVS_F_ARRAY_AS(T, m, n, k)                                                                 \
+    {                                                                                              \
+        .key = #m, .kind = (k), .offset = offsetof(T, m), .size = sizeof(((T *)0)->m[0]),          \
+        .cap = sizeof(((T *)0)->m) / sizeof(((T *)0)->m[0]), .count_offset = offsetof(T, n),       \
+        .count_size = sizeof(((T *)0)->n)                                                          \
+    }
+#define EVS_F_ARRAY(T, m, n) EVS_F_ARRAY_AS(T, m, n, EVS_FIELD_KIND_OF_(((T *)0)->m[0]))
+/* The struct member m (or array of structs m counted by n), whose struct table describes. */
+#define EVS_F_STRUCT(T, m, table)                                                                  \
+    {                                                                                              \
+        .key = #m, .kind = EVS_FIELD_STRUCT, .offset = offsetof(T, m),                             \
+        .size = sizeof(((T *)0)->m), .sub = (table)                                                \
+    }
+#define EVS_F_ARRAY_STRUCT(T, m, n, table)                                                         \
+    {                                                                                              \
+        .key = #m, .kind = EVS_FIELD_STRUCT, .offset = offsetof(T, m),                             \
+        .size = sizeof(((T *)0)->m[0]), .cap = sizeof(((T *)0)->m) / sizeof(((T *)0)->m[0]),       \
+        .count_offset = offsetof(T, n), .count_size = sizeof(((T *)0)->n), .sub = (table)          \
+    }
+/* A table whose struct is one value of type T (int64_t, say) under the key name: for an event of
+ * one attribute, whose command then takes a pointer to that value. */
+#define EVS_F_VALUE(T, name)                                                                       \
+    { .key = (name), .kind = EVS_FIELD_KIND_OF_(*(T *)0), .offset = 0, .size = sizeof(T) }
+/* The kind of an lvalue x by its type (0, refused by the functions, for any other type). A
+ * char[N] decays to char * here, so the address tells it from a char *. */
+#define EVS_FIELD_KIND_OF_(x)                                                                      \
+    _Generic((x), _Bool: EVS_FIELD_BOOL, char: EVS_FIELD_INT, signed char: EVS_FIELD_INT,        \
+        short: EVS_FIELD_INT, int: EVS_FIELD_INT, long: EVS_FIELD_INT, long long: EVS_FIELD_INT,   \
+        unsigned char: EVS_FIELD_UINT, unsigned short: EVS_FIELD_UINT,                             \
+        unsigned int: EVS_FIELD_UINT, unsigned long: EVS_FIELD_UINT,                               \
+        unsigned long long: EVS_FIELD_UINT, float: EVS_FIELD_FLOAT, double: EVS_FIELD_FLOAT,       \
+        char *: EVS_FIELD_STR_KIND_(&(x)), const char *: EVS_FIELD_STR_KIND_(&(x)),                \
+        default: 0)
+#define EVS_FIELD_STR_KIND_(p)                                                                     \
+    _Generic((p), char **: EVS_FIELD_STRREF, const char **: EVS_FIELD_STRREF,                    \
+        default: EVS_FIELD_STR)
+
+/* Struct -> map: sets every field's key in map (an evs_value_t map). EVS_EINVAL (naming the
+ * field) for a bad table, a char[N] without its NUL, an array count above cap; EVS_ENOMEM. */
+EVS_API int evs_fields_encode(const evs_field_t *fields, const void *obj, evs_value_t *map,
+                              evs_error_t *err);
+
+/* Map -> struct: every field's key must be there with a value of its kind that fits (a string
+ * shorter than a char[N], at most cap array elements); other keys are ignored. EVS_EINVAL
+ * naming the key and what is wrong. obj may be partly written on failure. */
+EVS_API int evs_fields_decode(const evs_field_t *fields, const evs_value_t *map, void *obj,
+                              evs_error_t *err);
+
+/* The snapshot and restore functions of an entity type whose state is e->type->fields. */
+EVS_API int evs_fields_snapshot(const evs_entity_t *e, evs_value_t *state, evs_error_t *err);
+EVS_API int evs_fields_restore(evs_entity_t *e, const evs_value_t *state, evs_error_t *err);
+
+/* The apply function of an event type in the field-table style: decodes ev's attributes into a
+ * zeroed struct of ev->type->attrs_size bytes with ev->type->fields (no fields: no struct, on
+ * gets NULL) and calls ev->type->on. A decoding failure is EVS_EINVAL naming the topic and the
+ * key, so an event that lacks an attribute is refused when triggered and never stored. */
+EVS_API int evs_apply_fields(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err);
+
+/* Designated initializers for the type structs:
+ *   static const evs_event_type_t DEPOSITED = {.topic = "bank.Deposited",
+ *                                              EVS_EVENT_FIELDS(amount_t, AMOUNT, on_deposit)};
+ *   static const evs_entity_type_t ACCOUNT = {.topic = "bank.Account",
+ *                                             EVS_ENTITY_FIELDS(account_t, ACCOUNT_STATE),
+ *                                             EVS_EVENTS(&OPENED, &DEPOSITED, &CLOSED)};
+ * EVS_EVENT_ON(fn) is an event without attributes whose applying calls fn(e, NULL).
+ * EVS_EVENTS(...) sets an entity type's events to the listed event types and the NULL that ends
+ * the list (a compound literal: constant at file scope, not in a function's static). */
+#define EVS_EVENT_FIELDS(T, table, fn)                                                             \
+    .fields = (table), .attrs_size = sizeof(T), .on = (fn), .apply = evs_apply_fields
+#define EVS_EVENT_ON(fn) .on = (fn), .apply = evs_apply_fields
+#define EVS_ENTITY_FIELDS(T, table)                                                                \
+    .size = sizeof(T), .fields = (table), .snapshot = evs_fields_snapshot,                         \
+    .restore = evs_fields_restore
+/* clang-format off */
+#define EVS_EVENTS(...) .events = (const evs_event_type_t *const[]){__VA_ARGS__, NULL}
+/* clang-format on */
+
+/* Fills err (may be NULL) with code and a printf-style sentence and returns code: for commands,
+ * apply, check and handler functions. */
+EVS_API int evs_error_set(evs_error_t *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* e as the user's struct T (whose first member is the evs_entity_t): NULL when e is NULL or of
+ * a type whose size is not sizeof(T), so a mistaken cast fails at once instead of writing past
+ * the entity. */
+EVS_API void *evs_entity_cast(const evs_entity_t *e, size_t size);
+#define EVS_ENTITY_CAST(T, e) ((T *)evs_entity_cast((e), sizeof(T)))
+
+/* A command: encodes attrs (a struct described by type->fields; NULL when type has no fields)
+ * and triggers type on e, which applies it and keeps it pending. 0, or the code of the first
+ * failure with e unchanged. */
+EVS_API int evs_command(evs_entity_t *e, const evs_event_type_t *type, const void *attrs,
+                        evs_error_t *err);
+
+/* A new entity of type with id whose first event, first of type first with attrs, is
+ * triggered: the user's struct (cast by assignment), freed with evs_entity_free. NULL with err
+ * filled when the entity cannot be made or the event is refused. */
+EVS_API void *evs_entity_start(const evs_registry_t *reg, const evs_entity_type_t *type,
+                               const char *id, const evs_event_type_t *first, const void *attrs,
+                               evs_error_t *err);
+
+/* evs_repository_get returning the user's struct: NULL with the error in the context. */
+EVS_API void *evs_repository_find(evs_repository_t *r, const char *id);
+
+/* Typed getters that return a value: def when key is absent or of another type (after a
+ * check, or for attributes a field table decoded, the key is known to be there). */
+EVS_API bool evs_attr_bool(const evs_value_t *map, const char *key, bool def);
+EVS_API int64_t evs_attr_int(const evs_value_t *map, const char *key, int64_t def);
+EVS_API double evs_attr_float(const evs_value_t *map, const char *key, double def);
+EVS_API const char *evs_attr_str(const evs_value_t *map, const char *key, const char *def);
+
+/* Arrays. evs_map_get_array: 0 with *items and *n (items point into map), EVS_ENOT_FOUND, or
+ * EVS_EINVAL when the value is not an array. The _int_array and _str_array forms copy at most
+ * cap elements (strings point into map) and set *n to the array's length; EVS_EINVAL when an
+ * element has another type or the array has more than cap elements (*n is still set). */
+EVS_API int evs_map_get_array(const evs_value_t *map, const char *key, const evs_value_t **items,
+                              size_t *n);
+EVS_API int evs_map_get_int_array(const evs_value_t *map, const char *key, int64_t *out, size_t cap,
+                                  size_t *n);
+EVS_API int evs_map_get_str_array(const evs_value_t *map, const char *key, const char **out,
+                                  size_t cap, size_t *n);
+
+/* Saves the pending events of entities[0..n) (each at most once; all of r's entity type, else
+ * EVS_EWRONG_TYPE and nothing is stored) in one atomic append, as one would save them in one
+ * transaction: if any of them meets a conflict, EVS_ECONFLICT (in domain versions, as
+ * evs_repository_save), nothing is stored and every entity keeps its pending events. Once
+ * stored, as evs_repository_save for each: published in order through r's kept events
+ * (EVS_ESTORED_NOT_PUBLISHED when a subscriber fails), snapshots when due, freed.
+ * EVS_SAVE_ALL(r, &a->base, &b->base) counts the list. */
+EVS_API int evs_repository_save_all(evs_repository_t *r, evs_entity_t *const *entities, size_t n);
+#define EVS_SAVE_ALL(r, ...)                                                                       \
+    evs_repository_save_all((r), (evs_entity_t *const[]){__VA_ARGS__},                             \
+                            sizeof((evs_entity_t *const[]){__VA_ARGS__}) / sizeof(evs_entity_t *))
+
+/* A domain subscription: a stream (evs_stream_t: it reconnects and resumes by itself) whose
+ * events are decoded, upcast and checked through a registry, so that a read model's handler
+ * takes the same evs_domain_event_t whether it is fed by the daemon or by an in-process
+ * evs_pubsub_t. Events appended by other processes (or other connections) reach only daemon
+ * subscriptions: the in-process pub-sub sees the saves of its own repositories and nothing else.
+ * Not thread-safe. */
+typedef struct evs_domain_subscription evs_domain_subscription_t;
+
+typedef struct evs_domain_subscription_options {
+    evs_stream_options_t stream;    /* where, from which position, which topics or entities */
+    const evs_registry_t *registry; /* required; must outlive the subscription */
+    /* Events whose topic the registry does not know are skipped (else they are EVS_EINVAL). */
+    bool skip_unknown;
+} evs_domain_subscription_options_t;
+
+/* NULL when out of memory or the options are invalid (see evs_stream_open). Freed with
+ * evs_domain_subscription_close. */
+EVS_API evs_domain_subscription_t *
+evs_domain_subscribe(const evs_domain_subscription_options_t *opts);
+
+/* The next event, waiting up to timeout_ms as evs_stream_next: 0 with *out a domain event the
+ * caller frees with evs_domain_event_free (position and timestamp set; entity_type set from
+ * the stored originator_topic when the registry knows that entity type), or 0 with *out NULL
+ * when none came in time. An event that does not decode, upcast or check is EVS_EINVAL with err
+ * filled, one whose originator entity type does not list its topic EVS_EWRONG_TYPE (the player
+ * refuses it too); the subscription has moved past it and goes on with the next. */
+EVS_API int evs_domain_subscription_next(evs_domain_subscription_t *s, int timeout_ms,
+                                         evs_domain_event_t **out, evs_error_t *err);
+
+/* Hands events to handler (when predicate, which may be NULL, accepts them), the way
+ * evs_pubsub_publish does: waits up to timeout_ms for a first event, then takes every event
+ * already there. Returns the number of events handed (>= 0), or the first failure (a handler's
+ * code, or as evs_domain_subscription_next; the events before it were handled). */
+EVS_API int evs_domain_subscription_dispatch(evs_domain_subscription_t *s, int timeout_ms,
+                                             evs_predicate_fn predicate, evs_handler_fn handler,
+                                             void *arg, evs_error_t *err);
+
+/* The underlying stream (its position, caught-up state, reconnects), owned by s. */
+EVS_API evs_stream_t *evs_domain_subscription_stream(evs_domain_subscription_t *s);
+
+/* Closes the stream and frees s. NULL is a no-op. */
+EVS_API void evs_domain_subscription_close(evs_domain_subscription_t *s);
 
 /* ================================================================ end of the domain layer */
 

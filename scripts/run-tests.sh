@@ -123,7 +123,8 @@ run_suite "integration (memory)" "$build/tests/integration" \
 
 # ---------------------------------------------------------------- service
 # tests/service/run.sh: readiness over a fake NOTIFY_SOCKET, SIGHUP, SIGTERM drain,
-# --check-config, make install + pkg-config, unit file, man pages, stats. Its last line is
+# --check-config, make install + pkg-config, the examples built from the installed tree and run on
+# both stores, unit file, man pages, stats. Its last line is
 # "service: N passed, N failed"; no such line is one failure.
 echo "==== service: tests/service/run.sh $build"
 "$(dirname "$0")/../tests/service/run.sh" "$build" 2>&1 | tee "$tmp/service.log"

@@ -18,46 +18,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- the account entity */
+/* ---------------------------------------------------------------- the domain */
 
 typedef struct account {
     evs_entity_t base; /* first: the library's part */
     char owner[64];
-    int64_t balance;   /* cents */
-    int64_t overdraft; /* how far below zero the balance may go */
+    int64_t balance, overdraft; /* cents; the balance may go down to -overdraft */
 } account_t;
+#define ACCOUNT_OF(e) EVS_ENTITY_CAST(account_t, e) /* NULL if e is not an account */
+/* The snapshot state is the plain fields {"balance", "overdraft", "owner"}. */
+static const evs_field_t ACCOUNT_STATE[] = {
+    EVS_F(account_t, owner), EVS_F(account_t, balance), EVS_F(account_t, overdraft), {0}};
 
-static int fail(evs_error_t *err, const char *msg) {
-    snprintf(err->str, sizeof err->str, "%s", msg);
-    return err->code = EVS_EINVAL;
-}
-
-/* One apply function per event type: they change the account's fields, nothing else. */
-static int on_opened(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err) {
-    account_t *a = (account_t *)e;
+/* Events: their attributes as a C struct (or one value), and `on`, which applies one. */
+typedef struct opened {
     const char *owner;
-    if (evs_map_get_str(ev->attrs, "owner", &owner) < 0 ||
-        evs_map_get_int(ev->attrs, "overdraft", &a->overdraft) < 0)
-        return fail(err, "AccountOpened needs owner and overdraft");
-    snprintf(a->owner, sizeof a->owner, "%s", owner);
-    return 0;
+    int64_t overdraft;
+} opened_t;
+static const evs_field_t OPENED_ATTRS[] = {EVS_F(opened_t, owner), EVS_F(opened_t, overdraft), {0}};
+static const evs_field_t AMOUNT_ATTRS[] = {EVS_F_VALUE(int64_t, "amount"), {0}};
+static void on_opened(evs_entity_t *e, const void *attrs) {
+    const opened_t *o = attrs;
+    snprintf(ACCOUNT_OF(e)->owner, sizeof ACCOUNT_OF(e)->owner, "%s", o->owner);
+    ACCOUNT_OF(e)->overdraft = o->overdraft;
+}
+static void on_deposited(evs_entity_t *e, const void *amount) {
+    ACCOUNT_OF(e)->balance += *(const int64_t *)amount;
+}
+static void on_withdrawn(evs_entity_t *e, const void *amount) {
+    ACCOUNT_OF(e)->balance -= *(const int64_t *)amount;
 }
 
-static int on_deposited(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err) {
-    int64_t amount;
-    if (evs_map_get_int(ev->attrs, "amount", &amount) < 0)
-        return fail(err, "Deposited needs an amount");
-    ((account_t *)e)->balance += amount;
-    return 0;
-}
-
-static int on_withdrawn(evs_entity_t *e, const evs_domain_event_t *ev, evs_error_t *err) {
-    int64_t amount;
-    if (evs_map_get_int(ev->attrs, "amount", &amount) < 0)
-        return fail(err, "Withdrawn needs an amount");
-    ((account_t *)e)->balance -= amount;
-    return 0;
-}
+static const evs_event_type_t OPENED = {.topic = "bank.AccountOpened",
+                                        EVS_EVENT_FIELDS(opened_t, OPENED_ATTRS, on_opened)};
+static const evs_event_type_t DEPOSITED = {.topic = "bank.Deposited",
+                                           .schema_version = 2,
+                                           EVS_EVENT_FIELDS(int64_t, AMOUNT_ATTRS, on_deposited)};
+static const evs_event_type_t WITHDRAWN = {.topic = "bank.Withdrawn",
+                                           EVS_EVENT_FIELDS(int64_t, AMOUNT_ATTRS, on_withdrawn)};
+static const evs_event_type_t CLOSED = {.topic = "bank.AccountClosed", .discards = true};
+static const evs_entity_type_t ACCOUNT = {.topic = "bank.Account",
+                                          EVS_ENTITY_FIELDS(account_t, ACCOUNT_STATE),
+                                          EVS_EVENTS(&OPENED, &DEPOSITED, &WITHDRAWN, &CLOSED)};
 
 /* Deposited was {"amt": N} in schema 1 and is {"amount": N} since schema 2. */
 static int deposited_v1_to_v2(evs_value_t *attrs, evs_error_t *err) {
@@ -65,90 +67,32 @@ static int deposited_v1_to_v2(evs_value_t *attrs, evs_error_t *err) {
     return evs_map_rename(attrs, "amt", "amount");
 }
 
-static const evs_event_type_t OPENED = {.topic = "bank.AccountOpened", .apply = on_opened};
-static const evs_event_type_t DEPOSITED = {
-    .topic = "bank.Deposited", .schema_version = 2, .apply = on_deposited};
-static const evs_event_type_t WITHDRAWN = {.topic = "bank.Withdrawn", .apply = on_withdrawn};
-static const evs_event_type_t CLOSED = {.topic = "bank.AccountClosed", .discards = true};
-
-/* The snapshot state is {"balance", "overdraft", "owner"}. */
-static int account_snapshot(const evs_entity_t *e, evs_value_t *state, evs_error_t *err) {
-    const account_t *a = (const account_t *)e;
-    (void)err;
-    if (evs_map_set_int(state, "balance", a->balance) < 0 ||
-        evs_map_set_int(state, "overdraft", a->overdraft) < 0 ||
-        evs_map_set_str(state, "owner", a->owner) < 0)
-        return EVS_ENOMEM;
-    return 0;
-}
-
-static int account_restore(evs_entity_t *e, const evs_value_t *state, evs_error_t *err) {
-    account_t *a = (account_t *)e;
-    const char *owner;
-    if (evs_map_get_int(state, "balance", &a->balance) < 0 ||
-        evs_map_get_int(state, "overdraft", &a->overdraft) < 0 ||
-        evs_map_get_str(state, "owner", &owner) < 0)
-        return fail(err, "a bank.Account snapshot needs balance, overdraft and owner");
-    snprintf(a->owner, sizeof a->owner, "%s", owner);
-    return 0;
-}
-
-static const evs_entity_type_t ACCOUNT = {
-    .topic = "bank.Account",
-    .size = sizeof(account_t),
-    .snapshot = account_snapshot,
-    .restore = account_restore,
-    .events = (const evs_event_type_t *const[]){&OPENED, &DEPOSITED, &WITHDRAWN, &CLOSED, NULL}};
-
-/* ---------------------------------------------------------------- commands */
-
-/* Commands check the business rules, then trigger events; the apply functions do the rest. */
-static account_t *account_open(const evs_registry_t *reg, const char *id, const char *owner,
-                               int64_t overdraft, evs_error_t *err) {
-    evs_value_t *attrs = evs_map_new();
-    if (!attrs || evs_map_set_str(attrs, "owner", owner) < 0 ||
-        evs_map_set_int(attrs, "overdraft", overdraft) < 0) {
-        evs_value_free(attrs);
-        return NULL;
-    }
-    account_t *a = (account_t *)evs_entity_new(reg, &ACCOUNT, id);
-    if (!a) {
-        evs_value_free(attrs);
-        return NULL;
-    }
-    if (evs_entity_trigger(&a->base, &OPENED, attrs, err) < 0) { /* attrs taken in any case */
-        evs_entity_free(&a->base);
-        return NULL;
-    }
-    return a;
-}
-
+/* Commands check the business rules, then trigger (and so apply) their event. Opening has no
+ * rule: evs_entity_start(reg, &ACCOUNT, id, &OPENED, &(opened_t){owner, overdraft}, err). */
 static int account_deposit(account_t *a, int64_t amount, evs_error_t *err) {
-    if (amount <= 0) return fail(err, "a deposit must be positive");
-    evs_value_t *attrs = evs_map_new();
-    if (!attrs || evs_map_set_int(attrs, "amount", amount) < 0) {
-        evs_value_free(attrs);
-        return EVS_ENOMEM;
-    }
-    return evs_entity_trigger(&a->base, &DEPOSITED, attrs, err);
+    if (amount <= 0) return evs_error_set(err, EVS_EINVAL, "a deposit must be positive");
+    return evs_command(&a->base, &DEPOSITED, &amount, err);
 }
-
 static int account_withdraw(account_t *a, int64_t amount, evs_error_t *err) {
-    if (amount <= 0) return fail(err, "a withdrawal must be positive");
+    if (amount <= 0) return evs_error_set(err, EVS_EINVAL, "a withdrawal must be positive");
     if (a->balance - amount < -a->overdraft)
-        return fail(err, "refused: the withdrawal would pass the overdraft limit");
-    evs_value_t *attrs = evs_map_new();
-    if (!attrs || evs_map_set_int(attrs, "amount", amount) < 0) {
-        evs_value_free(attrs);
-        return EVS_ENOMEM;
-    }
-    return evs_entity_trigger(&a->base, &WITHDRAWN, attrs, err);
+        return evs_error_set(err, EVS_EINVAL, "refused: it would pass the overdraft limit");
+    return evs_command(&a->base, &WITHDRAWN, &amount, err);
+}
+static int account_close(account_t *a, evs_error_t *err) {
+    if (a->balance != 0) return evs_error_set(err, EVS_EINVAL, "refused: the balance is not 0");
+    return evs_command(&a->base, &CLOSED, NULL, err);
+}
+/* The statement printer, a pub-sub handler: every saved money movement, as a line. */
+static int print_statement_line(const evs_domain_event_t *ev, void *arg, evs_error_t *err) {
+    (void)err;
+    if (ev->type != &DEPOSITED && ev->type != &WITHDRAWN) return 0;
+    printf(" statement %-15s %" PRId64 "\n", ev->type->topic, evs_attr_int(ev->attrs, "amount", 0));
+    ++*(int *)arg;
+    return 0;
 }
 
-static int account_close(account_t *a, evs_error_t *err) {
-    if (a->balance != 0) return fail(err, "refused: only an account at zero can be closed");
-    return evs_entity_trigger(&a->base, &CLOSED, NULL, err);
-}
+/* ---------------------------------------------------------------- the scripted session */
 
 static void account_print(const account_t *a) {
     printf("account %s\n  owner      %s\n  balance    %" PRId64 ".%02" PRId64
@@ -157,26 +101,6 @@ static void account_print(const account_t *a) {
            a->overdraft / 100, a->overdraft % 100, a->base.version,
            a->base.discarded ? " (closed)" : "");
 }
-
-/* ---------------------------------------------------------------- the statement printer */
-
-/* A pub-sub handler: every saved event of the account, as a statement line. */
-static int print_statement_line(const evs_domain_event_t *ev, void *arg, evs_error_t *err) {
-    int *lines = arg;
-    int64_t amount = 0;
-    (void)err;
-    evs_map_get_int(ev->attrs, "amount", &amount);
-    printf("  statement  #%" PRIu64 " %-20s %" PRId64 "\n", ev->version, ev->type->topic, amount);
-    ++*lines;
-    return 0;
-}
-
-static bool is_money_movement(const evs_domain_event_t *ev, void *arg) {
-    (void)arg;
-    return ev->type == &DEPOSITED || ev->type == &WITHDRAWN;
-}
-
-/* ---------------------------------------------------------------- the scripted session */
 
 static int failures;
 
@@ -219,21 +143,23 @@ int main(int argc, char **argv) {
     }
     evs_pubsub_t *bus = evs_pubsub_new();
     int lines = 0;
-    evs_pubsub_subscribe(bus, is_money_movement, print_statement_line, &lines);
+    evs_pubsub_subscribe(bus, NULL, print_statement_line, &lines);
     evs_repository_options_t ro = {
         .registry = reg, .type = &ACCOUNT, .snapshot_every = 3, .publish_to = bus};
     evs_repository_t *bank = evs_repository_new(c, &ro);
     evs_repository_options_t ro2 = {.registry = reg, .type = &ACCOUNT};
     evs_repository_t *other_teller = evs_repository_new(c2, &ro2);
 
-    char id[64] = "account-";
+    char id[64] = "account-", id2[64] = "account-";
     evs_random_id(id + strlen(id));
+    evs_random_id(id2 + strlen(id2));
     evs_error_t err = {0};
-    evs_entity_t *e = NULL;
+    account_t *b = NULL, *b2 = NULL;
     bool found = false;
 
     /* 1. Open the account and save it. */
-    account_t *a = account_open(reg, id, "Ada Lovelace", 10000, &err);
+    account_t *a =
+        evs_entity_start(reg, &ACCOUNT, id, &OPENED, &(opened_t){"Ada Lovelace", 10000}, &err);
     step(a && evs_repository_save(bank, &a->base) == 0, "open the account (overdraft 100.00)",
          a ? c->errstr : err.str);
     if (!a) goto out;
@@ -250,10 +176,8 @@ int main(int argc, char **argv) {
     step(evs_append(c, &old, 1, NULL, NULL) == 0, "an old client deposits 50.00 ({\"amt\"})",
          c->errstr);
     evs_entity_free(&a->base);
-    a = NULL;
-    step(evs_repository_get(bank, id, &e) == 0 && ((account_t *)e)->balance == 5000,
-         "reload: the old deposit is upcast to {\"amount\"}", c->errstr);
-    a = (account_t *)e;
+    a = evs_repository_find(bank, id);
+    step(a && a->balance == 5000, "reload: the old deposit is upcast to {\"amount\"}", c->errstr);
     if (!a) goto out;
 
     /* 3. Deposits, a withdrawal into the overdraft, and one the overdraft rule refuses. */
@@ -268,7 +192,7 @@ int main(int argc, char **argv) {
          "save the three events in one request", c->errstr);
     step(lines == 3, "the statement printer saw the three saved movements", NULL);
 
-    /* 4. The save passed version 3, so the repository took a snapshot. */
+    /* 4. The save passed version 3, so the repository took a snapshot (of the plain fields). */
     evs_snapshot_t *snap = NULL;
     step(evs_get_snapshot(c, id, EVS_LATEST, &snap) == 0 && snap->version == 5 &&
              strcmp(snap->topic, "bank.Account@1") == 0,
@@ -276,40 +200,72 @@ int main(int argc, char **argv) {
     evs_snapshot_free(snap);
 
     /* 5. Another teller pays 20.00 in; our copy is now stale and its save is refused. */
-    evs_entity_t *e2 = NULL;
-    step(evs_repository_get(other_teller, id, &e2) == 0 &&
-             account_deposit((account_t *)e2, 2000, &err) == 0 &&
-             evs_repository_save(other_teller, e2) == 0,
+    account_t *t = evs_repository_find(other_teller, id);
+    step(t && account_deposit(t, 2000, &err) == 0 &&
+             evs_repository_save(other_teller, &t->base) == 0,
          "another teller deposits 20.00", c2->errstr);
-    evs_entity_free(e2);
+    if (t) evs_entity_free(&t->base);
     step(account_deposit(a, 500, &err) == 0 && evs_repository_save(bank, &a->base) == EVS_ECONFLICT,
          "our stale copy's deposit of 5.00 is a conflict", c->errstr);
     evs_entity_free(&a->base);
-    a = NULL;
-    step(evs_repository_get(bank, id, &e) == 0 && ((account_t *)e)->balance == 0 && e->version == 6,
+    a = evs_repository_find(bank, id);
+    step(a && a->balance == 0 && a->base.version == 6,
          "the store kept the teller's deposit only: balance 0.00 at version 6", c->errstr);
-    a = (account_t *)e;
     if (!a) goto out;
 
     /* 6. The account as it was at version 3 (after the opening, the old deposit, 200.00). */
     evs_entity_t *then = NULL;
-    step(evs_repository_get_at(bank, id, 3, &then) == 0 && ((account_t *)then)->balance == 25000,
+    account_t *was = NULL;
+    step(evs_repository_get_at(bank, id, 3, &then) == 0 &&
+             (was = EVS_ENTITY_CAST(account_t, then)) && was->balance == 25000,
          "at version 3 the balance was 250.00", c->errstr);
-    if (then) account_print((account_t *)then);
+    if (was) account_print(was);
     evs_entity_free(then);
 
-    /* 7. Close it: then the repository no longer finds it. */
+    /* 7. A transfer: a withdrawal from a second account and a deposit into ours, saved in one
+     * atomic append. When the second account's copy is stale, neither is stored. */
+    b = evs_entity_start(reg, &ACCOUNT, id2, &OPENED, &(opened_t){"Charles Babbage", 0}, &err);
+    step(b && account_deposit(b, 7000, &err) == 0 && evs_repository_save(bank, &b->base) == 0,
+         "open a second account with 70.00", b ? c->errstr : err.str);
+    if (!b) goto out;
+    b2 = evs_repository_find(other_teller, id2);
+    step(b2 && account_withdraw(b2, 1000, &err) == 0 &&
+             evs_repository_save(other_teller, &b2->base) == 0,
+         "another teller takes 10.00 from it", c2->errstr);
+    step(account_withdraw(b, 6500, &err) == 0 && account_deposit(a, 6500, &err) == 0 &&
+             EVS_SAVE_ALL(bank, &a->base, &b->base) == EVS_ECONFLICT && a->base.npending == 1,
+         "a transfer of 65.00 from the stale copy is refused as a whole", c->errstr);
+    evs_entity_free(&a->base);
+    evs_entity_free(&b->base);
+    a = evs_repository_find(bank, id);
+    b = evs_repository_find(bank, id2);
+    step(a && b && a->balance == 0 && b->balance == 6000, "neither account changed: 0.00 and 60.00",
+         c->errstr);
+    if (!a || !b) goto out;
+    step(account_withdraw(b, 6000, &err) == 0 && account_deposit(a, 6000, &err) == 0 &&
+             EVS_SAVE_ALL(bank, &a->base, &b->base) == 0,
+         "a transfer of 60.00 is saved in one append", c->errstr);
+    evs_entity_free(&a->base);
+    a = evs_repository_find(bank, id);
+    step(a && a->balance == 6000, "it arrived: 60.00", c->errstr);
+    if (!a) goto out;
+    step(account_withdraw(a, 6000, &err) == 0 && evs_repository_save(bank, &a->base) == 0,
+         "withdraw the 60.00 again", c->errstr);
+
+    /* 8. Close it: then the repository no longer finds it. */
     account_print(a);
     step(account_close(a, &err) == 0 && evs_repository_save(bank, &a->base) == 0,
          "close the account", err.code ? err.str : c->errstr);
     step(account_deposit(a, 100, &err) == EVS_EINVAL, "a closed account refuses deposits", NULL);
-    step(evs_repository_get(bank, id, &e) == EVS_ENOT_FOUND, "a closed account is not found",
-         c->errstr);
+    step(evs_repository_find(bank, id) == NULL && c->err == EVS_ENOT_FOUND,
+         "a closed account is not found", c->errstr);
     step(evs_repository_contains(bank, id, &found) == 0 && !found, "the bank no longer contains it",
          c->errstr);
 
 out:
     if (a) evs_entity_free(&a->base);
+    if (b) evs_entity_free(&b->base);
+    if (b2) evs_entity_free(&b2->base);
     evs_repository_free(bank);
     evs_repository_free(other_teller);
     evs_pubsub_free(bus);
