@@ -240,7 +240,9 @@ Test(event_size, migration_on_a_database_with_events) {
     store_t *s = open_store();
     append_sized(s, "acct-new", 10); /* waits for the migrations */
     cr_assert_eq(max_data_bytes(), (long long)large);
-    cr_assert_str_eq(sql1("SELECT count(*) FROM evs_migrations"), "6");
+    char all[16];
+    snprintf(all, sizeof all, "%zu", migrations_embedded_count);
+    cr_assert_str_eq(sql1("SELECT count(*) FROM evs_migrations"), all, "every migration applied");
 
     /* Versions 10..29 hold the large one at 20: 10 small ones fit, the large one says more. */
     s->page_bytes = 10 * one;
