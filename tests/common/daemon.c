@@ -55,8 +55,7 @@ const char *test_store(void) {
     return db.url;
 }
 
-/* A loopback port nobody listens on right now, or -1. */
-static int free_port(void) {
+int test_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
@@ -206,7 +205,7 @@ static int launch(test_daemon_t *d, const char *store, bool own_unix, const char
     argv[n] = NULL;
 
     for (int attempt = 0; attempt < 5; attempt++) {
-        d->port = free_port();
+        d->port = test_free_port();
         if (d->port < 0) return -1;
         snprintf(d->addr, sizeof d->addr, "127.0.0.1:%d", d->port);
         d->pid = spawn(argv);

@@ -61,6 +61,10 @@ const char *test_store(void);
  * with an auth_file); NULL: none. */
 extern const char *test_daemon_token;
 
+/* A loopback TCP port nobody listens on right now, or -1 (another process may take it before
+ * it is bound: test_daemon_launch tries again when that happens). */
+int test_free_port(void);
+
 /* The daemon binary (see above). */
 const char *test_evstored_bin(void);
 

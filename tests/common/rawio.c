@@ -60,6 +60,16 @@ void rq_begin(rq_t *r, const char *op, uint64_t id, uint32_t nmore) {
     pack_head(&r->pk, op, id, nmore);
 }
 
+size_t rq_frame(const rq_t *r, uint8_t *out, size_t cap) {
+    if (cap < 4 || r->sb.size > cap - 4) return 0;
+    out[0] = (uint8_t)(r->sb.size >> 24);
+    out[1] = (uint8_t)(r->sb.size >> 16);
+    out[2] = (uint8_t)(r->sb.size >> 8);
+    out[3] = (uint8_t)r->sb.size;
+    memcpy(out + 4, r->sb.data, r->sb.size);
+    return r->sb.size + 4;
+}
+
 void rq_append(msgpack_sbuffer *sb, uint64_t id, const rq_event_t *evs, size_t n) {
     msgpack_sbuffer_clear(sb);
     msgpack_packer pk;

@@ -45,6 +45,10 @@ void pk_bin(msgpack_packer *pk, const void *p, size_t n);
  * r: free it with rq_free. */
 void rq_begin(rq_t *r, const char *op, uint64_t id, uint32_t nmore);
 
+/* Writes r as one frame (the 4-byte length, then its bytes) into out; returns the frame's length,
+ * or 0 when it does not fit in cap bytes. */
+size_t rq_frame(const rq_t *r, uint8_t *out, size_t cap);
+
 /* One event of an append request. */
 typedef struct rq_event {
     const char *entity_id;

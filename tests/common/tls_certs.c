@@ -132,20 +132,6 @@ int test_certs_copy(const char *from, const char *to) {
     return rc == 0 ? rename(tmp, to) : -1;
 }
 
-int test_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 int test_daemon_start_logged(test_daemon_t *d, const char *log_path,
                              const char *const *extra_args) {
     fflush(stderr);

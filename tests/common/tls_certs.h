@@ -27,9 +27,6 @@ void test_certs_remove(test_certs_t *t);
 /* Copies the file at from over to (atomically: written aside, then renamed). 0 or -1. */
 int test_certs_copy(const char *from, const char *to);
 
-/* A loopback TCP port nobody listens on right now, or -1. */
-int test_free_port(void);
-
 /* Starts evstored as test_daemon_start does, with its stderr (its log) going to the file
  * log_path instead of the test's. 0 or -1. */
 int test_daemon_start_logged(test_daemon_t *d, const char *log_path, const char *const *extra_args);

@@ -106,12 +106,8 @@ Test(tls_limits, a_tls_client_that_never_reads_is_held_back_like_a_plain_one) {
         pk_str(&one.pk, "entity_id");
         pk_str(&one.pk, big);
         uint8_t frame[256];
-        cr_assert_lt(one.sb.size + 4, sizeof frame);
-        frame[0] = frame[1] = 0;
-        frame[2] = (uint8_t)(one.sb.size >> 8);
-        frame[3] = (uint8_t)one.sb.size;
-        memcpy(frame + 4, one.sb.data, one.sb.size);
-        size_t len = one.sb.size + 4;
+        size_t len = rq_frame(&one, frame, sizeof frame);
+        cr_assert_gt(len, 0);
         rq_free(&one);
         if (ssl_send(slow, frame, len, 200) != 0) break; /* the daemon stopped reading */
         sent++;
