@@ -314,29 +314,29 @@ EVS_API size_t evs_repository_unpublished(const evs_repository_t *r,
 }
 
 /* Takes the snapshots that are due after a save: of the entities of entities[0..n) that passed
- * a multiple of snapshot_every (entity i was at version base[i] before it). */
-static int take_snapshots(evs_repository_t *r, evs_entity_t *const *entities, size_t n,
-                          const uint64_t *base) {
+ * a multiple of snapshot_every (entity i was at version base[i] before it). The events are
+ * stored by then, so a snapshot that cannot be made or stored does not make the save fail (a
+ * caller that took it for failed would run its command again): it is told to on_warning, and
+ * the next due snapshot, or a load that replays the events, makes up for it. */
+static void take_snapshots(evs_repository_t *r, evs_entity_t *const *entities, size_t n,
+                           const uint64_t *base) {
     evs_context_t *c = r->c;
     uint64_t every = r->o.snapshot_every;
-    for (size_t i = 0; i < n && every; i++) {
+    for (size_t i = 0; i < n && every && !c->priv->dead; i++) {
         evs_entity_t *e = entities[i];
         if (!e->type->snapshot || e->discarded || e->version / every <= base[i] / every) continue;
         evs_error_t err = {0};
         evs_snapshot_t *snap;
         int rc = evs_entity_snapshot(e, &snap, &err);
-        if (rc < 0)
-            return repo_fail(c, rc, "events of %s saved, but no snapshot: %s", e->id, err.str);
+        if (rc < 0) {
+            repo_warn(r, "events of %s saved, but no snapshot: %s", e->id, err.str);
+            continue;
+        }
         rc = evs_put_snapshot(c, snap);
         evs_snapshot_free(snap);
-        if (rc < 0) {
-            char why[sizeof c->errstr];
-            snprintf(why, sizeof why, "%s", c->errstr);
-            if (c->priv->dead) return rc;
-            return repo_fail(c, rc, "events of %s saved, but the snapshot failed: %s", e->id, why);
-        }
+        if (rc < 0)
+            repo_warn(r, "events of %s saved, but the snapshot failed: %s", e->id, c->errstr);
     }
-    return 0;
 }
 
 /* Encodes the pending events of entities[0..n) into events (zeroed, one slot per event; the
@@ -417,11 +417,11 @@ int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size
         evs_entity_clear_pending(entities[i]);
     char unpublished_why[sizeof c->errstr];
     snprintf(unpublished_why, sizeof unpublished_why, "%s", c->errstr);
-    rc = take_snapshots(r, entities, n, base);
+    take_snapshots(r, entities, n, base);
     free(base);
-    if (rc < 0 && c->priv->dead) return rc;
     if (published < 0) return repo_fail(c, published, "%s", unpublished_why);
-    return rc;
+    if (!c->priv->dead) c->err = 0; /* a failed snapshot is only a warning */
+    return 0;
 }
 
 EVS_API int evs_repository_save(evs_repository_t *r, evs_entity_t *e) {

@@ -317,6 +317,54 @@ Test(domain_safety, an_unusable_snapshot_falls_back_to_the_events_and_is_reporte
     evs_repository_free(r);
 }
 
+/* An item whose state cannot be snapshotted: its snapshot always fails. */
+static int fragile_snapshot(const evs_entity_t *e, evs_value_t *state, evs_error_t *err) {
+    (void)e;
+    (void)state;
+    snprintf(err->str, sizeof err->str, "this state cannot be kept");
+    return err->code = EVS_EINVAL;
+}
+static const evs_entity_type_t FRAGILE = {.topic = "test.Fragile",
+                                          .size = sizeof(item_t),
+                                          .snapshot = fragile_snapshot,
+                                          .restore = item_restore,
+                                          .events = ITEM_EVENTS};
+
+/* The events are stored before the snapshot is taken: a snapshot that fails then is a warning,
+ * and the save succeeds (a caller told it failed would run its command again). */
+Test(domain_safety, a_snapshot_that_fails_after_the_events_are_stored_does_not_fail_the_save) {
+    cr_assert_eq(evs_registry_add_entity(reg, &FRAGILE), 0, "%s", evs_registry_errstr(reg));
+    warnings_t warned = {0};
+    evs_repository_options_t o = {.registry = reg,
+                                  .type = &FRAGILE,
+                                  .snapshot_every = 1,
+                                  .on_warning = on_warning,
+                                  .warning_arg = &warned};
+    evs_repository_t *r = evs_repository_new(c, &o);
+    cr_assert_not_null(r);
+    item_t *it = (item_t *)evs_entity_new(reg, &FRAGILE, ID(0, "fragile"));
+    cr_assert_not_null(it);
+    evs_error_t err = {0};
+    cr_assert_eq(evs_entity_trigger(&it->base, &CREATED, attrs_name("cup"), &err), 0, "%s",
+                 err.str);
+    cr_assert_eq(evs_entity_trigger(&it->base, &ADDED, attrs_n(2), &err), 0, "%s", err.str);
+    int rc = evs_repository_save(r, &it->base);
+    cr_assert_eq(rc, 0, "save: %s %s", evs_code_name(rc), c->errstr);
+    cr_assert_eq(it->base.version, 2);
+    evs_entity_free(&it->base);
+    cr_assert_eq(count_events(ID(0, "fragile")), 2);
+    cr_assert_eq(warned.n, 1);
+    cr_assert(strstr(warned.last, "saved, but no snapshot: this state cannot be kept"), "%s",
+              warned.last);
+    evs_snapshot_t *snap;
+    cr_assert_eq(evs_get_snapshot(c, ID(0, "fragile"), EVS_LATEST, &snap), EVS_ENOT_FOUND);
+    evs_entity_t *e;
+    cr_assert_eq(evs_repository_get(r, ID(0, "fragile"), &e), 0, "%s", c->errstr);
+    cr_assert_eq(((item_t *)e)->count, 2);
+    evs_entity_free(e);
+    evs_repository_free(r);
+}
+
 /* ---------------------------------------------------------------- connections */
 
 Test(domain_safety, a_repository_is_rebound_to_a_new_connection_after_its_own_died) {
