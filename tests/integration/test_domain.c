@@ -74,27 +74,6 @@ static evs_repository_t *repo_on(evs_context_t *ctx, uint64_t snapshot_every) {
     return r;
 }
 
-static item_t *create_item(const char *id, const char *name) {
-    item_t *it = (item_t *)evs_entity_new(reg, &ITEM, id);
-    cr_assert_not_null(it);
-    evs_error_t err = {0};
-    cr_assert_eq(evs_entity_trigger(&it->base, &CREATED, attrs_name(name), &err), 0, "%s", err.str);
-    return it;
-}
-
-static void add(item_t *it, int64_t n) {
-    evs_error_t err = {0};
-    cr_assert_eq(evs_entity_trigger(&it->base, &ADDED, attrs_n(n), &err), 0, "%s", err.str);
-}
-
-static size_t count_events(const char *id) {
-    evs_events_t *l;
-    cr_assert_eq(evs_get_by_entity(c, id, 0, 0, false, &l), 0, "%s", c->errstr);
-    size_t n = l->n;
-    evs_events_free(l);
-    return n;
-}
-
 /* ---------------------------------------------------------------- the snapshot calls */
 
 Test(domain, put_and_get_snapshot_round_trip) {
@@ -131,8 +110,8 @@ Test(domain, put_and_get_snapshot_round_trip) {
 
 Test(domain, delete_entity_also_removes_its_snapshots) {
     evs_repository_t *r = repo_on(c, 2);
-    item_t *it = create_item(ID("d1"), "pen");
-    add(it, 1);
+    item_t *it = item_created(reg, &ITEM, ID("d1"), "pen");
+    item_add(it, 1);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     evs_snapshot_t *got;
     cr_assert_eq(evs_get_snapshot(c, ID("d1"), EVS_LATEST, &got), 0, "%s", c->errstr);
@@ -147,12 +126,12 @@ Test(domain, delete_entity_also_removes_its_snapshots) {
 
 Test(domain, saved_entity_is_rebuilt_by_get) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *it = create_item(ID("i1"), "pen");
-    add(it, 2);
-    add(it, 3);
+    item_t *it = item_created(reg, &ITEM, ID("i1"), "pen");
+    item_add(it, 2);
+    item_add(it, 3);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     cr_assert_eq(it->base.npending, 0);
-    cr_assert_eq(count_events(ID("i1")), 3);
+    cr_assert_eq(stored_count(c, ID("i1")), 3);
     evs_entity_t *e;
     cr_assert_eq(evs_repository_get(r, ID("i1"), &e), 0, "%s", c->errstr);
     item_t *got = (item_t *)e;
@@ -184,8 +163,8 @@ Test(domain, unknown_entity_is_not_found) {
 
 Test(domain, discarded_entity_is_not_found) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *it = create_item(ID("gone"), "pen");
-    add(it, 1);
+    item_t *it = item_created(reg, &ITEM, ID("gone"), "pen");
+    item_add(it, 1);
     evs_error_t err = {0};
     cr_assert_eq(evs_entity_trigger(&it->base, &REMOVED, NULL, &err), 0);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
@@ -206,16 +185,16 @@ Test(domain, discarded_entity_is_not_found) {
 
 Test(domain, two_repositories_saving_one_entity_one_conflict_store_unchanged_by_the_loser) {
     evs_repository_t *r1 = repo_on(c, 0), *r2 = repo_on(c2, 0);
-    item_t *it = create_item(ID("shared"), "pen");
+    item_t *it = item_created(reg, &ITEM, ID("shared"), "pen");
     cr_assert_eq(evs_repository_save(r1, &it->base), 0, "%s", c->errstr);
     evs_entity_free(&it->base);
 
     evs_entity_t *a, *b;
     cr_assert_eq(evs_repository_get(r1, ID("shared"), &a), 0, "%s", c->errstr);
     cr_assert_eq(evs_repository_get(r2, ID("shared"), &b), 0, "%s", c2->errstr);
-    add((item_t *)a, 10);
-    add((item_t *)a, 11);
-    add((item_t *)b, 99);
+    item_add((item_t *)a, 10);
+    item_add((item_t *)a, 11);
+    item_add((item_t *)b, 99);
     cr_assert_eq(evs_repository_save(r1, a), 0, "%s", c->errstr);
     cr_assert_eq(evs_repository_save(r2, b), EVS_ECONFLICT);
     /* Versions as the domain layer counts them: b was loaded at version 1 (one event) and the
@@ -255,16 +234,16 @@ Test(domain, saved_events_are_published_after_the_save) {
     cr_assert_neq(evs_pubsub_subscribe(ps, NULL, count_published, &seen), 0);
     evs_repository_options_t o = {.registry = reg, .type = &ITEM, .publish_to = ps};
     evs_repository_t *r = evs_repository_new(c, &o);
-    item_t *it = create_item(ID("p1"), "pen");
-    add(it, 1);
+    item_t *it = item_created(reg, &ITEM, ID("p1"), "pen");
+    item_add(it, 1);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     cr_assert_eq(seen, 2);
     /* A conflicting save publishes nothing. */
     evs_entity_t *stale;
     cr_assert_eq(evs_repository_get(r, ID("p1"), &stale), 0);
-    add(it, 2);
+    item_add(it, 2);
     cr_assert_eq(evs_repository_save(r, &it->base), 0);
-    add((item_t *)stale, 3);
+    item_add((item_t *)stale, 3);
     cr_assert_eq(evs_repository_save(r, stale), EVS_ECONFLICT);
     cr_assert_eq(seen, 3);
     evs_entity_free(stale);
@@ -275,13 +254,14 @@ Test(domain, saved_events_are_published_after_the_save) {
 
 Test(domain, replay_of_several_entities_from_the_interleaved_global_log) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *a = create_item(ID("ra"), "apple"), *b = create_item(ID("rb"), "banana");
+    item_t *a = item_created(reg, &ITEM, ID("ra"), "apple"),
+           *b = item_created(reg, &ITEM, ID("rb"), "banana");
     cr_assert_eq(evs_repository_save(r, &a->base), 0, "%s", c->errstr);
     cr_assert_eq(evs_repository_save(r, &b->base), 0, "%s", c->errstr);
     for (int64_t i = 1; i <= 3; i++) { /* a, b, a, b, a, b: interleaved in the log */
-        add(a, i);
+        item_add(a, i);
         cr_assert_eq(evs_repository_save(r, &a->base), 0, "%s", c->errstr);
-        add(b, 10 * i);
+        item_add(b, 10 * i);
         cr_assert_eq(evs_repository_save(r, &b->base), 0, "%s", c->errstr);
     }
     /* Read the global log from the first event of ra, a page at a time (other tests' events
@@ -324,10 +304,10 @@ Test(domain, replay_of_several_entities_from_the_interleaved_global_log) {
 
 Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
     evs_repository_t *r = repo_on(c, 5);
-    item_t *it = create_item(ID("s13"), "pen");
+    item_t *it = item_created(reg, &ITEM, ID("s13"), "pen");
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     for (int64_t i = 1; i < 13; i++) { /* events 1..12, saved one by one */
-        add(it, i);
+        item_add(it, i);
         cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     }
     cr_assert_eq(it->base.version, 13);
@@ -364,9 +344,9 @@ Test(domain, snapshot_every_5_of_13_events_and_every_historical_version) {
 
 Test(domain, a_save_that_passes_a_multiple_snapshots_the_new_version) {
     evs_repository_t *r = repo_on(c, 5);
-    item_t *it = create_item(ID("batch"), "pen");
+    item_t *it = item_created(reg, &ITEM, ID("batch"), "pen");
     for (int i = 0; i < 6; i++)
-        add(it, 1); /* 7 events in one save: passes 5 */
+        item_add(it, 1); /* 7 events in one save: passes 5 */
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     evs_snapshot_t *s;
     cr_assert_eq(evs_get_snapshot(c, ID("batch"), EVS_LATEST, &s), 0, "%s", c->errstr);
@@ -378,9 +358,9 @@ Test(domain, a_save_that_passes_a_multiple_snapshots_the_new_version) {
 
 Test(domain, loading_starts_from_the_newest_snapshot) {
     evs_repository_t *r = repo_on(c, 0);
-    item_t *it = create_item(ID("snap"), "pen");
-    add(it, 1);
-    add(it, 1);
+    item_t *it = item_created(reg, &ITEM, ID("snap"), "pen");
+    item_add(it, 1);
+    item_add(it, 1);
     cr_assert_eq(evs_repository_save(r, &it->base), 0, "%s", c->errstr);
     /* A snapshot at version 2 that disagrees with the events shows where loading starts. */
     evs_value_t *state = evs_map_new();
@@ -423,11 +403,11 @@ Test(domain, persistence_subscriber_before_and_after_close) {
     const evs_domain_event_t *first[] = {e0, e1};
     evs_error_t err = {0};
     cr_assert_eq(evs_pubsub_publish(ps, first, 2, &err), 0, "%s", err.str);
-    cr_assert_eq(count_events(ID("ps1")), 2);
+    cr_assert_eq(stored_count(c, ID("ps1")), 2);
 
     /* Publishing the same event again is an idempotent retry (same event id and version)... */
     cr_assert_eq(evs_pubsub_publish(ps, &first[1], 1, &err), 0, "%s", err.str);
-    cr_assert_eq(count_events(ID("ps1")), 2);
+    cr_assert_eq(stored_count(c, ID("ps1")), 2);
     /* ...but another event at a version already taken is a conflict, told to the publisher. */
     evs_domain_event_t *stale = item_event(&ADDED, ID("ps1"), 1, attrs_n(6));
     const evs_domain_event_t *stale_list[] = {stale};
@@ -438,7 +418,7 @@ Test(domain, persistence_subscriber_before_and_after_close) {
     evs_persistence_close(p);
     const evs_domain_event_t *later[] = {e2};
     cr_assert_eq(evs_pubsub_publish(ps, later, 1, &err), 0, "%s", err.str);
-    cr_assert_eq(count_events(ID("ps1")), 2, "nothing is appended after close");
+    cr_assert_eq(stored_count(c, ID("ps1")), 2, "nothing is appended after close");
 
     /* What it stored reads back as the same domain events. */
     evs_repository_t *r = repo_on(c, 0);

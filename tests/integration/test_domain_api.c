@@ -86,27 +86,6 @@ static evs_repository_t *repo_on(evs_context_t *ctx, uint64_t every, evs_pubsub_
     return r;
 }
 
-static item_t *create_item(const char *id, const char *name) {
-    item_t *it = (item_t *)evs_entity_new(reg, &PLAYER, id);
-    cr_assert_not_null(it);
-    evs_error_t err = {0};
-    cr_assert_eq(evs_entity_trigger(&it->base, &CREATED, attrs_name(name), &err), 0, "%s", err.str);
-    return it;
-}
-
-static void add(item_t *it, int64_t n) {
-    evs_error_t err = {0};
-    cr_assert_eq(evs_entity_trigger(&it->base, &ADDED, attrs_n(n), &err), 0, "%s", err.str);
-}
-
-static size_t count_events(const char *id) {
-    evs_events_t *l;
-    cr_assert_eq(evs_get_by_entity(c, id, 0, 0, false, &l), 0, "%s", c->errstr);
-    size_t n = l->n;
-    evs_events_free(l);
-    return n;
-}
-
 /* A handler that sums the counts the events carry, per entity: the same for both feeds. */
 typedef struct sums {
     int64_t total;
@@ -130,9 +109,10 @@ Test(domain_api, save_all_stores_several_entities_in_one_append) {
     sums_t seen = {0};
     evs_pubsub_subscribe(bus, NULL, sum_handler, &seen);
     evs_repository_t *r = repo_on(c, 2, bus);
-    item_t *a = create_item(ID("a"), "pen"), *b = create_item(ID("b"), "ink");
-    add(a, 3);
-    add(b, 4);
+    item_t *a = item_created(reg, &PLAYER, ID("a"), "pen"),
+           *b = item_created(reg, &PLAYER, ID("b"), "ink");
+    item_add(a, 3);
+    item_add(b, 4);
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, &b->base), 0, "%s", c->errstr);
     cr_assert_eq(a->base.npending, 0);
     cr_assert_eq(b->base.npending, 0);
@@ -175,26 +155,26 @@ Test(domain_api, save_all_stores_several_entities_in_one_append) {
 
 Test(domain_api, save_all_stores_none_when_one_entity_conflicts) {
     evs_repository_t *r = repo_on(c, 0, NULL), *other = repo_on(c2, 0, NULL);
-    item_t *b = create_item(ID("b"), "ink");
+    item_t *b = item_created(reg, &PLAYER, ID("b"), "ink");
     cr_assert_eq(evs_repository_save(r, &b->base), 0, "%s", c->errstr);
     /* Another writer moves b on; our copy of b is stale. */
     item_t *b2 = evs_repository_find(other, ID("b"));
     cr_assert_not_null(b2, "%s", c2->errstr);
-    add(b2, 1);
+    item_add(b2, 1);
     cr_assert_eq(evs_repository_save(other, &b2->base), 0, "%s", c2->errstr);
     evs_entity_free(&b2->base);
 
-    item_t *a = create_item(ID("a"), "pen");
-    add(a, 5);
-    add(b, 6);
+    item_t *a = item_created(reg, &PLAYER, ID("a"), "pen");
+    item_add(a, 5);
+    item_add(b, 6);
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, &b->base), EVS_ECONFLICT, "%s", c->errstr);
     cr_assert(strstr(c->errstr, ID("b")), "the conflict names the stale entity: %s", c->errstr);
     cr_assert(strstr(c->errstr, "is at version 2, but this save expected it at version 1"),
               "the conflict is in domain versions: %s", c->errstr);
     cr_assert(c->detail.has_current_version && c->detail.current_version == 2);
     cr_assert(c->detail.has_version && c->detail.version == 1);
-    cr_assert_eq(count_events(ID("a")), 0, "a's events were not stored either");
-    cr_assert_eq(count_events(ID("b")), 2);
+    cr_assert_eq(stored_count(c, ID("a")), 0, "a's events were not stored either");
+    cr_assert_eq(stored_count(c, ID("b")), 2);
     cr_assert_eq(a->base.npending, 2, "every entity keeps its pending events");
     cr_assert_eq(b->base.npending, 1);
     cr_assert_eq(evs_ping(c, NULL, 0), 0, "the context is still usable");
@@ -203,10 +183,10 @@ Test(domain_api, save_all_stores_none_when_one_entity_conflicts) {
     evs_entity_free(&b->base);
     b = evs_repository_find(r, ID("b"));
     cr_assert_not_null(b, "%s", c->errstr);
-    add(b, 6);
+    item_add(b, 6);
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, &b->base), 0, "%s", c->errstr);
-    cr_assert_eq(count_events(ID("a")), 2);
-    cr_assert_eq(count_events(ID("b")), 3);
+    cr_assert_eq(stored_count(c, ID("a")), 2);
+    cr_assert_eq(stored_count(c, ID("b")), 3);
     evs_entity_free(&a->base);
     evs_entity_free(&b->base);
     evs_repository_free(r);
@@ -215,7 +195,7 @@ Test(domain_api, save_all_stores_none_when_one_entity_conflicts) {
 
 Test(domain_api, save_all_refuses_a_bad_list_and_stores_nothing) {
     evs_repository_t *r = repo_on(c, 0, NULL);
-    item_t *a = create_item(ID("a"), "pen");
+    item_t *a = item_created(reg, &PLAYER, ID("a"), "pen");
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, &a->base), EVS_EINVAL);
     cr_assert(strstr(c->errstr, "twice"), "%s", c->errstr);
     cr_assert_eq(evs_repository_save_all(r, (evs_entity_t *[]){&a->base, NULL}, 2), EVS_EINVAL);
@@ -229,7 +209,7 @@ Test(domain_api, save_all_refuses_a_bad_list_and_stores_nothing) {
     evs_entity_t *s = evs_entity_new(other, &STRANGER, ID("s"));
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, s), EVS_EWRONG_TYPE);
     cr_assert(strstr(c->errstr, "cannot save it"), "%s", c->errstr);
-    cr_assert_eq(count_events(ID("a")), 0);
+    cr_assert_eq(stored_count(c, ID("a")), 0);
     cr_assert_eq(evs_repository_save_all(r, NULL, 0), 0, "an empty list is a no-op");
     evs_entity_free(s);
     evs_registry_free(other);
@@ -239,7 +219,7 @@ Test(domain_api, save_all_refuses_a_bad_list_and_stores_nothing) {
 
 Test(domain_api, save_all_refuses_an_entity_of_another_entity_type) {
     evs_repository_t *r = repo_on(c, 0, NULL);
-    item_t *a = create_item(ID("a"), "pen");
+    item_t *a = item_created(reg, &PLAYER, ID("a"), "pen");
     /* The fixture's ITEM is registered in the same registry, but r is a repository of PLAYER. */
     evs_entity_t *other = evs_entity_new(reg, &ITEM, ID("i"));
     cr_assert_not_null(other);
@@ -248,13 +228,13 @@ Test(domain_api, save_all_refuses_an_entity_of_another_entity_type) {
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, other), EVS_EWRONG_TYPE);
     cr_assert(strstr(c->errstr, "is of type test.Item: a repository of api.Player cannot save it"),
               "%s", c->errstr);
-    cr_assert_eq(count_events(ID("a")), 0, "nothing of the list is stored");
-    cr_assert_eq(count_events(ID("i")), 0);
+    cr_assert_eq(stored_count(c, ID("a")), 0, "nothing of the list is stored");
+    cr_assert_eq(stored_count(c, ID("i")), 0);
     cr_assert_eq(a->base.npending, 1);
     cr_assert_eq(other->npending, 1);
     cr_assert_eq(evs_ping(c, NULL, 0), 0, "the context is still usable");
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base), 0, "%s", c->errstr);
-    cr_assert_eq(count_events(ID("a")), 1);
+    cr_assert_eq(stored_count(c, ID("a")), 1);
     evs_entity_free(other);
     evs_entity_free(&a->base);
     evs_repository_free(r);
@@ -282,16 +262,17 @@ Test(domain_api, save_all_whose_subscriber_fails_is_stored_not_published_then_pu
     flaky_t seen = {.fail_left = 1};
     cr_assert_neq(evs_pubsub_subscribe(bus, NULL, flaky_handler, &seen), 0);
     evs_repository_t *r = repo_on(c, 0, bus);
-    item_t *a = create_item(ID("a"), "pen"), *b = create_item(ID("b"), "ink");
-    add(a, 3);
-    add(b, 4);
+    item_t *a = item_created(reg, &PLAYER, ID("a"), "pen"),
+           *b = item_created(reg, &PLAYER, ID("b"), "ink");
+    item_add(a, 3);
+    item_add(b, 4);
     int rc = EVS_SAVE_ALL(r, &a->base, &b->base);
     cr_assert_eq(rc, EVS_ESTORED_NOT_PUBLISHED, "%s: %s", evs_code_name(rc), c->errstr);
     cr_assert(strstr(c->errstr, "the read model is down"), "%s", c->errstr);
     cr_assert_eq(a->base.npending, 0, "the events are stored: nothing to save again");
     cr_assert_eq(b->base.npending, 0);
-    cr_assert_eq(count_events(ID("a")), 2);
-    cr_assert_eq(count_events(ID("b")), 2);
+    cr_assert_eq(stored_count(c, ID("a")), 2);
+    cr_assert_eq(stored_count(c, ID("b")), 2);
     const evs_domain_event_t *const *kept;
     cr_assert_eq(evs_repository_unpublished(r, &kept), 4, "the unit's events are kept in order");
     cr_assert_str_eq(kept[0]->entity_id, ID("a"));
@@ -299,7 +280,7 @@ Test(domain_api, save_all_whose_subscriber_fails_is_stored_not_published_then_pu
     cr_assert_eq(seen.sums.events, 0);
 
     /* The next save_all publishes the kept events first, then its own. */
-    add(a, 5);
+    item_add(a, 5);
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, &b->base), 0, "%s", c->errstr);
     cr_assert_eq(evs_repository_unpublished(r, NULL), 0);
     cr_assert_eq(seen.sums.events, 5);
@@ -309,7 +290,7 @@ Test(domain_api, save_all_whose_subscriber_fails_is_stored_not_published_then_pu
 
     /* Or evs_repository_publish_pending does, without a save. */
     seen.fail_left = 1;
-    add(b, 1);
+    item_add(b, 1);
     cr_assert_eq(EVS_SAVE_ALL(r, &a->base, &b->base), EVS_ESTORED_NOT_PUBLISHED);
     cr_assert_eq(evs_repository_unpublished(r, NULL), 1);
     cr_assert_eq(evs_repository_publish_pending(r), 0, "%s", c->errstr);
@@ -352,8 +333,8 @@ Test(domain_api, a_domain_subscription_feeds_the_same_handler_with_upcast_events
     evs_repository_t *r = repo_on(c, 0, bus);
     evs_domain_subscription_t *sub = subscribe(false);
 
-    item_t *a = create_item(ID("a"), "pen");
-    add(a, 2);
+    item_t *a = item_created(reg, &PLAYER, ID("a"), "pen");
+    item_add(a, 2);
     evs_error_t err = {0};
     cr_assert_eq(evs_command(&a->base, &SCORED, &(scored_t){10}, &err), 0, "%s", err.str);
     cr_assert_eq(evs_repository_save(r, &a->base), 0, "%s", c->errstr);
@@ -381,7 +362,7 @@ Test(domain_api, a_domain_subscription_feeds_the_same_handler_with_upcast_events
     a = evs_repository_find(r, ID("a"));
     cr_assert_not_null(a, "%s", c->errstr);
     cr_assert_eq(a->count, 17);
-    add(a, 1);
+    item_add(a, 1);
     cr_assert_eq(evs_repository_save(r, &a->base), 0, "%s", c->errstr);
     for (int i = 0; i < 100 && !ev; i++)
         cr_assert_eq(evs_domain_subscription_next(sub, 100, &ev, &err), 0, "%s", err.str);

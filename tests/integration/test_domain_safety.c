@@ -97,14 +97,6 @@ static void save_item(evs_repository_t *r, const char *id, int64_t n) {
     evs_entity_free(&it->base);
 }
 
-static size_t count_events(const char *id) {
-    evs_events_t *l;
-    cr_assert_eq(evs_get_by_entity(c, id, 0, 0, false, &l), 0, "%s", c->errstr);
-    size_t n = l->n;
-    evs_events_free(l);
-    return n;
-}
-
 /* ---------------------------------------------------------------- entity types */
 
 Test(domain_safety, loading_an_id_through_a_repository_of_another_type_fails_cleanly) {
@@ -179,7 +171,7 @@ Test(domain_safety, a_save_whose_subscriber_fails_is_stored_not_published_then_p
     cr_assert_eq(rc, EVS_ESTORED_NOT_PUBLISHED, "%s: %s", evs_code_name(rc), c->errstr);
     cr_assert(strstr(c->errstr, "the read model is down"), "%s", c->errstr);
     cr_assert_eq(it->base.npending, 0, "the events are saved: nothing to save again");
-    cr_assert_eq(count_events(ID(0, "p1")), 2);
+    cr_assert_eq(stored_count(c, ID(0, "p1")), 2);
     const evs_domain_event_t *const *kept;
     cr_assert_eq(evs_repository_unpublished(r, &kept), 2);
     cr_assert_eq(kept[0]->version, 0);
@@ -230,15 +222,15 @@ Test(domain_safety, the_persistence_subscriber_stores_a_publication_whole_or_not
     cr_assert_eq(evs_pubsub_publish(ps, (const evs_domain_event_t *const[]){a0, b0}, 2, &err),
                  EVS_ECONFLICT);
     cr_assert(strstr(err.str, "none stored"), "%s", err.str);
-    cr_assert_eq(count_events(ID(0, "a")), 0, "nothing of a refused publication is stored");
-    cr_assert_eq(count_events(ID(1, "b")), 1);
+    cr_assert_eq(stored_count(c, ID(0, "a")), 0, "nothing of a refused publication is stored");
+    cr_assert_eq(stored_count(c, ID(1, "b")), 1);
 
     /* A publication that fits is stored in one append, once. */
     evs_domain_event_t *a1;
     cr_assert_eq(evs_domain_event_new(&ADDED, ID(0, "a"), 1, attrs_n(1), &a1, NULL), 0);
     cr_assert_eq(evs_pubsub_publish(ps, (const evs_domain_event_t *const[]){a0, a1}, 2, &err), 0,
                  "%s", err.str);
-    cr_assert_eq(count_events(ID(0, "a")), 2);
+    cr_assert_eq(stored_count(c, ID(0, "a")), 2);
     evs_persistence_close(p);
     evs_domain_event_free(taken);
     evs_domain_event_free(a0);
@@ -306,7 +298,7 @@ Test(domain_safety, an_unusable_snapshot_falls_back_to_the_events_and_is_reporte
     cr_assert_eq(deleted, 2);
     evs_snapshot_t *snap;
     cr_assert_eq(evs_get_snapshot(c, ID(0, "s1"), EVS_LATEST, &snap), EVS_ENOT_FOUND);
-    cr_assert_eq(count_events(ID(0, "s1")), 2);
+    cr_assert_eq(stored_count(c, ID(0, "s1")), 2);
     cr_assert_eq(evs_delete_snapshots(c, ID(0, "s1"), &deleted), 0, "%s", c->errstr);
     cr_assert_eq(deleted, 0);
     cr_assert_eq(evs_repository_get(r, ID(0, "s1"), &e), 0, "%s", c->errstr);
@@ -352,7 +344,7 @@ Test(domain_safety, a_snapshot_that_fails_after_the_events_are_stored_does_not_f
     cr_assert_eq(rc, 0, "save: %s %s", evs_code_name(rc), c->errstr);
     cr_assert_eq(it->base.version, 2);
     evs_entity_free(&it->base);
-    cr_assert_eq(count_events(ID(0, "fragile")), 2);
+    cr_assert_eq(stored_count(c, ID(0, "fragile")), 2);
     cr_assert_eq(warned.n, 1);
     cr_assert(strstr(warned.last, "saved, but no snapshot: this state cannot be kept"), "%s",
               warned.last);

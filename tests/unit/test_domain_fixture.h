@@ -103,4 +103,30 @@ static inline evs_event_t stored_of(const evs_event_type_t *type, const char *id
     return s;
 }
 
+/* A new entity of type (ITEM, or a type whose events are ITEM_EVENTS on an item_t) with its
+ * Created {"name": name} triggered. */
+static inline item_t *item_created(evs_registry_t *reg, const evs_entity_type_t *type,
+                                   const char *id, const char *name) {
+    item_t *it = (item_t *)evs_entity_new(reg, type, id);
+    cr_assert_not_null(it);
+    evs_error_t err = {0};
+    cr_assert_eq(evs_entity_trigger(&it->base, &CREATED, attrs_name(name), &err), 0, "%s", err.str);
+    return it;
+}
+
+/* Triggers Added {"n": n} on it. */
+static inline void item_add(item_t *it, int64_t n) {
+    evs_error_t err = {0};
+    cr_assert_eq(evs_entity_trigger(&it->base, &ADDED, attrs_n(n), &err), 0, "%s", err.str);
+}
+
+/* The number of events the daemon c is connected to holds for entity id. */
+static inline size_t stored_count(evs_context_t *c, const char *id) {
+    evs_events_t *l;
+    cr_assert_eq(evs_get_by_entity(c, id, 0, 0, false, &l), 0, "%s", c->errstr);
+    size_t n = l->n;
+    evs_events_free(l);
+    return n;
+}
+
 #endif
