@@ -45,8 +45,7 @@ static void on_consumers(void *arg, const codec_error_t *err, const store_consum
 
 void stats_consumers_refresh(stats_consumers_t *sc, store_t *store, uint64_t if_older_ms) {
     if (sc->inflight || sc->closed || !store) return;
-    if (if_older_ms && sc->refreshed_ns &&
-        uv_hrtime() - sc->refreshed_ns < if_older_ms * 1000000u)
+    if (if_older_ms && sc->refreshed_ns && uv_hrtime() - sc->refreshed_ns < if_older_ms * 1000000u)
         return;
     sc->inflight = true;
     store->ops->consumers(store, on_consumers, sc);

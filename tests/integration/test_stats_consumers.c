@@ -34,7 +34,8 @@ static seen_t stats_consumer(int fd, uint64_t id, const char *consumer) {
     const msgpack_object *cs = obj_get(reply_get(&rep, "stats"), "consumers");
     cr_assert(cs && cs->type == MSGPACK_OBJECT_MAP, "stats has no consumers map");
     const msgpack_object *age = obj_get(cs, "age_ms"), *list = obj_get(cs, "list");
-    cr_assert(age && (age->type == MSGPACK_OBJECT_NIL || age->type == MSGPACK_OBJECT_POSITIVE_INTEGER));
+    cr_assert(age &&
+              (age->type == MSGPACK_OBJECT_NIL || age->type == MSGPACK_OBJECT_POSITIVE_INTEGER));
     cr_assert(list && list->type == MSGPACK_OBJECT_ARRAY);
     seen_t s = {.head = obj_uint(obj_get(cs, "head"))};
     for (uint32_t i = 0; i < list->via.array.size; i++) {
