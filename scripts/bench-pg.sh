@@ -112,7 +112,7 @@ print("| append 64 conn x 1 event | %d ev/s | copy %d | %.2fx | - |" % (b1["even
 print("| append 64 conn x 1 event, p99 | %.2f ms | - | - | < 10 ms |" % (b1["p99_us"] / 1000))
 print("| append 64 conn x 1 event | %d ev/s | message-db %d | %.1fx | - |" % (b1["events_per_s"], mdb, ratio(b1["events_per_s"], mdb)))
 print("| append 64 conn x 1 event | %d ev/s | same-SQL anchor %d | %.2fx | >= 0.8x |" % (b1["events_per_s"], anchor, ratio(b1["events_per_s"], anchor)))
-print("| append 64 conn x 1 event, tracking | %d ev/s | without tracking %d | cost +%.0f %% | <= +15 %% |" % (bt["events_per_s"], b1["events_per_s"], (ratio(b1["events_per_s"], bt["events_per_s"]) - 1) * 100))
+print("| append 64 conn x 1 event, tracking | %d ev/s | without tracking %d | cost %+.0f %% | <= +15 %% |" % (bt["events_per_s"], b1["events_per_s"], (ratio(b1["events_per_s"], bt["events_per_s"]) - 1) * 100))
 print("| append 16 conn x 100 events | %d ev/s | copy %d | %.2fx | >= 0.7x |" % (b100["events_per_s"], copy, ratio(b100["events_per_s"], copy)))
 print("| get-by-entity, 1,000 events | p50 %.2f ms (p99 %.2f) | - | - | p50 < 2 ms |" % (gbe["p50_us"] / 1000, gbe["p99_us"] / 1000))
 print("| read-all by 1,000 | %d ev/s | - | - | >= 200,000 |" % ra["events_per_s"])
