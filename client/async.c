@@ -372,11 +372,13 @@ static int ring_reserve(struct evs_async_priv *p) {
     return 0;
 }
 
-EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n, evs_async_fn *fn,
-                             void *privdata) {
+/* Queues an append, with a tracking when consumer is not NULL. */
+static int queue_append(evs_async_t *ac, const evs_event_t *events, size_t n, const char *consumer,
+                        uint64_t position, evs_async_fn *fn, void *privdata) {
     struct evs_async_priv *p = ac->priv;
     if (p->state == ASYNC_DEAD) return ac->err;
     if (client_check_events(&p->scratch, events, n) < 0) return p->scratch.err;
+    if (consumer && client_check_name(&p->scratch, "consumer", consumer) < 0) return p->scratch.err;
     if (ring_reserve(p) < 0) return EVS_ENOMEM;
     bool idle = p->wpos == p->wbuf.len;
     uint64_t id = p->base_id + p->count;
@@ -384,7 +386,7 @@ EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t 
     p->wbuf.failed = false;
     size_t start = codec_frame_begin(&p->wbuf);
     codec_packer_init(&pk, &p->wbuf);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, consumer ? 4 : 3);
     codec_pack_key(&pk, "op");
     codec_pack_cstr(&pk, "append");
     codec_pack_key(&pk, "id");
@@ -393,6 +395,14 @@ EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t 
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
         codec_pack_event_for_append(&pk, &events[i]);
+    if (consumer) {
+        codec_pack_key(&pk, "tracking");
+        msgpack_pack_map(&pk, 2);
+        codec_pack_key(&pk, "consumer");
+        codec_pack_cstr(&pk, consumer);
+        codec_pack_key(&pk, "position");
+        msgpack_pack_uint64(&pk, position);
+    }
     if (codec_frame_end(&p->wbuf, start, p->max_frame) < 0)
         return p->wbuf.failed ? EVS_ENOMEM : EVS_EINVAL;
     p->ring[(p->head + p->count) & (p->cap - 1)] =
@@ -401,6 +411,18 @@ EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t 
     /* Inside handle_read the requests go out together once the replies are handled. */
     if (idle && p->state == ASYNC_CONNECTED && !p->in_handler) want_write(ac, true);
     return 0;
+}
+
+EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n, evs_async_fn *fn,
+                             void *privdata) {
+    return queue_append(ac, events, n, NULL, 0, fn, privdata);
+}
+
+EVS_API int evs_async_append_tracked(evs_async_t *ac, const evs_event_t *events, size_t n,
+                                     const char *consumer, uint64_t position, evs_async_fn *fn,
+                                     void *privdata) {
+    if (!consumer) return EVS_EINVAL;
+    return queue_append(ac, events, n, consumer, position, fn, privdata);
 }
 
 /* ---------------------------------------------------------------- reading */

@@ -21,11 +21,11 @@
  * and calls evs_async_handle_read and evs_async_handle_write when the socket is ready.
  * <evstore/libuv.h> is such an adapter for libuv.
  *
- * Only append is asynchronous for now; the other calls are the blocking ones of <evstore.h>.
- * Options: addr and max_frame are as for evs_connect_with_options; timeout_ms is ignored (use
- * the loop's timers and evs_async_free); a token (or $EVSTORE_TOKEN) goes out in an auth request
- * before any append, and a refusal kills the context with EVS_EUNAUTHORIZED. A context is not
- * thread-safe: use it from the thread that runs its loop. */
+ * Only append (with or without a tracking) is asynchronous for now; the other calls are the
+ * blocking ones of <evstore.h>. Options: addr and max_frame are as for evs_connect_with_options;
+ * timeout_ms is ignored (use the loop's timers and evs_async_free); a token (or $EVSTORE_TOKEN)
+ * goes out in an auth request before any append, and a refusal kills the context with
+ * EVS_EUNAUTHORIZED. A context is not thread-safe: use it from the thread that runs its loop. */
 #ifndef EVSTORE_ASYNC_H
 #define EVSTORE_ASYNC_H
 
@@ -96,6 +96,14 @@ EVS_API int evs_async_set_events(evs_async_t *ac, const evs_async_events_t *ev);
  * EVS_ENOMEM; then nothing was queued and fn is never called. */
 EVS_API int evs_async_append(evs_async_t *ac, const evs_event_t *events, size_t n, evs_async_fn *fn,
                              void *privdata);
+
+/* evs_async_append with a tracking, as evs_append_tracked of <evstore.h>: the events (n may be 0)
+ * and consumer's checkpoint at position commit together. When the checkpoint is already at or
+ * past position, nothing is stored and the reply has err EVS_ECONFLICT and detail->tracking set.
+ * Returns as evs_async_append, and EVS_EINVAL for an invalid consumer name. */
+EVS_API int evs_async_append_tracked(evs_async_t *ac, const evs_event_t *events, size_t n,
+                                     const char *consumer, uint64_t position, evs_async_fn *fn,
+                                     void *privdata);
 
 /* Called by the adapter when the socket is readable: reads what is there, calls the callbacks
  * of the replies it holds, then writes the requests those callbacks queued (so a client that

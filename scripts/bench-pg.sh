@@ -7,8 +7,8 @@
 # Without --url it starts a throwaway cluster with PostgreSQL's default settings (fsync on,
 # synchronous_commit on) and removes it at exit. Then, on that cluster:
 #   1. ../shared/bench/peers.sh --only row-commit,copy,message-db (the anchors)
-#   2. evstored --store URL, and `evstore bench`: 64 connections x 1 event of 100 bytes, then
-#      16 connections x 100 events per request
+#   2. evstored --store URL, and `evstore bench`: 64 connections x 1 event of 100 bytes, the same
+#      with a tracking on each append (--tracking), then 16 connections x 100 events per request
 #   3. get-by-entity of a 1,000-event entity (p50) and read-all paging by 1,000 (events/s)
 #   4. (between the two append runs, the daemon stopped) the anchor: the statements the writer
 #      sends for one 64-event group (scripts/bench/anchor-64.sql), one pgbench client in a loop,
@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --url) url=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench-pg: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -68,6 +68,8 @@ start_daemon
 
 b1=$(build/bin/evstore -s "127.0.0.1:$port" bench -c 64 -e 1 -d 100 -T "$seconds" | tail -n 1)
 echo "$b1"
+bt=$(build/bin/evstore -s "127.0.0.1:$port" bench -c 64 -e 1 -d 100 -T "$seconds" --tracking | tail -n 1)
+echo "$bt"
 # The anchor runs on the same table right after, with the daemon stopped (its live feed would
 # otherwise read every anchor event, on the same cores), and the daemon started again after it.
 kill "$daemon"
@@ -87,7 +89,7 @@ psql "$url" -XqAtc "VACUUM (ANALYZE) evs_events" -c "CHECKPOINT" >/dev/null
 reads=$(build/bench/bench-reads "127.0.0.1:$port")
 echo "$reads"
 
-python3 - "$peers" "$b1" "$b100" "$reads" "$anchor" <<'PY'
+python3 - "$peers" "$b1" "$b100" "$reads" "$anchor" "$bt" <<'PY'
 import json, sys
 peers = {}
 for line in open(sys.argv[1]):
@@ -100,6 +102,7 @@ gbe = next(r for r in reads if r["measure"] == "get-by-entity-1000")
 ra = next(r for r in reads if r["measure"] == "read-all-by-1000")
 row, copy, mdb = peers.get("row-commit", 0), peers.get("copy", 0), peers.get("message-db", 0)
 anchor = json.loads(sys.argv[5])["events_per_s"]
+bt = json.loads(sys.argv[6])
 def ratio(a, b): return a / b if b else float("nan")
 print()
 print("| measure | evstore | anchor | ratio | target |")
@@ -109,6 +112,7 @@ print("| append 64 conn x 1 event | %d ev/s | copy %d | %.2fx | - |" % (b1["even
 print("| append 64 conn x 1 event, p99 | %.2f ms | - | - | < 10 ms |" % (b1["p99_us"] / 1000))
 print("| append 64 conn x 1 event | %d ev/s | message-db %d | %.1fx | - |" % (b1["events_per_s"], mdb, ratio(b1["events_per_s"], mdb)))
 print("| append 64 conn x 1 event | %d ev/s | same-SQL anchor %d | %.2fx | >= 0.8x |" % (b1["events_per_s"], anchor, ratio(b1["events_per_s"], anchor)))
+print("| append 64 conn x 1 event, tracking | %d ev/s | without tracking %d | cost %+.0f %% | <= +15 %% |" % (bt["events_per_s"], b1["events_per_s"], (ratio(b1["events_per_s"], bt["events_per_s"]) - 1) * 100))
 print("| append 16 conn x 100 events | %d ev/s | copy %d | %.2fx | >= 0.7x |" % (b100["events_per_s"], copy, ratio(b100["events_per_s"], copy)))
 print("| get-by-entity, 1,000 events | p50 %.2f ms (p99 %.2f) | - | - | p50 < 2 ms |" % (gbe["p50_us"] / 1000, gbe["p99_us"] / 1000))
 print("| read-all by 1,000 | %d ev/s | - | - | >= 200,000 |" % ra["events_per_s"])

@@ -678,6 +678,7 @@ static void op_stats(conn_t *c, codec_request_t *req) {
     for (size_t i = 0; i < NOPS; i++)
         names[i] = op_table[i].name;
     stats_gauges_t gauges;
+    stats_consumers_refresh(&c->srv->consumers, c->srv->store, STATS_CONSUMERS_FRESH_MS);
     server_gauges(c->srv, &gauges);
     msgpack_packer pk;
     size_t start = reply_begin(c, &pk, req->id, 1);

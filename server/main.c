@@ -155,6 +155,7 @@ static void probe_store(void) {
     probe_started = uv_hrtime();
     store_read_t q = {.after = 0, .limit = 1};
     srv.store->ops->read(srv.store, &q, probe_done, NULL);
+    stats_consumers_refresh(&srv.consumers, srv.store, 0);
 }
 
 static void on_status_tick(uv_timer_t *t) {
@@ -172,6 +173,7 @@ static void finish(void) {
     while (srv.conns)
         conn_close(srv.conns, NULL);
     conn_flush_all(&srv);
+    stats_consumers_close(&srv.consumers);
     if (srv.store) srv.store->ops->free(srv.store);
     srv.store = NULL;
     if (srv.subs) subs_free(srv.subs);

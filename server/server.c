@@ -14,4 +14,5 @@ void server_gauges(const server_t *srv, stats_gauges_t *g) {
     for (const conn_t *c = srv->conns; c; c = c->next)
         if (c->subs) g->subscriber_queue_bytes += conn_queued(c);
     g->store = srv->store ? srv->store->ops->name : "none";
+    g->consumers = &srv->consumers;
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "stats.h"
+#include "stats_consumers.h"
 #include "store.h"
 
 typedef struct conn conn_t;
@@ -69,6 +70,8 @@ typedef struct server {
     listener_t *tls_listener;   /* tls_listen's */
     struct ssl_ctx_st *tls_ctx; /* for connections accepted from now on (tls.h) */
     auth_table_t *auth;         /* the auth_file's principals (auth.h); NULL: no auth_file */
+    /* What stats shows of the consumers (stats_consumers.h). */
+    stats_consumers_t consumers;
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued

@@ -8,6 +8,7 @@
 
 #include "../proto/codec.h"
 #include "../proto/errors.h"
+#include "stats_consumers.h"
 
 void stats_init(stats_t *st) {
     memset(st, 0, sizeof *st);
@@ -68,7 +69,7 @@ void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
                 const char *const *op_names, size_t nops) {
     if (nops > STATS_MAX_OPS) nops = STATS_MAX_OPS;
 
-    msgpack_pack_map(pk, 18); /* keep in step with the keys below */
+    msgpack_pack_map(pk, 19); /* keep in step with the keys below */
     codec_pack_key(pk, "version");
     codec_pack_cstr(pk, EVS_VERSION);
     pack_u64(pk, "uptime_s", (uv_hrtime() - st->started_ns) / 1000000000u);
@@ -124,6 +125,12 @@ void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
     pack_u64(pk, "p99", percentile_of(sorted, n, 99));
     pack_u64(pk, "max", n ? sorted[n - 1] : 0);
     free(sorted);
+
+    codec_pack_key(pk, "consumers");
+    if (g->consumers)
+        stats_consumers_pack(pk, g->consumers);
+    else
+        msgpack_pack_nil(pk);
 }
 
 void stats_summary(const stats_t *st, const stats_gauges_t *g, char *buf, size_t len) {

@@ -52,6 +52,7 @@ typedef struct stats_gauges {
     size_t subscribers;              /* subscriptions */
     uint64_t subscriber_queue_bytes; /* queued output of connections with subscriptions */
     const char *store;               /* the store's kind ("memory", ...); "none" before one */
+    const struct stats_consumers *consumers; /* stats_consumers.h; NULL: none */
 } stats_gauges_t;
 
 /* Starts the clock: call once at start-up. */

@@ -6,7 +6,12 @@
  * by id), each carrying `events` events of `size`
  * payload bytes, without explicit versions, spread over `entities` entities per connection.
  * After a warm-up, it counts acknowledged events and the latency of each request (send to
- * reply) for `duration` seconds, then prints throughput, latency percentiles and one JSON line. */
+ * reply) for `duration` seconds, then prints throughput, latency percentiles and one JSON line.
+ *
+ * With --tracking every append carries a tracking, as a process manager's would: each request
+ * slot of each connection is its own consumer, and tracks the newest position its previous append
+ * was stored at. That position is above the one the previous append tracked (it was committed
+ * after it), so no tracking ever conflicts; a slot's first append goes without one. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +33,7 @@ typedef struct conn conn_t;
 typedef struct slot {
     conn_t *c;
     uint64_t sent_ns;
+    uint64_t acked; /* the newest position of this slot's last stored append, 0 before one */
     bool used;
 } slot_t;
 
@@ -61,6 +67,8 @@ struct bench {
     char first_error[320];
     char topic[32];
     bool client_ids;
+    bool tracking;
+    uint32_t run_tag; /* random: the consumer names of this run are new ones */
     uint8_t id_base[8];
 };
 
@@ -127,6 +135,7 @@ static void on_reply(evs_async_t *ac, const evs_async_reply_t *reply, void *priv
         set_failure(b, "server error: %s", reply->errstr);
         if (b->measuring) b->errors++;
     }
+    if (!reply->err && reply->n) s->acked = reply->positions[reply->n - 1];
     if (b->measuring) {
         b->requests++;
         if (!reply->err) b->events_ok += (uint64_t)b->events;
@@ -156,7 +165,16 @@ static void fill_pipeline(conn_t *c) {
             }
             c->seq++;
         }
-        int r = evs_async_append(c->ac, b->evs, (size_t)b->events, on_reply, &c->slots[s]);
+        int r;
+        if (b->tracking && c->slots[s].acked) {
+            char consumer[64];
+            snprintf(consumer, sizeof consumer, "bench-%08x-%d-%d", (unsigned)b->run_tag, c->index,
+                     s);
+            r = evs_async_append_tracked(c->ac, b->evs, (size_t)b->events, consumer,
+                                         c->slots[s].acked, on_reply, &c->slots[s]);
+        } else {
+            r = evs_async_append(c->ac, b->evs, (size_t)b->events, on_reply, &c->slots[s]);
+        }
         if (r < 0) {
             if (c->ac->err)
                 fail(b, "connection lost: %s", c->ac->errstr);
@@ -247,12 +265,14 @@ static void report(bench_t *b) {
            b->errors);
     printf("  latency us  p50 %u  p90 %u  p99 %u  max %u\n", p50, p90, p99, mx);
     printf("{\"tool\":\"evstore-bench\",\"addr\":\"%s\",\"connections\":%d,\"pipeline\":%d,"
-           "\"events_per_request\":%d,\"payload_bytes\":%d,\"client_ids\":%s,\"seconds\":%.3f,"
+           "\"events_per_request\":%d,\"payload_bytes\":%d,\"client_ids\":%s,\"tracking\":%s,"
+           "\"seconds\":%.3f,"
            "\"requests\":%" PRIu64 ",\"events\":%" PRIu64 ",\"errors\":%" PRIu64
            ",\"events_per_s\":%.0f,"
            "\"requests_per_s\":%.0f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u}\n",
-           b->addr, b->nconns, b->depth, b->events, b->size, b->client_ids ? "true" : "false", secs,
-           b->requests, b->events_ok, b->errors, eps, rps, p50, p90, p99, mx);
+           b->addr, b->nconns, b->depth, b->events, b->size, b->client_ids ? "true" : "false",
+           b->tracking ? "true" : "false", secs, b->requests, b->events_ok, b->errors, eps, rps,
+           p50, p90, p99, mx);
     fflush(stdout);
 }
 
@@ -268,6 +288,7 @@ static const char bench_usage[] =
     "  -w, --warmup S        seconds before measuring (default 1)\n"
     "  -E, --entities N      entities per connection the events spread over (default 100)\n"
     "  --client-ids          the client sets every event_id (else the server draws them)\n"
+    "  --tracking            each append carries a tracking (a consumer per request slot)\n"
     "Prints events/s, requests/s, latency percentiles, then the same as one JSON line.\n";
 
 static int opt_num(const char *v, double lo, double hi, double *out) {
@@ -318,6 +339,10 @@ int bench_main(const char *addr, const evs_tls_options_t *tls, int argc, char **
         }
         if (strcmp(argv[i], "--client-ids") == 0) {
             b->client_ids = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--tracking") == 0) {
+            b->tracking = true;
             continue;
         }
         size_t k = 0;
@@ -372,7 +397,8 @@ int bench_main(const char *addr, const evs_tls_options_t *tls, int argc, char **
                                   .topic = b->topic,
                                   .payload = b->payload,
                                   .payload_len = (size_t)b->size};
-    if (b->client_ids && getrandom(b->id_base, sizeof b->id_base, 0) != sizeof b->id_base) {
+    if ((b->client_ids && getrandom(b->id_base, sizeof b->id_base, 0) != sizeof b->id_base) ||
+        (b->tracking && getrandom(&b->run_tag, sizeof b->run_tag, 0) != sizeof b->run_tag)) {
         fprintf(stderr, "evstore: io: getrandom failed\n");
         uv_loop_close(&b->loop);
         bench_free(b);

@@ -12,6 +12,7 @@
 struct ckpt_node {
     const char *consumer; /* points into a request */
     uint64_t position;    /* 0: none */
+    uint64_t lowest;      /* the fast path: the lowest position the group tracks */
     uint64_t fence;       /* the lease's fencing number, 0: never taken */
     bool exists;          /* a row exists (stored, or set by the group) */
     bool changed;         /* the group sets or deletes it */
@@ -46,6 +47,59 @@ int ckpt_list(ckpt_group_t *c, gc_request_t *group) {
     for (ckpt_node_t *node = c->nodes; node; node = node->hh.next)
         pg_wire_array_elem(&c->consumers_param, node->consumer, strlen(node->consumer));
     return c->consumers_param.failed ? -1 : 0;
+}
+
+int ckpt_list_assumed(ckpt_group_t *c, gc_request_t *group, uint64_t head) {
+    for (const gc_request_t *r = group; r; r = r->next)
+        if (r->track != GC_TRACK_NONE && (r->track != GC_TRACK_APPEND || r->n == 0)) return 1;
+    size_t n = 0;
+    c->tracked = true;
+    c->head = head;
+    for (gc_request_t *r = group; r; r = r->next) {
+        if (r->track == GC_TRACK_NONE) continue;
+        ckpt_node_t *node = find(c, r->consumer);
+        if (!node) {
+            if (!(node = calloc(1, sizeof *node))) return -1;
+            node->consumer = r->consumer;
+            node->lowest = r->track_position;
+            HASH_ADD_KEYPTR(hh, c->nodes, node->consumer, strlen(node->consumer), node);
+            n++;
+        }
+        if (r->track_position < node->lowest) node->lowest = r->track_position;
+        if (r->track_fence && node->fence && r->track_fence != node->fence) {
+            ckpt_clear(c);
+            return 1;
+        }
+        if (r->track_fence) node->fence = r->track_fence;
+    }
+    pg_wire_reset(&c->consumers_param);
+    pg_wire_reset(&c->positions_param);
+    pg_wire_reset(&c->fences_param);
+    pg_wire_array_begin(&c->consumers_param, PG_TEXTOID, n, false);
+    pg_wire_array_begin(&c->positions_param, PG_INT8OID, n, false);
+    pg_wire_array_begin(&c->fences_param, PG_INT8OID, n, false);
+    for (ckpt_node_t *node = c->nodes; node; node = node->hh.next) {
+        pg_wire_array_elem(&c->consumers_param, node->consumer, strlen(node->consumer));
+        pg_wire_put_i32(&c->positions_param, 8);
+        pg_wire_put_i64(&c->positions_param, (int64_t)node->lowest);
+        pg_wire_put_i32(&c->fences_param, 8);
+        pg_wire_put_i64(&c->fences_param, (int64_t)node->fence);
+    }
+    return c->consumers_param.failed || c->positions_param.failed || c->fences_param.failed ? -1
+                                                                                            : 0;
+}
+
+void ckpt_send_guard(ckpt_group_t *c, pg_conn_t *w) {
+    const char *values[3];
+    int lengths[3], formats[3] = {1, 1, 1};
+    values[SCHEMA_CKPT_GUARD_P_CONSUMERS] = c->consumers_param.data;
+    lengths[SCHEMA_CKPT_GUARD_P_CONSUMERS] = (int)c->consumers_param.len;
+    values[SCHEMA_CKPT_GUARD_P_POSITIONS] = c->positions_param.data;
+    lengths[SCHEMA_CKPT_GUARD_P_POSITIONS] = (int)c->positions_param.len;
+    values[SCHEMA_CKPT_GUARD_P_FENCES] = c->fences_param.data;
+    lengths[SCHEMA_CKPT_GUARD_P_FENCES] = (int)c->fences_param.len;
+    pg_conn_send_prepared(w, schema_writes[SCHEMA_CKPT_GUARD].name, 3, values, lengths, formats,
+                          false);
 }
 
 void ckpt_read_rows(ckpt_group_t *c, const PGresult *res) {
@@ -156,6 +210,7 @@ void ckpt_free(ckpt_group_t *c) {
     pg_wire_free(&c->consumers_param);
     pg_wire_free(&c->positions_param);
     pg_wire_free(&c->deleted_param);
+    pg_wire_free(&c->fences_param);
 }
 
 /* ---------------------------------------------------------------- reads */

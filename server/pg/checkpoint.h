@@ -1,6 +1,7 @@
 /* pg/checkpoint.h: consumers' checkpoints in the group commit.
  *
- * A group with a tracking or a checkpoint write (gc_request_t.track) goes the slow way: phase 1
+ * A group with a checkpoint write (gc_request_t.track), or with a tracking the fast path cannot
+ * carry (ckpt_list_assumed), goes the slow way: phase 1
  * also reads the checkpoints of the group's consumers (SCHEMA_CKPT_READ) under the append lock;
  * decide.c asks this file, request by request in arrival order, whether a tracking or checkpoint
  * may go on (store_decide_tracking against the checkpoint as the requests before it left it),
@@ -26,7 +27,7 @@ typedef struct ckpt_group {
     bool tracked;       /* the group has a request with a tracking or a checkpoint */
     uint64_t head;      /* the newest position taken before the group's block */
     ckpt_node_t *nodes; /* uthash by consumer */
-    pg_wire_buf_t consumers_param, positions_param, deleted_param;
+    pg_wire_buf_t consumers_param, positions_param, deleted_param, fences_param;
 } ckpt_group_t;
 
 /* True when a request of group has a tracking or a checkpoint. */
@@ -35,6 +36,17 @@ bool ckpt_group_tracks(const gc_request_t *group);
 /* Lists the group's consumers (their checkpoints 0 until read) and fills the parameter of
  * SCHEMA_CKPT_READ (consumers_param); sets tracked. Returns 0, or -1 when out of memory. */
 int ckpt_list(ckpt_group_t *c, gc_request_t *group);
+
+/* The fast path (008_tracking_guard.sql): when every request of group with a tracking is an
+ * append with events, and the requests of one consumer carry at most one fence, lists the
+ * consumers as if none had a checkpoint and each lease had that fence (ckpt_admit then decides
+ * the group as the slow path would when the guard holds), with head the newest position, and
+ * fills the guard's parameters; sets tracked. Returns 0, 1 when the group must go the slow way
+ * (nothing kept), or -1 when out of memory. */
+int ckpt_list_assumed(ckpt_group_t *c, gc_request_t *group, uint64_t head);
+
+/* Queues SCHEMA_CKPT_GUARD with the parameters ckpt_list_assumed filled. */
+void ckpt_send_guard(ckpt_group_t *c, pg_conn_t *w);
 
 /* Records SCHEMA_CKPT_READ's rows: the stored checkpoints. */
 void ckpt_read_rows(ckpt_group_t *c, const PGresult *res);

@@ -30,8 +30,9 @@ enum delete_result {
     DELETE_COMMIT
 };
 
-/* Groups sent the slow way, after an entity taken for new turned out to have events, before the
- * fast path takes unseen entities for new again. */
+/* Groups sent the slow way, after an entity taken for new turned out to have events (or a tracked
+ * consumer was past a tracking), before the fast path takes unseen entities for new (or carries
+ * trackings) again. */
 #define GC_GUESS_BACKOFF 64
 
 struct group_commit {
@@ -64,6 +65,7 @@ struct group_commit {
     bool fast;     /* the group in flight was decided from the cache */
     char guard[6]; /* the guard's SQLSTATE when it refused the group in flight */
     unsigned guess_backoff;
+    unsigned tracking_backoff;     /* the same, after the trackings' guard refused a group */
     int64_t delete_position;       /* the position a delete-entity took (it changes evs_events) */
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
@@ -325,6 +327,8 @@ static void retry_refused_group(group_commit_t *g) {
     log_debug("pg", "the fast path was refused (%s); deciding the group again", g->guard);
     if (strcmp(g->guard, SCHEMA_GUARD_ENTITY_EXISTS) == 0)
         g->guess_backoff = GC_GUESS_BACKOFF;
+    else if (strcmp(g->guard, SCHEMA_GUARD_TRACKING) == 0)
+        g->tracking_backoff = GC_GUESS_BACKOFF;
     else if (strcmp(g->guard, SCHEMA_GUARD_SEQ_MOVED) == 0)
         vcache_invalidate(&g->cache);
     send_sql(g, "ROLLBACK");
@@ -465,13 +469,26 @@ static int fill_guard_params(group_commit_t *g, size_t total) {
 }
 
 /* Sends the group the fast way when the cache is valid: decided now from the cache (an entity the
- * cache does not know is taken for new) and sent in one round trip: BEGIN, the lock, the guard
- * (which proves under the lock that nothing changed since our last COMMIT and that the entities
- * taken for new and the client-chosen event ids are not stored, and takes the block of
- * positions), the INSERT, NOTIFY, COMMIT. Returns false, having sent nothing, when the group must
- * go the slow way. */
+ * cache does not know is taken for new) and sent in one round trip: BEGIN, the lock, with
+ * trackings their guard (which proves under the lock that no tracked consumer's checkpoint is at
+ * or past the group's trackings and that the leases still have the appends' fences: checkpoint.h,
+ * ckpt_list_assumed), the guard (which proves under the lock that nothing changed since our last
+ * COMMIT and that the entities taken for new and the client-chosen event ids are not stored, and
+ * takes the block of positions), the INSERT, NOTIFY, the checkpoints, COMMIT. The trackings' guard
+ * goes first so that a refused group takes no positions. Returns false, having sent nothing,
+ * when the group must go the slow way. */
 static bool send_fast(group_commit_t *g) {
-    if (!g->cache.valid || ckpt_group_tracks(g->group)) return false;
+    if (!g->cache.valid) return false;
+    bool tracked = ckpt_group_tracks(g->group);
+    if (tracked && g->tracking_backoff) {
+        g->tracking_backoff--;
+        return false;
+    }
+    if (tracked && ckpt_list_assumed(&g->ckpts, g->group, g->cache.seq) != 0) {
+        clear_group_state(g);
+        return false; /* the slow path decides it (or reports running out of memory) */
+    }
+    g->d.ckpts = tracked ? &g->ckpts : NULL;
     size_t total;
     if (list_entities(g, &total) != 0) {
         clear_group_state(g);
@@ -500,6 +517,7 @@ static bool send_fast(group_commit_t *g) {
         [SCHEMA_GUARD_P_EVENT_IDS] = &g->event_ids_param,
     };
     send_begin_and_lock(g);
+    if (tracked) ckpt_send_guard(&g->ckpts, g->w);
     send_statement(g, SCHEMA_GUARD, SCHEMA_GUARD_NPARAMS, params, true);
     queue_write(g);
     sync_or_fail(g, on_write);

@@ -198,6 +198,7 @@ enum schema_write {
     SCHEMA_CKPT_READ,   /* the checkpoints of the group's consumers */
     SCHEMA_CKPT_UPSERT, /* sets checkpoints */
     SCHEMA_CKPT_DELETE, /* removes checkpoints */
+    SCHEMA_CKPT_GUARD,  /* the fast path's proof for trackings (008_tracking_guard.sql) */
     SCHEMA_NWRITES
 };
 extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
@@ -232,6 +233,12 @@ enum {
 #define SCHEMA_GUARD_SEQ_MOVED "EVS01"     /* another writer took positions */
 #define SCHEMA_GUARD_ENTITY_EXISTS "EVS02" /* an entity taken for new has events */
 #define SCHEMA_GUARD_ID_STORED "EVS03"     /* an event id is already stored */
+#define SCHEMA_GUARD_TRACKING "EVS04"      /* a tracked consumer is not as assumed */
+
+/* SCHEMA_CKPT_GUARD: one entry per consumer of the group: the lowest position the group tracks
+ * for it, the fence its appends carry (0: none). Raises SCHEMA_GUARD_TRACKING, or returns one
+ * row. */
+enum { SCHEMA_CKPT_GUARD_P_CONSUMERS, SCHEMA_CKPT_GUARD_P_POSITIONS, SCHEMA_CKPT_GUARD_P_FENCES };
 
 /* SCHEMA_INSERT: one array per column (stored_at one value for all); no result rows. */
 enum {

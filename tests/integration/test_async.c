@@ -304,3 +304,36 @@ Test(async, a_large_append_crosses_several_writes_and_reads) {
     cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     cr_assert(big_ok, "the reply did not hold every position and version in order");
 }
+
+/* A repeated tracking, seen inside the callback. */
+static bool tracking_refused;
+static void on_tracked_again(evs_async_t *ac, const evs_async_reply_t *reply, void *privdata) {
+    (void)privdata;
+    tracking_refused =
+        reply && reply->err == EVS_ECONFLICT && reply->detail->tracking && !reply->positions;
+    evs_async_free(ac);
+}
+
+Test(async, a_tracked_append_is_stored_once_and_its_repeat_is_refused) {
+    evs_async_t *ac = connect_to(daemon_.addr);
+    append1(ac, 0, "tracked-source");
+    run_until_answered(0);
+    cr_assert_eq(seen.errs[0], 0);
+    uint64_t processed = seen.positions[0];
+    evs_event_t ev = mk("tracked-effect", "y");
+    cr_assert_eq(evs_async_append_tracked(ac, &ev, 1, "", processed, on_reply, &reqs[1]),
+                 EVS_EINVAL, "an empty consumer name was queued");
+    cr_assert_eq(evs_async_append_tracked(ac, &ev, 1, NULL, processed, on_reply, &reqs[1]),
+                 EVS_EINVAL);
+    cr_assert_eq(
+        evs_async_append_tracked(ac, &ev, 1, "async-tracker", processed, on_reply, &reqs[1]), 0,
+        "append: %s", ac->errstr);
+    run_until_answered(1);
+    cr_assert_eq(seen.errs[1], 0, "the tracked append failed");
+    cr_assert_gt(seen.positions[1], processed);
+    cr_assert_eq(
+        evs_async_append_tracked(ac, &ev, 1, "async-tracker", processed, on_tracked_again, NULL),
+        0);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert(tracking_refused, "the repeated tracking was not a conflict with tracking set");
+}
