@@ -237,7 +237,7 @@ static int64_t page_bytes(const pg_store_t *s) {
 }
 
 void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_t from_version,
-                                   uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
+                            uint32_t limit, bool backwards, store_events_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (!op) return fail_now_events(cb, arg);
@@ -250,8 +250,7 @@ void pg_store_get_by_entity(store_t *base, const char *entity_id, uint64_t from_
     start_read(op);
 }
 
-void pg_store_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb,
-                               void *arg) {
+void pg_store_get_by_id(store_t *base, const uint8_t event_id[16], store_events_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_EVENTS, arg);
     if (op) op->what = malloc(37);
@@ -315,7 +314,7 @@ void pg_store_read(store_t *base, const store_read_t *q, store_events_cb cb, voi
 /* ---------------------------------------------------------------- snapshots */
 
 void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, store_count_cb cb,
-                                  void *arg) {
+                           void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_PUT_SNAPSHOT, arg);
     if (!op) {
@@ -335,7 +334,7 @@ void pg_store_put_snapshot(store_t *base, const store_snapshot_t *snap, store_co
 }
 
 void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t max_version,
-                                  store_snapshot_cb cb, void *arg) {
+                           store_snapshot_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_GET_SNAPSHOT, arg);
     if (op) op->what = strdup(entity_id);
@@ -357,8 +356,7 @@ void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t max_ve
     start_read(op);
 }
 
-void pg_store_delete_snapshots(store_t *base, const char *entity_id, store_count_cb cb,
-                                      void *arg) {
+void pg_store_delete_snapshots(store_t *base, const char *entity_id, store_count_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_DELETE_SNAPSHOTS, arg);
     if (!op) {
@@ -374,7 +372,7 @@ void pg_store_delete_snapshots(store_t *base, const char *entity_id, store_count
 }
 
 void pg_store_lease(store_t *base, const char *consumer, uint64_t fence, uint32_t ttl_ms,
-                           store_lease_cb cb, void *arg) {
+                    store_lease_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_LEASE, arg);
     if (!op) {
@@ -391,8 +389,8 @@ void pg_store_lease(store_t *base, const char *consumer, uint64_t fence, uint32_
     start_read(op);
 }
 
-void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence,
-                                   store_count_cb cb, void *arg) {
+void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence, store_count_cb cb,
+                            void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_LEASE_RELEASE, arg);
     if (!op) {
@@ -408,8 +406,7 @@ void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence,
     start_read(op);
 }
 
-void pg_store_get_checkpoint(store_t *base, const char *consumer, store_position_cb cb,
-                                    void *arg) {
+void pg_store_get_checkpoint(store_t *base, const char *consumer, store_position_cb cb, void *arg) {
     pg_store_t *s = (pg_store_t *)base;
     op_t *op = op_new(&s->ops, s, OP_GET_CHECKPOINT, arg);
     if (!op) {
@@ -437,4 +434,3 @@ void pg_store_consumers(store_t *base, store_consumers_cb cb, void *arg) {
     op->query = SCHEMA_CONSUMERS;
     start_read(op);
 }
-

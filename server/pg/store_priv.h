@@ -41,10 +41,9 @@ void pg_store_get_snapshot(store_t *base, const char *entity_id, uint64_t max_ve
 void pg_store_delete_snapshots(store_t *base, const char *entity_id, store_count_cb cb, void *arg);
 void pg_store_lease(store_t *base, const char *consumer, uint64_t fence, uint32_t ttl_ms,
                     store_lease_cb cb, void *arg);
-void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence,
-                            store_count_cb cb, void *arg);
-void pg_store_get_checkpoint(store_t *base, const char *consumer, store_position_cb cb,
-                             void *arg);
+void pg_store_lease_release(store_t *base, const char *consumer, uint64_t fence, store_count_cb cb,
+                            void *arg);
+void pg_store_get_checkpoint(store_t *base, const char *consumer, store_position_cb cb, void *arg);
 void pg_store_consumers(store_t *base, store_consumers_cb cb, void *arg);
 
 #endif
