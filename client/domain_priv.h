@@ -53,6 +53,11 @@ const evs_repository_options_t *dom_repository_options(const evs_repository_t *r
  * once) in one append, and then as evs_repository_save does: publication through r's kept
  * events (EVS_ESTORED_NOT_PUBLISHED when a subscriber fails), snapshots when due. */
 int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size_t n);
+/* dom_repository_save whose append carries consumer's tracking at position (consumer NULL: none);
+ * with nothing pending it stores just the checkpoint. EVS_EALREADY_PROCESSED when the consumer
+ * had processed position already (nothing stored, the pending events kept). */
+int dom_repository_save_tracked(evs_repository_t *r, evs_entity_t *const *entities, size_t n,
+                                const char *consumer, uint64_t position);
 
 /* The innermost publication running on ps (for the persistence subscriber, which stores a
  * publication's events in one append): its id (unique per evs_pubsub_publish call on ps; 0

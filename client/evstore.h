@@ -1059,6 +1059,18 @@ EVS_API int evs_repository_save_all(evs_repository_t *r, evs_entity_t *const *en
     evs_repository_save_all((r), (evs_entity_t *const[]){__VA_ARGS__},                             \
                             sizeof((evs_entity_t *const[]){__VA_ARGS__}) / sizeof(evs_entity_t *))
 
+/* For a process manager: evs_repository_save_all whose append also sets consumer's checkpoint
+ * to position (the position of the event it reacted to), in one transaction (evs_append_tracked):
+ * the reaction and the progress are stored both or neither. When the consumer's checkpoint is
+ * already at or past position, nothing is stored and the result is EVS_EALREADY_PROCESSED (the
+ * event was handled before, its effect is stored: drop the entities and go on); the pending
+ * events are kept. A retry of a save whose reply was lost is ok, as for evs_append. With no
+ * pending events (n may be 0) it stores just the checkpoint: the event caused nothing. Other
+ * results as evs_repository_save_all (a version conflict stores nothing and is EVS_ECONFLICT:
+ * load again and react again). */
+EVS_API int evs_repository_save_tracked(evs_repository_t *r, evs_entity_t *const *entities,
+                                        size_t n, const char *consumer, uint64_t position);
+
 /* A domain subscription: a stream (evs_stream_t: it reconnects and resumes by itself) whose
  * events are decoded, upcast and checked through a registry, so that a read model's handler
  * takes the same evs_domain_event_t whether it is fed by the daemon or by an in-process
