@@ -184,8 +184,8 @@ static int handle(evs_consumer_t *k, const evs_event_t *stored) {
         if (rc == 0 && ev) rc = k->o.on_domain_event(k, ev, k->o.arg, &err);
         evs_domain_event_free(ev);
         if (rc < 0 && rc != EVS_EALREADY_PROCESSED)
-            snprintf(k->errstr, sizeof k->errstr, "%s at position %" PRIu64 ": %s",
-                     stored->topic, stored->position, err.str);
+            snprintf(k->errstr, sizeof k->errstr, "%s at position %" PRIu64 ": %s", stored->topic,
+                     stored->position, err.str);
     }
     if (rc == EVS_EALREADY_PROCESSED) {
         rc = 0;
@@ -193,8 +193,9 @@ static int handle(evs_consumer_t *k, const evs_event_t *stored) {
     }
     if (rc < 0) {
         k->handled = before;
-        if (k->o.on_event) snprintf(k->errstr, sizeof k->errstr, "the handler failed on %s at "
-                                    "position %" PRIu64, stored->topic, stored->position);
+        if (k->o.on_event)
+            snprintf(k->errstr, sizeof k->errstr, "the handler failed on %s at position %" PRIu64,
+                     stored->topic, stored->position);
         return rc;
     }
     if (k->checkpointed < k->handled) k->since++;

@@ -5,11 +5,11 @@
  * on $EVSTORE_TEST_STORE. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <evstore.h>
 
@@ -335,7 +335,8 @@ Test(consumer_runner, domain_events_with_tracked_saves) {
     evs_events_t *all;
     cr_assert_eq(evs_read_all(c, 0, 1000, &all), 0, "%s", c->errstr);
     for (size_t i = 0; i < all->n; i++)
-        if (strncmp(all->events[i].entity_id, "dst-", 4) == 0 && strstr(all->events[i].entity_id, tag))
+        if (strncmp(all->events[i].entity_id, "dst-", 4) == 0 &&
+            strstr(all->events[i].entity_id, tag))
             dst++;
     evs_events_free(all);
     cr_assert_eq(dst, 2, "one reaction per Added");

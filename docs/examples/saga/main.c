@@ -101,8 +101,7 @@ static int on_debit(evs_consumer_t *k, const evs_domain_event_t *ev, void *arg, 
                   evs_consumer_position(k));
     if (rc == 0) evs_consumer_tracked(k);
     if (rc < 0 && rc != EVS_EALREADY_PROCESSED)
-        evs_error_set(err, rc, "crediting %s: %s", m.transfer,
-                      evs_errstr(evs_consumer_context(k)));
+        evs_error_set(err, rc, "crediting %s: %s", m.transfer, evs_errstr(evs_consumer_context(k)));
     return rc;
 }
 
@@ -136,10 +135,10 @@ static int process_manager(evs_context_t *c) {
 
 typedef struct projection {
     int naccounts, ntransfers;
-    int64_t *balance;         /* per account */
-    int *debits, *credits;    /* per transfer */
-    int other;                /* events of no known account or transfer */
-    uint64_t last_debit;      /* position of the newest debit */
+    int64_t *balance;      /* per account */
+    int *debits, *credits; /* per transfer */
+    int other;             /* events of no known account or transfer */
+    uint64_t last_debit;   /* position of the newest debit */
 } projection_t;
 
 static int index_of(const char *s, const char *prefix, int n) {
@@ -182,8 +181,13 @@ static int64_t now_ms(void) {
 }
 
 static int check(evs_context_t *c, int naccounts, int ntransfers) {
-    projection_t p = {naccounts, ntransfers, calloc(naccounts, sizeof(int64_t)),
-                      calloc(ntransfers, sizeof(int)), calloc(ntransfers, sizeof(int)), 0, 0};
+    projection_t p = {naccounts,
+                      ntransfers,
+                      calloc(naccounts, sizeof(int64_t)),
+                      calloc(ntransfers, sizeof(int)),
+                      calloc(ntransfers, sizeof(int)),
+                      0,
+                      0};
     char consumer[128], prefix[96], id[96];
     char r[37];
     evs_random_id(r);
@@ -320,10 +324,12 @@ int main(int argc, char **argv) {
     const char *cmd = i < argc ? argv[i] : "";
     int n = i + 1 < argc ? atoi(argv[i + 1]) : 0, m = i + 2 < argc ? atoi(argv[i + 2]) : 0;
     bool known = (strcmp(cmd, "setup") == 0 && n > 1) || (strcmp(cmd, "transfers") == 0 && n > 1) ||
-                 strcmp(cmd, "pm") == 0 || strcmp(cmd, "progress") == 0 || (strcmp(cmd, "check") == 0 && n > 1 && m > 0);
+                 strcmp(cmd, "pm") == 0 || strcmp(cmd, "progress") == 0 ||
+                 (strcmp(cmd, "check") == 0 && n > 1 && m > 0);
     if (!run || !known) {
-        fprintf(stderr, "usage: %s [--server ADDR] --run TAG setup N | transfers N M | pm | "
-                        "check N M | progress\n",
+        fprintf(stderr,
+                "usage: %s [--server ADDR] --run TAG setup N | transfers N M | pm | "
+                "check N M | progress\n",
                 argv[0]);
         return 2;
     }
@@ -340,8 +346,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     uint64_t at = 0;
-    int rc = strcmp(cmd, "progress") == 0 ? (evs_get_checkpoint(c, pm_consumer, &at) < 0)
-             : strcmp(cmd, "setup") == 0  ? setup(c, n)
+    int rc = strcmp(cmd, "progress") == 0    ? (evs_get_checkpoint(c, pm_consumer, &at) < 0)
+             : strcmp(cmd, "setup") == 0     ? setup(c, n)
              : strcmp(cmd, "transfers") == 0 ? transfers(c, n, m)
              : strcmp(cmd, "pm") == 0        ? process_manager(c)
                                              : check(c, n, m);
