@@ -68,19 +68,22 @@ saga_kill_test() {
     tpid=$!
     for round in $(seq 20); do
         before=$(sx progress) || fail "no progress: $(cat pm.log)"
-        sx pm 2>>pm.log &
+        # exec: $! is the process manager itself, not a shell around it.
+        (LD_LIBRARY_PATH=$stage/usr/local/lib exec "$T/saga" --server "$ADDR" --run "k$$" pm \
+            2>>pm.log) &
         pm=$!
         # Until it has credited something (or every debit so far is credited and the transfers
         # are over), then a random moment of up to 100 ms, then kill -9.
         wait_for "[ \$(sx progress) -gt $before ] || ! kill -0 $tpid" 30 ||
             fail "round $round: the process manager made no progress: $(tail -n 5 pm.log)"
         sleep "0.0$(( $(od -An -N1 -tu1 /dev/urandom) % 10 ))" # the random moment
-        kill -9 $pm 2>/dev/null
+        kill -9 $pm || fail "round $round: the process manager was gone: $(tail -n 5 pm.log)"
         wait $pm 2>/dev/null
         echo "round $round: killed at checkpoint $(sx progress)"
     done
     wait $tpid || fail "the transfers failed: $(cat transfers.log)"
-    sx pm 2>>pm.log &
+    (LD_LIBRARY_PATH=$stage/usr/local/lib exec "$T/saga" --server "$ADDR" --run "k$$" pm \
+        2>>pm.log) &
     pm=$!
     out=$(sx check 10 1000 2>&1)
     rc=$?

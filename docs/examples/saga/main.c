@@ -118,6 +118,10 @@ static int process_manager(evs_context_t *c) {
                                 .ntopics = 1,
                                 .entity_prefix = prefix,
                                 .standby = true,
+                                /* Each credit stores the checkpoint with it; the rest (none
+                                 * here: it follows only debits) in batches. */
+                                .checkpoint_every = 100,
+                                .checkpoint_ms = 1000,
                                 .registry = reg,
                                 .on_domain_event = on_debit,
                                 .arg = repo};
