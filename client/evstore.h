@@ -1169,7 +1169,8 @@ typedef struct evs_consumer_options {
 /* NULL when out of memory or the options are invalid. Connects on the first run. */
 EVS_API evs_consumer_t *evs_consumer_new(const evs_consumer_options_t *opts);
 
-/* Handles events for up to timeout_ms (-1: until a failure), reconnecting as needed. Returns
+/* Handles events for up to timeout_ms (-1: until a failure), reconnecting as needed (a standby
+ * that waits for the consumer stays inside until it holds it, past timeout_ms). Returns
  * the number of events handled, or a failure: the handler's code, EVS_ECONFLICT when another
  * subscription holds the consumer (without standby) or a checkpoint was refused (the consumer
  * was taken over), EVS_EUNAUTHORIZED, EVS_EFORBIDDEN. A later run goes on after the last event
