@@ -51,6 +51,7 @@ EVSTORED := $(BUILD)/bin/evstored
 EVSTORE  := $(BUILD)/bin/evstore
 BANK_EXAMPLE := $(BUILD)/bin/evstore-bank-example
 KANBAN_EXAMPLE := $(BUILD)/bin/evstore-kanban-example
+SAGA_EXAMPLE := $(BUILD)/bin/evstore-saga-example
 LIBSO    := $(BUILD)/lib/libevstore.so.$(SOVER)
 LIBA     := $(BUILD)/lib/libevstore.a
 SERVERA  := $(BUILD)/lib/libevstored.a
@@ -63,7 +64,7 @@ SERVICE_TOOL := $(BUILD)/tests/svc-tool
 TEST_COMMON_OBJ := $(call obj,$(wildcard tests/common/*.c))
 
 .PHONY: all deps run test tests bench clean install format
-all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE) $(KANBAN_EXAMPLE)
+all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE) $(KANBAN_EXAMPLE) $(SAGA_EXAMPLE)
 
 deps:
 	@scripts/install-deps.sh
@@ -184,6 +185,9 @@ $(BANK_EXAMPLE): $(BUILD)/obj/docs/examples/bank/main.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 $(KANBAN_EXAMPLE): $(BUILD)/obj/docs/examples/kanban/main.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+$(SAGA_EXAMPLE): $(BUILD)/obj/docs/examples/saga/main.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 

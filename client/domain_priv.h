@@ -53,6 +53,17 @@ const evs_repository_options_t *dom_repository_options(const evs_repository_t *r
  * once) in one append, and then as evs_repository_save does: publication through r's kept
  * events (EVS_ESTORED_NOT_PUBLISHED when a subscriber fails), snapshots when due. */
 int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size_t n);
+/* dom_repository_save whose append carries consumer's tracking at position (consumer NULL: none);
+ * with nothing pending it stores just the checkpoint. EVS_EALREADY_PROCESSED when the consumer
+ * had processed position already (nothing stored, the pending events kept). */
+int dom_repository_save_tracked(evs_repository_t *r, evs_entity_t *const *entities, size_t n,
+                                const char *consumer, uint64_t position);
+
+/* A stored event from a daemon feed as a domain event (domain_subscription.c): decoded and
+ * upcast through reg, its originator and field table checked. 0 with *out NULL when
+ * skip_unknown and reg does not know its topic; else 0 with *out set, or a failure in err. */
+int dom_event_from_feed(const evs_registry_t *reg, bool skip_unknown, const evs_event_t *stored,
+                        evs_domain_event_t **out, evs_error_t *err);
 
 /* The innermost publication running on ps (for the persistence subscriber, which stores a
  * publication's events in one append): its id (unique per evs_pubsub_publish call on ps; 0

@@ -357,11 +357,31 @@ static int encode_pending(evs_context_t *c, evs_entity_t *const *entities, size_
     return 0;
 }
 
+/* A tracked append refused because the consumer had processed position already. */
+static int already_processed(evs_context_t *c, const char *consumer, uint64_t position) {
+    return repo_fail(c, EVS_EALREADY_PROCESSED,
+                     "consumer %s has processed position %" PRIu64 " already (its checkpoint "
+                     "is at or past it): nothing was stored",
+                     consumer, position);
+}
+
 int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size_t n) {
+    return dom_repository_save_tracked(r, entities, n, NULL, 0);
+}
+
+int dom_repository_save_tracked(evs_repository_t *r, evs_entity_t *const *entities, size_t n,
+                                const char *consumer, uint64_t position) {
     evs_context_t *c = r->c;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += entities[i]->npending;
+    if (!total && consumer) {
+        /* Nothing to store but the checkpoint: the event caused nothing. */
+        int rc = evs_append_tracked(c, NULL, 0, consumer, position, NULL, NULL);
+        if (rc == EVS_ECONFLICT && c->detail.tracking)
+            return already_processed(c, consumer, position);
+        return rc;
+    }
     if (!total) return 0;
     if (r->o.publish_to && r->unpublished_cap - r->nunpublished < total) {
         /* Room to keep the events unpublished, made before anything is stored. */
@@ -384,11 +404,15 @@ int dom_repository_save(evs_repository_t *r, evs_entity_t *const *entities, size
         return rc;
     }
     /* One request: a conflict on any entity stores none of them and keeps every pending event. */
-    rc = evs_append(c, events, total, positions, NULL);
+    rc = consumer ? evs_append_tracked(c, events, total, consumer, position, positions, NULL)
+                  : evs_append(c, events, total, positions, NULL);
     stored_free(events, total);
     if (rc < 0) {
         free(positions);
-        if (rc == EVS_ECONFLICT) rc = conflict_in_entity_versions(c, entities, n, base);
+        if (rc == EVS_ECONFLICT && consumer && c->detail.tracking)
+            rc = already_processed(c, consumer, position);
+        else if (rc == EVS_ECONFLICT)
+            rc = conflict_in_entity_versions(c, entities, n, base);
         free(base);
         return rc;
     }

@@ -81,21 +81,25 @@ EVS_API int evs_domain_subscription_next(evs_domain_subscription_t *s, int timeo
             return dom_fail(err, r, "the subscription's stream failed: %s",
                             evs_stream_errstr(s->stream));
         if (!stored) return 0;
-        if (s->skip_unknown && !evs_registry_event_type(s->reg, stored->topic)) {
-            evs_event_free(stored);
-            continue;
-        }
-        evs_domain_event_t *ev;
-        r = evs_domain_event_from_stored(s->reg, stored, &ev, err);
+        r = dom_event_from_feed(s->reg, s->skip_unknown, stored, out, err);
         evs_event_free(stored);
-        if (r < 0) return r;
-        if ((r = check_owner(ev, err)) < 0 || (r = check_fields(ev, err)) < 0) {
-            evs_domain_event_free(ev);
-            return r;
-        }
-        *out = ev;
-        return 0;
+        if (r < 0 || *out) return r;
     }
+}
+
+int dom_event_from_feed(const evs_registry_t *reg, bool skip_unknown, const evs_event_t *stored,
+                        evs_domain_event_t **out, evs_error_t *err) {
+    *out = NULL;
+    if (skip_unknown && !evs_registry_event_type(reg, stored->topic)) return 0;
+    evs_domain_event_t *ev;
+    int r = evs_domain_event_from_stored(reg, stored, &ev, err);
+    if (r < 0) return r;
+    if ((r = check_owner(ev, err)) < 0 || (r = check_fields(ev, err)) < 0) {
+        evs_domain_event_free(ev);
+        return r;
+    }
+    *out = ev;
+    return 0;
 }
 
 EVS_API int evs_domain_subscription_dispatch(evs_domain_subscription_t *s, int timeout_ms,

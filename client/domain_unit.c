@@ -45,3 +45,16 @@ EVS_API int evs_repository_save_all(evs_repository_t *r, evs_entity_t *const *en
     if ((rc = check_entities(c, dom_repository_options(r)->type, entities, n)) < 0) return rc;
     return dom_repository_save(r, entities, n);
 }
+
+EVS_API int evs_repository_save_tracked(evs_repository_t *r, evs_entity_t *const *entities,
+                                        size_t n, const char *consumer, uint64_t position) {
+    if (!r) return EVS_EINVAL;
+    evs_context_t *c = dom_repository_context(r);
+    int rc = client_begin(c);
+    if (rc) return rc;
+    if ((rc = check_entities(c, dom_repository_options(r)->type, entities, n)) < 0) return rc;
+    if (client_check_name(c, "consumer", consumer) < 0) return c->err;
+    if (position == 0)
+        return client_fail(c, EVS_EINVAL, "a tracking position is at least 1 (the event's)");
+    return dom_repository_save_tracked(r, entities, n, consumer, position);
+}

@@ -231,6 +231,11 @@ typedef struct evs_sub_options {
     size_t ntopics;
     /* Only events whose entity_id starts with it (bytes; NULL or "": every entity). */
     const char *entity_prefix;
+    /* A consumer name (NULL: none): the subscription holds the consumer (another holder is
+     * EVS_ECONFLICT) and, without has_after, starts after its checkpoint. With standby, the
+     * reply waits until it holds the consumer (use a context without a reply timeout). */
+    const char *consumer;
+    bool standby;
 } evs_sub_options_t;
 
 /* One push of a subscription: a batch of events in position order, or the caught-up marker
@@ -1059,6 +1064,18 @@ EVS_API int evs_repository_save_all(evs_repository_t *r, evs_entity_t *const *en
     evs_repository_save_all((r), (evs_entity_t *const[]){__VA_ARGS__},                             \
                             sizeof((evs_entity_t *const[]){__VA_ARGS__}) / sizeof(evs_entity_t *))
 
+/* For a process manager: evs_repository_save_all whose append also sets consumer's checkpoint
+ * to position (the position of the event it reacted to), in one transaction (evs_append_tracked):
+ * the reaction and the progress are stored both or neither. When the consumer's checkpoint is
+ * already at or past position, nothing is stored and the result is EVS_EALREADY_PROCESSED (the
+ * event was handled before, its effect is stored: drop the entities and go on); the pending
+ * events are kept. A retry of a save whose reply was lost is ok, as for evs_append. With no
+ * pending events (n may be 0) it stores just the checkpoint: the event caused nothing. Other
+ * results as evs_repository_save_all (a version conflict stores nothing and is EVS_ECONFLICT:
+ * load again and react again). */
+EVS_API int evs_repository_save_tracked(evs_repository_t *r, evs_entity_t *const *entities,
+                                        size_t n, const char *consumer, uint64_t position);
+
 /* A domain subscription: a stream (evs_stream_t: it reconnects and resumes by itself) whose
  * events are decoded, upcast and checked through a registry, so that a read model's handler
  * takes the same evs_domain_event_t whether it is fed by the daemon or by an in-process
@@ -1101,6 +1118,88 @@ EVS_API evs_stream_t *evs_domain_subscription_stream(evs_domain_subscription_t *
 
 /* Closes the stream and frees s. NULL is a no-op. */
 EVS_API void evs_domain_subscription_close(evs_domain_subscription_t *s);
+
+/* ================================================================ durable consumers
+ * (client/consumer_runner.c)
+ *
+ * A consumer runner holds a consumer name with a subscription (one holder at a time across
+ * every daemon; with standby it waits for its turn), hands each event to a handler (the stored
+ * event, or a domain event decoded and upcast through a registry), and stores the consumer's
+ * checkpoint every checkpoint_every events, every checkpoint_ms milliseconds, or when asked
+ * (manual). It starts after the stored checkpoint, and after a lost connection it connects and
+ * subscribes again after the last event handled. A handler that stores its effect with the
+ * event's tracking (evs_repository_save_tracked with evs_consumer_position) is applied exactly
+ * once; it may call evs_consumer_tracked so that no separate checkpoint is written for it.
+ * Not thread-safe. */
+typedef struct evs_consumer evs_consumer_t;
+
+/* A handler: 0 when the event is handled, EVS_EALREADY_PROCESSED counts as handled; any other
+ * negative code stops evs_consumer_run, which returns it (the event comes again on the next
+ * run). It may use evs_consumer_context for its own requests. */
+typedef int (*evs_consumer_fn)(evs_consumer_t *k, const evs_event_t *ev, void *arg);
+typedef int (*evs_consumer_domain_fn)(evs_consumer_t *k, const evs_domain_event_t *ev, void *arg,
+                                      evs_error_t *err);
+
+typedef struct evs_consumer_options {
+    const char *addr; /* as evs_options_t */
+    int timeout_ms;   /* reply timeout (none while a standby waits: its connection has none) */
+    const evs_tls_options_t *tls;
+    const char *token;
+    const char *consumer;      /* required: the consumer name (copied) */
+    const char *const *topics; /* only these topics (copied); ntopics 0: all */
+    size_t ntopics;
+    const char *entity_prefix; /* copied; NULL: every entity */
+    bool standby;              /* wait for the consumer instead of failing with EVS_ECONFLICT */
+    /* When to store the checkpoint: after this many events handled, and/or this many ms after
+     * the first event not checkpointed; both 0 and not manual: after every event. manual: only
+     * evs_consumer_checkpoint (and the handler's tracked saves). */
+    uint32_t checkpoint_every;
+    int checkpoint_ms;
+    bool manual;
+    /* Exactly one of the two handlers. on_domain_event needs registry (which must outlive the
+     * runner); skip_unknown as for a domain subscription. */
+    evs_consumer_fn on_event;
+    evs_consumer_domain_fn on_domain_event;
+    const evs_registry_t *registry;
+    bool skip_unknown;
+    void *arg;
+    int retry_min_ms, retry_max_ms; /* reconnect backoff (defaults 100 and 5000) */
+} evs_consumer_options_t;
+
+/* NULL when out of memory or the options are invalid. Connects on the first run. */
+EVS_API evs_consumer_t *evs_consumer_new(const evs_consumer_options_t *opts);
+
+/* Handles events for up to timeout_ms (-1: until a failure), reconnecting as needed (a standby
+ * that waits for the consumer stays inside until it holds it, past timeout_ms). Returns
+ * the number of events handled, or a failure: the handler's code, EVS_ECONFLICT when another
+ * subscription holds the consumer (without standby) or a checkpoint was refused (the consumer
+ * was taken over), EVS_EUNAUTHORIZED, EVS_EFORBIDDEN. A later run goes on after the last event
+ * handled. */
+EVS_API int evs_consumer_run(evs_consumer_t *k, int timeout_ms);
+
+/* Stores the position of the last event handled as the checkpoint (a no-op when it is stored). */
+EVS_API int evs_consumer_checkpoint(evs_consumer_t *k);
+
+/* Inside a handler: its event's effect was stored with its tracking, so the checkpoint is at
+ * its position already. */
+EVS_API void evs_consumer_tracked(evs_consumer_t *k);
+
+/* The runner's connection (NULL while it has none): the one a handler uses for its requests
+ * (e.g. evs_repository_set_conn(repo, evs_consumer_context(k)) at the top of the handler; it
+ * changes after a reconnect). Owned by k. */
+EVS_API evs_context_t *evs_consumer_context(const evs_consumer_t *k);
+/* The position of the event being handled (inside a handler) or of the last one handled. */
+EVS_API uint64_t evs_consumer_position(const evs_consumer_t *k);
+/* The checkpoint as the runner knows it stored. */
+EVS_API uint64_t evs_consumer_checkpointed(const evs_consumer_t *k);
+EVS_API unsigned evs_consumer_reconnects(const evs_consumer_t *k);
+/* The last failure, "" when none. */
+EVS_API const char *evs_consumer_errstr(const evs_consumer_t *k);
+
+/* Stores the checkpoint (unless manual), closes the connection and frees k. Returns the
+ * checkpoint's result. evs_consumer_free frees without a checkpoint. NULL is a no-op. */
+EVS_API int evs_consumer_close(evs_consumer_t *k);
+EVS_API void evs_consumer_free(evs_consumer_t *k);
 
 /* ================================================================ end of the domain layer */
 

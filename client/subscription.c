@@ -145,10 +145,21 @@ EVS_API int evs_subscribe(evs_context_t *c, const evs_sub_options_t *opts, uint6
                    !codec_valid_name(o.entity_prefix, strlen(o.entity_prefix))))
         return client_fail(c, EVS_EINVAL, "entity_prefix is not UTF-8 of 1 to %d bytes",
                            EVS_NAME_MAX);
+    if (o.consumer && client_check_name(c, "consumer", o.consumer) < 0) return c->err;
+    if (o.standby && !o.consumer) return client_fail(c, EVS_EINVAL, "standby needs a consumer");
     msgpack_packer pk;
     uint64_t id;
-    size_t start = client_request_begin(c, &pk, "subscribe",
-                                        (uint32_t)o.has_after + (o.ntopics > 0) + prefix, &id);
+    size_t start = client_request_begin(
+        c, &pk, "subscribe",
+        (uint32_t)o.has_after + (o.ntopics > 0) + prefix + (o.consumer != NULL) + o.standby, &id);
+    if (o.consumer) {
+        codec_pack_key(&pk, "consumer");
+        codec_pack_cstr(&pk, o.consumer);
+    }
+    if (o.standby) {
+        codec_pack_key(&pk, "standby");
+        msgpack_pack_true(&pk);
+    }
     if (o.has_after) {
         codec_pack_key(&pk, "after");
         msgpack_pack_uint64(&pk, o.after);

@@ -24,6 +24,7 @@ static const struct {
     {EVS_ENOMEM, "out_of_memory"},
     {EVS_EWRONG_TYPE, "wrong_type"},
     {EVS_ESTORED_NOT_PUBLISHED, "stored_not_published"},
+    {EVS_EALREADY_PROCESSED, "already_processed"},
 };
 
 const char *evs_code_name(int code) {

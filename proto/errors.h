@@ -37,8 +37,9 @@ typedef enum evs_code {
     EVS_EINVAL = -103,    /* the caller passed an invalid argument; nothing was sent */
     EVS_ENOMEM = -104,    /* out of memory */
     /* Codes only the client library's domain layer produces. */
-    EVS_EWRONG_TYPE = -105,          /* an event that belongs to another entity type */
-    EVS_ESTORED_NOT_PUBLISHED = -106 /* events stored, but an in-process subscriber failed */
+    EVS_EWRONG_TYPE = -105,           /* an event that belongs to another entity type */
+    EVS_ESTORED_NOT_PUBLISHED = -106, /* events stored, but an in-process subscriber failed */
+    EVS_EALREADY_PROCESSED = -107 /* a tracked save's event was processed before: nothing stored */
 } evs_code_t;
 
 /* The wire name of a code ("conflict", ...); "unknown" for a value that is not a code. */
