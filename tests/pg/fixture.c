@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../common/clock.h"
+#include "../common/rawio.h"
 
 void pg_fixture_setup(uv_loop_t *loop, test_db_t *db, const char *prefix, const char **url) {
     *url = getenv("EVSTORE_PG_URL");
@@ -36,4 +37,34 @@ void pg_run_until(uv_loop_t *loop, const int *done, int ms, const char *what) {
         uv_run(loop, UV_RUN_NOWAIT);
         if (!*done) sleep_ms(1);
     }
+}
+
+/* Appends one event to tname(entity) with, when consumer is not NULL, a tracking; returns the
+ * reply (reply_free it). */
+reply_t pg_append_one(int fd, uint64_t id, const char *entity, const char *consumer,
+                      uint64_t position) {
+    rq_t r;
+    rq_begin(&r, "append", id, consumer ? 2 : 1);
+    pk_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_map(&r.pk, 3);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname(entity));
+    pk_str(&r.pk, "topic");
+    pk_str(&r.pk, tname("t"));
+    pk_str(&r.pk, "payload");
+    pk_bin(&r.pk, "x", 1);
+    if (consumer) {
+        pk_str(&r.pk, "tracking");
+        msgpack_pack_map(&r.pk, 2);
+        pk_str(&r.pk, "consumer");
+        pk_str(&r.pk, tname(consumer));
+        pk_str(&r.pk, "position");
+        msgpack_pack_uint64(&r.pk, position);
+    }
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 30000, &rep), 0, "no reply to the append");
+    return rep;
 }

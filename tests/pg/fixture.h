@@ -1,9 +1,12 @@
-/* fixture.h: the setup and teardown the PostgreSQL test files share: a throwaway database on the
- * cluster of EVSTORE_PG_URL and a libuv loop for the stores under test. */
+/* fixture.h: what the PostgreSQL test files share: a throwaway database on the cluster of
+ * EVSTORE_PG_URL and a libuv loop for the stores under test, and one raw append (with or without
+ * a tracking) for the tests that drive daemons. */
 #ifndef EVS_TESTS_PG_FIXTURE_H
 #define EVS_TESTS_PG_FIXTURE_H
 
 #include <uv.h>
+
+#include "../common/rawio.h"
 
 #include "../common/db.h"
 
@@ -18,5 +21,11 @@ void pg_fixture_teardown(uv_loop_t *loop, test_db_t *db, const char *url);
 
 /* Runs loop until *done, failing the test (naming what) after ms milliseconds. */
 void pg_run_until(uv_loop_t *loop, const int *done, int ms, const char *what);
+
+/* Appends one event (payload "x", topic tname("t")) to tname(entity) over the raw connection fd,
+ * with a tracking {tname(consumer), position} when consumer is not NULL; returns the reply
+ * (reply_free it). */
+reply_t pg_append_one(int fd, uint64_t id, const char *entity, const char *consumer,
+                      uint64_t position);
 
 #endif

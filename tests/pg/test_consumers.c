@@ -14,6 +14,7 @@
 #include "../common/daemon.h"
 #include "../common/db.h"
 #include "../common/rawio.h"
+#include "fixture.h"
 
 static test_db_t db;
 static const char *cluster_url;
@@ -49,36 +50,6 @@ static int connect_to(const test_daemon_t *d) {
     return fd;
 }
 
-/* Appends one event to tname(entity) with, when consumer is not NULL, a tracking; returns the
- * reply (reply_free it). */
-static reply_t append(int fd, uint64_t id, const char *entity, const char *consumer,
-                      uint64_t position) {
-    rq_t r;
-    rq_begin(&r, "append", id, consumer ? 2 : 1);
-    pk_str(&r.pk, "events");
-    msgpack_pack_array(&r.pk, 1);
-    msgpack_pack_map(&r.pk, 3);
-    pk_str(&r.pk, "entity_id");
-    pk_str(&r.pk, tname(entity));
-    pk_str(&r.pk, "topic");
-    pk_str(&r.pk, tname("t"));
-    pk_str(&r.pk, "payload");
-    pk_bin(&r.pk, "x", 1);
-    if (consumer) {
-        pk_str(&r.pk, "tracking");
-        msgpack_pack_map(&r.pk, 2);
-        pk_str(&r.pk, "consumer");
-        pk_str(&r.pk, tname(consumer));
-        pk_str(&r.pk, "position");
-        msgpack_pack_uint64(&r.pk, position);
-    }
-    cr_assert_eq(raw_send_rq(fd, &r), 0);
-    rq_free(&r);
-    reply_t rep;
-    cr_assert_eq(raw_recv(fd, 30000, &rep), 0, "no reply to the append");
-    return rep;
-}
-
 static uint64_t first_position(const reply_t *rep) {
     cr_assert(reply_ok(rep), "the append failed: %s", reply_code(rep));
     const msgpack_object *p = reply_get(rep, "positions");
@@ -112,14 +83,14 @@ Test(pg_consumers, checkpoints_survive_a_kill_of_their_daemon) {
     test_daemon_t a;
     start_daemon(&a);
     int fd = connect_to(&a);
-    reply_t rep = append(fd, 1, "src", NULL, 0);
+    reply_t rep = pg_append_one(fd, 1, "src", NULL, 0);
     uint64_t p1 = first_position(&rep);
     reply_free(&rep);
-    rep = append(fd, 2, "src", NULL, 0);
+    rep = pg_append_one(fd, 2, "src", NULL, 0);
     uint64_t p2 = first_position(&rep);
     reply_free(&rep);
     cr_assert_eq(consumer_op(fd, "checkpoint", 3, "proj", true, p2), p2);
-    rep = append(fd, 4, "out", "pm", p1);
+    rep = pg_append_one(fd, 4, "out", "pm", p1);
     first_position(&rep);
     reply_free(&rep);
     close(fd);
@@ -130,7 +101,7 @@ Test(pg_consumers, checkpoints_survive_a_kill_of_their_daemon) {
     fd = connect_to(&b);
     cr_assert_eq(consumer_op(fd, "get-checkpoint", 5, "proj", false, 0), p2);
     cr_assert_eq(consumer_op(fd, "get-checkpoint", 6, "pm", false, 0), p1);
-    rep = append(fd, 7, "out", "pm", p1);
+    rep = pg_append_one(fd, 7, "out", "pm", p1);
     cr_assert_str_eq(reply_code(&rep), "conflict", "a tracking processed before was accepted");
     reply_free(&rep);
     close(fd);
@@ -145,7 +116,7 @@ Test(pg_consumers, two_daemons_racing_one_tracking_accept_it_once) {
     enum { N = 20 };
     uint64_t pos[N];
     for (int i = 0; i < N; i++) {
-        reply_t rep = append(fa, (uint64_t)i + 1, "src", NULL, 0);
+        reply_t rep = pg_append_one(fa, (uint64_t)i + 1, "src", NULL, 0);
         pos[i] = first_position(&rep);
         reply_free(&rep);
     }
@@ -225,7 +196,7 @@ Test(pg_consumers, the_sql_partition_hash_is_the_daemons) {
                      out);
     }
     /* The daemon stores the same hash with each event it appends. */
-    reply_t rep = append(fd, 1, "acc", NULL, 0);
+    reply_t rep = pg_append_one(fd, 1, "acc", NULL, 0);
     uint64_t p = first_position(&rep);
     reply_free(&rep);
     char sql[256], out[64], err[256];
@@ -307,7 +278,7 @@ Test(pg_consumers, a_subscription_that_lost_its_lease_is_closed_and_fenced) {
     test_daemon_t a;
     start_daemon(&a);
     int fd = connect_to(&a), other = connect_to(&a);
-    reply_t rep = append(other, 1, "src", NULL, 0);
+    reply_t rep = pg_append_one(other, 1, "src", NULL, 0);
     uint64_t p1 = first_position(&rep);
     reply_free(&rep);
     send_subscribe(fd, 2, "proj", false);

@@ -8,6 +8,7 @@
 #include "../common/daemon.h"
 #include "../common/db.h"
 #include "../common/rawio.h"
+#include "fixture.h"
 
 static test_db_t db;
 static const char *cluster_url;
@@ -32,39 +33,9 @@ static int start_and_connect(test_daemon_t *d) {
     return fd;
 }
 
-/* Appends one event to tname(entity), with a tracking when consumer is not NULL; returns the
- * reply (reply_free it). */
-static reply_t append(int fd, uint64_t id, const char *entity, const char *consumer,
-                      uint64_t position) {
-    rq_t r;
-    rq_begin(&r, "append", id, consumer ? 2 : 1);
-    pk_str(&r.pk, "events");
-    msgpack_pack_array(&r.pk, 1);
-    msgpack_pack_map(&r.pk, 3);
-    pk_str(&r.pk, "entity_id");
-    pk_str(&r.pk, tname(entity));
-    pk_str(&r.pk, "topic");
-    pk_str(&r.pk, tname("t"));
-    pk_str(&r.pk, "payload");
-    pk_bin(&r.pk, "x", 1);
-    if (consumer) {
-        pk_str(&r.pk, "tracking");
-        msgpack_pack_map(&r.pk, 2);
-        pk_str(&r.pk, "consumer");
-        pk_str(&r.pk, tname(consumer));
-        pk_str(&r.pk, "position");
-        msgpack_pack_uint64(&r.pk, position);
-    }
-    cr_assert_eq(raw_send_rq(fd, &r), 0);
-    rq_free(&r);
-    reply_t rep;
-    cr_assert_eq(raw_recv(fd, 30000, &rep), 0, "no reply to the append");
-    return rep;
-}
-
 static uint64_t stored_at(int fd, uint64_t id, const char *entity, const char *consumer,
                           uint64_t position) {
-    reply_t rep = append(fd, id, entity, consumer, position);
+    reply_t rep = pg_append_one(fd, id, entity, consumer, position);
     cr_assert(reply_ok(&rep), "append %llu failed: %s", (unsigned long long)id, reply_code(&rep));
     const msgpack_object *p = reply_get(&rep, "positions");
     cr_assert(p && p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == 1);
@@ -98,7 +69,7 @@ Test(pg_tracking_fast_path, a_checkpoint_from_another_daemon_refuses_an_older_tr
 
     /* a's tracking of src[1] was processed before (the checkpoint is at src[2]): refused, and
      * nothing of it is stored. */
-    rep = append(fa, 11, "out-1", "pm", src[1]);
+    rep = pg_append_one(fa, 11, "out-1", "pm", src[1]);
     cr_assert(!reply_ok(&rep), "a stale tracking was accepted");
     cr_assert_str_eq(reply_code(&rep), "conflict");
     const msgpack_object *err = reply_get(&rep, "error");
@@ -108,7 +79,7 @@ Test(pg_tracking_fast_path, a_checkpoint_from_another_daemon_refuses_an_older_tr
     cr_assert_eq(obj_uint(obj_get(err, "position")), src[2]);
     reply_free(&rep);
     /* out-1 got no event: its first append is version 0. */
-    rep = append(fa, 12, "out-1", NULL, 0);
+    rep = pg_append_one(fa, 12, "out-1", NULL, 0);
     cr_assert(reply_ok(&rep));
     const msgpack_object *v = reply_get(&rep, "versions");
     cr_assert(v && v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size == 1);
