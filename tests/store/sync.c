@@ -290,6 +290,7 @@ int sync_read(const store_read_t *q, events_result_t *r) {
     return r->code;
 }
 
+/* The result of a call answered with one number (store_count_cb, store_position_cb). */
 typedef struct count_result {
     int code;
     codec_error_t err;
@@ -447,35 +448,16 @@ int sync_append_tracked(evs_event_t *events, size_t n, const store_tracking_t *t
     return sync_wait_append(sync_append_tracked_start(events, n, t, r), r);
 }
 
-typedef struct position_result {
-    int code;
-    codec_error_t err;
-    uint64_t position;
-} position_result_t;
-
-static void on_position(void *arg, const codec_error_t *err, uint64_t position) {
-    op_t *o = arg;
-    o->calls++;
-    if (o->calls > 1) return;
-    position_result_t *r = o->result;
-    if (err) {
-        copy_err(&r->err, err);
-        r->code = err->code;
-        return;
-    }
-    r->position = position;
-}
-
 int sync_checkpoint_fenced(const char *consumer, uint64_t position, uint64_t fence, uint64_t *out,
                            codec_error_t *err) {
-    position_result_t *r = calloc(1, sizeof *r);
+    count_result_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
     op_t *o = op_new("checkpoint", r);
     store_tracking_t t = {.consumer = consumer, .position = position, .fence = fence};
-    S->ops->checkpoint(S, &t, on_position, o);
+    S->ops->checkpoint(S, &t, on_count, o);
     wait_for(o);
     int code = r->code;
-    if (out) *out = r->position;
+    if (out) *out = r->count;
     if (err) *err = r->err;
     o->result = NULL;
     free(r);
@@ -483,13 +465,13 @@ int sync_checkpoint_fenced(const char *consumer, uint64_t position, uint64_t fen
 }
 
 uint64_t sync_get_checkpoint(const char *consumer) {
-    position_result_t *r = calloc(1, sizeof *r);
+    count_result_t *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
     op_t *o = op_new("get_checkpoint", r);
-    S->ops->get_checkpoint(S, consumer, on_position, o);
+    S->ops->get_checkpoint(S, consumer, on_count, o);
     wait_for(o);
     cr_assert_eq(r->code, 0, "get_checkpoint: %s", r->err.message);
-    uint64_t position = r->position;
+    uint64_t position = r->count;
     o->result = NULL;
     free(r);
     return position;
