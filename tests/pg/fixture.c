@@ -8,11 +8,15 @@
 #include "../common/clock.h"
 #include "../common/rawio.h"
 
-void pg_fixture_setup(uv_loop_t *loop, test_db_t *db, const char *prefix, const char **url) {
+void pg_db_setup(test_db_t *db, const char *prefix, const char **url) {
     *url = getenv("EVSTORE_PG_URL");
     if (!*url || !**url) cr_skip_test("EVSTORE_PG_URL is not set");
     char err[512];
     cr_assert_eq(test_db_create(db, *url, prefix, err, sizeof err), 0, "%s", err);
+}
+
+void pg_fixture_setup(uv_loop_t *loop, test_db_t *db, const char *prefix, const char **url) {
+    pg_db_setup(db, prefix, url);
     cr_assert_eq(uv_loop_init(loop), 0);
 }
 

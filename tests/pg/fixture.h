@@ -6,12 +6,15 @@
 
 #include <uv.h>
 
+#include "../common/db.h"
 #include "../common/rawio.h"
 
-#include "../common/db.h"
+/* Skips the test when EVSTORE_PG_URL is unset, else creates a throwaway database named after
+ * prefix in that cluster (*url: the cluster's URL; drop it with test_db_drop). For the tests that
+ * drive daemons rather than a store on a loop. */
+void pg_db_setup(test_db_t *db, const char *prefix, const char **url);
 
-/* Skips the test when EVSTORE_PG_URL is not set; else sets *url to it, creates a database named
- * after prefix in *db and initialises *loop. */
+/* As pg_db_setup, and initialises *loop. */
 void pg_fixture_setup(uv_loop_t *loop, test_db_t *db, const char *prefix, const char **url);
 
 /* Gives the stores a few loop turns to close their handles, drops the database, and aborts when

@@ -24,6 +24,7 @@
 #include "../common/db.h"
 #include "../common/rawio.h"
 #include "../common/rss.h"
+#include "fixture.h"
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -31,10 +32,7 @@ static test_db_t db;
 static const char *cluster_url;
 
 static void setup(void) {
-    cluster_url = getenv("EVSTORE_PG_URL");
-    if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
-    char err[512];
-    cr_assert_eq(test_db_create(&db, cluster_url, "evs_subtest", err, sizeof err), 0, "%s", err);
+    pg_db_setup(&db, "evs_subtest", &cluster_url);
 }
 
 static void teardown(void) {

@@ -14,10 +14,7 @@ static test_db_t db;
 static const char *cluster_url;
 
 static void setup(void) {
-    cluster_url = getenv("EVSTORE_PG_URL");
-    if (!cluster_url || !*cluster_url) cr_skip_test("EVSTORE_PG_URL is not set");
-    char err[512];
-    cr_assert_eq(test_db_create(&db, cluster_url, "evs_trackfast", err, sizeof err), 0, "%s", err);
+    pg_db_setup(&db, "evs_trackfast", &cluster_url);
 }
 
 static void teardown(void) {
