@@ -63,13 +63,16 @@ SERVICE_TOOL := $(BUILD)/tests/svc-tool
 # tests/common: the helpers every suite, the service tool and the benchmarks share.
 TEST_COMMON_OBJ := $(call obj,$(wildcard tests/common/*.c))
 
-.PHONY: all deps run test tests bench clean install format
+.PHONY: all deps deps-run run test tests bench clean install format
 all: $(EVSTORED) $(EVSTORE) $(LIBSO) $(BUILD)/lib/libevstore.so $(LIBA) $(BANK_EXAMPLE) $(KANBAN_EXAMPLE) $(SAGA_EXAMPLE)
 
+# `make run` installs only what building and running needs; `make test` adds the test tools.
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh test
+deps-run:
+	@scripts/install-deps.sh run
 
-run: deps
+run: deps-run
 	@$(MAKE) --no-print-directory all
 	$(EVSTORED) --listen 127.0.0.1:7433 --store memory
 
@@ -79,7 +82,7 @@ test: deps
 
 tests: $(UNIT_TESTS) $(STORE_TESTS) $(INTEG_TESTS) $(SERVICE_TOOL)
 
-bench: deps
+bench: deps-run
 	@$(MAKE) --no-print-directory all
 	@scripts/bench-memory.sh
 

@@ -1,14 +1,29 @@
 #!/bin/sh
-# install-deps.sh: installs the Debian packages evstore needs that are missing (build, tests, the
-# PostgreSQL server for the tests). Does nothing when all are there; apt-get runs non-interactively
-# and only then. Needs root (or sudo) only when something is missing.
+# install-deps.sh [run|test]: installs the Debian packages evstore needs that are missing.
+#
+#   run   what building and running the daemon, the library and the CLI need (`make run`)
+#   test  that plus what the tests need (`make test`, the default): Criterion, a PostgreSQL
+#         server for the throwaway test cluster, systemd-analyze and man for the service tests,
+#         clang-format and libFuzzer, the Prometheus text parser of the metrics test, and
+#         debhelper and lintian for the package test
+#
+# Does nothing when all are there; apt-get runs non-interactively and only then. Needs root (or
+# sudo) only when something is missing.
 set -eu
-pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
-      uuid-dev uthash-dev libssl-dev openssl postgresql procps
-      systemd man-db binutils
-      clang-format-14
-      clang-14 libclang-rt-14-dev"  # systemd-analyze, man --warnings, objdump: tests/service;
-                                    # the format check; libFuzzer (tests/fuzz)
+what=${1:-test}
+run_pkgs="gcc make pkg-config libuv1-dev libmsgpack-dev libpq-dev libjansson-dev
+          uuid-dev uthash-dev libssl-dev libhttp-parser-dev"
+test_pkgs="libcriterion-dev openssl postgresql procps
+           systemd man-db binutils
+           clang-format-14
+           clang-14 libclang-rt-14-dev
+           python3 python3-prometheus-client
+           debhelper dpkg-dev fakeroot lintian"
+case $what in
+run) pkgs=$run_pkgs ;;
+test) pkgs="$run_pkgs $test_pkgs" ;;
+*) echo "usage: install-deps.sh [run|test]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $pkgs; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
