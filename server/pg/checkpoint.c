@@ -52,7 +52,6 @@ int ckpt_list(ckpt_group_t *c, gc_request_t *group) {
 int ckpt_list_assumed(ckpt_group_t *c, gc_request_t *group, uint64_t head) {
     for (const gc_request_t *r = group; r; r = r->next)
         if (r->track != GC_TRACK_NONE && (r->track != GC_TRACK_APPEND || r->n == 0)) return 1;
-    size_t n = 0;
     c->tracked = true;
     c->head = head;
     for (gc_request_t *r = group; r; r = r->next) {
@@ -63,7 +62,6 @@ int ckpt_list_assumed(ckpt_group_t *c, gc_request_t *group, uint64_t head) {
             node->consumer = r->consumer;
             node->lowest = r->track_position;
             HASH_ADD_KEYPTR(hh, c->nodes, node->consumer, strlen(node->consumer), node);
-            n++;
         }
         if (r->track_position < node->lowest) node->lowest = r->track_position;
         if (r->track_fence && node->fence && r->track_fence != node->fence) {
@@ -72,34 +70,53 @@ int ckpt_list_assumed(ckpt_group_t *c, gc_request_t *group, uint64_t head) {
         }
         if (r->track_fence) node->fence = r->track_fence;
     }
+    return 0;
+}
+
+/* Appends one int8 element to an array parameter begun with pg_wire_array_begin. */
+static void put_i64_elem(pg_wire_buf_t *b, int64_t v) {
+    pg_wire_put_i32(b, 8);
+    pg_wire_put_i64(b, v);
+}
+
+int ckpt_put_advance(ckpt_group_t *c) {
+    size_t n = HASH_COUNT(c->nodes);
     pg_wire_reset(&c->consumers_param);
+    pg_wire_reset(&c->lowest_param);
     pg_wire_reset(&c->positions_param);
     pg_wire_reset(&c->fences_param);
     pg_wire_array_begin(&c->consumers_param, PG_TEXTOID, n, false);
+    pg_wire_array_begin(&c->lowest_param, PG_INT8OID, n, false);
     pg_wire_array_begin(&c->positions_param, PG_INT8OID, n, false);
     pg_wire_array_begin(&c->fences_param, PG_INT8OID, n, false);
     for (ckpt_node_t *node = c->nodes; node; node = node->hh.next) {
         pg_wire_array_elem(&c->consumers_param, node->consumer, strlen(node->consumer));
-        pg_wire_put_i32(&c->positions_param, 8);
-        pg_wire_put_i64(&c->positions_param, (int64_t)node->lowest);
-        pg_wire_put_i32(&c->fences_param, 8);
-        pg_wire_put_i64(&c->fences_param, (int64_t)node->fence);
+        put_i64_elem(&c->lowest_param, (int64_t)node->lowest);
+        put_i64_elem(&c->positions_param, node->changed ? (int64_t)node->position : -1);
+        put_i64_elem(&c->fences_param, (int64_t)node->fence);
     }
-    return c->consumers_param.failed || c->positions_param.failed || c->fences_param.failed ? -1
-                                                                                            : 0;
+    return c->consumers_param.failed || c->lowest_param.failed || c->positions_param.failed ||
+                   c->fences_param.failed
+               ? -1
+               : 0;
 }
 
-void ckpt_send_guard(ckpt_group_t *c, pg_conn_t *w) {
-    const char *values[3];
-    int lengths[3], formats[3] = {1, 1, 1};
-    values[SCHEMA_CKPT_GUARD_P_CONSUMERS] = c->consumers_param.data;
-    lengths[SCHEMA_CKPT_GUARD_P_CONSUMERS] = (int)c->consumers_param.len;
-    values[SCHEMA_CKPT_GUARD_P_POSITIONS] = c->positions_param.data;
-    lengths[SCHEMA_CKPT_GUARD_P_POSITIONS] = (int)c->positions_param.len;
-    values[SCHEMA_CKPT_GUARD_P_FENCES] = c->fences_param.data;
-    lengths[SCHEMA_CKPT_GUARD_P_FENCES] = (int)c->fences_param.len;
-    pg_conn_send_prepared(w, schema_writes[SCHEMA_CKPT_GUARD].name, 3, values, lengths, formats,
-                          false);
+void ckpt_send_advance(const ckpt_group_t *c, pg_conn_t *w) {
+    const pg_wire_buf_t *params[SCHEMA_CKPT_ADVANCE_NPARAMS] = {
+        [SCHEMA_CKPT_ADVANCE_P_CONSUMERS] = &c->consumers_param,
+        [SCHEMA_CKPT_ADVANCE_P_LOWEST] = &c->lowest_param,
+        [SCHEMA_CKPT_ADVANCE_P_POSITIONS] = &c->positions_param,
+        [SCHEMA_CKPT_ADVANCE_P_FENCES] = &c->fences_param,
+    };
+    const char *values[SCHEMA_CKPT_ADVANCE_NPARAMS];
+    int lengths[SCHEMA_CKPT_ADVANCE_NPARAMS], formats[SCHEMA_CKPT_ADVANCE_NPARAMS];
+    for (int k = 0; k < SCHEMA_CKPT_ADVANCE_NPARAMS; k++) {
+        values[k] = params[k]->data;
+        lengths[k] = (int)params[k]->len;
+        formats[k] = 1;
+    }
+    pg_conn_send_prepared(w, schema_writes[SCHEMA_CKPT_ADVANCE].name, SCHEMA_CKPT_ADVANCE_NPARAMS,
+                          values, lengths, formats, false);
 }
 
 void ckpt_read_rows(ckpt_group_t *c, const PGresult *res) {
@@ -171,8 +188,7 @@ int ckpt_send_writes(ckpt_group_t *c, pg_conn_t *w) {
             continue;
         }
         pg_wire_array_elem(&c->consumers_param, node->consumer, len);
-        pg_wire_put_i32(&c->positions_param, 8);
-        pg_wire_put_i64(&c->positions_param, (int64_t)node->position);
+        put_i64_elem(&c->positions_param, (int64_t)node->position);
     }
     if (c->consumers_param.failed || c->positions_param.failed || c->deleted_param.failed)
         return -1;
@@ -211,6 +227,7 @@ void ckpt_free(ckpt_group_t *c) {
     pg_wire_free(&c->positions_param);
     pg_wire_free(&c->deleted_param);
     pg_wire_free(&c->fences_param);
+    pg_wire_free(&c->lowest_param);
 }
 
 /* ---------------------------------------------------------------- reads */

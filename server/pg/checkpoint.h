@@ -27,7 +27,7 @@ typedef struct ckpt_group {
     bool tracked;       /* the group has a request with a tracking or a checkpoint */
     uint64_t head;      /* the newest position taken before the group's block */
     ckpt_node_t *nodes; /* uthash by consumer */
-    pg_wire_buf_t consumers_param, positions_param, deleted_param, fences_param;
+    pg_wire_buf_t consumers_param, positions_param, deleted_param, fences_param, lowest_param;
 } ckpt_group_t;
 
 /* True when a request of group has a tracking or a checkpoint. */
@@ -37,17 +37,19 @@ bool ckpt_group_tracks(const gc_request_t *group);
  * SCHEMA_CKPT_READ (consumers_param); sets tracked. Returns 0, or -1 when out of memory. */
 int ckpt_list(ckpt_group_t *c, gc_request_t *group);
 
-/* The fast path (008_tracking_guard.sql): when every request of group with a tracking is an
+/* The fast path (009_tracking_advance.sql): when every request of group with a tracking is an
  * append with events, and the requests of one consumer carry at most one fence, lists the
  * consumers as if none had a checkpoint and each lease had that fence (ckpt_admit then decides
- * the group as the slow path would when the guard holds), with head the newest position, and
- * fills the guard's parameters; sets tracked. Returns 0, 1 when the group must go the slow way
- * (nothing kept), or -1 when out of memory. */
+ * the group as the slow path would when the assumption holds), with head the newest position,
+ * and the lowest position the group tracks for each; sets tracked. Returns 0, 1 when the group
+ * must go the slow way (nothing kept), or -1 when out of memory. */
 int ckpt_list_assumed(ckpt_group_t *c, gc_request_t *group, uint64_t head);
-
-/* Queues SCHEMA_CKPT_GUARD with the parameters ckpt_list_assumed filled. */
-void ckpt_send_guard(ckpt_group_t *c, pg_conn_t *w);
-
+/* The fast path, once the group is decided: fills the parameters of SCHEMA_CKPT_ADVANCE, which
+ * proves the assumption of ckpt_list_assumed under the lock and writes the checkpoints the group
+ * moves (so ckpt_send_writes is not called). Returns 0, or -1 when out of memory. */
+int ckpt_put_advance(ckpt_group_t *c);
+/* Queues SCHEMA_CKPT_ADVANCE on w with the parameters ckpt_put_advance filled. */
+void ckpt_send_advance(const ckpt_group_t *c, pg_conn_t *w);
 /* Records SCHEMA_CKPT_READ's rows: the stored checkpoints. */
 void ckpt_read_rows(ckpt_group_t *c, const PGresult *res);
 

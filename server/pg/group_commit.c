@@ -265,8 +265,7 @@ static void send_raise_size(group_commit_t *g) {
 
 /* Decides every request of the group (positions from first_position on), then queues the INSERT
  * of the accepted events with the NOTIFY (or a ROLLBACK when out of memory), and COMMIT. */
-static void queue_write(group_commit_t *g) {
-    int64_t last_position = decide_group(&g->d, g->group, g->first_position);
+static void queue_decided(group_commit_t *g, int64_t last_position) {
     if (g->d.naccepted) {
         if (decide_put_insert_params(&g->d, g->group, g->insert, store_now_us()) == 0 &&
             prepare_raise_size(g) == 0) {
@@ -278,7 +277,8 @@ static void queue_write(group_commit_t *g) {
             send_sql(g, "ROLLBACK");
         }
     }
-    if (g->ckpts.tracked && !g->failed) {
+    /* The fast path wrote its checkpoints with SCHEMA_CKPT_ADVANCE, before the append guard. */
+    if (g->ckpts.tracked && !g->fast && !g->failed) {
         if (ckpt_send_writes(&g->ckpts, g->w) != 0) {
             /* Roll back what was queued and fail the group (retryable). */
             note_out_of_memory(g);
@@ -286,6 +286,11 @@ static void queue_write(group_commit_t *g) {
         }
     }
     send_sql(g, "COMMIT");
+}
+
+/* Decides the group and queues its writes and COMMIT. */
+static void queue_write(group_commit_t *g) {
+    queue_decided(g, decide_group(&g->d, g->group, g->first_position));
 }
 
 static void on_write(void *arg, pg_conn_event_t ev, PGresult *res);
@@ -470,13 +475,13 @@ static int fill_guard_params(group_commit_t *g, size_t total) {
 
 /* Sends the group the fast way when the cache is valid: decided now from the cache (an entity the
  * cache does not know is taken for new) and sent in one round trip: BEGIN, the lock, with
- * trackings their guard (which proves under the lock that no tracked consumer's checkpoint is at
- * or past the group's trackings and that the leases still have the appends' fences: checkpoint.h,
- * ckpt_list_assumed), the guard (which proves under the lock that nothing changed since our last
- * COMMIT and that the entities taken for new and the client-chosen event ids are not stored, and
- * takes the block of positions), the INSERT, NOTIFY, the checkpoints, COMMIT. The trackings' guard
- * goes first so that a refused group takes no positions. Returns false, having sent nothing,
- * when the group must go the slow way. */
+ * trackings SCHEMA_CKPT_ADVANCE (which proves under the lock that no tracked consumer's
+ * checkpoint is at or past the group's trackings and that the leases still have the appends'
+ * fences, and writes the checkpoints: checkpoint.h, ckpt_list_assumed), the guard (which proves
+ * under the lock that nothing changed since our last COMMIT and that the entities taken for new
+ * and the client-chosen event ids are not stored, and takes the block of positions), the INSERT,
+ * NOTIFY, COMMIT. The trackings' statement goes first so that a refused group takes no positions.
+ * Returns false, having sent nothing, when the group must go the slow way. */
 static bool send_fast(group_commit_t *g) {
     if (!g->cache.valid) return false;
     bool tracked = ckpt_group_tracks(g->group);
@@ -516,10 +521,18 @@ static bool send_fast(group_commit_t *g) {
         [SCHEMA_GUARD_P_NEW_ENTITIES] = &g->entities_param,
         [SCHEMA_GUARD_P_EVENT_IDS] = &g->event_ids_param,
     };
+    /* Decided before anything is sent: SCHEMA_CKPT_ADVANCE, which goes right after the lock so that
+     * a refused group takes no positions, carries the checkpoints the decision moves. */
+    int64_t last_position = decide_group(&g->d, g->group, g->first_position);
+    if (tracked && ckpt_put_advance(&g->ckpts) != 0) {
+        note_out_of_memory(g);
+        finish_group(g, false);
+        return true;
+    }
     send_begin_and_lock(g);
-    if (tracked) ckpt_send_guard(&g->ckpts, g->w);
+    if (tracked) ckpt_send_advance(&g->ckpts, g->w);
     send_statement(g, SCHEMA_GUARD, SCHEMA_GUARD_NPARAMS, params, true);
-    queue_write(g);
+    queue_decided(g, last_position);
     sync_or_fail(g, on_write);
     return true;
 }

@@ -187,8 +187,8 @@ const schema_statement_t schema_writes[SCHEMA_NWRITES] = {
                             "DELETE FROM evs_checkpoints WHERE consumer = ANY($1::text[])",
                             1,
                             {PG_TEXTARRAYOID}},
-    [SCHEMA_CKPT_GUARD] = {"gc_ckpt_guard",
-                           "SELECT evs_tracking_guard($1, $2, $3)",
-                           3,
-                           {PG_TEXTARRAYOID, PG_INT8ARRAYOID, PG_INT8ARRAYOID}},
+    [SCHEMA_CKPT_ADVANCE] = {"gc_ckpt_advance",
+                             "SELECT evs_tracking_advance($1, $2, $3, $4)",
+                             SCHEMA_CKPT_ADVANCE_NPARAMS,
+                             {PG_TEXTARRAYOID, PG_INT8ARRAYOID, PG_INT8ARRAYOID, PG_INT8ARRAYOID}},
 };

@@ -189,16 +189,16 @@ enum {
 
 /* The statements of the writer connection's group commit (schema_writes[], by this enum). */
 enum schema_write {
-    SCHEMA_APPEND_LOCK, /* takes SCHEMA_APPEND_LOCK_KEY for the transaction */
-    SCHEMA_POSITIONS,   /* takes a block of positions */
-    SCHEMA_CHECK,       /* latest versions of entities, stored events with given ids */
-    SCHEMA_GUARD,       /* the fast path's proof (migrations/003_append_guard.sql) */
-    SCHEMA_INSERT,      /* the group's events, as arrays */
-    SCHEMA_RAISE_SIZE,  /* raises the largest event size stored (006_event_size.sql) */
-    SCHEMA_CKPT_READ,   /* the checkpoints of the group's consumers */
-    SCHEMA_CKPT_UPSERT, /* sets checkpoints */
-    SCHEMA_CKPT_DELETE, /* removes checkpoints */
-    SCHEMA_CKPT_GUARD,  /* the fast path's proof for trackings (008_tracking_guard.sql) */
+    SCHEMA_APPEND_LOCK,  /* takes SCHEMA_APPEND_LOCK_KEY for the transaction */
+    SCHEMA_POSITIONS,    /* takes a block of positions */
+    SCHEMA_CHECK,        /* latest versions of entities, stored events with given ids */
+    SCHEMA_GUARD,        /* the fast path's proof (migrations/003_append_guard.sql) */
+    SCHEMA_INSERT,       /* the group's events, as arrays */
+    SCHEMA_RAISE_SIZE,   /* raises the largest event size stored (006_event_size.sql) */
+    SCHEMA_CKPT_READ,    /* the checkpoints of the group's consumers */
+    SCHEMA_CKPT_UPSERT,  /* sets checkpoints */
+    SCHEMA_CKPT_DELETE,  /* removes checkpoints */
+    SCHEMA_CKPT_ADVANCE, /* the fast path's trackings, proved and written (009_tracking_advance) */
     SCHEMA_NWRITES
 };
 extern const schema_statement_t schema_writes[SCHEMA_NWRITES];
@@ -235,10 +235,16 @@ enum {
 #define SCHEMA_GUARD_ID_STORED "EVS03"     /* an event id is already stored */
 #define SCHEMA_GUARD_TRACKING "EVS04"      /* a tracked consumer is not as assumed */
 
-/* SCHEMA_CKPT_GUARD: one entry per consumer of the group: the lowest position the group tracks
- * for it, the fence its appends carry (0: none). Raises SCHEMA_GUARD_TRACKING, or returns one
- * row. */
-enum { SCHEMA_CKPT_GUARD_P_CONSUMERS, SCHEMA_CKPT_GUARD_P_POSITIONS, SCHEMA_CKPT_GUARD_P_FENCES };
+/* SCHEMA_CKPT_ADVANCE: one entry per consumer of the group: the lowest position the group tracks
+ * for it, its checkpoint once the group commits (-1: the group does not move it), the fence its
+ * appends carry (0: none). Raises SCHEMA_GUARD_TRACKING, or returns one row. */
+enum {
+    SCHEMA_CKPT_ADVANCE_P_CONSUMERS,
+    SCHEMA_CKPT_ADVANCE_P_LOWEST,
+    SCHEMA_CKPT_ADVANCE_P_POSITIONS,
+    SCHEMA_CKPT_ADVANCE_P_FENCES,
+    SCHEMA_CKPT_ADVANCE_NPARAMS
+};
 
 /* SCHEMA_INSERT: one array per column (stored_at one value for all); no result rows. */
 enum {

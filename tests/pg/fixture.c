@@ -47,11 +47,20 @@ void pg_run_until(uv_loop_t *loop, const int *done, int ms, const char *what) {
  * reply (reply_free it). */
 reply_t pg_append_one(int fd, uint64_t id, const char *entity, const char *consumer,
                       uint64_t position) {
+    return pg_append_one_at(fd, id, entity, -1, consumer, position);
+}
+
+reply_t pg_append_one_at(int fd, uint64_t id, const char *entity, int64_t version,
+                         const char *consumer, uint64_t position) {
     rq_t r;
     rq_begin(&r, "append", id, consumer ? 2 : 1);
     pk_str(&r.pk, "events");
     msgpack_pack_array(&r.pk, 1);
-    msgpack_pack_map(&r.pk, 3);
+    msgpack_pack_map(&r.pk, version < 0 ? 3 : 4);
+    if (version >= 0) {
+        pk_str(&r.pk, "version");
+        msgpack_pack_uint64(&r.pk, (uint64_t)version);
+    }
     pk_str(&r.pk, "entity_id");
     pk_str(&r.pk, tname(entity));
     pk_str(&r.pk, "topic");

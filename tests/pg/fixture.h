@@ -31,4 +31,8 @@ void pg_run_until(uv_loop_t *loop, const int *done, int ms, const char *what);
 reply_t pg_append_one(int fd, uint64_t id, const char *entity, const char *consumer,
                       uint64_t position);
 
+/* The same, the event asking for version (none when version < 0). */
+reply_t pg_append_one_at(int fd, uint64_t id, const char *entity, int64_t version,
+                         const char *consumer, uint64_t position);
+
 #endif

@@ -1,6 +1,7 @@
 /* test_tracking_fast_path.c: a daemon that decides appends with trackings from what it knows
  * (the fast path) still refuses a tracking another daemon's checkpoint made stale, although that
- * checkpoint took no position. Without $EVSTORE_PG_URL every test is skipped. */
+ * checkpoint took no position; and answers a tracked append its version refuses as the slow path
+ * would. Without $EVSTORE_PG_URL every test is skipped. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,45 @@ static int start_and_connect(test_daemon_t *d) {
     return fd;
 }
 
+/* Moves tname(consumer) to position with a checkpoint request over fd. */
+static void checkpoint_at(int fd, uint64_t id, const char *consumer, uint64_t position) {
+    rq_t r;
+    rq_begin(&r, "checkpoint", id, 2);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname(consumer));
+    pk_str(&r.pk, "position");
+    msgpack_pack_uint64(&r.pk, position);
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 30000, &rep), 0);
+    cr_assert(reply_ok(&rep), "checkpoint failed: %s", reply_code(&rep));
+    reply_free(&rep);
+}
+
+/* The stored checkpoint of tname(consumer), read over fd. */
+static uint64_t checkpoint_of(int fd, uint64_t id, const char *consumer) {
+    rq_t r;
+    rq_begin(&r, "get-checkpoint", id, 1);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname(consumer));
+    cr_assert_eq(raw_send_rq(fd, &r), 0);
+    rq_free(&r);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 30000, &rep), 0);
+    cr_assert(reply_ok(&rep), "get-checkpoint failed: %s", reply_code(&rep));
+    uint64_t position = obj_uint(reply_get(&rep, "position"));
+    reply_free(&rep);
+    return position;
+}
+
+/* True when rep is a conflict whose details say tracking. */
+static bool is_tracking_conflict(reply_t *rep) {
+    if (reply_ok(rep) || strcmp(reply_code(rep), "conflict") != 0) return false;
+    const msgpack_object *tracking = obj_get(reply_get(rep, "error"), "tracking");
+    return tracking && tracking->type == MSGPACK_OBJECT_BOOLEAN && tracking->via.boolean;
+}
+
 static uint64_t stored_at(int fd, uint64_t id, const char *entity, const char *consumer,
                           uint64_t position) {
     reply_t rep = pg_append_one(fd, id, entity, consumer, position);
@@ -51,29 +91,13 @@ Test(pg_tracking_fast_path, a_checkpoint_from_another_daemon_refuses_an_older_tr
     stored_at(fa, 10, "out-0", "pm", src[0]);
 
     /* b moves the consumer past src[1]; a checkpoint alone takes no position. */
-    rq_t r;
-    rq_begin(&r, "checkpoint", 20, 2);
-    pk_str(&r.pk, "consumer");
-    pk_str(&r.pk, tname("pm"));
-    pk_str(&r.pk, "position");
-    msgpack_pack_uint64(&r.pk, src[2]);
-    cr_assert_eq(raw_send_rq(fb, &r), 0);
-    rq_free(&r);
-    reply_t rep;
-    cr_assert_eq(raw_recv(fb, 30000, &rep), 0);
-    cr_assert(reply_ok(&rep), "checkpoint failed: %s", reply_code(&rep));
-    reply_free(&rep);
+    checkpoint_at(fb, 20, "pm", src[2]);
 
     /* a's tracking of src[1] was processed before (the checkpoint is at src[2]): refused, and
      * nothing of it is stored. */
-    rep = pg_append_one(fa, 11, "out-1", "pm", src[1]);
-    cr_assert(!reply_ok(&rep), "a stale tracking was accepted");
-    cr_assert_str_eq(reply_code(&rep), "conflict");
-    const msgpack_object *err = reply_get(&rep, "error");
-    const msgpack_object *tracking = obj_get(err, "tracking");
-    cr_assert(tracking && tracking->type == MSGPACK_OBJECT_BOOLEAN && tracking->via.boolean,
-              "the conflict does not say tracking");
-    cr_assert_eq(obj_uint(obj_get(err, "position")), src[2]);
+    reply_t rep = pg_append_one(fa, 11, "out-1", "pm", src[1]);
+    cr_assert(is_tracking_conflict(&rep), "a stale tracking was not refused as processed");
+    cr_assert_eq(obj_uint(obj_get(reply_get(&rep, "error"), "position")), src[2]);
     reply_free(&rep);
     /* out-1 got no event: its first append is version 0. */
     rep = pg_append_one(fa, 12, "out-1", NULL, 0);
@@ -85,6 +109,38 @@ Test(pg_tracking_fast_path, a_checkpoint_from_another_daemon_refuses_an_older_tr
 
     /* The next position is accepted. */
     stored_at(fa, 13, "out-3", "pm", src[3]);
+    test_daemon_stop(&a);
+    test_daemon_stop(&b);
+}
+
+Test(pg_tracking_fast_path,
+     a_tracked_append_its_version_refuses_is_answered_as_the_slow_path_would) {
+    test_daemon_t a, b;
+    int fa = start_and_connect(&a), fb = start_and_connect(&b);
+    uint64_t src[4];
+    for (int i = 0; i < 4; i++)
+        src[i] = stored_at(fa, (uint64_t)i + 1, "src", NULL, 0);
+    stored_at(fa, 10, "out", "pm", src[0]);
+
+    /* A version conflict on the fast path: the consumer stays where it was. */
+    reply_t rep = pg_append_one_at(fa, 11, "out", 5, "pm", src[1]);
+    cr_assert(!reply_ok(&rep) && strcmp(reply_code(&rep), "conflict") == 0);
+    cr_assert_not(is_tracking_conflict(&rep), "a version conflict was reported as a tracking one");
+    reply_free(&rep);
+    cr_assert_eq(checkpoint_of(fa, 12, "pm"), src[0], "a refused append moved its consumer");
+
+    /* b moves the consumer past src[1]. a's next append tracking src[1] both asks for a taken
+     * version and was processed before: the tracking is decided first, as the slow path does. */
+    checkpoint_at(fb, 20, "pm", src[2]);
+    rep = pg_append_one_at(fa, 13, "out", 0, "pm", src[1]);
+    cr_assert(is_tracking_conflict(&rep), "got %s, not the tracking conflict", reply_code(&rep));
+    reply_free(&rep);
+
+    /* A group of a consumer that has no checkpoint yet and one that has: both move. */
+    stored_at(fa, 14, "out-new", "pm-new", src[3]);
+    stored_at(fa, 15, "out", "pm", src[3]);
+    cr_assert_eq(checkpoint_of(fa, 16, "pm-new"), src[3]);
+    cr_assert_eq(checkpoint_of(fa, 17, "pm"), src[3]);
     test_daemon_stop(&a);
     test_daemon_stop(&b);
 }
