@@ -512,6 +512,18 @@ static int open_server(void) {
     return -1;
 }
 
+/* A service is expected to keep its data across restarts; the memory store (the installed
+ * default) does not: say so where the administrator looks, when systemd runs the daemon. */
+static void warn_memory_store_under_systemd(void) {
+    if (strcmp(srv.store->ops->name, "memory") != 0) return;
+    if (!getenv("INVOCATION_ID") && !getenv("NOTIFY_SOCKET")) return;
+    log_warn("store",
+             "the memory store keeps events only in this process: every event is lost "
+             "when evstored stops or restarts; set store to a PostgreSQL URL in %s "
+             "(evstored.conf(5))",
+             srv.config_path ? srv.config_path : CONFIG_DEFAULT_PATH);
+}
+
 /* Starts the loop's own handles: the flush after each loop turn, the drain and status timers,
  * and the signals. */
 static void start_handles(void) {
@@ -579,6 +591,7 @@ int main(int argc, char **argv) {
              cfg->tls_listen ? cfg->tls_listen : "", cfg->unix_path ? " unix:" : "",
              cfg->unix_path ? cfg->unix_path : "", srv.store->ops->name,
              config_path ? ", config " : "", config_path ? config_path : "");
+    warn_memory_store_under_systemd();
     probe_store();
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);
