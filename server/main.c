@@ -562,9 +562,11 @@ int main(int argc, char **argv) {
 
     char why[CONFIG_WHY_MAX];
     if (config_load(&srv.cfg, config_path, overrides, noverrides, why, sizeof why) != 0) {
-        /* Every error, one a line, each saying where the value came from. */
-        fprintf(stderr, "%s\nevstored: %zu error%s in the configuration\n", why,
-                config_errors_count(why), config_errors_count(why) == 1 ? "" : "s");
+        /* Every error, one a line, each saying where the value came from; then their number
+         * when there are several. */
+        size_t n = config_errors_count(why);
+        fprintf(stderr, "%s\n", why);
+        if (n > 1) fprintf(stderr, "evstored: %zu errors in the configuration\n", n);
         free(overrides);
         return 1;
     }
