@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../proto/codec.h"
@@ -112,6 +113,37 @@ static int fail(char *why, size_t whylen, const char *fmt, ...) {
     return -1;
 }
 
+/* The last line of why once no further message fits. */
+static const char more_errors[] = "(more errors not shown)";
+
+/* Appends one message to the messages in why (one a line; why holds a string, "" at first) and
+ * returns -1. Once a message does not fit, the last line says that more were not shown. */
+static int add_error(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int add_error(char *why, size_t whylen, const char *fmt, ...) {
+    if (!whylen) return -1;
+    size_t at = strnlen(why, whylen - 1), m = sizeof more_errors - 1;
+    why[at] = '\0';
+    if (at >= m && strcmp(why + at - m, more_errors) == 0) return -1;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t sep = at ? 1 : 0, len = strlen(msg);
+    if (at + sep + len + 1 + m + 1 <= whylen || (at == 0 && len < whylen))
+        snprintf(why + at, whylen - at, "%s%s", sep ? "\n" : "", msg);
+    else if (at + sep + m < whylen)
+        snprintf(why + at, whylen - at, "%s%s", sep ? "\n" : "", more_errors);
+    return -1;
+}
+
+/* The message of config_set after its "name: ", for a caller that names the option otherwise. */
+static const char *after_name(const char *msg, const config_option_t *opt) {
+    size_t n = strlen(opt->name);
+    return strncmp(msg, opt->name, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
+}
+
 /* Compares two keys with '-' and '_' the same. */
 static bool key_equal(const char *a, const char *b) {
     for (;; a++, b++) {
@@ -179,12 +211,177 @@ static int parse_number(const char *s, unsigned long long *out, bool bytes) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- values of strings */
+
+static int check_listen(const char *value, char *why, size_t whylen) {
+    char host[64];
+    struct sockaddr_storage sa;
+    int bad = addr_parse(value, &sa, host, sizeof host);
+    if (bad == ADDR_BAD_FORM)
+        return fail(why, whylen, "listen: \"%s\" is not HOST:PORT (a port from 0 to 65535)", value);
+    if (bad == ADDR_BAD_HOST)
+        return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
+    return 0;
+}
+
+static int check_unix(const char *value, char *why, size_t whylen) {
+    if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return fail(why, whylen, "unix: the path is longer than %zu bytes",
+                    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    return 0;
+}
+
+static int check_unix_mode(const char *value, char *why, size_t whylen) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 8);
+    if (*value < '0' || *value > '7' || *end || errno || v > 0777)
+        return fail(why, whylen, "unix_mode: \"%s\" is not an octal mode from 0 to 0777", value);
+    return 0;
+}
+
+/* Whether s is a whole decimal number from min to max, blanks around it allowed (libpq's
+ * parse_int_param reads numbers so). */
+static bool conninfo_int(const char *s, long min, long max) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || errno) return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    return !*end && v >= min && v <= max;
+}
+
+/* The libpq parameters with a fixed set of values (only those present in the string are
+ * checked, so a parameter a newer libpq adds is left to it). */
+static const struct {
+    const char *keyword, *const values[7];
+} conninfo_enums[] = {
+    {"sslmode", {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+    {"gssencmode", {"disable", "prefer", "require"}},
+    {"channel_binding", {"disable", "prefer", "require"}},
+    {"target_session_attrs",
+     {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
+};
+
+/* The libpq parameters that take a whole number, and their bounds. */
+static const struct {
+    const char *keyword;
+    long min, max;
+} conninfo_ints[] = {
+    {"connect_timeout", 0, INT_MAX},  {"keepalives", 0, 1},
+    {"keepalives_idle", 0, INT_MAX},  {"keepalives_interval", 0, INT_MAX},
+    {"keepalives_count", 0, INT_MAX}, {"tcp_user_timeout", 0, INT_MAX},
+};
+
+/* Counts the comma-separated entries of a libpq host, hostaddr or port list. */
+static size_t list_entries(const char *s) {
+    size_t n = 1;
+    for (; *s; s++)
+        n += *s == ',';
+    return n;
+}
+
+/* Checks a PostgreSQL connection string, URL or key=value, as libpq will read it when the store
+ * connects: its syntax and keywords (PQconninfoParse), every port (1 to 65535, as many as hosts),
+ * the numbers and the fixed sets of values of the parameters above. A password is never shown. */
+static int check_conninfo(const char *value, char *why, size_t whylen) {
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(value, &err);
+    if (!opts) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", err ? err : "out of memory");
+        PQfreemem(err);
+        size_t n = strlen(msg);
+        while (n && isspace((unsigned char)msg[n - 1]))
+            msg[--n] = '\0';
+        return fail(why, whylen, "store: not a PostgreSQL connection string libpq accepts: %s",
+                    msg);
+    }
+    int rc = 0;
+    const char *host = NULL, *hostaddr = NULL, *port = NULL;
+    for (PQconninfoOption *o = opts; o->keyword && rc == 0; o++) {
+        if (!o->val) continue;
+        if (!strcmp(o->keyword, "host")) host = o->val;
+        if (!strcmp(o->keyword, "hostaddr")) hostaddr = o->val;
+        if (!strcmp(o->keyword, "port")) port = o->val;
+        for (size_t i = 0; i < sizeof conninfo_ints / sizeof conninfo_ints[0]; i++)
+            if (!strcmp(o->keyword, conninfo_ints[i].keyword) &&
+                !conninfo_int(o->val, conninfo_ints[i].min, conninfo_ints[i].max))
+                rc = fail(why, whylen, "store: %s: \"%.64s\" is not a whole number from %ld to %ld",
+                          o->keyword, o->val, conninfo_ints[i].min, conninfo_ints[i].max);
+        for (size_t i = 0; i < sizeof conninfo_enums / sizeof conninfo_enums[0]; i++) {
+            if (strcmp(o->keyword, conninfo_enums[i].keyword) != 0) continue;
+            bool known = false;
+            char list[128] = "";
+            for (const char *const *v = conninfo_enums[i].values; *v; v++) {
+                known = known || !strcmp(o->val, *v);
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         v == conninfo_enums[i].values ? "" : ", ", *v);
+            }
+            if (!known)
+                rc = fail(why, whylen, "store: %s: \"%.64s\" is not one of %s", o->keyword, o->val,
+                          list);
+        }
+    }
+    if (rc == 0 && port) {
+        /* Each entry empty (the default port) or a port number. */
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", port);
+        for (char *save = NULL, *p = buf, *tok; rc == 0; p = NULL) {
+            if (!(tok = strtok_r(p, ",", &save))) break;
+            if (*tok && !conninfo_int(tok, 1, 65535))
+                rc = fail(why, whylen,
+                          "store: port: \"%.64s\" is not a port number from 1 to 65535", tok);
+        }
+        size_t hosts = list_entries(host       ? host
+                                    : hostaddr ? hostaddr
+                                               : ""),
+               ports = list_entries(port);
+        if (rc == 0 && ports > 1 && ports != hosts)
+            rc = fail(why, whylen, "store: %zu ports for %zu hosts: give one port, or one per host",
+                      ports, hosts);
+    }
+    PQconninfoFree(opts);
+    return rc;
+}
+
+static int check_store(const char *value, char *why, size_t whylen) {
+    if (!store_url_is_valid(value)) {
+        /* Text with "://" or an "@" may hold a password: it is not shown. */
+        bool secret = strstr(value, "://") || strchr(value, '@');
+        return fail(why, whylen,
+                    "store: %s%.64s%sis neither \"memory\" nor a PostgreSQL URL "
+                    "(postgresql://...) or key=value connection string",
+                    secret ? "" : "\"", secret ? "the value " : value, secret ? "" : "\" ");
+    }
+    if (!strchr(value, '=') && !strstr(value, "://")) return 0; /* memory */
+    if (strncmp(value, "memory://", 9) == 0) return 0;
+    return check_conninfo(value, why, whylen);
+}
+
+/* The string options whose values are checked as they are set, so that a bad one is reported
+ * with where it came from (the file's line, the flag, the environment). */
+static const struct {
+    const char *name;
+    int (*check)(const char *value, char *why, size_t whylen);
+} string_checks[] = {
+    {"listen", check_listen},
+    {"unix", check_unix},
+    {"unix_mode", check_unix_mode},
+    {"store", check_store},
+};
+
 int config_set(server_config_t *cfg, const config_option_t *opt, const char *value, char *why,
                size_t whylen) {
     unsigned long long v;
     switch (opt->type) {
     case CONFIG_STRING: {
         if (!*value && opt->required) return fail(why, whylen, "%s: may not be empty", opt->name);
+        for (size_t i = 0; *value && i < sizeof string_checks / sizeof string_checks[0]; i++)
+            if (strcmp(opt->name, string_checks[i].name) == 0 &&
+                string_checks[i].check(value, why, whylen) != 0)
+                return -1;
         char *dup = NULL;
         if (*value && !(dup = strdup(value))) return fail(why, whylen, "out of memory");
         const char **f = str_field(cfg, opt);
@@ -311,75 +508,98 @@ static char *trim(char *s) {
     return s;
 }
 
-/* Parses the lines of f into cfg; path names the file in messages. */
+/* Cuts an unquoted value at an inline comment: a '#' at its start or after a blank. */
+static void cut_comment(char *value) {
+    for (char *p = value; *p; p++)
+        if (*p == '#' && (p == value || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            break;
+        }
+}
+
+/* Parses one line (s, without its newline) into cfg; at names it ("PATH:LINE") in messages,
+ * which are appended to why. 0, or -1. */
+static int read_line(server_config_t *cfg, char *s, const char *at, char *why, size_t whylen) {
+    s = trim(s);
+    if (!*s || *s == '#' || *s == ';') return 0;
+    char *eq = strchr(s, '=');
+    if (!eq) return add_error(why, whylen, "%s: expected \"key = value\"", at);
+    *eq = '\0';
+    char *key = trim(s), *value = eq + 1;
+    while (isspace((unsigned char)*value))
+        value++;
+    const config_option_t *opt = config_find(key);
+    if (!opt)
+        return add_error(why, whylen, "%s: unknown option \"%.64s\" (evstored --help lists them)",
+                         at, key);
+    if (*value == '"') {
+        /* Quoted: the value is what the quotes hold; after them only blanks or a comment. */
+        char *close = strchr(value + 1, '"');
+        if (!close) return add_error(why, whylen, "%s: %s: unterminated quote", at, opt->name);
+        *close = '\0';
+        char *rest = close + 1;
+        while (isspace((unsigned char)*rest))
+            rest++;
+        if (*rest && *rest != '#')
+            return add_error(why, whylen, "%s: %s: text after the closing quote: %.64s", at,
+                             opt->name, rest);
+        value++;
+    } else {
+        cut_comment(value);
+        value = trim(value);
+    }
+    char msg[1024];
+    if (config_set(cfg, opt, value, msg, sizeof msg) != 0)
+        return add_error(why, whylen, "%s: %s", at, msg);
+    return 0;
+}
+
+/* Parses the lines of f into cfg; path names the file in messages. Every line is read: each
+ * error is appended to why. 0, or -1 when there was any. */
 static int read_lines(server_config_t *cfg, FILE *f, const char *path, char *why, size_t whylen) {
-    char line[4096];
+    char line[4096], at[300];
     int lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        snprintf(at, sizeof at, "%.280s:%d", path, lineno);
         size_t n = strlen(line);
         if (n == sizeof line - 1 && line[n - 1] != '\n' && !feof(f)) {
-            rc = fail(why, whylen, "%s:%d: line longer than %zu bytes", path, lineno,
-                      sizeof line - 2);
-            break;
+            rc = add_error(why, whylen, "%s: line longer than %zu bytes", at, sizeof line - 2);
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ; /* the rest of the long line */
+            continue;
         }
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == ';') continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            rc = fail(why, whylen, "%s:%d: expected \"key = value\"", path, lineno);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s), *value = trim(eq + 1);
-        size_t vlen = strlen(value);
-        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
-            value[vlen - 1] = '\0';
-            value++;
-        } else if (value[0] == '"') {
-            rc = fail(why, whylen, "%s:%d: %s: unterminated quote", path, lineno, key);
-            break;
-        }
-        const config_option_t *opt = config_find(key);
-        if (!opt) {
-            rc = fail(why, whylen, "%s:%d: unknown option \"%.64s\" (evstored --help lists them)",
-                      path, lineno, key);
-            break;
-        }
-        char msg[512];
-        if (config_set(cfg, opt, value, msg, sizeof msg) != 0) {
-            rc = fail(why, whylen, "%s:%d: %s", path, lineno, msg);
-            break;
-        }
+        if (n && line[n - 1] == '\n') line[n - 1] = '\0';
+        if (read_line(cfg, line, at, why, whylen) != 0) rc = -1;
     }
-    if (rc == 0 && ferror(f)) rc = fail(why, whylen, "%s: read error", path);
+    if (ferror(f)) rc = add_error(why, whylen, "%s: read error", path);
     return rc;
 }
 
-int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen) {
+/* Reads the file at path into cfg, appending its errors to why. 0, or -1. */
+static int read_file(server_config_t *cfg, const char *path, char *why, size_t whylen) {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(why, whylen, "%s: %s", path, strerror(errno));
+    if (!f) return add_error(why, whylen, "%s: %s", path, strerror(errno));
     int rc = read_lines(cfg, f, path, why, whylen);
     fclose(f);
     return rc;
 }
 
+int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen) {
+    if (whylen) why[0] = '\0';
+    return read_file(cfg, path, why, whylen);
+}
+
 int config_parse_text(server_config_t *cfg, const char *text, size_t len, const char *name,
                       char *why, size_t whylen) {
+    if (whylen) why[0] = '\0';
     if (len == 0) return 0;
     FILE *f = fmemopen((void *)text, len, "r");
-    if (!f) return fail(why, whylen, "%s: %s", name, strerror(errno));
+    if (!f) return add_error(why, whylen, "%s: %s", name, strerror(errno));
     int rc = read_lines(cfg, f, name, why, whylen);
     fclose(f);
     return rc;
-}
-
-/* An octal number from 0 to 0777 (a leading 0 optional). */
-static bool unix_mode_valid(const char *s) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 8);
-    return *s >= '0' && *s <= '7' && !*end && !errno && v <= 0777;
 }
 
 /* Whether sa is an address only this machine reaches: 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
@@ -395,77 +615,92 @@ size_t config_max_event(const server_config_t *cfg) {
     return cfg->max_event ? cfg->max_event : codec_page_budget(cfg->max_frame);
 }
 
-int config_check(const server_config_t *cfg, char *why, size_t whylen) {
-    char host[64];
-    struct sockaddr_storage sa;
-    int bad = cfg->listen ? addr_parse(cfg->listen, &sa, host, sizeof host) : 0;
-    if (bad == ADDR_BAD_FORM)
-        return fail(why, whylen, "listen: \"%s\" is not HOST:PORT", cfg->listen);
-    if (bad == ADDR_BAD_HOST)
-        return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
+/* Appends to why every error of cfg that involves more than one option, or a file (TLS):
+ * the values themselves were checked as they were set. 0, or -1 when there was any. */
+static int check_together(const server_config_t *cfg, char *why, size_t whylen) {
+    int rc = 0;
     if (!cfg->listen && !cfg->tls_listen && !cfg->unix_path)
-        return fail(why, whylen, "no listener: set listen, tls_listen or unix");
-    if (tls_check_config(cfg, why, whylen) != 0) return -1;
-    if (cfg->unix_path && strlen(cfg->unix_path) >= 108)
-        return fail(why, whylen, "unix: the path is longer than 107 bytes");
+        rc = add_error(why, whylen, "no listener: set listen, tls_listen or unix");
+    char msg[1024];
+    if (tls_check_config(cfg, msg, sizeof msg) != 0) rc = add_error(why, whylen, "%s", msg);
     if (cfg->frame_memory_limit < (size_t)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK)
-        return fail(why, whylen,
-                    "frame_memory_limit: %zu bytes cannot hold one frame of max_frame (%u bytes) "
-                    "as it arrives: give it at least %llu",
-                    cfg->frame_memory_limit, cfg->max_frame,
-                    (unsigned long long)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK);
-    if (!store_url_is_valid(cfg->store_url)) {
-        char shown[512];
-        config_store_masked(cfg->store_url, shown, sizeof shown);
-        return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL", shown);
-    }
-    if (cfg->unix_mode && !unix_mode_valid(cfg->unix_mode))
-        return fail(why, whylen, "unix_mode: \"%s\" is not an octal mode from 0 to 0777",
-                    cfg->unix_mode);
+        rc = add_error(why, whylen,
+                       "frame_memory_limit: %zu bytes cannot hold one frame of max_frame (%u "
+                       "bytes) as it arrives: give it at least %llu",
+                       cfg->frame_memory_limit, cfg->max_frame,
+                       (unsigned long long)cfg->max_frame + FRAME_HEADER + FRAME_READ_CHUNK);
     /* Protected mode, as Redis has it: a plain listener that other machines can reach needs an
      * auth_file, or the explicit opt-out. */
-    if (cfg->listen && *cfg->listen && !cfg->auth_file && !cfg->allow_unauthenticated &&
-        !addr_is_loopback(&sa))
-        return fail(why, whylen,
-                    "listen: %s is not a loopback address and no auth_file is set: anyone who "
-                    "reaches it could read, append and delete; set auth_file "
-                    "(docs/security.md), listen on 127.0.0.1, or set allow_unauthenticated = yes",
-                    cfg->listen);
+    char host[64];
+    struct sockaddr_storage sa;
+    if (cfg->listen && addr_parse(cfg->listen, &sa, host, sizeof host) == 0 && !cfg->auth_file &&
+        !cfg->allow_unauthenticated && !addr_is_loopback(&sa))
+        rc = add_error(why, whylen,
+                       "listen: %s is not a loopback address and no auth_file is set: anyone who "
+                       "reaches it could read, append and delete; set auth_file "
+                       "(docs/security.md), listen on 127.0.0.1, or set allow_unauthenticated = "
+                       "yes",
+                       cfg->listen);
     /* Every stored event must come back in one reply or push, whose envelope takes at most
      * CODEC_PAGE_ENVELOPE bytes of a frame. */
     if (cfg->max_event > codec_page_budget(cfg->max_frame))
-        return fail(why, whylen,
-                    "max_event (%u) is over max_frame (%u) minus %d bytes of reply envelope: "
-                    "an event that large could be stored but never read back; lower max_event "
-                    "to at most %zu or raise max_frame",
-                    cfg->max_event, cfg->max_frame, CODEC_PAGE_ENVELOPE,
-                    codec_page_budget(cfg->max_frame));
-    if (config_max_event(cfg) < CONFIG_MIN_EVENT)
-        return fail(why, whylen,
-                    "max_event: %zu bytes is too small to hold an event (at least %d; max_event "
-                    "0 means max_frame minus %d)",
-                    config_max_event(cfg), CONFIG_MIN_EVENT, CODEC_PAGE_ENVELOPE);
-    return 0;
+        rc = add_error(why, whylen,
+                       "max_event (%u) is over max_frame (%u) minus %d bytes of reply envelope: "
+                       "an event that large could be stored but never read back; lower max_event "
+                       "to at most %zu or raise max_frame",
+                       cfg->max_event, cfg->max_frame, CODEC_PAGE_ENVELOPE,
+                       codec_page_budget(cfg->max_frame));
+    else if (config_max_event(cfg) < CONFIG_MIN_EVENT)
+        rc = add_error(why, whylen,
+                       "max_event: %zu bytes is too small to hold an event (at least %d; "
+                       "max_event 0 means max_frame minus %d)",
+                       config_max_event(cfg), CONFIG_MIN_EVENT, CODEC_PAGE_ENVELOPE);
+    return rc;
+}
+
+int config_check(const server_config_t *cfg, char *why, size_t whylen) {
+    if (whylen) why[0] = '\0';
+    return check_together(cfg, why, whylen);
+}
+
+size_t config_errors_count(const char *why) {
+    if (!*why) return 0;
+    size_t n = 1;
+    for (const char *p = why; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* Sets opt from a value given outside the file; source names it in a message ("--store",
+ * "$EVSTORE_STORE"). */
+static int set_from(server_config_t *cfg, const config_option_t *opt, const char *value,
+                    const char *source, char *why, size_t whylen) {
+    char msg[1024];
+    if (config_set(cfg, opt, value, msg, sizeof msg) == 0) return 0;
+    return add_error(why, whylen, "%s: %s", source, after_name(msg, opt));
 }
 
 int config_load(server_config_t *cfg, const char *path, const config_override_t *overrides,
                 size_t noverrides, char *why, size_t whylen) {
-    if (config_defaults(cfg) != 0) return fail(why, whylen, "out of memory");
-    if (path && config_read_file(cfg, path, why, whylen) != 0) goto failed;
+    if (whylen) why[0] = '\0';
+    if (config_defaults(cfg) != 0) return add_error(why, whylen, "out of memory");
+    int rc = path ? read_file(cfg, path, why, whylen) : 0;
+    /* $EVSTORE_STORE is not even checked when --store replaces it. */
+    const config_option_t *store = config_find("store");
     const char *env = getenv("EVSTORE_STORE");
-    if (env && *env && config_set(cfg, config_find("store"), env, why, whylen) != 0) goto failed;
+    for (size_t i = 0; i < noverrides; i++)
+        if (overrides[i].opt == store) env = NULL;
+    if (env && *env && set_from(cfg, store, env, "$EVSTORE_STORE", why, whylen) != 0) rc = -1;
     for (size_t i = 0; i < noverrides; i++) {
-        char msg[512];
-        if (config_set(cfg, overrides[i].opt, overrides[i].value, msg, sizeof msg) != 0) {
-            fail(why, whylen, "--%s", msg);
-            goto failed;
-        }
+        char flag[80];
+        snprintf(flag, sizeof flag, "--%s", overrides[i].opt->name);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_') *p = '-';
+        if (set_from(cfg, overrides[i].opt, overrides[i].value, flag, why, whylen) != 0) rc = -1;
     }
-    if (config_check(cfg, why, whylen) != 0) goto failed;
-    return 0;
-failed:
-    config_free(cfg);
-    return -1;
+    if (check_together(cfg, why, whylen) != 0) rc = -1;
+    if (rc != 0) config_free(cfg);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- showing */

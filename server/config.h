@@ -10,9 +10,15 @@
  * and flags on top, so flags keep winning.
  *
  * The file: one "key = value" per line; blank lines and lines whose first non-blank character
- * is '#' or ';' are ignored; the value runs to the end of the line, surrounding blanks removed,
- * and may be put in double quotes (to keep blanks or a '#'). Keys may be written with '-' or
- * '_'. An unknown key or a bad value is an error that names the file and line.
+ * is '#' or ';' are ignored; the value runs to the end of the line or to a '#' that starts it or
+ * follows a blank (an inline comment), surrounding blanks removed; it may be put in double quotes
+ * (to keep blanks or a " #"), followed only by blanks or a comment. Keys may be written with '-'
+ * or '_'. An unknown key or a bad value is an error that names the file and line.
+ *
+ * Errors: a function that takes why and whylen writes there every error it found, one a line
+ * ('\n' between them), each starting with where the value came from: "PATH:LINE: ", "--flag: ",
+ * "$EVSTORE_STORE: " (errors between options, e.g. max_event over max_frame, name the options
+ * instead). CONFIG_WHY_MAX bytes hold many; past them the last line says more were not shown.
  *
  * Strings in a server_config_t filled here belong to it: config_free releases them. */
 #ifndef EVS_CONFIG_H
@@ -28,6 +34,9 @@
 #ifndef EVS_SYSCONFDIR
 #define EVS_SYSCONFDIR "/etc"
 #endif
+/* A size of why that holds the messages of many errors. */
+#define CONFIG_WHY_MAX 8192
+
 /* Read at start-up when --config is not given and the file exists. */
 #define CONFIG_DEFAULT_PATH EVS_SYSCONFDIR "/evstore/evstored.conf"
 
@@ -64,12 +73,13 @@ const config_option_t *config_find(const char *name);
 /* Fills cfg with every default (strings duplicated). 0, or -1 when out of memory. */
 int config_defaults(server_config_t *cfg);
 
-/* Sets one option from its text. 0, or -1 with a message in why ("max_frame: ..."). */
+/* Sets one option from its text, checking it whole (a listen address, a PostgreSQL connection
+ * string as libpq reads it). 0, or -1 with one message in why ("max_frame: ..."). */
 int config_set(server_config_t *cfg, const config_option_t *opt, const char *value, char *why,
                size_t whylen);
 
-/* Reads a config file into cfg (on top of what it holds). 0, or -1 with "PATH:LINE: message"
- * (or "PATH: strerror") in why; cfg may then be half-updated. */
+/* Reads a config file into cfg (on top of what it holds). 0, or -1 with every error in why
+ * ("PATH:LINE: message", or "PATH: strerror"); cfg then holds the lines without one. */
 int config_read_file(server_config_t *cfg, const char *path, char *why, size_t whylen);
 
 /* The same for the len bytes at text, as if they were a file called name (the fuzz harness of
@@ -91,13 +101,17 @@ typedef struct config_override {
 size_t config_max_event(const server_config_t *cfg);
 
 /* Builds a whole configuration: defaults, then the file at path (when non-NULL), then
- * $EVSTORE_STORE, then the overrides, then config_check. 0, or -1 with why set and cfg freed. */
+ * $EVSTORE_STORE, then the overrides, then config_check. 0, or -1 with every error of all of them
+ * in why and cfg freed. */
 int config_load(server_config_t *cfg, const char *path, const config_override_t *overrides,
                 size_t noverrides, char *why, size_t whylen);
 
-/* Checks what the parser alone cannot (the listen address, the store URL's kind). 0, or -1
- * with why set. */
+/* Checks what values alone cannot say (a listener at all, TLS files, limits against each
+ * other, protected mode). 0, or -1 with every error in why. */
 int config_check(const server_config_t *cfg, char *why, size_t whylen);
+
+/* The number of errors in why as the functions above fill it. */
+size_t config_errors_count(const char *why);
 
 /* Copies a store URL (or conninfo string) into buf with its password hidden, in every form libpq
  * accepts: the URL's user:password@, ?password= (also given twice), and password = 'quoted' in

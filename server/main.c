@@ -328,11 +328,14 @@ static void on_sighup(uv_signal_t *h, int signum) {
     log_info("config", "SIGHUP: reloading %s", srv.config_path ? srv.config_path : "(no file)");
 
     server_config_t next;
-    char why[600];
+    char why[CONFIG_WHY_MAX];
     auth_table_t *auth = NULL;
     if (config_load(&next, srv.config_path, overrides, noverrides, why, sizeof why) != 0) {
         srv.stats.reloads_failed++;
-        log_error("config", "reload failed, keeping the running configuration: %s", why);
+        for (char *save = NULL, *p = why, *line; (line = strtok_r(p, "\n", &save)); p = NULL)
+            log_error("config", "reload: %s", line);
+        log_error("config", "reload failed (%zu error%s above), keeping the running configuration",
+                  config_errors_count(why), config_errors_count(why) == 1 ? "" : "s");
         reload_done();
         return;
     }
@@ -411,18 +414,20 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
     fill_longopts(longopts, names);
 
     int status = -1, opt;
+    char bad_flags[CONFIG_WHY_MAX] = ""; /* printed unless --check-config reports them */
     server_config_t scratch;
     memset(&scratch, 0, sizeof scratch);
     while (status < 0 && (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (opt >= OPT_TABLE && opt < OPT_TABLE + (int)config_noptions) {
-            /* Check the value now so that a bad flag is a usage error (status 2). */
+            /* Check the value now so that a bad flag is a usage error (status 2); with
+             * --check-config, config_load reports it among the others. */
             const config_option_t *o = &config_options[opt - OPT_TABLE];
-            char why[512];
+            char why[1024];
             if (config_set(&scratch, o, optarg, why, sizeof why) != 0) {
                 const char *colon = strchr(why, ':');
-                fprintf(stderr, "evstored: --%s%s\n", names[opt - OPT_TABLE], colon ? colon : why);
-                status = 2;
-                break;
+                size_t at = strlen(bad_flags);
+                snprintf(bad_flags + at, sizeof bad_flags - at, "evstored: --%s%s\n",
+                         names[opt - OPT_TABLE], colon ? colon : why);
             }
             overrides[noverrides++] = (config_override_t){o, optarg};
             continue;
@@ -448,6 +453,10 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
             config_print_help(stderr);
             status = 2;
         }
+    }
+    if (status < 0 && *bad_flags && !*check_only) {
+        fputs(bad_flags, stderr);
+        status = 2;
     }
     if (status < 0 && optind < argc) {
         fprintf(stderr, "evstored: unexpected argument %s (evstored --help lists the options)\n",
@@ -512,6 +521,18 @@ static int open_server(void) {
     return -1;
 }
 
+/* A service is expected to keep its data across restarts; the memory store (the installed
+ * default) does not: say so where the administrator looks, when systemd runs the daemon. */
+static void warn_memory_store_under_systemd(void) {
+    if (strcmp(srv.store->ops->name, "memory") != 0) return;
+    if (!getenv("INVOCATION_ID") && !getenv("NOTIFY_SOCKET")) return;
+    log_warn("store",
+             "the memory store keeps events only in this process: every event is lost "
+             "when evstored stops or restarts; set store to a PostgreSQL URL in %s "
+             "(evstored.conf(5))",
+             srv.config_path ? srv.config_path : CONFIG_DEFAULT_PATH);
+}
+
 /* Starts the loop's own handles: the flush after each loop turn, the drain and status timers,
  * and the signals. */
 static void start_handles(void) {
@@ -539,9 +560,13 @@ int main(int argc, char **argv) {
     if (!config_path && access(CONFIG_DEFAULT_PATH, F_OK) == 0) config_path = CONFIG_DEFAULT_PATH;
     srv.config_path = config_path;
 
-    char why[600];
+    char why[CONFIG_WHY_MAX];
     if (config_load(&srv.cfg, config_path, overrides, noverrides, why, sizeof why) != 0) {
-        fprintf(stderr, "evstored: %s\n", why);
+        /* Every error, one a line, each saying where the value came from; then their number
+         * when there are several. */
+        size_t n = config_errors_count(why);
+        fprintf(stderr, "%s\n", why);
+        if (n > 1) fprintf(stderr, "evstored: %zu errors in the configuration\n", n);
         free(overrides);
         return 1;
     }
@@ -579,6 +604,7 @@ int main(int argc, char **argv) {
              cfg->tls_listen ? cfg->tls_listen : "", cfg->unix_path ? " unix:" : "",
              cfg->unix_path ? cfg->unix_path : "", srv.store->ops->name,
              config_path ? ", config " : "", config_path ? config_path : "");
+    warn_memory_store_under_systemd();
     probe_store();
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);

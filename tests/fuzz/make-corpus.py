@@ -276,6 +276,12 @@ memory_limit = 100%
         "no-newline": "log_level = info",
         "long-line": "store = memory" + " " * 5000 + "\n",
         "nul-byte": "log_level = info\0junk\n",
+        "inline-comment": "listen = 127.0.0.1:7433 # the port\nstore = \"memory\" # quoted\n"
+                          "unix_group = \"a #b\"\n",
+        "bad-store-conninfo": "store = host=db port=notaport sslmode=x connect_timeout=y\n",
+        "store-url-multihost": "store = postgresql://u:p@a:1,b:2/db?sslmode=require"
+                               "&target_session_attrs=any\n",
+        "bad-many": "max_frame = 1\nnope = 2\nlisten = x\nlog_level = y\nstore = \"a\" b\n",
     }
     return {k: v.encode() for k, v in c.items()}
 
@@ -347,7 +353,8 @@ def main():
                           "frame_timeout", "frame_memory_limit", "memory_limit", "log_level",
                           "write_queue_bytes", "write_queue_requests", " = ", "%", "\"", "#",
                           "k", "M", "G", "s", "debug", "postgresql://", "password=", "@", "[::1]:",
-                          "127.0.0.1:", "memory", "\n"])
+                          "127.0.0.1:", "memory", "\n", " #", "host=", "port=",
+                          "sslmode=", "connect_timeout=", ","])
     write_dict("auth_file", ["read", "write", "delete", "admin", "write:", "delete:", ",",
                              "token-sha256:", "uid:", "cert-cn:", "#", "\n", " ", "\t",
                              "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"])

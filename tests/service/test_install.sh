@@ -107,3 +107,80 @@ test_man_pages_render_without_warnings() {
         LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$ROOT/man/$p" 2>/dev/null | grep -q . || fail "$p is empty"
     done
 }
+
+# The text of a man page as man shows it on an 80-column terminal.
+render_man() {
+    LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$1" 2>/dev/null
+}
+
+# The lines of section $1 (a heading such as COMMANDS) of the rendered page on stdin.
+man_section() {
+    awk -v s="$1" '$0 == s { f = 1; next } /^[A-Z]/ { f = 0 } f'
+}
+
+# The commands of `evstore --help`: the first word of each command line ("stats | config": both).
+evstore_help_commands() {
+    "$EVSTORE" --help | sed -n 's/^  \([a-z][a-z]*\)\( | \([a-z][a-z]*\)\)\{0,1\}.*/\1 \3/p'
+}
+
+test_evstore_1_has_a_heading_per_command_of_its_help() {
+    command -v man >/dev/null || skip "man is not installed"
+    render_man "$ROOT/man/evstore.1" | man_section COMMANDS >commands.txt
+    [ -s commands.txt ] || fail "no COMMANDS section"
+    grep -E '^   [^ ]' commands.txt | sed 's/^   //' >headings.txt
+    cmds=$(evstore_help_commands)
+    [ -n "$cmds" ] || fail "no commands in evstore --help"
+    for c in $cmds; do
+        grep -qx "$c" headings.txt || fail "no heading for $c; headings: $(tr '\n' ' ' <headings.txt)"
+        grep -qE "^       evstore +$c( |\$)" commands.txt || fail "no synopsis line for $c"
+    done
+    for h in $(cat headings.txt); do
+        echo " $cmds " | tr '\n' ' ' | grep -q " $h " || fail "heading $h is not a command of --help"
+    done
+    # An entry heading is a name or a flag, never a piece of a synopsis.
+    bad=$(render_man "$ROOT/man/evstore.1" | grep -E '^ {3}[^ ]|^ {7}-' | grep -E '\[|\]|\.\.\.')
+    [ -z "$bad" ] || fail "synopsis leftovers in headings: $bad"
+}
+
+test_evstore_1_documents_every_flag_of_each_command_under_it() {
+    command -v man >/dev/null || skip "man is not installed"
+    render_man "$ROOT/man/evstore.1" >page.txt
+    # Each command's lines of --help (its line and the indented lines after it).
+    "$EVSTORE" --help | awk '/^  [a-z]/ { c = $1 } /^$/ { c = "" } c && /^  / { print c "\t" $0 }' \
+        >help.txt
+    for c in $(evstore_help_commands); do
+        awk -v c="$c" '$0 == "   " c { f = 1; next } /^   [^ ]|^[A-Z]/ { f = 0 } f' page.txt \
+            >section.txt
+        flags=$(grep "^$c	" help.txt | grep -oE -- '--[a-z][a-z-]*' | sort -u)
+        [ "$c" = bench ] && flags=$("$EVSTORE" bench --help | sed 1d |
+                                    grep -oE -- '(^|[ ,])--?[a-zA-Z][a-z-]*' | tr -d ' ,' | sort -u)
+        for f in $flags; do
+            grep -qE -- "^ {7}(-[a-zA-Z], )?$f( |,|\$)" section.txt ||
+                fail "evstore $c $f is not an entry under $c in evstore.1"
+        done
+    done
+    grep -qE '^ {7}--prefix E' page.txt || fail "tail --prefix is not documented"
+    # The options before the command: the usage line's, the TLS ones, --help and --version.
+    man_section OPTIONS <page.txt >options.txt
+    for f in -s -t --token --tls-ca --tls-cert --tls-key --tls-server-name --help --version; do
+        grep -qE -- "^ {7}(-h, )?$f( |\$)" options.txt || fail "global option $f is not in OPTIONS"
+        "$EVSTORE" --help | grep -q -- "$f" || [ "$f" = --help ] || [ "$f" = --version ] ||
+            fail "$f is not in evstore --help any more"
+    done
+}
+
+test_evstored_8_options_are_the_flags_of_evstored_help() {
+    command -v man >/dev/null || skip "man is not installed"
+    render_man "$ROOT/man/evstored.8" | man_section OPTIONS >options.txt
+    [ -s options.txt ] || fail "no OPTIONS section"
+    # Entry headings: lines of the left margin of the entries that start with a flag.
+    heads=$(grep -oE '^ {7}--[a-z][a-z-]*' options.txt | sed 's/^ *//' | sort -u)
+    mode=$("$EVSTORED" --help | sed '/^Options/,$d' | grep -oE '^  --[a-z][a-z-]*' |
+           sed 's/^ *//' | sort -u)
+    [ -n "$mode" ] || fail "no flags in evstored --help"
+    [ "$heads" = "$mode" ] || fail "evstored.8 OPTIONS: $(echo $heads); evstored --help: $(echo $mode)"
+    bad=$(grep -E '^ {7}-' options.txt | grep -E '\[|\]')
+    [ -z "$bad" ] || fail "synopsis leftovers in headings: $bad"
+    # Every option of the table is a flag, and the page says how they are spelt.
+    grep -q -- '--max-frame' options.txt || fail "evstored.8 does not show how options are flags"
+}
