@@ -99,6 +99,17 @@ const config_option_t config_options[] = {
      "octal permissions of the Unix socket, e.g. 0660 (empty: as the umask leaves them)"},
     {"unix_group", CONFIG_STRING, FIELD(unix_group), "", 0, 0, RESTART, OPTIONAL, "GROUP",
      "group (name or number) of the Unix socket (empty: the daemon's)"},
+    /* The metrics endpoint (server/metrics.c, server/http.c). */
+    {"metrics_listen", CONFIG_STRING, FIELD(metrics_listen), "", 0, 0, RESTART, OPTIONAL,
+     "HOST:PORT",
+     "serve Prometheus metrics at http://HOST:PORT/metrics, without authentication (empty: no "
+     "metrics endpoint)"},
+    {"metrics_max_connections", CONFIG_COUNT, FIELD(metrics_max_connections), "8", 1, 10000, RELOAD,
+     OPTIONAL, "N", "most metrics connections open at once; one more gets 503"},
+    {"metrics_timeout", CONFIG_SECONDS, FIELD(metrics_timeout_ms), "10", 1, 3600, RELOAD, OPTIONAL,
+     "SECONDS", "a metrics connection is closed this long after it was accepted"},
+    {"metrics_max_request", CONFIG_BYTES, FIELD(metrics_max_request), "8k", 1024, 1024 * 1024,
+     RELOAD, OPTIONAL, "BYTES", "most bytes of a metrics request's line and headers (431 past it)"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
 
@@ -419,6 +430,12 @@ int config_check(const server_config_t *cfg, char *why, size_t whylen) {
         config_store_masked(cfg->store_url, shown, sizeof shown);
         return fail(why, whylen, "store: \"%s\" is neither \"memory\" nor a PostgreSQL URL", shown);
     }
+    struct sockaddr_storage metrics_sa;
+    bad = cfg->metrics_listen ? addr_parse(cfg->metrics_listen, &metrics_sa, host, sizeof host) : 0;
+    if (bad == ADDR_BAD_FORM)
+        return fail(why, whylen, "metrics_listen: \"%s\" is not HOST:PORT", cfg->metrics_listen);
+    if (bad == ADDR_BAD_HOST)
+        return fail(why, whylen, "metrics_listen: %s is not an IPv4 or IPv6 address", host);
     if (cfg->unix_mode && !unix_mode_valid(cfg->unix_mode))
         return fail(why, whylen, "unix_mode: \"%s\" is not an octal mode from 0 to 0777",
                     cfg->unix_mode);
