@@ -314,17 +314,8 @@ static void on_connection(uv_stream_t *listener, int status) {
 http_server_t *http_server_new(uv_loop_t *loop, const char *option, const char *hostport,
                                const http_limits_t *limits, http_handler_t handler, void *arg,
                                char *why, size_t whylen) {
-    char host[64];
     struct sockaddr_storage addr;
-    int bad = addr_parse(hostport, &addr, host, sizeof host);
-    if (bad == ADDR_BAD_FORM) {
-        snprintf(why, whylen, "%s %s: expected HOST:PORT", option, hostport);
-        return NULL;
-    }
-    if (bad == ADDR_BAD_HOST) {
-        snprintf(why, whylen, "%s %s: %s is not an IPv4 or IPv6 address", option, hostport, host);
-        return NULL;
-    }
+    if (addr_parse_listen(option, hostport, &addr, why, whylen) != 0) return NULL;
     http_server_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(why, whylen, "out of memory");
