@@ -19,6 +19,8 @@ DESTDIR ?=
 PKGS    := libuv msgpack libpq jansson uuid openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The daemon's libraries without a pkg-config file: http_parser (the metrics endpoint's parser).
+SERVER_LIBS := -lhttp_parser
 CRIT_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell pkg-config --libs criterion 2>/dev/null)
 
@@ -142,7 +144,7 @@ PG_TESTS := $(BUILD)/tests/pg
 tests: $(PG_TESTS)
 $(PG_TESTS): $(call obj,$(wildcard tests/pg/*.c)) $(TEST_COMMON_OBJ) $(SERVERA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS) $(CRIT_LIBS) -lm
 # The benchmark programs of scripts/bench-*.sh (scripts/bench/*.c): the read half of
 # scripts/bench-pg.sh, the subscription benchmark of scripts/bench-subs.sh and the soak benchmark
 # of scripts/bench-soak.sh. `tests` builds them too, so that a change that breaks them fails
@@ -167,7 +169,7 @@ $(BENCH_SOAK): $(BUILD)/obj/scripts/bench/soak.o $(TEST_COMMON_OBJ) $(LIBA)
 
 $(EVSTORED): $(BUILD)/obj/server/main.o $(SERVERA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS) -lm
 
 $(LIBSO): $(CLIENT_OBJ) $(LIBPROTO_OBJ)
 	@mkdir -p $(dir $@)
@@ -200,10 +202,10 @@ $(EVSTORE): $(CLI_OBJ) $(LIBA)
 
 $(UNIT_TESTS): $(call obj,$(wildcard tests/unit/*.c)) $(SERVERA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS) $(CRIT_LIBS) -lm
 $(STORE_TESTS): $(call obj,$(wildcard tests/store/*.c)) $(TEST_COMMON_OBJ) $(SERVERA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS) $(CRIT_LIBS) -lm
 $(INTEG_TESTS): $(call obj,$(wildcard tests/integration/*.c)) $(TEST_COMMON_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) $(CRIT_LIBS) -lm
@@ -226,7 +228,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(BASE_CFLAGS)) $(FUZZ_SAN)
-FUZZ_NAMES   := frame_reader request client_reply value config \
+FUZZ_NAMES   := frame_reader request client_reply value config http_request \
                 $(if $(wildcard server/auth.h),auth_file)
 FUZZ_BINS    := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
 FUZZ_OBJ      = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
@@ -255,7 +257,7 @@ FUZZ_CLIENT_BINS := $(FUZZ_DIR)/fuzz_client_reply $(FUZZ_DIR)/fuzz_value
 $(FUZZ_CLIENT_BINS): $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_CLIENT_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SERVER_LIB)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(SERVER_LIBS) -lm
 
 # ---- install: every path under DESTDIR; PREFIX defaults to /usr/local. The config
 # directory is /etc whatever the PREFIX (the unit file and evstored's default --config point

@@ -1,6 +1,7 @@
 /* addr.c: parsing "HOST:PORT" into a socket address (see addr.h). */
 #include "addr.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -34,4 +35,15 @@ int addr_parse(const char *hostport, struct sockaddr_storage *sa, char *host, si
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) != 0)
         return ADDR_BAD_HOST;
     return 0;
+}
+
+int addr_parse_listen(const char *what, const char *hostport, struct sockaddr_storage *sa,
+                      char *why, size_t whylen) {
+    char host[64];
+    int bad = addr_parse(hostport, sa, host, sizeof host);
+    if (bad == ADDR_BAD_FORM)
+        snprintf(why, whylen, "%s %s: expected HOST:PORT", what, hostport);
+    else if (bad == ADDR_BAD_HOST)
+        snprintf(why, whylen, "%s %s: %s is not an IPv4 or IPv6 address", what, hostport, host);
+    return bad ? -1 : 0;
 }

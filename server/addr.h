@@ -17,4 +17,9 @@ enum {
  * ADDR_BAD_FORM or ADDR_BAD_HOST (host is then set). */
 int addr_parse(const char *hostport, struct sockaddr_storage *sa, char *host, size_t hostlen);
 
+/* addr_parse for a listener: 0, or -1 with "WHAT HOSTPORT: what is wrong" in why, where what
+ * names the setting it comes from ("--listen", "metrics_listen"). */
+int addr_parse_listen(const char *what, const char *hostport, struct sockaddr_storage *sa,
+                      char *why, size_t whylen);
+
 #endif

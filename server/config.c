@@ -100,6 +100,17 @@ const config_option_t config_options[] = {
      "octal permissions of the Unix socket, e.g. 0660 (empty: as the umask leaves them)"},
     {"unix_group", CONFIG_STRING, FIELD(unix_group), "", 0, 0, RESTART, OPTIONAL, "GROUP",
      "group (name or number) of the Unix socket (empty: the daemon's)"},
+    /* The metrics endpoint (server/metrics.c, server/http.c). */
+    {"metrics_listen", CONFIG_STRING, FIELD(metrics_listen), "", 0, 0, RESTART, OPTIONAL,
+     "HOST:PORT",
+     "serve Prometheus metrics at http://HOST:PORT/metrics, without authentication (empty: no "
+     "metrics endpoint)"},
+    {"metrics_max_connections", CONFIG_COUNT, FIELD(metrics_max_connections), "8", 1, 10000, RELOAD,
+     OPTIONAL, "N", "most metrics connections open at once; one more gets 503"},
+    {"metrics_timeout", CONFIG_SECONDS, FIELD(metrics_timeout_ms), "10", 1, 3600, RELOAD, OPTIONAL,
+     "SECONDS", "a metrics connection is closed this long after it was accepted"},
+    {"metrics_max_request", CONFIG_BYTES, FIELD(metrics_max_request), "8k", 1024, 1024 * 1024,
+     RELOAD, OPTIONAL, "BYTES", "most bytes of a metrics request's line and headers (431 past it)"},
 };
 const size_t config_noptions = sizeof config_options / sizeof config_options[0];
 
@@ -213,15 +224,25 @@ static int parse_number(const char *s, unsigned long long *out, bool bytes) {
 
 /* ---------------------------------------------------------------- values of strings */
 
-static int check_listen(const char *value, char *why, size_t whylen) {
+/* A listener's HOST:PORT, the option name first in the message. */
+static int check_hostport(const char *name, const char *value, char *why, size_t whylen) {
     char host[64];
     struct sockaddr_storage sa;
     int bad = addr_parse(value, &sa, host, sizeof host);
     if (bad == ADDR_BAD_FORM)
-        return fail(why, whylen, "listen: \"%s\" is not HOST:PORT (a port from 0 to 65535)", value);
+        return fail(why, whylen, "%s: \"%s\" is not HOST:PORT (a port from 0 to 65535)", name,
+                    value);
     if (bad == ADDR_BAD_HOST)
-        return fail(why, whylen, "listen: %s is not an IPv4 or IPv6 address", host);
+        return fail(why, whylen, "%s: %s is not an IPv4 or IPv6 address", name, host);
     return 0;
+}
+
+static int check_listen(const char *value, char *why, size_t whylen) {
+    return check_hostport("listen", value, why, whylen);
+}
+
+static int check_metrics_listen(const char *value, char *why, size_t whylen) {
+    return check_hostport("metrics_listen", value, why, whylen);
 }
 
 static int check_unix(const char *value, char *why, size_t whylen) {
@@ -367,6 +388,7 @@ static const struct {
     int (*check)(const char *value, char *why, size_t whylen);
 } string_checks[] = {
     {"listen", check_listen},
+    {"metrics_listen", check_metrics_listen},
     {"unix", check_unix},
     {"unix_mode", check_unix_mode},
     {"store", check_store},

@@ -25,6 +25,8 @@ typedef struct pending {
     uint64_t id;
     int kind;            /* enum reply_kind */
     uint64_t started_ns; /* uv_hrtime() at the store call, for the latency stats */
+    size_t op;           /* its index in op_table, for the per-op stats */
+    uint64_t arrived_ns; /* uv_hrtime() when its frame was handed to dispatch */
 } pending_t;
 
 /* What a pending request replies with. The reads (every kind but REPLY_OTHER) count in the
@@ -32,10 +34,21 @@ typedef struct pending {
  * request until they are packed (conn.h). */
 enum reply_kind { REPLY_OTHER, REPLY_EVENTS, REPLY_EVENT, REPLY_SNAPSHOT };
 
-void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error_t *err) {
-    stats_error(&c->srv->stats, err->code);
+/* The op whose request is being answered, for the per-op stats: set while a request is handled
+ * (run_op) and while a store callback replies (pending_finish); STATS_OP_INVALID otherwise. And
+ * when the frame being handled arrived. */
+static size_t reply_op = STATS_OP_INVALID;
+static uint64_t frame_arrived_ns;
+
+void dispatch_reply_error_to(conn_t *c, size_t op, bool has_id, uint64_t id,
+                             const codec_error_t *err) {
+    stats_error_op(&c->srv->stats, op, err->code);
     codec_reply_error(&c->out, has_id, id, err);
     conn_schedule_flush(c);
+}
+
+void dispatch_reply_error(conn_t *c, bool has_id, uint64_t id, const codec_error_t *err) {
+    dispatch_reply_error_to(c, reply_op, has_id, id, err);
 }
 
 /* Starts an ok reply frame with nresults result keys; returns the frame's start. */
@@ -58,6 +71,8 @@ static pending_t *pending_new(conn_t *c, uint64_t id, int kind) {
     p->id = id;
     p->kind = kind;
     p->started_ns = uv_hrtime();
+    p->op = reply_op;
+    p->arrived_ns = frame_arrived_ns;
     conn_ref(c);
     c->inflight++;
     if (kind != REPLY_OTHER) c->reads_inflight++;
@@ -69,6 +84,7 @@ static pending_t *pending_new(conn_t *c, uint64_t id, int kind) {
 static conn_t *pending_done(pending_t *p, const codec_error_t *err, uint64_t *id, int *kind) {
     conn_t *c = p->conn;
     stats_store_done(&c->srv->stats, p->started_ns, err ? err->code : 0);
+    stats_request_done(&c->srv->stats, p->op, p->arrived_ns);
     *id = p->id;
     if (kind) *kind = p->kind;
     if (p->kind != REPLY_OTHER) c->reads_inflight--;
@@ -85,9 +101,10 @@ static conn_t *pending_done(pending_t *p, const codec_error_t *err, uint64_t *id
 /* Ends a pending request and replies its error, if it has one. Returns the connection to pack
  * the ok reply into, or NULL when there is nothing more to do. */
 static conn_t *pending_finish(void *arg, const codec_error_t *err, uint64_t *id, int *kind) {
+    size_t op = ((pending_t *)arg)->op;
     conn_t *c = pending_done(arg, err, id, kind);
     if (c && err) {
-        dispatch_reply_error(c, true, *id, err);
+        dispatch_reply_error_to(c, op, true, *id, err);
         return NULL;
     }
     return c;
@@ -675,8 +692,7 @@ static const struct {
 
 static void op_stats(conn_t *c, codec_request_t *req) {
     const char *names[NOPS];
-    for (size_t i = 0; i < NOPS; i++)
-        names[i] = op_table[i].name;
+    dispatch_op_names(names, NOPS);
     stats_gauges_t gauges;
     stats_consumers_refresh(&c->srv->consumers, c->srv->store, STATS_CONSUMERS_FRESH_MS);
     server_gauges(c->srv, &gauges);
@@ -701,11 +717,13 @@ static void run_op(conn_t *c, codec_request_t *req) {
         i++;
     if (i == NOPS) {
         c->srv->stats.requests_unknown++;
+        reply_op = STATS_OP_UNKNOWN;
         codec_error_set(&err, EVS_EBAD_REQUEST, "unknown op \"%.64s\"", req->op);
         dispatch_reply_error(c, true, req->id, &err);
         return;
     }
     if (i < STATS_MAX_OPS) c->srv->stats.requests[i]++;
+    reply_op = i < STATS_MAX_OPS ? i : STATS_OP_INVALID;
     if (!op_allowed(c, req, op_table[i].name, op_table[i].perm)) return;
     uint32_t unknown = req->present & ~(op_table[i].needs | op_table[i].optional);
     if (unknown) {
@@ -727,13 +745,28 @@ static void run_op(conn_t *c, codec_request_t *req) {
 void dispatch_frame(conn_t *c, const uint8_t *body, size_t len) {
     codec_request_t *req = &current;
     codec_error_t err;
+    frame_arrived_ns = uv_hrtime();
     if (codec_request_decode_reusing(body, len, req, &err) == 0) {
         run_op(c, req);
+        reply_op = STATS_OP_INVALID;
     } else {
         c->srv->stats.requests_invalid++;
         dispatch_reply_error(c, req->has_id, req->id, &err);
     }
     if (len > 64 * 1024) codec_request_free(req);
+}
+
+size_t dispatch_op_index(const char *op) {
+    for (size_t i = 0; i < NOPS && i < STATS_MAX_OPS; i++)
+        if (strcmp(op_table[i].name, op) == 0) return i;
+    return STATS_OP_UNKNOWN;
+}
+
+size_t dispatch_op_names(const char **names, size_t max) {
+    size_t n = 0;
+    for (; n < NOPS && n < max; n++)
+        names[n] = op_table[n].name;
+    return n;
 }
 
 void dispatch_free(void) {

@@ -70,17 +70,10 @@ static void on_connection(uv_stream_t *server, int status) {
 /* Listens on TCP at hostport; option names the option it comes from, for messages. */
 static listener_t *listen_tcp(server_t *srv, const char *option, const char *hostport, bool tls,
                               char *why, size_t whylen) {
-    char host[64];
+    char flag[64];
     struct sockaddr_storage addr;
-    int bad = addr_parse(hostport, &addr, host, sizeof host);
-    if (bad == ADDR_BAD_FORM) {
-        snprintf(why, whylen, "--%s %s: expected HOST:PORT", option, hostport);
-        return NULL;
-    }
-    if (bad == ADDR_BAD_HOST) {
-        snprintf(why, whylen, "--%s %s: %s is not an IPv4 or IPv6 address", option, hostport, host);
-        return NULL;
-    }
+    snprintf(flag, sizeof flag, "--%s", option);
+    if (addr_parse_listen(flag, hostport, &addr, why, whylen) != 0) return NULL;
     listener_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->srv = srv;

@@ -32,6 +32,7 @@
 #include "dispatch.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "server.h"
 #include "subs.h"
@@ -179,6 +180,7 @@ static void finish(void) {
     if (srv.subs) subs_free(srv.subs);
     srv.subs = NULL;
     dispatch_free();
+    metrics_stop(&srv);
     close_handle((uv_handle_t *)&srv.drain_timer);
     close_handle((uv_handle_t *)&srv.status_timer);
     close_handle((uv_handle_t *)&srv.flush_handle);
@@ -274,6 +276,7 @@ static void apply_config(void) {
         srv.store->memory_limit = srv.cfg.memory_limit;
     }
     conn_timeouts_changed(&srv);
+    metrics_apply_config(&srv);
 }
 
 /* Makes auth the principals in force (NULL: no auth_file): new auth requests use it at once,
@@ -517,6 +520,10 @@ static int open_server(void) {
             fprintf(stderr, "evstored: %s\n", why);
             return 1;
         }
+    }
+    if (metrics_start(&srv, why, sizeof why) != 0) {
+        fprintf(stderr, "evstored: %s\n", why);
+        return 1;
     }
     return -1;
 }

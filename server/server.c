@@ -8,11 +8,16 @@ void server_gauges(const server_t *srv, stats_gauges_t *g) {
     g->draining = srv->draining;
     g->connections = srv->nconns;
     g->subscribers = srv->subs ? subs_count(srv->subs) : 0;
-    /* Pushes wait in the output of their connection: count each connection with
-     * subscriptions once. */
-    g->subscriber_queue_bytes = 0;
-    for (const conn_t *c = srv->conns; c; c = c->next)
-        if (c->subs) g->subscriber_queue_bytes += conn_queued(c);
+    g->subscriber_queue_bytes = g->subscriber_socket_bytes = g->subscription_lag_max = 0;
+    g->pack_subscriptions = NULL;
+    if (srv->subs) subs_gauges(srv->subs, g);
+    g->head = server_head(srv);
     g->store = srv->store ? srv->store->ops->name : "none";
     g->consumers = &srv->consumers;
+}
+
+uint64_t server_head(const server_t *srv) {
+    uint64_t head = srv->head_position;
+    if (srv->store && srv->store->live_head > head) head = srv->store->live_head;
+    return head;
 }

@@ -45,6 +45,10 @@ typedef struct server_config {
     uint32_t allow_unauthenticated; /* CONFIG_BOOL: a plain non-loopback listen without auth */
     const char *unix_mode;          /* octal mode of the Unix socket; NULL: the umask's */
     const char *unix_group;         /* group (name or number) of the Unix socket; NULL: ours */
+    const char *metrics_listen;     /* HOST:PORT of the metrics endpoint (metrics.h); NULL: none */
+    uint32_t metrics_max_connections; /* its connections open at once */
+    uint32_t metrics_timeout_ms;      /* a metrics connection's whole life */
+    size_t metrics_max_request;       /* bytes of a metrics request's line and headers */
 } server_config_t;
 
 typedef struct server {
@@ -72,11 +76,16 @@ typedef struct server {
     auth_table_t *auth;         /* the auth_file's principals (auth.h); NULL: no auth_file */
     /* What stats shows of the consumers (stats_consumers.h). */
     stats_consumers_t consumers;
+    struct http_server *metrics; /* the metrics endpoint (metrics.h); NULL: none */
 } server_t;
 
 /* Reads the gauges of the stats op and of the STATUS= line (connections, subscriptions, queued
  * output, the store's kind) from srv: the one place where stats meet connections and
  * subscriptions. */
 void server_gauges(const server_t *srv, stats_gauges_t *g);
+
+/* The newest committed position the daemon knows of: committed through it, or seen on the
+ * store's live feed (0 before any). */
+uint64_t server_head(const server_t *srv);
 
 #endif

@@ -375,7 +375,7 @@ static void early_answer(subs_t *s, early_sub_t *e, const codec_error_t *err) {
         }
     }
     if (e->consumer && e->fence) release_lease(s, e->consumer, e->fence);
-    if (open && err) dispatch_reply_error(c, true, e->id, err);
+    if (open && err) dispatch_reply_error_to(c, dispatch_op_index("subscribe"), true, e->id, err);
     early_free(e);
     if (open) conn_schedule_flush(c); /* a drain or a close may wait for this reply */
 }

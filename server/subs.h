@@ -49,6 +49,21 @@ uint64_t subs_consumer_fence(conn_t *c, const char *consumer);
 /* Number of subscriptions. */
 size_t subs_count(const subs_t *subs);
 
+/* Most subscriptions the stats op lists (the furthest behind). */
+#define SUBS_STATS_MAX 100
+
+/* Fills the subscription gauges of g (subs_stats.c): the bytes the daemon holds for subscribers
+ * (their connections' queued output, counted once per connection, and the live events kept
+ * during catch-up reads), the bytes in those connections' socket send queues, the largest lag,
+ * and the packer of the stats op's "subscriptions" list. */
+void subs_gauges(const subs_t *subs, stats_gauges_t *g);
+
+/* Packs the "subscriptions" array of the stats map (arg is the subs_t): the SUBS_STATS_MAX
+ * subscriptions furthest behind, each {"sub", "peer", "consumer" (nil: none), "position" (of
+ * the last event queued for the client), "head", "lag", "live", "queued_bytes",
+ * "socket_bytes"}. */
+void subs_pack_stats(msgpack_packer *pk, const void *arg);
+
 /* Shutdown: pushes {"sub": SID, "closing": true} to every subscription, telling its client that
  * the stream ends here and that it resumes after the last position it received by subscribing
  * again (to this daemon once it is back, or to another). main.c calls it once the requests in

@@ -21,12 +21,21 @@ wait_for() {
 }
 
 # Starts evstored in the background with the given arguments on a free port: sets PORT, ADDR,
-# PID; stderr goes to $T/daemon.log. Waits until it answers a ping.
+# PID; stderr goes to $T/daemon.log. Waits until it answers a ping. With WITH_METRICS=1 it also
+# serves metrics on another free port: sets METRICS_PORT and METRICS_URL.
 start_daemon() {
     for attempt in 1 2 3 4 5; do
         PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
         ADDR=127.0.0.1:$PORT
-        "$EVSTORED" --listen "$ADDR" "$@" 2>>"$T/daemon.log" &
+        METRICS_ARGS=
+        if [ -n "${WITH_METRICS:-}" ]; then
+            # Another port than PORT: PORT plus 1 to 29999, modulo the range.
+            METRICS_PORT=$(( 20000 + (PORT - 20000 + 1 + $(od -An -N2 -tu2 /dev/urandom) % 29999) % 30000 ))
+            METRICS_URL=http://127.0.0.1:$METRICS_PORT/metrics
+            METRICS_ARGS="--metrics-listen 127.0.0.1:$METRICS_PORT"
+        fi
+        # shellcheck disable=SC2086 # METRICS_ARGS is a flag and its value, or nothing
+        "$EVSTORED" --listen "$ADDR" $METRICS_ARGS "$@" 2>>"$T/daemon.log" &
         PID=$!
         echo $PID >>"$T/pids"
         if wait_for "$TOOL op $ADDR ping" 5; then return 0; fi
