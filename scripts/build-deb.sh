@@ -34,5 +34,8 @@ tar -C "$OUT" --exclude="evstore-$upstream/debian" --sort=name --owner=0 --group
     -cJf "$OUT/evstore_$upstream.orig.tar.xz" "evstore-$upstream"
 
 cd "$src"
+# The Makefile's variables from the caller's environment (BUILD=build/san, SAN=1) must not
+# reach the package build; debian/rules sets what it needs.
+unset BUILD SAN PREFIX LIBDIR SYSCONFDIR DESTDIR
 DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" dpkg-buildpackage -us -uc -J"$JOBS"
 ls "$OUT"/*.deb
