@@ -18,6 +18,10 @@ command -v dpkg-buildpackage >/dev/null || {
     echo "build-deb: dpkg-buildpackage is missing (scripts/install-deps.sh test installs it)" >&2
     exit 1
 }
+git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 || {
+    echo "build-deb: $ROOT is not a git checkout: the files to package are the ones git knows" >&2
+    exit 1
+}
 version=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)
 upstream=${version%-*}
 src=$OUT/evstore-$upstream
@@ -26,7 +30,8 @@ rm -rf "$OUT"
 mkdir -p "$src"
 cd "$ROOT"
 git ls-files --cached --others --exclude-standard | while IFS= read -r f; do
-    [ -e "$f" ] && printf '%s\n' "$f"   # a file deleted in the working tree is left out
+    # A file deleted in the working tree (not yet committed) is left out.
+    if [ -e "$f" ]; then printf '%s\n' "$f"; fi
 done >"$OUT/files"
 tar -cf - -T "$OUT/files" | tar -xf - -C "$src"
 rm -f "$OUT/files"
