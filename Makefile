@@ -5,6 +5,7 @@
 #   make test     install missing packages, build with ASan+UBSan into build/san, run every test
 #   make bench    the in-memory append benchmark next to redis SET (docs/performance.md)
 #   make fuzz     the libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS (default 60) each
+#   make deb      the Debian packages (debian/) into build/deb
 #
 # The caller's CFLAGS are appended to ours.
 
@@ -303,6 +304,12 @@ install: all $(BUILD)/evstore.pc $(BUILD)/evstored.service
 	install -m 644 man/libevstore.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 man/evstored.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 man/evstored.8 $(DESTDIR)$(MANDIR)/man8/
+
+# ---- deb: the Debian packages of debian/ (evstore, libevstore1, libevstore-dev) built from a
+# copy of the working tree into $(BUILD)/deb (scripts/build-deb.sh; docs/service.md).
+.PHONY: deb
+deb:
+	@scripts/build-deb.sh $(BUILD)/deb
 
 # `make format` formats every C file as .clang-format says; `make test` checks it
 # (scripts/check-format.sh).

@@ -56,6 +56,7 @@ static const char usage_head[] =
     "Options (also \"key = value\" in the config file, key with '_' for '-'):\n";
 
 static server_t srv;
+static uv_timer_t watchdog_timer;    /* WATCHDOG=1 to systemd (notify.h), when it asks for them */
 static config_override_t *overrides; /* the flags' values, applied again on each reload */
 static size_t noverrides;
 
@@ -183,6 +184,7 @@ static void finish(void) {
     metrics_stop(&srv);
     close_handle((uv_handle_t *)&srv.drain_timer);
     close_handle((uv_handle_t *)&srv.status_timer);
+    close_handle((uv_handle_t *)&watchdog_timer);
     close_handle((uv_handle_t *)&srv.flush_handle);
     close_handle((uv_handle_t *)&srv.sigterm);
     close_handle((uv_handle_t *)&srv.sigint);
@@ -541,13 +543,18 @@ static void warn_memory_store_under_systemd(void) {
 }
 
 /* Starts the loop's own handles: the flush after each loop turn, the drain and status timers,
- * and the signals. */
+ * the watchdog's keep-alive, and the signals. */
 static void start_handles(void) {
     uv_prepare_init(srv.loop, &srv.flush_handle);
     srv.flush_handle.data = &srv;
     uv_prepare_start(&srv.flush_handle, on_flush);
     uv_timer_init(srv.loop, &srv.drain_timer);
     uv_timer_init(srv.loop, &srv.status_timer);
+    uv_timer_init(srv.loop, &watchdog_timer);
+    uint64_t watchdog_ms = notify_watchdog_start(&watchdog_timer);
+    if (watchdog_ms)
+        log_info("main", "systemd watchdog: WATCHDOG=1 every %llu ms",
+                 (unsigned long long)watchdog_ms);
     uv_signal_init(srv.loop, &srv.sigterm);
     uv_signal_init(srv.loop, &srv.sigint);
     uv_signal_init(srv.loop, &srv.sighup);

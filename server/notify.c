@@ -1,13 +1,16 @@
-/* notify.c: sd_notify without libsystemd (see notify.h). */
+/* notify.c: sd_notify and its watchdog without libsystemd (see notify.h). */
 #include "notify.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "log.h"
 
 int notify_send(const char *msg) {
     const char *path = getenv("NOTIFY_SOCKET");
@@ -31,4 +34,43 @@ int notify_send(const char *msg) {
     int rc = n < 0 ? -errno : 1;
     close(fd);
     return rc;
+}
+
+/* ---------------------------------------------------------------- watchdog */
+
+/* Parses a whole decimal number into *out; false for anything else (sign, spaces, overflow). */
+static bool parse_decimal(const char *s, unsigned long long *out) {
+    if (!s || *s < '0' || *s > '9') return false;
+    errno = 0;
+    char *end;
+    *out = strtoull(s, &end, 10);
+    return errno == 0 && *end == '\0';
+}
+
+uint64_t notify_watchdog_interval_ms(const char *usec, const char *pid, pid_t self) {
+    unsigned long long us, p;
+    if (!parse_decimal(usec, &us) || us == 0) return 0;
+    /* $WATCHDOG_PID names the process meant; another one (a child that inherited the
+     * environment) must not keep the service alive. */
+    if (pid && *pid && (!parse_decimal(pid, &p) || p != (unsigned long long)self)) return 0;
+    uint64_t ms = us / 2000;
+    return ms ? ms : 1;
+}
+
+static void on_watchdog_tick(uv_timer_t *t) {
+    static bool warned;
+    (void)t;
+    int rc = notify_send("WATCHDOG=1");
+    if (rc < 0 && !warned) {
+        warned = true;
+        log_warn("main", "cannot send the watchdog keep-alive to $NOTIFY_SOCKET: %s",
+                 strerror(-rc));
+    }
+}
+
+uint64_t notify_watchdog_start(uv_timer_t *timer) {
+    uint64_t ms =
+        notify_watchdog_interval_ms(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"), getpid());
+    if (ms) uv_timer_start(timer, on_watchdog_tick, 0, ms);
+    return ms;
 }

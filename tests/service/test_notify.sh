@@ -72,3 +72,52 @@ test_notify_ready_again_after_a_failed_reload() {
     grep -q '^RELOADING=1' notify.log || fail "no RELOADING=1"
     grep -q 'reload failed' daemon.log || fail "reload did not fail: $(cat daemon.log)"
 }
+
+# WatchdogSec=: systemd sets WATCHDOG_USEC and expects WATCHDOG=1 from the loop at least that
+# often (evstored sends it every half of it).
+test_notify_watchdog_keep_alives_repeat() {
+    start_notify
+    t0=$(date +%s%N)
+    WATCHDOG_USEC=400000 start_daemon
+    wait_notify '^READY=1'
+    wait_notify '^WATCHDOG=1$' 5
+    t1=$(date +%s%N)
+    n=$(grep -c '^WATCHDOG=1$' notify.log)
+    # One at start, then one every 200 ms: a slow machine sends fewer, never more. The bound
+    # allows 150 ms (the loop's clock is in whole milliseconds).
+    most=$(( (t1 - t0) / 150000000 + 1 ))
+    [ "$n" -le "$most" ] ||
+        fail "$n keep-alives in $(( (t1 - t0) / 1000000 )) ms: more often than every 200 ms"
+    grep -q 'systemd watchdog: WATCHDOG=1 every 200 ms' daemon.log ||
+        fail "no log line: $(cat daemon.log)"
+    kill -TERM $PID
+    wait_exit $PID
+    [ $STATUS -eq 0 ] || fail "exit status $STATUS"
+}
+
+# $WATCHDOG_PID names the process systemd watches. Started by exec from a shell, the daemon has
+# the shell's pid, so WATCHDOG_PID=$$ there is its own.
+test_notify_watchdog_when_watchdog_pid_is_ours() {
+    printf '#!/bin/sh\nWATCHDOG_PID=$$ exec %s "$@"\n' "$EVSTORED" >own-pid.sh
+    chmod +x own-pid.sh
+    start_notify
+    EVSTORED=$T/own-pid.sh WATCHDOG_USEC=400000 start_daemon
+    wait_notify '^WATCHDOG=1$' 2
+}
+
+test_notify_no_watchdog_for_another_pid() {
+    start_notify
+    WATCHDOG_USEC=400000 WATCHDOG_PID=1 start_daemon --status-interval 1
+    wait_notify '^READY=1'
+    wait_notify '^STATUS=serving; [0-9]+ connections' 2
+    ! grep -q '^WATCHDOG=1' notify.log || fail "WATCHDOG=1 sent for another pid"
+}
+
+test_notify_no_watchdog_without_watchdog_usec() {
+    unset WATCHDOG_USEC WATCHDOG_PID
+    start_notify
+    start_daemon --status-interval 1
+    wait_notify '^READY=1'
+    wait_notify '^STATUS=serving; [0-9]+ connections' 2
+    ! grep -q '^WATCHDOG=1' notify.log || fail "WATCHDOG=1 sent though systemd asked for none"
+}
