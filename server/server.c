@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "conn.h"
+#include "health.h"
 #include "subs.h"
 
 void server_gauges(const server_t *srv, stats_gauges_t *g) {
@@ -15,4 +16,8 @@ void server_gauges(const server_t *srv, stats_gauges_t *g) {
         if (c->subs) g->subscriber_queue_bytes += conn_queued(c);
     g->store = srv->store ? srv->store->ops->name : "none";
     g->consumers = &srv->consumers;
+    health_t h;
+    health_get(srv, &h);
+    g->store_state = h.store_state;
+    g->store_reason = h.reason;
 }

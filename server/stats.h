@@ -53,6 +53,9 @@ typedef struct stats_gauges {
     uint64_t subscriber_queue_bytes; /* queued output of connections with subscriptions */
     const char *store;               /* the store's kind ("memory", ...); "none" before one */
     const struct stats_consumers *consumers; /* stats_consumers.h; NULL: none */
+    /* The store's condition (health.h): store_state ("unknown", "ok", "degraded",
+     * "unavailable"; NULL: from the last store answer, stats_t.store_state) and why ("" ok). */
+    const char *store_state, *store_reason;
 } stats_gauges_t;
 
 /* Starts the clock: call once at start-up. */

@@ -69,7 +69,11 @@ struct group_commit {
     int64_t delete_position;       /* the position a delete-entity took (it changes evs_events) */
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
-    ckpt_group_t ckpts;            /* consumers of a group with trackings (checkpoint.h) */
+    void (*prepared_hook)(void *arg, const pg_failure_t *failure);
+    bool prepare_failed;          /* preparing the statements on this connection failed: */
+    pg_failure_t prepare_failure; /* why */
+    void *prepared_arg;
+    ckpt_group_t ckpts; /* consumers of a group with trackings (checkpoint.h) */
 };
 
 static void start_next(group_commit_t *g);
@@ -716,16 +720,30 @@ void gc_cancel(gc_request_t *r) {
 /* The unit callback of the statements' preparation: a failure drops the connection. */
 static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
     group_commit_t *g = arg;
-    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_error("pg", "preparing the append statements failed: %s", PQresultErrorMessage(res));
-        pg_conn_fail(g->w, "cannot prepare statements");
+    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK && !g->prepare_failed) {
+        g->prepare_failed = true;
+        pg_failure_from_result(&g->prepare_failure, res);
+        if (!g->prepared_hook) {
+            log_error("pg", "preparing the append statements failed: %s", g->prepare_failure.text);
+            pg_conn_fail(g->w, "cannot prepare statements");
+        }
+        return;
     }
+    if (ev != PG_CONN_END || !g->prepared_hook) return;
+    g->prepared_hook(g->prepared_arg, g->prepare_failed ? &g->prepare_failure : NULL);
+}
+
+void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+                          void *arg) {
+    g->prepared_hook = hook;
+    g->prepared_arg = arg;
 }
 
 /* Prepares the statements of every transaction once per connection (they are planned once,
  * generically: they only ever use the indexes named in the migrations). Queued before any work,
  * so nothing waits for it. */
 static void prepare(group_commit_t *g) {
+    g->prepare_failed = false;
     send_sql(g, SCHEMA_SQL_GENERIC_PLANS);
     send_sql(g, SCHEMA_SQL_EVENT_SIZE_KEPT);
     for (int k = 0; k < SCHEMA_NWRITES; k++)
@@ -746,8 +764,9 @@ void gc_on_ready(group_commit_t *g) {
     start_next(g);
 }
 
-void gc_on_lost(group_commit_t *g) {
+void gc_on_lost(group_commit_t *g, const char *why) {
     vcache_invalidate(&g->cache);
     fail_list(wq_take_all(&g->queue), EVS_EUNAVAILABLE,
-              "the connection to PostgreSQL was lost before this request was sent; retry it");
+              why ? why
+                  : "the connection to PostgreSQL was lost before this request was sent; retry it");
 }

@@ -94,6 +94,12 @@ group_commit_t *gc_new(pg_conn_t *writer);
 typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n, uint64_t block_first,
                                uint64_t block_last);
 
+/* Sets the function told once per writer connection how preparing the statements went: failure
+ * NULL when they were prepared, else why not (the store reports it and rejects the connection,
+ * pg_conn_reject). Without it a failure drops the connection. */
+void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+                          void *arg);
+
 /* Sets the commit hook (the store's live feed); none by default. */
 void gc_set_commit_hook(group_commit_t *g, gc_commit_hook hook, void *arg);
 
@@ -125,6 +131,6 @@ void gc_set_held(group_commit_t *g, bool held);
 void gc_on_ready(group_commit_t *g);
 
 /* The writer connection was lost: fail what is queued (what was in flight already failed). */
-void gc_on_lost(group_commit_t *g);
+void gc_on_lost(group_commit_t *g, const char *why);
 
 #endif

@@ -159,8 +159,9 @@ static void submit_read(op_t *op) {
         op->park_next = s->parked;
         s->parked = op;
     } else {
-        op_answer_unavailable(
-            op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        codec_error_t err;
+        store_condition_error(&s->base, &err, NOT_CONNECTED);
+        op_answer_error(op, &err);
         op_free(op);
     }
 }

@@ -12,13 +12,21 @@
 
 #define NREADERS 2
 
+/* The error of a request that finds no usable connection while the store's condition gives no
+ * reason (starting, or a connection being verified). */
+#define NOT_CONNECTED "PostgreSQL is not connected yet; the daemon keeps retrying, retry later"
+
 typedef struct pg_store pg_store_t;
 
 struct pg_store {
     store_t base;
     pg_conn_t *writer;
     pg_conn_t *readers[NREADERS];
-    bool prepared[NREADERS]; /* the reader's statements are prepared (or queued to be) */
+    bool prepared[NREADERS];      /* the reader's statements are prepared (or queued to be) */
+    bool reader_ok[NREADERS];     /* ... and PostgreSQL said they were */
+    bool reader_failed[NREADERS]; /* ... or said they could not be */
+    bool writer_ok;               /* the writer ran the migrations and prepared its statements */
+    bool writer_refused;          /* the writer's last failure was a schema the daemon refuses */
     group_commit_t *gc;
     pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
     bool migrated;   /* the schema is known to be up to date */
@@ -26,6 +34,9 @@ struct pg_store {
     op_t *parked;
     size_t next_reader;
 };
+
+/* Computes the store's condition again from its connections (store_set_condition). */
+void pg_store_update_condition(pg_store_t *s);
 
 /* Sends the reads that waited for a reader, now that one may be ready. */
 void pg_store_pump_parked(pg_store_t *s);
