@@ -142,6 +142,7 @@ static const struct {
     {"auth", NULL},
     {"consumers", NULL},
     {"partitions", NULL},
+    {"health", NULL},
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 

@@ -257,8 +257,9 @@ static void condition_from(pg_store_t *s, store_status_t status, const char *who
 
 /* The condition follows from the connections: the writer first (appends, and the schema), then
  * the live feed (every append waits for it to start; subscriptions need it), then the readers
- * (every read). A connection that has not failed but is not working yet (the first attempt, or
- * verifying a new connection) changes nothing: the condition stays what it was. */
+ * (every read: one working reader serves them). A connection that has not failed but is not
+ * working yet (its first attempt, or verifying a new connection) changes nothing: the condition
+ * stays what it was. */
 void pg_store_update_condition(pg_store_t *s) {
     const pg_failure_t *f = pg_conn_failure(s->writer);
     if (!s->writer_ok) {
@@ -271,14 +272,13 @@ void pg_store_update_condition(pg_store_t *s) {
         if (f->kind != PG_FAIL_NONE) condition_from(s, STORE_STATUS_DOWN, "live feed", f, false);
         return;
     }
-    int down = 0, pending = 0;
+    int down = 0, working = 0;
     const pg_failure_t *rf = NULL;
     for (int k = 0; k < NREADERS; k++) {
-        if (s->reader_ok[k] && pg_conn_is_ready(s->readers[k])) continue;
         const pg_failure_t *kf = pg_conn_failure(s->readers[k]);
-        if (kf->kind == PG_FAIL_NONE) {
-            pending++;
-        } else {
+        if (s->reader_ok[k] && pg_conn_is_ready(s->readers[k])) {
+            working++;
+        } else if (kf->kind != PG_FAIL_NONE) {
             down++;
             rf = kf;
         }
@@ -300,7 +300,7 @@ void pg_store_update_condition(pg_store_t *s) {
                        "live feed (subscriptions get no new events until it reconnects)", f, false);
         return;
     }
-    if (pending) return;
+    if (!working) return; /* the readers' first attempts are under way */
     store_set_condition(&s->base, STORE_STATUS_OK, "ok", false, "%s", "");
 }
 
