@@ -362,6 +362,105 @@ Test(pg_health, migrate_no_on_an_empty_database_is_refused_at_start) {
     cr_assert_str_eq(n, "0", "migrate = no changed the schema");
 }
 
+/* The grants docs/service.md ("Privileges") lists for a daemon with migrate = no: keep them in
+ * step. %1$s is the database, %2$s the role. */
+static const char grants_fmt[] =
+    "GRANT CONNECT ON DATABASE %1$s TO %2$s;"
+    "GRANT USAGE ON SCHEMA public TO %2$s;"
+    "GRANT SELECT ON evs_migrations, evs_store TO %2$s;"
+    "GRANT SELECT, INSERT, DELETE ON evs_events TO %2$s;"
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON evs_snapshots, evs_checkpoints, evs_leases TO %2$s;"
+    "GRANT SELECT, UPDATE ON evs_event_size TO %2$s;"
+    "GRANT USAGE, SELECT, UPDATE ON SEQUENCE evs_position_seq TO %2$s;";
+
+/* Sends r (and frees it); asserts an ok reply. */
+static void send_ok(int fd, rq_t *r, const char *what) {
+    cr_assert_eq(raw_send_rq(fd, r), 0);
+    rq_free(r);
+    reply_t rep;
+    cr_assert_eq(raw_recv(fd, 30000, &rep), 0, "no reply to %s", what);
+    cr_assert(reply_ok(&rep), "%s failed: %s", what, reply_code(&rep));
+    reply_free(&rep);
+}
+
+Test(pg_health, a_role_with_the_documented_grants_serves_with_migrate_no) {
+    migrate(db.url);
+    char role[64], q[2048], url[1100];
+    snprintf(role, sizeof role, "evs_dml_%.40s", db.name + strlen("evs_health_"));
+    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN", role);
+    sql(cluster_url, q);
+    sql(db.url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    snprintf(q, sizeof q, grants_fmt, db.name, role);
+    sql(db.url, q);
+    url_as(url, sizeof url, role);
+
+    const char *const no[] = {"--migrate-mode", "no", NULL};
+    daemon_t d;
+    start(&d, url, no, NULL);
+    char out[2048];
+    cr_assert_eq(health_until(&d, "ok", out, sizeof out), 0, "%s", out);
+    int fd = raw_connect_tcp(d.port);
+    cr_assert_geq(fd, 0);
+
+    /* Appends (one with a tracking: checkpoints; one over 1024 bytes: the largest size
+     * stored), a checkpoint, a snapshot, reads and a delete. */
+    reply_t rep = pg_append_one(fd, 1, "e", NULL, 0);
+    cr_assert(reply_ok(&rep), "append: %s", reply_code(&rep));
+    reply_free(&rep);
+    rep = pg_append_one(fd, 2, "e", "c", 1);
+    cr_assert(reply_ok(&rep), "tracked append: %s", reply_code(&rep));
+    reply_free(&rep);
+    static char big[2000];
+    memset(big, 'x', sizeof big);
+    rq_t r;
+    rq_begin(&r, "append", 3, 1);
+    pk_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_map(&r.pk, 3);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname("big"));
+    pk_str(&r.pk, "topic");
+    pk_str(&r.pk, tname("t"));
+    pk_str(&r.pk, "payload");
+    pk_bin(&r.pk, big, sizeof big);
+    send_ok(fd, &r, "a large append");
+    rq_begin(&r, "checkpoint", 4, 2);
+    pk_str(&r.pk, "consumer");
+    pk_str(&r.pk, tname("c"));
+    pk_str(&r.pk, "position");
+    msgpack_pack_uint64(&r.pk, 2);
+    send_ok(fd, &r, "checkpoint");
+    rq_begin(&r, "put-snapshot", 5, 4);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname("e"));
+    pk_str(&r.pk, "version");
+    msgpack_pack_uint64(&r.pk, 1);
+    pk_str(&r.pk, "topic");
+    pk_str(&r.pk, tname("s"));
+    pk_str(&r.pk, "payload");
+    pk_bin(&r.pk, "s", 1);
+    send_ok(fd, &r, "put-snapshot");
+    rq_begin(&r, "get-snapshot", 6, 1);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname("e"));
+    send_ok(fd, &r, "get-snapshot");
+    rq_begin(&r, "read-all", 7, 0);
+    send_ok(fd, &r, "read-all");
+    rq_begin(&r, "consumers", 8, 0);
+    send_ok(fd, &r, "consumers");
+    rq_begin(&r, "delete-entity", 9, 1);
+    pk_str(&r.pk, "entity_id");
+    pk_str(&r.pk, tname("e"));
+    send_ok(fd, &r, "delete-entity");
+    close(fd);
+    cr_assert_eq(health(&d, out, sizeof out), 0, "%s", out);
+    stop(&d);
+    snprintf(q, sizeof q, "DROP OWNED BY %s", role);
+    sql(db.url, q);
+    snprintf(q, sizeof q, "DROP ROLE %s", role);
+    sql(cluster_url, q);
+}
+
 /* ---------------------------------------------------------------- the store's identity */
 
 /* The store_id a ping to d returns. */
