@@ -116,7 +116,6 @@ static void close_handle(uv_handle_t *h) {
 
 static void on_status_tick(uv_timer_t *t);
 static void finish(void);
-static void probe_store(void);
 
 /* (Re)starts the status timer: every status_interval once ready, a one-shot retry before. */
 static void schedule_status(void) {
@@ -188,7 +187,9 @@ static void on_store_condition(void *arg) {
     const store_condition_t *c = &srv.store->condition;
     if (ready || finished || srv.draining) return;
     if (c->status == STORE_STATUS_OK || c->status == STORE_STATUS_DEGRADED) {
-        probe_store(); /* READY=1 as soon as a read is served too */
+        /* READY=1 as soon as a read is served too: the probe goes from the loop, not from
+         * inside the store's callback. */
+        uv_timer_start(&srv.status_timer, on_status_tick, 0, 0);
         return;
     }
     if (c->status != STORE_STATUS_DOWN || !c->refused) return;

@@ -259,12 +259,14 @@ static void poke(pg_feed_t *f) {
 
 /* ---------------------------------------------------------------- connection */
 
-/* The feed's connection is ready (again): LISTEN and prepare anew, then read. */
+/* The feed's connection is ready (again): LISTEN and prepare anew, then read; the store looks
+ * at its condition again. */
 static void on_ready(void *arg, pg_conn_t *c) {
     pg_feed_t *f = arg;
     (void)c;
     f->listening = f->prepared = false;
     poke(f);
+    if (f->on_change) f->on_change(f->change_arg); /* its connection works again */
 }
 
 /* The feed's connection was lost (its unit already got PG_CONN_LOST): nobody waits on a feed that

@@ -350,7 +350,6 @@ static void on_migrated(void *arg, const migrations_result_t *r) {
         return;
     }
     s->migrated = true;
-    s->base.store_id[0] = '\0';
     if (pg_conn_send_simple(s->writer, SCHEMA_SQL_STORE_ID, on_store_id, s) != 0)
         pg_conn_setup_done(s->writer, false);
 }
