@@ -42,8 +42,8 @@ typedef struct pg_feed pg_feed_t;
 
 /* Creates the feed of store (whose on_commit it calls) on its own connection to conninfo and
  * starts connecting. on_change(arg) is called when the feed starts (head became known), when
- * its connection is ready and when it is lost, so that the store can re-examine reads that wait for it. NULL
- * when out of memory. */
+ * its connection is ready and when it is lost, so that the store can re-examine reads that wait for
+ * it. NULL when out of memory. */
 pg_feed_t *pg_feed_new(uv_loop_t *loop, const char *conninfo, store_t *store,
                        void (*on_change)(void *arg), void *arg);
 

@@ -70,6 +70,9 @@ struct group_commit {
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
     void (*prepared_hook)(void *arg, const pg_failure_t *failure);
+    void (*outcome_hook)(void *arg, const pg_failure_t *failure);
+    void *outcome_arg;
+    pg_failure_t failure;         /* the transaction in flight's first failure, classified */
     bool prepare_failed;          /* preparing the statements on this connection failed: */
     pg_failure_t prepare_failure; /* why */
     void *prepared_arg;
@@ -117,6 +120,10 @@ static void note_failure(group_commit_t *g, PGresult *res) {
     if (g->failed) return;
     g->failed = true;
     g->transient = res ? pg_conn_result_is_transient(res) : true;
+    if (res)
+        pg_failure_from_result(&g->failure, res);
+    else
+        pg_failure_set(&g->failure, PG_FAIL_UNREACHABLE, "the connection was lost");
     const char *msg = res ? PQresultErrorMessage(res) : "the connection to PostgreSQL was lost";
     snprintf(g->why, sizeof g->why, "%s", msg && *msg ? msg : "PostgreSQL failed the write");
     size_t n = strlen(g->why);
@@ -148,6 +155,13 @@ static void call_commit_hook(group_commit_t *g, gc_request_t *list, size_t block
     free(all);
 }
 
+static void send_sql(group_commit_t *g, const char *sql);
+
+/* The unit callback of the ROLLBACK after a failed transaction: nothing to do. */
+static void on_cleanup(void *arg, pg_conn_event_t ev, PGresult *res) {
+    (void)arg, (void)ev, (void)res;
+}
+
 /* Finishes the transaction in flight: on success calls the commit hook, remembers the versions
  * and starts the next transaction before calling every request's done; on failure fails every
  * request. */
@@ -163,13 +177,30 @@ static void finish_group(group_commit_t *g, bool ok) {
         char why[400];
         snprintf(why, sizeof why, "the write did not commit (%s)%s", g->why,
                  g->transient ? "; retry it (an append with the same event ids)" : "");
-        log_warn("pg", "group of appends failed: %s", g->why);
+        /* A failure the store's condition reports (a privilege or the schema) is logged there,
+         * once; any other, here. */
+        bool reported = g->outcome_hook && (g->failure.kind == PG_FAIL_PERMISSION ||
+                                            g->failure.kind == PG_FAIL_SCHEMA);
+        if (reported)
+            log_debug("pg", "group of appends failed: %s", g->why);
+        else
+            log_warn("pg", "group of appends failed: %s", g->why);
+        pg_failure_t failure = g->failure;
         vcache_invalidate(&g->cache); /* it may or may not have committed */
         clear_group_state(g);
         fail_list(list, code, why);
+        /* A statement that failed inside BEGIN leaves the transaction open and aborted after the
+         * sync point (the COMMIT behind it was skipped): end it before the next one, which would
+         * otherwise fail with "current transaction is aborted". Harmless when none is open. */
+        if (pg_conn_is_ready(g->w)) {
+            send_sql(g, "ROLLBACK");
+            pg_conn_sync(g->w, on_cleanup, g);
+        }
+        if (g->outcome_hook) g->outcome_hook(g->outcome_arg, &failure);
         start_next(g);
         return;
     }
+    if (g->outcome_hook) g->outcome_hook(g->outcome_arg, NULL);
     if (g->hook && g->d.naccepted) call_commit_hook(g, list, block);
     if (append) remember_versions(g, g->first_position + (int64_t)block - 1);
     if (append && g->size_raising > g->size_known) g->size_known = g->size_raising;
@@ -731,6 +762,12 @@ static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
     }
     if (ev != PG_CONN_END || !g->prepared_hook) return;
     g->prepared_hook(g->prepared_arg, g->prepare_failed ? &g->prepare_failure : NULL);
+}
+
+void gc_set_outcome_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+                         void *arg) {
+    g->outcome_hook = hook;
+    g->outcome_arg = arg;
 }
 
 void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),

@@ -100,6 +100,12 @@ typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n, u
 void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
                           void *arg);
 
+/* Sets the function told how each transaction ended: failure NULL when it committed, else its
+ * first failure, classified (the store's condition reports a permission or schema failure once,
+ * rather than each group logging it). */
+void gc_set_outcome_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+                         void *arg);
+
 /* Sets the commit hook (the store's live feed); none by default. */
 void gc_set_commit_hook(group_commit_t *g, gc_commit_hook hook, void *arg);
 

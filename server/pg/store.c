@@ -267,6 +267,14 @@ void pg_store_update_condition(pg_store_t *s) {
             condition_from(s, STORE_STATUS_DOWN, "writer", f, s->writer_refused);
         return;
     }
+    if (s->write_failure.kind != PG_FAIL_NONE) {
+        condition_from(s, STORE_STATUS_DOWN, "appends", &s->write_failure, false);
+        return;
+    }
+    if (s->read_failure.kind != PG_FAIL_NONE) {
+        condition_from(s, STORE_STATUS_DOWN, "reads", &s->read_failure, false);
+        return;
+    }
     f = pg_feed_failure(s->feed);
     if (!pg_feed_is_started(s->feed)) {
         if (f->kind != PG_FAIL_NONE) condition_from(s, STORE_STATUS_DOWN, "live feed", f, false);
@@ -302,6 +310,33 @@ void pg_store_update_condition(pg_store_t *s) {
     }
     if (!working) return; /* the readers' first attempts are under way */
     store_set_condition(&s->base, STORE_STATUS_OK, "ok", false, "%s", "");
+}
+
+/* Keeps a call's failure of kind permission or schema in *kept until a call of the same side
+ * succeeds (failure NULL), and looks at the condition again when that changed it. */
+static void note_outcome(pg_store_t *s, pg_failure_t *kept, const pg_failure_t *failure) {
+    bool reported =
+        failure && (failure->kind == PG_FAIL_PERMISSION || failure->kind == PG_FAIL_SCHEMA);
+    if (!reported && kept->kind == PG_FAIL_NONE) return;
+    if (reported)
+        *kept = *failure;
+    else if (!failure)
+        kept->kind = PG_FAIL_NONE;
+    else
+        return; /* another failure (the connection): the kept one still stands */
+    pg_store_update_condition(s);
+}
+
+/* The group commit's outcome hook. */
+static void write_outcome(void *arg, const pg_failure_t *failure) {
+    pg_store_t *s = arg;
+    note_outcome(s, &s->write_failure, failure);
+}
+
+void pg_store_read_outcome(pg_store_t *s, const PGresult *res) {
+    pg_failure_t f;
+    if (res) pg_failure_from_result(&f, res);
+    note_outcome(s, &s->read_failure, res ? &f : NULL);
 }
 
 /* Rejects the writer's new connection because of f (what the setup step or preparing its
@@ -526,6 +561,7 @@ store_t *pg_store_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
     s->gc = s->writer ? gc_new(s->writer) : NULL;
     if (s->gc) gc_set_prepared_hook(s->gc, writer_prepared, s);
+    if (s->gc) gc_set_outcome_hook(s->gc, write_outcome, s);
     s->feed = s->gc ? pg_feed_new(loop, conninfo, &s->base, feed_changed, s) : NULL;
     if (s->feed) {
         gc_set_commit_hook(s->gc, pg_feed_committed, s->feed);

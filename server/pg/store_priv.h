@@ -27,6 +27,9 @@ struct pg_store {
     bool reader_failed[NREADERS]; /* ... or said they could not be */
     bool writer_ok;               /* the writer ran the migrations and prepared its statements */
     bool writer_refused;          /* the writer's last failure was a schema the daemon refuses */
+    /* The last write (group commit) or read that failed for want of a privilege or because of
+     * the schema, until one succeeds (kind PG_FAIL_NONE: none). */
+    pg_failure_t write_failure, read_failure;
     group_commit_t *gc;
     pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
     bool migrated;   /* the schema is known to be up to date */
@@ -37,6 +40,10 @@ struct pg_store {
 
 /* Computes the store's condition again from its connections (store_set_condition). */
 void pg_store_update_condition(pg_store_t *s);
+
+/* A read ended: res is its failed result, or NULL when it succeeded. A failure for want of a
+ * privilege or because of the schema makes the store's condition down until a read succeeds. */
+void pg_store_read_outcome(pg_store_t *s, const PGresult *res);
 
 /* Sends the reads that waited for a reader, now that one may be ready. */
 void pg_store_pump_parked(pg_store_t *s);

@@ -461,6 +461,50 @@ Test(pg_health, a_role_with_the_documented_grants_serves_with_migrate_no) {
     sql(cluster_url, q);
 }
 
+Test(pg_health, appends_refused_for_a_privilege_make_it_down_until_one_succeeds) {
+    migrate(db.url);
+    char role[64], q[2048], url[1100];
+    snprintf(role, sizeof role, "evs_noins_%.40s", db.name + strlen("evs_health_"));
+    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN", role);
+    sql(cluster_url, q);
+    sql(db.url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    snprintf(q, sizeof q, grants_fmt, db.name, role);
+    sql(db.url, q);
+    snprintf(q, sizeof q, "REVOKE INSERT ON evs_events FROM %s", role);
+    sql(db.url, q);
+    url_as(url, sizeof url, role);
+
+    const char *const no[] = {"--migrate-mode", "no", NULL};
+    daemon_t d;
+    start(&d, url, no, NULL);
+    char out[2048];
+    cr_assert_eq(health_until(&d, "ok", out, sizeof out), 0, "%s", out);
+    int fd = raw_connect_tcp(d.port);
+    cr_assert_geq(fd, 0);
+    for (uint64_t id = 1; id <= 3; id++) {
+        reply_t rep = pg_append_one(fd, id, "e", NULL, 0);
+        cr_assert(!reply_ok(&rep), "an append without INSERT succeeded");
+        reply_free(&rep);
+    }
+    cr_assert_eq(health(&d, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "down: permission denied in PostgreSQL: appends:") &&
+                  strstr(out, "evs_events"),
+              "%s", out);
+    cr_assert_eq(log_count("store: down:"), 1, "logged %d times", log_count("store: down:"));
+    snprintf(q, sizeof q, "GRANT INSERT ON evs_events TO %s", role);
+    sql(db.url, q);
+    reply_t rep = pg_append_one(fd, 4, "e", NULL, 0);
+    cr_assert(reply_ok(&rep), "the append after the GRANT failed: %s", reply_code(&rep));
+    reply_free(&rep);
+    cr_assert_eq(health(&d, out, sizeof out), 0, "%s", out);
+    close(fd);
+    stop(&d);
+    snprintf(q, sizeof q, "DROP OWNED BY %s", role);
+    sql(db.url, q);
+    snprintf(q, sizeof q, "DROP ROLE %s", role);
+    sql(cluster_url, q);
+}
+
 /* ---------------------------------------------------------------- the store's identity */
 
 /* The store_id a ping to d returns. */
