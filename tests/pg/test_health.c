@@ -35,9 +35,20 @@ static void setup(void) {
     snprintf(logpath, sizeof logpath, "/tmp/evs-health-%d.log", (int)getpid());
 }
 
+static char role[64]; /* the test's role (make_role), dropped at the end; "" when none */
+
 static void teardown(void) {
     unlink(logpath);
+    char q[200], err[256];
+    if (role[0]) {
+        snprintf(q, sizeof q, "DROP OWNED BY %s", role);
+        test_sql(db.url, q, NULL, 0, err, sizeof err);
+    }
     test_db_drop(&db, cluster_url);
+    if (role[0]) {
+        snprintf(q, sizeof q, "DROP ROLE %s", role);
+        test_sql(cluster_url, q, NULL, 0, err, sizeof err);
+    }
 }
 
 TestSuite(pg_health, .init = setup, .fini = teardown, .timeout = 120);
@@ -86,6 +97,35 @@ static void url_as(char *out, size_t len, const char *user) {
     const char *scheme = strstr(db.url, "://");
     cr_assert(at && scheme, "cannot find the user in %s", db.url);
     snprintf(out, len, "%.*s%s%s", (int)(scheme + 3 - db.url), db.url, user, at);
+}
+
+/* The grants docs/service.md ("Privileges") lists for a daemon with migrate = no: keep them in
+ * step. %1$s is the database, %2$s the role. */
+static const char grants_fmt[] =
+    "GRANT CONNECT ON DATABASE %1$s TO %2$s;"
+    "GRANT USAGE ON SCHEMA public TO %2$s;"
+    "GRANT SELECT ON evs_migrations, evs_store TO %2$s;"
+    "GRANT SELECT, INSERT, DELETE ON evs_events TO %2$s;"
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON evs_snapshots, evs_checkpoints, evs_leases TO %2$s;"
+    "GRANT SELECT, UPDATE ON evs_event_size TO %2$s;"
+    "GRANT USAGE, SELECT, UPDATE ON SEQUENCE evs_position_seq TO %2$s;";
+
+/* Creates the test's role (LOGIN with options), takes CREATE on schema public from PUBLIC (as
+ * PostgreSQL 15 does), gives the role the grants above when granted, and returns the URL that
+ * logs in as it. */
+static const char *make_role(const char *options, bool granted) {
+    static char url[1100];
+    char q[2048];
+    snprintf(role, sizeof role, "evs_role_%.40s", db.name + strlen("evs_health_"));
+    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN %s", role, options);
+    sql(cluster_url, q);
+    sql(db.url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    if (granted) {
+        snprintf(q, sizeof q, grants_fmt, db.name, role);
+        sql(db.url, q);
+    }
+    url_as(url, sizeof url, role);
+    return url;
 }
 
 /* A daemon of the test's own, its stdout and stderr into logpath. */
@@ -236,12 +276,7 @@ Test(pg_health, a_login_without_the_password_asked_is_an_authentication_failure)
     if (atoi(n) == 0) cr_skip_test("the cluster asks no password of evs_password_login");
     sql(cluster_url, "DO $$ BEGIN CREATE ROLE evs_password_login NOLOGIN; EXCEPTION WHEN "
                      "duplicate_object OR unique_violation THEN NULL; END $$");
-    char role[64], q[256], url[1100];
-    snprintf(role, sizeof role, "evs_pw_%.40s", db.name + strlen("evs_health_"));
-    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN PASSWORD 'secret' IN ROLE evs_password_login",
-             role);
-    sql(cluster_url, q);
-    url_as(url, sizeof url, role);
+    const char *url = make_role("PASSWORD 'secret' IN ROLE evs_password_login", false);
 
     daemon_t d;
     start(&d, url, NULL, NULL);
@@ -259,18 +294,10 @@ Test(pg_health, a_login_without_the_password_asked_is_an_authentication_failure)
     cr_assert(strstr(out, "\"store_reason\": \"PostgreSQL refused the login"), "%s", out);
     logged_once("writer: connect failed");
     stop(&d);
-    snprintf(q, sizeof q, "DROP ROLE %s", role);
-    sql(cluster_url, q);
 }
 
 Test(pg_health, a_role_that_may_not_create_the_schema_is_permission_denied) {
-    char role[64], q[256], url[1100];
-    snprintf(role, sizeof role, "evs_ro_%.40s", db.name + strlen("evs_health_"));
-    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN", role);
-    sql(cluster_url, q);
-    /* PostgreSQL 15 gives PUBLIC no CREATE on schema public; older ones did. */
-    sql(db.url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    url_as(url, sizeof url, role);
+    const char *url = make_role("", false);
 
     daemon_t d;
     start(&d, url, NULL, NULL);
@@ -280,8 +307,6 @@ Test(pg_health, a_role_that_may_not_create_the_schema_is_permission_denied) {
     cr_assert(strstr(out, "permission denied for schema public"), "%s", out);
     logged_once("writer: rejected");
     stop(&d);
-    snprintf(q, sizeof q, "DROP ROLE %s", role);
-    sql(cluster_url, q);
 }
 
 Test(pg_health, a_schema_without_its_append_function_is_broken) {
@@ -362,17 +387,6 @@ Test(pg_health, migrate_no_on_an_empty_database_is_refused_at_start) {
     cr_assert_str_eq(n, "0", "migrate = no changed the schema");
 }
 
-/* The grants docs/service.md ("Privileges") lists for a daemon with migrate = no: keep them in
- * step. %1$s is the database, %2$s the role. */
-static const char grants_fmt[] =
-    "GRANT CONNECT ON DATABASE %1$s TO %2$s;"
-    "GRANT USAGE ON SCHEMA public TO %2$s;"
-    "GRANT SELECT ON evs_migrations, evs_store TO %2$s;"
-    "GRANT SELECT, INSERT, DELETE ON evs_events TO %2$s;"
-    "GRANT SELECT, INSERT, UPDATE, DELETE ON evs_snapshots, evs_checkpoints, evs_leases TO %2$s;"
-    "GRANT SELECT, UPDATE ON evs_event_size TO %2$s;"
-    "GRANT USAGE, SELECT, UPDATE ON SEQUENCE evs_position_seq TO %2$s;";
-
 /* Sends r (and frees it); asserts an ok reply. */
 static void send_ok(int fd, rq_t *r, const char *what) {
     cr_assert_eq(raw_send_rq(fd, r), 0);
@@ -385,14 +399,7 @@ static void send_ok(int fd, rq_t *r, const char *what) {
 
 Test(pg_health, a_role_with_the_documented_grants_serves_with_migrate_no) {
     migrate(db.url);
-    char role[64], q[2048], url[1100];
-    snprintf(role, sizeof role, "evs_dml_%.40s", db.name + strlen("evs_health_"));
-    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN", role);
-    sql(cluster_url, q);
-    sql(db.url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    snprintf(q, sizeof q, grants_fmt, db.name, role);
-    sql(db.url, q);
-    url_as(url, sizeof url, role);
+    const char *url = make_role("", true);
 
     const char *const no[] = {"--migrate-mode", "no", NULL};
     daemon_t d;
@@ -455,24 +462,14 @@ Test(pg_health, a_role_with_the_documented_grants_serves_with_migrate_no) {
     close(fd);
     cr_assert_eq(health(&d, out, sizeof out), 0, "%s", out);
     stop(&d);
-    snprintf(q, sizeof q, "DROP OWNED BY %s", role);
-    sql(db.url, q);
-    snprintf(q, sizeof q, "DROP ROLE %s", role);
-    sql(cluster_url, q);
 }
 
 Test(pg_health, appends_refused_for_a_privilege_make_it_down_until_one_succeeds) {
     migrate(db.url);
-    char role[64], q[2048], url[1100];
-    snprintf(role, sizeof role, "evs_noins_%.40s", db.name + strlen("evs_health_"));
-    snprintf(q, sizeof q, "CREATE ROLE %s LOGIN", role);
-    sql(cluster_url, q);
-    sql(db.url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    snprintf(q, sizeof q, grants_fmt, db.name, role);
-    sql(db.url, q);
+    const char *url = make_role("", true);
+    char q[256];
     snprintf(q, sizeof q, "REVOKE INSERT ON evs_events FROM %s", role);
     sql(db.url, q);
-    url_as(url, sizeof url, role);
 
     const char *const no[] = {"--migrate-mode", "no", NULL};
     daemon_t d;
@@ -499,10 +496,6 @@ Test(pg_health, appends_refused_for_a_privilege_make_it_down_until_one_succeeds)
     cr_assert_eq(health(&d, out, sizeof out), 0, "%s", out);
     close(fd);
     stop(&d);
-    snprintf(q, sizeof q, "DROP OWNED BY %s", role);
-    sql(db.url, q);
-    snprintf(q, sizeof q, "DROP ROLE %s", role);
-    sql(cluster_url, q);
 }
 
 /* ---------------------------------------------------------------- the store's identity */
