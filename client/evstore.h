@@ -230,8 +230,8 @@ typedef enum evs_health_status {
 typedef struct evs_health {
     evs_health_status_t status;
     char reason[512];     /* one sentence ("" when ok) */
-    char kind[32];        /* what is wrong in one word: "ok", "unreachable", "authentication",
-                             "permission", "schema", "starting", "readers", "feed", "draining"... */
+    char kind[32];        /* what is wrong in one word: "ok", "starting", "unreachable",
+                             "authentication", "permission", "schema", "error", "draining"... */
     char store_state[16]; /* as stats shows it: "ok", "degraded", "unavailable" or "unknown" */
 } evs_health_t;
 

@@ -70,7 +70,7 @@ struct group_commit {
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
     void (*prepared_hook)(void *arg, const pg_failure_t *failure);
-    void (*outcome_hook)(void *arg, const pg_failure_t *failure);
+    void (*outcome_hook)(void *arg, const pg_failure_t *failure, unsigned wrote);
     void *outcome_arg;
     pg_failure_t failure;         /* the transaction in flight's first failure, classified */
     bool prepare_failed;          /* preparing the statements on this connection failed: */
@@ -162,11 +162,23 @@ static void on_cleanup(void *arg, pg_conn_event_t ev, PGresult *res) {
     (void)arg, (void)ev, (void)res;
 }
 
+/* What the requests of list write (GC_WROTE_* bits). */
+static unsigned group_wrote(const gc_request_t *list) {
+    unsigned wrote = 0;
+    for (const gc_request_t *r = list; r; r = r->next) {
+        if (r->is_delete) wrote |= GC_WROTE_DELETE;
+        if (r->n) wrote |= GC_WROTE_EVENTS;
+        if (r->track != GC_TRACK_NONE) wrote |= GC_WROTE_CHECKPOINTS;
+    }
+    return wrote;
+}
+
 /* Finishes the transaction in flight: on success calls the commit hook, remembers the versions
  * and starts the next transaction before calling every request's done; on failure fails every
  * request. */
 static void finish_group(group_commit_t *g, bool ok) {
     gc_request_t *list = g->group;
+    unsigned wrote = group_wrote(list);
     size_t block = g->group_events; /* positions reserved by the transaction */
     bool append = g->phase != PH_DELETE;
     g->group = NULL;
@@ -196,11 +208,11 @@ static void finish_group(group_commit_t *g, bool ok) {
             send_sql(g, "ROLLBACK");
             pg_conn_sync(g->w, on_cleanup, g);
         }
-        if (g->outcome_hook) g->outcome_hook(g->outcome_arg, &failure);
+        if (g->outcome_hook) g->outcome_hook(g->outcome_arg, &failure, wrote);
         start_next(g);
         return;
     }
-    if (g->outcome_hook) g->outcome_hook(g->outcome_arg, NULL);
+    if (g->outcome_hook) g->outcome_hook(g->outcome_arg, NULL, wrote);
     if (g->hook && g->d.naccepted) call_commit_hook(g, list, block);
     if (append) remember_versions(g, g->first_position + (int64_t)block - 1);
     if (append && g->size_raising > g->size_known) g->size_known = g->size_raising;
@@ -764,7 +776,8 @@ static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
     g->prepared_hook(g->prepared_arg, g->prepare_failed ? &g->prepare_failure : NULL);
 }
 
-void gc_set_outcome_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+void gc_set_outcome_hook(group_commit_t *g,
+                         void (*hook)(void *arg, const pg_failure_t *failure, unsigned wrote),
                          void *arg) {
     g->outcome_hook = hook;
     g->outcome_arg = arg;

@@ -100,10 +100,14 @@ typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n, u
 void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
                           void *arg);
 
+/* What a transaction wrote, as gc_set_outcome_hook tells it (bits). */
+enum { GC_WROTE_EVENTS = 1, GC_WROTE_CHECKPOINTS = 2, GC_WROTE_DELETE = 4 };
+
 /* Sets the function told how each transaction ended: failure NULL when it committed, else its
  * first failure, classified (the store's condition reports a permission or schema failure once,
- * rather than each group logging it). */
-void gc_set_outcome_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+ * rather than each group logging it); wrote says what the transaction wrote (GC_WROTE_*). */
+void gc_set_outcome_hook(group_commit_t *g,
+                         void (*hook)(void *arg, const pg_failure_t *failure, unsigned wrote),
                          void *arg);
 
 /* Sets the commit hook (the store's live feed); none by default. */

@@ -43,7 +43,7 @@ static bool read_may_wait(pg_store_t *s) {
 static void set_result_error(op_t *op, PGresult *res) {
     if (op->has_err) return;
     op->has_err = true;
-    if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED) pg_store_read_outcome(op->s, res);
+    if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED) pg_store_read_outcome(op->s, op->query, res);
     const char *msg = PQresultErrorMessage(res);
     size_t n = msg ? strlen(msg) : 0;
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
@@ -104,7 +104,8 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     if (ev == PG_CONN_RESULT) {
         ExecStatusType st = PQresultStatus(res);
         if (op->answered || op->has_err) return;
-        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) pg_store_read_outcome(op->s, NULL);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            pg_store_read_outcome(op->s, op->query, NULL);
         if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS)
             deliver_events(op, res);
         else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT)

@@ -224,8 +224,6 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
     gc_submit(s->gc, &op->req);
 }
 
-/* ---------------------------------------------------------------- connections */
-
 /* ---------------------------------------------------------------- the condition */
 
 /* What a failure of kind means, as the start of the condition's reason. */
@@ -312,31 +310,38 @@ void pg_store_update_condition(pg_store_t *s) {
     store_set_condition(&s->base, STORE_STATUS_OK, "ok", false, "%s", "");
 }
 
-/* Keeps a call's failure of kind permission or schema in *kept until a call of the same side
- * succeeds (failure NULL), and looks at the condition again when that changed it. */
-static void note_outcome(pg_store_t *s, pg_failure_t *kept, const pg_failure_t *failure) {
+/* Keeps a call's failure of kind permission or schema in *kept (what, its statement or what it
+ * wrote, in *kept_what) until a call that did at least as much succeeds (failure NULL: done
+ * says whether it did), and looks at the condition again when that changed it. */
+static void note_outcome(pg_store_t *s, pg_failure_t *kept, unsigned *kept_what, unsigned what,
+                         const pg_failure_t *failure, bool done) {
     bool reported =
         failure && (failure->kind == PG_FAIL_PERMISSION || failure->kind == PG_FAIL_SCHEMA);
-    if (!reported && kept->kind == PG_FAIL_NONE) return;
-    if (reported)
+    if (reported) {
         *kept = *failure;
-    else if (!failure)
+        *kept_what = what;
+    } else if (!failure && kept->kind != PG_FAIL_NONE && done) {
         kept->kind = PG_FAIL_NONE;
-    else
-        return; /* another failure (the connection): the kept one still stands */
+    } else {
+        return; /* nothing new; another failure (the connection) lets the kept one stand */
+    }
     pg_store_update_condition(s);
 }
 
 /* The group commit's outcome hook. */
-static void write_outcome(void *arg, const pg_failure_t *failure) {
+static void write_outcome(void *arg, const pg_failure_t *failure, unsigned wrote) {
     pg_store_t *s = arg;
-    note_outcome(s, &s->write_failure, failure);
+    note_outcome(s, &s->write_failure, &s->write_failure_wrote, wrote, failure,
+                 (wrote & s->write_failure_wrote) == s->write_failure_wrote);
 }
 
-void pg_store_read_outcome(pg_store_t *s, const PGresult *res) {
+void pg_store_read_outcome(pg_store_t *s, int query, const PGresult *res) {
     pg_failure_t f;
     if (res) pg_failure_from_result(&f, res);
-    note_outcome(s, &s->read_failure, res ? &f : NULL);
+    unsigned kept_query = (unsigned)s->read_failure_query;
+    note_outcome(s, &s->read_failure, &kept_query, (unsigned)query, res ? &f : NULL,
+                 kept_query == (unsigned)query);
+    s->read_failure_query = (int)kept_query;
 }
 
 /* Rejects the writer's new connection because of f (what the setup step or preparing its

@@ -30,6 +30,11 @@ struct pg_store {
     /* The last write (group commit) or read that failed for want of a privilege or because of
      * the schema, until one succeeds (kind PG_FAIL_NONE: none). */
     pg_failure_t write_failure, read_failure;
+    /* What failed: the GC_WROTE_* bits of the write, the schema_reads index of the read. A
+     * success clears the failure only when it did as much (a write that wrote at least those
+     * bits, a read of the same statement), so that mixed traffic does not flip the condition. */
+    unsigned write_failure_wrote;
+    int read_failure_query;
     group_commit_t *gc;
     pg_feed_t *feed; /* every committed event to the commit listener, from every daemon */
     bool migrated;   /* the schema is known to be up to date */
@@ -41,9 +46,10 @@ struct pg_store {
 /* Computes the store's condition again from its connections (store_set_condition). */
 void pg_store_update_condition(pg_store_t *s);
 
-/* A read ended: res is its failed result, or NULL when it succeeded. A failure for want of a
- * privilege or because of the schema makes the store's condition down until a read succeeds. */
-void pg_store_read_outcome(pg_store_t *s, const PGresult *res);
+/* A read of schema_reads[query] ended: res is its failed result, or NULL when it succeeded. A
+ * failure for want of a privilege or because of the schema makes the store's condition down
+ * until a read of the same statement succeeds. */
+void pg_store_read_outcome(pg_store_t *s, int query, const PGresult *res);
 
 /* Sends the reads that waited for a reader, now that one may be ready. */
 void pg_store_pump_parked(pg_store_t *s);
