@@ -72,7 +72,8 @@ struct group_commit {
     void (*prepared_hook)(void *arg, const pg_failure_t *failure);
     void (*outcome_hook)(void *arg, const pg_failure_t *failure, unsigned wrote);
     void *outcome_arg;
-    pg_failure_t failure;         /* the transaction in flight's first failure, classified */
+    pg_failure_t failure; /* the transaction in flight's first failure, classified */
+    bool prepared; /* the statements are prepared on this connection: transactions may start */
     bool prepare_failed;          /* preparing the statements on this connection failed: */
     pg_failure_t prepare_failure; /* why */
     void *prepared_arg;
@@ -664,7 +665,7 @@ static void send_delete(group_commit_t *g) {
 /* Starts the next transaction when none is in flight: a delete alone, or as many queued appends
  * as fit the group limits (at least one). */
 static void start_next(group_commit_t *g) {
-    if (g->phase != PH_IDLE || g->held || !pg_conn_is_ready(g->w)) return;
+    if (g->phase != PH_IDLE || g->held || !g->prepared || !pg_conn_is_ready(g->w)) return;
     while (g->queue.head && g->queue.head->cancelled) {
         gc_request_t *r = wq_pop(&g->queue);
         codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
@@ -772,8 +773,13 @@ static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
         }
         return;
     }
-    if (ev != PG_CONN_END || !g->prepared_hook) return;
-    g->prepared_hook(g->prepared_arg, g->prepare_failed ? &g->prepare_failure : NULL);
+    if (ev != PG_CONN_END) return;
+    if (g->prepared_hook)
+        g->prepared_hook(g->prepared_arg, g->prepare_failed ? &g->prepare_failure : NULL);
+    if (g->prepare_failed) return;
+    /* The statements exist: the writes that waited for them go. */
+    g->prepared = true;
+    start_next(g);
 }
 
 void gc_set_outcome_hook(group_commit_t *g,
@@ -793,7 +799,7 @@ void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_fa
  * generically: they only ever use the indexes named in the migrations). Queued before any work,
  * so nothing waits for it. */
 static void prepare(group_commit_t *g) {
-    g->prepare_failed = false;
+    g->prepare_failed = g->prepared = false;
     send_sql(g, SCHEMA_SQL_GENERIC_PLANS);
     send_sql(g, SCHEMA_SQL_EVENT_SIZE_KEPT);
     for (int k = 0; k < SCHEMA_NWRITES; k++)
@@ -816,6 +822,7 @@ void gc_on_ready(group_commit_t *g) {
 
 void gc_on_lost(group_commit_t *g, const char *why) {
     vcache_invalidate(&g->cache);
+    g->prepared = false;
     fail_list(wq_take_all(&g->queue), EVS_EUNAVAILABLE,
               why ? why
                   : "the connection to PostgreSQL was lost before this request was sent; retry it");

@@ -137,7 +137,9 @@ void gc_cancel(gc_request_t *r);
  * after, would otherwise be taken for delivered and never reach the commit listener. */
 void gc_set_held(group_commit_t *g, bool held);
 
-/* The writer connection became ready: start the queued work. */
+/* The writer connection became ready: prepare the statements, then (once PostgreSQL said they
+ * are prepared) start the queued work; writes wait until then, so that a connection rejected
+ * for its statements (a broken schema) fails them with the store's reason. */
 void gc_on_ready(group_commit_t *g);
 
 /* The writer connection was lost: fail what is queued (what was in flight already failed). */
