@@ -615,6 +615,32 @@ EVS_API int evs_ping(evs_context_t *c, char *version, size_t cap) {
     return 0;
 }
 
+EVS_API int evs_health(evs_context_t *c, evs_health_t *out) {
+    memset(out, 0, sizeof *out);
+    int r = client_begin(c);
+    if (r) return r;
+    msgpack_packer pk;
+    uint64_t id;
+    size_t start = client_request_begin(c, &pk, "health", 0, &id);
+    const msgpack_object *res;
+    if ((r = client_request_end(c, start, id, &res)) < 0) return r;
+    const msgpack_object *st = codec_map_get(res, "status");
+    if (!st || st->type != MSGPACK_OBJECT_STR)
+        return client_fail(c, EVS_EPROTOCOL, "a health reply without a status");
+    char status[16];
+    copy_str(status, sizeof status, st);
+    out->status = strcmp(status, "ok") == 0         ? EVS_HEALTH_OK
+                  : strcmp(status, "degraded") == 0 ? EVS_HEALTH_DEGRADED
+                                                    : EVS_HEALTH_DOWN;
+    const msgpack_object *v = codec_map_get(res, "reason");
+    if (v && v->type == MSGPACK_OBJECT_STR) copy_str(out->reason, sizeof out->reason, v);
+    v = codec_map_get(res, "kind");
+    if (v && v->type == MSGPACK_OBJECT_STR) copy_str(out->kind, sizeof out->kind, v);
+    v = codec_map_get(res, "store_state");
+    if (v && v->type == MSGPACK_OBJECT_STR) copy_str(out->store_state, sizeof out->store_state, v);
+    return 0;
+}
+
 EVS_API int evs_store_info(evs_context_t *c, char store_id[EVS_STORE_ID_LEN], uint64_t *head) {
     store_id[0] = '\0';
     if (head) *head = 0;

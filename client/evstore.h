@@ -219,6 +219,25 @@ EVS_API int evs_delete_entity(evs_context_t *c, const char *entity_id, uint64_t 
  * an evs_value_t tree. EVS_EINVAL for any other op; on failure *out is NULL. */
 EVS_API int evs_admin_call(evs_context_t *c, const char *op, uint8_t **out, size_t *len);
 
+/* The daemon's health (the health op, docs/protocol.md): whether appends and reads can be served
+ * right now. */
+typedef enum evs_health_status {
+    EVS_HEALTH_OK = 0,       /* everything works */
+    EVS_HEALTH_DEGRADED = 1, /* served, but something is wrong (reason) */
+    EVS_HEALTH_DOWN = 2,     /* appends or reads cannot be served now (reason) */
+} evs_health_status_t;
+
+typedef struct evs_health {
+    evs_health_status_t status;
+    char reason[512];     /* one sentence ("" when ok) */
+    char kind[32];        /* what is wrong in one word: "ok", "starting", "unreachable",
+                             "authentication", "permission", "schema", "error", "draining"... */
+    char store_state[16]; /* as stats shows it: "ok", "degraded", "unavailable" or "unknown" */
+} evs_health_t;
+
+/* Asks the daemon for its health into *out (needs no permission, like ping). */
+EVS_API int evs_health(evs_context_t *c, evs_health_t *out);
+
 /* ---------------------------------------------------------------- subscriptions */
 
 typedef struct evs_sub_options {

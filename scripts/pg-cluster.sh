@@ -14,6 +14,9 @@
 #                                         EVSTORE_PG_URL set, then stop and remove it whatever
 #                                         CMD did; exits with CMD's status
 #
+# Every login is trusted except that of members of the role evs_password_login over TCP, which
+# need a password (scram-sha-256): the tests of a login refused for want of one use it.
+#
 # The server binaries come from /usr/lib/postgresql/<newest>/bin. initdb and postgres refuse to
 # run as root, so as root every server command runs as the postgres user (runuser).
 set -eu
@@ -50,6 +53,8 @@ start() {
         printf 'fsync = off\nfull_page_writes = off\n' >>"$dir/data/postgresql.conf"
     fi
     printf 'max_connections = 300\n' >>"$dir/data/postgresql.conf"
+    hba=$(cat "$dir/data/pg_hba.conf")
+    printf 'host all +evs_password_login 127.0.0.1/32 scram-sha-256\n%s\n' "$hba" >"$dir/data/pg_hba.conf"
     free_port >"$dir/port"
     start_server "$dir" || { cat "$dir/server.log" >&2; exit 1; }
     url_of "$dir"

@@ -39,6 +39,9 @@ const config_option_t config_options[] = {
      "also listen on a Unix socket at PATH (empty: no Unix socket)"},
     {"store", CONFIG_STRING, FIELD(store_url), "memory", 0, 0, RESTART, REQUIRED, "URL",
      "\"memory\" or a PostgreSQL URL; $EVSTORE_STORE overrides the file"},
+    {"migrate", CONFIG_BOOL, FIELD(migrate), "yes", 0, 1, RELOAD, OPTIONAL, "yes|no",
+     "apply the schema migrations the PostgreSQL database lacks when connecting; no: never change "
+     "the schema, refuse one that is behind (run evstored --migrate)"},
     {"max_frame", CONFIG_BYTES, FIELD(max_frame), "16777216", 64, UINT32_MAX, RELOAD, OPTIONAL,
      "BYTES", "largest request frame accepted"},
     {"max_event", CONFIG_BYTES, FIELD(max_event), "0", 0, UINT32_MAX, RELOAD, OPTIONAL, "BYTES",
@@ -807,13 +810,18 @@ void config_format(const server_config_t *cfg, const config_option_t *opt, char 
     }
 }
 
+const char *config_flag_name(const config_option_t *o, char *buf, size_t len) {
+    snprintf(buf, len, "%s", strcmp(o->name, "migrate") == 0 ? "migrate-mode" : o->name);
+    for (char *p = buf; *p; p++)
+        if (*p == '_') *p = '-';
+    return buf;
+}
+
 void config_print_help(FILE *out) {
     for (size_t i = 0; i < config_noptions; i++) {
         const config_option_t *o = &config_options[i];
-        char flag[64], text[512];
-        snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
-        for (char *p = flag + 2; *p && *p != ' '; p++)
-            if (*p == '_') *p = '-';
+        char flag[64], name[48], text[512];
+        snprintf(flag, sizeof flag, "--%s %s", config_flag_name(o, name, sizeof name), o->metavar);
         snprintf(text, sizeof text, "%s (default %s%s%s%s)", o->help, *o->def ? "" : "\"", o->def,
                  *o->def ? "" : "\"", o->reloadable ? "" : "; restart to change");
         /* Word-wrap the text into a 68-column column after the flag. */

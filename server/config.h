@@ -67,6 +67,11 @@ typedef struct config_option {
 extern const config_option_t config_options[];
 extern const size_t config_noptions;
 
+/* The command-line flag of an option without its "--" (the key with '-' for '_', except where a
+ * one-shot mode took that name: --migrate applies the migrations, so the option migrate is
+ * --migrate-mode), written into buf. Returns buf. */
+const char *config_flag_name(const config_option_t *o, char *buf, size_t len);
+
 /* Finds an option by key ('-' and '_' are the same); NULL when there is none. */
 const config_option_t *config_find(const char *name);
 

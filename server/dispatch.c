@@ -13,6 +13,7 @@
 #include "../proto/codec_request.h"
 #include "auth.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "stats.h"
 #include "subs.h"
@@ -158,6 +159,7 @@ static const struct {
     {"auth", NULL},
     {"consumers", NULL},
     {"partitions", NULL},
+    {"health", NULL},
 };
 #define NFEATURES (sizeof features / sizeof features[0])
 
@@ -184,6 +186,17 @@ static void op_ping(conn_t *c, codec_request_t *req) {
     for (size_t i = 0; i < NFEATURES; i++)
         if (!features[i].available || features[i].available(store))
             codec_pack_cstr(&pk, features[i].name);
+    reply_end(c, start);
+}
+
+/* health: whether appends and reads can be served right now, and if not why (health.h); like
+ * ping it never waits for the store. */
+static void op_health(conn_t *c, codec_request_t *req) {
+    health_t h;
+    health_get(c->srv, &h);
+    msgpack_packer pk;
+    size_t start = reply_begin(c, &pk, req->id, HEALTH_NKEYS);
+    health_pack(&pk, &h);
     reply_end(c, start);
 }
 
@@ -687,6 +700,7 @@ static const struct {
     {"get-checkpoint", op_get_checkpoint, ARG_CONSUMER, "consumer", 0, AUTH_READ},
     {"delete-checkpoint", op_delete_checkpoint, ARG_CONSUMER, "consumer", 0, AUTH_ADMIN},
     {"consumers", op_consumers, 0, NULL, 0, AUTH_READ},
+    {"health", op_health, 0, NULL, 0, AUTH_NONE},
 };
 #define NOPS (sizeof op_table / sizeof op_table[0])
 

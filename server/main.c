@@ -43,13 +43,17 @@
 #define PROBE_RETRY_MS 1000
 
 static const char usage_head[] =
-    "Usage: evstored [--config FILE] [--check-config] [options]\n"
+    "Usage: evstored [--config FILE] [--check-config | --migrate | --new-store-id] [options]\n"
     "The evstore event store daemon.\n"
     "\n"
     "  --config FILE                read options from FILE (default " CONFIG_DEFAULT_PATH
     " when it exists);\n"
     "                               flags win over the file; SIGHUP reads it again\n"
     "  --check-config               check the configuration, print what is wrong, exit 0 or 1\n"
+    "  --migrate                    apply the schema migrations the store's database lacks,\n"
+    "                               print what was done, exit 0 (or 1 with why not)\n"
+    "  --new-store-id               give the store a new random identity (after restoring a\n"
+    "                               backup to an earlier point), exit 0 or 1\n"
     "  --help                       print this and exit\n"
     "  --version                    print the version and exit\n"
     "\n"
@@ -63,6 +67,7 @@ static size_t noverrides;
 static bool ready;          /* READY=1 was sent */
 static bool finished;       /* finish() ran: no more timers, no more notifications */
 static bool probe_inflight; /* a store probe waits for its callback */
+static int exit_status;     /* main's, once the loop ends */
 static uint64_t probe_started;
 /* 0: waiting for requests in flight; 1: for output to be written; 2: for the clients to close
  * their side after the daemon shut down its sending side (conn_shutdown), at most
@@ -112,6 +117,7 @@ static void close_handle(uv_handle_t *h) {
 /* ---------------------------------------------------------------- readiness and status */
 
 static void on_status_tick(uv_timer_t *t);
+static void finish(void);
 
 /* (Re)starts the status timer: every status_interval once ready, a one-shot retry before. */
 static void schedule_status(void) {
@@ -132,7 +138,9 @@ static void probe_done(void *arg, const codec_error_t *err, const evs_event_t *e
     stats_store_done(&srv.stats, probe_started, err ? err->code : 0);
     if (finished) return;
     if (err) {
-        if (before != STORE_STATE_UNAVAILABLE) log_warn("store", "cannot serve: %s", err->message);
+        /* A condition of the store's was logged by the store, once (store_set_condition). */
+        if (before != STORE_STATE_UNAVAILABLE && srv.store->condition.status == STORE_STATUS_OK)
+            log_warn("store", "cannot serve: %s", err->message);
         if (!ready) {
             char msg[400];
             snprintf(msg, sizeof msg, "STATUS=waiting for the store: %s", err->message);
@@ -141,13 +149,60 @@ static void probe_done(void *arg, const codec_error_t *err, const evs_event_t *e
         }
         return;
     }
-    if (before == STORE_STATE_UNAVAILABLE) log_info("store", "serving again");
+    if (before == STORE_STATE_UNAVAILABLE && srv.store->condition.status == STORE_STATUS_OK)
+        log_info("store", "serving again");
+    /* A read was served, but READY=1 also waits for the store to say that appends work (a
+     * schema whose functions are missing serves reads and fails every append). */
+    store_status_t status = srv.store->condition.status;
+    if (!ready && status != STORE_STATUS_OK && status != STORE_STATUS_DEGRADED) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "STATUS=waiting for the store: %s", srv.store->condition.reason);
+        notify(msg);
+        schedule_status();
+        return;
+    }
     if (!ready && !srv.draining) {
         ready = true;
         log_info("main", "ready");
         notify_status("READY=1\n");
         schedule_status();
     }
+}
+
+/* The store refused its database's schema before the daemon was ready: it exits 1 (from the
+ * loop, not inside the store's callback), so that a service manager shows the failure instead
+ * of a daemon that retries for ever. */
+static void on_refused_tick(uv_timer_t *t) {
+    (void)t;
+    if (finished) return;
+    if (srv.tcp) listener_close(srv.tcp);
+    if (srv.unix_listener) listener_close(srv.unix_listener);
+    if (srv.tls_listener) listener_close(srv.tls_listener);
+    srv.tcp = srv.unix_listener = srv.tls_listener = NULL;
+    finish();
+}
+
+/* The store's condition changed (store.h): a refused schema ends a daemon that is not ready yet
+ * (once ready, the daemon stays up and says why in health, stats and every failed request). */
+static void on_store_condition(void *arg) {
+    (void)arg;
+    const store_condition_t *c = &srv.store->condition;
+    if (ready || finished || srv.draining) return;
+    if (c->status == STORE_STATUS_OK || c->status == STORE_STATUS_DEGRADED) {
+        /* READY=1 as soon as a read is served too: the probe goes from the loop, not from
+         * inside the store's callback. */
+        uv_timer_start(&srv.status_timer, on_status_tick, 0, 0);
+        return;
+    }
+    if (c->status != STORE_STATUS_DOWN || !c->refused) return;
+    char msg[600];
+    snprintf(msg, sizeof msg, "STATUS=refusing the store's schema: %s", c->reason);
+    notify(msg);
+    log_error("main", "exiting: the store's schema cannot be used by this evstored");
+    exit_status = 1;
+    srv.draining = true;
+    uv_timer_stop(&srv.status_timer);
+    uv_timer_start(&srv.drain_timer, on_refused_tick, 0, 0);
 }
 
 /* Asks the store for one event: the answer says whether it can serve. */
@@ -276,6 +331,7 @@ static void apply_config(void) {
         srv.store->write_queue_bytes = srv.cfg.write_queue_bytes;
         srv.store->write_queue_requests = srv.cfg.write_queue_requests;
         srv.store->memory_limit = srv.cfg.memory_limit;
+        srv.store->never_migrate = !srv.cfg.migrate;
     }
     conn_timeouts_changed(&srv);
     metrics_apply_config(&srv);
@@ -386,28 +442,39 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
 /* ---------------------------------------------------------------- start-up */
 
-enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_TABLE = 2000 };
+enum {
+    OPT_CONFIG = 1000,
+    OPT_CHECK,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_MIGRATE,
+    OPT_NEW_STORE_ID,
+    OPT_TABLE = 2000
+};
+
+/* What evstored does: serve, or one of the one-shot modes. */
+enum mode { MODE_SERVE, MODE_CHECK, MODE_MIGRATE, MODE_NEW_STORE_ID };
 
 /* Fills getopt_long's table: a flag for each option of config.c's table (OPT_TABLE + its
  * index), named in names[i] with '-' for '_', then the mode flags, then the zero row. */
 static void fill_longopts(struct option *longopts, char (*names)[64]) {
     size_t k = 0;
     for (size_t i = 0; i < config_noptions; i++) {
-        snprintf(names[i], sizeof names[i], "%s", config_options[i].name);
-        for (char *p = names[i]; *p; p++)
-            if (*p == '_') *p = '-';
+        config_flag_name(&config_options[i], names[i], sizeof names[i]);
         longopts[k++] = (struct option){names[i], required_argument, NULL, OPT_TABLE + (int)i};
     }
     longopts[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
     longopts[k++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK};
+    longopts[k++] = (struct option){"migrate", no_argument, NULL, OPT_MIGRATE};
+    longopts[k++] = (struct option){"new-store-id", no_argument, NULL, OPT_NEW_STORE_ID};
     longopts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
     longopts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 }
 
 /* Parses the command line into the config path, the overrides and the mode flags. Returns -1
  * to go on, or an exit status. */
-static int parse_args(int argc, char **argv, const char **config_path, bool *check_only) {
-    struct option *longopts = calloc(config_noptions + 5, sizeof *longopts);
+static int parse_args(int argc, char **argv, const char **config_path, enum mode *mode) {
+    struct option *longopts = calloc(config_noptions + 7, sizeof *longopts);
     char(*names)[64] = calloc(config_noptions, sizeof *names);
     overrides = calloc(argc, sizeof *overrides);
     if (!longopts || !names || !overrides) {
@@ -442,7 +509,13 @@ static int parse_args(int argc, char **argv, const char **config_path, bool *che
             *config_path = optarg;
             break;
         case OPT_CHECK:
-            *check_only = true;
+            *mode = MODE_CHECK;
+            break;
+        case OPT_MIGRATE:
+            *mode = MODE_MIGRATE;
+            break;
+        case OPT_NEW_STORE_ID:
+            *mode = MODE_NEW_STORE_ID;
             break;
         case OPT_HELP:
             fputs(usage_head, stdout);
@@ -501,6 +574,7 @@ static int open_server(void) {
     }
     store_set_commit_listener(srv.store, subs_on_commit, srv.subs);
     store_set_live_listener(srv.store, subs_on_live, srv.subs);
+    srv.store->on_condition = on_store_condition;
 
     char why[600];
     if (cfg->listen && !(srv.tcp = listener_tcp(&srv, cfg->listen, why, sizeof why))) {
@@ -565,8 +639,8 @@ static void start_handles(void) {
 
 int main(int argc, char **argv) {
     const char *config_path = NULL;
-    bool check_only = false;
-    int status = parse_args(argc, argv, &config_path, &check_only);
+    enum mode mode = MODE_SERVE;
+    int status = parse_args(argc, argv, &config_path, &mode);
     if (status >= 0) {
         free(overrides);
         return status;
@@ -589,10 +663,19 @@ int main(int argc, char **argv) {
         free_globals();
         return 1;
     }
-    if (check_only) {
+    if (mode == MODE_CHECK) {
         printf("evstored: configuration OK (%s)\n", config_path ? config_path : "no file");
         free_globals();
         return 0;
+    }
+    if (mode == MODE_MIGRATE || mode == MODE_NEW_STORE_ID) {
+        log_level = srv.cfg.log_level;
+        char msg[800];
+        int rc = mode == MODE_MIGRATE ? store_migrate(srv.cfg.store_url, msg, sizeof msg)
+                                      : store_new_id(srv.cfg.store_url, msg, sizeof msg);
+        fprintf(rc == 0 ? stdout : stderr, "evstored: %s\n", msg);
+        free_globals();
+        return rc == 0 ? 0 : 1;
     }
     server_config_t *cfg = &srv.cfg;
     log_level = cfg->log_level;
@@ -623,5 +706,5 @@ int main(int argc, char **argv) {
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_loop_close(srv.loop);
     free_globals();
-    return 0;
+    return exit_status;
 }

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "conn.h"
+#include "health.h"
 #include "subs.h"
 
 void server_gauges(const server_t *srv, stats_gauges_t *g) {
@@ -14,6 +15,10 @@ void server_gauges(const server_t *srv, stats_gauges_t *g) {
     g->head = server_head(srv);
     g->store = srv->store ? srv->store->ops->name : "none";
     g->consumers = &srv->consumers;
+    health_t h;
+    health_get(srv, &h);
+    g->store_state = h.store_state;
+    g->store_reason = h.reason;
 }
 
 uint64_t server_head(const server_t *srv) {

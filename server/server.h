@@ -22,8 +22,9 @@ typedef struct server_config {
     const char *listen;    /* HOST:PORT */
     const char *unix_path; /* optional second listener */
     const char *store_url; /* "memory" or a PostgreSQL URL */
-    uint32_t max_frame;    /* largest request frame accepted */
-    uint32_t max_event;    /* largest event appended, as codec_event_size counts it */
+    uint32_t migrate;   /* CONFIG_BOOL: apply missing schema migrations (store_t.never_migrate) */
+    uint32_t max_frame; /* largest request frame accepted */
+    uint32_t max_event; /* largest event appended, as codec_event_size counts it */
     uint32_t request_timeout_ms;
     size_t out_limit;                 /* per-connection output bytes above which reading pauses and
                                          subscribers fall back to catching up from the store */

@@ -96,7 +96,7 @@ void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
                 const char *const *op_names, size_t nops) {
     if (nops > STATS_MAX_OPS) nops = STATS_MAX_OPS;
 
-    msgpack_pack_map(pk, 23); /* keep in step with the keys below */
+    msgpack_pack_map(pk, 24); /* keep in step with the keys below */
     codec_pack_key(pk, "version");
     codec_pack_cstr(pk, EVS_VERSION);
     pack_u64(pk, "uptime_s", (uv_hrtime() - st->started_ns) / 1000000000u);
@@ -147,7 +147,9 @@ void stats_pack(msgpack_packer *pk, const stats_t *st, const stats_gauges_t *g,
     codec_pack_key(pk, "store");
     codec_pack_cstr(pk, g->store);
     codec_pack_key(pk, "store_state");
-    codec_pack_cstr(pk, stats_store_state_name(st->store_state));
+    codec_pack_cstr(pk, g->store_state ? g->store_state : stats_store_state_name(st->store_state));
+    codec_pack_key(pk, "store_reason");
+    codec_pack_cstr(pk, g->store_reason ? g->store_reason : "");
 
     uint32_t *sorted = malloc(STATS_LATENCY_SAMPLES * sizeof *sorted);
     size_t n = sorted ? sorted_samples(st, sorted) : 0;
@@ -172,5 +174,5 @@ void stats_summary(const stats_t *st, const stats_gauges_t *g, char *buf, size_t
     snprintf(buf, len, "%s; %zu connections, %zu subscribers, %llu events appended; store %s %s",
              g->draining ? "draining" : "serving", g->connections, g->subscribers,
              (unsigned long long)st->events_appended, g->store,
-             stats_store_state_name(st->store_state));
+             g->store_state ? g->store_state : stats_store_state_name(st->store_state));
 }

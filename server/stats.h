@@ -84,6 +84,9 @@ typedef struct stats_gauges {
     /* Packs the "subscriptions" array of the stats map (subs_pack_stats); NULL: an empty one. */
     void (*pack_subscriptions)(msgpack_packer *pk, const void *arg);
     const void *subscriptions;
+    /* The store's condition (health.h): store_state ("unknown", "ok", "degraded",
+     * "unavailable"; NULL: from the last store answer, stats_t.store_state) and why ("" ok). */
+    const char *store_state, *store_reason;
 } stats_gauges_t;
 
 /* Starts the clock: call once at start-up. */

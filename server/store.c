@@ -1,10 +1,13 @@
 /* store.c: choosing a store implementation from its URL, and what every implementation shares. */
 #include "store.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "log.h"
 
 /* ---------------------------------------------------------------- choosing a store */
 
@@ -41,6 +44,93 @@ void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg) {
 void store_set_live_listener(store_t *s, void (*cb)(void *arg), void *arg) {
     s->on_live = cb;
     s->on_live_arg = arg;
+}
+
+/* ---------------------------------------------------------------- condition and administration */
+
+const char *store_status_state_name(store_status_t status) {
+    switch (status) {
+    case STORE_STATUS_OK:
+        return "ok";
+    case STORE_STATUS_DEGRADED:
+        return "degraded";
+    case STORE_STATUS_DOWN:
+        return "unavailable";
+    default:
+        return "unknown";
+    }
+}
+
+const char *store_status_health_name(store_status_t status) {
+    switch (status) {
+    case STORE_STATUS_OK:
+        return "ok";
+    case STORE_STATUS_DEGRADED:
+        return "degraded";
+    default:
+        return "down";
+    }
+}
+
+void store_condition_error(const store_t *s, codec_error_t *err, const char *fallback) {
+    const store_condition_t *c = &s->condition;
+    if (c->status == STORE_STATUS_DOWN && c->reason[0])
+        codec_error_set(err, EVS_EUNAVAILABLE, "%s; the daemon keeps retrying, retry later",
+                        c->reason);
+    else
+        codec_error_set(err, EVS_EUNAVAILABLE, "%s", fallback);
+}
+
+void store_set_condition(store_t *s, store_status_t status, const char *kind, bool refused,
+                         const char *fmt, ...) {
+    store_condition_t *c = &s->condition;
+    bool changed = c->status != status || !c->kind || strcmp(c->kind, kind) != 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->reason, sizeof c->reason, fmt, ap);
+    va_end(ap);
+    c->refused = refused;
+    if (!changed) return;
+    store_status_t before = c->status;
+    c->status = status;
+    c->kind = kind;
+    if (status == STORE_STATUS_OK) {
+        if (before != STORE_STATUS_STARTING)
+            log_info("store", "ok: serving again");
+        else
+            log_info("store", "ok");
+    } else if (status == STORE_STATUS_DOWN) {
+        if (refused)
+            log_error("store", "down: %s", c->reason);
+        else
+            log_warn("store", "down: %s", c->reason);
+    } else if (status == STORE_STATUS_DEGRADED) {
+        log_warn("store", "degraded: %s", c->reason);
+    }
+    if (s->on_condition) s->on_condition(s->on_condition_arg);
+}
+
+static int administer(const char *url, char *msg, size_t len, bool migrate) {
+    const store_driver_t *d = url && *url ? driver_for(url) : &store_memory_driver;
+    int (*fn)(const char *, char *, size_t) = !d ? NULL : migrate ? d->migrate : d->new_id;
+    if (!d) {
+        snprintf(msg, len, "unknown store \"%s\": use a postgresql:// URL", url);
+        return -1;
+    }
+    if (!fn) {
+        snprintf(msg, len, "the %s store keeps nothing between runs: %s only applies to PostgreSQL",
+                 d->name, migrate ? "--migrate" : "--new-store-id");
+        return -1;
+    }
+    return fn(url, msg, len);
+}
+
+int store_migrate(const char *url, char *msg, size_t len) {
+    return administer(url, msg, len, true);
+}
+
+int store_new_id(const char *url, char *msg, size_t len) {
+    return administer(url, msg, len, false);
 }
 
 /* ---------------------------------------------------------------- for implementations */

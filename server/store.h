@@ -45,6 +45,29 @@
 
 typedef struct store store_t;
 
+/* ---------------------------------------------------------------- the store's condition */
+
+/* Whether the store can serve right now, as the health op, stats' store_state and the errors of
+ * requests that fail because of it say. */
+typedef enum store_status {
+    STORE_STATUS_STARTING = 0, /* not known yet: the first connection attempts are under way */
+    STORE_STATUS_OK,           /* appends and reads are served */
+    STORE_STATUS_DEGRADED,     /* served, but something is wrong (reason) */
+    STORE_STATUS_DOWN,         /* appends or reads cannot be served now (reason) */
+} store_status_t;
+
+typedef struct store_condition {
+    store_status_t status;
+    /* What is wrong, one word (static string): "ok", "starting", "unreachable",
+     * "authentication", "permission", "schema", "readers", "feed" or "error". */
+    const char *kind;
+    /* One sentence saying what is wrong and what to do ("" when ok). */
+    char reason[480];
+    /* The schema is one this daemon must not run on (newer than it knows, half-applied, or
+     * behind with migrate = no): a daemon that was not ready yet exits instead of retrying. */
+    bool refused;
+} store_condition_t;
+
 /* Called with err == NULL and the results, or with err set (and n == 0). positions[i] and
  * versions[i] belong to the call's i-th event. */
 typedef void (*store_append_cb)(void *arg, const codec_error_t *err, const uint64_t *positions,
@@ -234,6 +257,14 @@ struct store {
      * read when the writer connects). "" until known. Positions only mean something within one
      * identity: ping and subscribe return it, so that a client notices a different store. */
     char store_id[37];
+    /* The store's condition (store_set_condition), kept current by the store itself. */
+    store_condition_t condition;
+    /* Set by the daemon from the option migrate = no: never change the database's schema; a
+     * schema that lacks migrations is refused (store_condition_t.refused). */
+    bool never_migrate;
+    /* Optional: called after each change of the condition's status or kind. */
+    void (*on_condition)(void *arg);
+    void *on_condition_arg;
     /* Called by the store once, when live_ready becomes true after store_open returned (the
      * memory store is live from the start and never calls it). */
     void (*on_live)(void *arg);
@@ -246,6 +277,9 @@ typedef struct store_driver {
     const char *name;
     bool (*accepts)(const char *url);
     store_t *(*open)(const char *url, void *loop, codec_error_t *err);
+    /* Optional: store_migrate and store_new_id for this kind of store. */
+    int (*migrate)(const char *url, char *msg, size_t len);
+    int (*new_id)(const char *url, char *msg, size_t len);
 } store_driver_t;
 
 /* The implementations store_open chooses from, each defined in its own file, so that this
@@ -269,7 +303,31 @@ void store_set_commit_listener(store_t *s, store_commit_cb cb, void *arg);
 /* Registers the function the store calls when live_ready becomes true (one per store). */
 void store_set_live_listener(store_t *s, void (*cb)(void *arg), void *arg);
 
+/* The status's word in stats' store_state: "unknown" (starting), "ok", "degraded" or
+ * "unavailable" (down). */
+const char *store_status_state_name(store_status_t status);
+
+/* The status's word in the health op: "starting" is "down" there (nothing is served yet). */
+const char *store_status_health_name(store_status_t status);
+
+/* Sets err to the EVS_EUNAVAILABLE of a request that cannot be served because of the store's
+ * condition: its reason, then "retry later". fallback is the text when the condition has no
+ * reason (ok, starting). */
+void store_condition_error(const store_t *s, codec_error_t *err, const char *fallback);
+
+/* One-shot administration of a store's database (evstored --migrate, --new-store-id): url
+ * names the store. Each returns 0 with a line saying what it did in msg, or -1 with why not. */
+int store_migrate(const char *url, char *msg, size_t len);
+int store_new_id(const char *url, char *msg, size_t len);
+
 /* ---------------------------------------------------------------- for implementations */
+
+/* Makes the store's condition status, kind and the reason printf-formatted from fmt: logged
+ * (down at error when refused, else at warning; degraded at warning; ok at info) and passed to
+ * on_condition only when the status or the kind changes, so that a condition that lasts through
+ * many retries is logged once; the reason is updated silently otherwise. */
+void store_set_condition(store_t *s, store_status_t status, const char *kind, bool refused,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* The time stores stamp events with: microseconds since the epoch (CLOCK_REALTIME). */
 int64_t store_now_us(void);

@@ -781,6 +781,7 @@ store_t *store_memory_new(void) {
     if (!m) return NULL;
     m->base.ops = &memory_ops;
     m->base.live_ready = true; /* every append reaches the listener, from the first */
+    m->base.condition = (store_condition_t){.status = STORE_STATUS_OK, .kind = "ok"};
     uint8_t id[16];
     if (evs_uuid_generate(id, 1) != 0) { /* the identity of this process's store */
         free(m);

@@ -27,6 +27,8 @@ static const char usage_text[] =
     "usage: evstore [-s ADDR] [-t TIMEOUT_MS] [--token TOKEN] [TLS OPTIONS] COMMAND [ARGS]\n"
     "\n"
     "  ping                                   check the server, print its version\n"
+    "  health                                 whether appends and reads work now: prints ok,\n"
+    "                                         degraded: WHY or down: WHY; exits 0, 1 or 2\n"
     "  append ENTITY TOPIC [JSON|-]           append one event (payload: a JSON object;\n"
     "         [--version V] [--metadata JSON] [--event-id UUID]    '-' reads it from stdin)\n"
     "  get ENTITY [--from V] [--limit N] [--backwards]   events of one entity\n"
@@ -214,6 +216,23 @@ static int cmd_ping(evs_context_t *c, int argc, char **argv) {
     char version[64];
     if (evs_ping(c, version, sizeof version) < 0) return fail(c);
     return print_json(json_pack("{s:s}", "version", version));
+}
+
+/* health prints one line and exits 0 (ok), 1 (degraded) or 2 (down, also when the daemon
+ * cannot be reached): for monitoring scripts and service checks. */
+static int cmd_health(evs_context_t *c, int argc, char **argv) {
+    (void)argv;
+    if (argc) return usage("health takes no arguments%s", "");
+    evs_health_t h;
+    if (evs_health(c, &h) != 0) {
+        printf("down: the daemon did not answer: %s\n", evs_errstr(c));
+        return 2;
+    }
+    if (h.status == EVS_HEALTH_OK)
+        printf("ok\n");
+    else
+        printf("%s: %s\n", h.status == EVS_HEALTH_DEGRADED ? "degraded" : "down", h.reason);
+    return (int)h.status;
 }
 
 /* Reads all of stdin into a new string. */
@@ -606,7 +625,7 @@ static const struct {
     {"ping", cmd_ping},           {"append", cmd_append}, {"get", cmd_get},
     {"topic", cmd_topic},         {"event", cmd_event},   {"all", cmd_all},
     {"delete", cmd_delete},       {"stats", cmd_stats},   {"config", cmd_config},
-    {"consumers", cmd_consumers},
+    {"consumers", cmd_consumers}, {"health", cmd_health},
 };
 
 int main(int argc, char **argv) {
@@ -648,6 +667,12 @@ int main(int argc, char **argv) {
         if (strcmp(commands[k].name, cmd) != 0) continue;
         evs_options_t opts = {.addr = addr, .timeout_ms = timeout_ms, .tls = tls, .token = token};
         evs_context_t *c = evs_connect_with_options(&opts);
+        if ((!c || c->err) && strcmp(cmd, "health") == 0) {
+            printf("down: cannot reach the daemon at %s: %s\n", addr,
+                   c ? evs_errstr(c) : "out of memory");
+            evs_free(c);
+            return 2;
+        }
         if (!c || c->err) {
             int rc = fail(c);
             evs_free(c);

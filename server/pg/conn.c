@@ -6,6 +6,8 @@
  * fallback), so each connect step closes the poll handle and opens a new one on PQsocket. */
 #include "conn.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,8 +35,10 @@ struct pg_conn {
     PGconn *pq;
     enum state state;
     bool send_failed;
-    bool warned;     /* a failure to connect was logged since the last success */
-    uv_poll_t *poll; /* NULL when not watching */
+    bool rejected;               /* the owner rejected the last ready connection (pg_conn_reject) */
+    pg_failure_t failure;        /* why it last failed; kind NONE once ready */
+    uint64_t attempt_backoff_ms; /* the backoff before the attempt that became ready */
+    uv_poll_t *poll;             /* NULL when not watching */
     int poll_events;
     uv_timer_t timer; /* backoff, connect deadline, deferred teardown */
     uint64_t backoff_ms;
@@ -166,23 +170,74 @@ static void teardown(pg_conn_t *c) {
     if (c->cbs.on_lost) c->cbs.on_lost(c->arg, c);
 }
 
-void pg_conn_fail(pg_conn_t *c, const char *why) {
-    if (c->state == ST_FAILING || c->state == ST_CLOSED || c->state == ST_WAIT) return;
-    /* libpq's messages run over several lines; the first one says it. */
-    int len = (int)strcspn(why, "\n");
-    if (c->state == ST_READY || c->state == ST_SETUP) {
-        log_warn("pg", "%s: connection lost: %.*s", c->name, len, why);
-        c->warned = false;
-    } else if (!c->warned) {
-        log_warn("pg", "%s: cannot connect (retrying every %u ms at most): %.*s", c->name,
-                 (unsigned)BACKOFF_MAX_MS, len, why);
-        c->warned = true;
-    } else {
-        log_debug("pg", "%s: connect failed: %.*s", c->name, len, why);
-    }
+/* Schedules the teardown of a connection that failed (from the loop, never inside a libpq
+ * callback). */
+static void schedule_teardown(pg_conn_t *c) {
     c->state = ST_FAILING;
     if (c->poll) uv_poll_stop(c->poll), c->poll_events = 0;
     uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
+/* libpq's connect errors start with where it tried ("connection to server at "HOST", port N
+ * failed: ") and the server's with its severity ("FATAL:  "): the reason follows them. */
+static const char *skip_prefixes(const char *why) {
+    const char *failed = strstr(why, " failed: ");
+    if (strncmp(why, "connection to server ", 21) == 0 && failed &&
+        !memchr(why, '\n', (size_t)(failed - why)))
+        why = failed + 9;
+    if (strncmp(why, "FATAL:  ", 8) == 0) why += 8;
+    if (strncmp(why, "ERROR:  ", 8) == 0) why += 8;
+    return why;
+}
+
+/* Classifies a failure to connect from libpq's message (a connect error has no SQLSTATE). */
+static void classify_connect_error(pg_conn_t *c, const char *why, int len) {
+    pg_failure_t *f = &c->failure;
+    if (c->pq && PQconnectionNeedsPassword(c->pq))
+        pg_failure_set(f, PG_FAIL_AUTH,
+                       "no password supplied: the server asks for one, and neither the store URL "
+                       "nor PGPASSWORD nor a password file gives one");
+    else if (strstr(why, "authentication failed") || strstr(why, "no pg_hba.conf entry") ||
+             (strstr(why, "role \"") && strstr(why, "does not exist")) || strstr(why, "password"))
+        pg_failure_set(f, PG_FAIL_AUTH, "%.*s", len, why);
+    else if (strstr(why, "permission denied"))
+        pg_failure_set(f, PG_FAIL_PERMISSION, "%.*s", len, why);
+    else if (strstr(why, "database \"") && strstr(why, "does not exist"))
+        pg_failure_set(f, PG_FAIL_ERROR, "%.*s", len, why);
+    else
+        pg_failure_set(f, PG_FAIL_UNREACHABLE, "%.*s", len, why);
+}
+
+void pg_conn_fail(pg_conn_t *c, const char *why) {
+    if (c->state == ST_FAILING || c->state == ST_CLOSED || c->state == ST_WAIT) return;
+    /* libpq's messages run over several lines; the first one says it. A connect error's first
+     * line is often only "connection to server at ... failed:", with the reason after it. */
+    why = skip_prefixes(why);
+    int len = (int)strcspn(why, "\n");
+    if (c->state == ST_READY || c->state == ST_SETUP) {
+        /* The store's condition reports the outage once; this names the connection. */
+        log_info("pg", "%s: connection lost: %.*s", c->name, len, why);
+        pg_failure_set(&c->failure, PG_FAIL_UNREACHABLE, "connection lost: %.*s", len, why);
+        c->rejected = false;
+    } else {
+        log_debug("pg", "%s: connect failed: %.*s", c->name, len, why);
+        classify_connect_error(c, why, len);
+    }
+    schedule_teardown(c);
+}
+
+void pg_conn_reject(pg_conn_t *c, const pg_failure_t *f) {
+    if (c->state == ST_FAILING || c->state == ST_CLOSED || c->state == ST_WAIT) return;
+    log_debug("pg", "%s: rejected: %s", c->name, f->text);
+    c->failure = *f;
+    c->rejected = true;
+    /* As a failed attempt: the backoff goes on growing from where it was. */
+    if (c->state == ST_READY) c->backoff_ms = c->attempt_backoff_ms;
+    schedule_teardown(c);
+}
+
+const pg_failure_t *pg_conn_failure(const pg_conn_t *c) {
+    return &c->failure;
 }
 
 static const char *pq_error(pg_conn_t *c) {
@@ -207,12 +262,18 @@ static void become_ready(pg_conn_t *c) {
     }
     uv_timer_stop(&c->timer);
     c->state = ST_READY;
+    c->attempt_backoff_ms = c->backoff_ms;
     c->backoff_ms = BACKOFF_MIN_MS;
+    c->failure.kind = PG_FAIL_NONE;
+    c->failure.text[0] = '\0';
     if (watch(c, UV_READABLE, false) != 0) {
         pg_conn_fail(c, "cannot watch the socket");
         return;
     }
-    log_info("pg", "%s: connected", c->name);
+    if (c->rejected)
+        log_debug("pg", "%s: connected", c->name); /* again, after a rejection */
+    else
+        log_info("pg", "%s: connected", c->name);
     if (c->cbs.on_ready) c->cbs.on_ready(c->arg, c);
 }
 
@@ -389,6 +450,9 @@ bool pg_conn_is_ready(const pg_conn_t *c) {
 bool pg_conn_is_connecting(const pg_conn_t *c) {
     return c->state == ST_CONNECTING || c->state == ST_SETUP;
 }
+void *pg_conn_arg(const pg_conn_t *c) {
+    return c->arg;
+}
 const char *pg_conn_name(const pg_conn_t *c) {
     return c->name;
 }
@@ -465,6 +529,53 @@ void pg_conn_setup_done(pg_conn_t *c, bool ok) {
         return;
     }
     become_ready(c);
+}
+
+/* ---------------------------------------------------------------- failures */
+
+void pg_failure_set(pg_failure_t *f, pg_failure_kind_t kind, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->text, sizeof f->text, fmt, ap);
+    va_end(ap);
+    f->kind = kind;
+}
+
+void pg_failure_from_result(pg_failure_t *f, const PGresult *res) {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!msg || !*msg) msg = PQresultErrorMessage(res);
+    if (!msg || !*msg) msg = PQresStatus(PQresultStatus(res));
+    int len = (int)strcspn(msg, "\n");
+    pg_failure_kind_t kind = PG_FAIL_ERROR;
+    if (!state || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+        kind = PG_FAIL_UNREACHABLE;
+    else if (strncmp(state, "28", 2) == 0)
+        kind = PG_FAIL_AUTH;
+    else if (strcmp(state, "42501") == 0)
+        kind = PG_FAIL_PERMISSION;
+    else if (strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0 ||
+             strcmp(state, "3F000") == 0 || strcmp(state, "42703") == 0 ||
+             strcmp(state, "42704") == 0)
+        kind = PG_FAIL_SCHEMA;
+    pg_failure_set(f, kind, "%.*s", len, msg);
+}
+
+const char *pg_failure_kind_name(pg_failure_kind_t kind) {
+    switch (kind) {
+    case PG_FAIL_NONE:
+        return "ok";
+    case PG_FAIL_UNREACHABLE:
+        return "unreachable";
+    case PG_FAIL_AUTH:
+        return "authentication";
+    case PG_FAIL_PERMISSION:
+        return "permission";
+    case PG_FAIL_SCHEMA:
+        return "schema";
+    default:
+        return "error";
+    }
 }
 
 bool pg_conn_result_is_transient(const PGresult *res) {

@@ -26,6 +26,34 @@
 
 typedef struct pg_conn pg_conn_t;
 
+/* What kind of failure kept a connection from serving, as the store's condition reports it
+ * (store.h): told apart from libpq's connect error (PQconnectionNeedsPassword and the server's
+ * message, which carries no SQLSTATE) or from a result's SQLSTATE. */
+typedef enum pg_failure_kind {
+    PG_FAIL_NONE = 0,
+    PG_FAIL_UNREACHABLE, /* no connection: refused, timed out, lost (08xxx, 57P0x) */
+    PG_FAIL_AUTH,        /* the login was refused: password missing or wrong, pg_hba (28xxx) */
+    PG_FAIL_PERMISSION,  /* the role may not do what the daemon needs (42501) */
+    PG_FAIL_SCHEMA,      /* the schema is not what this daemon needs (42883, 42P01, 3F000...) */
+    PG_FAIL_ERROR,       /* any other error */
+} pg_failure_kind_t;
+
+typedef struct pg_failure {
+    pg_failure_kind_t kind;
+    char text[400]; /* the first line of PostgreSQL's or libpq's message, or ours */
+} pg_failure_t;
+
+/* Fills f from a failed result: its kind from the SQLSTATE, its text from the message. */
+void pg_failure_from_result(pg_failure_t *f, const PGresult *res);
+
+/* Fills f with kind and a printf-formatted text. */
+void pg_failure_set(pg_failure_t *f, pg_failure_kind_t kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The kind's name in the store's condition: "unreachable", "authentication", "permission",
+ * "schema" or "error" ("ok" for PG_FAIL_NONE). */
+const char *pg_failure_kind_name(pg_failure_kind_t kind);
+
 typedef enum pg_conn_event { PG_CONN_RESULT, PG_CONN_END, PG_CONN_LOST } pg_conn_event_t;
 
 /* One unit's callback. res is set only with PG_CONN_RESULT and is cleared by pg_conn after the
@@ -61,6 +89,8 @@ bool pg_conn_is_ready(const pg_conn_t *c);
 /* True while an attempt is in progress (connecting or in setup): work may wait for it. */
 bool pg_conn_is_connecting(const pg_conn_t *c);
 const char *pg_conn_name(const pg_conn_t *c);
+/* The arg given to pg_conn_new. */
+void *pg_conn_arg(const pg_conn_t *c);
 /* Number of units sent and not yet finished. */
 size_t pg_conn_pending(const pg_conn_t *c);
 
@@ -95,6 +125,16 @@ void pg_conn_setup_done(pg_conn_t *c, bool ok);
 /* Drops the connection (units get PG_CONN_LOST, on_lost is called) and reconnects after the
  * backoff. Safe to call from a unit callback: the teardown then runs from the loop. */
 void pg_conn_fail(pg_conn_t *c, const char *why);
+
+/* Fails the connection because what its owner runs on a fresh connection (the setup step, or
+ * preparing statements once ready) failed with f: counted as a failed attempt (the backoff keeps
+ * growing and nothing is logged above debug: the owner reports f, once per change) rather than
+ * as a lost connection. */
+void pg_conn_reject(pg_conn_t *c, const pg_failure_t *f);
+
+/* Why the connection last failed (kind PG_FAIL_NONE once it is ready and nothing failed
+ * since). */
+const pg_failure_t *pg_conn_failure(const pg_conn_t *c);
 
 /* True when res failed with an error that says the database cannot serve now (connection lost,
  * shutting down, out of resources, serialization failure): the client should retry. */

@@ -46,6 +46,7 @@ struct pg_feed {
     int nsteps, next_result;
     bool unit_failed;
     enum step failed_step;
+    pg_failure_t failure;       /* why the unit's step failed */
     waiter_t *waiters, **wtail; /* in arrival order, so appends are answered in order */
     uint64_t ticks;
     pg_feed_stats_t stats;
@@ -147,12 +148,10 @@ static void on_step_result(pg_feed_t *f, PGresult *res) {
     if (!ok) {
         f->unit_failed = true;
         f->failed_step = step;
-        const char *msg = PQresultErrorMessage(res);
-        log_warn("pg", "feed: %s failed: %.*s",
-                 step == S_LISTEN    ? "LISTEN"
-                 : step == S_PREPARE ? "prepare"
-                                     : "read",
-                 (int)strcspn(msg ? msg : "", "\n"), msg ? msg : "");
+        pg_failure_from_result(&f->failure, res);
+        /* A failed LISTEN or prepare rejects the connection: the store's condition reports it,
+         * once. A failed read is retried by the next poke. */
+        if (step == S_READ) log_warn("pg", "feed: read failed: %s", f->failure.text);
         return;
     }
     if (step == S_START) {
@@ -185,7 +184,7 @@ static void on_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
         /* A failed LISTEN or prepare starts again on a fresh connection; a failed read or start
          * query is retried by the next poke (the tick at the latest). */
         if (ev == PG_CONN_END && (f->failed_step == S_LISTEN || f->failed_step == S_PREPARE))
-            pg_conn_fail(f->conn, "the feed's LISTEN or prepare failed");
+            pg_conn_reject(f->conn, &f->failure);
         return;
     }
     release(f, false, false);
@@ -260,12 +259,14 @@ static void poke(pg_feed_t *f) {
 
 /* ---------------------------------------------------------------- connection */
 
-/* The feed's connection is ready (again): LISTEN and prepare anew, then read. */
+/* The feed's connection is ready (again): LISTEN and prepare anew, then read; the store looks
+ * at its condition again. */
 static void on_ready(void *arg, pg_conn_t *c) {
     pg_feed_t *f = arg;
     (void)c;
     f->listening = f->prepared = false;
     poke(f);
+    if (f->on_change) f->on_change(f->change_arg); /* its connection works again */
 }
 
 /* The feed's connection was lost (its unit already got PG_CONN_LOST): nobody waits on a feed that
@@ -346,6 +347,14 @@ void pg_feed_schema_ready(pg_feed_t *f) {
 
 bool pg_feed_is_started(const pg_feed_t *f) {
     return f->started;
+}
+
+bool pg_feed_is_connected(const pg_feed_t *f) {
+    return pg_conn_is_ready(f->conn);
+}
+
+const pg_failure_t *pg_feed_failure(const pg_feed_t *f) {
+    return pg_conn_failure(f->conn);
 }
 
 bool pg_feed_may_start(const pg_feed_t *f) {

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "../store.h"
+#include "conn.h"
 
 #define FEED_PAGE 1000
 #define FEED_TICK_MS 1000
@@ -40,9 +41,9 @@
 typedef struct pg_feed pg_feed_t;
 
 /* Creates the feed of store (whose on_commit it calls) on its own connection to conninfo and
- * starts connecting. on_change(arg) is called when the feed starts (head became known) and
- * when its connection is lost, so that the store can re-examine reads that wait for it. NULL
- * when out of memory. */
+ * starts connecting. on_change(arg) is called when the feed starts (head became known), when
+ * its connection is ready and when it is lost, so that the store can re-examine reads that wait for
+ * it. NULL when out of memory. */
 pg_feed_t *pg_feed_new(uv_loop_t *loop, const char *conninfo, store_t *store,
                        void (*on_change)(void *arg), void *arg);
 
@@ -56,6 +57,11 @@ void pg_feed_schema_ready(pg_feed_t *f);
 /* True once head is known. A subscription's catch-up read must not start before that: the
  * events it would not see could be at or below the head the feed starts from. */
 bool pg_feed_is_started(const pg_feed_t *f);
+
+/* True while the feed's connection is ready; and why it last failed (kind PG_FAIL_NONE when
+ * nothing failed since it was ready). */
+bool pg_feed_is_connected(const pg_feed_t *f);
+const pg_failure_t *pg_feed_failure(const pg_feed_t *f);
 
 /* True while the feed is not started but may start soon (connecting, or connected and
  * starting). */

@@ -69,7 +69,15 @@ struct group_commit {
     int64_t delete_position;       /* the position a delete-entity took (it changes evs_events) */
     uint64_t nfast, nslow, nguard; /* groups sent each way, guards that refused */
     bool held;                     /* gc_set_held */
-    ckpt_group_t ckpts;            /* consumers of a group with trackings (checkpoint.h) */
+    void (*prepared_hook)(void *arg, const pg_failure_t *failure);
+    void (*outcome_hook)(void *arg, const pg_failure_t *failure, unsigned wrote);
+    void *outcome_arg;
+    pg_failure_t failure; /* the transaction in flight's first failure, classified */
+    bool prepared; /* the statements are prepared on this connection: transactions may start */
+    bool prepare_failed;          /* preparing the statements on this connection failed: */
+    pg_failure_t prepare_failure; /* why */
+    void *prepared_arg;
+    ckpt_group_t ckpts; /* consumers of a group with trackings (checkpoint.h) */
 };
 
 static void start_next(group_commit_t *g);
@@ -113,6 +121,10 @@ static void note_failure(group_commit_t *g, PGresult *res) {
     if (g->failed) return;
     g->failed = true;
     g->transient = res ? pg_conn_result_is_transient(res) : true;
+    if (res)
+        pg_failure_from_result(&g->failure, res);
+    else
+        pg_failure_set(&g->failure, PG_FAIL_UNREACHABLE, "the connection was lost");
     const char *msg = res ? PQresultErrorMessage(res) : "the connection to PostgreSQL was lost";
     snprintf(g->why, sizeof g->why, "%s", msg && *msg ? msg : "PostgreSQL failed the write");
     size_t n = strlen(g->why);
@@ -144,11 +156,30 @@ static void call_commit_hook(group_commit_t *g, gc_request_t *list, size_t block
     free(all);
 }
 
+static void send_sql(group_commit_t *g, const char *sql);
+
+/* The unit callback of the ROLLBACK after a failed transaction: nothing to do. */
+static void on_cleanup(void *arg, pg_conn_event_t ev, PGresult *res) {
+    (void)arg, (void)ev, (void)res;
+}
+
+/* What the requests of list write (GC_WROTE_* bits). */
+static unsigned group_wrote(const gc_request_t *list) {
+    unsigned wrote = 0;
+    for (const gc_request_t *r = list; r; r = r->next) {
+        if (r->is_delete) wrote |= GC_WROTE_DELETE;
+        if (r->n) wrote |= GC_WROTE_EVENTS;
+        if (r->track != GC_TRACK_NONE) wrote |= GC_WROTE_CHECKPOINTS;
+    }
+    return wrote;
+}
+
 /* Finishes the transaction in flight: on success calls the commit hook, remembers the versions
  * and starts the next transaction before calling every request's done; on failure fails every
  * request. */
 static void finish_group(group_commit_t *g, bool ok) {
     gc_request_t *list = g->group;
+    unsigned wrote = group_wrote(list);
     size_t block = g->group_events; /* positions reserved by the transaction */
     bool append = g->phase != PH_DELETE;
     g->group = NULL;
@@ -159,13 +190,30 @@ static void finish_group(group_commit_t *g, bool ok) {
         char why[400];
         snprintf(why, sizeof why, "the write did not commit (%s)%s", g->why,
                  g->transient ? "; retry it (an append with the same event ids)" : "");
-        log_warn("pg", "group of appends failed: %s", g->why);
+        /* A failure the store's condition reports (a privilege or the schema) is logged there,
+         * once; any other, here. */
+        bool reported = g->outcome_hook && (g->failure.kind == PG_FAIL_PERMISSION ||
+                                            g->failure.kind == PG_FAIL_SCHEMA);
+        if (reported)
+            log_debug("pg", "group of appends failed: %s", g->why);
+        else
+            log_warn("pg", "group of appends failed: %s", g->why);
+        pg_failure_t failure = g->failure;
         vcache_invalidate(&g->cache); /* it may or may not have committed */
         clear_group_state(g);
         fail_list(list, code, why);
+        /* A statement that failed inside BEGIN leaves the transaction open and aborted after the
+         * sync point (the COMMIT behind it was skipped): end it before the next one, which would
+         * otherwise fail with "current transaction is aborted". Harmless when none is open. */
+        if (pg_conn_is_ready(g->w)) {
+            send_sql(g, "ROLLBACK");
+            pg_conn_sync(g->w, on_cleanup, g);
+        }
+        if (g->outcome_hook) g->outcome_hook(g->outcome_arg, &failure, wrote);
         start_next(g);
         return;
     }
+    if (g->outcome_hook) g->outcome_hook(g->outcome_arg, NULL, wrote);
     if (g->hook && g->d.naccepted) call_commit_hook(g, list, block);
     if (append) remember_versions(g, g->first_position + (int64_t)block - 1);
     if (append && g->size_raising > g->size_known) g->size_known = g->size_raising;
@@ -630,7 +678,7 @@ static void send_delete(group_commit_t *g) {
 /* Starts the next transaction when none is in flight: a delete alone, or as many queued appends
  * as fit the group limits (at least one). */
 static void start_next(group_commit_t *g) {
-    if (g->phase != PH_IDLE || g->held || !pg_conn_is_ready(g->w)) return;
+    if (g->phase != PH_IDLE || g->held || !g->prepared || !pg_conn_is_ready(g->w)) return;
     while (g->queue.head && g->queue.head->cancelled) {
         gc_request_t *r = wq_pop(&g->queue);
         codec_error_set(&r->err, EVS_EUNAVAILABLE, "cancelled before it was sent");
@@ -729,16 +777,42 @@ void gc_cancel(gc_request_t *r) {
 /* The unit callback of the statements' preparation: a failure drops the connection. */
 static void on_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
     group_commit_t *g = arg;
-    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_error("pg", "preparing the append statements failed: %s", PQresultErrorMessage(res));
-        pg_conn_fail(g->w, "cannot prepare statements");
+    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK && !g->prepare_failed) {
+        g->prepare_failed = true;
+        pg_failure_from_result(&g->prepare_failure, res);
+        if (!g->prepared_hook) {
+            log_error("pg", "preparing the append statements failed: %s", g->prepare_failure.text);
+            pg_conn_fail(g->w, "cannot prepare statements");
+        }
+        return;
     }
+    if (ev != PG_CONN_END) return;
+    if (g->prepared_hook)
+        g->prepared_hook(g->prepared_arg, g->prepare_failed ? &g->prepare_failure : NULL);
+    if (g->prepare_failed) return;
+    /* The statements exist: the writes that waited for them go. */
+    g->prepared = true;
+    start_next(g);
+}
+
+void gc_set_outcome_hook(group_commit_t *g,
+                         void (*hook)(void *arg, const pg_failure_t *failure, unsigned wrote),
+                         void *arg) {
+    g->outcome_hook = hook;
+    g->outcome_arg = arg;
+}
+
+void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+                          void *arg) {
+    g->prepared_hook = hook;
+    g->prepared_arg = arg;
 }
 
 /* Prepares the statements of every transaction once per connection (they are planned once,
  * generically: they only ever use the indexes named in the migrations). Queued before any work,
  * so nothing waits for it. */
 static void prepare(group_commit_t *g) {
+    g->prepare_failed = g->prepared = false;
     send_sql(g, SCHEMA_SQL_GENERIC_PLANS);
     send_sql(g, SCHEMA_SQL_EVENT_SIZE_KEPT);
     for (int k = 0; k < SCHEMA_NWRITES; k++)
@@ -759,8 +833,10 @@ void gc_on_ready(group_commit_t *g) {
     start_next(g);
 }
 
-void gc_on_lost(group_commit_t *g) {
+void gc_on_lost(group_commit_t *g, const char *why) {
     vcache_invalidate(&g->cache);
+    g->prepared = false;
     fail_list(wq_take_all(&g->queue), EVS_EUNAVAILABLE,
-              "the connection to PostgreSQL was lost before this request was sent; retry it");
+              why ? why
+                  : "the connection to PostgreSQL was lost before this request was sent; retry it");
 }

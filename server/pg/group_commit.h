@@ -94,6 +94,22 @@ group_commit_t *gc_new(pg_conn_t *writer);
 typedef void (*gc_commit_hook)(void *arg, const evs_event_t *events, size_t n, uint64_t block_first,
                                uint64_t block_last);
 
+/* Sets the function told once per writer connection how preparing the statements went: failure
+ * NULL when they were prepared, else why not (the store reports it and rejects the connection,
+ * pg_conn_reject). Without it a failure drops the connection. */
+void gc_set_prepared_hook(group_commit_t *g, void (*hook)(void *arg, const pg_failure_t *failure),
+                          void *arg);
+
+/* What a transaction wrote, as gc_set_outcome_hook tells it (bits). */
+enum { GC_WROTE_EVENTS = 1, GC_WROTE_CHECKPOINTS = 2, GC_WROTE_DELETE = 4 };
+
+/* Sets the function told how each transaction ended: failure NULL when it committed, else its
+ * first failure, classified (the store's condition reports a permission or schema failure once,
+ * rather than each group logging it); wrote says what the transaction wrote (GC_WROTE_*). */
+void gc_set_outcome_hook(group_commit_t *g,
+                         void (*hook)(void *arg, const pg_failure_t *failure, unsigned wrote),
+                         void *arg);
+
 /* Sets the commit hook (the store's live feed); none by default. */
 void gc_set_commit_hook(group_commit_t *g, gc_commit_hook hook, void *arg);
 
@@ -121,10 +137,12 @@ void gc_cancel(gc_request_t *r);
  * after, would otherwise be taken for delivered and never reach the commit listener. */
 void gc_set_held(group_commit_t *g, bool held);
 
-/* The writer connection became ready: start the queued work. */
+/* The writer connection became ready: prepare the statements, then (once PostgreSQL said they
+ * are prepared) start the queued work; writes wait until then, so that a connection rejected
+ * for its statements (a broken schema) fails them with the store's reason. */
 void gc_on_ready(group_commit_t *g);
 
 /* The writer connection was lost: fail what is queued (what was in flight already failed). */
-void gc_on_lost(group_commit_t *g);
+void gc_on_lost(group_commit_t *g, const char *why);
 
 #endif

@@ -43,6 +43,7 @@ static bool read_may_wait(pg_store_t *s) {
 static void set_result_error(op_t *op, PGresult *res) {
     if (op->has_err) return;
     op->has_err = true;
+    if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED) pg_store_read_outcome(op->s, op->query, res);
     const char *msg = PQresultErrorMessage(res);
     size_t n = msg ? strlen(msg) : 0;
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
@@ -103,6 +104,8 @@ static void on_read_unit(void *arg, pg_conn_event_t ev, PGresult *res) {
     if (ev == PG_CONN_RESULT) {
         ExecStatusType st = PQresultStatus(res);
         if (op->answered || op->has_err) return;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            pg_store_read_outcome(op->s, op->query, NULL);
         if (st == PGRES_TUPLES_OK && op->kind == OP_EVENTS)
             deliver_events(op, res);
         else if (st == PGRES_TUPLES_OK && op->kind == OP_GET_SNAPSHOT)
@@ -159,8 +162,9 @@ static void submit_read(op_t *op) {
         op->park_next = s->parked;
         s->parked = op;
     } else {
-        op_answer_unavailable(
-            op, "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        codec_error_t err;
+        store_condition_error(&s->base, &err, NOT_CONNECTED);
+        op_answer_error(op, &err);
         op_free(op);
     }
 }

@@ -300,6 +300,11 @@ enum { SCHEMA_CKPT_DELETE_P_CONSUMERS };
 
 /* The store's identity (migrations/005_store_id.sql), as text: one row, one column. */
 #define SCHEMA_SQL_STORE_ID "SELECT store_id::text FROM evs_store"
+/* A new identity for the store (evstored --new-store-id): one row, two columns, the new id and
+ * the one it replaced. */
+#define SCHEMA_SQL_NEW_STORE_ID_OLD                                                                \
+    "WITH old AS (SELECT store_id FROM evs_store) UPDATE evs_store SET store_id = "                \
+    "gen_random_uuid() RETURNING store_id::text, (SELECT store_id::text FROM old)"
 
 /* NOTIFY with the last position written (printf format, one long long). */
 #define SCHEMA_SQL_NOTIFY_FMT "NOTIFY " SCHEMA_NOTIFY_CHANNEL ", '%lld'"
@@ -315,20 +320,25 @@ enum { SCHEMA_FEED_READ_P_AFTER, SCHEMA_FEED_READ_P_BYTES, SCHEMA_FEED_READ_NPAR
 #define SCHEMA_SQL_FEED_READ_FMT                                                                   \
     SCHEMA_PAGE("position > $1 ORDER BY position LIMIT %d", "position", "%d", "$2")
 
-/* Migrations: the first round trip, in ordinary mode (several statements): takes the migration
- * lock for the transaction, creates evs_migrations if missing and lists the applied versions (one
- * column, "version"). Each applied file is then recorded with SCHEMA_SQL_MIGRATION_DONE_FMT
- * (printf: the version, the name). */
-#define SCHEMA_SQL_MIGRATIONS_BEGIN                                                                \
-    "SET client_min_messages = warning;\n"                                                         \
-    "BEGIN;\n"                                                                                     \
-    "SELECT pg_advisory_xact_lock(" SCHEMA_STR(                                                    \
-        SCHEMA_MIGRATIONS_LOCK_KEY) ");\n"                                                         \
-                                    "CREATE TABLE IF NOT EXISTS evs_migrations (\n"                \
-                                    "    version integer PRIMARY KEY,\n"                           \
-                                    "    name text NOT NULL,\n"                                    \
-                                    "    applied_at timestamptz NOT NULL DEFAULT now());\n"        \
-                                    "SELECT version FROM evs_migrations ORDER BY version"
+/* Migrations (pg/migrations.c). The first round trip, in ordinary mode (several statements):
+ * when it may change the schema, takes the migration lock for a transaction; then lists the
+ * relations whose name starts with evs_ in the schema tables are created in (one column,
+ * "relname"). The second lists the applied versions (one column, "version"), when evs_migrations
+ * exists. The third creates evs_migrations if it is missing, runs the missing files, records each
+ * with SCHEMA_SQL_MIGRATION_DONE_FMT (printf: the version, the name) and commits. */
+#define SCHEMA_SQL_QUIET "SET client_min_messages = warning;\n"
+#define SCHEMA_SQL_MIGRATIONS_LOCK                                                                 \
+    "BEGIN;\nSELECT pg_advisory_xact_lock(" SCHEMA_STR(SCHEMA_MIGRATIONS_LOCK_KEY) ");\n"
+#define SCHEMA_SQL_RELATIONS                                                                       \
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "              \
+    "WHERE n.nspname = current_schema() AND c.relname LIKE 'evs\\_%'"
+#define SCHEMA_MIGRATIONS_TABLE "evs_migrations"
+#define SCHEMA_SQL_MIGRATIONS_LIST "SELECT version FROM evs_migrations ORDER BY version"
+#define SCHEMA_SQL_MIGRATIONS_CREATE                                                               \
+    "CREATE TABLE evs_migrations (\n"                                                              \
+    "    version integer PRIMARY KEY,\n"                                                           \
+    "    name text NOT NULL,\n"                                                                    \
+    "    applied_at timestamptz NOT NULL DEFAULT now());\n"
 #define SCHEMA_SQL_MIGRATION_DONE_FMT                                                              \
     ";\nINSERT INTO evs_migrations (version, name) VALUES (%d, '%s');\n"
 

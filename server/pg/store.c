@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../log.h"
+#include "admin.h"
 #include "checkpoint.h"
 #include "conn.h"
 #include "feed.h"
@@ -98,8 +99,7 @@ static void pg_store_append_tracked(store_t *base, evs_event_t *events, size_t n
         return;
     }
     if (!writer_usable(s)) {
-        codec_error_set(&err, EVS_EUNAVAILABLE,
-                        "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        store_condition_error(&s->base, &err, NOT_CONNECTED);
         cb(arg, &err, NULL, NULL, 0);
         return;
     }
@@ -154,8 +154,7 @@ static void submit_checkpoint(pg_store_t *s, op_kind_t kind, const char *consume
                               uint64_t position, uint64_t fence, void (*cb)(void), void *arg) {
     codec_error_t err;
     if (!writer_usable(s))
-        codec_error_set(&err, EVS_EUNAVAILABLE,
-                        "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        store_condition_error(&s->base, &err, NOT_CONNECTED);
     else if (!write_queue_full(s, 0, &err)) {
         op_t *op = op_new(&s->ops, s, kind, arg);
         if (op && (op->req.consumer = strdup(consumer))) {
@@ -199,8 +198,7 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
     pg_store_t *s = (pg_store_t *)base;
     codec_error_t err;
     if (!writer_usable(s)) {
-        codec_error_set(&err, EVS_EUNAVAILABLE,
-                        "PostgreSQL is not reachable; the daemon keeps retrying, retry later");
+        store_condition_error(&s->base, &err, NOT_CONNECTED);
         cb(arg, &err, 0);
         return;
     }
@@ -226,35 +224,194 @@ static void pg_store_delete_entity(store_t *base, const char *entity_id, store_c
     gc_submit(s->gc, &op->req);
 }
 
+/* ---------------------------------------------------------------- the condition */
+
+/* What a failure of kind means, as the start of the condition's reason. */
+static const char *failure_headline(pg_failure_kind_t kind) {
+    switch (kind) {
+    case PG_FAIL_UNREACHABLE:
+        return "PostgreSQL is not reachable";
+    case PG_FAIL_AUTH:
+        return "PostgreSQL refused the login (authentication failed)";
+    case PG_FAIL_PERMISSION:
+        return "permission denied in PostgreSQL";
+    case PG_FAIL_SCHEMA:
+        return "broken schema";
+    default:
+        return "PostgreSQL failed";
+    }
+}
+
+/* Makes the condition DOWN (or DEGRADED) because of failure f of the connection(s) named who. A
+ * refused schema's text says it all. */
+static void condition_from(pg_store_t *s, store_status_t status, const char *who,
+                           const pg_failure_t *f, bool refused) {
+    if (refused)
+        store_set_condition(&s->base, status, pg_failure_kind_name(f->kind), true, "%s", f->text);
+    else
+        store_set_condition(&s->base, status, pg_failure_kind_name(f->kind), false, "%s: %s: %s",
+                            failure_headline(f->kind), who, f->text);
+}
+
+/* The condition follows from the connections: the writer first (appends, and the schema), then
+ * the live feed (every append waits for it to start; subscriptions need it), then the readers
+ * (every read: one working reader serves them). A connection that has not failed but is not
+ * working yet (its first attempt, or verifying a new connection) changes nothing: the condition
+ * stays what it was. */
+void pg_store_update_condition(pg_store_t *s) {
+    const pg_failure_t *f = pg_conn_failure(s->writer);
+    if (!s->writer_ok) {
+        if (f->kind != PG_FAIL_NONE)
+            condition_from(s, STORE_STATUS_DOWN, "writer", f, s->writer_refused);
+        return;
+    }
+    if (s->write_failure.kind != PG_FAIL_NONE) {
+        condition_from(s, STORE_STATUS_DOWN, "appends", &s->write_failure, false);
+        return;
+    }
+    if (s->read_failure.kind != PG_FAIL_NONE) {
+        condition_from(s, STORE_STATUS_DOWN, "reads", &s->read_failure, false);
+        return;
+    }
+    f = pg_feed_failure(s->feed);
+    if (!pg_feed_is_started(s->feed)) {
+        if (f->kind != PG_FAIL_NONE) condition_from(s, STORE_STATUS_DOWN, "live feed", f, false);
+        return;
+    }
+    int down = 0, working = 0;
+    const pg_failure_t *rf = NULL;
+    for (int k = 0; k < NREADERS; k++) {
+        const pg_failure_t *kf = pg_conn_failure(s->readers[k]);
+        if (s->reader_ok[k] && pg_conn_is_ready(s->readers[k])) {
+            working++;
+        } else if (kf->kind != PG_FAIL_NONE) {
+            down++;
+            rf = kf;
+        }
+    }
+    if (down == NREADERS) {
+        condition_from(s, STORE_STATUS_DOWN, "every reader connection (reads cannot be served)", rf,
+                       false);
+        return;
+    }
+    if (down) {
+        char who[80];
+        snprintf(who, sizeof who, "%d of %d reader connections (reads go to the others)", down,
+                 NREADERS);
+        condition_from(s, STORE_STATUS_DEGRADED, who, rf, false);
+        return;
+    }
+    if (!pg_feed_is_connected(s->feed) && f->kind != PG_FAIL_NONE) {
+        condition_from(s, STORE_STATUS_DEGRADED,
+                       "live feed (subscriptions get no new events until it reconnects)", f, false);
+        return;
+    }
+    if (!working) return; /* the readers' first attempts are under way */
+    store_set_condition(&s->base, STORE_STATUS_OK, "ok", false, "%s", "");
+}
+
+/* Keeps a call's failure of kind permission or schema in *kept (what, its statement or what it
+ * wrote, in *kept_what) until a call that did at least as much succeeds (failure NULL: done
+ * says whether it did), and looks at the condition again when that changed it. */
+static void note_outcome(pg_store_t *s, pg_failure_t *kept, unsigned *kept_what, unsigned what,
+                         const pg_failure_t *failure, bool done) {
+    bool reported =
+        failure && (failure->kind == PG_FAIL_PERMISSION || failure->kind == PG_FAIL_SCHEMA);
+    if (reported) {
+        *kept = *failure;
+        *kept_what = what;
+    } else if (!failure && kept->kind != PG_FAIL_NONE && done) {
+        kept->kind = PG_FAIL_NONE;
+    } else {
+        return; /* nothing new; another failure (the connection) lets the kept one stand */
+    }
+    pg_store_update_condition(s);
+}
+
+/* The group commit's outcome hook. */
+static void write_outcome(void *arg, const pg_failure_t *failure, unsigned wrote) {
+    pg_store_t *s = arg;
+    note_outcome(s, &s->write_failure, &s->write_failure_wrote, wrote, failure,
+                 (wrote & s->write_failure_wrote) == s->write_failure_wrote);
+}
+
+void pg_store_read_outcome(pg_store_t *s, int query, const PGresult *res) {
+    pg_failure_t f;
+    if (res) pg_failure_from_result(&f, res);
+    unsigned kept_query = (unsigned)s->read_failure_query;
+    note_outcome(s, &s->read_failure, &kept_query, (unsigned)query, res ? &f : NULL,
+                 kept_query == (unsigned)query);
+    s->read_failure_query = (int)kept_query;
+}
+
+/* Rejects the writer's new connection because of f (what the setup step or preparing its
+ * statements found), refused when the schema itself is refused; the condition says why. */
+static void reject_writer(pg_store_t *s, const char *doing, const pg_failure_t *f, bool refused) {
+    pg_failure_t g = *f;
+    if (!refused) pg_failure_set(&g, f->kind, "%s: %s", doing, f->text);
+    if (f->kind == PG_FAIL_PERMISSION && !refused)
+        pg_failure_set(&g, f->kind,
+                       "%s: %s (the role may not %s; docs/service.md lists the privileges)", doing,
+                       f->text,
+                       s->base.never_migrate ? "use the schema" : "create or change the schema");
+    s->writer_refused = refused;
+    pg_conn_reject(s->writer, &g);
+}
+
 /* ---------------------------------------------------------------- connections */
 
 /* The unit callback of reading the store's identity, the writer's last setup step: the writer
- * becomes ready when it was read, else it reconnects. */
+ * becomes ready when it was read, else the connection is rejected. */
 static void on_store_id(void *arg, pg_conn_event_t ev, PGresult *res) {
     pg_store_t *s = arg;
     if (ev == PG_CONN_RESULT) {
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-            PQgetlength(res, 0, 0) == 36)
+            PQgetlength(res, 0, 0) == 36) {
             memcpy(s->base.store_id, PQgetvalue(res, 0, 0), 37);
-        else
-            log_error("pg", "reading the store's identity failed: %s", PQresultErrorMessage(res));
+        } else {
+            pg_failure_t f;
+            pg_failure_from_result(&f, res);
+            if (PQresultStatus(res) == PGRES_TUPLES_OK)
+                pg_failure_set(&f, PG_FAIL_SCHEMA, "evs_store does not hold one row");
+            reject_writer(s, "reading the store's identity", &f, false);
+        }
         return;
     }
-    pg_conn_setup_done(s->writer, ev == PG_CONN_END && s->base.store_id[0]);
+    if (pg_conn_is_connecting(s->writer)) pg_conn_setup_done(s->writer, ev == PG_CONN_END);
 }
 
 /* The migrations ended: when they succeeded the store's identity is read (then the writer
- * becomes ready), else the writer reconnects. */
-static void on_migrated(void *arg, bool ok) {
+ * becomes ready), else the writer's connection is rejected with why. */
+static void on_migrated(void *arg, const migrations_result_t *r) {
     pg_store_t *s = arg;
-    if (ok) s->migrated = true;
-    if (!ok || pg_conn_send_simple(s->writer, SCHEMA_SQL_STORE_ID, on_store_id, s) != 0)
+    if (!r->ok) {
+        reject_writer(s, s->base.never_migrate ? "checking the schema" : "applying the migrations",
+                      &r->failure, r->refused);
+        return;
+    }
+    s->migrated = true;
+    if (pg_conn_send_simple(s->writer, SCHEMA_SQL_STORE_ID, on_store_id, s) != 0)
         pg_conn_setup_done(s->writer, false);
 }
 
-/* The writer connected: run the migrations before anything else (pg_conn setup step). */
+/* The writer connected: look at the schema, and migrate it unless migrate = no (pg_conn setup
+ * step). */
 static void writer_setup(void *arg, pg_conn_t *c) {
-    migrations_run(c, on_migrated, arg);
+    pg_store_t *s = arg;
+    migrations_run(c, !s->base.never_migrate, on_migrated, arg);
+}
+
+/* The group commit prepared its statements on the writer's new connection, or failed to
+ * (failure): the writer works, or its connection is rejected. */
+static void writer_prepared(void *arg, const pg_failure_t *failure) {
+    pg_store_t *s = arg;
+    if (failure) {
+        reject_writer(s, "preparing the append statements", failure, false);
+        return;
+    }
+    s->writer_ok = true;
+    s->writer_refused = false;
+    pg_store_update_condition(s);
 }
 
 /* The writer is ready: the group commit prepares and starts, the feed may start (the schema
@@ -267,28 +424,45 @@ static void writer_ready(void *arg, pg_conn_t *c) {
     prepare_readers(s);
 }
 
-/* The writer was lost: the queued writes fail, the parked reads are looked at again. */
+/* The writer was lost (or its new connection rejected): the queued writes fail with the reason,
+ * the parked reads are looked at again. */
 static void writer_lost(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
     (void)c;
-    gc_on_lost(s->gc);
+    s->writer_ok = false;
+    pg_store_update_condition(s);
+    codec_error_t err;
+    store_condition_error(&s->base, &err,
+                          "the connection to PostgreSQL was lost before this request was sent; "
+                          "retry it");
+    gc_on_lost(s->gc, err.message);
     pg_store_pump_parked(s);
-}
-
-/* The unit callback of a reader's preparation: a failure drops that connection. */
-static void on_reader_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
-    pg_conn_t *c = arg;
-    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_error("pg", "%s: preparing the read statements failed: %s", pg_conn_name(c),
-                  PQresultErrorMessage(res));
-        pg_conn_fail(c, "cannot prepare statements");
-    }
 }
 
 static int reader_index(pg_store_t *s, pg_conn_t *c) {
     for (int k = 0; k < NREADERS; k++)
         if (s->readers[k] == c) return k;
     return -1;
+}
+
+/* The unit callback of a reader's preparation: a failure rejects that connection, success
+ * makes it count as working. */
+static void on_reader_prepared(void *arg, pg_conn_event_t ev, PGresult *res) {
+    pg_conn_t *c = arg;
+    pg_store_t *s = pg_conn_arg(c);
+    int k = reader_index(s, c);
+    if (k < 0) return;
+    if (ev == PG_CONN_RESULT && PQresultStatus(res) != PGRES_COMMAND_OK && !s->reader_failed[k]) {
+        s->reader_failed[k] = true;
+        pg_failure_t f, g;
+        pg_failure_from_result(&f, res);
+        pg_failure_set(&g, f.kind, "preparing the read statements: %s", f.text);
+        pg_conn_reject(c, &g);
+        return;
+    }
+    if (ev != PG_CONN_END || s->reader_failed[k]) return;
+    s->reader_ok[k] = true;
+    pg_store_update_condition(s);
 }
 
 /* Prepares the read statements on every ready reader that lacks them (queued ahead of any read,
@@ -301,6 +475,7 @@ static void prepare_readers(pg_store_t *s) {
         for (int q = 0; q < SCHEMA_NREADS; q++)
             pg_conn_prepare(c, schema_reads[q].name, schema_reads[q].sql, schema_reads[q].nparams,
                             schema_reads[q].types);
+        s->reader_failed[k] = false;
         if (pg_conn_sync(c, on_reader_prepared, c) == 0) s->prepared[k] = true;
     }
     pg_store_pump_parked(s);
@@ -309,14 +484,19 @@ static void prepare_readers(pg_store_t *s) {
 /* A reader is ready (again): prepare its statements, then send the reads that waited. */
 static void reader_ready(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
-    s->prepared[reader_index(s, c)] = false;
+    int k = reader_index(s, c);
+    if (k < 0) return;
+    s->prepared[k] = s->reader_ok[k] = false;
     prepare_readers(s);
 }
 
 /* A reader was lost: its statements are gone; parked reads go elsewhere or fail. */
 static void reader_lost(void *arg, pg_conn_t *c) {
     pg_store_t *s = arg;
-    s->prepared[reader_index(s, c)] = false;
+    int k = reader_index(s, c);
+    if (k < 0) return;
+    s->prepared[k] = s->reader_ok[k] = false;
+    pg_store_update_condition(s);
     pg_store_pump_parked(s);
 }
 
@@ -332,6 +512,7 @@ static void feed_changed(void *arg) {
         gc_set_held(s->gc, false);
         if (s->base.on_live) s->base.on_live(s->base.on_live_arg);
     }
+    pg_store_update_condition(s);
     pg_store_pump_parked(s);
 }
 
@@ -376,12 +557,16 @@ store_t *pg_store_open(const char *conninfo, uv_loop_t *loop, codec_error_t *err
     if (!s) goto oom;
     s->base.ops = &pg_store_ops;
     s->base.request_timeout_ms = STORE_DEFAULT_TIMEOUT_MS;
+    s->base.condition.kind = "starting";
+    snprintf(s->base.condition.reason, sizeof s->base.condition.reason, "connecting to PostgreSQL");
     op_list_init(&s->ops, loop, &s->base.request_timeout_ms);
     static const pg_conn_cbs_t writer_cbs = {
         .setup = writer_setup, .on_ready = writer_ready, .on_lost = writer_lost};
     static const pg_conn_cbs_t reader_cbs = {.on_ready = reader_ready, .on_lost = reader_lost};
     s->writer = pg_conn_new(loop, conninfo, "writer", &writer_cbs, s);
     s->gc = s->writer ? gc_new(s->writer) : NULL;
+    if (s->gc) gc_set_prepared_hook(s->gc, writer_prepared, s);
+    if (s->gc) gc_set_outcome_hook(s->gc, write_outcome, s);
     s->feed = s->gc ? pg_feed_new(loop, conninfo, &s->base, feed_changed, s) : NULL;
     if (s->feed) {
         gc_set_commit_hook(s->gc, pg_feed_committed, s->feed);
@@ -412,5 +597,8 @@ static store_t *pg_store_open_on(const char *url, void *loop, codec_error_t *err
     return pg_store_open(url, loop, err);
 }
 
-const store_driver_t pg_store_driver = {
-    .name = "postgresql", .accepts = pg_store_accepts, .open = pg_store_open_on};
+const store_driver_t pg_store_driver = {.name = "postgresql",
+                                        .accepts = pg_store_accepts,
+                                        .open = pg_store_open_on,
+                                        .migrate = pg_admin_migrate,
+                                        .new_id = pg_admin_new_store_id};

@@ -10,6 +10,13 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=23"
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "$*"; exit 77; }
 
+# The key of every option, from the flags evstored --help lists (the option migrate's flag is
+# --migrate-mode: --migrate alone applies the migrations and exits).
+option_keys() {
+    "$EVSTORED" --help | sed -n '/^Options/,$p' | grep -o '^  --[a-z-]*' |
+        sed 's/^  --//; s/-/_/g; s/^migrate_mode$/migrate/'
+}
+
 # Waits up to $2 (default 5) seconds for the command $1 to succeed.
 wait_for() {
     i=0 n=$(( ${2:-5} * 20 ))

@@ -88,8 +88,7 @@ test_unit_file_passes_systemd_analyze_verify() {
 }
 
 test_every_option_is_documented_in_evstored_conf_5() {
-    keys=$("$EVSTORED" --help | sed -n '/^Options/,$p' | grep -o '^  --[a-z-]*' |
-           sed 's/^  --//; s/-/_/g')
+    keys=$(option_keys)
     [ -n "$keys" ] || fail "no options found in --help"
     missing=""
     for k in $keys; do

@@ -20,8 +20,7 @@ test_config_op_lists_every_option_with_its_value() {
     start_daemon --max-frame 1M
     c=$("$TOOL" op "$ADDR" config) || fail "config failed: $c"
     echo "$c"
-    for k in $("$EVSTORED" --help | sed -n '/^Options/,$p' | grep -o '^  --[a-z-]*' |
-               sed 's/^  --//; s/-/_/g'); do
+    for k in $(option_keys); do
         echo "$c" | grep -qF "\"$k\"=>{\"value\"=>" || fail "config lacks $k"
     done
     echo "$c" | grep -qF '"max_frame"=>{"value"=>"1048576", "default"=>"16777216", "reloadable"=>true}' ||
