@@ -532,7 +532,7 @@ static int parse_args(int argc, char **argv, const char **config_path, enum mode
             status = 2;
         }
     }
-    if (status < 0 && *bad_flags && !*check_only) {
+    if (status < 0 && *bad_flags && *mode != MODE_CHECK) {
         fputs(bad_flags, stderr);
         status = 2;
     }
