@@ -56,4 +56,4 @@ END
 $$;
 
 -- The guard of 008 and the upsert after it are no longer sent by the daemon.
-DROP FUNCTION evs_tracking_guard(text[], bigint[], bigint[]);
+DROP FUNCTION IF EXISTS evs_tracking_guard(text[], bigint[], bigint[]);

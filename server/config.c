@@ -390,10 +390,8 @@ static const struct {
     const char *name;
     int (*check)(const char *value, char *why, size_t whylen);
 } string_checks[] = {
-    {"listen", check_listen},
-    {"metrics_listen", check_metrics_listen},
-    {"unix", check_unix},
-    {"unix_mode", check_unix_mode},
+    {"listen", check_listen}, {"metrics_listen", check_metrics_listen},
+    {"unix", check_unix},     {"unix_mode", check_unix_mode},
     {"store", check_store},
 };
 

@@ -362,11 +362,11 @@ Test(pg_health, a_half_applied_schema_is_refused_at_start) {
 
 Test(pg_health, migrate_no_refuses_a_schema_behind_until_migrate_applies_it) {
     migrate(db.url);
-    sql(db.url, "DELETE FROM evs_migrations WHERE version = 8");
-    sql(db.url, "DROP FUNCTION evs_tracking_guard");
+    sql(db.url, "DELETE FROM evs_migrations WHERE version = 9");
+    sql(db.url, "DROP FUNCTION evs_tracking_advance");
     const char *const no[] = {"--migrate-mode", "no", NULL};
     const char *log = refused_start(db.url, no);
-    cr_assert(strstr(log, "the schema is behind this evstored") && strstr(log, "008_tracking"),
+    cr_assert(strstr(log, "the schema is behind this evstored") && strstr(log, "009_tracking"),
               "%s", log);
     char out[1024];
     cr_assert_eq(run(out, sizeof out, "%s --store '%s' --migrate", bin("evstored"), db.url), 0,
