@@ -11,7 +11,11 @@
  * With --tracking every append carries a tracking, as a process manager's would: each request
  * slot of each connection is its own consumer, and tracks the newest position its previous append
  * was stored at. That position is above the one the previous append tracked (it was committed
- * after it), so no tracking ever conflicts; a slot's first append goes without one. */
+ * after it), so no tracking ever conflicts; a slot's first append goes without one. With
+ * --tracking-per-connection each connection is one consumer instead, as a process manager that
+ * pipelines its appends is: each append tracks the newest position the connection's appends were
+ * stored at, when that moved since the connection's previous tracking (replies come in request
+ * order and positions in commit order, so it only grows); the others go without one. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,6 +48,7 @@ struct conn {
     slot_t *slots;
     int inflight;
     uint64_t seq;
+    uint64_t acked, tracked; /* --tracking-per-connection: newest stored, newest tracked */
     char prefix[40]; /* "bench-PID-CONN-": the entity ids of this connection, before a number */
     size_t prefix_len;
 };
@@ -68,7 +73,8 @@ struct bench {
     char topic[32];
     bool client_ids;
     bool tracking;
-    uint32_t run_tag; /* random: the consumer names of this run are new ones */
+    bool per_connection; /* --tracking-per-connection: a consumer per connection, not per slot */
+    uint32_t run_tag;    /* random: the consumer names of this run are new ones */
     uint8_t id_base[8];
 };
 
@@ -135,7 +141,10 @@ static void on_reply(evs_async_t *ac, const evs_async_reply_t *reply, void *priv
         set_failure(b, "server error: %s", reply->errstr);
         if (b->measuring) b->errors++;
     }
-    if (!reply->err && reply->n) s->acked = reply->positions[reply->n - 1];
+    if (!reply->err && reply->n) {
+        s->acked = reply->positions[reply->n - 1];
+        if (s->acked > c->acked) c->acked = s->acked;
+    }
     if (b->measuring) {
         b->requests++;
         if (!reply->err) b->events_ok += (uint64_t)b->events;
@@ -166,8 +175,13 @@ static void fill_pipeline(conn_t *c) {
             c->seq++;
         }
         int r;
-        if (b->tracking && c->slots[s].acked) {
-            char consumer[64];
+        char consumer[64];
+        if (b->tracking && b->per_connection && c->acked > c->tracked) {
+            snprintf(consumer, sizeof consumer, "bench-%08x-%d", (unsigned)b->run_tag, c->index);
+            c->tracked = c->acked;
+            r = evs_async_append_tracked(c->ac, b->evs, (size_t)b->events, consumer, c->tracked,
+                                         on_reply, &c->slots[s]);
+        } else if (b->tracking && !b->per_connection && c->slots[s].acked) {
             snprintf(consumer, sizeof consumer, "bench-%08x-%d-%d", (unsigned)b->run_tag, c->index,
                      s);
             r = evs_async_append_tracked(c->ac, b->evs, (size_t)b->events, consumer,
@@ -266,13 +280,17 @@ static void report(bench_t *b) {
     printf("  latency us  p50 %u  p90 %u  p99 %u  max %u\n", p50, p90, p99, mx);
     printf("{\"tool\":\"evstore-bench\",\"addr\":\"%s\",\"connections\":%d,\"pipeline\":%d,"
            "\"events_per_request\":%d,\"payload_bytes\":%d,\"client_ids\":%s,\"tracking\":%s,"
+           "\"tracking_consumers\":\"%s\","
            "\"seconds\":%.3f,"
            "\"requests\":%" PRIu64 ",\"events\":%" PRIu64 ",\"errors\":%" PRIu64
            ",\"events_per_s\":%.0f,"
            "\"requests_per_s\":%.0f,\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u}\n",
            b->addr, b->nconns, b->depth, b->events, b->size, b->client_ids ? "true" : "false",
-           b->tracking ? "true" : "false", secs, b->requests, b->events_ok, b->errors, eps, rps,
-           p50, p90, p99, mx);
+           b->tracking ? "true" : "false",
+           !b->tracking        ? "none"
+           : b->per_connection ? "connection"
+                               : "slot",
+           secs, b->requests, b->events_ok, b->errors, eps, rps, p50, p90, p99, mx);
     fflush(stdout);
 }
 
@@ -289,6 +307,9 @@ static const char bench_usage[] =
     "  -E, --entities N      entities per connection the events spread over (default 100)\n"
     "  --client-ids          the client sets every event_id (else the server draws them)\n"
     "  --tracking            each append carries a tracking (a consumer per request slot)\n"
+    "  --tracking-per-connection\n"
+    "                        appends carry trackings of one consumer per connection (those sent\n"
+    "                        before the connection's newest stored position moved go without)\n"
     "Prints events/s, requests/s, latency percentiles, then the same as one JSON line.\n";
 
 static int opt_num(const char *v, double lo, double hi, double *out) {
@@ -343,6 +364,10 @@ int bench_main(const char *addr, const evs_tls_options_t *tls, int argc, char **
         }
         if (strcmp(argv[i], "--tracking") == 0) {
             b->tracking = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--tracking-per-connection") == 0) {
+            b->tracking = b->per_connection = true;
             continue;
         }
         size_t k = 0;
